@@ -1,0 +1,1 @@
+//! blist: work in progress.

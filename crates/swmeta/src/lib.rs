@@ -1,0 +1,1 @@
+//! swmeta: work in progress.
