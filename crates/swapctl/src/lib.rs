@@ -1,0 +1,3 @@
+//! swapctl: administer a swapkit swap space. Work in progress: see docs/ARCHITECTURE.md.
+
+pub mod top;
