@@ -2,6 +2,8 @@
 //! that computes the exact expected answer (same block, same length) from the documented
 //! semantics, and the two must agree after every step.
 
+#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is the failure report.
+
 use blist::{Blist, BlistError, BlistStats, MAX_ALLOC};
 use proptest::prelude::*;
 use rand::rngs::SmallRng;
