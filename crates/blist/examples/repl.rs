@@ -50,7 +50,12 @@ fn main() -> ExitCode {
             }
         }
     }
-    match run(size, io::stdin().lock(), &mut io::stdout().lock()) {
+    match run(
+        size,
+        io::stdin().lock(),
+        &mut io::stdout().lock(),
+        &mut io::stderr(),
+    ) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("repl: {err}");
@@ -60,7 +65,13 @@ fn main() -> ExitCode {
 }
 
 /// Runs the session: create, free everything, then one prompt and one command per line.
-fn run(size: u64, input: impl BufRead, out: &mut impl Write) -> io::Result<()> {
+/// Standard output goes to `out`, the complaints FreeBSD would panic with to `err`.
+pub fn run(
+    size: u64,
+    input: impl BufRead,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> io::Result<()> {
     let mut bl = Blist::new(size);
     write!(out, "{}", bl.creation_banner())?;
     bl.free(0, size).map_err(io::Error::other)?;
@@ -99,13 +110,13 @@ fn run(size: u64, input: impl BufRead, out: &mut impl Write) -> io::Result<()> {
             },
             b'f' | b'l' => match scan_range(args) {
                 Some((start, count)) if command == b'f' => {
-                    if let Err(err) = bl.free(start, count) {
-                        eprintln!("repl: {err}");
+                    if let Err(e) = bl.free(start, count) {
+                        writeln!(err, "repl: {e}")?;
                     }
                 }
                 Some((start, count)) => match bl.fill(start, count) {
                     Ok(n) => writeln!(out, "    n={n}")?,
-                    Err(err) => eprintln!("repl: {err}"),
+                    Err(e) => writeln!(err, "repl: {e}")?,
                 },
                 None => writeln!(out, "?")?,
             },

@@ -54,6 +54,8 @@
 //! ```
 
 mod alloc;
+#[cfg(test)]
+mod check;
 mod debug;
 mod range;
 mod stats;

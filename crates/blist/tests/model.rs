@@ -120,6 +120,10 @@ enum Op {
     /// Free or fill many short ranges all over the list, to fragment large lists quickly.
     Scatter(u64),
     Resize(u64, bool),
+    /// Make `start .. start+count` exactly allocated (`false`) or exactly free (`true`), where
+    /// `start` is near a leaf or subtree boundary: runs that cross into the next subtree are
+    /// where the hints are subtle.
+    Edge(u64, i64, u64, bool),
 }
 
 fn op(size: u64) -> impl Strategy<Value = Op> {
@@ -133,6 +137,8 @@ fn op(size: u64) -> impl Strategy<Value = Op> {
         2 => (0..size + 70, 0..300u64).prop_map(|(s, c)| Op::Fill(s, c)),
         1 => any::<u64>().prop_map(Op::Scatter),
         1 => (sizes(), any::<bool>()).prop_map(|(n, f)| Op::Resize(n, f)),
+        6 => (any::<u64>(), -70..70i64, 1..80u64, any::<bool>())
+            .prop_map(|(k, d, c, f)| Op::Edge(k, d, c, f)),
     ]
 }
 
@@ -207,6 +213,19 @@ fn apply(bl: &mut Blist, model: &mut Model, op: &Op) {
                         model.free(start, count).is_ok()
                     );
                 }
+            }
+        }
+        Op::Edge(k, d, count, free) => {
+            let cap = model.capacity();
+            let unit = if k % 3 == 0 { 64 } else { 4096 };
+            let start = ((k % (cap / unit + 1)) * unit)
+                .saturating_add_signed(d)
+                .min(cap - 1);
+            let count = count.min(cap - start);
+            assert_eq!(bl.fill(start, count).ok(), model.fill(start, count).ok());
+            if free {
+                assert_eq!(bl.free(start, count), Ok(()));
+                model.free(start, count).unwrap();
             }
         }
         Op::Resize(n, free_new) => {
@@ -311,6 +330,40 @@ proptest! {
     }
 }
 
+/// Operations that only touch the blocks around leaf and subtree boundaries, on a list that
+/// starts full: runs crossing into the next subtree, whose hints are the subtle part.
+fn edge_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (1..=MAX_ALLOC).prop_map(Op::Alloc),
+        2 => (1..=MAX_ALLOC, 0..100u64).prop_map(|(min, extra)| Op::AllocRange(min, min + extra)),
+        6 => (prop_oneof![0..6u64, 62..66u64], -70..70i64, 1..80u64, any::<bool>())
+            .prop_map(|(k, d, c, f)| Op::Edge(k * 3 + 1, d, c, f)),
+        1 => (0..6u64, -70..70i64, 1..80u64, any::<bool>())
+            .prop_map(|(k, d, c, f)| Op::Edge(k * 3, d, c, f)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config(300))]
+
+    #[test]
+    fn runs_crossing_subtree_boundaries_match_the_model(
+        size in prop_oneof![
+            (1..5u64).prop_map(|k| k * 4096),
+            (1..5u64).prop_map(|k| k * 4096 + 1),
+            (0..3u64).prop_map(|k| 262_144 + k * 4096),
+        ],
+        ops in prop::collection::vec(edge_op(), 1..80),
+    ) {
+        let mut bl = Blist::new(size);
+        let mut model = Model::new(size);
+        for op in &ops {
+            apply(&mut bl, &mut model, op);
+        }
+        assert_same_state(&bl, &model);
+    }
+}
+
 /// Rescales ranges drawn for a size of 300 to the current capacity, so that large lists see
 /// operations all over their range, not only in the first blocks.
 fn rescale(op: &Op, cap: u64) -> Op {
@@ -326,6 +379,18 @@ fn rescale(op: &Op, cap: u64) -> Op {
         Op::Fill(s, c) => Op::Fill(scale(s), c),
         ref other => other.clone(),
     }
+}
+
+#[test]
+fn a_run_ending_a_subtree_is_found_once_the_next_subtree_frees_its_start() {
+    // The only free blocks of the first 4096 are its last 6: a run of 10 there needs 4 from
+    // the next subtree, which has none. The failed search must not hint the first subtree
+    // below 10, or the run is missed once the next subtree frees its first blocks.
+    let mut bl = Blist::new(8192);
+    bl.free(4090, 6).unwrap();
+    assert_eq!(bl.alloc(10), None);
+    bl.free(4096, 4).unwrap();
+    assert_eq!(bl.alloc(10), Some(4090));
 }
 
 #[test]
