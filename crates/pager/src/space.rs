@@ -200,13 +200,19 @@ impl Space {
     }
 
     /// Allocates a run of 1 to `n` blocks (`swp_pager_getswapspace` with the halving of
-    /// `swap_pager_putpages`). Priorities are tried highest first; inside one, the areas
-    /// in rotation from the rotor, each blist asked for a run of at least `min` blocks with
-    /// `min` starting at `n` and halving to 1, so the largest run wins. The run is trimmed
-    /// at the stripe boundary (the tail freed again) and the rotor moves on once a stripe
-    /// is used up. On failure "full" is set and announced once.
+    /// `swap_pager_putpages`). Priorities are tried highest first; inside one, the areas in
+    /// rotation from the rotor, each blist asked for the largest run first (`min` from `n`
+    /// halving to 1). A request never asks for more than one stripe, and a run that starts
+    /// inside a stripe is trimmed at its end (the tail freed again, as the seed's
+    /// `(blk ^ (blk + n)) & dmmax_mask` test); the rotor moves on once a stripe is used up.
+    /// On failure "full" is set and announced once.
     pub(crate) fn alloc(&mut self, n: u64) -> Option<Run> {
         debug_assert!(n >= 1);
+        let n = if self.interleave > 0 {
+            n.min(self.interleave)
+        } else {
+            n
+        };
         let mut prios: Vec<i32> = self
             .areas
             .iter()
@@ -227,20 +233,20 @@ impl Space {
                     .and_then(|id| group.iter().position(|&i| self.areas[i].id == *id))
                     .unwrap_or(0)
             };
-            let mut min = n.min(blist::MAX_ALLOC);
-            loop {
-                for k in 0..group.len() {
-                    let pos = (start + k) % group.len();
-                    let idx = group[pos];
+            for k in 0..group.len() {
+                let pos = (start + k) % group.len();
+                let idx = group[pos];
+                let mut min = n.min(blist::MAX_ALLOC);
+                loop {
                     if let Some((d, len)) = self.areas[idx].blist.alloc_range(min, n) {
                         let next = self.areas[group[(pos + 1) % group.len()]].id;
                         return Some(self.take(idx, d, len, prio, next));
                     }
+                    if min == 1 {
+                        break;
+                    }
+                    min /= 2;
                 }
-                if min == 1 {
-                    break;
-                }
-                min /= 2;
             }
         }
         if !self.hyst.full {
