@@ -38,7 +38,7 @@ fn interleave_32_stripes_a_sequential_pageout_across_devices() {
     let got = where_(&p, &obj, 0..128);
     for (i, &(dev, page)) in got.iter().enumerate() {
         let i = i as u64;
-        let want_dev = if (i / 32) % 2 == 0 { a } else { b };
+        let want_dev = if (i / 32).is_multiple_of(2) { a } else { b };
         let want_page = (i / 64) * 32 + i % 32 + 1;
         assert_eq!((dev, page), (want_dev, want_page), "object page {i}");
     }
@@ -59,7 +59,7 @@ fn interleave_1_alternates_devices_page_by_page() {
     p.putpages(&obj, 0, &pages(0, 16), PutMode::Sync);
     let got = where_(&p, &obj, 0..16);
     let want: Vec<_> = (0..16)
-        .map(|i| (if i % 2 == 0 { a } else { b }, i / 2 + 1))
+        .map(|i| (if i.is_multiple_of(2) { a } else { b }, i / 2 + 1))
         .collect();
     assert_eq!(got, want);
 }
