@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::{area, page, pager, tempdir};
 use device::PAGE_SIZE;
-use pager::{Object, PageResult, Pager, PagerError, PutMode, SwaponOptions, SwapoffOptions};
+use pager::{Object, PageResult, Pager, PagerError, PutMode, SwapoffOptions, SwaponOptions};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -22,21 +22,34 @@ const ROUNDS: usize = 400;
 
 /// One worker: its own object and its own slice of the shared one, checked against a
 /// private model. Returns the models for the final check.
-fn worker(p: &Pager, own: &Object, shared: &Object, w: u64) -> (HashMap<u64, u64>, HashMap<u64, u64>) {
+fn worker(
+    p: &Pager,
+    own: &Object,
+    shared: &Object,
+    w: u64,
+) -> (HashMap<u64, u64>, HashMap<u64, u64>) {
     let mut rng = SmallRng::seed_from_u64(w);
     let mut mine: HashMap<u64, u64> = HashMap::new();
     let mut ours: HashMap<u64, u64> = HashMap::new();
     let mut out = vec![0u8; PAGE_SIZE];
     for round in 0..ROUNDS {
         let use_shared = rng.random_bool(0.5);
-        let (obj, model, base) = if use_shared { (shared, &mut ours, w * SLICE) } else { (own, &mut mine, 0) };
+        let (obj, model, base) = if use_shared {
+            (shared, &mut ours, w * SLICE)
+        } else {
+            (own, &mut mine, 0)
+        };
         let i = base + rng.random_range(0..SLICE);
         match rng.random_range(0..10) {
             0..=3 => {
                 let n = rng.random_range(1..=6).min(base + SLICE - i);
                 let tag = (w << 40) | ((round as u64) << 8);
                 let data: Vec<u8> = (0..n).flat_map(|k| page(tag + k)).collect();
-                let mode = if rng.random_bool(0.5) { PutMode::Async(None) } else { PutMode::Sync };
+                let mode = if rng.random_bool(0.5) {
+                    PutMode::Async(None)
+                } else {
+                    PutMode::Sync
+                };
                 let res = p.putpages(obj, i, &data, mode);
                 for (k, r) in res.iter().enumerate() {
                     assert_ne!(*r, PageResult::Error, "no faults here");
@@ -67,7 +80,9 @@ fn worker(p: &Pager, own: &Object, shared: &Object, w: u64) -> (HashMap<u64, u64
 fn threads_paging_during_swapoff_and_swapon_see_correct_data_throughout() {
     let dir = tempdir();
     let p = pager(4);
-    let paths: Vec<_> = (0..3).map(|i| area(dir.path(), &format!("c{i}"), 400)).collect();
+    let paths: Vec<_> = (0..3)
+        .map(|i| area(dir.path(), &format!("c{i}"), 400))
+        .collect();
     for path in &paths {
         p.swapon(path, SwaponOptions::default()).unwrap();
     }
@@ -80,7 +95,9 @@ fn threads_paging_during_swapoff_and_swapon_see_correct_data_throughout() {
             while !stop.load(Ordering::Relaxed) {
                 let path = &paths[k % paths.len()];
                 k += 1;
-                let Some(id) = p.device_id(path) else { continue };
+                let Some(id) = p.device_id(path) else {
+                    continue;
+                };
                 match p.swapoff(id, SwapoffOptions::default(), &mut |_, _| {}) {
                     Ok(_) => {
                         done += 1;
