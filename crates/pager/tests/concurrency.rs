@@ -10,9 +10,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::{area, page, pager, tempdir};
-use device::PAGE_SIZE;
-use pager::{Object, PageResult, Pager, PagerError, PutMode, SwapoffOptions, SwaponOptions};
+use common::{area, config, page, tempdir};
+use device::{EngineKind, PAGE_SIZE};
+use pager::{
+    Object, PageResult, Pager, PagerConfig, PagerError, PutMode, SwapoffOptions, SwaponOptions,
+};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -78,8 +80,23 @@ fn worker(
 
 #[test]
 fn threads_paging_during_swapoff_and_swapon_see_correct_data_throughout() {
+    paging_during_swapoff_and_swapon(EngineKind::ThreadPool);
+}
+
+/// The same on the default engine (io_uring where the kernel allows it): its completions
+/// all run on one reaper thread.
+#[test]
+fn the_default_engine_keeps_every_page_correct_under_threads_and_swapoff() {
+    paging_during_swapoff_and_swapon(EngineKind::Auto);
+}
+
+fn paging_during_swapoff_and_swapon(engine: EngineKind) {
     let dir = tempdir();
-    let p = pager(4);
+    let p = Pager::new(PagerConfig {
+        engine,
+        ..config(4)
+    })
+    .unwrap();
     let paths: Vec<_> = (0..3)
         .map(|i| area(dir.path(), &format!("c{i}"), 400))
         .collect();
