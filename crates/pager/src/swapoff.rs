@@ -42,6 +42,16 @@ impl Core {
                 what: "swap area has no data pages".into(),
             });
         }
+        // Refuse an area that cannot get block numbers before building its blist (which
+        // costs about 2 bits per page); checked again under the lock below.
+        let first = self.space.lock().place(blocks);
+        if first + blocks > u64::from(u32::MAX) + 1 {
+            return Err(PagerError::TooBig {
+                path: path.to_owned(),
+                pages: blocks,
+                first,
+            });
+        }
         if opts.discard {
             // Best effort, as swapon(8): a device without discard still swaps.
             let _ = area.discard(1, blocks);
