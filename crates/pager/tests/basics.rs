@@ -268,3 +268,44 @@ fn set_swap_async_max_is_clamped_as_the_seed_does() {
     assert_eq!(p.stats().tunables.swap_async_max, 5);
     assert_eq!(p.stats().pbufs.async_write.max, 5);
 }
+
+#[test]
+fn swapoff_reports_progress_up_to_the_total_and_catches_writes_in_flight() {
+    let dir = tempdir();
+    let p = pager(8);
+    let a = p
+        .swapon(&area(dir.path(), "a", 200), SwaponOptions::default())
+        .unwrap();
+    let _b = p
+        .swapon(&area(dir.path(), "b", 200), SwaponOptions::default())
+        .unwrap();
+    let obj = p.alloc_object(None, 160).unwrap();
+    p.putpages(&obj, 0, &pages(0, 96), PutMode::Sync);
+    p.area(a)
+        .unwrap()
+        .faults()
+        .set_latency(std::time::Duration::from_millis(5));
+    // Async writes still in flight to `a` when swapoff begins.
+    p.putpages(&obj, 96, &pages(96, 64), PutMode::Async(None));
+    let mut seen = Vec::new();
+    let report = p
+        .swapoff(a, SwapoffOptions::default(), &mut |done, total| {
+            seen.push((done, total))
+        })
+        .unwrap();
+    assert!(
+        seen.windows(2).all(|w| w[0].0 <= w[1].0),
+        "progress goes forward: {seen:?}"
+    );
+    let &(done, total) = seen.last().unwrap();
+    assert_eq!(done, total);
+    assert_eq!(report.moved, done);
+    assert_eq!(report.lost, 0);
+    p.wait_async();
+    let mut out = vec![0u8; PAGE_SIZE];
+    for i in 0..160 {
+        p.getpages(&obj, i, 0, 0, &mut out).unwrap();
+        assert_eq!(out, page(i), "page {i}");
+    }
+    p.verify().unwrap();
+}
