@@ -13,7 +13,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    // TODO(xtask): Device(#[from] device::DeviceError), Pager(#[from] pager::PagerError)
+    #[error(transparent)]
+    Device(#[from] device::DeviceError),
     #[error("{0}")]
     Setup(String),
     #[error("{workload}: {why}")]

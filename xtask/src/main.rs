@@ -17,11 +17,15 @@
 mod cancel;
 mod cli;
 mod error;
+mod fio;
 mod latency;
 mod machine;
+mod micro;
 mod progress;
+mod raw;
 mod report;
 mod results;
+mod setup;
 
 use clap::Parser;
 
@@ -48,8 +52,36 @@ fn run() -> Result<(), Error> {
     cancel::install()?;
     match cli.command {
         Command::Bench(args) => {
-            let _plan = args.plan();
-            Err(Error::Setup("bench: not wired yet".into()))
+            let plan = args.plan();
+            let wb = setup::Workbench::create(&setup::Want {
+                devices: plan.devices,
+                size: plan.size,
+                parent: plan.dir.clone(),
+                force_files: plan.files,
+                tag: "swapkit-bench",
+            })?;
+            eprintln!("{:?}", wb);
+            let engine = device::Engine::new(device::EngineKind::Auto)?;
+            let figs = raw::baselines(
+                &engine,
+                &wb.paths(),
+                &raw::RawPlan {
+                    seq_queue_depth: 4,
+                    cluster_pages: 32,
+                    seq_bytes: plan.size * plan.devices as u64,
+                    rand_time: std::time::Duration::from_secs(2),
+                },
+            )?;
+            for f in &figs {
+                eprintln!(
+                    "{} {:.1} MiB/s {:.0} IOPS p99 {:?}",
+                    f.id,
+                    f.mib_s,
+                    f.iops,
+                    f.p(99.0)
+                );
+            }
+            Ok(())
         }
         Command::Demo(_args) => Err(Error::Setup("demo: not wired yet".into())),
     }
