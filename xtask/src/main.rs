@@ -16,6 +16,7 @@
 
 mod cancel;
 mod cli;
+mod demo;
 mod error;
 mod fio;
 mod latency;
@@ -83,6 +84,6 @@ fn run() -> Result<(), Error> {
             }
             Ok(())
         }
-        Command::Demo(_args) => Err(Error::Setup("demo: not wired yet".into())),
+        Command::Demo(args) => demo::run(&args),
     }
 }
