@@ -24,6 +24,7 @@ use crate::error::Error;
 
 static CANCELLED: AtomicBool = AtomicBool::new(false);
 static PATHS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+static SWAPONS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 fn signals() -> SigSet {
     let mut set = SigSet::empty();
@@ -58,8 +59,16 @@ fn wait_loop(set: SigSet) {
     }
 }
 
-/// Remove what was registered, most recent first. Loop devices go with the process.
+/// Undo what was registered, most recent first: kernel swap on our devices off, then our
+/// files removed. Loop devices go with the process (autoclear).
 fn force_cleanup() {
+    let swapons = match SWAPONS.lock() {
+        Ok(p) => p.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    };
+    for p in swapons.iter().rev() {
+        let _ = crate::kernel::swapoff(p);
+    }
     let paths = match PATHS.lock() {
         Ok(p) => p.clone(),
         Err(poisoned) => poisoned.into_inner().clone(),
@@ -102,6 +111,19 @@ pub fn register_path(p: &Path) {
 /// Forget it again once the guard that owns it removed it.
 pub fn unregister_path(p: &Path) {
     if let Ok(mut v) = PATHS.lock() {
+        v.retain(|q| q != p);
+    }
+}
+
+/// Remember a device we turned the kernel's swap on for: a forced exit swaps it off.
+pub fn register_swapon(p: &Path) {
+    if let Ok(mut v) = SWAPONS.lock() {
+        v.push(p.to_path_buf());
+    }
+}
+
+pub fn unregister_swapon(p: &Path) {
+    if let Ok(mut v) = SWAPONS.lock() {
         v.retain(|q| q != p);
     }
 }

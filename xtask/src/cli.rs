@@ -18,6 +18,12 @@ pub enum Command {
     Bench(BenchArgs),
     /// Start a daemon on temporary devices, run a load against it and open `swapctl top`.
     Demo(DemoArgs),
+    /// Internal: the memory-hungry child of `bench --kernel-baseline`.
+    #[command(hide = true)]
+    KernelChild {
+        #[arg(long)]
+        pages: u64,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]

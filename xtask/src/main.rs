@@ -19,6 +19,7 @@ mod cli;
 mod demo;
 mod error;
 mod fio;
+mod kernel;
 mod latency;
 mod machine;
 mod micro;
@@ -50,6 +51,10 @@ fn main() {
 
 fn run() -> Result<(), Error> {
     let cli = Cli::parse();
+    if let Command::KernelChild { pages } = cli.command {
+        // No signal thread here: the child dies on the terminal's Ctrl-C like any process.
+        return kernel::child_main(pages);
+    }
     cancel::install()?;
     match cli.command {
         Command::Bench(args) => {
@@ -82,8 +87,23 @@ fn run() -> Result<(), Error> {
                     f.p(99.0)
                 );
             }
+            drop(engine);
+            if plan.kernel_baseline {
+                let k = kernel::run(
+                    &wb.paths(),
+                    plan.size * plan.devices as u64 / 2,
+                    plan.size / 2,
+                )?;
+                for f in &k.figures {
+                    eprintln!(
+                        "{} {:.1} MiB/s {:.3} s: {}",
+                        f.id, f.mib_s, f.seconds, f.what
+                    );
+                }
+            }
             Ok(())
         }
         Command::Demo(args) => demo::run(&args),
+        Command::KernelChild { .. } => Ok(()),
     }
 }
