@@ -89,16 +89,14 @@ fn measure(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> 
         seq_queue_depth: qd,
         cluster_pages: defaults.max_cluster as usize,
         seq_bytes: total_bytes,
-        rand_time: if plan.quick { Duration::from_secs(2) } else { Duration::from_secs(10) },
+        rand_time: if plan.quick {
+            Duration::from_secs(2)
+        } else {
+            Duration::from_secs(10)
+        },
+        one_device_bytes: plan.runs(Workload::Swapoff).then_some(plan.size),
     };
     r.raw = raw::baselines(&engine, paths, &raw_plan)?;
-    if plan.runs(Workload::Swapoff) {
-        let one = RawPlan {
-            seq_bytes: plan.size,
-            ..raw_plan
-        };
-        r.raw.push(raw::one_device_read(&engine, &paths[0], &one)?);
-    }
     drop(engine);
     for f in &r.raw {
         line(f);
@@ -120,14 +118,18 @@ fn measure(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> 
         r.setup.nswbuf = st.tunables.nswbuf;
         r.setup.engine = st.engine.clone();
         let pages = (rig.usable_pages() as f64 * sizes.data_fraction) as u64;
-        let ds = DataSet::alloc(&rig, (pages / sizes.object_pages).max(1), sizes.object_pages)?;
+        let ds = DataSet::alloc(
+            &rig,
+            (pages / sizes.object_pages).max(1),
+            sizes.object_pages,
+        )?;
         // pageout-seq always runs here: the others need the data on swap.
         let f = stream::pageout_seq(&rig, &ds, "pageout-seq", qd as u32)?;
         line(&f);
         if plan.runs(Workload::PageoutSeq) {
             r.pager.push(f);
         }
-        let mut run_fig = |f: Figure, r: &mut Report| {
+        let run_fig = |f: Figure, r: &mut Report| {
             line(&f);
             r.pager.push(f);
         };
@@ -174,7 +176,7 @@ fn measure(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> 
                     "swapoff-drain",
                     format!("swapoff of {} holding {}", s.device, human_bytes(s.bytes)),
                     s.bytes,
-                    1,
+                    s.bytes / device::PAGE_SIZE as u64,
                     s.seconds,
                 );
                 line(&f);
@@ -194,9 +196,21 @@ fn measure(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> 
         r.notes.push(crate::fio::run(paths, &mut r.fio, plan.quick));
     }
     if plan.kernel_baseline {
-        r.notes.push(
-            "--kernel-baseline: not implemented yet; the kernel's swap was not measured".into(),
-        );
+        cancel::check()?;
+        // A quarter of the data fits in the cgroup: the rest must go through swap.
+        let data = (plan.size * plan.devices as u64 / 4).min(1 << 30);
+        match crate::kernel::run(paths, data, data / 4) {
+            Ok(k) => {
+                for f in &k.figures {
+                    line(f);
+                }
+                r.kernel = k.figures;
+            }
+            Err(Error::Workload { workload, why }) => {
+                r.notes.push(format!("{workload} skipped: {why}"));
+            }
+            Err(e) => return Err(e),
+        }
     }
     r.comparisons = comparisons(r);
     Ok(())
@@ -204,28 +218,43 @@ fn measure(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> 
 
 /// One progress line per finished figure.
 fn line(f: &Figure) {
-    let lat = f
-        .p(99.0)
-        .map_or(String::new(), |p99| format!(", p50 {} µs, p99 {p99} µs", f.p(50.0).unwrap_or(0)));
-    eprintln!("  {:<28} {:>8.1} MiB/s {:>9.0} IOPS{lat}", f.id, f.mib_s, f.iops);
+    let lat = f.p(99.0).map_or(String::new(), |p99| {
+        format!(", p50 {} µs, p99 {p99} µs", f.p(50.0).unwrap_or(0))
+    });
+    eprintln!(
+        "  {:<28} {:>8.1} MiB/s {:>9.0} IOPS{lat}",
+        f.id, f.mib_s, f.iops
+    );
 }
 
 /// Each pager figure beside its raw baseline, with the targets.
 fn comparisons(r: &Report) -> Vec<Comparison> {
-    let pairs: [(&str, &str, Metric, Option<f64>); 7] = [
+    let pairs: [(&str, &str, Metric, Option<f64>); 9] = [
         ("pageout-seq", "raw-seq-write", Metric::MibS, Some(0.9)),
         ("pagein-seq", "raw-seq-read", Metric::MibS, Some(0.9)),
         ("pagein-rand-1t", "raw-rand-read-qd1", Metric::Iops, None),
-        ("pagein-rand-1t", "raw-rand-read-qd1", Metric::P99Us, Some(1.25)),
+        (
+            "pagein-rand-1t",
+            "raw-rand-read-qd1",
+            Metric::P99Us,
+            Some(1.25),
+        ),
         ("pagein-rand-8t", "raw-rand-read-qd16", Metric::Iops, None),
         ("pagein-rand-8t", "raw-rand-read-qd16", Metric::P99Us, None),
-        ("swapoff-drain", "raw-seq-read-1dev", Metric::MibS, Some(0.7)),
+        (
+            "swapoff-drain",
+            "raw-seq-read-1dev",
+            Metric::MibS,
+            Some(0.7),
+        ),
+        ("pagein-seq", "kernel-pagein-seq", Metric::MibS, Some(2.0)),
+        ("swapoff-drain", "kernel-swapoff", Metric::MibS, Some(5.0)),
     ];
     pairs
         .iter()
         .filter_map(|(w, b, m, t)| {
             let wf = r.pager.iter().find(|f| f.id == *w)?;
-            let bf = r.raw.iter().find(|f| f.id == *b)?;
+            let bf = r.raw.iter().chain(&r.kernel).find(|f| f.id == *b)?;
             Some(Comparison::new(wf, bf, *m, *t))
         })
         .collect()

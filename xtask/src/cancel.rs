@@ -96,11 +96,6 @@ pub fn check() -> Result<(), Error> {
     }
 }
 
-/// Set the flag from inside (the demo does when its TUI exits).
-pub fn request() {
-    CANCELLED.store(true, Ordering::SeqCst);
-}
-
 /// Remember a file or directory a forced exit must remove.
 pub fn register_path(p: &Path) {
     if let Ok(mut v) = PATHS.lock() {

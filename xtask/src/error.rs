@@ -15,6 +15,8 @@ pub enum Error {
     },
     #[error(transparent)]
     Device(#[from] device::DeviceError),
+    #[error(transparent)]
+    Pager(#[from] pager::PagerError),
     #[error("{0}")]
     Setup(String),
     #[error("{workload}: {why}")]

@@ -12,8 +12,8 @@
 //! Ctrl-C (see `cancel`). It never touches a loop device or file it did not create.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
-#![allow(dead_code)] // Until the bench is wired to the device and pager crates.
 
+mod bench;
 mod cancel;
 mod cli;
 mod demo;
@@ -28,6 +28,7 @@ mod raw;
 mod report;
 mod results;
 mod setup;
+mod workloads;
 
 use clap::Parser;
 
@@ -57,52 +58,7 @@ fn run() -> Result<(), Error> {
     }
     cancel::install()?;
     match cli.command {
-        Command::Bench(args) => {
-            let plan = args.plan();
-            let wb = setup::Workbench::create(&setup::Want {
-                devices: plan.devices,
-                size: plan.size,
-                parent: plan.dir.clone(),
-                force_files: plan.files,
-                tag: "swapkit-bench",
-            })?;
-            eprintln!("{:?}", wb);
-            let engine = device::Engine::new(device::EngineKind::Auto)?;
-            let figs = raw::baselines(
-                &engine,
-                &wb.paths(),
-                &raw::RawPlan {
-                    seq_queue_depth: 4,
-                    cluster_pages: 32,
-                    seq_bytes: plan.size * plan.devices as u64,
-                    rand_time: std::time::Duration::from_secs(2),
-                },
-            )?;
-            for f in &figs {
-                eprintln!(
-                    "{} {:.1} MiB/s {:.0} IOPS p99 {:?}",
-                    f.id,
-                    f.mib_s,
-                    f.iops,
-                    f.p(99.0)
-                );
-            }
-            drop(engine);
-            if plan.kernel_baseline {
-                let k = kernel::run(
-                    &wb.paths(),
-                    plan.size * plan.devices as u64 / 2,
-                    plan.size / 2,
-                )?;
-                for f in &k.figures {
-                    eprintln!(
-                        "{} {:.1} MiB/s {:.3} s: {}",
-                        f.id, f.mib_s, f.seconds, f.what
-                    );
-                }
-            }
-            Ok(())
-        }
+        Command::Bench(args) => bench::run(&args.plan()),
         Command::Demo(args) => demo::run(&args),
         Command::KernelChild { .. } => Ok(()),
     }

@@ -1,6 +1,6 @@
 //! Progress for long phases: a bar redrawn in place on a terminal, one line when done.
 //!
-//! Workers bump a shared counter ([`Progress::add`], lock-free); a ticker thread redraws the
+//! Workers bump a shared counter ([`Progress::add`], lock-free, `&self`); a ticker thread redraws the
 //! bar ten times a second. When stderr is not a terminal (CI, `| tee`), only the final line
 //! is printed, so logs stay readable.
 
@@ -24,16 +24,6 @@ pub struct Progress {
     ticker: Option<JoinHandle<()>>,
     label: String,
     start: Instant,
-}
-
-/// A cheap handle workers use to report units done.
-#[derive(Debug, Clone)]
-pub struct Tick(Arc<Shared>);
-
-impl Tick {
-    pub fn add(&self, n: u64) {
-        self.0.done.fetch_add(n, Ordering::Relaxed);
-    }
 }
 
 impl Progress {
@@ -66,10 +56,6 @@ impl Progress {
             label: label.to_string(),
             start: Instant::now(),
         }
-    }
-
-    pub fn tick(&self) -> Tick {
-        Tick(Arc::clone(&self.shared))
     }
 
     pub fn add(&self, n: u64) {

@@ -208,16 +208,20 @@ pub struct RawPlan {
     pub cluster_pages: usize,
     pub seq_bytes: u64,
     pub rand_time: Duration,
+    /// Also `raw-seq-read-1dev` (the limit of a swapoff), over this many bytes.
+    pub one_device_bytes: Option<u64>,
 }
 
-/// Open the areas, run the four baselines, close the areas again (the pager opens them
-/// exclusively afterwards).
+/// Open the areas, run the baselines, close the areas again (the pager opens them
+/// exclusively afterwards, so the caller must drop the engine, which may still hold the
+/// areas of its last completions, before it starts a pager).
 pub fn baselines(
     engine: &Engine,
     paths: &[std::path::PathBuf],
     plan: &RawPlan,
 ) -> Result<Vec<Figure>, Error> {
     let opts = device::OpenOptions::default();
+    crate::setup::wait_all_free(paths);
     let areas = paths
         .iter()
         .map(|p| SwapArea::open(p, &opts).map(Arc::new))
@@ -278,35 +282,26 @@ pub fn baselines(
             depth as u32,
         ));
     }
+    if let Some(bytes) = plan.one_device_bytes {
+        // One device front to back at the sequential depth: the limit of a swapoff drain.
+        let one = Budget {
+            bytes,
+            time: seq.time,
+        };
+        let m = drive(
+            engine,
+            &areas[..1],
+            IoOp::Read,
+            Pattern::Sequential { pages: cl },
+            qd,
+            one,
+            "raw seq read, 1 device",
+        )?;
+        out.push(m.figure(
+            "raw-seq-read-1dev",
+            &format!("sequential {kib} KiB reads of one device"),
+            qd as u32,
+        ));
+    }
     Ok(out)
-}
-
-/// `raw-seq-read-1dev`: one device read front to back at the sequential queue depth, the
-/// limit of a swapoff, which drains one device.
-pub fn one_device_read(
-    engine: &Engine,
-    path: &std::path::Path,
-    plan: &RawPlan,
-) -> Result<Figure, Error> {
-    let area = Arc::new(SwapArea::open(path, &device::OpenOptions::default())?);
-    let budget = Budget {
-        bytes: plan.seq_bytes,
-        time: Duration::from_secs(120),
-    };
-    let m = drive(
-        engine,
-        std::slice::from_ref(&area),
-        IoOp::Read,
-        Pattern::Sequential {
-            pages: plan.cluster_pages,
-        },
-        plan.seq_queue_depth,
-        budget,
-        "raw seq read, 1 device",
-    )?;
-    Ok(m.figure(
-        "raw-seq-read-1dev",
-        "sequential cluster reads of one device",
-        plan.seq_queue_depth as u32,
-    ))
 }

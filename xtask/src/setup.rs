@@ -161,25 +161,13 @@ impl Workbench {
             })
             .collect()
     }
-
-    /// Rewrite the swap header of every area (after a workload left data behind, a fresh
-    /// pager must see an empty area; the header is all swapon reads).
-    pub fn remkswap(&self) -> Result<(), Error> {
-        for s in &self.slots {
-            mkswap(
-                &s.path,
-                &MkswapOptions {
-                    force: true,
-                    ..MkswapOptions::default()
-                },
-            )?;
-        }
-        Ok(())
-    }
 }
 
 impl Drop for Workbench {
     fn drop(&mut self) {
+        // Detaching a device someone still holds only marks it for autoclear; wait for the
+        // pager's and engine's deferred closes first, so the devices are gone when we return.
+        wait_all_free(&self.paths());
         for s in self.slots.iter_mut().rev() {
             if let Some(dev) = s.loopdev.take() {
                 let path = dev.path().to_path_buf();
@@ -240,4 +228,38 @@ fn fill(path: &Path, size: u64, progress: &Progress) -> Result<(), Error> {
     }
     f.sync_all().map_err(|e| Error::io("syncing", path, e))?;
     Ok(())
+}
+
+/// Wait (up to `limit`) until no one holds the block device at `path` open exclusively.
+///
+/// Dropping a pager or an engine does not free its devices at once: an io_uring ring keeps
+/// its registered files until the kernel's deferred ring teardown runs. A block device is
+/// free when we can open it with `O_EXCL` ourselves (and close it again). Plain files have
+/// no such lock: they return at once. Returns whether the device is free.
+pub fn wait_free(path: &Path, limit: std::time::Duration) -> bool {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let is_block = std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device());
+    if !is_block {
+        return true;
+    }
+    let start = std::time::Instant::now();
+    loop {
+        let free = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_EXCL)
+            .open(path)
+            .is_ok();
+        if free || start.elapsed() >= limit {
+            return free;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// [`wait_free`] for every path, with one shared deadline.
+pub fn wait_all_free(paths: &[PathBuf]) {
+    let limit = std::time::Duration::from_secs(5);
+    for p in paths {
+        wait_free(p, limit);
+    }
 }

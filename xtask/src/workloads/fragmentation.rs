@@ -38,12 +38,18 @@ pub fn churn(paths: &[PathBuf], fill: f64, time: Duration) -> Result<Fragmentati
         filled += OBJECT_PAGES;
     }
     if ds.objects.is_empty() {
-        return Err(Error::workload("fragmentation", "could not reserve any swap"));
+        return Err(Error::workload(
+            "fragmentation",
+            "could not reserve any swap",
+        ));
     }
     let before_stats = rig.pager.stats();
     let fill_percent = before_stats.used_pages as f64 * 100.0 / total.max(1) as f64;
-    let areas: Vec<Arc<device::SwapArea>> =
-        rig.devices.iter().filter_map(|&d| rig.pager.area(d)).collect();
+    let areas: Vec<Arc<device::SwapArea>> = rig
+        .devices
+        .iter()
+        .filter_map(|&d| rig.pager.area(d))
+        .collect();
     let writes = || areas.iter().map(|a| a.stats().writes).sum::<u64>();
 
     let mut rng = SmallRng::seed_from_u64(0xf7a6);
@@ -68,12 +74,19 @@ pub fn churn(paths: &[PathBuf], fill: f64, time: Duration) -> Result<Fragmentati
         let ok = res.iter().filter(|r| **r == PageResult::Ok).count() as u64;
         failures += res.iter().filter(|r| **r == PageResult::Fail).count() as u64;
         if res.contains(&PageResult::Error) {
-            return Err(Error::workload("fragmentation", format!("write error on object {i}")));
+            return Err(Error::workload(
+                "fragmentation",
+                format!("write error on object {i}"),
+            ));
         }
         if clusters > 0 && ok > 0 {
             // Round the mean cluster down to a power of two: the allocator halves its ask.
             let mean = ok / clusters;
-            let class = if mean == 0 { 1 } else { 1 << (63 - mean.leading_zeros()) };
+            let class = if mean == 0 {
+                1
+            } else {
+                1 << (63 - mean.leading_zeros())
+            };
             *sizes.entry(class).or_default() += clusters;
         }
         ops += 1;
@@ -91,7 +104,11 @@ pub fn churn(paths: &[PathBuf], fill: f64, time: Duration) -> Result<Fragmentati
         churn_seconds,
         cluster_sizes: sizes.into_iter().collect(),
         alloc_failures: failures.max(
-            after_stats.counters.alloc_failures - before_stats.counters.alloc_failures.min(after_stats.counters.alloc_failures),
+            after_stats.counters.alloc_failures
+                - before_stats
+                    .counters
+                    .alloc_failures
+                    .min(after_stats.counters.alloc_failures),
         ),
         before: snapshot(&before_stats),
         after: snapshot(&after_stats),

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::stream::{pageout_seq, pagein_seq};
+use super::stream::{pagein_seq, pageout_seq};
 use super::{DataSet, Rig, Sizes};
 use crate::cancel;
 use crate::error::Error;
@@ -14,7 +14,11 @@ pub const DEVICE_COUNTS: [usize; 3] = [1, 2, 4];
 
 /// Every cell that the bench's device count allows. `readers` is the pagein thread count
 /// (the pager's `swap_async_max`, as for `pagein-seq`).
-pub fn matrix(paths: &[PathBuf], sizes: &Sizes, readers: usize) -> Result<Vec<InterleaveCell>, Error> {
+pub fn matrix(
+    paths: &[PathBuf],
+    sizes: &Sizes,
+    readers: usize,
+) -> Result<Vec<InterleaveCell>, Error> {
     let mut cells = Vec::new();
     for &n in DEVICE_COUNTS.iter().filter(|&&n| n <= paths.len()) {
         for &il in &INTERLEAVES {
@@ -25,7 +29,12 @@ pub fn matrix(paths: &[PathBuf], sizes: &Sizes, readers: usize) -> Result<Vec<In
     Ok(cells)
 }
 
-fn cell(paths: &[PathBuf], interleave: u64, sizes: &Sizes, readers: usize) -> Result<InterleaveCell, Error> {
+fn cell(
+    paths: &[PathBuf],
+    interleave: u64,
+    sizes: &Sizes,
+    readers: usize,
+) -> Result<InterleaveCell, Error> {
     let rig = Rig::new(paths, interleave)?;
     let object_pages = sizes.object_pages.min(sizes.interleave_pages_per_device);
     let want = sizes.interleave_pages_per_device * paths.len() as u64;
@@ -36,7 +45,13 @@ fn cell(paths: &[PathBuf], interleave: u64, sizes: &Sizes, readers: usize) -> Re
     let label = format!("{} dev, interleave {interleave}", paths.len());
     let qd = rig.pager.stats().tunables.swap_async_max as u32;
     let out = pageout_seq(&rig, &ds, &format!("{label}: out"), qd)?;
-    let pages_per_device = rig.pager.stats().devices.iter().map(|d| d.used_pages).collect();
+    let pages_per_device = rig
+        .pager
+        .stats()
+        .devices
+        .iter()
+        .map(|d| d.used_pages)
+        .collect();
     let inn = pagein_seq(&rig, &ds, readers, &format!("{label}: in"))?;
     drop(ds);
     Ok(InterleaveCell {

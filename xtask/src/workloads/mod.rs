@@ -30,6 +30,8 @@ pub struct Rig {
 impl Rig {
     /// A pager with the seed's defaults but `interleave`, swapped on to `paths`.
     pub fn new(paths: &[PathBuf], interleave: u64) -> Result<Rig, Error> {
+        // The previous rig's devices may still be closing (see `setup::wait_free`).
+        crate::setup::wait_all_free(paths);
         let pager = Pager::new(PagerConfig {
             interleave,
             ..PagerConfig::default()

@@ -92,7 +92,10 @@ fn run(
         stop.store(true, Ordering::Relaxed);
         workers
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(Error::workload(name, "a worker panicked"))))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::workload(name, "a worker panicked")))
+            })
             .collect()
     });
     let seconds = start.elapsed().as_secs_f64();
@@ -108,9 +111,22 @@ fn run(
 }
 
 /// `pagein-rand-<threads>t`: random single-page getpages, no read-ahead.
-pub fn pagein_rand(rig: &Rig, ds: &DataSet, threads: usize, time: Duration) -> Result<Figure, Error> {
+pub fn pagein_rand(
+    rig: &Rig,
+    ds: &DataSet,
+    threads: usize,
+    time: Duration,
+) -> Result<Figure, Error> {
     let id = format!("pagein-rand-{threads}t");
-    let (ops, secs, reads, _) = run(rig, ds, threads, time, Mix { write_percent: 0 }, "pagein-rand", &id)?;
+    let (ops, secs, reads, _) = run(
+        rig,
+        ds,
+        threads,
+        time,
+        Mix { write_percent: 0 },
+        "pagein-rand",
+        &id,
+    )?;
     Ok(Figure::new(
         &id,
         format!("getpages of one random page, no read-ahead, {threads} threads"),
@@ -124,8 +140,21 @@ pub fn pagein_rand(rig: &Rig, ds: &DataSet, threads: usize, time: Duration) -> R
 
 /// `mixed`: 70% random single-page reads, 30% sync single-page rewrites. Returns the whole
 /// figure (latency of both kinds) and the reads and writes apart.
-pub fn mixed(rig: &Rig, ds: &DataSet, threads: usize, time: Duration) -> Result<Vec<Figure>, Error> {
-    let (ops, secs, reads, writes) = run(rig, ds, threads, time, Mix { write_percent: 30 }, "mixed", "mixed 70/30")?;
+pub fn mixed(
+    rig: &Rig,
+    ds: &DataSet,
+    threads: usize,
+    time: Duration,
+) -> Result<Vec<Figure>, Error> {
+    let (ops, secs, reads, writes) = run(
+        rig,
+        ds,
+        threads,
+        time,
+        Mix { write_percent: 30 },
+        "mixed",
+        "mixed 70/30",
+    )?;
     let mut all = reads.clone();
     all.merge(&writes);
     let what = format!("70% getpages / 30% sync putpages of one random page, {threads} threads");
@@ -139,6 +168,10 @@ pub fn mixed(rig: &Rig, ds: &DataSet, threads: usize, time: Duration) -> Result<
             .with_shape(threads as u32, 1)
             .with_latency(all.summary()),
         part("mixed-reads", &reads, "the reads of mixed"),
-        part("mixed-writes", &writes, "the writes of mixed (sync putpages of one page)"),
+        part(
+            "mixed-writes",
+            &writes,
+            "the writes of mixed (sync putpages of one page)",
+        ),
     ])
 }

@@ -57,7 +57,10 @@ pub fn pageout_seq(rig: &Rig, ds: &DataSet, id: &str, queue_depth: u32) -> Resul
     cancel::check()?;
     let bad = bad.load(Ordering::Relaxed);
     if bad > 0 {
-        return Err(Error::workload("pageout-seq", format!("{bad} pages failed to write")));
+        return Err(Error::workload(
+            "pageout-seq",
+            format!("{bad} pages failed to write"),
+        ));
     }
     Ok(Figure::new(
         id,
@@ -91,7 +94,10 @@ pub fn pagein_seq(rig: &Rig, ds: &DataSet, threads: usize, id: &str) -> Result<F
                     let mut buf = vec![0u8; (max_ahead as usize + 1) * PAGE];
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= ds.objects.len() || stop.load(Ordering::Relaxed) || cancel::cancelled() {
+                        if i >= ds.objects.len()
+                            || stop.load(Ordering::Relaxed)
+                            || cancel::cancelled()
+                        {
                             return Ok(latency);
                         }
                         let obj = &ds.objects[i];
@@ -127,7 +133,11 @@ pub fn pagein_seq(rig: &Rig, ds: &DataSet, threads: usize, id: &str) -> Result<F
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(Error::workload("pagein-seq", "a reader thread panicked"))))
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::workload("pagein-seq", "a reader thread panicked"))
+                })
+            })
             .collect()
     });
     let seconds = start.elapsed().as_secs_f64();

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use pager::SwapoffOptions;
 
-use super::stream::{pageout_seq, pagein_seq};
+use super::stream::{pagein_seq, pageout_seq};
 use super::{DataSet, PAGE, Rig, Sizes};
 use crate::error::Error;
 use crate::progress::Progress;
@@ -14,11 +14,18 @@ use crate::results::Swapoff;
 
 pub fn drain(paths: &[PathBuf], sizes: &Sizes, readers: usize) -> Result<Swapoff, Error> {
     if paths.len() < 2 {
-        return Err(Error::workload("swapoff", "needs at least 2 devices (--devices 2)"));
+        return Err(Error::workload(
+            "swapoff",
+            "needs at least 2 devices (--devices 2)",
+        ));
     }
     let rig = Rig::new(paths, 32)?;
     let pages = (rig.usable_pages() as f64 * sizes.data_fraction) as u64;
-    let ds = DataSet::alloc(&rig, (pages / sizes.object_pages).max(1), sizes.object_pages)?;
+    let ds = DataSet::alloc(
+        &rig,
+        (pages / sizes.object_pages).max(1),
+        sizes.object_pages,
+    )?;
     let qd = rig.pager.stats().tunables.swap_async_max as u32;
     pageout_seq(&rig, &ds, "swapoff: filling", qd)?;
     let victim = rig.devices[0];
@@ -32,10 +39,12 @@ pub fn drain(paths: &[PathBuf], sizes: &Sizes, readers: usize) -> Result<Swapoff
     let progress = Progress::start("swapoff: draining", held.max(1));
     let mut last = 0;
     let start = Instant::now();
-    let report = rig.pager.swapoff(victim, SwapoffOptions::default(), &mut |moved, _total| {
-        progress.add(moved.saturating_sub(last));
-        last = moved;
-    })?;
+    let report = rig
+        .pager
+        .swapoff(victim, SwapoffOptions::default(), &mut |moved, _total| {
+            progress.add(moved.saturating_sub(last));
+            last = moved;
+        })?;
     let seconds = start.elapsed().as_secs_f64();
     drop(progress);
     // Every page must still read back with its own stamp.
