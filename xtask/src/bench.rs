@@ -57,15 +57,16 @@ pub fn run(plan: &Plan) -> Result<(), Error> {
         backing_dir: wb.dir.display().to_string(),
         ..SetupInfo::default()
     };
-    if let Mode::Files { why } = &wb.mode {
-        eprintln!("  NOTE: plain files, not loop devices: {why}");
-    }
 
     measure(plan, &paths, &mut r)?;
 
+    let loops = wb.mode == Mode::Loop;
     drop(wb);
     r.seconds = wall.elapsed().as_secs_f64();
-    eprintln!("  torn down: loop devices detached, backing files removed");
+    eprintln!(
+        "  torn down: {}backing files removed",
+        if loops { "loop devices detached, " } else { "" }
+    );
     print!("{}", report::terminal(&r));
     let written = report::write_all(&r, &plan.out)?;
     println!("wrote:");

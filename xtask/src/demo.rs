@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::cancel;
 use crate::cli::DemoArgs;
 use crate::error::Error;
-use crate::setup::{Mode, Want, Workbench};
+use crate::setup::{Want, Workbench};
 
 pub fn run(args: &DemoArgs) -> Result<(), Error> {
     let swapctl = build_swapctl()?;
@@ -24,9 +24,6 @@ pub fn run(args: &DemoArgs) -> Result<(), Error> {
         force_files: false,
         tag: "swapkit-demo",
     })?;
-    if let Mode::Files { why } = &wb.mode {
-        eprintln!("demo: plain files, not loop devices: {why}");
-    }
     let socket = wb.dir.join("swapctl.sock");
     let sock = socket.display().to_string();
     let daemon_log = wb.dir.join("daemon.log");

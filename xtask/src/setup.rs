@@ -76,6 +76,10 @@ impl Workbench {
                 Err(why) => Mode::Files { why },
             }
         };
+        match &mode {
+            Mode::Loop => eprintln!("  loop devices: direct I/O, 4096-byte blocks, autoclear"),
+            Mode::Files { why } => eprintln!("  NOTE: plain files, NOT loop devices: {why}"),
+        }
         let dir = scratch_dir(want.parent.as_deref(), want.tag)?;
         let mut wb = Workbench {
             mode,
@@ -136,9 +140,9 @@ impl Workbench {
                         s.loopdev = None;
                         s.path = s.backing.clone();
                     }
-                    self.mode = Mode::Files {
-                        why: format!("attaching a loop device failed: {e}"),
-                    };
+                    let why = format!("attaching a loop device failed: {e}");
+                    eprintln!("  NOTE: falling back to plain files: {why}");
+                    self.mode = Mode::Files { why };
                     return Ok(());
                 }
             }

@@ -256,8 +256,8 @@ pub fn terminal(r: &Report) -> String {
 
 /// The markdown summary: the same tables, the plots, and fio-style latency blocks.
 pub fn markdown(r: &Report, plots: &[PathBuf]) -> String {
-    let mut out = format!("# swapkit bench: `{}`\n\n", r.name);
-    out.push_str(&format!("**{}**\n\n", r.setup.headline()));
+    // The first line says what the figures were measured on (files or loop devices).
+    let mut out = format!("# swapkit bench `{}`: {}\n\n", r.name, r.setup.headline());
     out.push_str(&format!(
         "Machine: {}. Started {} UTC, {:.0} s in all. Pager: interleave {}, max cluster {} \
          pages, swap_async_max {}, nswbuf {}.\n\n",

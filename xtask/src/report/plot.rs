@@ -71,6 +71,7 @@ fn interleave(r: &Report, path: &Path) -> PlotResult {
             .y_desc("MiB/s")
             .x_labels(max_dev as usize + 1)
             .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.0}"))
             .draw()?;
         for (i, &il) in ils.iter().enumerate() {
             let color = COLORS[i % COLORS.len()];
@@ -135,6 +136,7 @@ fn latency(figs: &[&Figure], path: &Path) -> PlotResult {
         .configure_mesh()
         .x_desc("latency (µs, log scale)")
         .y_desc("fraction of I/Os ≤ x")
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .draw()?;
     for (i, f) in figs.iter().enumerate() {
         let Some(l) = &f.latency else { continue };

@@ -36,8 +36,14 @@ fn cell(
     readers: usize,
 ) -> Result<InterleaveCell, Error> {
     let rig = Rig::new(paths, interleave)?;
-    let object_pages = sizes.object_pages.min(sizes.interleave_pages_per_device);
-    let want = sizes.interleave_pages_per_device * paths.len() as u64;
+    // Interleave 1 cuts every cluster to one page: a quarter of the data tells as much.
+    let per_device = if interleave == 1 {
+        sizes.interleave_pages_per_device / 4
+    } else {
+        sizes.interleave_pages_per_device
+    };
+    let object_pages = sizes.object_pages.min(per_device);
+    let want = per_device * paths.len() as u64;
     // Never more than 3/4 of the swap, whatever the sizes: the cell measures speed, not a
     // full swap space.
     let pages = want.min(rig.usable_pages() * 3 / 4);

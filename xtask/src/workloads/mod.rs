@@ -57,7 +57,7 @@ pub struct Sizes {
     pub data_fraction: f64,
     /// Time of each random / mixed / churn phase.
     pub phase: Duration,
-    /// Data set of one interleave cell, per device, in pages.
+    /// Data set of one interleave cell, per device, in pages (a quarter for interleave 1).
     pub interleave_pages_per_device: u64,
 }
 
@@ -68,7 +68,7 @@ impl Sizes {
                 object_pages: 1024,
                 data_fraction: 0.5,
                 phase: Duration::from_secs(3),
-                interleave_pages_per_device: 4096,
+                interleave_pages_per_device: 8192,
             }
         } else {
             Sizes {
