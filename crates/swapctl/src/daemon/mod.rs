@@ -203,3 +203,6 @@ fn spawn_client(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -170,7 +170,12 @@ fn check_count(count: u32) -> Result<usize, Reply> {
     Ok(count as usize)
 }
 
-fn handle(shared: &Shared, peer: &Peer, req: Request, data: Vec<u8>) -> (Reply, Vec<u8>) {
+pub(crate) fn handle(
+    shared: &Shared,
+    peer: &Peer,
+    req: Request,
+    data: Vec<u8>,
+) -> (Reply, Vec<u8>) {
     if req.is_privileged() && peer.uid != 0 && peer.uid != shared.daemon_uid {
         log_warn!("client {} (uid {}): refused {:?}", peer.conn, peer.uid, req);
         return (
