@@ -56,6 +56,15 @@ fn failure_bits(e: &ClientError) -> i32 {
     }
 }
 
+/// The daemon's message without a leading `PATH: ` we already print.
+fn without_path(path: &str, e: &ClientError) -> String {
+    let m = e.to_string();
+    m.strip_prefix(path)
+        .and_then(|r| r.strip_prefix(": "))
+        .map(str::to_owned)
+        .unwrap_or(m)
+}
+
 /// Combine per-device results; with `all`, add "all failed" or "some failed" as swapoff -a does.
 fn exit_status(bits: i32, failed: usize, total: usize, all: bool) -> i32 {
     let mut s = bits;
@@ -87,7 +96,7 @@ pub fn on(a: &OnArgs) -> Result<i32, CliError> {
     let (mut bits, mut failed) = (0, 0);
     for (path, prio) in &targets {
         if let Err(e) = c.swapon(path, *prio, a.discard) {
-            eprintln!("swapctl: {path}: swapon failed: {e}");
+            eprintln!("swapctl: {path}: swapon failed: {}", without_path(path, &e));
             bits |= failure_bits(&e);
             failed += 1;
         }
@@ -155,7 +164,10 @@ pub fn off(a: &OffArgs) -> Result<i32, CliError> {
             let _ = t.join();
         }
         if let Err(e) = result {
-            eprintln!("swapctl: {path}: swapoff failed: {e}");
+            eprintln!(
+                "swapctl: {path}: swapoff failed: {}",
+                without_path(path, &e)
+            );
             bits |= failure_bits(&e);
             failed += 1;
         }
