@@ -179,10 +179,10 @@ impl State {
     /// Take a new snapshot: compute rates against the previous one and record them.
     ///
     /// Rates use the daemon's own clock (`uptime_ms`), so they do not drift when a poll is late
-    /// and a test can feed snapshots without sleeping. A snapshot whose uptime went backwards, or
-    /// whose counters shrank, comes from a restarted daemon: the history starts over rather than
-    /// showing a negative or huge spike. A snapshot with the same uptime changes nothing but the
-    /// figures (no rate over zero seconds).
+    /// and a test can feed snapshots without sleeping. A snapshot whose uptime went backwards
+    /// comes from a restarted daemon: the history starts over rather than showing a spike; a
+    /// single counter that shrank reads as 0 (see [`compute_rates`]). A snapshot with the same
+    /// uptime changes nothing but the figures (no rate over zero seconds).
     pub fn apply(&mut self, stats: PagerStats) {
         self.connection = Connection::Connected;
         match &self.stats {
