@@ -238,9 +238,25 @@ pub fn set(a: &SetArgs) -> Result<i32, CliError> {
     Ok(0)
 }
 
-pub fn top(_a: &TopArgs) -> Result<i32, CliError> {
-    Err(CliError::new(
-        "top",
-        "not built yet in this build of swapctl",
-    ))
+pub fn top(a: &TopArgs) -> Result<i32, CliError> {
+    if !std::io::stdout().is_terminal() {
+        return Err(CliError::new(
+            "top",
+            "stdout is not a terminal (try `swapctl status --json`)",
+        ));
+    }
+    if !a.delay.is_finite() || a.delay <= 0.0 {
+        return Err(CliError::new(
+            "top",
+            "-d needs a positive number of seconds",
+        ));
+    }
+    let mut source = crate::client::DaemonSource::new(&a.socket.socket);
+    let opts = crate::top::TopOptions {
+        interval: Duration::from_secs_f64(a.delay.clamp(0.1, 60.0)),
+        source: a.socket.socket.display().to_string(),
+        ..Default::default()
+    };
+    crate::top::run(&mut source, opts).map_err(|e| CliError::new("top", e))?;
+    Ok(0)
 }
