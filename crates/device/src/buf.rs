@@ -89,7 +89,6 @@ impl PageBuf {
     }
 
     /// Raw pointer for the kernel (io_uring); valid for `len()` bytes.
-    #[allow(dead_code)]
     pub(crate) fn as_mut_ptr(&mut self) -> *mut u8 {
         self.ptr.as_ptr()
     }
