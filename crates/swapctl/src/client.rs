@@ -210,11 +210,13 @@ impl Client {
         }
     }
 
-    pub fn freespace(&mut self) -> Result<u64, ClientError> {
-        match self.call(&Request::FreeSpace, Vec::new())?.0 {
-            Reply::Value { value } => Ok(value),
-            r => Err(unexpected(r)),
-        }
+    /// Drop the swap copies of `count` pages from `pindex`.
+    pub fn freespace(&mut self, object: u64, pindex: u64, count: u64) -> Result<(), ClientError> {
+        self.expect_ok(Request::FreeSpace {
+            object,
+            pindex,
+            count,
+        })
     }
 }
 

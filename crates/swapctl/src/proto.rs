@@ -256,8 +256,13 @@ pub enum Request {
     },
     /// Whether swap holds a page, and how many contiguous neighbours it has.
     HasPage { object: u64, pindex: u64 },
-    /// Free swap, in pages.
-    FreeSpace,
+    /// Drop the swap copies of `count` pages from `pindex` (the seed's
+    /// `swap_pager_freespace`: the caller holds those pages again, swap need not).
+    FreeSpace {
+        object: u64,
+        pindex: u64,
+        count: u64,
+    },
 }
 
 impl Request {
@@ -420,7 +425,13 @@ mod tests {
         prop_oneof![
             Just(Request::Stats),
             Just(Request::Config),
-            Just(Request::FreeSpace),
+            (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(object, pindex, count)| {
+                Request::FreeSpace {
+                    object,
+                    pindex,
+                    count,
+                }
+            }),
             (".{0,40}", any::<Option<i32>>(), any::<bool>()).prop_map(
                 |(path, priority, discard)| {
                     Request::SwapOn {

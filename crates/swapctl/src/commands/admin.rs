@@ -59,10 +59,11 @@ fn failure_bits(e: &ClientError) -> i32 {
 /// The daemon's message without a leading `PATH: ` we already print.
 fn without_path(path: &str, e: &ClientError) -> String {
     let m = e.to_string();
+    let m = m.strip_prefix("swapoff ").unwrap_or(&m);
     m.strip_prefix(path)
         .and_then(|r| r.strip_prefix(": "))
-        .map(str::to_owned)
         .unwrap_or(m)
+        .to_owned()
 }
 
 /// Combine per-device results; with `all`, add "all failed" or "some failed" as swapoff -a does.

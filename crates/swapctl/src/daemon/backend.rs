@@ -38,7 +38,8 @@ pub trait Backend: Send + Sync + 'static {
     fn getpages(&self, object: u64, pindex: u64, out: &mut [u8]) -> Vec<GetStatus>;
     /// (has, contiguous before, contiguous after).
     fn haspage(&self, object: u64, pindex: u64) -> (bool, u64, u64);
-    fn freespace(&self) -> u64;
+    /// Drop the swap copies of `count` pages from `pindex`.
+    fn freespace(&self, object: u64, pindex: u64, count: u64);
     /// Wait for async writes still in flight (called once at shutdown).
     fn flush(&self) {}
 }
@@ -203,8 +204,9 @@ impl Backend for MemoryBackend {
         (true, before, after)
     }
 
-    fn freespace(&self) -> u64 {
-        let m = self.inner.lock();
-        m.capacity - m.used()
+    fn freespace(&self, object: u64, pindex: u64, count: u64) {
+        if let Some(o) = self.inner.lock().objects.get_mut(&object) {
+            o.retain(|p, _| !(pindex..pindex.saturating_add(count)).contains(p));
+        }
     }
 }

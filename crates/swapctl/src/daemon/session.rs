@@ -331,8 +331,14 @@ fn run(
             let (has, before, after) = b.haspage(id, pindex);
             ok(Reply::Has { has, before, after })
         }
-        Request::FreeSpace => ok(Reply::Value {
-            value: b.freespace(),
-        }),
+        Request::FreeSpace {
+            object,
+            pindex,
+            count,
+        } => {
+            let id = lookup(shared, peer.uid, object)?;
+            b.freespace(id, pindex, count);
+            ok(Reply::Ok)
+        }
     }
 }

@@ -310,8 +310,8 @@ impl Backend for SlowOff {
     fn haspage(&self, o: u64, p: u64) -> (bool, u64, u64) {
         self.0.haspage(o, p)
     }
-    fn freespace(&self) -> u64 {
-        self.0.freespace()
+    fn freespace(&self, o: u64, p: u64, n: u64) {
+        self.0.freespace(o, p, n)
     }
 }
 
