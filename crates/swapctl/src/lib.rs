@@ -9,7 +9,7 @@
 //! - [`daemon`]: `swapctl daemon`, serving a [`daemon::Backend`] (the real
 //!   `pager::Pager`, or an in-memory model for tests) with a thread per client.
 //! - [`client`]: the client side, and `top`'s [`client::DaemonSource`].
-//! - [`format`]: `list`, `summary`, `status`, `frag` as pure functions of a
+//! - [`format`](mod@format): `list`, `summary`, `status`, `frag` as pure functions of a
 //!   `pager::PagerStats` snapshot.
 //! - [`load`]: the load generator and verifier; [`top`]: the live TUI.
 //!
