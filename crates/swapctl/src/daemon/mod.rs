@@ -205,4 +205,6 @@ fn spawn_client(
 }
 
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 mod tests;
