@@ -107,10 +107,10 @@ proptest! {
             if let (Request::Destroy { object }, Reply::Ok) = (&req, &r1) {
                 objects.retain(|o| o != object);
             }
-            if let Reply::Object { object } = r1 {
-                if !objects.contains(&object) {
-                    objects.push(object);
-                }
+            if let Reply::Object { object } = r1
+                && !objects.contains(&object)
+            {
+                objects.push(object);
             }
             prop_assert_eq!(comparable(r1), comparable(r2), "after {:?}", req);
             prop_assert!(d1 == d2, "page data differs after {:?}", req);
