@@ -1,12 +1,13 @@
 //! Throughput sparklines (pages in/s, out/s) and the selected device's latency percentiles.
 
 use ratatui::Frame;
-use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::Line;
-use ratatui::widgets::{Cell, Paragraph, Row, Sparkline, Table};
+use ratatui::widgets::{Paragraph, Sparkline};
 use std::collections::VecDeque;
 
+use super::split::{self, Size};
 use super::{format, panel};
 use crate::top::state::{History, State};
 
@@ -17,8 +18,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let latency_rows = if inner.height >= 5 { 3 } else { 0 };
-    let [sparks, latency_area] =
-        Layout::vertical([Constraint::Fill(1), Constraint::Length(latency_rows)]).areas(inner);
+    let [sparks, latency_area] = split::vertical(inner, [Size::Fill, Size::Fixed(latency_rows)]);
     sparklines(frame, sparks, state);
     if latency_rows > 0 {
         latency(frame, latency_area, state);
@@ -27,7 +27,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
 
 /// Two sparklines, pages in and pages out, with their current rates; shared by the compact view.
 pub fn sparklines(frame: &mut Frame, area: Rect, state: &State) {
-    let [top, bottom] = Layout::vertical([Constraint::Fill(1), Constraint::Fill(1)]).areas(area);
+    let [top, bottom] = split::vertical(area, [Size::Fill, Size::Fill]);
     let series: [(&str, f64, &VecDeque<u64>, Color, Rect); 2] = [
         (
             "in",
@@ -45,8 +45,7 @@ pub fn sparklines(frame: &mut Frame, area: Rect, state: &State) {
         ),
     ];
     for (name, now, ring, color, row) in series {
-        let [label, spark] =
-            Layout::horizontal([Constraint::Length(9), Constraint::Fill(1)]).areas(row);
+        let [label, spark] = split::horizontal(row, [Size::Fixed(9), Size::Fill]);
         let mut lines = vec![Line::from(name).bold().fg(color)];
         lines.push(Line::from(format!("{}/s", format::rate(now))));
         if label.height >= 3 {
@@ -69,41 +68,31 @@ pub fn sparklines(frame: &mut Frame, area: Rect, state: &State) {
     }
 }
 
-/// Read and write p50 / p99 / p99.9 of the selected device.
+/// Read and write p50 / p99 / p99.9 of the selected device, as three lines of fixed columns.
 fn latency(frame: &mut Frame, area: Rect, state: &State) {
     let Some(device) = state.selected_device() else {
         return;
     };
-    let num = |s: String| Cell::from(Line::from(s).alignment(Alignment::Right));
-    let row = |name: &'static str, l: &device::LatencySummary| {
+    let name_width = (area.width as usize).saturating_sub(3 * 8);
+    let row = |name: &str, l: &device::LatencySummary| {
         let measured = l.count > 0;
-        Row::new(vec![
-            Cell::from(name),
-            num(format::micros(l.p50_us, measured)),
-            num(format::micros(l.p99_us, measured)),
-            num(format::micros(l.p999_us, measured)),
-        ])
+        format!(
+            "{name:<name_width$}{:>8}{:>8}{:>8}",
+            format::micros(l.p50_us, measured),
+            format::micros(l.p99_us, measured),
+            format::micros(l.p999_us, measured),
+        )
     };
     let title = format!("{} latency", format::short_name(&device.path));
-    let header = Row::new(vec![
-        Cell::from(title),
-        num("p50".to_string()),
-        num("p99".to_string()),
-        num("p99.9".to_string()),
-    ])
-    .style(Style::new().bold());
-    let table = Table::new(
-        [
-            row("read", &device.read_latency),
-            row("write", &device.write_latency),
-        ],
-        [
-            Constraint::Fill(1),
-            Constraint::Length(7),
-            Constraint::Length(7),
-            Constraint::Length(7),
-        ],
-    )
-    .header(header);
-    frame.render_widget(table, area);
+    let title = format::fit_left(&title, name_width);
+    let lines = vec![
+        Line::from(format!(
+            "{title:<name_width$}{:>8}{:>8}{:>8}",
+            "p50", "p99", "p99.9"
+        ))
+        .bold(),
+        Line::from(row("read", &device.read_latency)),
+        Line::from(row("write", &device.write_latency)),
+    ];
+    frame.render_widget(Paragraph::new(lines), area);
 }
