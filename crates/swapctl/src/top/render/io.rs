@@ -25,47 +25,98 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
     }
 }
 
-/// Two sparklines, pages in and pages out, with their current rates; shared by the compact view.
+/// Sparklines of pages in/s and out/s with their current rates; when there are 8 rows or more,
+/// also the selected device's reads/s and writes/s. Shared by the compact view.
 pub fn sparklines(frame: &mut Frame, area: Rect, state: &State) {
-    let [top, bottom] = split::vertical(area, [Size::Fill, Size::Fill]);
-    let series: [(&str, f64, &VecDeque<u64>, Color, Rect); 2] = [
-        (
-            "in",
-            state.rates.pages_in,
-            &state.history.pages_in,
-            Color::Green,
-            top,
-        ),
-        (
-            "out",
-            state.rates.pages_out,
-            &state.history.pages_out,
-            Color::Magenta,
-            bottom,
-        ),
-    ];
-    for (name, now, ring, color, row) in series {
-        let [label, spark] = split::horizontal(row, [Size::Fixed(9), Size::Fill]);
-        let mut lines = vec![Line::from(name).bold().fg(color)];
-        lines.push(Line::from(format!("{}/s", format::rate(now))));
+    let device = state.selected_device().and_then(|d| {
+        let (reads, writes) = state.history.devices.get(&d.id)?;
+        let rates = state.rates.devices.get(&d.id).copied().unwrap_or_default();
+        Some((format::short_name(&d.path), reads, writes, rates))
+    });
+    match device {
+        Some((name, reads, writes, rates)) if area.height >= 8 => {
+            let rows: [Rect; 4] = split::vertical(area, [Size::Fill; 4]);
+            series(
+                frame,
+                rows[0],
+                "pages in",
+                state.rates.pages_in,
+                &state.history.pages_in,
+                Color::Green,
+            );
+            series(
+                frame,
+                rows[1],
+                "pages out",
+                state.rates.pages_out,
+                &state.history.pages_out,
+                Color::Magenta,
+            );
+            series(
+                frame,
+                rows[2],
+                &format!("{name} r"),
+                rates.reads,
+                reads,
+                Color::Cyan,
+            );
+            series(
+                frame,
+                rows[3],
+                &format!("{name} w"),
+                rates.writes,
+                writes,
+                Color::Blue,
+            );
+        }
+        _ => {
+            let [top, bottom] = split::vertical(area, [Size::Fill, Size::Fill]);
+            series(
+                frame,
+                top,
+                "in",
+                state.rates.pages_in,
+                &state.history.pages_in,
+                Color::Green,
+            );
+            series(
+                frame,
+                bottom,
+                "out",
+                state.rates.pages_out,
+                &state.history.pages_out,
+                Color::Magenta,
+            );
+        }
+    }
+}
+
+/// One sparkline with its name, current rate and peak to its left.
+fn series(frame: &mut Frame, row: Rect, name: &str, now: f64, ring: &VecDeque<u64>, color: Color) {
+    let [label, spark] = split::horizontal(row, [Size::Fixed(10), Size::Fill]);
+    let text = if label.height >= 2 {
+        let mut lines = vec![
+            Line::from(format::fit_left(name, label.width as usize))
+                .bold()
+                .fg(color),
+            Line::from(format!("{}/s", format::rate(now))),
+        ];
         if label.height >= 3 {
             let peak = ring.iter().copied().max().unwrap_or(0);
             lines.push(Line::from(format!("max {}", format::short_count(peak))).dim());
         }
-        let text = if label.height >= 2 {
-            lines
-        } else {
-            vec![Line::from(format!("{name} {}", format::rate(now)))]
-        };
-        frame.render_widget(Paragraph::new(text), label);
-        let data = History::tail(ring, spark.width as usize);
-        frame.render_widget(
-            Sparkline::default()
-                .data(&data)
-                .style(Style::new().fg(color)),
-            spark,
-        );
-    }
+        lines
+    } else {
+        vec![Line::from(format!("{name} {}", format::rate(now)))]
+    };
+    frame.render_widget(Paragraph::new(text), label);
+    let data = History::tail(ring, spark.width as usize);
+    frame.render_widget(
+        Sparkline::default()
+            .data(&data)
+            .style(Style::new().fg(color)),
+        spark,
+    );
 }
 
 /// Read and write p50 / p99 / p99.9 of the selected device, as three lines of fixed columns.
