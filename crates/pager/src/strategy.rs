@@ -1,0 +1,133 @@
+//! `strategy`: an object as a block device (`swap_pager_strategy`, FreeBSD's `md -t swap`).
+//!
+//! READ fills pages without swap with zeroes (the seed's zero-fill shortcut) and reads the
+//! rest in clusters contiguous in swap; WRITE allocates, through `putpages`, so a failed
+//! write keeps the page's previous copy; DELETE frees. Anything not page aligned is refused
+//! with `EINVAL` before anything is done, as the seed does.
+
+use std::sync::Arc;
+
+use device::PAGE_SIZE;
+
+use crate::core::{Core, bump};
+use crate::error::PagerError;
+use crate::io::{Bio, PageResult, PutMode};
+use crate::object::ObjectInner;
+
+impl Core {
+    pub(crate) fn strategy(
+        self: &Arc<Core>,
+        obj: &Arc<ObjectInner>,
+        bio: Bio<'_>,
+    ) -> Result<(), PagerError> {
+        let (offset, len) = match &bio {
+            Bio::Read { offset, buf } => (*offset, buf.len() as u64),
+            Bio::Write { offset, data } => (*offset, data.len() as u64),
+            Bio::Delete { offset, len } => (*offset, *len),
+        };
+        let ps = PAGE_SIZE as u64;
+        if offset % ps != 0 || len % ps != 0 {
+            return Err(PagerError::Unaligned {
+                object: obj.name(),
+                offset,
+                len,
+            });
+        }
+        let (start, n) = (offset / ps, len / ps);
+        if start.checked_add(n).is_none_or(|end| end > obj.size) {
+            return Err(PagerError::BadRequest {
+                object: obj.name(),
+                what: format!(
+                    "I/O at byte {offset} of {len} bytes ends past the object's {} pages",
+                    obj.size
+                ),
+            });
+        }
+        match bio {
+            Bio::Delete { .. } => {
+                self.freespace(obj, start, n);
+                Ok(())
+            }
+            Bio::Write { data, .. } => {
+                let results = self.putpages(obj, start, data, PutMode::Sync);
+                match results.iter().position(|r| *r != PageResult::Ok) {
+                    None => Ok(()),
+                    Some(i) if results[i] == PageResult::Fail => Err(PagerError::NoSpace {
+                        object: obj.name(),
+                        pindex: start + i as u64,
+                    }),
+                    Some(i) => Err(PagerError::Write {
+                        object: obj.name(),
+                        pindex: start + i as u64,
+                    }),
+                }
+            }
+            Bio::Read { buf, .. } => self.read_range(obj, start, n, buf),
+        }
+    }
+
+    /// Reads pages `start..start+n` into `buf`: zeroes where there is no block, one I/O per
+    /// run contiguous in swap. Waits first for writes in flight on the range.
+    fn read_range(
+        &self,
+        obj: &ObjectInner,
+        start: u64,
+        n: u64,
+        buf: &mut [u8],
+    ) -> Result<(), PagerError> {
+        buf.fill(0);
+        let end = start + n;
+        let runs = {
+            let mut st = obj.st.lock();
+            if st.pending.keys().any(|p| (start..end).contains(p)) {
+                bump(&self.counters.intrans_waits, 1);
+                while st.pending.keys().any(|p| (start..end).contains(p)) {
+                    obj.cond.wait(&mut st);
+                }
+            }
+            let space = self.space.lock();
+            let mut runs = Vec::new();
+            let mut p = start;
+            while p < end {
+                let Some(data) = st.meta.seek_data(p).filter(|&d| d < end) else {
+                    break;
+                };
+                let Some(blk) = st.meta.lookup(data) else {
+                    break;
+                };
+                let run = self.plan_run(&st, &space, data, u64::from(blk), 0, end - 1 - data);
+                let Some(run) = run else {
+                    return Err(PagerError::NotOnSwap {
+                        object: obj.name(),
+                        pindex: data,
+                    });
+                };
+                p = run.pindex + run.len;
+                runs.push(run);
+            }
+            drop(space);
+            if !runs.is_empty() {
+                st.readers += 1;
+            }
+            runs
+        };
+        if runs.is_empty() {
+            return Ok(());
+        }
+        let mut result = Ok(());
+        for run in &runs {
+            let at = (run.pindex - start) as usize * PAGE_SIZE;
+            let dst = &mut buf[at..at + run.len as usize * PAGE_SIZE];
+            if let Err(source) = self.read_run(run, dst) {
+                result = Err(PagerError::Read {
+                    object: obj.name(),
+                    pindex: run.pindex,
+                    source,
+                });
+                break;
+            }
+        }
+        self.end_read(obj);
+        result
+    }
+}

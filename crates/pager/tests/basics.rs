@@ -1,0 +1,208 @@
+//! The operations one by one, on file-backed areas.
+
+#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is the failure report.
+
+mod common;
+
+use common::{area, page, pager, pages, tempdir};
+use device::PAGE_SIZE;
+use pager::{Bio, PageResult, PagerError, PutMode, SwapoffOptions, SwaponOptions};
+
+#[test]
+fn putpages_then_getpages_returns_the_same_bytes() {
+    let dir = tempdir();
+    let p = pager(32);
+    p.swapon(&area(dir.path(), "a", 256), SwaponOptions::default())
+        .unwrap();
+    let obj = p.alloc_object(None, 100).unwrap();
+    let res = p.putpages(&obj, 10, &pages(1, 20), PutMode::Sync);
+    assert_eq!(res, vec![PageResult::Ok; 20]);
+    let mut out = vec![0u8; 5 * PAGE_SIZE];
+    let got = p.getpages(&obj, 12, 2, 2, &mut out).unwrap();
+    assert_eq!(got, 10..15);
+    assert_eq!(out, pages(1, 5));
+    p.verify().unwrap();
+}
+
+#[test]
+fn getpages_of_a_page_without_swap_is_not_on_swap() {
+    let dir = tempdir();
+    let p = pager(32);
+    p.swapon(&area(dir.path(), "a", 64), SwaponOptions::default())
+        .unwrap();
+    let obj = p.alloc_object(None, 10).unwrap();
+    let mut out = vec![0u8; PAGE_SIZE];
+    let err = p.getpages(&obj, 3, 0, 0, &mut out).unwrap_err();
+    assert!(
+        matches!(err, PagerError::NotOnSwap { pindex: 3, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn rewriting_a_page_frees_its_previous_block() {
+    let dir = tempdir();
+    let p = pager(32);
+    p.swapon(&area(dir.path(), "a", 64), SwaponOptions::default())
+        .unwrap();
+    let obj = p.alloc_object(None, 10).unwrap();
+    for round in 0..200 {
+        assert_eq!(
+            p.putpages(&obj, 0, &pages(round, 4), PutMode::Sync),
+            vec![PageResult::Ok; 4]
+        );
+    }
+    assert_eq!(p.stats().used_pages, 4);
+    p.verify().unwrap();
+}
+
+#[test]
+fn async_putpages_reports_pend_then_ok_in_the_callback() {
+    let dir = tempdir();
+    let p = pager(32);
+    p.swapon(&area(dir.path(), "a", 256), SwaponOptions::default())
+        .unwrap();
+    let obj = p.alloc_object(None, 100).unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let cb = Box::new(move |d| tx.send(d).unwrap());
+    let res = p.putpages(&obj, 0, &pages(7, 40), PutMode::Async(Some(cb)));
+    assert_eq!(res, vec![PageResult::Pend; 40]);
+    let done = rx.recv().unwrap();
+    assert_eq!(done.results, vec![PageResult::Ok; 40]);
+    p.wait_async();
+    let mut out = vec![0u8; PAGE_SIZE];
+    p.getpages(&obj, 39, 0, 0, &mut out).unwrap();
+    assert_eq!(out, page(7 + 39));
+}
+
+#[test]
+fn named_objects_are_found_again_and_dropping_frees_swap() {
+    let dir = tempdir();
+    let p = pager(32);
+    p.swapon(&area(dir.path(), "a", 64), SwaponOptions::default())
+        .unwrap();
+    let a = p.alloc_object(Some("shm"), 10).unwrap();
+    let b = p.alloc_object(Some("shm"), 10).unwrap();
+    assert!(a.same(&b));
+    p.putpages(&a, 0, &pages(1, 3), PutMode::Sync);
+    assert_eq!(p.stats().used_pages, 3);
+    drop(a);
+    assert!(p.lookup_object("shm").is_some());
+    drop(b);
+    assert!(p.lookup_object("shm").is_none());
+    assert_eq!(p.stats().used_pages, 0);
+}
+
+#[test]
+fn strategy_reads_zeroes_where_nothing_was_written_and_refuses_unaligned_io() {
+    let dir = tempdir();
+    let p = pager(32);
+    p.swapon(&area(dir.path(), "a", 64), SwaponOptions::default())
+        .unwrap();
+    let obj = p.alloc_object(None, 8).unwrap();
+    p.strategy(
+        &obj,
+        Bio::Write {
+            offset: 2 * PAGE_SIZE as u64,
+            data: &pages(3, 2),
+        },
+    )
+    .unwrap();
+    let mut buf = vec![1u8; 8 * PAGE_SIZE];
+    p.strategy(
+        &obj,
+        Bio::Read {
+            offset: 0,
+            buf: &mut buf,
+        },
+    )
+    .unwrap();
+    assert!(buf[..2 * PAGE_SIZE].iter().all(|&b| b == 0));
+    assert_eq!(&buf[2 * PAGE_SIZE..4 * PAGE_SIZE], &pages(3, 2)[..]);
+    let err = p
+        .strategy(
+            &obj,
+            Bio::Delete {
+                offset: 100,
+                len: 4096,
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(err, PagerError::Unaligned { .. }), "{err}");
+    assert_eq!(obj.swapped_pages(), 2);
+    p.strategy(
+        &obj,
+        Bio::Delete {
+            offset: 0,
+            len: 8 * PAGE_SIZE as u64,
+        },
+    )
+    .unwrap();
+    assert_eq!(obj.swapped_pages(), 0);
+}
+
+#[test]
+fn swapoff_moves_every_page_and_loses_none() {
+    let dir = tempdir();
+    let p = pager(4);
+    let a = p
+        .swapon(&area(dir.path(), "a", 128), SwaponOptions::default())
+        .unwrap();
+    let _b = p
+        .swapon(&area(dir.path(), "b", 128), SwaponOptions::default())
+        .unwrap();
+    let obj = p.alloc_object(None, 100).unwrap();
+    assert_eq!(
+        p.putpages(&obj, 0, &pages(100, 64), PutMode::Sync),
+        vec![PageResult::Ok; 64]
+    );
+    let mut calls = 0;
+    let report = p
+        .swapoff(a, SwapoffOptions::default(), &mut |_, _| calls += 1)
+        .unwrap();
+    assert_eq!(report.moved, 32);
+    assert!(calls > 0);
+    assert_eq!(p.devices().len(), 1);
+    let mut out = vec![0u8; PAGE_SIZE];
+    for i in 0..64 {
+        p.getpages(&obj, i, 0, 0, &mut out).unwrap();
+        assert_eq!(out, page(100 + i), "page {i}");
+    }
+    p.verify().unwrap();
+}
+
+#[test]
+fn swapoff_refuses_up_front_when_the_others_cannot_hold_its_pages() {
+    let dir = tempdir();
+    let p = pager(0);
+    let a = p
+        .swapon(&area(dir.path(), "a", 128), SwaponOptions::default())
+        .unwrap();
+    let obj = p.alloc_object(None, 100).unwrap();
+    p.putpages(&obj, 0, &pages(1, 60), PutMode::Sync);
+    let _b = p
+        .swapon(&area(dir.path(), "b", 32), SwaponOptions::default())
+        .unwrap();
+    let err = p
+        .swapoff(a, SwapoffOptions::default(), &mut |_, _| {})
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "swapoff {}: not enough free swap: need 60, have 31",
+            dir.path().join("swapkit-a.swap").display()
+        )
+    );
+    assert_eq!(p.devices().len(), 2);
+    p.verify().unwrap();
+}
+
+#[test]
+fn swapon_refuses_the_same_area_twice() {
+    let dir = tempdir();
+    let p = pager(32);
+    let path = area(dir.path(), "a", 64);
+    p.swapon(&path, SwaponOptions::default()).unwrap();
+    let err = p.swapon(&path, SwaponOptions::default()).unwrap_err();
+    assert!(matches!(err, PagerError::AlreadyOn { .. }), "{err}");
+}

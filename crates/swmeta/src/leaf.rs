@@ -1,0 +1,229 @@
+//! Leaves of the trie: up to 64 clusters of 32 pages, packed in one allocation.
+//!
+//! A leaf covers `LEAF_PAGES` (2048) consecutive page indices. Only the clusters that hold at
+//! least one block exist; they sit in slot order in one `Vec`, and bit `c` of `present` says
+//! whether slot `c` has a cluster, so the cluster of slot `c` is at index
+//! `popcount(present & below(c))`. Packing the clusters of a leaf into one allocation, rather
+//! than boxing each, is what keeps a dense object at ~4.1 bytes per page once the allocator's
+//! own per-allocation header is counted too: one header per 64 clusters instead of one per
+//! cluster.
+
+use crate::Block;
+
+/// Page slots in one cluster (`META_PAGES`), as a shift.
+pub(crate) const CLUSTER_SHIFT: u32 = 5;
+/// Cluster slots in one leaf, as a shift.
+pub(crate) const LEAF_CLUSTER_SHIFT: u32 = 6;
+/// Page slots in one leaf, as a shift: a leaf's key is `pindex >> LEAF_SHIFT`.
+pub(crate) const LEAF_SHIFT: u32 = CLUSTER_SHIFT + LEAF_CLUSTER_SHIFT;
+/// The largest leaf key (`u64::MAX >> LEAF_SHIFT`).
+pub(crate) const MAX_LEAF_KEY: u64 = u64::MAX >> LEAF_SHIFT;
+/// Clusters kept at most in one leaf.
+const LEAF_CLUSTERS: usize = 1 << LEAF_CLUSTER_SHIFT;
+
+/// The blocks of 32 consecutive page indices; bit `i` of `mask` says whether `blocks[i]` holds
+/// one (there is no sentinel: every `u32` is a valid block).
+#[derive(Debug)]
+pub(crate) struct Cluster {
+    pub(crate) mask: u32,
+    pub(crate) blocks: [Block; 32],
+}
+
+/// What the leaf operations changed, for the object's counters.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Delta {
+    pub(crate) pages: u64,
+    pub(crate) clusters: usize,
+}
+
+#[derive(Debug)]
+pub(crate) struct Leaf {
+    /// `pindex >> LEAF_SHIFT` of every page in the leaf.
+    pub(crate) key: u64,
+    /// Bit `c`: cluster slot `c` exists (and so holds at least one block).
+    pub(crate) present: u64,
+    /// The existing clusters, in slot order; `len() == present.count_ones()`.
+    pub(crate) clusters: Vec<Cluster>,
+}
+
+/// Cluster slot of a page inside its leaf.
+fn cluster_slot(pindex: u64) -> u32 {
+    ((pindex >> CLUSTER_SHIFT) & (LEAF_CLUSTERS as u64 - 1)) as u32
+}
+
+/// Page slot of a page inside its cluster.
+fn page_slot(pindex: u64) -> u32 {
+    (pindex & 31) as u32
+}
+
+impl Leaf {
+    pub(crate) fn new(key: u64) -> Self {
+        Leaf {
+            key,
+            present: 0,
+            clusters: Vec::new(),
+        }
+    }
+
+    /// First page index of the leaf.
+    pub(crate) fn base(&self) -> u64 {
+        self.key << LEAF_SHIFT
+    }
+
+    /// Index in `clusters` of slot `c` (whether or not slot `c` exists).
+    fn position(&self, c: u32) -> usize {
+        (self.present & ((1u64 << c) - 1)).count_ones() as usize
+    }
+
+    /// The cluster of slot `c`, if it exists.
+    pub(crate) fn cluster(&self, c: u32) -> Option<&Cluster> {
+        if self.present & (1 << c) == 0 {
+            return None;
+        }
+        self.clusters.get(self.position(c))
+    }
+
+    /// The cluster holding `pindex`, if it exists (`pindex` must lie in this leaf).
+    pub(crate) fn cluster_of(&self, pindex: u64) -> Option<&Cluster> {
+        self.cluster(cluster_slot(pindex))
+    }
+
+    /// The block of `pindex`, which must lie in this leaf.
+    pub(crate) fn get(&self, pindex: u64) -> Option<Block> {
+        let cluster = self.cluster_of(pindex)?;
+        let i = page_slot(pindex);
+        (cluster.mask & (1 << i) != 0).then(|| cluster.blocks[i as usize])
+    }
+
+    /// Sets the block of `pindex` (in this leaf) and returns the one it replaced. A new cluster
+    /// is inserted in slot order; the vector grows by doubling up to the 64 clusters a leaf can
+    /// hold, so a full leaf wastes nothing and a partial one at most half its size.
+    pub(crate) fn insert(&mut self, pindex: u64, blk: Block, delta: &mut Delta) -> Option<Block> {
+        let c = cluster_slot(pindex);
+        let i = page_slot(pindex) as usize;
+        let pos = self.position(c);
+        if self.present & (1 << c) != 0 {
+            let cluster = &mut self.clusters[pos];
+            if cluster.mask & (1 << i) != 0 {
+                return Some(std::mem::replace(&mut cluster.blocks[i], blk));
+            }
+            cluster.mask |= 1 << i;
+            cluster.blocks[i] = blk;
+            delta.pages += 1;
+            return None;
+        }
+        let len = self.clusters.len();
+        if len == self.clusters.capacity() {
+            let want = (len * 2).clamp(1, LEAF_CLUSTERS);
+            self.clusters.reserve_exact(want - len);
+        }
+        let mut blocks = [0; 32];
+        blocks[i] = blk;
+        self.clusters.insert(
+            pos,
+            Cluster {
+                mask: 1 << i,
+                blocks,
+            },
+        );
+        self.present |= 1 << c;
+        delta.pages += 1;
+        delta.clusters += 1;
+        None
+    }
+
+    /// Removes the block of `pindex` (in this leaf) and returns it; drops the cluster if that
+    /// was its last block.
+    pub(crate) fn pop(&mut self, pindex: u64, delta: &mut Delta) -> Option<Block> {
+        let c = cluster_slot(pindex);
+        if self.present & (1 << c) == 0 {
+            return None;
+        }
+        let i = page_slot(pindex);
+        let pos = self.position(c);
+        let cluster = &mut self.clusters[pos];
+        if cluster.mask & (1 << i) == 0 {
+            return None;
+        }
+        cluster.mask &= !(1 << i);
+        let blk = cluster.blocks[i as usize];
+        delta.pages += 1;
+        if cluster.mask == 0 {
+            self.clusters.remove(pos);
+            self.present &= !(1 << c);
+            delta.clusters += 1;
+            self.shrink();
+        }
+        Some(blk)
+    }
+
+    /// Removes every block of the pages `first..=last` (both in this leaf), handing each to
+    /// `freed` in ascending order, and drops the clusters that empty.
+    pub(crate) fn free_pages(
+        &mut self,
+        first: u64,
+        last: u64,
+        freed: &mut impl FnMut(u64, Block),
+        delta: &mut Delta,
+    ) {
+        let (c_first, c_last) = (cluster_slot(first), cluster_slot(last));
+        let base = self.base();
+        let mut rest = self.present;
+        let mut present = 0;
+        self.clusters.retain_mut(|cluster| {
+            let c = rest.trailing_zeros();
+            rest &= rest - 1;
+            if (c_first..=c_last).contains(&c) {
+                let lo = if c == c_first { page_slot(first) } else { 0 };
+                let hi = if c == c_last { page_slot(last) } else { 31 };
+                let mut hit = cluster.mask & (u32::MAX << lo) & (u32::MAX >> (31 - hi));
+                cluster.mask &= !hit;
+                delta.pages += u64::from(hit.count_ones());
+                while hit != 0 {
+                    let i = hit.trailing_zeros();
+                    hit &= hit - 1;
+                    freed(
+                        base | u64::from(c << CLUSTER_SHIFT | i),
+                        cluster.blocks[i as usize],
+                    );
+                }
+            }
+            if cluster.mask == 0 {
+                delta.clusters += 1;
+                return false;
+            }
+            present |= 1 << c;
+            true
+        });
+        self.present = present;
+        self.shrink();
+    }
+
+    /// Hands every block to `freed` in ascending order; the leaf is dropped afterwards.
+    pub(crate) fn drain(&self, freed: &mut impl FnMut(u64, Block)) {
+        let base = self.base();
+        let mut rest = self.present;
+        for cluster in &self.clusters {
+            let c = rest.trailing_zeros();
+            rest &= rest - 1;
+            let mut mask = cluster.mask;
+            while mask != 0 {
+                let i = mask.trailing_zeros();
+                mask &= mask - 1;
+                freed(
+                    base | u64::from(c << CLUSTER_SHIFT | i),
+                    cluster.blocks[i as usize],
+                );
+            }
+        }
+    }
+
+    /// Gives memory back once three quarters of the vector is unused (so that popping and
+    /// re-inserting around a boundary does not reallocate each time), and all of it when empty.
+    fn shrink(&mut self) {
+        let len = self.clusters.len();
+        if len * 4 <= self.clusters.capacity() {
+            self.clusters.shrink_to(len * 2);
+        }
+    }
+}
