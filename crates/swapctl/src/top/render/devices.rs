@@ -209,7 +209,7 @@ fn device_row(
         bar_width,
         compact,
     } = shape;
-    let name = format::fit_left(&d.path, name_width as usize);
+    let name = format::device_name(&d.path, name_width as usize);
     let name = match d.state {
         DeviceState::Failed => Line::styled(name, Style::new().fg(Color::Red).bold()),
         DeviceState::Draining { .. } => Line::styled(name, Style::new().fg(Color::Yellow)),

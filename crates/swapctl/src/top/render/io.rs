@@ -26,15 +26,16 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
 }
 
 /// Sparklines of pages in/s and out/s with their current rates; when there are 8 rows or more,
-/// also the selected device's reads/s and writes/s. Shared by the compact view.
+/// also the selected device's reads/s and writes/s (I/Os, above its latency lines). Shared by
+/// the compact view.
 pub fn sparklines(frame: &mut Frame, area: Rect, state: &State) {
     let device = state.selected_device().and_then(|d| {
         let (reads, writes) = state.history.devices.get(&d.id)?;
         let rates = state.rates.devices.get(&d.id).copied().unwrap_or_default();
-        Some((format::short_name(&d.path), reads, writes, rates))
+        Some((reads, writes, rates))
     });
     match device {
-        Some((name, reads, writes, rates)) if area.height >= 8 => {
+        Some((reads, writes, rates)) if area.height >= 8 => {
             let rows: [Rect; 4] = split::vertical(area, [Size::Fill; 4]);
             series(
                 frame,
@@ -52,22 +53,8 @@ pub fn sparklines(frame: &mut Frame, area: Rect, state: &State) {
                 &state.history.pages_out,
                 Color::Magenta,
             );
-            series(
-                frame,
-                rows[2],
-                &format!("{name} r"),
-                rates.reads,
-                reads,
-                Color::Cyan,
-            );
-            series(
-                frame,
-                rows[3],
-                &format!("{name} w"),
-                rates.writes,
-                writes,
-                Color::Blue,
-            );
+            series(frame, rows[2], "reads", rates.reads, reads, Color::Cyan);
+            series(frame, rows[3], "writes", rates.writes, writes, Color::Blue);
         }
         _ => {
             let [top, bottom] = split::vertical(area, [Size::Fill, Size::Fill]);
