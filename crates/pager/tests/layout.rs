@@ -59,7 +59,7 @@ fn interleave_1_alternates_devices_page_by_page() {
     p.putpages(&obj, 0, &pages(0, 16), PutMode::Sync);
     let got = where_(&p, &obj, 0..16);
     let want: Vec<_> = (0..16)
-        .map(|i| (if i.is_multiple_of(2) { a } else { b }, i / 2 + 1))
+        .map(|i: u64| (if i.is_multiple_of(2) { a } else { b }, i / 2 + 1))
         .collect();
     assert_eq!(got, want);
 }
