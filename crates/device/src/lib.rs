@@ -1,15 +1,69 @@
-//! device: swap areas on block devices and files. Work in progress: see docs/ARCHITECTURE.md.
+//! device: swap areas on block devices and files — everything the pager needs to know
+//! about storage, and nothing about objects or what the pages mean.
+//!
+//! - [`header`]: page 0 in the Linux `mkswap` layout, byte-compatible with util-linux.
+//! - [`area`]: [`SwapArea`], an opened block device or file with a valid header, its
+//!   counters and its [`FaultInjector`].
+//! - [`engine`]: asynchronous cluster I/O with completion callbacks, on io_uring or a
+//!   thread pool of `pread`/`pwrite`.
+//! - [`loopdev`]: attach files as loop devices (`LOOP_CONFIGURE`), detach, list.
+//! - [`mkswap`]: write a header, refusing devices in use or holding a filesystem.
+//! - [`fault`]: make chosen I/Os fail, for tests.
+//! - [`rawbench`]: raw device measurements, shared by `cargo bench` and `cargo xtask bench`.
+//!
+//! Invariants:
+//! - Page 0 is never read or written through the data path: data I/O is confined to pages
+//!   `1..=last_page`, and a request outside that range fails without doing any I/O.
+//! - Bad pages listed in the header are reported by [`SwapArea::is_bad`]; the allocator
+//!   (in `pager`) must never hand them out. This crate does not allocate.
+//! - All I/O is whole pages from [`PageBuf`]s aligned to [`PAGE_SIZE`], so `O_DIRECT`
+//!   works wherever the storage supports it.
+//! - Every completion callback runs exactly once; every error names its device.
+//! - Loop devices are attached through guards that detach on drop; nothing here detaches
+//!   or opens exclusively a device it was not pointed at.
+//!
+//! Never: panic on bad input (headers are parsed from any bytes), block the caller of
+//! [`Engine::submit`] for the I/O itself, or return zeroes for a read that failed.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use device::{Engine, EngineKind, IoOp, IoRequest, OpenOptions, PageBuf, SwapArea};
+//! use device::mkswap::{mkswap, MkswapOptions};
+//!
+//! mkswap("/tmp/swapkit-example", &MkswapOptions { pages: Some(1024), ..Default::default() })?;
+//! let area = Arc::new(SwapArea::open("/tmp/swapkit-example", &OpenOptions::default())?);
+//! let engine = Engine::new(EngineKind::Auto)?;
+//! let mut buf = PageBuf::new(4);
+//! buf.as_mut_slice().fill(0xa5);
+//! let done = engine.submit_wait(&area, IoRequest { tag: 1, op: IoOp::Write, page: 1, buf });
+//! done.result?;
+//! # Ok::<(), device::DeviceError>(())
+//! ```
+
+pub mod area;
+pub mod buf;
+pub mod engine;
+mod error;
+pub mod fault;
+pub mod header;
+pub mod loopdev;
+pub mod mkswap;
+pub mod rawbench;
+mod stats;
+mod sys;
+
+pub use area::{AreaId, AreaKind, AreaStats, DirectIo, LatencySummary, OpenOptions, SwapArea};
+pub use buf::PageBuf;
+pub use engine::{Engine, EngineConfig, EngineKind, IoCompletion, IoOp, IoRequest};
+pub use error::DeviceError;
+pub use fault::FaultInjector;
+pub use header::{HeaderError, SwapHeader};
+pub use loopdev::{LoopDevice, LoopInfo, LoopOptions};
+pub use mkswap::{MkswapOptions, mkswap};
 
 /// Bytes per page: the unit of every I/O.
 pub const PAGE_SIZE: usize = 4096;
 
-/// Latency percentiles of one kind of I/O, in microseconds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct LatencySummary {
-    pub count: u64,
-    pub mean_us: f64,
-    pub p50_us: u64,
-    pub p99_us: u64,
-    pub p999_us: u64,
-    pub max_us: u64,
-}
+/// The most pages one cluster I/O carries in the pager (`MAX_CLUSTER`); the engine takes
+/// larger ones too.
+pub const MAX_CLUSTER: usize = 32;

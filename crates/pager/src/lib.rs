@@ -1,8 +1,344 @@
-//! pager: the swap pager. Work in progress: see docs/ARCHITECTURE.md.
+//! pager: the swap pager of FreeBSD's `swap_pager.c` (Matthew Dillon's "new swap system"),
+//! in userspace. It joins [`blist`] (one allocator per swap area), [`swmeta`] (the swap
+//! metadata of each object) and [`device`] (swap areas and the I/O engine), so a program
+//! can page its memory out to block devices and files and back.
+//!
+//! # The job
+//! - Swap areas are added and removed at runtime ([`Pager::swapon`], [`Pager::swapoff`]).
+//!   Each gets a range of global block numbers (`u32`), with a one-page gap after it so no
+//!   I/O can span two areas, and its own blist over its data pages.
+//! - An [`Object`] is a sparse array of pages (the seed's `OBJT_SWAP` object), named or
+//!   anonymous. [`Pager::putpages`] writes pages in clusters to freshly allocated swap,
+//!   [`Pager::getpages`] reads a page with its swap-contiguous neighbours, and the other
+//!   operations (`haspage`, `unswapped`, `freespace`, `reserve`, `copy`, `strategy`) follow
+//!   the seed's functions of the same names.
+//! - Allocation goes by priority, then rotates through the areas of one priority every
+//!   `interleave` blocks (the seed's `dmmax` stripe); a cluster never crosses a stripe.
+//!
+//! # The seed, operation by operation
+//! | seed (`swap_pager.c`)                     | here                                   |
+//! |-------------------------------------------|----------------------------------------|
+//! | `swap_pager_init`, `swap_pager_swap_init` | [`Pager::new`] (pbuf pools from `nswbuf`) |
+//! | `swap_pager_alloc`, `NOBJLIST` lookup     | [`Pager::alloc_object`], [`Pager::lookup_object`] |
+//! | `swap_pager_dealloc`                      | dropping the last [`Object`]           |
+//! | `swp_pager_getswapspace` / `freeswapspace`| `space::Space::alloc` / `free` (per-area blists) |
+//! | `swp_sizecheck`                           | `Space::sizecheck`, [`PagerEvent`]s    |
+//! | `swap_pager_putpages`, `swp_pager_async_iodone` | [`Pager::putpages`]              |
+//! | `swap_pager_getpages`                     | [`Pager::getpages`]                    |
+//! | `swap_pager_haspage`                      | [`Pager::haspage`]                     |
+//! | `swap_pager_unswapped`                    | [`Pager::unswapped`]                   |
+//! | `swap_pager_freespace`                    | [`Pager::freespace`]                   |
+//! | `swap_pager_reserve`                      | [`Pager::reserve`] (now all or nothing) |
+//! | `swap_pager_copy`                         | [`Pager::copy`]                        |
+//! | `swap_pager_strategy`, chain bufs         | [`Pager::strategy`]                    |
+//! | the `swap_async_max` sysctl               | [`Pager::set_swap_async_max`]          |
+//! | `swp_pager_meta_*`                        | the `swmeta` crate, one per object     |
+//! | (later FreeBSD) `swapon`, `swapoff_one`   | [`Pager::swapon`], [`Pager::swapoff`]  |
+//!
+//! Where we differ from the seed, on purpose: a write failure quarantines its block (the
+//! seed's comment wished it could); the old copy of a page is freed only after the new one
+//! is written (the seed frees it at submit time, relying on the busy page); allocation
+//! halves down to one block instead of stopping at four, so FAIL means swap is really out;
+//! and areas have their own blists and priorities instead of one global stripe.
+//!
+//! # Invariants
+//! - **No block leaks or is used twice.** Every allocated block is in exactly one place:
+//!   an object's metadata, an I/O in flight, the deferred-free list of an object being
+//!   read, or quarantine. `avail + used + bad == usable` holds per area at rest.
+//! - **A page's last good copy is never dropped by an error.** A write goes to a new block;
+//!   the old block is freed only after the new one is written. A failed write leaves the
+//!   old copy in place and quarantines the new block (never allocated again).
+//! - **A failed read is an error, never zeroes.**
+//! - **I/O runs outside locks.** Locks are held only to change metadata and allocators;
+//!   the lock order is object -> space, and two objects are locked in id order.
+//! - **A block is not reused while it is being read.** Blocks freed from an object that
+//!   has reads in flight are parked until those reads finish.
+//!
+//! # What it must never do
+//! Panic on I/O errors or full swap, touch a device it did not open, or hold a lock across
+//! an I/O. (It does panic on caller bugs: `putpages` data that is not whole pages, or an
+//! object used with a pager that did not make it.)
+//!
+//! # Threads
+//! Every operation may be called from any thread. Pages in flight are tracked per object:
+//! `getpages` and `haspage` of a page whose write is in flight wait for it (the seed's
+//! `PG_SWAPINPROG` sleep, counted as `intrans`), so a page is seen as soon as `putpages`
+//! returns, even `Pend`.
+//!
+//! # Example
+//! ```no_run
+//! use pager::{Pager, PagerConfig, PutMode, PageResult, SwaponOptions};
+//! let pager = Pager::new(PagerConfig::default())?;
+//! pager.swapon("/dev/loop7".as_ref(), SwaponOptions::default())?;
+//! let obj = pager.alloc_object(None, 16)?;
+//! let page = vec![7u8; device::PAGE_SIZE];
+//! assert_eq!(pager.putpages(&obj, 3, &page, PutMode::Sync), vec![PageResult::Ok]);
+//! let mut back = vec![0u8; device::PAGE_SIZE];
+//! pager.getpages(&obj, 3, 0, 0, &mut back)?;
+//! assert_eq!(back, page);
+//! # Ok::<(), pager::PagerError>(())
+//! ```
 
+mod config;
+mod core;
+mod error;
+mod getpages;
+mod io;
+mod object;
+mod ops;
+mod pbuf;
+mod putpages;
+mod snapshot;
+mod space;
 pub mod stats;
+mod strategy;
+mod swapoff;
+mod verify;
 
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+pub use config::{DeviceId, PagerConfig, SwapoffOptions, SwapoffReport, SwaponOptions};
+pub use device::PAGE_SIZE;
+pub use error::PagerError;
+pub use io::{AsyncCallback, AsyncDone, Bio, PageResult, PagerEvent, PutMode};
+pub use object::Object;
 pub use stats::{
     Counters, DeviceState, DeviceStats, FragStats, Hysteresis, PagerStats, PbufStats, PoolStats,
     Tunables,
 };
+
+/// The swap pager: swap areas, objects, pbuf pools, counters. `Send + Sync`; clone it (a
+/// cheap handle) or share it with `Arc` between threads.
+#[derive(Debug, Clone)]
+pub struct Pager {
+    core: Arc<core::Core>,
+}
+
+impl Pager {
+    /// A pager with no swap area yet (`swap_pager_init` + `swap_pager_swap_init`): starts
+    /// the I/O engine and sizes the pbuf pools from `nswbuf`.
+    pub fn new(cfg: PagerConfig) -> Result<Pager, PagerError> {
+        check_config(&cfg)?;
+        let engine = device::Engine::new(cfg.engine)?;
+        Ok(Pager {
+            core: Arc::new(core::Core::new(&cfg, engine)),
+        })
+    }
+
+    /// Adds the swap area at `path` (header required; see `swapctl mkswap`). It gets the
+    /// lowest free range of global block numbers that fits, and its blist frees every data
+    /// page except the header's bad pages. Safe while paging goes on. Refuses an area that
+    /// is already on and one whose blocks would not fit `u32`.
+    pub fn swapon(&self, path: &Path, opts: SwaponOptions) -> Result<DeviceId, PagerError> {
+        self.core.swapon(path, opts)
+    }
+
+    /// Removes an area: stops allocating on it (fills its blist), reads every page on it
+    /// back in clusters and rewrites it elsewhere, pass after pass until none is left, then
+    /// closes it. Readers and writers go on meanwhile and always see correct data.
+    /// Refuses up front, changing nothing, when the other areas cannot hold its pages
+    /// ("not enough free swap: need N, have M"). `progress(moved, total)` is called after
+    /// every cluster. A failed device needs `force`, which drops its pages (`lost`).
+    pub fn swapoff(
+        &self,
+        dev: DeviceId,
+        opts: SwapoffOptions,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<SwapoffReport, PagerError> {
+        self.core.swapoff(dev, opts, progress)
+    }
+
+    /// The id of the area opened from `path` (compared by device/inode, so another path to
+    /// the same device or file finds it too).
+    pub fn device_id(&self, path: &Path) -> Option<DeviceId> {
+        self.core.device_id(path)
+    }
+
+    /// The ids of all areas, in swapon order.
+    pub fn devices(&self) -> Vec<DeviceId> {
+        self.core.space.lock().areas.iter().map(|a| a.id).collect()
+    }
+
+    /// The open area behind `dev`: its header, stats and [`device::FaultInjector`]
+    /// (`area.faults()`) for tests.
+    pub fn area(&self, dev: DeviceId) -> Option<Arc<device::SwapArea>> {
+        let space = self.core.space.lock();
+        space.index(dev).map(|i| Arc::clone(&space.areas[i].area))
+    }
+
+    /// A new object of `size_pages` pages (`swap_pager_alloc`). With a handle, an existing
+    /// object of that handle is returned instead (the seed's `NOBJLIST` lookup), so
+    /// unrelated users can share it.
+    pub fn alloc_object(
+        &self,
+        handle: Option<&str>,
+        size_pages: u64,
+    ) -> Result<Object, PagerError> {
+        Ok(self.core.alloc_object(handle, size_pages))
+    }
+
+    /// The live named object with `handle` (`vm_pager_object_lookup`).
+    pub fn lookup_object(&self, handle: &str) -> Option<Object> {
+        self.core.lookup_object(handle)
+    }
+
+    /// Pages `start..start+n` out, `data.len() == n * PAGE_SIZE` (`swap_pager_putpages`).
+    /// Each cluster of up to `max_cluster` pages gets new swap (largest run first, halving
+    /// on failure, trimmed at stripe boundaries) and one write; a page's previous block is
+    /// freed once the new one is written. The data is copied into pbufs, so `data` is free
+    /// again when this returns, even for `Async`. Per page: `Ok`, `Pend`, `Fail`, `Error`.
+    ///
+    /// # Panics
+    /// If `data.len()` is not a multiple of `PAGE_SIZE` (a caller bug).
+    pub fn putpages(
+        &self,
+        obj: &Object,
+        start: u64,
+        data: &[u8],
+        mode: PutMode,
+    ) -> Vec<PageResult> {
+        self.check_object(obj);
+        self.core.putpages(&obj.inner, start, data, mode)
+    }
+
+    /// Reads page `pindex` and, in the same I/O, neighbours contiguous in swap on the same
+    /// device and stripe (`swap_pager_getpages`). `out` covers pages
+    /// `pindex - max_behind ..= pindex + max_ahead` (so `max_behind <= pindex`); returns the
+    /// indices filled, which always include `pindex`. Waits if the page's write is in
+    /// flight. No block: [`PagerError::NotOnSwap`]; failed read: [`PagerError::Read`].
+    pub fn getpages(
+        &self,
+        obj: &Object,
+        pindex: u64,
+        max_behind: u64,
+        max_ahead: u64,
+        out: &mut [u8],
+    ) -> Result<Range<u64>, PagerError> {
+        self.check_object(obj);
+        self.core
+            .getpages(&obj.inner, pindex, max_behind, max_ahead, out)
+    }
+
+    /// `Some((before, after))` if the page has swap: how many pages right before and after
+    /// it are contiguous in swap (up to `max_cluster/2 - 1` each, as the seed) — what one
+    /// `getpages` could bring in with it (`swap_pager_haspage`).
+    pub fn haspage(&self, obj: &Object, pindex: u64) -> Option<(u64, u64)> {
+        self.check_object(obj);
+        self.core.haspage(&obj.inner, pindex)
+    }
+
+    /// The page was dirtied: drop its swap block (`swap_pager_unswapped`).
+    pub fn unswapped(&self, obj: &Object, pindex: u64) {
+        self.check_object(obj);
+        self.core.freespace(&obj.inner, pindex, 1)
+    }
+
+    /// Frees the swap of pages `start..start+n` (`swap_pager_freespace`).
+    pub fn freespace(&self, obj: &Object, start: u64, n: u64) {
+        self.check_object(obj);
+        self.core.freespace(&obj.inner, start, n)
+    }
+
+    /// Gives pages `start..start+n` swap blocks without writing them (`swap_pager_reserve`):
+    /// all or nothing. Their previous blocks are freed; their content is undefined.
+    pub fn reserve(&self, obj: &Object, start: u64, n: u64) -> Result<(), PagerError> {
+        self.check_object(obj);
+        self.core.reserve(&obj.inner, start, n)
+    }
+
+    /// Moves `src`'s blocks at `offset..offset+dst.size_pages()` into `dst`'s holes at
+    /// `0..dst.size_pages()`; where `dst` has a block, `src`'s is freed
+    /// (`swap_pager_copy`). With `destroy_source`, all of `src`'s remaining swap is freed
+    /// and a named `src` can no longer be looked up. Copying an object onto itself does
+    /// nothing.
+    pub fn copy(&self, src: &Object, dst: &Object, offset: u64, destroy_source: bool) {
+        self.check_object(src);
+        self.check_object(dst);
+        self.core
+            .copy(&src.inner, &dst.inner, offset, destroy_source)
+    }
+
+    /// Block-device style I/O over an object (`swap_pager_strategy`, FreeBSD's `md -t swap`):
+    /// reads fill unmapped pages with zeroes, writes allocate, deletes free. Anything not
+    /// page aligned is [`PagerError::Unaligned`] and does nothing.
+    pub fn strategy(&self, obj: &Object, bio: Bio<'_>) -> Result<(), PagerError> {
+        self.check_object(obj);
+        self.core.strategy(&obj.inner, bio)
+    }
+
+    /// Sets the live limit of in-flight async write clusters, clamped to `1..=nswbuf/2`
+    /// as the seed does; lowering takes effect as writes complete. Returns the value in force.
+    pub fn set_swap_async_max(&self, n: u64) -> u64 {
+        let n = core::clamp_async(n, self.core.tun.nswbuf);
+        self.core
+            .async_max
+            .store(n, std::sync::atomic::Ordering::Relaxed);
+        self.core.async_pool.set_max(n);
+        n
+    }
+
+    /// Blocks until no async `putpages` is in flight (their callbacks have run).
+    pub fn wait_async(&self) {
+        let mut n = self.core.async_batches.lock();
+        while *n > 0 {
+            self.core.async_idle.wait(&mut n);
+        }
+    }
+
+    /// A channel of [`PagerEvent`]s from now on (hysteresis, devices). Unbounded; drop the
+    /// receiver to unsubscribe.
+    pub fn subscribe(&self) -> crossbeam_channel::Receiver<PagerEvent> {
+        self.core.events.subscribe()
+    }
+
+    /// Where page `pindex` of `obj` is on swap: its area and the page in that area (for
+    /// tools and tests; the answer may change as soon as it is returned).
+    pub fn locate(&self, obj: &Object, pindex: u64) -> Option<(DeviceId, u64)> {
+        self.check_object(obj);
+        self.core.locate(&obj.inner, pindex)
+    }
+
+    /// Checks that the allocators and every object's metadata agree: per area
+    /// `avail + used + bad + filled == usable`, every mapped block allocated and used
+    /// once, and, when no I/O is in flight, blocks held == blocks used. For tests and
+    /// debugging: it locks every object at once.
+    pub fn verify(&self) -> Result<(), String> {
+        self.core.verify()
+    }
+
+    /// A snapshot for monitors; cheap enough to call every 100 ms.
+    pub fn stats(&self) -> PagerStats {
+        self.core.stats()
+    }
+
+    /// Objects belong to the pager that made them: using one with another pager would mix
+    /// two block spaces.
+    fn check_object(&self, obj: &Object) {
+        assert!(
+            Arc::ptr_eq(&obj.inner.core, &self.core),
+            "object {} belongs to another pager",
+            obj.id()
+        );
+    }
+}
+
+/// Refuses configurations the pager cannot run with.
+fn check_config(cfg: &PagerConfig) -> Result<(), PagerError> {
+    let bad = |what: &str| {
+        Err(PagerError::Config {
+            what: what.to_owned(),
+        })
+    };
+    if cfg.max_cluster == 0 {
+        return bad("max_cluster must be at least 1 page");
+    }
+    if cfg.nswbuf == 0 {
+        return bad("nswbuf must be at least 1");
+    }
+    if cfg.nswap_hiwat < cfg.nswap_lowat {
+        return bad("nswap_hiwat must not be below nswap_lowat");
+    }
+    Ok(())
+}

@@ -1,0 +1,305 @@
+//! The I/O engine: asynchronous cluster reads and writes on swap areas, with completion
+//! callbacks carrying the request's tag, result and latency.
+//!
+//! Two back ends behind one [`Engine`]: io_uring (one ring, a submitter thread that batches
+//! requests into it, a reaper thread that runs the callbacks) and a pool of threads doing
+//! `pread`/`pwrite`. [`EngineKind::Auto`] takes io_uring when the kernel allows it (many
+//! containers refuse it) and the threads otherwise; `SWAPKIT_ENGINE=io_uring|threads|auto`
+//! overrides `Auto`.
+//!
+//! Contract of every back end:
+//! - `done` runs exactly once per request, on an engine thread, never on the caller's;
+//! - a request touching page 0, a page past `last_page`, or with an empty buffer completes
+//!   with [`DeviceError::OutOfRange`] and does no I/O;
+//! - the area's [`FaultInjector`](crate::FaultInjector) is asked before each I/O;
+//! - short reads and writes are continued until done, or reported as errors, never ignored;
+//! - counters and latency go to the area's [`stats`](crate::SwapArea::stats);
+//! - dropping the engine waits for every queued request to complete.
+
+mod threads;
+mod uring;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::{DeviceError, PageBuf, SwapArea};
+
+/// Which back end to use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum EngineKind {
+    /// io_uring if the kernel allows it, else threads; `SWAPKIT_ENGINE` overrides it.
+    #[default]
+    Auto,
+    IoUring,
+    ThreadPool,
+}
+
+/// The environment variable that chooses the engine when the configuration says `Auto`.
+pub const ENGINE_ENV: &str = "SWAPKIT_ENGINE";
+
+impl fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EngineKind::Auto => "auto",
+            EngineKind::IoUring => "io_uring",
+            EngineKind::ThreadPool => "threads",
+        })
+    }
+}
+
+impl FromStr for EngineKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<EngineKind, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(EngineKind::Auto),
+            "io_uring" | "io-uring" | "uring" => Ok(EngineKind::IoUring),
+            "threads" | "thread" | "threadpool" | "thread_pool" => Ok(EngineKind::ThreadPool),
+            other => Err(format!(
+                "unknown engine `{other}` (expected auto, io_uring or threads)"
+            )),
+        }
+    }
+}
+
+/// Read or write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IoOp {
+    Read,
+    Write,
+}
+
+impl IoOp {
+    /// "read" or "write", for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            IoOp::Read => "read",
+            IoOp::Write => "write",
+        }
+    }
+}
+
+/// One cluster I/O: `buf.pages()` contiguous pages from `page` on one area.
+#[derive(Debug)]
+pub struct IoRequest {
+    /// The caller's name for this request, handed back in the completion.
+    pub tag: u64,
+    pub op: IoOp,
+    /// First page index in the area, `>= 1`.
+    pub page: u64,
+    /// The data to write, or the buffer to read into.
+    pub buf: PageBuf,
+}
+
+/// The end of one request. The buffer is always handed back, filled on a successful read.
+#[derive(Debug)]
+pub struct IoCompletion {
+    pub tag: u64,
+    pub op: IoOp,
+    pub page: u64,
+    pub buf: PageBuf,
+    pub result: Result<(), DeviceError>,
+    /// From `submit` to completion, queueing included.
+    pub latency: Duration,
+}
+
+/// A completion callback.
+pub type Done = Box<dyn FnOnce(IoCompletion) + Send>;
+
+/// How to build an engine beyond its kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineConfig {
+    pub kind: EngineKind,
+    /// Worker threads of the thread pool: the most I/Os it has in flight.
+    pub threads: usize,
+    /// Submission queue entries of the io_uring ring: the most I/Os it has in flight.
+    pub ring_entries: u32,
+    /// Register each area's file with the ring (saves an fd lookup per I/O). Off by default:
+    /// a registered file stays open in the kernel until the submitter next sweeps (<= 50 ms)
+    /// after its area is dropped, so an `O_EXCL` device reopened at once would look busy.
+    pub register_files: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig {
+            kind: EngineKind::Auto,
+            threads: 16,
+            ring_entries: 256,
+            register_files: true,
+        }
+    }
+}
+
+/// One queued request with everything needed to finish it.
+pub(crate) struct Job {
+    pub(crate) area: Arc<SwapArea>,
+    pub(crate) req: IoRequest,
+    pub(crate) done: Done,
+    pub(crate) start: Instant,
+    /// Set when the request must fail without I/O (bad range, injected fault).
+    pub(crate) error: Option<DeviceError>,
+}
+
+impl Job {
+    /// Accounts for and delivers the completion. Runs on an engine thread.
+    pub(crate) fn finish(self, result: Result<(), DeviceError>) {
+        let latency = self.start.elapsed();
+        let pages = self.req.buf.pages() as u64;
+        match &result {
+            // A refused request never reached the device: not a device error.
+            Err(DeviceError::OutOfRange { .. }) => self.area.counters().cancel(),
+            _ => self
+                .area
+                .counters()
+                .end(self.req.op, pages, result.is_ok(), latency),
+        }
+        let IoRequest { tag, op, page, buf } = self.req;
+        (self.done)(IoCompletion {
+            tag,
+            op,
+            page,
+            buf,
+            result,
+            latency,
+        });
+    }
+}
+
+enum Backend {
+    Threads(threads::ThreadPool),
+    Uring(uring::Uring),
+}
+
+/// The I/O engine. `Send + Sync`: share it with `Arc` and submit from any thread.
+pub struct Engine {
+    backend: Backend,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("kind", &self.kind())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine of `kind` with the default configuration. `Auto` (or `SWAPKIT_ENGINE`)
+    /// picks io_uring when the kernel allows it and threads otherwise; an explicit
+    /// `IoUring` fails when the ring cannot be set up.
+    pub fn new(kind: EngineKind) -> Result<Engine, DeviceError> {
+        Engine::with_config(EngineConfig {
+            kind,
+            ..EngineConfig::default()
+        })
+    }
+
+    /// An engine built from `config`.
+    pub fn with_config(config: EngineConfig) -> Result<Engine, DeviceError> {
+        let kind = match config.kind {
+            EngineKind::Auto => Self::kind_from_env()?,
+            other => other,
+        };
+        let backend = match kind {
+            EngineKind::ThreadPool => Backend::Threads(threads::ThreadPool::new(config.threads)?),
+            EngineKind::IoUring => Backend::Uring(uring::Uring::new(&config)?),
+            EngineKind::Auto => match uring::Uring::new(&config) {
+                Ok(ring) => Backend::Uring(ring),
+                Err(_) => Backend::Threads(threads::ThreadPool::new(config.threads)?),
+            },
+        };
+        Ok(Engine { backend })
+    }
+
+    /// `SWAPKIT_ENGINE` if set (and valid), else `Auto`.
+    fn kind_from_env() -> Result<EngineKind, DeviceError> {
+        match std::env::var(ENGINE_ENV) {
+            Ok(v) => v.parse().map_err(|why: String| DeviceError::Engine {
+                what: format!("{ENGINE_ENV}={v}"),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, why),
+            }),
+            Err(_) => Ok(EngineKind::Auto),
+        }
+    }
+
+    /// The back end in use: `IoUring` or `ThreadPool`, never `Auto`.
+    pub fn kind(&self) -> EngineKind {
+        match self.backend {
+            Backend::Threads(_) => EngineKind::ThreadPool,
+            Backend::Uring(_) => EngineKind::IoUring,
+        }
+    }
+
+    /// Queues one I/O; `done` runs exactly once, on an engine thread, when it completes or
+    /// fails. Never blocks for the I/O itself (may block briefly when the queue is full).
+    pub fn submit(
+        &self,
+        area: &Arc<SwapArea>,
+        req: IoRequest,
+        done: Box<dyn FnOnce(IoCompletion) + Send>,
+    ) {
+        area.counters().begin();
+        let error = area.check_range(req.page, req.buf.pages() as u64).err();
+        let job = Job {
+            area: Arc::clone(area),
+            req,
+            done,
+            start: Instant::now(),
+            error,
+        };
+        match &self.backend {
+            Backend::Threads(pool) => pool.submit(job),
+            Backend::Uring(ring) => ring.submit(job),
+        }
+    }
+
+    /// Submits and waits for the completion.
+    pub fn submit_wait(&self, area: &Arc<SwapArea>, req: IoRequest) -> IoCompletion {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (tag, op, page) = (req.tag, req.op, req.page);
+        self.submit(
+            area,
+            req,
+            Box::new(move |c| {
+                let _ = tx.send(c);
+            }),
+        );
+        rx.recv().unwrap_or_else(|_| IoCompletion {
+            tag,
+            op,
+            page,
+            buf: PageBuf::new(0),
+            result: Err(DeviceError::Engine {
+                what: "completion lost (engine thread died)".into(),
+                source: std::io::Error::other("callback dropped"),
+            }),
+            latency: Duration::ZERO,
+        })
+    }
+}
+
+/// Does one job's I/O synchronously with `pread`/`pwrite` (fault check and latency first).
+/// Shared by the thread pool and by io_uring's fallback paths.
+pub(crate) fn run_blocking(mut job: Job) {
+    if let Some(e) = job.error.take() {
+        return job.finish(Err(e));
+    }
+    let area = Arc::clone(&job.area);
+    let (op, page, pages) = (job.req.op, job.req.page, job.req.buf.pages() as u64);
+    let latency = area.faults().latency();
+    if !latency.is_zero() {
+        std::thread::sleep(latency);
+    }
+    let offset = page * crate::PAGE_SIZE as u64;
+    let result = match area.faults().check(op, page, pages) {
+        Some(e) => Err(e),
+        None => match op {
+            IoOp::Read => crate::sys::read_full(area.file(), job.req.buf.as_mut_slice(), offset),
+            IoOp::Write => crate::sys::write_full(area.file(), job.req.buf.as_slice(), offset),
+        },
+    };
+    job.finish(result.map_err(|e| DeviceError::io(area.path(), op.name(), page, e)));
+}

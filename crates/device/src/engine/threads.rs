@@ -1,0 +1,63 @@
+//! The thread-pool back end: N workers taking jobs from one channel and doing blocking
+//! `pread`/`pwrite`. Its queue depth is its number of workers.
+
+use std::io;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::{Job, run_blocking};
+use crate::DeviceError;
+
+pub(crate) struct ThreadPool {
+    /// `None` only while dropping: closing the channel tells the workers to finish.
+    tx: Option<Sender<Job>>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl ThreadPool {
+    pub(crate) fn new(threads: usize) -> Result<ThreadPool, DeviceError> {
+        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+        let mut workers = Vec::new();
+        for i in 0..threads.max(1) {
+            let rx: Receiver<Job> = rx.clone();
+            let worker = std::thread::Builder::new()
+                .name(format!("swapkit-io-{i}"))
+                .spawn(move || {
+                    for job in rx {
+                        run_blocking(job);
+                    }
+                })
+                .map_err(|source| DeviceError::Engine {
+                    what: "start I/O thread".into(),
+                    source,
+                })?;
+            workers.push(worker);
+        }
+        Ok(ThreadPool {
+            tx: Some(tx),
+            workers,
+        })
+    }
+
+    /// Queues a job. The channel is unbounded, so this never blocks.
+    pub(crate) fn submit(&self, job: Job) {
+        let Some(tx) = &self.tx else { return };
+        if let Err(crossbeam_channel::SendError(job)) = tx.send(job) {
+            // Every worker is gone (they only stop when we drop): still honour the callback.
+            job.finish(Err(DeviceError::Engine {
+                what: "thread pool stopped".into(),
+                source: io::Error::from(io::ErrorKind::BrokenPipe),
+            }));
+        }
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        self.tx = None;
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! The one error type of the crate: every variant names the path it failed on, and its
+//! `Display` is a single line (`swapctl` prints it as `swapctl: <error>`).
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::header::HeaderError;
+
+/// What went wrong with a swap area, a loop device or the I/O engine.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("{}: no such file or device", path.display())]
+    NotFound { path: PathBuf },
+
+    #[error("{}: is a directory, not a block device or a regular file", path.display())]
+    IsDirectory { path: PathBuf },
+
+    /// A character device, a FIFO, a socket: nothing we can page to.
+    #[error("{}: is a {what}, not a block device or a regular file", path.display())]
+    NotBlockOrFile { path: PathBuf, what: &'static str },
+
+    #[error("{}: read-only; a swap area must be writable", path.display())]
+    ReadOnly { path: PathBuf },
+
+    /// `O_EXCL` on a block device failed with `EBUSY`.
+    #[error("{}: device in use (mounted, kernel swap, or another daemon)", path.display())]
+    InUse { path: PathBuf },
+
+    #[error("{}: too small: {size_bytes} bytes, {why} needs {needed_bytes}", path.display())]
+    TooSmall {
+        path: PathBuf,
+        size_bytes: u64,
+        needed_bytes: u64,
+        why: &'static str,
+    },
+
+    #[error("{}: not a swap area; run `swapctl mkswap`", path.display())]
+    NoHeader { path: PathBuf },
+
+    #[error("{}: {source}", path.display())]
+    Header { path: PathBuf, source: HeaderError },
+
+    /// A request for pages outside `1..=last_page`, or for no pages at all.
+    #[error("{}: pages {page}..+{count} outside the data pages 1..={last_page}", path.display())]
+    OutOfRange {
+        path: PathBuf,
+        page: u64,
+        count: u64,
+        last_page: u64,
+    },
+
+    /// The device cannot do whole-page I/O (logical block size), or a buffer is not page sized.
+    #[error("{}: {what}", path.display())]
+    Unaligned { path: PathBuf, what: String },
+
+    /// `DirectIo::Require` on a filesystem without `O_DIRECT` (tmpfs, for example).
+    #[error("{}: O_DIRECT is not supported here (direct I/O was required)", path.display())]
+    NoDirectIo { path: PathBuf },
+
+    /// mkswap found another signature on the device and `force` was not given.
+    #[error("{}: holds a {what} signature; use --force to overwrite it", path.display())]
+    HasSignature { path: PathBuf, what: &'static str },
+
+    #[error("{}: {op} at page {page} failed: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        page: u64,
+        source: io::Error,
+    },
+
+    /// The device answered `ENXIO`: it is gone (unplugged, loop device detached).
+    #[error("{}: device vanished (ENXIO) during {op} at page {page}", path.display())]
+    Vanished {
+        path: PathBuf,
+        op: &'static str,
+        page: u64,
+    },
+
+    #[error("{}: loop device {what}: {source}", path.display())]
+    Loop {
+        path: PathBuf,
+        what: &'static str,
+        source: io::Error,
+    },
+
+    /// The I/O engine could not start or was asked for something it cannot do.
+    #[error("I/O engine: {what}: {source}")]
+    Engine { what: String, source: io::Error },
+}
+
+impl DeviceError {
+    /// The error of an I/O `op` at `page` of `path`: `ENXIO` becomes [`DeviceError::Vanished`].
+    pub fn io(path: impl Into<PathBuf>, op: &'static str, page: u64, source: io::Error) -> Self {
+        let path = path.into();
+        if source.raw_os_error() == Some(libc::ENXIO) {
+            DeviceError::Vanished { path, op, page }
+        } else {
+            DeviceError::Io {
+                path,
+                op,
+                page,
+                source,
+            }
+        }
+    }
+
+    /// The errno behind this error, when there is one (tests and the pager's error policy).
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            DeviceError::Io { source, .. }
+            | DeviceError::Loop { source, .. }
+            | DeviceError::Engine { source, .. } => source.raw_os_error(),
+            DeviceError::Vanished { .. } => Some(libc::ENXIO),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! What a pager is built with and what its device operations take and return.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The pager's id for one swap area, stable from `swapon` to `swapoff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DeviceId(pub u32);
+
+impl fmt::Display for DeviceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The tunables of [`crate::Pager::new`], with the seed's defaults.
+#[derive(Debug, Clone)]
+pub struct PagerConfig {
+    /// Blocks taken from one device before the allocator moves to the next device of the
+    /// same priority (the seed's `dmmax`, 32). `0` fills a device before the next.
+    pub interleave: u64,
+    /// Total pbufs (`nswbuf`, 256): reads get `(nswbuf+1)/2`, sync writes `(nswbuf+3)/4`.
+    pub nswbuf: u64,
+    /// In-flight async write clusters (4), clamped to `1..=nswbuf/2`.
+    pub swap_async_max: u64,
+    /// Free blocks below which swap is "almost full" (128).
+    pub nswap_lowat: u64,
+    /// Free blocks above which "almost full" clears again (512).
+    pub nswap_hiwat: u64,
+    /// Largest cluster of one I/O, in pages (32), at least 1.
+    pub max_cluster: u64,
+    /// Which I/O engine to run (`Auto`: io_uring where the kernel allows it).
+    pub engine: device::EngineKind,
+}
+
+impl Default for PagerConfig {
+    fn default() -> PagerConfig {
+        PagerConfig {
+            interleave: 32,
+            nswbuf: 256,
+            swap_async_max: 4,
+            nswap_lowat: 128,
+            nswap_hiwat: 512,
+            max_cluster: 32,
+            engine: device::EngineKind::Auto,
+        }
+    }
+}
+
+/// How [`crate::Pager::swapon`] adds an area.
+#[derive(Debug, Clone, Default)]
+pub struct SwaponOptions {
+    /// Higher is used first (as on Linux and NetBSD); equal priorities interleave.
+    pub priority: i32,
+    /// Discard (TRIM) the whole area's data pages when it is added.
+    pub discard: bool,
+    /// How the area is opened (direct I/O, `O_EXCL`).
+    pub open: device::OpenOptions,
+}
+
+/// How [`crate::Pager::swapoff`] removes an area.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SwapoffOptions {
+    /// Remove the area even if pages on it cannot be read back: those pages are dropped
+    /// from their objects and counted in [`SwapoffReport::lost`]. Needed for a failed device.
+    pub force: bool,
+}
+
+/// What a finished [`crate::Pager::swapoff`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwapoffReport {
+    /// Pages read back and rewritten on other areas.
+    pub moved: u64,
+    /// Pages dropped because they could not be read (forced swapoff only).
+    pub lost: u64,
+    /// Passes over all objects until none held a block on the area.
+    pub passes: u64,
+}

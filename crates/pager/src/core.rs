@@ -1,0 +1,231 @@
+//! The shared state behind a [`crate::Pager`] handle and every [`crate::Object`]: the
+//! engine, the swap space, the object registry, the pbuf pools, counters and events.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use crossbeam_channel::Sender;
+use device::{DeviceError, Engine, IoCompletion, IoRequest, PageBuf, SwapArea};
+use parking_lot::{Condvar, Mutex};
+
+use crate::config::PagerConfig;
+use crate::io::PagerEvent;
+use crate::object::ObjectInner;
+use crate::pbuf::Pool;
+use crate::space::Space;
+use crate::stats::Counters;
+
+thread_local! {
+    /// Set while one of our completion callbacks runs on an engine thread.
+    static IN_ENGINE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The tunables fixed at creation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tun {
+    pub interleave: u64,
+    pub nswbuf: u64,
+    pub max_cluster: u64,
+    pub lowat: u64,
+    pub hiwat: u64,
+}
+
+/// The subscribers of [`PagerEvent`]s. A leaf lock: sending never blocks.
+#[derive(Debug, Default)]
+pub(crate) struct Events {
+    subs: Mutex<Vec<Sender<PagerEvent>>>,
+    pub count: AtomicU64,
+}
+
+impl Events {
+    pub(crate) fn emit(&self, ev: PagerEvent) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.subs.lock().retain(|tx| tx.send(ev.clone()).is_ok());
+    }
+
+    pub(crate) fn subscribe(&self) -> crossbeam_channel::Receiver<PagerEvent> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        self.subs.lock().push(tx);
+        rx
+    }
+}
+
+/// Event counters, bumped without a lock.
+#[derive(Debug, Default)]
+pub(crate) struct AtomicCounters {
+    pub swapin: AtomicU64,
+    pub swapout: AtomicU64,
+    pub pages_in: AtomicU64,
+    pub pages_out: AtomicU64,
+    pub intrans_waits: AtomicU64,
+    pub alloc_failures: AtomicU64,
+    pub read_errors: AtomicU64,
+    pub write_errors: AtomicU64,
+}
+
+pub(crate) fn bump(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+impl AtomicCounters {
+    pub(crate) fn snapshot(&self, events: u64) -> Counters {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Counters {
+            swapin: g(&self.swapin),
+            swapout: g(&self.swapout),
+            pages_in: g(&self.pages_in),
+            pages_out: g(&self.pages_out),
+            intrans_waits: g(&self.intrans_waits),
+            alloc_failures: g(&self.alloc_failures),
+            read_errors: g(&self.read_errors),
+            write_errors: g(&self.write_errors),
+            events,
+        }
+    }
+}
+
+/// Live objects: all of them (for swapoff and stats) and the named ones by handle (the
+/// seed's `swap_pager_object_list` / `NOBJLIST`). Weak references: the registry never
+/// keeps an object alive. A leaf lock, never held while an object is dropped.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    pub all: HashMap<u64, Weak<ObjectInner>>,
+    pub named: HashMap<String, Weak<ObjectInner>>,
+}
+
+/// The pager's shared state. Lock order: object -> space -> events; registry and pools
+/// are leaves.
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub tun: Tun,
+    engine: Option<Engine>,
+    pub space: Mutex<Space>,
+    pub registry: Mutex<Registry>,
+    pub read_pool: Pool,
+    pub sync_pool: Pool,
+    pub async_pool: Pool,
+    pub async_max: AtomicU64,
+    /// Async `putpages` calls whose callbacks have not run yet.
+    pub async_batches: Mutex<u64>,
+    pub async_idle: Condvar,
+    pub counters: AtomicCounters,
+    pub events: Arc<Events>,
+    pub started: Instant,
+    pub next_object: AtomicU64,
+}
+
+impl Core {
+    pub(crate) fn new(cfg: &PagerConfig, engine: Engine) -> Core {
+        let events = Arc::new(Events::default());
+        let max_cluster = cfg.max_cluster as usize;
+        let async_max = clamp_async(cfg.swap_async_max, cfg.nswbuf);
+        Core {
+            tun: Tun {
+                interleave: cfg.interleave,
+                nswbuf: cfg.nswbuf,
+                max_cluster: cfg.max_cluster,
+                lowat: cfg.nswap_lowat,
+                hiwat: cfg.nswap_hiwat,
+            },
+            engine: Some(engine),
+            space: Mutex::new(Space::new(
+                cfg.interleave,
+                cfg.nswap_lowat,
+                cfg.nswap_hiwat,
+                Arc::clone(&events),
+            )),
+            registry: Mutex::new(Registry::default()),
+            read_pool: Pool::new(cfg.nswbuf.div_ceil(2).max(1), max_cluster * 16),
+            sync_pool: Pool::new(cfg.nswbuf.div_ceil(4), max_cluster * 16),
+            async_pool: Pool::new(async_max, max_cluster * 16),
+            async_max: AtomicU64::new(async_max),
+            async_batches: Mutex::new(0),
+            async_idle: Condvar::new(),
+            counters: AtomicCounters::default(),
+            events,
+            started: Instant::now(),
+            next_object: AtomicU64::new(1),
+        }
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        self.engine
+            .as_ref()
+            .expect("the engine lives as long as the core")
+    }
+
+    /// Queues one I/O; `done` runs on an engine thread. Never call with a lock held: a
+    /// completion may run before this returns.
+    pub(crate) fn submit(
+        &self,
+        area: &Arc<SwapArea>,
+        req: IoRequest,
+        done: impl FnOnce(IoCompletion) + Send + 'static,
+    ) {
+        self.engine().submit(
+            area,
+            req,
+            Box::new(move |c| {
+                IN_ENGINE.with(|f| f.set(true));
+                done(c);
+                IN_ENGINE.with(|f| f.set(false));
+            }),
+        );
+    }
+
+    /// One I/O, waited for.
+    pub(crate) fn submit_wait(
+        &self,
+        area: &Arc<SwapArea>,
+        req: IoRequest,
+    ) -> (PageBuf, Result<(), DeviceError>) {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.submit(area, req, move |c| {
+            let _ = tx.send((c.buf, c.result));
+        });
+        rx.recv().unwrap_or_else(|_| {
+            let lost = DeviceError::Engine {
+                what: "completion lost (engine thread died)".into(),
+                source: std::io::Error::other("callback dropped"),
+            };
+            (PageBuf::new(0), Err(lost))
+        })
+    }
+
+    /// Counts an I/O error and marks the area failed when the device vanished.
+    pub(crate) fn io_error(&self, dev: crate::DeviceId, err: &DeviceError, write: bool) {
+        bump(
+            if write {
+                &self.counters.write_errors
+            } else {
+                &self.counters.read_errors
+            },
+            1,
+        );
+        if matches!(err, DeviceError::Vanished { .. }) {
+            self.space.lock().mark_failed(dev);
+        }
+    }
+}
+
+impl Drop for Core {
+    /// The last reference may go away inside a completion callback, on an engine thread;
+    /// the engine joins its threads when dropped, so there it is dropped from a new thread.
+    fn drop(&mut self) {
+        if let Some(engine) = self.engine.take() {
+            if IN_ENGINE.with(|f| f.get()) {
+                std::thread::spawn(move || drop(engine));
+            } else {
+                drop(engine);
+            }
+        }
+    }
+}
+
+/// The seed's clamp of `swap_async_max`: at most `nswbuf / 2`, at least 1.
+pub(crate) fn clamp_async(n: u64, nswbuf: u64) -> u64 {
+    n.min(nswbuf / 2).max(1)
+}

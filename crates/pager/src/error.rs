@@ -1,0 +1,87 @@
+//! The pager's one error type: each variant says what failed and on which device or object.
+
+use std::path::PathBuf;
+
+use device::DeviceError;
+
+/// What went wrong in a pager operation. `Display` is one line.
+#[derive(Debug, thiserror::Error)]
+pub enum PagerError {
+    /// The configuration cannot work (for example `max_cluster = 0`).
+    #[error("invalid pager configuration: {what}")]
+    Config { what: String },
+
+    /// Opening an area, starting the engine, or an I/O failed in the device layer.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+
+    #[error("{}: already swapping on it as device {id}", path.display())]
+    AlreadyOn { path: PathBuf, id: u32 },
+
+    /// Global block numbers are `u32` (16 TiB of 4 KiB pages).
+    #[error("{}: {pages} more pages would not fit u32 block numbers (free numbering from {first})", path.display())]
+    TooBig {
+        path: PathBuf,
+        pages: u64,
+        first: u64,
+    },
+
+    #[error("no swap device {id}")]
+    NoSuchDevice { id: u32 },
+
+    #[error("swapoff {}: already being removed", path.display())]
+    Busy { path: PathBuf },
+
+    /// `swapoff` checks up front that the other areas can hold the area's pages.
+    #[error("swapoff {}: not enough free swap: need {need}, have {have}", path.display())]
+    NotEnoughSpace { path: PathBuf, need: u64, have: u64 },
+
+    /// A failed device can only be removed by a forced swapoff, which drops its pages.
+    #[error("swapoff {}: device failed; {pages} pages on it cannot be read (force drops them)", path.display())]
+    DeviceFailed { path: PathBuf, pages: u64 },
+
+    /// A page could not be read back during a swapoff without force; the area stays on.
+    #[error("swapoff {}: page of object {object} at {pindex} could not be read: {source}; the device stays on", path.display())]
+    SwapoffRead {
+        path: PathBuf,
+        object: String,
+        pindex: u64,
+        source: DeviceError,
+    },
+
+    /// swapoff found no page left on the area, yet blocks on it stayed in use.
+    #[error("swapoff {}: {blocks} blocks stay in use with no page on them; the device stays on", path.display())]
+    Stuck { path: PathBuf, blocks: u64 },
+
+    /// `getpages` of a page that has no swap block (the seed's `VM_PAGER_FAIL`).
+    #[error("object {object}: page {pindex} is not on swap")]
+    NotOnSwap { object: String, pindex: u64 },
+
+    /// A read failed (the seed's `VM_PAGER_ERROR`): never reported as zeroes.
+    #[error("object {object}: reading page {pindex} failed: {source}")]
+    Read {
+        object: String,
+        pindex: u64,
+        source: DeviceError,
+    },
+
+    /// A write of `strategy` failed; the page keeps its previous copy.
+    #[error("object {object}: writing page {pindex} failed")]
+    Write { object: String, pindex: u64 },
+
+    /// No swap space for a page (`reserve` or a `strategy` write).
+    #[error("object {object}: no swap space for page {pindex}")]
+    NoSpace { object: String, pindex: u64 },
+
+    /// `strategy` with an offset or length that is not a multiple of the page size (`EINVAL`).
+    #[error("object {object}: I/O at byte {offset} of {len} bytes is not page aligned (EINVAL)")]
+    Unaligned {
+        object: String,
+        offset: u64,
+        len: u64,
+    },
+
+    /// A request past the object's size, or a buffer of the wrong length.
+    #[error("object {object}: {what}")]
+    BadRequest { object: String, what: String },
+}

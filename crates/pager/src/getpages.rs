@@ -1,0 +1,184 @@
+//! `getpages` and `haspage`: pagein with read-behind/read-ahead in one I/O
+//! (`swap_pager_getpages`, `swap_pager_haspage`), and the cluster read that `strategy` and
+//! `swapoff` share.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use device::{DeviceError, IoOp, IoRequest, PAGE_SIZE};
+use parking_lot::MutexGuard;
+
+use crate::core::{Core, bump};
+use crate::error::PagerError;
+use crate::object::{ObjState, ObjectInner};
+use crate::space::{Loc, Space};
+
+/// A read planned under the object lock: `len` pages from `pindex`, on one area from `page`.
+#[derive(Debug, Clone)]
+pub(crate) struct ReadRun {
+    pub pindex: u64,
+    pub len: u64,
+    pub loc: Loc,
+}
+
+impl Core {
+    /// Waits while page `pindex` has a write in flight (the seed sleeps on
+    /// `PG_SWAPINPROG`), counting the wait as `intrans`.
+    pub(crate) fn wait_intrans(
+        &self,
+        obj: &ObjectInner,
+        st: &mut MutexGuard<'_, ObjState>,
+        pindex: u64,
+    ) {
+        if st.pending.contains_key(&pindex) {
+            bump(&self.counters.intrans_waits, 1);
+            while st.pending.contains_key(&pindex) {
+                obj.cond.wait(st);
+            }
+        }
+    }
+
+    /// The run around `pindex` (which has block `blk`) that one I/O can read: neighbours
+    /// whose blocks continue `blk` backwards and forwards, on the same area and stripe,
+    /// with no write in flight, at most `max_cluster` pages in all (the seed's `reqpage`
+    /// scan in `swap_pager_getpages`). Read-behind is given up first when it is too long.
+    pub(crate) fn plan_run(
+        &self,
+        st: &ObjState,
+        space: &Space,
+        pindex: u64,
+        blk: u64,
+        max_behind: u64,
+        max_ahead: u64,
+    ) -> Option<ReadRun> {
+        let loc = space.resolve(blk)?;
+        let fits = |p: Option<u64>, b: Option<u64>| match (p, b) {
+            (Some(p), Some(b)) => {
+                space.same_stripe(&loc, b)
+                    && st.meta.lookup(p).map(u64::from) == Some(b)
+                    && !st.pending.contains_key(&p)
+            }
+            _ => false,
+        };
+        let room = self.tun.max_cluster.saturating_sub(1);
+        let mut ahead = 0;
+        while ahead < max_ahead.min(room) {
+            let k = ahead + 1;
+            if !fits(pindex.checked_add(k), blk.checked_add(k)) {
+                break;
+            }
+            ahead = k;
+        }
+        let mut behind = 0;
+        while behind < max_behind.min(room - ahead).min(pindex) {
+            let k = behind + 1;
+            if !fits(pindex.checked_sub(k), blk.checked_sub(k)) {
+                break;
+            }
+            behind = k;
+        }
+        let first = blk - behind;
+        let loc = Loc {
+            page: loc.page - behind,
+            ..loc
+        };
+        debug_assert_eq!(loc.page, first - loc.first + 1);
+        Some(ReadRun {
+            pindex: pindex - behind,
+            len: behind + 1 + ahead,
+            loc,
+        })
+    }
+
+    /// Reads a planned run into `out` (`len` pages) through a read pbuf. Counts it; marks
+    /// the area failed if it vanished.
+    pub(crate) fn read_run(&self, run: &ReadRun, out: &mut [u8]) -> Result<(), DeviceError> {
+        let buf = self.read_pool.acquire(run.len as usize);
+        let req = IoRequest {
+            tag: run.pindex,
+            op: IoOp::Read,
+            page: run.loc.page,
+            buf,
+        };
+        let (buf, result) = self.submit_wait(&run.loc.area, req);
+        bump(&self.counters.swapin, 1);
+        match &result {
+            Ok(()) => {
+                bump(&self.counters.pages_in, run.len);
+                out.copy_from_slice(buf.as_slice());
+            }
+            Err(e) => self.io_error(run.loc.dev, e, false),
+        }
+        self.read_pool.release(buf);
+        result
+    }
+
+    /// Ends a read registered in `st.readers`.
+    pub(crate) fn end_read(&self, obj: &ObjectInner) {
+        let mut st = obj.st.lock();
+        let mut space = self.space.lock();
+        st.end_read(&mut space);
+        drop(space);
+        drop(st);
+        obj.cond.notify_all();
+    }
+
+    pub(crate) fn getpages(
+        &self,
+        obj: &Arc<ObjectInner>,
+        pindex: u64,
+        max_behind: u64,
+        max_ahead: u64,
+        out: &mut [u8],
+    ) -> Result<Range<u64>, PagerError> {
+        let window = max_behind.saturating_add(1).saturating_add(max_ahead);
+        if max_behind > pindex || (out.len() as u64) != window.saturating_mul(PAGE_SIZE as u64) {
+            return Err(PagerError::BadRequest {
+                object: obj.name(),
+                what: format!(
+                    "getpages of page {pindex} with {max_behind} behind and {max_ahead} ahead needs \
+                     {window} pages of buffer and at least {max_behind} pages before it; got {} bytes",
+                    out.len()
+                ),
+            });
+        }
+        let run = {
+            let mut st = obj.st.lock();
+            self.wait_intrans(obj, &mut st, pindex);
+            let not_on_swap = || PagerError::NotOnSwap {
+                object: obj.name(),
+                pindex,
+            };
+            let blk = st.meta.lookup(pindex).ok_or_else(not_on_swap)?;
+            let space = self.space.lock();
+            let run = self
+                .plan_run(&st, &space, pindex, u64::from(blk), max_behind, max_ahead)
+                .ok_or_else(not_on_swap)?;
+            drop(space);
+            st.readers += 1;
+            run
+        };
+        let skip = (run.pindex - (pindex - max_behind)) as usize * PAGE_SIZE;
+        let dst = &mut out[skip..skip + run.len as usize * PAGE_SIZE];
+        let result = self.read_run(&run, dst);
+        self.end_read(obj);
+        match result {
+            Ok(()) => Ok(run.pindex..run.pindex + run.len),
+            Err(source) => Err(PagerError::Read {
+                object: obj.name(),
+                pindex,
+                source,
+            }),
+        }
+    }
+
+    /// `swap_pager_haspage`: contiguous neighbours up to `max_cluster/2 - 1` each way (the
+    /// seed's `SWB_NPAGES/2`), not limited to a stripe (getpages does that). Waits for a
+    /// write in flight on the page, so a page just put is seen.
+    pub(crate) fn haspage(&self, obj: &ObjectInner, pindex: u64) -> Option<(u64, u64)> {
+        let mut st = obj.st.lock();
+        self.wait_intrans(obj, &mut st, pindex);
+        let reach = (self.tun.max_cluster / 2).saturating_sub(1);
+        st.meta.contiguous(pindex, reach.min(pindex), reach)
+    }
+}

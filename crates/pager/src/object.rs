@@ -1,0 +1,177 @@
+//! Objects: the seed's `OBJT_SWAP` objects, each with its swap metadata under its own lock,
+//! found again by handle when named (`swap_pager_alloc`) and freed with their last handle
+//! (`swap_pager_dealloc`).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
+use swmeta::{Block, SwapMeta};
+
+use crate::core::Core;
+use crate::space::Space;
+
+/// A swap-backed object: a sparse array of pages indexed by `pindex`. Cheap to clone;
+/// dropping the last clone deallocates it and frees all its swap (`swap_pager_dealloc`).
+#[derive(Clone)]
+pub struct Object {
+    pub(crate) inner: Arc<ObjectInner>,
+}
+
+impl fmt::Debug for Object {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Object")
+            .field("id", &self.inner.id)
+            .field("handle", &self.inner.handle)
+            .field("size_pages", &self.inner.size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Object {
+    /// The pager-wide id of this object (unique while the pager lives).
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// The handle of a named object.
+    pub fn handle(&self) -> Option<&str> {
+        self.inner.handle.as_deref()
+    }
+
+    /// The object's size in pages (given at allocation; bounds `copy` and `strategy`).
+    pub fn size_pages(&self) -> u64 {
+        self.inner.size
+    }
+
+    /// Pages that hold a swap block.
+    pub fn swapped_pages(&self) -> u64 {
+        self.inner.st.lock().meta.pages()
+    }
+
+    /// Whether two handles are the same object.
+    pub fn same(&self, other: &Object) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+pub(crate) struct ObjectInner {
+    pub id: u64,
+    pub handle: Option<String>,
+    pub size: u64,
+    pub core: Arc<Core>,
+    pub st: Mutex<ObjState>,
+    /// Signalled when a pending write completes or is cancelled, and when reads end.
+    pub cond: Condvar,
+}
+
+impl fmt::Debug for ObjectInner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObjectInner")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObjectInner {
+    /// "name" or "#id", for messages.
+    pub(crate) fn name(&self) -> String {
+        match &self.handle {
+            Some(h) => h.clone(),
+            None => format!("#{}", self.id),
+        }
+    }
+}
+
+/// The mutable state of one object.
+#[derive(Debug, Default)]
+pub(crate) struct ObjState {
+    /// `pindex -> block` (the seed's swblocks).
+    pub meta: SwapMeta,
+    /// Pages with a write in flight: `pindex -> sequence` of the newest write. A write's
+    /// completion installs its block only if it is still the newest (the seed's
+    /// `PG_SWAPINPROG` busy page, as data).
+    pub pending: HashMap<u64, u64>,
+    pub next_seq: u64,
+    /// Reads in flight from this object's blocks.
+    pub readers: u32,
+    /// Blocks dropped from the metadata while reads were in flight: freed when they end,
+    /// so no block is reused under a reader.
+    pub deferred: Vec<Block>,
+}
+
+impl ObjState {
+    /// Frees a block dropped from the metadata, or parks it while reads are in flight.
+    pub(crate) fn release(&mut self, space: &mut Space, blk: Block) {
+        if self.readers > 0 {
+            self.deferred.push(blk);
+        } else {
+            space.free(u64::from(blk), 1);
+        }
+    }
+
+    /// Ends one read; the last one frees the parked blocks.
+    pub(crate) fn end_read(&mut self, space: &mut Space) {
+        self.readers -= 1;
+        if self.readers == 0 {
+            for blk in self.deferred.drain(..) {
+                space.free(u64::from(blk), 1);
+            }
+        }
+    }
+
+    /// Cancels the writes in flight on `start..start+n`: their completions free their
+    /// blocks instead of installing them.
+    pub(crate) fn cancel_pending(&mut self, start: u64, n: u64) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let end = start.saturating_add(n);
+        if n < self.pending.len() as u64 {
+            for p in start..end {
+                self.pending.remove(&p);
+            }
+        } else {
+            self.pending.retain(|p, _| *p < start || *p >= end);
+        }
+    }
+
+    /// Removes the blocks of `start..start+n` (`swp_pager_meta_free`), freeing or parking
+    /// them. Returns how many pages had one.
+    pub(crate) fn free_range(&mut self, space: &mut Space, start: u64, n: u64) -> u64 {
+        let mut freed = Vec::new();
+        self.meta.free_range(start, n, |_, b| freed.push(b));
+        for &b in &freed {
+            self.release(space, b);
+        }
+        freed.len() as u64
+    }
+}
+
+impl Drop for ObjectInner {
+    /// `swap_pager_dealloc`: out of the lists first so lookups fail, then every block
+    /// freed. In-flight I/O holds a reference, so none is running here.
+    fn drop(&mut self) {
+        {
+            let mut reg = self.core.registry.lock();
+            reg.all.remove(&self.id);
+            if let Some(h) = &self.handle {
+                let me: *const ObjectInner = self;
+                if reg
+                    .named
+                    .get(h)
+                    .is_some_and(|w| std::ptr::eq(w.as_ptr(), me))
+                {
+                    reg.named.remove(h);
+                }
+            }
+        }
+        let st = self.st.get_mut();
+        let mut space = self.core.space.lock();
+        st.meta.clear(|_, b| space.free(u64::from(b), 1));
+        for b in st.deferred.drain(..) {
+            space.free(u64::from(b), 1);
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! The small operations on an object's swap: `unswapped`, `freespace`, `reserve`, `copy`
+//! (`swap_pager_unswapped`, `swap_pager_freespace`, `swap_pager_reserve`,
+//! `swap_pager_copy`) and object allocation (`swap_pager_alloc`).
+
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::core::Core;
+use crate::error::PagerError;
+use crate::object::{ObjState, Object, ObjectInner};
+
+impl Core {
+    /// `swap_pager_alloc`: a named object is found again by its handle; otherwise a new
+    /// object is registered (weakly: the registry never keeps it alive).
+    pub(crate) fn alloc_object(self: &Arc<Core>, handle: Option<&str>, size: u64) -> Object {
+        let mut reg = self.registry.lock();
+        if let Some(h) = handle
+            && let Some(inner) = reg.named.get(h).and_then(|w| w.upgrade())
+        {
+            return Object { inner };
+        }
+        let id = self
+            .next_object
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let inner = Arc::new(ObjectInner {
+            id,
+            handle: handle.map(str::to_owned),
+            size,
+            core: Arc::clone(self),
+            st: Mutex::new(ObjState::default()),
+            cond: Condvar::new(),
+        });
+        reg.all.insert(id, Arc::downgrade(&inner));
+        if let Some(h) = handle {
+            reg.named.insert(h.to_owned(), Arc::downgrade(&inner));
+        }
+        Object { inner }
+    }
+
+    pub(crate) fn lookup_object(&self, handle: &str) -> Option<Object> {
+        let reg = self.registry.lock();
+        let inner = reg.named.get(handle)?.upgrade()?;
+        drop(reg);
+        Some(Object { inner })
+    }
+
+    /// Every live object, strongly held: for walks that must not hold the registry lock.
+    pub(crate) fn objects(&self) -> Vec<Arc<ObjectInner>> {
+        let reg = self.registry.lock();
+        let objs: Vec<_> = reg.all.values().filter_map(|w| w.upgrade()).collect();
+        drop(reg);
+        objs
+    }
+
+    /// `swap_pager_freespace` (and `unswapped` with `n = 1`): the blocks go back to the
+    /// allocator (or wait for readers), writes in flight on the range are cancelled.
+    pub(crate) fn freespace(&self, obj: &ObjectInner, start: u64, n: u64) {
+        let mut st = obj.st.lock();
+        st.cancel_pending(start, n);
+        let mut space = self.space.lock();
+        st.free_range(&mut space, start, n);
+        drop(space);
+        drop(st);
+        obj.cond.notify_all();
+    }
+
+    /// `swap_pager_reserve`: blocks for every page of the range, all or nothing. They are
+    /// allocated first (largest runs, as putpages) and installed only if all were found;
+    /// otherwise everything is given back and nothing changed.
+    pub(crate) fn reserve(&self, obj: &ObjectInner, start: u64, n: u64) -> Result<(), PagerError> {
+        let mut st = obj.st.lock();
+        let mut space = self.space.lock();
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        let mut got = 0;
+        while got < n {
+            let want = self.tun.max_cluster.min(n - got);
+            match space.alloc(want) {
+                Some(run) => {
+                    runs.push((run.blk, run.len));
+                    got += run.len;
+                }
+                None => {
+                    for (blk, len) in runs {
+                        space.free(blk, len);
+                    }
+                    return Err(PagerError::NoSpace {
+                        object: obj.name(),
+                        pindex: start + got,
+                    });
+                }
+            }
+        }
+        st.cancel_pending(start, n);
+        let mut p = start;
+        for (blk, len) in runs {
+            for b in blk..blk + len {
+                if let Some(old) = st.meta.insert(p, b as u32) {
+                    st.release(&mut space, old);
+                }
+                p += 1;
+            }
+        }
+        drop(space);
+        drop(st);
+        obj.cond.notify_all();
+        Ok(())
+    }
+
+    /// `swap_pager_copy`: `src`'s blocks at `offset + i` fill `dst`'s holes at `i` for
+    /// `i < dst.size`; where `dst` has a block (or a write in flight) `src`'s is freed.
+    /// `destroy_source` frees the rest of `src` and unlists it. Waits until no read of
+    /// `src` and no write to the pages it gives is in flight (the seed: "may block if
+    /// paging is still in progress on the source"), since their blocks change owner.
+    pub(crate) fn copy(&self, src: &ObjectInner, dst: &ObjectInner, offset: u64, destroy: bool) {
+        if src.id == dst.id {
+            return;
+        }
+        if destroy && let Some(h) = &src.handle {
+            let mut reg = self.registry.lock();
+            let me: *const ObjectInner = src;
+            if reg
+                .named
+                .get(h)
+                .is_some_and(|w| std::ptr::eq(w.as_ptr(), me))
+            {
+                reg.named.remove(h);
+            }
+        }
+        let (mut s, mut d);
+        if src.id < dst.id {
+            s = src.st.lock();
+            d = dst.st.lock();
+        } else {
+            d = dst.st.lock();
+            s = src.st.lock();
+        }
+        let end = offset.saturating_add(dst.size);
+        let busy = |s: &ObjState| {
+            s.readers > 0
+                || s.pending
+                    .keys()
+                    .any(|p| destroy || (offset..end).contains(p))
+        };
+        while busy(&s) {
+            src.cond.wait(&mut s);
+        }
+        let moving: Vec<(u64, u32)> = s.meta.range(offset..end).collect();
+        let mut space = self.space.lock();
+        for (sp, blk) in moving {
+            s.meta.pop(sp);
+            let i = sp - offset;
+            if d.meta.lookup(i).is_some() || d.pending.contains_key(&i) {
+                space.free(u64::from(blk), 1);
+            } else {
+                d.meta.insert(i, blk);
+            }
+        }
+        if destroy {
+            let mut rest = Vec::new();
+            s.meta.clear(|_, b| rest.push(b));
+            for b in rest {
+                space.free(u64::from(b), 1);
+            }
+        }
+        drop(space);
+        drop(s);
+        drop(d);
+        src.cond.notify_all();
+        dst.cond.notify_all();
+    }
+}

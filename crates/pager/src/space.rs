@@ -1,0 +1,362 @@
+//! The swap space: every area's blist behind one lock, global block numbers, allocation by
+//! priority and interleave, and the seed's hysteresis (`swp_pager_getswapspace`,
+//! `swp_pager_freeswapspace`, `swp_sizecheck`).
+//!
+//! Global block numbers: area `a` owns `a.first .. a.first + a.blocks`, where block
+//! `a.first + d` is the area's data page `d + 1` (page 0 is the header). Between two areas
+//! at least one number stays unowned, so blocks contiguous in number are on one area.
+//! Stripes (`interleave`) are counted from each area's first data page, so a sequential
+//! pageout puts pages 0–31 on the first area, 32–63 on the next, as the seed's `dmmax`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use blist::Blist;
+use device::SwapArea;
+
+use crate::config::DeviceId;
+use crate::core::Events;
+use crate::io::PagerEvent;
+use crate::stats::Hysteresis;
+
+/// How a swap area is identified before it is opened: `(true, rdev)` for a block device,
+/// `(false, dev, ino)` for a file. Two paths to one device give the same key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct FileKey {
+    pub block: bool,
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl FileKey {
+    pub(crate) fn of(path: &std::path::Path) -> Option<FileKey> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let md = std::fs::metadata(path).ok()?;
+        if md.file_type().is_block_device() {
+            Some(FileKey {
+                block: true,
+                dev: md.rdev(),
+                ino: 0,
+            })
+        } else {
+            Some(FileKey {
+                block: false,
+                dev: md.dev(),
+                ino: md.ino(),
+            })
+        }
+    }
+}
+
+/// A swapoff in progress on an area.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Drain {
+    pub moved: u64,
+    pub total: u64,
+    /// The ranges that were free when the blist was filled: freed again if swapoff aborts.
+    pub refill: Vec<(u64, u64)>,
+}
+
+/// One swap area in the space.
+#[derive(Debug)]
+pub(crate) struct Area {
+    pub id: DeviceId,
+    pub area: Arc<SwapArea>,
+    pub key: Option<FileKey>,
+    pub priority: i32,
+    /// Global block number of data page 1.
+    pub first: u64,
+    /// Data pages (`last_page`): blist blocks.
+    pub blocks: u64,
+    pub blist: Blist,
+    pub draining: Option<Drain>,
+    pub failed: bool,
+    /// Blocks holding a page, reserved, being written, or parked for a reader.
+    pub used: u64,
+    /// Blocks whose write failed: allocated forever, never handed out again.
+    pub quarantined: u64,
+    /// Bad pages listed in the header: never freed into the blist.
+    pub header_bad: u64,
+    /// Blocks made unavailable by a swapoff's fill.
+    pub filled: u64,
+}
+
+impl Area {
+    pub(crate) fn allocatable(&self) -> bool {
+        self.draining.is_none() && !self.failed
+    }
+
+    pub(crate) fn contains(&self, blk: u64) -> bool {
+        blk >= self.first && blk < self.first + self.blocks
+    }
+
+    /// Usable blocks: data pages minus the header's bad pages.
+    pub(crate) fn usable(&self) -> u64 {
+        self.blocks - self.header_bad
+    }
+}
+
+/// Where one block lives, resolved under the space lock for an I/O outside it.
+#[derive(Debug, Clone)]
+pub(crate) struct Loc {
+    pub dev: DeviceId,
+    pub area: Arc<SwapArea>,
+    pub first: u64,
+    pub blocks: u64,
+    /// The area's page of the block.
+    pub page: u64,
+}
+
+/// A run of blocks just allocated on one area.
+#[derive(Debug, Clone)]
+pub(crate) struct Run {
+    pub blk: u64,
+    pub len: u64,
+    pub dev: DeviceId,
+    pub area: Arc<SwapArea>,
+    pub page: u64,
+}
+
+/// All areas and the allocator state. Lives behind `Core::space`.
+#[derive(Debug)]
+pub(crate) struct Space {
+    pub areas: Vec<Area>,
+    /// Per priority: the area the next allocation tries first.
+    rotor: HashMap<i32, DeviceId>,
+    pub interleave: u64,
+    lowat: u64,
+    hiwat: u64,
+    pub hyst: Hysteresis,
+    pub next_id: u32,
+    events: Arc<Events>,
+}
+
+impl Space {
+    pub(crate) fn new(interleave: u64, lowat: u64, hiwat: u64, events: Arc<Events>) -> Space {
+        Space {
+            areas: Vec::new(),
+            rotor: HashMap::new(),
+            interleave,
+            lowat,
+            hiwat,
+            hyst: Hysteresis::default(),
+            next_id: 0,
+            events,
+        }
+    }
+
+    pub(crate) fn index(&self, dev: DeviceId) -> Option<usize> {
+        self.areas.iter().position(|a| a.id == dev)
+    }
+
+    fn index_of_block(&self, blk: u64) -> Option<usize> {
+        self.areas.iter().position(|a| a.contains(blk))
+    }
+
+    /// Free blocks the allocator can hand out (the seed's `vm_swap_size`).
+    pub(crate) fn free_blocks(&self) -> u64 {
+        self.areas
+            .iter()
+            .filter(|a| a.allocatable())
+            .map(|a| a.blist.avail())
+            .sum()
+    }
+
+    /// The lowest first block number where `blocks` more blocks fit with a one-block gap
+    /// on each side of every existing area.
+    pub(crate) fn place(&self, blocks: u64) -> u64 {
+        let mut ranges: Vec<(u64, u64)> = self.areas.iter().map(|a| (a.first, a.blocks)).collect();
+        ranges.sort_unstable();
+        let mut candidate = 0;
+        for (first, len) in ranges {
+            if candidate + blocks < first {
+                break;
+            }
+            candidate = candidate.max(first + len + 1);
+        }
+        candidate
+    }
+
+    /// Where `blk` lives.
+    pub(crate) fn resolve(&self, blk: u64) -> Option<Loc> {
+        let a = &self.areas[self.index_of_block(blk)?];
+        Some(Loc {
+            dev: a.id,
+            area: Arc::clone(&a.area),
+            first: a.first,
+            blocks: a.blocks,
+            page: blk - a.first + 1,
+        })
+    }
+
+    /// Whether `blk` can be read in one I/O with the block of `loc`: same area and, with an
+    /// interleave, the same stripe (the seed's `(blk ^ iblk) & dmmax_mask` test).
+    pub(crate) fn same_stripe(&self, loc: &Loc, blk: u64) -> bool {
+        if blk < loc.first || blk >= loc.first + loc.blocks {
+            return false;
+        }
+        let base = loc.page - 1;
+        self.interleave == 0 || (blk - loc.first) / self.interleave == base / self.interleave
+    }
+
+    /// Allocates a run of 1 to `n` blocks (`swp_pager_getswapspace` with the halving of
+    /// `swap_pager_putpages`). Priorities are tried highest first; inside one, the areas in
+    /// rotation from the rotor, each blist asked for the largest run first (`min` from `n`
+    /// halving to 1). A request never asks for more than one stripe, and a run that starts
+    /// inside a stripe is trimmed at its end (the tail freed again, as the seed's
+    /// `(blk ^ (blk + n)) & dmmax_mask` test); the rotor moves on once a stripe is used up.
+    /// On failure "full" is set and announced once.
+    pub(crate) fn alloc(&mut self, n: u64) -> Option<Run> {
+        debug_assert!(n >= 1);
+        let n = if self.interleave > 0 {
+            n.min(self.interleave)
+        } else {
+            n
+        };
+        let mut prios: Vec<i32> = self
+            .areas
+            .iter()
+            .filter(|a| a.allocatable())
+            .map(|a| a.priority)
+            .collect();
+        prios.sort_unstable_by(|a, b| b.cmp(a));
+        prios.dedup();
+        for prio in prios {
+            let group: Vec<usize> = (0..self.areas.len())
+                .filter(|&i| self.areas[i].allocatable() && self.areas[i].priority == prio)
+                .collect();
+            let start = if self.interleave == 0 {
+                0
+            } else {
+                self.rotor
+                    .get(&prio)
+                    .and_then(|id| group.iter().position(|&i| self.areas[i].id == *id))
+                    .unwrap_or(0)
+            };
+            for k in 0..group.len() {
+                let pos = (start + k) % group.len();
+                let idx = group[pos];
+                let mut min = n.min(blist::MAX_ALLOC);
+                loop {
+                    if let Some((d, len)) = self.areas[idx].blist.alloc_range(min, n) {
+                        let next = self.areas[group[(pos + 1) % group.len()]].id;
+                        return Some(self.take(idx, d, len, prio, next));
+                    }
+                    if min == 1 {
+                        break;
+                    }
+                    min /= 2;
+                }
+            }
+        }
+        if !self.hyst.full {
+            self.hyst.full = true;
+            self.events.emit(PagerEvent::Full);
+            if !self.hyst.almost_full {
+                self.hyst.almost_full = true;
+                self.events.emit(PagerEvent::AlmostFull {
+                    free: self.free_blocks(),
+                });
+            }
+        }
+        None
+    }
+
+    /// Books a run the blist of `areas[idx]` gave: trims it at the stripe end, counts it
+    /// used, moves the rotor of `prio` to `next` if the stripe is used up.
+    fn take(&mut self, idx: usize, d: u64, len: u64, prio: i32, next: DeviceId) -> Run {
+        let il = self.interleave;
+        let area = &mut self.areas[idx];
+        let mut len = len;
+        if let Some(stripe) = d.checked_div(il) {
+            let stripe_end = (stripe + 1) * il;
+            if d + len > stripe_end {
+                let keep = stripe_end - d;
+                let freed = area.blist.free(d + keep, len - keep);
+                debug_assert!(freed.is_ok(), "trimmed tail was just allocated");
+                len = keep;
+            }
+        }
+        area.used += len;
+        let run = Run {
+            blk: area.first + d,
+            len,
+            dev: area.id,
+            area: Arc::clone(&area.area),
+            page: d + 1,
+        };
+        let here = area.id;
+        if il > 0 {
+            let rotor = if (d + len).is_multiple_of(il) {
+                next
+            } else {
+                here
+            };
+            self.rotor.insert(prio, rotor);
+        }
+        self.sizecheck();
+        run
+    }
+
+    /// Returns blocks to their area's blist (`swp_pager_freeswapspace`).
+    pub(crate) fn free(&mut self, blk: u64, n: u64) {
+        let Some(idx) = self.index_of_block(blk) else {
+            debug_assert!(false, "free of block {blk} owned by no area");
+            return;
+        };
+        let area = &mut self.areas[idx];
+        let freed = area.blist.free(blk - area.first, n);
+        debug_assert!(freed.is_ok(), "double free of block {blk}: {freed:?}");
+        if freed.is_ok() {
+            area.used -= n;
+        }
+        self.sizecheck();
+    }
+
+    /// Takes blocks whose write failed out of use for good: they stay allocated in the
+    /// blist and count as bad (the quarantine the seed wished it could do).
+    pub(crate) fn quarantine(&mut self, blk: u64, n: u64) {
+        if let Some(idx) = self.index_of_block(blk) {
+            let area = &mut self.areas[idx];
+            area.used -= n;
+            area.quarantined += n;
+        }
+    }
+
+    /// Marks an area failed (it vanished): no more allocations on it. Announced once.
+    pub(crate) fn mark_failed(&mut self, dev: DeviceId) {
+        let Some(idx) = self.index(dev) else { return };
+        let area = &mut self.areas[idx];
+        if !area.failed {
+            area.failed = true;
+            let ev = PagerEvent::DeviceFailed {
+                id: dev.0,
+                path: area.area.path().display().to_string(),
+            };
+            self.events.emit(ev);
+            self.sizecheck();
+        }
+    }
+
+    /// The seed's `swp_sizecheck`: below `nswap_lowat` free blocks "almost full" is set;
+    /// at or above it "full" clears, and above `nswap_hiwat` "almost full" clears too.
+    /// Each change is announced once.
+    pub(crate) fn sizecheck(&mut self) {
+        let free = self.free_blocks();
+        if free < self.lowat {
+            if !self.hyst.almost_full {
+                self.hyst.almost_full = true;
+                self.events.emit(PagerEvent::AlmostFull { free });
+            }
+        } else {
+            if self.hyst.full {
+                self.hyst.full = false;
+                self.events.emit(PagerEvent::NotFull { free });
+            }
+            if free > self.hiwat && self.hyst.almost_full {
+                self.hyst.almost_full = false;
+                self.events.emit(PagerEvent::NotAlmostFull { free });
+            }
+        }
+    }
+}

@@ -1,0 +1,480 @@
+//! `swapon` and `swapoff`: areas come and go while paging goes on.
+//!
+//! swapoff follows what FreeBSD later built (`swapoff_one` + `swap_pager_swapoff`): stop
+//! allocating on the area (its blist is filled), then walk every object for blocks on it,
+//! read them back in clusters and rewrite them elsewhere, pass after pass until no object
+//! holds one and no I/O or parked block uses it, then remove it. A page rewritten by its
+//! owner meanwhile is simply not moved (its new copy is already elsewhere): each move is
+//! installed only if the page still maps the old block.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use blist::Blist;
+use device::{IoOp, IoRequest, PAGE_SIZE, SwapArea};
+
+use crate::config::{DeviceId, SwapoffOptions, SwapoffReport, SwaponOptions};
+use crate::core::Core;
+use crate::error::PagerError;
+use crate::getpages::ReadRun;
+use crate::io::PagerEvent;
+use crate::object::ObjectInner;
+use crate::space::{Area, Drain, FileKey, Loc};
+
+/// How long swapoff waits for blocks that no object maps (I/O in flight, parked for
+/// readers) to be released before it gives up.
+const STUCK: Duration = Duration::from_secs(60);
+
+/// How often a failed cluster rewrite is retried on fresh blocks before swapoff gives up.
+const REWRITE_TRIES: u32 = 4;
+
+impl Core {
+    pub(crate) fn swapon(&self, path: &Path, opts: SwaponOptions) -> Result<DeviceId, PagerError> {
+        let key = FileKey::of(path);
+        if let Some(id) = self.find_key(key) {
+            return Err(PagerError::AlreadyOn {
+                path: path.to_owned(),
+                id: id.0,
+            });
+        }
+        let area = Arc::new(SwapArea::open(path, &opts.open)?);
+        let blocks = area.last_page();
+        if blocks == 0 {
+            return Err(PagerError::BadRequest {
+                object: path.display().to_string(),
+                what: "swap area has no data pages".into(),
+            });
+        }
+        // Refuse an area that cannot get block numbers before building its blist (which
+        // costs about 2 bits per page); checked again under the lock below.
+        let first = self.space.lock().place(blocks);
+        if first + blocks > u64::from(u32::MAX) + 1 {
+            return Err(PagerError::TooBig {
+                path: path.to_owned(),
+                pages: blocks,
+                first,
+            });
+        }
+        if opts.discard {
+            // Best effort, as swapon(8): a device without discard still swaps.
+            let _ = area.discard(1, blocks);
+        }
+        let (blist, header_bad) = build_blist(&area, blocks);
+        let mut space = self.space.lock();
+        if let Some(a) = space
+            .areas
+            .iter()
+            .find(|a| (key.is_some() && a.key == key) || a.area.id() == area.id())
+        {
+            return Err(PagerError::AlreadyOn {
+                path: path.to_owned(),
+                id: a.id.0,
+            });
+        }
+        let first = space.place(blocks);
+        if first + blocks > u64::from(u32::MAX) + 1 {
+            return Err(PagerError::TooBig {
+                path: path.to_owned(),
+                pages: blocks,
+                first,
+            });
+        }
+        let id = DeviceId(space.next_id);
+        space.next_id += 1;
+        space.areas.push(Area {
+            id,
+            area: Arc::clone(&area),
+            key,
+            priority: opts.priority,
+            first,
+            blocks,
+            blist,
+            draining: None,
+            failed: false,
+            used: 0,
+            quarantined: 0,
+            header_bad,
+            filled: 0,
+        });
+        space.sizecheck();
+        drop(space);
+        self.events.emit(PagerEvent::DeviceAdded {
+            id: id.0,
+            path: path.display().to_string(),
+        });
+        Ok(id)
+    }
+
+    fn find_key(&self, key: Option<FileKey>) -> Option<DeviceId> {
+        let key = key?;
+        let space = self.space.lock();
+        space
+            .areas
+            .iter()
+            .find(|a| a.key == Some(key))
+            .map(|a| a.id)
+    }
+
+    pub(crate) fn device_id(&self, path: &Path) -> Option<DeviceId> {
+        self.find_key(FileKey::of(path))
+    }
+
+    pub(crate) fn swapoff(
+        &self,
+        dev: DeviceId,
+        opts: SwapoffOptions,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<SwapoffReport, PagerError> {
+        let (path, failed) = self.start_drain(dev, opts)?;
+        let mut report = SwapoffReport::default();
+        let mut idle_since: Option<(u64, Instant)> = None;
+        loop {
+            report.passes += 1;
+            let mut found = 0;
+            for obj in self.objects() {
+                match self.drain_object(&obj, dev, failed, opts, &mut report, progress) {
+                    Ok(n) => found += n,
+                    Err(e) => {
+                        self.abort_drain(dev);
+                        return Err(e);
+                    }
+                }
+            }
+            if found > 0 {
+                continue;
+            }
+            let busy = {
+                let space = self.space.lock();
+                space.index(dev).map(|i| space.areas[i].used).unwrap_or(0)
+            };
+            if busy == 0 {
+                break;
+            }
+            // Writes allocated before the drain began, or blocks parked for readers: they
+            // end on their own. A count that does not move for long is a bug; give up
+            // rather than hang.
+            match idle_since {
+                Some((n, since)) if n == busy && since.elapsed() > STUCK => {
+                    self.abort_drain(dev);
+                    return Err(PagerError::Stuck { path, blocks: busy });
+                }
+                Some((n, _)) if n == busy => {}
+                _ => idle_since = Some((busy, Instant::now())),
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let area = {
+            let mut space = self.space.lock();
+            let idx = space
+                .index(dev)
+                .ok_or(PagerError::NoSuchDevice { id: dev.0 })?;
+            let area = space.areas.remove(idx);
+            space.sizecheck();
+            area
+        };
+        drop(area);
+        self.events.emit(PagerEvent::DeviceRemoved {
+            id: dev.0,
+            path: path.display().to_string(),
+            moved: report.moved,
+            lost: report.lost,
+        });
+        Ok(report)
+    }
+
+    /// Checks that swapoff can start and marks the area draining: its free blocks are
+    /// filled (remembered, to give them back if swapoff fails).
+    fn start_drain(
+        &self,
+        dev: DeviceId,
+        opts: SwapoffOptions,
+    ) -> Result<(std::path::PathBuf, bool), PagerError> {
+        let mut space = self.space.lock();
+        let idx = space
+            .index(dev)
+            .ok_or(PagerError::NoSuchDevice { id: dev.0 })?;
+        let have: u64 = space
+            .areas
+            .iter()
+            .enumerate()
+            .filter(|(i, a)| *i != idx && a.allocatable())
+            .map(|(_, a)| a.blist.avail())
+            .sum();
+        let a = &mut space.areas[idx];
+        let path = a.area.path().to_owned();
+        if a.draining.is_some() {
+            return Err(PagerError::Busy { path });
+        }
+        if a.failed && !opts.force {
+            return Err(PagerError::DeviceFailed {
+                path,
+                pages: a.used,
+            });
+        }
+        if !a.failed && a.used > have {
+            return Err(PagerError::NotEnoughSpace {
+                path,
+                need: a.used,
+                have,
+            });
+        }
+        let refill: Vec<(u64, u64)> = a.blist.free_ranges().collect();
+        for &(start, len) in &refill {
+            a.filled += a.blist.fill(start, len).unwrap_or(0);
+        }
+        a.draining = Some(Drain {
+            moved: 0,
+            total: a.used,
+            refill,
+        });
+        let failed = a.failed;
+        space.sizecheck();
+        Ok((path, failed))
+    }
+
+    /// Puts a draining area back in service after a failed swapoff.
+    fn abort_drain(&self, dev: DeviceId) {
+        let mut space = self.space.lock();
+        let Some(idx) = space.index(dev) else { return };
+        let a = &mut space.areas[idx];
+        if let Some(drain) = a.draining.take() {
+            for (start, len) in drain.refill {
+                let freed = a.blist.free(start, len);
+                debug_assert!(freed.is_ok(), "refill of a filled range: {freed:?}");
+            }
+            a.filled = 0;
+        }
+        space.sizecheck();
+    }
+
+    /// Moves (or, on a failed area with force, drops) one object's pages off `dev`.
+    /// Returns how many pages it found there.
+    fn drain_object(
+        &self,
+        obj: &Arc<ObjectInner>,
+        dev: DeviceId,
+        failed: bool,
+        opts: SwapoffOptions,
+        report: &mut SwapoffReport,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<u64, PagerError> {
+        let (pairs, loc0) = {
+            let mut st = obj.st.lock();
+            let space = self.space.lock();
+            let Some(idx) = space.index(dev) else {
+                return Ok(0);
+            };
+            let a = &space.areas[idx];
+            let pairs: Vec<(u64, u64)> = st
+                .meta
+                .iter()
+                .map(|(p, b)| (p, u64::from(b)))
+                .filter(|&(_, b)| a.contains(b))
+                .collect();
+            if pairs.is_empty() {
+                return Ok(0);
+            }
+            let loc = Loc {
+                dev,
+                area: Arc::clone(&a.area),
+                first: a.first,
+                blocks: a.blocks,
+                page: 1,
+            };
+            drop(space);
+            st.readers += 1;
+            (pairs, loc)
+        };
+        let found = pairs.len() as u64;
+        let mut result = Ok(found);
+        for cluster in clusters(&pairs, self.tun.max_cluster) {
+            let (p0, b0) = cluster[0];
+            let len = cluster.len() as u64;
+            let run = ReadRun {
+                pindex: p0,
+                len,
+                loc: Loc {
+                    page: b0 - loc0.first + 1,
+                    ..loc0.clone()
+                },
+            };
+            let mut data = vec![0u8; len as usize * PAGE_SIZE];
+            let read = if failed {
+                Err(None)
+            } else {
+                self.read_run(&run, &mut data).map_err(Some)
+            };
+            match read {
+                Ok(()) => match self.rewrite(obj, p0, b0, &data, loc0.area.path()) {
+                    Ok(moved) => report.moved += moved,
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                },
+                Err(source) if !opts.force => {
+                    let source = source.unwrap_or_else(|| device::DeviceError::Vanished {
+                        path: loc0.area.path().to_owned(),
+                        op: "read",
+                        page: run.loc.page,
+                    });
+                    result = Err(PagerError::SwapoffRead {
+                        path: loc0.area.path().to_owned(),
+                        object: obj.name(),
+                        pindex: p0,
+                        source,
+                    });
+                    break;
+                }
+                Err(_) => report.lost += self.drop_pages(obj, cluster),
+            }
+            let done = report.moved + report.lost;
+            let total = {
+                let mut space = self.space.lock();
+                let idx = space.index(dev);
+                match idx.and_then(|i| space.areas[i].draining.as_mut()) {
+                    Some(d) => {
+                        d.moved = done;
+                        d.total = d.total.max(done);
+                        d.total
+                    }
+                    None => done,
+                }
+            };
+            progress(done, total);
+        }
+        self.end_read(obj);
+        result
+    }
+
+    /// Writes one cluster read from the draining area to fresh blocks elsewhere and
+    /// installs each page whose metadata still holds the old block. Returns pages moved.
+    fn rewrite(
+        &self,
+        obj: &ObjectInner,
+        p0: u64,
+        b0: u64,
+        data: &[u8],
+        path: &Path,
+    ) -> Result<u64, PagerError> {
+        let len = (data.len() / PAGE_SIZE) as u64;
+        let mut moved = 0;
+        let mut off = 0;
+        let mut tries = 0;
+        while off < len {
+            let run = self.space.lock().alloc(len - off);
+            let Some(run) = run else {
+                let have = self.space.lock().free_blocks();
+                return Err(PagerError::NotEnoughSpace {
+                    path: path.to_owned(),
+                    need: len - off,
+                    have,
+                });
+            };
+            let mut buf = self.sync_pool.acquire(run.len as usize);
+            let bytes = off as usize * PAGE_SIZE..(off + run.len) as usize * PAGE_SIZE;
+            buf.as_mut_slice().copy_from_slice(&data[bytes]);
+            let req = IoRequest {
+                tag: p0 + off,
+                op: IoOp::Write,
+                page: run.page,
+                buf,
+            };
+            let (buf, result) = self.submit_wait(&run.area, req);
+            self.sync_pool.release(buf);
+            crate::core::bump(&self.counters.swapout, 1);
+            crate::core::bump(&self.counters.pages_out, run.len);
+            if let Err(e) = result {
+                self.io_error(run.dev, &e, true);
+                self.space.lock().quarantine(run.blk, run.len);
+                tries += 1;
+                if tries >= REWRITE_TRIES {
+                    return Err(PagerError::Write {
+                        object: obj.name(),
+                        pindex: p0 + off,
+                    });
+                }
+                continue;
+            }
+            let mut st = obj.st.lock();
+            let mut space = self.space.lock();
+            for k in 0..run.len {
+                let p = p0 + off + k;
+                let old = (b0 + off + k) as u32;
+                let new = run.blk + k;
+                if st.meta.lookup(p) == Some(old) {
+                    st.meta.insert(p, new as u32);
+                    st.release(&mut space, old);
+                    moved += 1;
+                } else {
+                    space.free(new, 1);
+                }
+            }
+            off += run.len;
+        }
+        Ok(moved)
+    }
+
+    /// Drops pages that cannot be read back (forced swapoff): each page still holding its
+    /// block on the area loses it. Returns how many were lost.
+    fn drop_pages(&self, obj: &ObjectInner, cluster: &[(u64, u64)]) -> u64 {
+        let mut st = obj.st.lock();
+        let mut space = self.space.lock();
+        let mut lost = 0;
+        for &(p, b) in cluster {
+            if st.meta.lookup(p) == Some(b as u32) {
+                st.meta.pop(p);
+                st.release(&mut space, b as u32);
+                lost += 1;
+            }
+        }
+        lost
+    }
+}
+
+/// Splits `(pindex, block)` pairs (ascending pindex) into runs contiguous in both, of at
+/// most `max` pages: each is one read.
+fn clusters(pairs: &[(u64, u64)], max: u64) -> Vec<&[(u64, u64)]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=pairs.len() {
+        let split = i == pairs.len()
+            || pairs[i].0 != pairs[i - 1].0 + 1
+            || pairs[i].1 != pairs[i - 1].1 + 1
+            || (i - start) as u64 >= max;
+        if split {
+            out.push(&pairs[start..i]);
+            start = i;
+        }
+    }
+    out
+}
+
+/// A blist over the area's data pages (block `d` = page `d + 1`) with every page free but
+/// the header's bad ones. Returns it with the number of bad pages.
+fn build_blist(area: &SwapArea, blocks: u64) -> (Blist, u64) {
+    let mut blist = Blist::new(blocks);
+    let mut bad: Vec<u64> = area
+        .header()
+        .bad_pages
+        .iter()
+        .map(|&p| u64::from(p))
+        .filter(|&p| p >= 1 && p <= blocks)
+        .collect();
+    bad.sort_unstable();
+    bad.dedup();
+    let mut next = 1;
+    for &b in &bad {
+        if b > next {
+            let freed = blist.free(next - 1, b - next);
+            debug_assert!(freed.is_ok());
+        }
+        next = b + 1;
+    }
+    if next <= blocks {
+        let freed = blist.free(next - 1, blocks - next + 1);
+        debug_assert!(freed.is_ok());
+    }
+    (blist, bad.len() as u64)
+}

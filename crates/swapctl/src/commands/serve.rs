@@ -1,0 +1,58 @@
+//! `swapctl daemon`: resolve settings (flags over config file over defaults), bind the
+//! socket, start the pager, serve until SIGTERM/SIGINT.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::CliError;
+use crate::cli::{DEFAULT_CONFIG, DEFAULT_SOCKET, DaemonArgs};
+use crate::config::Config;
+use crate::daemon::log::{self, Level};
+use crate::daemon::pager_backend::{PagerBackend, PagerSettings};
+use crate::daemon::{Daemon, DaemonOptions, Shutdown, handle_signals};
+
+pub fn daemon(a: DaemonArgs) -> Result<i32, CliError> {
+    let (path, must_exist) = match &a.config {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from(DEFAULT_CONFIG), false),
+    };
+    let config = Config::load(&path, must_exist).map_err(|e| CliError::new("config", e))?;
+    let d = &config.daemon;
+    let level = a
+        .log_level
+        .clone()
+        .or(d.log_level.clone())
+        .unwrap_or_else(|| "info".into());
+    log::set_level(Level::parse(&level).map_err(|e| CliError::new("--log-level", e))?);
+    let socket = a
+        .socket
+        .clone()
+        .or(d.socket.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
+    let settings = PagerSettings {
+        interleave: a.interleave.or(d.interleave),
+        nswbuf: a.nswbuf.or(d.nswbuf),
+        swap_async_max: a.async_max.or(d.swap_async_max),
+        engine: d.engine.clone(),
+    };
+    let shutdown = Shutdown::default();
+    handle_signals(shutdown.clone()).map_err(|e| CliError::new("signals", e))?;
+    let bound = Daemon::bind(DaemonOptions {
+        socket: socket.clone(),
+        socket_group: a.socket_group.clone().or(d.socket_group.clone()),
+        config: config.clone(),
+        auto_on: !a.no_auto,
+    })
+    .map_err(|e| CliError::new("daemon", e))?;
+    let backend = match PagerBackend::start(&settings) {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = std::fs::remove_file(&socket);
+            return Err(CliError::new("pager", e));
+        }
+    };
+    bound
+        .serve(Arc::new(backend), shutdown)
+        .map_err(|e| CliError::new("daemon", e))?;
+    Ok(0)
+}

@@ -1,0 +1,158 @@
+//! The daemon's config file (TOML): daemon settings and the devices to swap on.
+//!
+//! ```toml
+//! [daemon]
+//! socket = "/run/swapkit/swapctl.sock"
+//! interleave = 32
+//!
+//! [[device]]
+//! path = "/dev/loop0"
+//! priority = 10
+//! ```
+//!
+//! Every field is optional except a device's `path`; unknown keys are refused so that a typo
+//! does not silently change nothing. Command-line flags win over the file.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub daemon: DaemonConfig,
+    #[serde(default, rename = "device")]
+    pub devices: Vec<DeviceEntry>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    pub socket: Option<PathBuf>,
+    /// Group given access to the socket (mode 0660).
+    pub socket_group: Option<String>,
+    pub interleave: Option<u64>,
+    pub nswbuf: Option<u64>,
+    pub swap_async_max: Option<u64>,
+    /// error, warn, info or debug.
+    pub log_level: Option<String>,
+    /// I/O engine: auto, io_uring or threads.
+    pub engine: Option<String>,
+}
+
+/// One `[[device]]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceEntry {
+    pub path: PathBuf,
+    #[serde(default = "default_priority")]
+    pub priority: i32,
+    #[serde(default)]
+    pub discard: bool,
+    /// Not swapped on at daemon start nor by `swapctl on -a`.
+    #[serde(default)]
+    pub noauto: bool,
+}
+
+fn default_priority() -> i32 {
+    -1
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// Parse config text; `path` only names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            // toml's message spans several lines (a caret under the spot); keep one.
+            message: e.to_string().replace('\n', " ").trim().to_owned(),
+        })
+    }
+
+    /// Read `path`. With `must_exist` false a missing file is an empty config: that is how
+    /// the default path behaves when the admin has not written one.
+    pub fn load(path: &Path, must_exist: bool) -> Result<Config, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::parse(&text, path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => {
+                Ok(Config::default())
+            }
+            Err(source) => Err(ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// The devices swapped on at start and by `on -a`.
+    pub fn auto_devices(&self) -> impl Iterator<Item = &DeviceEntry> {
+        self.devices.iter().filter(|d| !d.noauto)
+    }
+
+    /// The entry for `path`, if the file lists it.
+    pub fn device(&self, path: &Path) -> Option<&DeviceEntry> {
+        self.devices.iter().find(|d| d.path == path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+[daemon]
+socket = "/run/swapkit/swapctl.sock"
+socket_group = "swapkit"
+interleave = 32
+nswbuf = 128
+swap_async_max = 8
+log_level = "info"
+
+[[device]]
+path = "/dev/loop0"
+priority = 10
+discard = true
+
+[[device]]
+path = "/var/swap/swapkit-1"
+noauto = true
+"#;
+
+    #[test]
+    fn example_config_parses_with_defaults() {
+        let c = Config::parse(EXAMPLE, Path::new("x.toml")).unwrap();
+        assert_eq!(c.daemon.interleave, Some(32));
+        assert_eq!(c.devices.len(), 2);
+        assert_eq!(c.devices[1].priority, -1);
+        assert!(!c.devices[1].discard);
+        let auto: Vec<_> = c.auto_devices().map(|d| d.path.clone()).collect();
+        assert_eq!(auto, vec![PathBuf::from("/dev/loop0")]);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_in_one_line() {
+        let err = Config::parse("[daemon]\ninterleve = 3\n", Path::new("c.toml")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("c.toml: "), "{msg}");
+        assert!(msg.contains("interleve"), "{msg}");
+        assert!(!msg.contains('\n'));
+    }
+
+    #[test]
+    fn a_missing_default_file_is_an_empty_config() {
+        let c = Config::load(Path::new("/nonexistent/swapkit.toml"), false).unwrap();
+        assert_eq!(c, Config::default());
+        assert!(Config::load(Path::new("/nonexistent/swapkit.toml"), true).is_err());
+    }
+}

@@ -1,0 +1,212 @@
+//! What the daemon serves: a [`Backend`] is the swap space behind the socket. The real one
+//! wraps a `pager::Pager` (see `pager_backend.rs`); [`MemoryBackend`] keeps pages in memory
+//! and is the reference model the protocol tests run against.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use parking_lot::Mutex;
+
+use device::PAGE_SIZE;
+use pager::PagerStats;
+
+use crate::proto::{GetStatus, PutStatus};
+
+/// Why a backend refused: `NoSpace`/`Failed` carry the pager's one-line reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The swap space as the daemon sees it. Object ids are the backend's own; the daemon maps
+/// them to per-uid wire ids. Implementations are thread-safe: one thread serves each client.
+pub trait Backend: Send + Sync + 'static {
+    fn stats(&self) -> PagerStats;
+    fn swapon(&self, path: &Path, priority: i32, discard: bool) -> Result<(), BackendError>;
+    /// Move every page off `path`, then detach it. Blocks until done.
+    fn swapoff(&self, path: &Path) -> Result<(), BackendError>;
+    /// Set `swap_async_max`; returns the clamped value in force.
+    fn set_swap_async_max(&self, n: u64) -> u64;
+    fn create(&self) -> Result<u64, BackendError>;
+    fn destroy(&self, object: u64);
+    /// Page out whole pages of `data` at `pindex`.
+    fn putpages(&self, object: u64, pindex: u64, data: &[u8], sync: bool) -> Vec<PutStatus>;
+    /// Page in `out.len() / PAGE_SIZE` pages at `pindex` into `out`.
+    fn getpages(&self, object: u64, pindex: u64, out: &mut [u8]) -> Vec<GetStatus>;
+    /// (has, contiguous before, contiguous after).
+    fn haspage(&self, object: u64, pindex: u64) -> (bool, u64, u64);
+    /// Drop the swap copies of `count` pages from `pindex`.
+    fn freespace(&self, object: u64, pindex: u64, count: u64);
+    /// Wait for async writes still in flight (called once at shutdown).
+    fn flush(&self) {}
+}
+
+/// An in-memory swap space of `capacity` pages with named devices that hold no data: enough
+/// to test the daemon's protocol, permissions and lifetimes without block devices.
+#[derive(Debug)]
+pub struct MemoryBackend {
+    inner: Mutex<Memory>,
+}
+
+#[derive(Debug, Default)]
+struct Memory {
+    capacity: u64,
+    next: u64,
+    objects: HashMap<u64, HashMap<u64, Vec<u8>>>,
+    devices: Vec<(String, i32)>,
+    async_max: u64,
+}
+
+impl MemoryBackend {
+    pub fn new(capacity: u64) -> MemoryBackend {
+        MemoryBackend {
+            inner: Mutex::new(Memory {
+                capacity,
+                async_max: 4,
+                ..Default::default()
+            }),
+        }
+    }
+}
+
+impl Memory {
+    fn used(&self) -> u64 {
+        self.objects.values().map(|o| o.len() as u64).sum()
+    }
+}
+
+impl Backend for MemoryBackend {
+    fn stats(&self) -> PagerStats {
+        let m = self.inner.lock();
+        let used = m.used();
+        PagerStats {
+            page_size: PAGE_SIZE as u64,
+            engine: "memory".into(),
+            total_pages: m.capacity,
+            used_pages: used,
+            free_pages: m.capacity - used,
+            objects: m.objects.len() as u64,
+            devices: m
+                .devices
+                .iter()
+                .map(|(p, prio)| pager::DeviceStats {
+                    path: p.clone(),
+                    priority: *prio,
+                    kind: "file".into(),
+                    ..Default::default()
+                })
+                .collect(),
+            tunables: pager::Tunables {
+                swap_async_max: m.async_max,
+                nswbuf: 128,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn swapon(&self, path: &Path, priority: i32, _discard: bool) -> Result<(), BackendError> {
+        let mut m = self.inner.lock();
+        let p = path.display().to_string();
+        if m.devices.iter().any(|(d, _)| *d == p) {
+            return Err(BackendError::Failed(format!("{p}: already on")));
+        }
+        m.devices.push((p, priority));
+        Ok(())
+    }
+
+    fn swapoff(&self, path: &Path) -> Result<(), BackendError> {
+        let mut m = self.inner.lock();
+        let p = path.display().to_string();
+        let before = m.devices.len();
+        m.devices.retain(|(d, _)| *d != p);
+        if m.devices.len() == before {
+            return Err(BackendError::NotFound(format!(
+                "{p}: not a swap device that is on"
+            )));
+        }
+        Ok(())
+    }
+
+    fn set_swap_async_max(&self, n: u64) -> u64 {
+        let mut m = self.inner.lock();
+        m.async_max = n.clamp(1, 64);
+        m.async_max
+    }
+
+    fn create(&self) -> Result<u64, BackendError> {
+        let mut m = self.inner.lock();
+        m.next += 1;
+        let id = m.next;
+        m.objects.insert(id, HashMap::new());
+        Ok(id)
+    }
+
+    fn destroy(&self, object: u64) {
+        self.inner.lock().objects.remove(&object);
+    }
+
+    fn putpages(&self, object: u64, pindex: u64, data: &[u8], _sync: bool) -> Vec<PutStatus> {
+        let mut m = self.inner.lock();
+        let mut out = Vec::new();
+        for (i, page) in data.chunks(PAGE_SIZE).enumerate() {
+            let full = m.used() >= m.capacity;
+            let Some(o) = m.objects.get_mut(&object) else {
+                out.push(PutStatus::Error);
+                continue;
+            };
+            let key = pindex + i as u64;
+            if full && !o.contains_key(&key) {
+                out.push(PutStatus::Fail);
+            } else {
+                o.insert(key, page.to_vec());
+                out.push(PutStatus::Ok);
+            }
+        }
+        out
+    }
+
+    fn getpages(&self, object: u64, pindex: u64, out: &mut [u8]) -> Vec<GetStatus> {
+        let m = self.inner.lock();
+        out.chunks_mut(PAGE_SIZE)
+            .enumerate()
+            .map(|(i, page)| {
+                match m
+                    .objects
+                    .get(&object)
+                    .and_then(|o| o.get(&(pindex + i as u64)))
+                {
+                    Some(p) => {
+                        page.copy_from_slice(p);
+                        GetStatus::Ok
+                    }
+                    None => GetStatus::Absent,
+                }
+            })
+            .collect()
+    }
+
+    fn haspage(&self, object: u64, pindex: u64) -> (bool, u64, u64) {
+        let m = self.inner.lock();
+        let Some(o) = m.objects.get(&object) else {
+            return (false, 0, 0);
+        };
+        if !o.contains_key(&pindex) {
+            return (false, 0, 0);
+        }
+        let before = (1..=pindex)
+            .take_while(|d| o.contains_key(&(pindex - d)))
+            .count() as u64;
+        let after = (1..).take_while(|d| o.contains_key(&(pindex + d))).count() as u64;
+        (true, before, after)
+    }
+
+    fn freespace(&self, object: u64, pindex: u64, count: u64) {
+        if let Some(o) = self.inner.lock().objects.get_mut(&object) {
+            o.retain(|p, _| !(pindex..pindex.saturating_add(count)).contains(p));
+        }
+    }
+}

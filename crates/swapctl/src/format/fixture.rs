@@ -1,0 +1,128 @@
+//! Fixed snapshots the output tests render: two loop devices, one half full, one draining.
+
+use pager::*;
+
+pub fn two_devices() -> PagerStats {
+    let frag = FragStats {
+        free_ranges: 3,
+        largest: 16000,
+        average: 5400,
+        buckets: vec![(1, 1, 1), (144, 232, 1), (10946, 17710, 1)],
+        text: String::new(),
+    };
+    let lat = device::LatencySummary {
+        count: 100,
+        mean_us: 210.5,
+        p50_us: 180,
+        p99_us: 900,
+        p999_us: 1500,
+        max_us: 2100,
+    };
+    let dev0 = DeviceStats {
+        id: 0,
+        path: "/dev/loop0".into(),
+        priority: 10,
+        state: DeviceState::Active,
+        kind: "block".into(),
+        direct_io: true,
+        uuid: "5e3c7b1a-0d2f-4e6a-9b8c-1f2e3d4c5b6a".into(),
+        label: "fast".into(),
+        first_block: 0,
+        size_bytes: 64 << 20,
+        total_pages: 16383,
+        used_pages: 8192,
+        free_pages: 8191,
+        bad_pages: 0,
+        in_flight: 2,
+        reads: 40,
+        writes: 300,
+        pages_read: 1000,
+        pages_written: 8192,
+        read_latency: lat,
+        write_latency: lat,
+        frag: frag.clone(),
+        ..Default::default()
+    };
+    let dev1 = DeviceStats {
+        id: 1,
+        path: "/tmp/swapkit-b.img".into(),
+        priority: -1,
+        state: DeviceState::Draining {
+            moved: 10,
+            total: 40,
+        },
+        kind: "file".into(),
+        direct_io: false,
+        uuid: "00000000-0000-0000-0000-000000000001".into(),
+        label: String::new(),
+        first_block: 16384,
+        size_bytes: 32 << 20,
+        total_pages: 8189,
+        used_pages: 40,
+        free_pages: 0,
+        bad_pages: 2,
+        frag: FragStats::default(),
+        ..Default::default()
+    };
+    PagerStats {
+        uptime_ms: 3_723_000,
+        page_size: 4096,
+        engine: "io_uring".into(),
+        total_pages: 16383 + 8189,
+        used_pages: 8232,
+        free_pages: 8191,
+        bad_pages: 2,
+        hysteresis: Hysteresis {
+            almost_full: true,
+            full: false,
+        },
+        tunables: Tunables {
+            interleave: 32,
+            nswbuf: 128,
+            swap_async_max: 4,
+            max_cluster: 32,
+            nswap_lowat: 1024,
+            nswap_hiwat: 2048,
+        },
+        pbufs: PbufStats {
+            read: PoolStats {
+                in_use: 1,
+                max: 64,
+                waits: 0,
+            },
+            sync_write: PoolStats {
+                in_use: 0,
+                max: 32,
+                waits: 3,
+            },
+            async_write: PoolStats {
+                in_use: 4,
+                max: 4,
+                waits: 17,
+            },
+        },
+        counters: Counters {
+            swapin: 40,
+            swapout: 300,
+            pages_in: 1000,
+            pages_out: 8232,
+            intrans_waits: 5,
+            alloc_failures: 0,
+            read_errors: 0,
+            write_errors: 1,
+            events: 1,
+        },
+        devices: vec![dev0, dev1],
+        objects: 12,
+        named_objects: 2,
+        meta_bytes: 49152,
+    }
+}
+
+pub fn one_device() -> PagerStats {
+    let mut s = two_devices();
+    s.devices.truncate(1);
+    s.total_pages = 16383;
+    s.used_pages = 8192;
+    s
+}

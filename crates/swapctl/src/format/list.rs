@@ -1,0 +1,229 @@
+//! `swapctl list` (swapinfo's table, or `swapon --show` columns) and `swapctl summary`.
+
+use std::str::FromStr;
+
+use pager::{DeviceState, PagerStats};
+use serde_json::json;
+
+use super::table::{Align, render};
+use super::{device_name, page_size};
+use crate::units::{SizeUnit, human};
+
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    pub unit: SizeUnit,
+    pub noheadings: bool,
+    pub raw: bool,
+}
+
+/// A `swapon --show` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShowColumn {
+    Name,
+    Type,
+    Size,
+    Used,
+    Prio,
+    Uuid,
+    Label,
+}
+
+impl FromStr for ShowColumn {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ShowColumn, String> {
+        Ok(match s.trim().to_ascii_uppercase().as_str() {
+            "NAME" => ShowColumn::Name,
+            "TYPE" => ShowColumn::Type,
+            "SIZE" => ShowColumn::Size,
+            "USED" => ShowColumn::Used,
+            "PRIO" => ShowColumn::Prio,
+            "UUID" => ShowColumn::Uuid,
+            "LABEL" => ShowColumn::Label,
+            _ => {
+                return Err(format!(
+                    "unknown column {s:?} (columns: NAME,TYPE,SIZE,USED,PRIO,UUID,LABEL)"
+                ));
+            }
+        })
+    }
+}
+
+impl ShowColumn {
+    /// Parse `NAME,SIZE,...`.
+    pub fn parse_list(text: &str) -> Result<Vec<ShowColumn>, String> {
+        text.split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::parse)
+            .collect()
+    }
+
+    fn heading(self) -> &'static str {
+        match self {
+            ShowColumn::Name => "NAME",
+            ShowColumn::Type => "TYPE",
+            ShowColumn::Size => "SIZE",
+            ShowColumn::Used => "USED",
+            ShowColumn::Prio => "PRIO",
+            ShowColumn::Uuid => "UUID",
+            ShowColumn::Label => "LABEL",
+        }
+    }
+
+    fn align(self) -> Align {
+        match self {
+            ShowColumn::Size | ShowColumn::Used | ShowColumn::Prio => Align::Right,
+            _ => Align::Left,
+        }
+    }
+}
+
+/// `swapon`'s TYPE: "partition" for block devices, "file" for files.
+fn swap_type(kind: &str) -> &'static str {
+    if kind == "block" { "partition" } else { "file" }
+}
+
+fn percent(used: u64, total: u64) -> String {
+    if total == 0 {
+        return "0%".into();
+    }
+    format!("{}%", u128::from(used) * 100 / u128::from(total))
+}
+
+/// swapinfo's table: Device, Size, Used, Avail, Capacity, Priority; a Total row when there
+/// are two devices or more. Sizes are usable swap (header and bad pages excluded).
+pub fn list_table(stats: &PagerStats, opts: &ListOptions) -> String {
+    let ps = page_size(stats);
+    let unit = opts.unit;
+    let mut rows = Vec::new();
+    if !opts.noheadings {
+        rows.push(
+            [
+                "Device",
+                unit.heading(),
+                "Used",
+                "Avail",
+                "Capacity",
+                "Priority",
+            ]
+            .map(String::from)
+            .to_vec(),
+        );
+    }
+    let (mut total, mut used, mut avail) = (0u64, 0u64, 0u64);
+    for d in &stats.devices {
+        let name = match d.state {
+            DeviceState::Active => device_name(d).to_owned(),
+            DeviceState::Draining { .. } => format!("{} (draining)", device_name(d)),
+            DeviceState::Failed => format!("{} (failed)", device_name(d)),
+        };
+        rows.push(vec![
+            name,
+            unit.format(d.total_pages * ps),
+            unit.format(d.used_pages * ps),
+            unit.format(d.free_pages * ps),
+            percent(d.used_pages, d.total_pages),
+            d.priority.to_string(),
+        ]);
+        total += d.total_pages;
+        used += d.used_pages;
+        avail += d.free_pages;
+    }
+    if stats.devices.len() >= 2 {
+        rows.push(vec![
+            "Total".into(),
+            unit.format(total * ps),
+            unit.format(used * ps),
+            unit.format(avail * ps),
+            percent(used, total),
+            String::new(),
+        ]);
+    }
+    use Align::{Left, Right};
+    render(&rows, &[Left, Right, Right, Right, Right, Right], opts.raw)
+}
+
+/// `swapon --show=COLUMNS`. Sizes are human unless the unit says bytes (`--bytes`), as in
+/// swapon; block units are honoured too.
+pub fn list_show(stats: &PagerStats, columns: &[ShowColumn], opts: &ListOptions) -> String {
+    let ps = page_size(stats);
+    let unit = if opts.unit == SizeUnit::Kilo {
+        SizeUnit::Human
+    } else {
+        opts.unit
+    };
+    let mut rows = Vec::new();
+    if !opts.noheadings {
+        rows.push(columns.iter().map(|c| c.heading().to_owned()).collect());
+    }
+    for d in &stats.devices {
+        rows.push(
+            columns
+                .iter()
+                .map(|c| match c {
+                    ShowColumn::Name => device_name(d).to_owned(),
+                    ShowColumn::Type => swap_type(&d.kind).to_owned(),
+                    ShowColumn::Size => unit.format(d.total_pages * ps),
+                    ShowColumn::Used => unit.format(d.used_pages * ps),
+                    ShowColumn::Prio => d.priority.to_string(),
+                    ShowColumn::Uuid => d.uuid.clone(),
+                    ShowColumn::Label => d.label.clone(),
+                })
+                .collect(),
+        );
+    }
+    let align: Vec<Align> = columns.iter().map(|c| c.align()).collect();
+    render(&rows, &align, opts.raw)
+}
+
+/// `list --json`: every device with sizes in bytes, under `swapdevices` as swapon does.
+pub fn list_json(stats: &PagerStats) -> String {
+    let ps = page_size(stats);
+    let devices: Vec<_> = stats
+        .devices
+        .iter()
+        .map(|d| {
+            json!({
+                "name": d.path,
+                "type": swap_type(&d.kind),
+                "size": d.total_pages * ps,
+                "used": d.used_pages * ps,
+                "avail": d.free_pages * ps,
+                "bad": d.bad_pages * ps,
+                "prio": d.priority,
+                "uuid": d.uuid,
+                "label": d.label,
+                "state": d.state,
+            })
+        })
+        .collect();
+    let mut text =
+        serde_json::to_string_pretty(&json!({ "swapdevices": devices })).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// The totals line of BSD `swapctl -s`.
+pub fn summary(stats: &PagerStats, unit: SizeUnit) -> String {
+    let ps = page_size(stats);
+    let (total, used, free) = (
+        stats.total_pages * ps,
+        stats.used_pages * ps,
+        stats.free_pages * ps,
+    );
+    if unit == SizeUnit::Human {
+        format!(
+            "total: {} allocated, {} used, {} available\n",
+            human(total),
+            human(used),
+            human(free)
+        )
+    } else {
+        format!(
+            "total: {} {} allocated, {} used, {} available\n",
+            unit.format(total),
+            unit.heading(),
+            unit.format(used),
+            unit.format(free)
+        )
+    }
+}

@@ -1,0 +1,31 @@
+//! Output of `list`, `summary`, `status` and `frag`: pure functions from a
+//! [`pager::PagerStats`] snapshot to text or JSON, so every layout is snapshot-tested from
+//! fixtures without a daemon.
+
+mod list;
+mod status;
+pub mod table;
+
+pub use list::{ListOptions, ShowColumn, list_json, list_show, list_table, summary};
+pub use status::{frag, status};
+
+use pager::{DeviceStats, PagerStats};
+
+/// Bytes per page of a snapshot (4096 if the snapshot leaves it out).
+fn page_size(stats: &PagerStats) -> u64 {
+    if stats.page_size == 0 {
+        device::PAGE_SIZE as u64
+    } else {
+        stats.page_size
+    }
+}
+
+/// The short name of a device for tables: its path.
+fn device_name(d: &DeviceStats) -> &str {
+    &d.path
+}
+
+#[cfg(test)]
+pub(crate) mod fixture;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,148 @@
+//! `swapctl status` (the whole snapshot in words) and `swapctl frag` (FreeBSD's
+//! `vm.swap_fragmentation`).
+
+use std::fmt::Write;
+
+use pager::{DeviceState, DeviceStats, FragStats, PagerStats, PoolStats};
+
+use super::{device_name, page_size};
+use crate::units::human;
+
+fn pool(name: &str, p: &PoolStats) -> String {
+    format!("{name} {}/{} ({} waits)", p.in_use, p.max, p.waits)
+}
+
+fn uptime(ms: u64) -> String {
+    let s = ms / 1000;
+    format!("{}h {:02}m {:02}s", s / 3600, s / 60 % 60, s % 60)
+}
+
+fn state(d: &DeviceStats) -> String {
+    match d.state {
+        DeviceState::Active => "active".into(),
+        DeviceState::Draining { moved, total } => format!("draining {moved}/{total}"),
+        DeviceState::Failed => "failed".into(),
+    }
+}
+
+/// The human form of `status`: one labelled line per aspect, then one line per device.
+pub fn status(s: &PagerStats) -> String {
+    let ps = page_size(s);
+    let t = &s.tunables;
+    let c = &s.counters;
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = writeln!(
+        out,
+        "uptime      {}   engine {}",
+        uptime(s.uptime_ms),
+        s.engine
+    );
+    let _ = writeln!(
+        out,
+        "swap        total {}  used {}  free {}  bad {} pages",
+        human(s.total_pages * ps),
+        human(s.used_pages * ps),
+        human(s.free_pages * ps),
+        s.bad_pages
+    );
+    let _ = writeln!(
+        out,
+        "hysteresis  {} (low water {} free pages, high water {})",
+        s.hysteresis.label(),
+        t.nswap_lowat,
+        t.nswap_hiwat
+    );
+    let _ = writeln!(
+        out,
+        "tunables    interleave {}  nswbuf {}  swap_async_max {}  max_cluster {}",
+        t.interleave, t.nswbuf, t.swap_async_max, t.max_cluster
+    );
+    let _ = writeln!(
+        out,
+        "pbufs       {}  {}  {}",
+        pool("read", &s.pbufs.read),
+        pool("sync write", &s.pbufs.sync_write),
+        pool("async write", &s.pbufs.async_write)
+    );
+    let _ = writeln!(
+        out,
+        "paging      swapin {} ({} pages)  swapout {} ({} pages)  intrans waits {}",
+        c.swapin, c.pages_in, c.swapout, c.pages_out, c.intrans_waits
+    );
+    let _ = writeln!(
+        out,
+        "errors      alloc failures {}  read errors {}  write errors {}  events {}",
+        c.alloc_failures, c.read_errors, c.write_errors, c.events
+    );
+    let _ = writeln!(
+        out,
+        "objects     {} ({} named)  metadata {}",
+        s.objects,
+        s.named_objects,
+        human(s.meta_bytes)
+    );
+    for d in &s.devices {
+        let _ = writeln!(
+            out,
+            "device {}  {}  prio {}  {}{}  used {}/{}  bad {}  in flight {}  reads {}  writes {}  \
+             read p99 {}us  write p99 {}us",
+            device_name(d),
+            state(d),
+            d.priority,
+            d.kind,
+            if d.direct_io { " direct" } else { "" },
+            d.used_pages,
+            d.total_pages,
+            d.bad_pages,
+            d.in_flight,
+            d.reads,
+            d.writes,
+            d.read_latency.p99_us,
+            d.write_latency.p99_us
+        );
+    }
+    out
+}
+
+/// FreeBSD's `blist_stats` text, built from the numbers when the pager left `text` empty.
+fn frag_text(f: &FragStats) -> String {
+    if !f.text.is_empty() {
+        let mut t = f.text.clone();
+        if !t.ends_with('\n') {
+            t.push('\n');
+        }
+        return t;
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "number of maximal free ranges: {}", f.free_ranges);
+    let _ = writeln!(out, "largest free range: {}", f.largest);
+    let _ = writeln!(out, "average maximal free range size: {}", f.average);
+    let _ = writeln!(out, "number of maximal free ranges of different sizes:");
+    let _ = writeln!(out, "               count  |  size range");
+    let _ = writeln!(out, "               -----  |  ----------");
+    for (lo, hi, count) in &f.buckets {
+        if lo == hi {
+            let _ = writeln!(out, "{count:>20}  |  {lo}");
+        } else {
+            let _ = writeln!(out, "{count:>20}  |  {lo} to {hi}");
+        }
+    }
+    out
+}
+
+/// `vm.swap_fragmentation`: a "Free space on device" block per device, or only `only`.
+/// Returns `None` when `only` names no device that is on.
+pub fn frag(s: &PagerStats, only: Option<&str>) -> Option<String> {
+    let mut out = String::new();
+    let mut any = false;
+    for d in &s.devices {
+        if only.is_some_and(|o| o != d.path) {
+            continue;
+        }
+        any = true;
+        let _ = writeln!(out, "Free space on device {}:", device_name(d));
+        out.push_str(&frag_text(&d.frag));
+    }
+    (any || only.is_none()).then_some(out)
+}

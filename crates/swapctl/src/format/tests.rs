@@ -1,0 +1,104 @@
+//! Snapshots of every output layout, rendered from the fixtures.
+
+use super::fixture::{one_device, two_devices};
+use super::*;
+use crate::units::SizeUnit;
+
+macro_rules! snap {
+    ($name:expr, $value:expr) => {
+        insta::with_settings!({
+            snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../../snapshots/swapctl"),
+            prepend_module_to_snapshot => false,
+        }, {
+            insta::assert_snapshot!($name, $value);
+        })
+    };
+}
+
+fn opts(unit: SizeUnit) -> ListOptions {
+    ListOptions {
+        unit,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn list_prints_swapinfo_layout_with_a_total_row() {
+    snap!(
+        "list_kilo",
+        list_table(&two_devices(), &opts(SizeUnit::Kilo))
+    );
+    snap!(
+        "list_human",
+        list_table(&two_devices(), &opts(SizeUnit::Human))
+    );
+    snap!(
+        "list_mega",
+        list_table(&two_devices(), &opts(SizeUnit::Mega))
+    );
+    snap!(
+        "list_bytes",
+        list_table(&two_devices(), &opts(SizeUnit::Bytes))
+    );
+}
+
+#[test]
+fn list_has_no_total_row_for_one_device() {
+    let text = list_table(&one_device(), &opts(SizeUnit::Kilo));
+    assert!(!text.contains("Total"));
+    assert_eq!(text.lines().count(), 2);
+}
+
+#[test]
+fn list_noheadings_and_raw_are_for_scripts() {
+    let o = ListOptions {
+        unit: SizeUnit::Kilo,
+        noheadings: true,
+        raw: true,
+    };
+    snap!("list_raw", list_table(&two_devices(), &o));
+}
+
+#[test]
+fn list_show_prints_swapon_columns() {
+    let all = ShowColumn::parse_list("NAME,TYPE,SIZE,USED,PRIO,UUID,LABEL").unwrap();
+    snap!(
+        "list_show_all",
+        list_show(&two_devices(), &all, &opts(SizeUnit::Kilo))
+    );
+    let some = ShowColumn::parse_list("name,size").unwrap();
+    snap!(
+        "list_show_bytes",
+        list_show(&two_devices(), &some, &opts(SizeUnit::Bytes))
+    );
+    assert!(ShowColumn::parse_list("NAME,COLOR").is_err());
+}
+
+#[test]
+fn list_json_has_bytes_for_every_device() {
+    snap!("list_json", list_json(&two_devices()));
+}
+
+#[test]
+fn summary_is_one_totals_line() {
+    snap!(
+        "summary",
+        summary(&two_devices(), SizeUnit::Kilo) + &summary(&two_devices(), SizeUnit::Human)
+    );
+}
+
+#[test]
+fn status_shows_every_aspect() {
+    snap!("status", status(&two_devices()));
+}
+
+#[test]
+fn frag_prints_freebsd_text_per_device() {
+    snap!("frag", frag(&two_devices(), None).unwrap());
+    assert!(
+        frag(&two_devices(), Some("/dev/loop0"))
+            .unwrap()
+            .contains("loop0")
+    );
+    assert!(frag(&two_devices(), Some("/dev/nope")).is_none());
+}

@@ -1,0 +1,382 @@
+//! `swapctl load`: page data through a running daemon, measure it, and with `--verify` prove
+//! that every page read back is the page last written.
+//!
+//! Each thread has its own connection and its own objects (object `i` belongs to thread
+//! `i % threads`), so a thread knows the generation of every page it owns without locks.
+//! A page whose write failed (no space, I/O error) is "unknown" until written again and is not
+//! checked. With `--verify` the run ends with a full read-back of every page, and the first
+//! mismatch stops all threads and exits 1 with its location.
+
+pub mod content;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use device::PAGE_SIZE;
+
+use crate::cli::{LoadArgs, Pattern};
+use crate::client::{Client, ClientError};
+use crate::commands::{CliError, print};
+use crate::proto::{GetStatus, PutStatus};
+
+/// Generation of a page never written: swap must not hold it.
+const NEVER: u32 = 0;
+/// Set on the generation of a page whose last write failed: it is not checked until
+/// written again, and the next write takes a generation never used before for it.
+const UNKNOWN: u32 = 1 << 31;
+
+#[derive(Debug, Clone)]
+struct Plan {
+    socket: PathBuf,
+    pages: u64,
+    cluster: u64,
+    pattern: Pattern,
+    verify: bool,
+    sync: bool,
+    deadline: Instant,
+    seed: u64,
+}
+
+/// One thread's tally.
+#[derive(Debug)]
+struct Tally {
+    hist: Histogram<u64>,
+    pages_out: u64,
+    pages_in: u64,
+    put_failures: u64,
+    read_errors: u64,
+    verified: u64,
+}
+
+/// 1 us .. 100 s at 3 significant digits.
+fn new_histogram() -> Histogram<u64> {
+    // These bounds are valid constants: hdrhistogram only refuses low < 1 or high < 2 * low.
+    #[allow(clippy::unwrap_used)]
+    Histogram::new_with_bounds(1, 100_000_000, 3).unwrap()
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally {
+            // 1 us .. 100 s at 3 significant digits; bounds that fit cannot fail.
+            hist: new_histogram(),
+            pages_out: 0,
+            pages_in: 0,
+            put_failures: 0,
+            read_errors: 0,
+            verified: 0,
+        }
+    }
+}
+
+/// What the run reports, on a line each or as JSON.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub seconds: f64,
+    pub requests: u64,
+    pub pages_out: u64,
+    pub pages_in: u64,
+    pub mib_per_s_out: f64,
+    pub mib_per_s_in: f64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+    pub put_failures: u64,
+    pub read_errors: u64,
+    pub verified_pages: Option<u64>,
+}
+
+struct Worker<'a> {
+    plan: &'a Plan,
+    client: Client,
+    /// (global object index, wire id, generation per page)
+    objects: Vec<(u64, u64, Vec<u32>)>,
+    tally: Tally,
+    rng: SmallRng,
+    stop: &'a AtomicBool,
+}
+
+fn daemon_err(e: ClientError) -> String {
+    e.to_string()
+}
+
+impl Worker<'_> {
+    fn timed<T>(
+        &mut self,
+        f: impl FnOnce(&mut Client) -> Result<T, ClientError>,
+    ) -> Result<T, String> {
+        let t = Instant::now();
+        let r = f(&mut self.client).map_err(daemon_err);
+        let us = t.elapsed().as_micros().clamp(1, 100_000_000) as u64;
+        let _ = self.tally.hist.record(us);
+        r
+    }
+
+    fn write(&mut self, k: usize, pindex: u64, count: u64) -> Result<(), String> {
+        let (obj, id) = (self.objects[k].0, self.objects[k].1);
+        let mut data = vec![0u8; count as usize * PAGE_SIZE];
+        let mut gens = Vec::with_capacity(count as usize);
+        for (i, page) in data.chunks_mut(PAGE_SIZE).enumerate() {
+            let old = self.objects[k].2[pindex as usize + i];
+            let g = (old & !UNKNOWN) + 1;
+            fill_page(page, obj, pindex + i as u64, g);
+            gens.push(g);
+        }
+        let sync = self.plan.sync;
+        let res = self.timed(|c| c.putpages(id, pindex, data, sync))?;
+        for (i, st) in res.iter().enumerate() {
+            let slot = &mut self.objects[k].2[pindex as usize + i];
+            if *st == PutStatus::Ok {
+                *slot = gens[i];
+                self.tally.pages_out += 1;
+            } else {
+                *slot = gens[i] | UNKNOWN;
+                self.tally.put_failures += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn read(&mut self, k: usize, pindex: u64, count: u64) -> Result<(), String> {
+        let (obj, id) = (self.objects[k].0, self.objects[k].1);
+        let (st, data) = self.timed(|c| c.getpages(id, pindex, count as u32))?;
+        for (i, (s, page)) in st.iter().zip(data.chunks(PAGE_SIZE)).enumerate() {
+            let p = pindex + i as u64;
+            let g = self.objects[k].2[p as usize];
+            match s {
+                GetStatus::Ok => self.tally.pages_in += 1,
+                GetStatus::Error => self.tally.read_errors += 1,
+                GetStatus::Absent => {}
+            }
+            if !self.plan.verify || g & UNKNOWN != 0 {
+                continue;
+            }
+            let bad = match (s, g) {
+                (GetStatus::Absent, NEVER) => None,
+                (GetStatus::Ok, NEVER) => Some(format!(
+                    "object {obj} page {p}: never written, but swap returned data"
+                )),
+                (GetStatus::Absent, g) => Some(format!(
+                    "object {obj} page {p} (generation {g}): swap lost the page"
+                )),
+                (GetStatus::Error, g) => Some(format!(
+                    "object {obj} page {p} (generation {g}): read error"
+                )),
+                (GetStatus::Ok, g) => content::check(page, obj, p, g).err(),
+            };
+            if let Some(m) = bad {
+                return Err(format!("verify failed: {m}"));
+            }
+            self.tally.verified += 1;
+        }
+        Ok(())
+    }
+
+    /// The next (object, start, pages, is_write) of the random patterns.
+    fn pick(&mut self, reads: f64) -> (usize, u64, u64, bool) {
+        let k = self.rng.random_range(0..self.objects.len());
+        let count = self.plan.cluster.min(self.plan.pages);
+        let start = self.rng.random_range(0..=self.plan.pages - count);
+        (k, start, count, !self.rng.random_bool(reads))
+    }
+
+    fn run(&mut self) -> Result<(), String> {
+        let (pages, cluster) = (self.plan.pages, self.plan.cluster);
+        let mut seq_pos = 0u64; // position in the concatenation of all objects, write then read
+        let span = pages * self.objects.len() as u64;
+        while Instant::now() < self.plan.deadline && !self.stop.load(Ordering::Relaxed) {
+            match self.plan.pattern {
+                Pattern::Seq => {
+                    let pos = seq_pos % (2 * span);
+                    let (k, p) = ((pos % span / pages) as usize, pos % pages);
+                    let n = cluster.min(pages - p);
+                    if pos < span {
+                        self.write(k, p, n)?
+                    } else {
+                        self.read(k, p, n)?
+                    }
+                    seq_pos += n;
+                }
+                Pattern::Random => {
+                    let (k, s, n, w) = self.pick(0.5);
+                    if w {
+                        self.write(k, s, n)?
+                    } else {
+                        self.read(k, s, n)?
+                    }
+                }
+                Pattern::Mixed => {
+                    let (k, s, _, w) = self.pick(1.0 / 3.0);
+                    let run = self.rng.random_range(1..=4u64) * cluster;
+                    let end = (s + run).min(pages);
+                    let mut p = s;
+                    while p < end {
+                        let n = cluster.min(end - p);
+                        if w {
+                            self.write(k, p, n)?
+                        } else {
+                            self.read(k, p, n)?
+                        }
+                        p += n;
+                    }
+                }
+            }
+        }
+        if self.plan.verify && !self.stop.load(Ordering::Relaxed) {
+            for k in 0..self.objects.len() {
+                let mut p = 0;
+                while p < pages {
+                    let n = cluster.min(pages - p);
+                    self.read(k, p, n)?;
+                    p += n;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn fill_page(page: &mut [u8], obj: u64, pindex: u64, g: u32) {
+    content::fill(page, obj, pindex, g);
+}
+
+fn worker(
+    plan: &Plan,
+    t: u64,
+    threads: u64,
+    objects: u64,
+    stop: &AtomicBool,
+) -> Result<Tally, String> {
+    let mut client = Client::connect(&plan.socket).map_err(daemon_err)?;
+    let mut owned = Vec::new();
+    for obj in (t..objects).step_by(threads as usize) {
+        let id = client
+            .create(None)
+            .map_err(|e| format!("create object: {e}"))?;
+        owned.push((obj, id, vec![NEVER; plan.pages as usize]));
+    }
+    let mut w = Worker {
+        plan,
+        client,
+        objects: owned,
+        tally: Tally::new(),
+        rng: SmallRng::seed_from_u64(plan.seed ^ t.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        stop,
+    };
+    let r = w.run();
+    for (_, id, _) in &w.objects {
+        let _ = w.client.destroy(*id);
+    }
+    r.map(|()| w.tally)
+}
+
+pub fn run(a: &LoadArgs) -> Result<i32, CliError> {
+    if a.cluster == 0 || a.cluster > 32 {
+        return Err(CliError::new("load", "--cluster must be in 1..=32"));
+    }
+    if a.objects == 0 || a.threads == 0 || a.size < PAGE_SIZE as u64 {
+        return Err(CliError::new(
+            "load",
+            "--objects and --threads must be at least 1, --size at least 4K",
+        ));
+    }
+    let threads = a.threads.min(a.objects);
+    let plan = Plan {
+        socket: a.socket.socket.clone(),
+        pages: a.size.div_ceil(PAGE_SIZE as u64),
+        cluster: u64::from(a.cluster),
+        pattern: a.pattern,
+        verify: a.verify,
+        sync: !a.async_writes,
+        deadline: Instant::now() + a.duration,
+        seed: a.seed,
+    };
+    // Fail fast, in one line, when there is no daemon.
+    Client::connect(&plan.socket)?;
+    let stop = AtomicBool::new(false);
+    let first_error: Mutex<Option<String>> = Mutex::new(None);
+    let tallies: Mutex<Vec<Tally>> = Mutex::default();
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (plan, stop, first_error, tallies) = (&plan, &stop, &first_error, &tallies);
+            s.spawn(move || match worker(plan, t, threads, a.objects, stop) {
+                Ok(tally) => tallies.lock().push(tally),
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    first_error.lock().get_or_insert(e);
+                }
+            });
+        }
+    });
+    if let Some(e) = first_error.into_inner() {
+        return Err(CliError::new("load", e));
+    }
+    let report = summarize(&tallies.into_inner(), start.elapsed(), a.verify);
+    if a.json {
+        print(&(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"));
+    } else {
+        print(&render(&report));
+    }
+    Ok(0)
+}
+
+fn summarize(tallies: &[Tally], elapsed: Duration, verify: bool) -> Report {
+    let mut hist = new_histogram();
+    for t in tallies {
+        let _ = hist.add(&t.hist);
+    }
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    let sum = |f: fn(&Tally) -> u64| tallies.iter().map(f).sum::<u64>();
+    let mib = |pages: u64| pages as f64 * PAGE_SIZE as f64 / (1 << 20) as f64 / secs;
+    Report {
+        seconds: secs,
+        requests: hist.len(),
+        pages_out: sum(|t| t.pages_out),
+        pages_in: sum(|t| t.pages_in),
+        mib_per_s_out: mib(sum(|t| t.pages_out)),
+        mib_per_s_in: mib(sum(|t| t.pages_in)),
+        p50_us: hist.value_at_quantile(0.5),
+        p99_us: hist.value_at_quantile(0.99),
+        p999_us: hist.value_at_quantile(0.999),
+        max_us: hist.max(),
+        put_failures: sum(|t| t.put_failures),
+        read_errors: sum(|t| t.read_errors),
+        verified_pages: verify.then(|| sum(|t| t.verified)),
+    }
+}
+
+fn render(r: &Report) -> String {
+    let mut s = format!(
+        "{} requests in {:.1}s\npaged out  {} pages  {:.1} MiB/s\npaged in   {} pages  {:.1} MiB/s\n\
+         latency    p50 {}us  p99 {}us  p99.9 {}us  max {}us\n",
+        r.requests,
+        r.seconds,
+        r.pages_out,
+        r.mib_per_s_out,
+        r.pages_in,
+        r.mib_per_s_in,
+        r.p50_us,
+        r.p99_us,
+        r.p999_us,
+        r.max_us
+    );
+    if r.put_failures > 0 || r.read_errors > 0 {
+        s.push_str(&format!(
+            "failures   {} pages not stored, {} read errors\n",
+            r.put_failures, r.read_errors
+        ));
+    }
+    if let Some(v) = r.verified_pages {
+        s.push_str(&format!("verified   {v} pages, no mismatch\n"));
+    }
+    s
+}

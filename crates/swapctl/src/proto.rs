@@ -1,0 +1,574 @@
+//! The wire protocol between `swapctl` clients and the daemon (see `docs/protocol.md`).
+//!
+//! A message is one frame: a fixed 16-byte header, then `meta_len` bytes of JSON (the request
+//! or reply), then `data_len` bytes of raw page data (never JSON). The header:
+//!
+//! ```text
+//! offset 0  magic     b"SWPK"
+//!        4  version   u16 LE  (PROTOCOL_VERSION)
+//!        6  kind      u16 LE  (1 request, 2 reply)
+//!        8  meta_len  u32 LE  (<= MAX_META)
+//!       12  data_len  u32 LE  (<= MAX_DATA, a multiple of PAGE_SIZE)
+//! ```
+//!
+//! Invariants: the decoder never panics and never allocates more than the limits allow, whatever
+//! bytes arrive (it is fuzzed); the header layout never changes between versions, so a peer of
+//! another version is always told so in words instead of being misread.
+
+use std::io::{Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+use device::PAGE_SIZE;
+
+pub const MAGIC: [u8; 4] = *b"SWPK";
+pub const PROTOCOL_VERSION: u16 = 1;
+pub const HEADER_LEN: usize = 16;
+/// Largest JSON part of a frame.
+pub const MAX_META: usize = 256 * 1024;
+/// Most pages one putpages/getpages may carry.
+pub const MAX_PAGES: u32 = 64;
+/// Largest data part of a frame.
+pub const MAX_DATA: usize = MAX_PAGES as usize * PAGE_SIZE;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    Request = 1,
+    Reply = 2,
+}
+
+/// One decoded frame: its kind, the JSON text and the page data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub kind: FrameKind,
+    pub meta: Vec<u8>,
+    pub data: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub version: u16,
+    pub kind: FrameKind,
+    pub meta_len: usize,
+    pub data_len: usize,
+}
+
+/// What can be wrong with bytes on the wire. After `BadMagic`, `Version` or `TooLarge` the
+/// stream cannot be trusted any more and the connection is closed after the error reply.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtoError {
+    #[error("not a swapctl frame (bad magic {0:02x?})")]
+    BadMagic([u8; 4]),
+    #[error("peer speaks protocol version {got}, this swapctl speaks {PROTOCOL_VERSION}")]
+    Version { got: u16 },
+    #[error("unknown frame kind {0}")]
+    BadKind(u16),
+    #[error("{what} of {len} bytes is over the limit of {max}")]
+    TooLarge {
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
+    #[error("page data of {0} bytes is not a whole number of pages")]
+    Unaligned(usize),
+    #[error("truncated frame: {0} more bytes needed")]
+    Incomplete(usize),
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    #[error("unknown request {0:?}")]
+    Unknown(String),
+    #[error("connection closed")]
+    Closed,
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl ProtoError {
+    /// Whether the connection can go on after this error (the frame boundary is intact).
+    pub fn is_recoverable(&self) -> bool {
+        matches!(self, ProtoError::Malformed(_) | ProtoError::Unknown(_))
+    }
+
+    /// The error kind sent back to the peer.
+    pub fn reply_kind(&self) -> ErrorKind {
+        match self {
+            ProtoError::Version { .. } => ErrorKind::Version,
+            ProtoError::TooLarge { .. } => ErrorKind::TooLarge,
+            ProtoError::Unknown(_) => ErrorKind::UnknownRequest,
+            _ => ErrorKind::Malformed,
+        }
+    }
+}
+
+/// Check a header. Only the magic and the version are read before anything else, so a peer
+/// of any other version gets `Version`, never a confusing length error.
+pub fn decode_header(b: &[u8; HEADER_LEN]) -> Result<Header, ProtoError> {
+    let magic = [b[0], b[1], b[2], b[3]];
+    if magic != MAGIC {
+        return Err(ProtoError::BadMagic(magic));
+    }
+    let version = u16::from_le_bytes([b[4], b[5]]);
+    if version != PROTOCOL_VERSION {
+        return Err(ProtoError::Version { got: version });
+    }
+    let kind = match u16::from_le_bytes([b[6], b[7]]) {
+        1 => FrameKind::Request,
+        2 => FrameKind::Reply,
+        k => return Err(ProtoError::BadKind(k)),
+    };
+    let meta_len = u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize;
+    let data_len = u32::from_le_bytes([b[12], b[13], b[14], b[15]]) as usize;
+    if meta_len > MAX_META {
+        return Err(ProtoError::TooLarge {
+            what: "request",
+            len: meta_len,
+            max: MAX_META,
+        });
+    }
+    if data_len > MAX_DATA {
+        return Err(ProtoError::TooLarge {
+            what: "page data",
+            len: data_len,
+            max: MAX_DATA,
+        });
+    }
+    if !data_len.is_multiple_of(PAGE_SIZE) {
+        return Err(ProtoError::Unaligned(data_len));
+    }
+    Ok(Header {
+        version,
+        kind,
+        meta_len,
+        data_len,
+    })
+}
+
+impl Frame {
+    pub fn new(kind: FrameKind, meta: Vec<u8>, data: Vec<u8>) -> Frame {
+        Frame { kind, meta, data }
+    }
+
+    /// The frame's bytes. Callers keep meta and data within the limits (the encoders of
+    /// `Request` and `Reply` do).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_LEN + self.meta.len() + self.data.len());
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+        out.extend_from_slice(&(self.kind as u16).to_le_bytes());
+        out.extend_from_slice(&(self.meta.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(self.data.len() as u32).to_le_bytes());
+        out.extend_from_slice(&self.meta);
+        out.extend_from_slice(&self.data);
+        out
+    }
+
+    /// Decode one frame from the front of `bytes`; returns it and the bytes consumed.
+    pub fn decode(bytes: &[u8]) -> Result<(Frame, usize), ProtoError> {
+        let Some(head) = bytes.first_chunk::<HEADER_LEN>() else {
+            return Err(ProtoError::Incomplete(HEADER_LEN - bytes.len()));
+        };
+        let h = decode_header(head)?;
+        let total = HEADER_LEN + h.meta_len + h.data_len;
+        if bytes.len() < total {
+            return Err(ProtoError::Incomplete(total - bytes.len()));
+        }
+        let meta = bytes[HEADER_LEN..HEADER_LEN + h.meta_len].to_vec();
+        let data = bytes[HEADER_LEN + h.meta_len..total].to_vec();
+        Ok((Frame::new(h.kind, meta, data), total))
+    }
+
+    /// Read one frame. A clean end of stream before the first header byte is `Closed`.
+    pub fn read_from(r: &mut impl Read) -> Result<Frame, ProtoError> {
+        let mut head = [0u8; HEADER_LEN];
+        let mut got = 0;
+        while got < HEADER_LEN {
+            match r.read(&mut head[got..]) {
+                Ok(0) if got == 0 => return Err(ProtoError::Closed),
+                Ok(0) => return Err(ProtoError::Incomplete(HEADER_LEN - got)),
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let h = decode_header(&head)?;
+        let mut meta = vec![0u8; h.meta_len];
+        let mut data = vec![0u8; h.data_len];
+        r.read_exact(&mut meta).map_err(eof_is_incomplete)?;
+        r.read_exact(&mut data).map_err(eof_is_incomplete)?;
+        Ok(Frame::new(h.kind, meta, data))
+    }
+
+    pub fn write_to(&self, w: &mut impl Write) -> Result<(), ProtoError> {
+        w.write_all(&self.encode())?;
+        w.flush()?;
+        Ok(())
+    }
+}
+
+fn eof_is_incomplete(e: std::io::Error) -> ProtoError {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        ProtoError::Incomplete(0)
+    } else {
+        ProtoError::Io(e)
+    }
+}
+
+/// A client's request: the JSON part of a request frame, tagged by `"op"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// The pager's `stats()` snapshot (open to everyone).
+    Stats,
+    /// The devices of the daemon's config file (open to everyone).
+    Config,
+    /// Swap on a device (root or the daemon's uid).
+    SwapOn {
+        path: String,
+        priority: Option<i32>,
+        #[serde(default)]
+        discard: bool,
+    },
+    /// Move data off a device and detach it (root or the daemon's uid).
+    SwapOff { path: String },
+    /// Change a live tunable (root or the daemon's uid).
+    Set { name: String, value: u64 },
+    /// Create an object owned by the caller's uid. Named objects (with a `handle`) outlive
+    /// the connection; anonymous ones are freed when it closes.
+    Create {
+        #[serde(default)]
+        handle: Option<String>,
+    },
+    /// Free an object and its swap.
+    Destroy { object: u64 },
+    /// Page out `count` pages from `pindex`; the frame's data holds them.
+    PutPages {
+        object: u64,
+        pindex: u64,
+        count: u32,
+        #[serde(default)]
+        sync: bool,
+    },
+    /// Page in `count` pages from `pindex`.
+    GetPages {
+        object: u64,
+        pindex: u64,
+        count: u32,
+    },
+    /// Whether swap holds a page, and how many contiguous neighbours it has.
+    HasPage { object: u64, pindex: u64 },
+    /// Drop the swap copies of `count` pages from `pindex` (the seed's
+    /// `swap_pager_freespace`: the caller holds those pages again, swap need not).
+    FreeSpace {
+        object: u64,
+        pindex: u64,
+        count: u64,
+    },
+}
+
+impl Request {
+    /// Whether only root or the daemon's own uid may send it.
+    pub fn is_privileged(&self) -> bool {
+        matches!(
+            self,
+            Request::SwapOn { .. } | Request::SwapOff { .. } | Request::Set { .. }
+        )
+    }
+
+    pub fn frame(&self, data: Vec<u8>) -> Frame {
+        // Serializing a plain enum of strings and integers cannot fail.
+        let meta = serde_json::to_vec(self).unwrap_or_default();
+        Frame::new(FrameKind::Request, meta, data)
+    }
+
+    /// Decode a request frame's JSON. Unknown ops are told apart from malformed JSON so the
+    /// client of a newer swapctl learns which request this daemon lacks.
+    pub fn decode(frame: &Frame) -> Result<Request, ProtoError> {
+        if frame.kind != FrameKind::Request {
+            return Err(ProtoError::Malformed(
+                "a reply frame sent as a request".into(),
+            ));
+        }
+        let value: serde_json::Value = serde_json::from_slice(&frame.meta)
+            .map_err(|e| ProtoError::Malformed(e.to_string()))?;
+        let op = value
+            .get("op")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| ProtoError::Malformed("no \"op\" string".into()))?
+            .to_owned();
+        if !KNOWN_OPS.contains(&op.as_str()) {
+            return Err(ProtoError::Unknown(op));
+        }
+        serde_json::from_value(value).map_err(|e| ProtoError::Malformed(format!("{op}: {e}")))
+    }
+}
+
+const KNOWN_OPS: &[&str] = &[
+    "stats",
+    "config",
+    "swap_on",
+    "swap_off",
+    "set",
+    "create",
+    "destroy",
+    "put_pages",
+    "get_pages",
+    "has_page",
+    "free_space",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    Malformed,
+    TooLarge,
+    UnknownRequest,
+    Version,
+    Permission,
+    NotFound,
+    Failed,
+}
+
+/// The result of paging out one page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PutStatus {
+    /// Written (sync) or queued (async).
+    Ok,
+    /// No swap space.
+    Fail,
+    /// I/O error; the page was not stored.
+    Error,
+}
+
+/// The result of paging in one page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GetStatus {
+    Ok,
+    /// Swap holds no copy of the page (its data part is zeroes).
+    Absent,
+    /// The read failed (its data part is zeroes, never passed off as the page).
+    Error,
+}
+
+/// A config file device as the daemon reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigDevice {
+    pub path: String,
+    pub priority: i32,
+    pub discard: bool,
+    pub noauto: bool,
+}
+
+/// The daemon's answer: the JSON part of a reply frame, tagged by `"reply"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum Reply {
+    Ok,
+    Error {
+        kind: ErrorKind,
+        message: String,
+    },
+    Stats {
+        stats: Box<pager::PagerStats>,
+    },
+    Config {
+        devices: Vec<ConfigDevice>,
+    },
+    Value {
+        value: u64,
+    },
+    Object {
+        object: u64,
+    },
+    Put {
+        pages: Vec<PutStatus>,
+    },
+    /// Followed by `pages.len()` pages of data.
+    Get {
+        pages: Vec<GetStatus>,
+    },
+    Has {
+        has: bool,
+        before: u64,
+        after: u64,
+    },
+}
+
+impl Reply {
+    pub fn error(kind: ErrorKind, message: impl Into<String>) -> Reply {
+        Reply::Error {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn frame(&self, data: Vec<u8>) -> Frame {
+        let meta = serde_json::to_vec(self).unwrap_or_default();
+        Frame::new(FrameKind::Reply, meta, data)
+    }
+
+    pub fn decode(frame: &Frame) -> Result<Reply, ProtoError> {
+        if frame.kind != FrameKind::Reply {
+            return Err(ProtoError::Malformed("expected a reply frame".into()));
+        }
+        serde_json::from_slice(&frame.meta).map_err(|e| ProtoError::Malformed(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn any_request() -> impl Strategy<Value = Request> {
+        prop_oneof![
+            Just(Request::Stats),
+            Just(Request::Config),
+            (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(object, pindex, count)| {
+                Request::FreeSpace {
+                    object,
+                    pindex,
+                    count,
+                }
+            }),
+            (".{0,40}", any::<Option<i32>>(), any::<bool>()).prop_map(
+                |(path, priority, discard)| {
+                    Request::SwapOn {
+                        path,
+                        priority,
+                        discard,
+                    }
+                }
+            ),
+            ".{0,40}".prop_map(|path| Request::SwapOff { path }),
+            (".{0,20}", any::<u64>()).prop_map(|(name, value)| Request::Set { name, value }),
+            proptest::option::of(".{0,20}").prop_map(|handle| Request::Create { handle }),
+            any::<u64>().prop_map(|object| Request::Destroy { object }),
+            (any::<u64>(), any::<u64>(), any::<u32>(), any::<bool>()).prop_map(
+                |(object, pindex, count, sync)| Request::PutPages {
+                    object,
+                    pindex,
+                    count,
+                    sync
+                }
+            ),
+            (any::<u64>(), any::<u64>(), any::<u32>()).prop_map(|(object, pindex, count)| {
+                Request::GetPages {
+                    object,
+                    pindex,
+                    count,
+                }
+            }),
+            (any::<u64>(), any::<u64>())
+                .prop_map(|(object, pindex)| Request::HasPage { object, pindex }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn decoding_any_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            if let Ok((frame, used)) = Frame::decode(&bytes) {
+                prop_assert!(used <= bytes.len());
+                let _ = Request::decode(&frame);
+                let _ = Reply::decode(&frame);
+            }
+            let _ = Frame::read_from(&mut &bytes[..]);
+        }
+
+        #[test]
+        fn a_valid_header_with_garbage_json_never_panics(
+            meta in proptest::collection::vec(any::<u8>(), 0..300),
+            kind in 0u16..4,
+        ) {
+            let mut bytes = MAGIC.to_vec();
+            bytes.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+            bytes.extend_from_slice(&kind.to_le_bytes());
+            bytes.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&0u32.to_le_bytes());
+            bytes.extend_from_slice(&meta);
+            if let Ok((frame, _)) = Frame::decode(&bytes) {
+                let _ = Request::decode(&frame);
+                let _ = Reply::decode(&frame);
+            }
+        }
+
+        #[test]
+        fn requests_survive_encode_and_decode(req in any_request(), pages in 0usize..3) {
+            let data = vec![0xa5u8; pages * PAGE_SIZE];
+            let bytes = req.frame(data.clone()).encode();
+            let (frame, used) = Frame::decode(&bytes).unwrap();
+            prop_assert_eq!(used, bytes.len());
+            prop_assert_eq!(&frame.data, &data);
+            prop_assert_eq!(Request::decode(&frame).unwrap(), req);
+        }
+
+        #[test]
+        fn every_truncation_is_incomplete_not_a_panic(req in any_request(), cut in 0usize..100) {
+            let bytes = req.frame(Vec::new()).encode();
+            let cut = cut.min(bytes.len().saturating_sub(1));
+            prop_assert!(matches!(Frame::decode(&bytes[..cut]), Err(ProtoError::Incomplete(_))));
+        }
+    }
+
+    fn header(version: u16, meta_len: u32, data_len: u32) -> [u8; HEADER_LEN] {
+        let mut h = [0u8; HEADER_LEN];
+        h[..4].copy_from_slice(&MAGIC);
+        h[4..6].copy_from_slice(&version.to_le_bytes());
+        h[6..8].copy_from_slice(&1u16.to_le_bytes());
+        h[8..12].copy_from_slice(&meta_len.to_le_bytes());
+        h[12..16].copy_from_slice(&data_len.to_le_bytes());
+        h
+    }
+
+    #[test]
+    fn another_version_is_named_before_lengths_are_checked() {
+        let err = decode_header(&header(2, u32::MAX, u32::MAX)).unwrap_err();
+        assert!(matches!(err, ProtoError::Version { got: 2 }));
+        assert_eq!(
+            err.to_string(),
+            "peer speaks protocol version 2, this swapctl speaks 1"
+        );
+    }
+
+    #[test]
+    fn oversized_frames_are_refused_before_allocation() {
+        let err = decode_header(&header(1, MAX_META as u32 + 1, 0)).unwrap_err();
+        assert!(matches!(err, ProtoError::TooLarge { .. }));
+        let err = decode_header(&header(1, 0, u32::MAX)).unwrap_err();
+        assert!(matches!(err, ProtoError::TooLarge { .. }));
+        assert!(!err.is_recoverable());
+    }
+
+    #[test]
+    fn unknown_ops_are_told_apart_from_malformed_json() {
+        let f = Frame::new(
+            FrameKind::Request,
+            br#"{"op":"format_disk"}"#.to_vec(),
+            vec![],
+        );
+        assert!(matches!(Request::decode(&f), Err(ProtoError::Unknown(op)) if op == "format_disk"));
+        let f = Frame::new(
+            FrameKind::Request,
+            br#"{"op":"set","name":1}"#.to_vec(),
+            vec![],
+        );
+        assert!(matches!(Request::decode(&f), Err(ProtoError::Malformed(_))));
+        let f = Frame::new(FrameKind::Request, b"{not json".to_vec(), vec![]);
+        assert!(Request::decode(&f).unwrap_err().is_recoverable());
+    }
+
+    #[test]
+    fn replies_round_trip() {
+        let r = Reply::Stats {
+            stats: Box::default(),
+        };
+        let (f, _) = Frame::decode(&r.frame(vec![]).encode()).unwrap();
+        assert_eq!(Reply::decode(&f).unwrap(), r);
+        let r = Reply::error(ErrorKind::Permission, "on needs root");
+        let (f, _) = Frame::decode(&r.frame(vec![]).encode()).unwrap();
+        assert_eq!(Reply::decode(&f).unwrap(), r);
+    }
+}

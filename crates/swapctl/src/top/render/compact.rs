@@ -1,0 +1,117 @@
+//! The view for terminals narrower than 80 columns: the same facts, fewer columns.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::header::{hysteresis_style, title};
+use super::split::{self, Size};
+use super::{devices, format, frag, io};
+use crate::top::state::State;
+
+pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
+    let Some(stats) = &state.stats else { return };
+    let device_rows = stats.devices.len() as u16;
+    let devices_height = (device_rows + 4).min(area.height.saturating_sub(9)).max(4);
+    let [
+        title_area,
+        summary_area,
+        host_area,
+        table,
+        pbuf_area,
+        frag_area,
+        io_area,
+    ] = split::vertical(
+        area,
+        [
+            Size::Fixed(1),
+            Size::Fixed(1),
+            Size::Fixed(1),
+            Size::Fixed(devices_height),
+            Size::Fixed(1),
+            Size::Fixed(1),
+            Size::Fill,
+        ],
+    );
+    title(frame, title_area, state);
+
+    let page = stats.page_size.max(1);
+    let percent = if stats.total_pages == 0 {
+        0.0
+    } else {
+        stats.used_pages as f64 * 100.0 / stats.total_pages as f64
+    };
+    let summary = Line::from(vec![
+        Span::styled("Swap ", Style::new().bold()),
+        Span::raw(format!(
+            "{}/{} {percent:.0}% ",
+            format::bytes(stats.used_pages * page),
+            format::bytes(stats.total_pages * page),
+        )),
+        Span::styled(
+            format!(" {} ", stats.hysteresis.label()),
+            hysteresis_style(stats.hysteresis),
+        ),
+        Span::raw(format!(
+            " in {}/s out {}/s",
+            format::rate(state.rates.pages_in),
+            format::rate(state.rates.pages_out)
+        )),
+    ]);
+    frame.render_widget(Paragraph::new(summary), summary_area);
+    let host = match &state.system {
+        Some(m) => format!(
+            "mem {}/{}  kswap {}/{}  swapin {} swapout {}",
+            format::bytes(m.mem_used),
+            format::bytes(m.mem_total),
+            format::bytes(m.swap_used),
+            format::bytes(m.swap_total),
+            format::count(stats.counters.swapin),
+            format::count(stats.counters.swapout),
+        ),
+        None => format!(
+            "swapin {} swapout {}",
+            format::count(stats.counters.swapin),
+            format::count(stats.counters.swapout)
+        ),
+    };
+    frame.render_widget(Paragraph::new(host), host_area);
+
+    devices::draw(frame, table, state, true);
+
+    let p = &stats.pbufs;
+    let pool = |name: &str, s: &pager::PoolStats| format!("{name} {}/{}", s.in_use, s.max);
+    let waits = p.read.waits + p.sync_write.waits + p.async_write.waits;
+    let pbufs = Line::from(vec![
+        Span::styled("pbufs ", Style::new().bold()),
+        Span::raw(format!(
+            "{}  {}  {}  ",
+            pool("r", &p.read),
+            pool("sw", &p.sync_write),
+            pool("aw", &p.async_write)
+        )),
+        Span::styled(
+            format!("waits {}", format::count(waits)),
+            if waits > 0 {
+                Style::new().fg(Color::Yellow)
+            } else {
+                Style::new()
+            },
+        ),
+    ]);
+    frame.render_widget(Paragraph::new(pbufs), pbuf_area);
+
+    if let Some(d) = state.selected_device() {
+        let line = Line::from(vec![
+            Span::styled(
+                format!("{} ", format::short_name(&d.path)),
+                Style::new().bold(),
+            ),
+            Span::raw(frag::summary(&d.frag)),
+        ]);
+        frame.render_widget(Paragraph::new(line), frag_area);
+    }
+    io::sparklines(frame, io_area, state);
+}

@@ -1,0 +1,226 @@
+//! What the end-to-end tests share: swap devices (loop devices, or files when loop devices
+//! are unavailable), a real `swapctl daemon` process, and a way to run `swapctl` against it.
+//! Everything is torn down by guards, also when a test panics.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use device::loopdev::{self, LoopDevice, LoopOptions};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_swapctl");
+
+/// Swap devices for one test: backing files named `swapkit-*` in a temp dir, each behind a
+/// loop device when we can attach one. Dropping it detaches the loop devices.
+pub struct Devices {
+    pub dir: tempfile::TempDir,
+    pub paths: Vec<PathBuf>,
+    loops: Vec<LoopDevice>,
+    pub loop_backed: bool,
+}
+
+impl Devices {
+    /// `sizes` in bytes, one device each.
+    pub fn new(sizes: &[u64]) -> Devices {
+        let dir = tempfile::Builder::new()
+            .prefix("swapkit-e2e")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let use_loops = match loopdev::available() {
+            Ok(()) => true,
+            Err(why) => {
+                eprintln!("loop devices unavailable ({why}); using plain files");
+                false
+            }
+        };
+        let mut d = Devices {
+            dir,
+            paths: Vec::new(),
+            loops: Vec::new(),
+            loop_backed: use_loops,
+        };
+        for (i, size) in sizes.iter().enumerate() {
+            let file = d.dir.path().join(format!("swapkit-dev{i}.img"));
+            std::fs::File::create(&file)
+                .unwrap()
+                .set_len(*size)
+                .unwrap();
+            if use_loops {
+                let opts = LoopOptions {
+                    direct_io: true,
+                    block_size: 4096,
+                    autoclear: true,
+                    read_only: false,
+                };
+                match LoopDevice::attach(&file, &opts) {
+                    Ok(l) => {
+                        d.paths.push(l.path().to_owned());
+                        d.loops.push(l);
+                        continue;
+                    }
+                    Err(e) => eprintln!(
+                        "{}: cannot attach a loop device ({e}); using the file",
+                        file.display()
+                    ),
+                }
+            }
+            d.paths.push(file);
+        }
+        d
+    }
+
+    pub fn path(&self, i: usize) -> &str {
+        self.paths[i].to_str().unwrap()
+    }
+
+    /// Replace device paths by `devN` so snapshots do not depend on which loop devices (or
+    /// files) we got. Columns are then separated by one space: alignment depends on the
+    /// path lengths, and the layout itself is snapshot-tested from fixtures.
+    pub fn redact(&self, text: &str) -> String {
+        let mut t = text.to_owned();
+        // Longest first: /dev/loop1 is a prefix of /dev/loop10.
+        let mut order: Vec<usize> = (0..self.paths.len()).collect();
+        order.sort_by_key(|i| std::cmp::Reverse(self.path(*i).len()));
+        for i in order {
+            t = t.replace(self.path(i), &format!("dev{i}"));
+        }
+        t.lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ") + "\n")
+            .collect()
+    }
+}
+
+/// A `swapctl daemon` child on a socket in its own temp dir; killed and reaped on drop.
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub socket: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    pub fn start(extra: &[&str]) -> Daemon {
+        Daemon::start_with_config("", extra)
+    }
+
+    pub fn start_with_config(config: &str, extra: &[&str]) -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix("swapkit-sock")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let socket = dir.path().join("swapctl.sock");
+        let cfg = dir.path().join("swapctl.toml");
+        std::fs::write(&cfg, config).unwrap();
+        let child = Command::new(BIN)
+            .arg("daemon")
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--config")
+            .arg(&cfg)
+            .args(extra)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut d = Daemon {
+            child: Some(child),
+            socket,
+            dir,
+        };
+        d.wait_ready();
+        d
+    }
+
+    fn wait_ready(&mut self) {
+        let end = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < end {
+            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("the daemon exited at start: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the daemon did not listen on {}", self.socket.display());
+    }
+
+    pub fn socket(&self) -> &str {
+        self.socket.to_str().unwrap()
+    }
+
+    /// `swapctl ARGS` against this daemon.
+    pub fn run(&self, args: &[&str]) -> Output {
+        swapctl_env(args, &self.socket)
+    }
+
+    /// Like `run`, asserting success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "swapctl {args:?} failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        Command::new(BIN)
+            .args(args)
+            .env("SWAPKIT_SOCKET", &self.socket)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let pid = self.child.as_ref().unwrap().id() as i32;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).unwrap();
+    }
+
+    /// Wait for the daemon to exit (after a signal), at most 60 s.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        let end = Instant::now() + Duration::from_secs(60);
+        let child = self.child.as_mut().unwrap();
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                self.child = None;
+                return s;
+            }
+            assert!(Instant::now() < end, "the daemon did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn swapctl_env(args: &[&str], socket: &Path) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("SWAPKIT_SOCKET", socket)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}

@@ -1,0 +1,191 @@
+//! End to end, the admin side: the config file, mkswap's refusals, tunables, status, frag,
+//! and the man page and completions.
+
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Daemon, Devices, stderr};
+
+const MIB: u64 = 1 << 20;
+
+#[test]
+fn the_daemon_swaps_on_its_config_devices_except_noauto_ones() {
+    let devs = Devices::new(&[16 * MIB, 16 * MIB]);
+    // mkswap needs no daemon: run it before the daemon that will use the devices.
+    for i in 0..2 {
+        let out = common::swapctl_env(&["mkswap", devs.path(i)], &devs.dir.path().join("none"));
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let config = format!(
+        "[daemon]\ninterleave = 8\nswap_async_max = 2\n\n\
+         [[device]]\npath = \"{}\"\npriority = 5\n\n\
+         [[device]]\npath = \"{}\"\npriority = 7\nnoauto = true\n",
+        devs.path(0),
+        devs.path(1)
+    );
+    let d = Daemon::start_with_config(&config, &[]);
+    let list = d.ok(&["list", "--show=NAME,PRIO", "--noheadings", "--raw"]);
+    assert_eq!(list, format!("{} 5\n", devs.path(0)));
+    // `on -a` skips noauto devices and those already on.
+    d.ok(&["on", "-a"]);
+    assert_eq!(d.ok(&["list", "--noheadings"]).lines().count(), 1);
+    // `on PATH` of a noauto device takes its priority from the file.
+    d.ok(&["on", devs.path(1)]);
+    let list = d.ok(&["list", "--show=NAME,PRIO", "--noheadings", "--raw"]);
+    assert!(list.contains(&format!("{} 7\n", devs.path(1))), "{list}");
+    let status: serde_json::Value = serde_json::from_str(&d.ok(&["status", "--json"])).unwrap();
+    assert_eq!(status["tunables"]["interleave"], 8);
+    assert_eq!(status["tunables"]["swap_async_max"], 2);
+}
+
+#[test]
+fn a_bad_config_file_stops_the_daemon_with_one_line() {
+    let dir = tempfile::Builder::new()
+        .prefix("swapkit-cfg")
+        .tempdir()
+        .unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[daemon]\ninterleve = 3\n").unwrap();
+    let out = common::swapctl_env(
+        &[
+            "daemon",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--socket",
+            dir.path().join("s").to_str().unwrap(),
+        ],
+        &dir.path().join("s"),
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("swapctl: config: ") && err.contains("interleve"),
+        "{err}"
+    );
+}
+
+#[test]
+fn mkswap_refuses_a_device_that_is_on() {
+    let devs = Devices::new(&[16 * MIB]);
+    let d = Daemon::start(&[]);
+    d.ok(&["mkswap", devs.path(0)]);
+    d.ok(&["on", devs.path(0)]);
+    let out = d.run(&["mkswap", devs.path(0)]);
+    if devs.loop_backed {
+        // O_EXCL on the block device: the daemon holds it.
+        assert!(!out.status.success(), "mkswap overwrote a device in use");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("swapctl: "), "{err}");
+    }
+}
+
+#[test]
+fn set_clamps_swap_async_max_and_status_and_frag_report_the_devices() {
+    let devs = Devices::new(&[16 * MIB, 16 * MIB]);
+    let d = Daemon::start(&["--nswbuf", "16"]);
+    for i in 0..2 {
+        d.ok(&["mkswap", devs.path(i)]);
+    }
+    d.ok(&["on", devs.path(0), devs.path(1)]);
+    assert_eq!(
+        d.ok(&["set", "swap_async_max", "1000"]),
+        "swap_async_max: 8\n"
+    );
+    assert_eq!(d.ok(&["set", "swap_async_max", "0"]), "swap_async_max: 1\n");
+    let status = d.ok(&["status"]);
+    assert!(status.contains("swap_async_max 1"), "{status}");
+    assert_eq!(
+        status.lines().filter(|l| l.starts_with("device ")).count(),
+        2,
+        "{status}"
+    );
+    let frag = d.ok(&["frag"]);
+    assert_eq!(frag.matches("Free space on device").count(), 2, "{frag}");
+    let one = d.ok(&["frag", devs.path(1)]);
+    assert_eq!(one.matches("Free space on device").count(), 1, "{one}");
+    let out = d.run(&["frag", "/nonexistent/swapkit"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("not a swap device that is on"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_finished_load_leaves_no_objects_behind() {
+    let devs = Devices::new(&[16 * MIB]);
+    let d = Daemon::start(&[]);
+    d.ok(&["mkswap", devs.path(0)]);
+    d.ok(&["on", devs.path(0)]);
+    let out = d.ok(&[
+        "load",
+        "--objects",
+        "3",
+        "--size",
+        "1M",
+        "--duration",
+        "1s",
+        "--pattern",
+        "seq",
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(report["pages_out"].as_u64().unwrap() > 0, "{out}");
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s: serde_json::Value = serde_json::from_str(&d.ok(&["status", "--json"])).unwrap();
+        if s["objects"] == 0 && s["used_pages"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < end, "objects left behind: {s}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn no_daemon_is_one_line_and_a_non_zero_exit() {
+    let dir = tempfile::Builder::new()
+        .prefix("swapkit-none")
+        .tempdir()
+        .unwrap();
+    for args in [
+        &["list"][..],
+        &["status"],
+        &["load", "--duration", "1s"],
+        &["set", "swap_async_max", "2"],
+    ] {
+        let out = common::swapctl_env(args, &dir.path().join("absent.sock"));
+        assert!(!out.status.success(), "{args:?}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("swapctl: cannot connect to "), "{err}");
+    }
+    let out = common::swapctl_env(&["off", "/dev/loop0"], &dir.path().join("absent.sock"));
+    assert_eq!(out.status.code(), Some(8), "system error bit");
+}
+
+#[test]
+fn man_page_and_completions_come_from_the_cli() {
+    let dir = tempfile::Builder::new()
+        .prefix("swapkit-man")
+        .tempdir()
+        .unwrap();
+    let none = dir.path().join("none");
+    let man = common::stdout(&common::swapctl_env(&["man"], &none));
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH swapctl"),
+        "{}",
+        &man[..200.min(man.len())]
+    );
+    for shell in ["bash", "zsh", "fish"] {
+        let out = common::swapctl_env(&["completions", shell], &none);
+        assert!(out.status.success());
+        assert!(common::stdout(&out).contains("mkswap"), "{shell}");
+    }
+}

@@ -1,0 +1,226 @@
+//! The command line: `cargo xtask bench ...` and `cargo xtask demo`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// swapkit's developer tasks: the benchmark on real loop devices, and the demo.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Measure the pager on loop devices against the same devices raw, and write a report.
+    Bench(BenchArgs),
+    /// Start a daemon on temporary devices, run a load against it and open `swapctl top`.
+    Demo(DemoArgs),
+    /// Internal: the memory-hungry child of `bench --kernel-baseline`.
+    #[command(hide = true)]
+    KernelChild {
+        #[arg(long)]
+        pages: u64,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Small devices and short phases: about a minute or two in all.
+    #[arg(long)]
+    pub quick: bool,
+    /// How many devices to create.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub devices: Option<u32>,
+    /// Size of each device, e.g. `64M`, `1G`, `512MiB` [default: 1G, or 64M with --quick].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub size: Option<u64>,
+    /// Where to create the backing files [default: a fresh temporary directory].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Also run fio on the same devices, if it is installed.
+    #[arg(long)]
+    pub fio: bool,
+    /// Also measure the kernel's own swap on the same devices (root only).
+    #[arg(long)]
+    pub kernel_baseline: bool,
+    /// Run only these workloads (the raw baselines always run).
+    #[arg(long, value_name = "WORKLOAD", num_args = 1.., value_enum)]
+    pub only: Vec<Workload>,
+    /// Where to write the JSON, markdown and plots [default: benchmarks/results].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Name of the result files, `<out>/<name>.json` [default: `quick` or `full`].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Use plain files even where loop devices are available.
+    #[arg(long)]
+    pub files: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// How many devices the daemon gets.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=8))]
+    pub devices: u32,
+    /// Size of each device.
+    #[arg(long, default_value = "256M", value_parser = parse_size)]
+    pub size: u64,
+    /// Where to create the backing files [default: a fresh temporary directory].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// The workloads `--only` can pick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum)]
+pub enum Workload {
+    PageoutSeq,
+    PageinSeq,
+    PageinRand,
+    Mixed,
+    Interleave,
+    Fragmentation,
+    Swapoff,
+    Micro,
+}
+
+impl Workload {
+    pub const ALL: [Workload; 8] = [
+        Workload::PageoutSeq,
+        Workload::PageinSeq,
+        Workload::PageinRand,
+        Workload::Mixed,
+        Workload::Interleave,
+        Workload::Fragmentation,
+        Workload::Swapoff,
+        Workload::Micro,
+    ];
+}
+
+/// The settings a run uses, after defaults and `--quick` are applied.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub quick: bool,
+    pub devices: u32,
+    pub size: u64,
+    pub dir: Option<PathBuf>,
+    pub fio: bool,
+    pub kernel_baseline: bool,
+    pub workloads: Vec<Workload>,
+    pub out: PathBuf,
+    pub name: String,
+    pub files: bool,
+}
+
+impl BenchArgs {
+    /// Apply the defaults: 4 devices of 1 GiB, or of 64 MiB with `--quick`.
+    pub fn plan(&self) -> Plan {
+        let quick = self.quick;
+        let mut workloads = if self.only.is_empty() {
+            Workload::ALL.to_vec()
+        } else {
+            self.only.clone()
+        };
+        workloads.sort();
+        workloads.dedup();
+        Plan {
+            quick,
+            devices: self.devices.unwrap_or(4),
+            size: self.size.unwrap_or(if quick { 64 << 20 } else { 1 << 30 }),
+            dir: self.dir.clone(),
+            fio: self.fio,
+            kernel_baseline: self.kernel_baseline,
+            workloads,
+            out: self.out.clone().unwrap_or_else(default_out),
+            name: self
+                .name
+                .clone()
+                .unwrap_or_else(|| if quick { "quick" } else { "full" }.to_string()),
+            files: self.files,
+        }
+    }
+}
+
+impl Plan {
+    pub fn runs(&self, w: Workload) -> bool {
+        self.workloads.contains(&w)
+    }
+}
+
+/// `benchmarks/results` of the workspace this xtask was built from.
+fn default_out() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../benchmarks/results"
+    ))
+}
+
+/// Parse `4096`, `64K`, `64M`, `1G`, `1GiB`, `512MB` (binary units, as `losetup` and `dd`).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}`: expected a number with an optional unit (K, M, G)"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        other => return Err(format!("`{s}`: unknown unit `{other}` (use K, M, G or T)")),
+    };
+    n.checked_shl(shift)
+        .filter(|v| v >> shift == n)
+        .ok_or_else(|| format!("`{s}`: too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_in_binary_units() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("512mb"), Ok(512 << 20));
+        assert!(parse_size("12Q").is_err());
+        assert!(parse_size("M").is_err());
+    }
+
+    #[test]
+    fn quick_defaults_to_four_small_devices() {
+        let cli = Cli::parse_from(["cargo xtask", "bench", "--quick"]);
+        let Command::Bench(args) = cli.command else {
+            panic!("not bench")
+        };
+        let plan = args.plan();
+        assert_eq!(
+            (plan.devices, plan.size, plan.name.as_str()),
+            (4, 64 << 20, "quick")
+        );
+        assert_eq!(plan.workloads.len(), Workload::ALL.len());
+    }
+
+    #[test]
+    fn only_keeps_the_named_workloads() {
+        let cli = Cli::parse_from(["cargo xtask", "bench", "--only", "swapoff", "pagein-rand"]);
+        let Command::Bench(args) = cli.command else {
+            panic!("not bench")
+        };
+        assert_eq!(
+            args.plan().workloads,
+            vec![Workload::PageinRand, Workload::Swapoff]
+        );
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

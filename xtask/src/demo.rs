@@ -1,0 +1,200 @@
+//! `cargo xtask demo`: the live view for newcomers. Temporary devices, a `swapctl daemon` on
+//! them, a `swapctl load` pushing pages through it in the background, and `swapctl top` in the
+//! foreground. Quitting the TUI stops the load and the daemon and removes the devices.
+//!
+//! The daemon and the load run in their own process groups, so a Ctrl-C typed at the terminal
+//! reaches only the TUI (and us); we stop them ourselves, politely (SIGTERM, then SIGKILL after
+//! a grace period), through [`ChildGuard`]s that also fire on error and panic.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::cancel;
+use crate::cli::DemoArgs;
+use crate::error::Error;
+use crate::setup::{Want, Workbench};
+
+pub fn run(args: &DemoArgs) -> Result<(), Error> {
+    let swapctl = build_swapctl()?;
+    let wb = Workbench::create(&Want {
+        devices: args.devices,
+        size: args.size,
+        parent: args.dir.clone(),
+        force_files: false,
+        tag: "swapkit-demo",
+    })?;
+    let socket = wb.dir.join("swapctl.sock");
+    let sock = socket.display().to_string();
+    let daemon_log = wb.dir.join("daemon.log");
+    let mut daemon = ChildGuard::spawn(
+        "swapctl daemon",
+        Command::new(&swapctl).args(["daemon", "--no-auto", "--socket", &sock]),
+        &daemon_log,
+    )?;
+    wait_for_socket(&socket, &mut daemon, &daemon_log)?;
+    let mut on = Command::new(&swapctl);
+    on.args(["on", "--socket", &sock]).args(wb.paths());
+    let status = on.status().map_err(|e| Error::io("running", &swapctl, e))?;
+    if !status.success() {
+        return Err(missing(&format!("`swapctl on` exited with {status}")));
+    }
+    let load = ChildGuard::spawn(
+        "swapctl load",
+        Command::new(&swapctl).args([
+            "load",
+            "--socket",
+            &sock,
+            "--duration",
+            "24h",
+            "--threads",
+            "2",
+            "--objects",
+            "8",
+            "--size",
+            "32M",
+            "--pattern",
+            "mixed",
+            "--verify",
+        ]),
+        &wb.dir.join("load.log"),
+    )?;
+    eprintln!(
+        "demo: daemon and load running on {}; opening swapctl top (q quits)",
+        sock
+    );
+    let mut top = Command::new(&swapctl);
+    top.args(["top", "--socket", &sock]);
+    // SAFETY: the closure only calls pthread_sigmask, which is async-signal-safe.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        top.pre_exec(cancel::restore_in_child);
+    }
+    let status = top
+        .status()
+        .map_err(|e| Error::io("running", &swapctl, e))?;
+    drop(load);
+    drop(daemon);
+    drop(wb);
+    eprintln!("demo: stopped the load and the daemon, removed the devices");
+    if status.success() {
+        Ok(())
+    } else {
+        Err(missing(&format!("`swapctl top` exited with {status}")))
+    }
+}
+
+fn missing(what: &str) -> Error {
+    Error::Setup(format!(
+        "demo: {what}. The demo needs the swapctl daemon, load and top commands \
+         (the swapctl and tui branches); they may not be merged yet"
+    ))
+}
+
+/// Build swapctl with the cargo that runs us and return the binary's path.
+fn build_swapctl() -> Result<PathBuf, Error> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    eprintln!("demo: building swapctl (cargo build --release -p swapctl)");
+    let status = Command::new(&cargo)
+        .args(["build", "--release", "--quiet", "-p", "swapctl"])
+        .current_dir(&root)
+        .status()
+        .map_err(|e| Error::io("running", PathBuf::from(&cargo), e))?;
+    if !status.success() {
+        return Err(missing("building swapctl failed"));
+    }
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let bin = target.join("release").join("swapctl");
+    if !bin.exists() {
+        return Err(missing(&format!("{} was not built", bin.display())));
+    }
+    // A skeleton binary accepts anything silently; a real command documents its --socket.
+    for cmd in ["daemon", "load", "top"] {
+        let ok = Command::new(&bin)
+            .args([cmd, "--help"])
+            .stderr(Stdio::null())
+            .output()
+            .is_ok_and(|o| {
+                o.status.success() && String::from_utf8_lossy(&o.stdout).contains("--socket")
+            });
+        if !ok {
+            return Err(missing(&format!("`swapctl {cmd}` is not there")));
+        }
+    }
+    Ok(bin)
+}
+
+/// The daemon is ready when its socket exists; give up (with its log) if it exits first.
+fn wait_for_socket(socket: &Path, daemon: &mut ChildGuard, log: &Path) -> Result<(), Error> {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(15) {
+        cancel::check()?;
+        if socket.exists() {
+            return Ok(());
+        }
+        if daemon.exited() {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            return Err(missing(&format!(
+                "the daemon exited at start: {}",
+                text.lines().last().unwrap_or("no output")
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(missing("the daemon did not open its socket within 15 s"))
+}
+
+/// A background child in its own process group, output to a log file; SIGTERM on drop,
+/// SIGKILL if it has not exited 5 s later.
+#[derive(Debug)]
+pub struct ChildGuard {
+    name: &'static str,
+    child: Child,
+}
+
+impl ChildGuard {
+    pub fn spawn(name: &'static str, cmd: &mut Command, log: &Path) -> Result<ChildGuard, Error> {
+        use std::os::unix::process::CommandExt;
+        let out = std::fs::File::create(log).map_err(|e| Error::io("creating", log, e))?;
+        let err = out.try_clone().map_err(|e| Error::io("opening", log, e))?;
+        cmd.stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0);
+        // SAFETY: the closure only calls pthread_sigmask, which is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(cancel::restore_in_child);
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| Error::io("starting", PathBuf::from(name), e))?;
+        Ok(ChildGuard { name, child })
+    }
+
+    pub fn exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let child = &mut self.child;
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("demo: {} did not stop on SIGTERM; killing it", self.name);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

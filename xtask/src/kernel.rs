@@ -1,0 +1,355 @@
+//! `--kernel-baseline` (root only): the Linux kernel's own swap on the same loop devices.
+//!
+//! `mkswap` (ours, util-linux compatible) and `swapon(2)` on every device at one priority (so
+//! the kernel stripes over them, as our interleave does), a memory cgroup that caps a child
+//! process well below its data (v1 `memory.limit_in_bytes` or v2 `memory.max`, whichever the
+//! machine has), and the child (`xtask kernel-child`) writes N pages of non-zero data, then
+//! reads them back in order. Then the limit is lifted and the first device is swapped off,
+//! timed: the kernel's swapoff next to ours.
+//!
+//! Everything is restored by guards, in reverse: the child killed, `swapoff(2)` of every
+//! device we swapped on (only those), the cgroup removed. A forced exit (second Ctrl-C) still
+//! swaps our devices off (`cancel::register_swapon`).
+
+use std::ffi::CString;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use crate::cancel;
+use crate::error::Error;
+use crate::results::Figure;
+
+const PAGE: u64 = device::PAGE_SIZE as u64;
+const SWAP_FLAG_PREFER: libc::c_int = 0x8000;
+
+/// What the kernel run measured.
+#[derive(Debug)]
+pub struct Kernel {
+    pub figures: Vec<Figure>,
+}
+
+/// Run it; `data_bytes` is what the child writes, `limit_bytes` its memory cap.
+pub fn run(paths: &[PathBuf], data_bytes: u64, limit_bytes: u64) -> Result<Kernel, Error> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(Error::workload(
+            "kernel-baseline",
+            "needs root (swapon and cgroups)",
+        ));
+    }
+    for p in paths {
+        device::mkswap(
+            p,
+            &device::MkswapOptions {
+                force: true,
+                ..Default::default()
+            },
+        )?;
+    }
+    let mut swap = KernelSwap::default();
+    for p in paths {
+        swap.on(p)?;
+    }
+    let cg = Cgroup::create(limit_bytes)?;
+    let mut child = KernelChild::spawn(data_bytes / PAGE)?;
+    cg.add(child.pid())?;
+    let pswpin0 = vmstat("pswpin");
+    let write_ns = child.step("go", "written")?;
+    let pswpin1 = vmstat("pswpin");
+    let read_ns = child.step("read", "read")?;
+    let pswpin2 = vmstat("pswpin");
+    let swapped_in = (pswpin2 - pswpin1.min(pswpin2)) * PAGE;
+    let _ = pswpin0;
+
+    // Let swapoff bring the pages back into memory without tripping the limit.
+    cg.unlimit()?;
+    let victim = &paths[0];
+    let used = swap_used_bytes(victim);
+    let start = Instant::now();
+    swap.off(victim)?;
+    let swapoff_s = start.elapsed().as_secs_f64();
+    drop(child);
+    drop(cg);
+    drop(swap);
+
+    let secs = |ns: u64| ns as f64 / 1e9;
+    Ok(Kernel {
+        figures: vec![
+            Figure::new(
+                "kernel-pageout",
+                format!(
+                    "a process in a {} MiB memory cgroup writes {} MiB",
+                    limit_bytes >> 20,
+                    data_bytes >> 20
+                ),
+                data_bytes,
+                data_bytes / PAGE,
+                secs(write_ns),
+            ),
+            Figure::new(
+                "kernel-pagein-seq",
+                "the same process reads its pages back in order (bytes: pages swapped in)",
+                swapped_in,
+                swapped_in / PAGE,
+                secs(read_ns),
+            ),
+            Figure::new(
+                "kernel-swapoff",
+                format!(
+                    "swapoff(2) of {} holding {} MiB",
+                    victim.display(),
+                    used >> 20
+                ),
+                used,
+                1,
+                swapoff_s,
+            ),
+        ],
+    })
+}
+
+/// `pswpin` and friends from /proc/vmstat; 0 when unreadable.
+fn vmstat(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/vmstat")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Bytes of swap in use on `dev`, from /proc/swaps (KiB there).
+fn swap_used_bytes(dev: &Path) -> u64 {
+    let want = std::fs::canonicalize(dev).unwrap_or_else(|_| dev.to_path_buf());
+    std::fs::read_to_string("/proc/swaps")
+        .ok()
+        .and_then(|t| {
+            t.lines().skip(1).find_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() >= 4 && Path::new(f[0]) == want).then(|| f[3].parse::<u64>().ok())?
+            })
+        })
+        .unwrap_or(0)
+        * 1024
+}
+
+/// The devices we swapped on; swapped off again on drop.
+#[derive(Debug, Default)]
+struct KernelSwap {
+    on: Vec<PathBuf>,
+}
+
+fn cpath(p: &Path) -> Result<CString, Error> {
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| Error::Setup(format!("{}: path has a NUL byte", p.display())))
+}
+
+impl KernelSwap {
+    fn on(&mut self, p: &Path) -> Result<(), Error> {
+        let c = cpath(p)?;
+        // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
+        let rc = unsafe { libc::swapon(c.as_ptr(), SWAP_FLAG_PREFER | 10) };
+        if rc != 0 {
+            return Err(Error::io("swapon", p, std::io::Error::last_os_error()));
+        }
+        cancel::register_swapon(p);
+        self.on.push(p.to_path_buf());
+        Ok(())
+    }
+
+    fn off(&mut self, p: &Path) -> Result<(), Error> {
+        swapoff(p).map_err(|e| Error::io("swapoff", p, e))?;
+        cancel::unregister_swapon(p);
+        self.on.retain(|q| q != p);
+        Ok(())
+    }
+}
+
+/// `swapoff(2)`; also used by a forced exit.
+pub fn swapoff(p: &Path) -> std::io::Result<()> {
+    let c = CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
+    let rc = unsafe { libc::swapoff(c.as_ptr()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+impl Drop for KernelSwap {
+    fn drop(&mut self) {
+        for p in std::mem::take(&mut self.on).iter().rev() {
+            if let Err(e) = swapoff(p) {
+                eprintln!("xtask: swapoff {}: {e}", p.display());
+            }
+            cancel::unregister_swapon(p);
+        }
+    }
+}
+
+/// Our memory cgroup: `swapkit-bench-<pid>` under the memory hierarchy.
+#[derive(Debug)]
+struct Cgroup {
+    dir: PathBuf,
+    limit_file: &'static str,
+    unlimited: &'static str,
+}
+
+impl Cgroup {
+    fn create(limit: u64) -> Result<Cgroup, Error> {
+        let v1 = Path::new("/sys/fs/cgroup/memory");
+        let v2 = Path::new("/sys/fs/cgroup");
+        let (parent, limit_file, unlimited) = if v1.join("memory.limit_in_bytes").exists() {
+            (v1, "memory.limit_in_bytes", "-1")
+        } else if std::fs::read_to_string(v2.join("cgroup.controllers"))
+            .is_ok_and(|c| c.split_whitespace().any(|w| w == "memory"))
+        {
+            // v2: the memory controller must be on for children of the root.
+            let _ = std::fs::write(v2.join("cgroup.subtree_control"), "+memory");
+            (v2, "memory.max", "max")
+        } else {
+            return Err(Error::workload(
+                "kernel-baseline",
+                "no memory cgroup (v1 or v2) on this machine",
+            ));
+        };
+        let dir = parent.join(format!("swapkit-bench-{}", std::process::id()));
+        std::fs::create_dir(&dir).map_err(|e| Error::io("creating cgroup", &dir, e))?;
+        let cg = Cgroup {
+            dir,
+            limit_file,
+            unlimited,
+        };
+        cg.write(limit_file, &limit.to_string())?;
+        if limit_file == "memory.max" {
+            // Keep the child's swap unbounded in v2 (it is by default; say so explicitly).
+            let _ = cg.write("memory.swap.max", "max");
+        } else {
+            let _ = cg.write("memory.swappiness", "60");
+        }
+        Ok(cg)
+    }
+
+    fn write(&self, file: &str, value: &str) -> Result<(), Error> {
+        let p = self.dir.join(file);
+        std::fs::write(&p, value).map_err(|e| Error::io("writing", p, e))
+    }
+
+    fn add(&self, pid: u32) -> Result<(), Error> {
+        self.write("cgroup.procs", &pid.to_string())
+    }
+
+    fn unlimit(&self) -> Result<(), Error> {
+        self.write(self.limit_file, self.unlimited)
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        // The child is dead by now; a cgroup without tasks can be removed with rmdir.
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        eprintln!("xtask: could not remove cgroup {}", self.dir.display());
+    }
+}
+
+/// The child process (`xtask kernel-child --pages N`), driven line by line over its stdin.
+#[derive(Debug)]
+struct KernelChild {
+    child: Child,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl KernelChild {
+    fn spawn(pages: u64) -> Result<KernelChild, Error> {
+        let exe = std::env::current_exe().map_err(|e| Error::io("finding", "/proc/self/exe", e))?;
+        let mut child = Command::new(&exe)
+            .args(["kernel-child", "--pages", &pages.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::io("starting", &exe, e))?;
+        let out = child
+            .stdout
+            .take()
+            .map(BufReader::new)
+            .ok_or_else(|| Error::Setup("kernel child has no stdout".into()))?;
+        Ok(KernelChild { child, out })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Send `cmd`, wait for the reply `<want> <nanoseconds>`.
+    fn step(&mut self, cmd: &str, want: &str) -> Result<u64, Error> {
+        cancel::check()?;
+        let stdin = self
+            .child
+            .stdin
+            .as_mut()
+            .ok_or_else(|| Error::Setup("kernel child has no stdin".into()))?;
+        writeln!(stdin, "{cmd}").map_err(|e| Error::io("talking to", "kernel child", e))?;
+        let mut line = String::new();
+        self.out
+            .read_line(&mut line)
+            .map_err(|e| Error::io("reading", "kernel child", e))?;
+        let mut f = line.split_whitespace();
+        match (f.next(), f.next().and_then(|n| n.parse().ok())) {
+            (Some(w), Some(ns)) if w == want => Ok(ns),
+            _ => Err(Error::workload(
+                "kernel-baseline",
+                format!("the child process stopped at `{cmd}` (killed by the OOM killer?)"),
+            )),
+        }
+    }
+}
+
+impl Drop for KernelChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The child's side: wait for `go`, write `pages` pages of non-zero data, report; wait for
+/// `read`, read them back in order, report; exit on end of input.
+pub fn child_main(pages: u64) -> Result<(), Error> {
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    let mut data: Vec<u8> = Vec::new();
+    let mut out = std::io::stdout().lock();
+    while let Some(Ok(cmd)) = lines.next() {
+        match cmd.trim() {
+            "go" => {
+                let t = Instant::now();
+                data = vec![0u8; (pages * PAGE) as usize];
+                for (i, page) in data.chunks_mut(PAGE as usize).enumerate() {
+                    page.fill((i as u8) | 1);
+                }
+                let _ = writeln!(out, "written {}", t.elapsed().as_nanos());
+            }
+            "read" => {
+                let t = Instant::now();
+                let mut sum = 0u64;
+                for page in data.chunks(PAGE as usize) {
+                    sum = sum.wrapping_add(u64::from(page[0]) + u64::from(page[PAGE as usize - 1]));
+                }
+                std::hint::black_box(sum);
+                let _ = writeln!(out, "read {}", t.elapsed().as_nanos());
+            }
+            _ => break,
+        }
+        let _ = out.flush();
+    }
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! SVG plots with plotters: throughput against devices × interleave, and latency CDFs of the
+//! pager next to the raw devices. A plot with no data is skipped, not drawn empty.
+
+use std::path::{Path, PathBuf};
+
+use plotters::prelude::*;
+
+use crate::error::Error;
+use crate::results::{Figure, Report};
+
+const COLORS: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Setup(format!("drawing {}: {e}", path.display()))
+}
+
+/// Draw every plot the report has data for; return the files written.
+pub fn all(r: &Report, dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let mut out = Vec::new();
+    if !r.interleave.is_empty() {
+        let p = dir.join(format!("{}-interleave.svg", r.name));
+        interleave(r, &p).map_err(|e| plot_err(&p, e))?;
+        out.push(p);
+    }
+    let pairs = latency_pairs(r);
+    if !pairs.is_empty() {
+        let p = dir.join(format!("{}-latency.svg", r.name));
+        latency(&pairs, &p).map_err(|e| plot_err(&p, e))?;
+        out.push(p);
+    }
+    Ok(out)
+}
+
+type PlotResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Two panels, pageout and pagein: MiB/s against the number of devices, a line per interleave.
+fn interleave(r: &Report, path: &Path) -> PlotResult {
+    let root = SVGBackend::new(path, (1000, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let panels = root.split_evenly((1, 2));
+    let mut ils: Vec<u64> = r.interleave.iter().map(|c| c.interleave).collect();
+    ils.sort_by_key(|&i| if i == 0 { u64::MAX } else { i });
+    ils.dedup();
+    let max_dev = r.interleave.iter().map(|c| c.devices).max().unwrap_or(1) as f64;
+    for (panel, (title, pick)) in panels.iter().zip([
+        (
+            "sequential pageout",
+            (|c: &crate::results::InterleaveCell| c.pageout_mib_s) as fn(&_) -> f64,
+        ),
+        ("sequential pagein", |c: &crate::results::InterleaveCell| {
+            c.pagein_mib_s
+        }),
+    ]) {
+        let ymax = r.interleave.iter().map(pick).fold(1.0, f64::max) * 1.15;
+        let mut chart = ChartBuilder::on(panel)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.5f64..max_dev + 0.5, 0f64..ymax)?;
+        chart
+            .configure_mesh()
+            .x_desc("devices")
+            .y_desc("MiB/s")
+            .x_labels(max_dev as usize + 1)
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .draw()?;
+        for (i, &il) in ils.iter().enumerate() {
+            let color = COLORS[i % COLORS.len()];
+            let mut pts: Vec<(f64, f64)> = r
+                .interleave
+                .iter()
+                .filter(|c| c.interleave == il)
+                .map(|c| (c.devices as f64, pick(c)))
+                .collect();
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let label = match il {
+                0 => "interleave 0 (fill)".to_string(),
+                n => format!("interleave {n}"),
+            };
+            chart
+                .draw_series(LineSeries::new(pts, color.stroke_width(2)).point_size(4))?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// The random-read figures worth drawing together: each pager figure beside its raw baseline.
+fn latency_pairs(r: &Report) -> Vec<&Figure> {
+    let ids = [
+        "raw-rand-read-qd1",
+        "pagein-rand-1t",
+        "raw-rand-read-qd16",
+        "pagein-rand-8t",
+    ];
+    ids.iter()
+        .filter_map(|id| r.raw.iter().chain(&r.pager).find(|f| f.id == *id))
+        .filter(|f| f.latency.as_ref().is_some_and(|l| !l.cdf.is_empty()))
+        .collect()
+}
+
+/// Latency CDFs on a log time axis: the pager's lines should sit just right of the raw ones.
+fn latency(figs: &[&Figure], path: &Path) -> PlotResult {
+    let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let lats = figs.iter().filter_map(|f| f.latency.as_ref());
+    let lo = lats.clone().map(|l| l.min_us).min().unwrap_or(1).max(1) as f64;
+    let hi = lats.map(|l| l.max_us).max().unwrap_or(10).max(2) as f64;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "random 4 KiB reads: latency CDF, pager vs raw",
+            ("sans-serif", 20),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d((lo * 0.8..hi * 1.25).log_scale(), 0f64..1.0)?;
+    chart
+        .configure_mesh()
+        .x_desc("latency (µs, log scale)")
+        .y_desc("fraction of I/Os ≤ x")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .draw()?;
+    for (i, f) in figs.iter().enumerate() {
+        let Some(l) = &f.latency else { continue };
+        let color = COLORS[i % COLORS.len()];
+        let style = if f.id.starts_with("raw") {
+            color.stroke_width(1)
+        } else {
+            color.stroke_width(3)
+        };
+        let pts = l.cdf.iter().map(|&(us, y)| (us.max(1) as f64, y));
+        chart
+            .draw_series(LineSeries::new(pts, style))?
+            .label(format!("{} (p99 {} µs)", f.id, l.at(99.0)))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}

@@ -1,0 +1,311 @@
+//! The results model: every figure of a run, and the machine it ran on. Serialised as
+//! `benchmarks/results/<name>.json`; the table, the markdown and the plots read only this.
+
+use serde::{Deserialize, Serialize};
+
+use crate::latency::LatencyStats;
+use crate::machine::Machine;
+
+/// Bumped when a field changes meaning.
+pub const SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Report {
+    pub schema: u32,
+    pub name: String,
+    /// RFC 3339, UTC.
+    pub started_utc: String,
+    pub seconds: f64,
+    pub quick: bool,
+    pub setup: SetupInfo,
+    pub machine: Machine,
+    /// The raw devices through the device engine: the physical limit.
+    pub raw: Vec<Figure>,
+    /// The same shapes through the pager.
+    pub pager: Vec<Figure>,
+    /// Each pager figure next to its raw baseline.
+    pub comparisons: Vec<Comparison>,
+    pub interleave: Vec<InterleaveCell>,
+    pub fragmentation: Option<Fragmentation>,
+    pub swapoff: Option<Swapoff>,
+    /// fio on the same devices (`--fio`).
+    pub fio: Vec<Figure>,
+    /// The kernel's own swap on the same devices (`--kernel-baseline`).
+    pub kernel: Vec<Figure>,
+    /// The blist / swmeta micro-benchmarks, summarised.
+    pub micro: Vec<Micro>,
+    /// What was skipped or degraded, and why. Shown in every output.
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SetupInfo {
+    /// "loop" or "files".
+    pub mode: String,
+    /// Why files were used, when they were.
+    pub why_files: Option<String>,
+    /// "io_uring" or "threads".
+    pub engine: String,
+    pub devices: Vec<DeviceInfo>,
+    pub backing_dir: String,
+    /// The pager's tunables for the main workloads.
+    pub interleave: u64,
+    pub max_cluster: u64,
+    pub swap_async_max: u64,
+    pub nswbuf: u64,
+}
+
+impl SetupInfo {
+    /// The report's first line: what the figures were measured on.
+    pub fn headline(&self) -> String {
+        let n = self.devices.len();
+        let size = self.devices.first().map_or(0, |d| d.size_bytes);
+        let what = match self.mode.as_str() {
+            "loop" => format!(
+                "{n} loop devices (direct I/O, 4096-byte blocks) of {} each",
+                human_bytes(size)
+            ),
+            _ => format!(
+                "{n} plain files of {} each (NOT loop devices: {})",
+                human_bytes(size),
+                self.why_files.as_deref().unwrap_or("requested")
+            ),
+        };
+        format!("{what}, {} engine, in {}", self.engine, self.backing_dir)
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    pub path: String,
+    pub backing_file: String,
+    pub size_bytes: u64,
+    pub direct_io: bool,
+}
+
+/// One measured shape of I/O.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Figure {
+    /// Stable id: `raw-seq-write`, `pageout-seq`, `pagein-rand-8t`, ...
+    pub id: String,
+    /// One line: what was done.
+    pub what: String,
+    pub threads: u32,
+    /// I/Os kept in flight (per thread for synchronous callers: 1).
+    pub queue_depth: u32,
+    /// Bytes moved by the measured phase.
+    pub bytes: u64,
+    /// Operations (I/Os for raw, calls for the pager).
+    pub ops: u64,
+    pub seconds: f64,
+    pub mib_s: f64,
+    pub iops: f64,
+    pub latency: Option<LatencyStats>,
+}
+
+impl Figure {
+    pub fn new(id: &str, what: impl Into<String>, bytes: u64, ops: u64, seconds: f64) -> Figure {
+        let secs = seconds.max(1e-9);
+        Figure {
+            id: id.to_string(),
+            what: what.into(),
+            threads: 1,
+            queue_depth: 1,
+            bytes,
+            ops,
+            seconds,
+            mib_s: bytes as f64 / (1u64 << 20) as f64 / secs,
+            iops: ops as f64 / secs,
+            latency: None,
+        }
+    }
+
+    pub fn with_shape(mut self, threads: u32, queue_depth: u32) -> Figure {
+        self.threads = threads;
+        self.queue_depth = queue_depth;
+        self
+    }
+
+    pub fn with_latency(mut self, l: LatencyStats) -> Figure {
+        self.latency = Some(l);
+        self
+    }
+
+    pub fn p(&self, p: f64) -> Option<u64> {
+        self.latency.as_ref().map(|l| l.at(p))
+    }
+}
+
+/// Which number of a figure a comparison looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    MibS,
+    Iops,
+    P99Us,
+}
+
+impl Metric {
+    pub fn unit(self) -> &'static str {
+        match self {
+            Metric::MibS => "MiB/s",
+            Metric::Iops => "IOPS",
+            Metric::P99Us => "p99 µs",
+        }
+    }
+
+    /// For throughput more is better; for latency less is.
+    pub fn higher_is_better(self) -> bool {
+        !matches!(self, Metric::P99Us)
+    }
+
+    pub fn of(self, f: &Figure) -> f64 {
+        match self {
+            Metric::MibS => f.mib_s,
+            Metric::Iops => f.iops,
+            Metric::P99Us => f.p(99.0).unwrap_or(0) as f64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Comparison {
+    pub workload: String,
+    pub baseline: String,
+    pub metric: Metric,
+    pub value: f64,
+    pub base: f64,
+    /// value / base.
+    pub ratio: f64,
+    /// The target for this ratio (≥ for throughput, ≤ for latency), if it sets one.
+    pub target: Option<f64>,
+    pub met: Option<bool>,
+}
+
+impl Comparison {
+    pub fn new(work: &Figure, base: &Figure, metric: Metric, target: Option<f64>) -> Comparison {
+        let value = metric.of(work);
+        let b = metric.of(base);
+        let ratio = if b > 0.0 { value / b } else { 0.0 };
+        let met = target.map(|t| {
+            if metric.higher_is_better() {
+                ratio >= t
+            } else {
+                ratio <= t
+            }
+        });
+        Comparison {
+            workload: work.id.clone(),
+            baseline: base.id.clone(),
+            metric,
+            value,
+            base: b,
+            ratio,
+            target,
+            met,
+        }
+    }
+}
+
+/// One cell of the interleave matrix.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct InterleaveCell {
+    pub devices: u32,
+    /// 0: fill one device before the next.
+    pub interleave: u64,
+    pub pageout_mib_s: f64,
+    pub pagein_mib_s: f64,
+    /// Pages that landed on each device (how the stripe spread them).
+    pub pages_per_device: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Fragmentation {
+    /// Fill level reached before the churn, in percent of all usable pages.
+    pub fill_percent: f64,
+    pub churn_ops: u64,
+    pub churn_seconds: f64,
+    /// Pages per putpages cluster during the churn: (cluster size, how many clusters).
+    pub cluster_sizes: Vec<(u64, u64)>,
+    pub alloc_failures: u64,
+    pub before: Vec<FragSnapshot>,
+    pub after: Vec<FragSnapshot>,
+}
+
+/// A blist's free-space picture of one device.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FragSnapshot {
+    pub device: String,
+    pub free_pages: u64,
+    pub free_ranges: u64,
+    pub largest: u64,
+    pub average: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Swapoff {
+    pub device: String,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub mib_s: f64,
+    pub pages_lost: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Micro {
+    pub crate_name: String,
+    /// (benchmark, ns per iteration or the crate's own unit, as printed).
+    pub lines: Vec<(String, String)>,
+    /// Where to read more when we did not run it.
+    pub link: Option<String>,
+}
+
+/// `1.0 GiB`, `64 MiB`, `512 KiB`.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if v.fract() == 0.0 {
+        format!("{v:.0} {}", UNITS[u])
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_ratios_are_met_when_lower() {
+        let mut a = Figure::new("a", "", 0, 1, 1.0);
+        let mut b = Figure::new("b", "", 0, 1, 1.0);
+        let lat = |p99| LatencyStats {
+            percentiles: vec![crate::latency::Percentile { p: 99.0, us: p99 }],
+            ..Default::default()
+        };
+        a.latency = Some(lat(110));
+        b.latency = Some(lat(100));
+        let c = Comparison::new(&a, &b, Metric::P99Us, Some(1.25));
+        assert!((c.ratio - 1.1).abs() < 1e-9);
+        assert_eq!(c.met, Some(true));
+    }
+
+    #[test]
+    fn throughput_ratios_are_met_when_higher() {
+        let a = Figure::new("a", "", 80 << 20, 1, 1.0);
+        let b = Figure::new("b", "", 100 << 20, 1, 1.0);
+        let c = Comparison::new(&a, &b, Metric::MibS, Some(0.9));
+        assert_eq!(c.met, Some(false));
+    }
+
+    #[test]
+    fn bytes_print_in_binary_units() {
+        assert_eq!(human_bytes(64 << 20), "64 MiB");
+        assert_eq!(human_bytes(3 << 29), "1.5 GiB");
+    }
+}

@@ -1,0 +1,159 @@
+//! `pageout-seq` and `pagein-seq`: whole objects out in 32-page async clusters, and back in
+//! with read-ahead, the shapes of a process being swapped out and in.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use pager::{PageResult, PutMode};
+
+use super::{DataSet, PAGE, Rig, stamp, verify};
+use crate::cancel;
+use crate::error::Error;
+use crate::latency::Recorder;
+use crate::progress::Progress;
+use crate::results::Figure;
+
+/// Page out every object of `ds` with one async `putpages` of the whole object each, from one
+/// thread, then wait for the writes. The pager cuts each call into `max_cluster` clusters and
+/// keeps at most `swap_async_max` of them in flight: the raw baseline runs at that depth.
+///
+/// Fails if any page got no space or failed to write: a figure over lost data is no figure.
+pub fn pageout_seq(rig: &Rig, ds: &DataSet, id: &str, queue_depth: u32) -> Result<Figure, Error> {
+    let progress = Progress::start(id, ds.bytes());
+    let bad = Arc::new(AtomicU64::new(0));
+    let mut buf = vec![0u8; ds.object_pages as usize * PAGE];
+    let mut latency = Recorder::new();
+    let start = Instant::now();
+    for (i, obj) in ds.objects.iter().enumerate() {
+        if cancel::cancelled() {
+            break;
+        }
+        stamp(&mut buf, i as u64, 0);
+        let b = Arc::clone(&bad);
+        let done: pager::AsyncCallback = Box::new(move |d: pager::AsyncDone| {
+            let n = d.results.iter().filter(|r| **r != PageResult::Ok).count();
+            b.fetch_add(n as u64, Ordering::Relaxed);
+        });
+        let t = Instant::now();
+        let res = rig.pager.putpages(obj, 0, &buf, PutMode::Async(Some(done)));
+        latency.record(t.elapsed());
+        let failed = res
+            .iter()
+            .filter(|r| matches!(r, PageResult::Fail | PageResult::Error))
+            .count();
+        if failed > 0 {
+            rig.pager.wait_async();
+            return Err(Error::workload(
+                "pageout-seq",
+                format!("{failed} pages of object {i} got no swap or failed to write"),
+            ));
+        }
+        progress.add(buf.len() as u64);
+    }
+    rig.pager.wait_async();
+    let seconds = start.elapsed().as_secs_f64();
+    drop(progress);
+    cancel::check()?;
+    let bad = bad.load(Ordering::Relaxed);
+    if bad > 0 {
+        return Err(Error::workload(
+            "pageout-seq",
+            format!("{bad} pages failed to write"),
+        ));
+    }
+    Ok(Figure::new(
+        id,
+        format!(
+            "async putpages of whole {}-page objects, clusters of up to 32 pages",
+            ds.object_pages
+        ),
+        ds.bytes(),
+        ds.objects.len() as u64,
+        seconds,
+    )
+    .with_shape(1, queue_depth)
+    .with_latency(latency.summary()))
+}
+
+/// Read every object of `ds` back, front to back, with getpages of one page plus up to 31
+/// pages of read-ahead, from `threads` threads taking whole objects in turn. Every page's
+/// stamp is checked.
+pub fn pagein_seq(rig: &Rig, ds: &DataSet, threads: usize, id: &str) -> Result<Figure, Error> {
+    let max_ahead = rig.pager.stats().tunables.max_cluster.max(1) - 1;
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let calls = AtomicU64::new(0);
+    let progress = Progress::start(id, ds.bytes());
+    let start = Instant::now();
+    let results: Vec<Result<Recorder, Error>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads.max(1))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut latency = Recorder::new();
+                    let mut buf = vec![0u8; (max_ahead as usize + 1) * PAGE];
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= ds.objects.len()
+                            || stop.load(Ordering::Relaxed)
+                            || cancel::cancelled()
+                        {
+                            return Ok(latency);
+                        }
+                        let obj = &ds.objects[i];
+                        let mut pindex = 0;
+                        while pindex < ds.object_pages {
+                            let ahead = max_ahead.min(ds.object_pages - 1 - pindex);
+                            let out = &mut buf[..(ahead as usize + 1) * PAGE];
+                            let t = Instant::now();
+                            let got = rig.pager.getpages(obj, pindex, 0, ahead, out);
+                            latency.record(t.elapsed());
+                            let got = match got {
+                                Ok(r) => r,
+                                Err(e) => {
+                                    stop.store(true, Ordering::Relaxed);
+                                    return Err(Error::from(e));
+                                }
+                            };
+                            let n = got.end.saturating_sub(pindex).max(1);
+                            if let Some(bad) = verify(&out[..n as usize * PAGE], i as u64, pindex) {
+                                stop.store(true, Ordering::Relaxed);
+                                return Err(Error::workload(
+                                    "pagein-seq",
+                                    format!("object {i} page {bad} read back wrong data"),
+                                ));
+                            }
+                            calls.fetch_add(1, Ordering::Relaxed);
+                            progress.add(n * PAGE as u64);
+                            pindex += n;
+                        }
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::workload("pagein-seq", "a reader thread panicked"))
+                })
+            })
+            .collect()
+    });
+    let seconds = start.elapsed().as_secs_f64();
+    drop(progress);
+    let mut latency = Recorder::new();
+    for r in results {
+        latency.merge(&r?);
+    }
+    cancel::check()?;
+    Ok(Figure::new(
+        id,
+        format!("getpages with up to {max_ahead} pages of read-ahead, {threads} threads"),
+        ds.bytes(),
+        calls.load(Ordering::Relaxed),
+        seconds,
+    )
+    .with_shape(threads as u32, 1)
+    .with_latency(latency.summary()))
+}
