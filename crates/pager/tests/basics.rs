@@ -309,3 +309,35 @@ fn swapoff_reports_progress_up_to_the_total_and_catches_writes_in_flight() {
     }
     p.verify().unwrap();
 }
+
+#[test]
+fn areas_get_block_ranges_with_a_gap_and_reuse_freed_ranges() {
+    let dir = tempdir();
+    let p = pager(32);
+    let a = p
+        .swapon(&area(dir.path(), "a", 65), SwaponOptions::default())
+        .unwrap();
+    p.swapon(&area(dir.path(), "b", 65), SwaponOptions::default())
+        .unwrap();
+    let firsts = |p: &pager::Pager| {
+        p.stats()
+            .devices
+            .iter()
+            .map(|d| (d.path.clone(), d.first_block))
+            .collect::<Vec<_>>()
+    };
+    let f = firsts(&p);
+    assert_eq!((f[0].1, f[1].1), (0, 65), "64 blocks, then a one-block gap");
+    p.swapoff(a, SwapoffOptions::default(), &mut |_, _| {})
+        .unwrap();
+    p.swapon(&area(dir.path(), "c", 33), SwaponOptions::default())
+        .unwrap();
+    p.swapon(&area(dir.path(), "d", 65), SwaponOptions::default())
+        .unwrap();
+    let f = firsts(&p);
+    assert_eq!(
+        f.iter().map(|x| x.1).collect::<Vec<_>>(),
+        vec![65, 0, 130],
+        "{f:?}"
+    );
+}
