@@ -173,7 +173,8 @@ impl Pager {
     }
 
     /// The open area behind `dev`: its header, stats and [`device::FaultInjector`]
-    /// (`area.faults()`) for tests.
+    /// (`area.faults()`) for tests. Holding the `Arc` keeps the device open after a
+    /// swapoff (a loop device with autoclear stays attached until it is dropped).
     pub fn area(&self, dev: DeviceId) -> Option<Arc<device::SwapArea>> {
         let space = self.core.space.lock();
         space.index(dev).map(|i| Arc::clone(&space.areas[i].area))
