@@ -341,3 +341,31 @@ fn areas_get_block_ranges_with_a_gap_and_reuse_freed_ranges() {
         "{f:?}"
     );
 }
+
+#[test]
+fn async_writes_beyond_swap_async_max_wait_for_a_pbuf_and_the_wait_is_counted() {
+    let dir = tempdir();
+    let p = pager(32);
+    let a = p
+        .swapon(&area(dir.path(), "a", 128), SwaponOptions::default())
+        .unwrap();
+    p.area(a)
+        .unwrap()
+        .faults()
+        .set_latency(std::time::Duration::from_millis(20));
+    assert_eq!(p.set_swap_async_max(1), 1);
+    let obj = p.alloc_object(None, 32).unwrap();
+    for k in 0..4 {
+        let res = p.putpages(&obj, k * 8, &pages(k * 8, 8), PutMode::Async(None));
+        assert_eq!(res, vec![PageResult::Pend; 8]);
+        let pool = p.stats().pbufs.async_write;
+        assert!(pool.in_use <= 1, "{pool:?}");
+    }
+    p.wait_async();
+    let pool = p.stats().pbufs.async_write;
+    assert_eq!((pool.in_use, pool.max), (0, 1));
+    assert!(pool.waits >= 3, "{pool:?}");
+    let mut out = vec![0u8; 8 * PAGE_SIZE];
+    p.getpages(&obj, 24, 0, 7, &mut out).unwrap();
+    assert_eq!(out, pages(24, 8));
+}
