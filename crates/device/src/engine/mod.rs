@@ -27,12 +27,17 @@ use std::time::{Duration, Instant};
 use crate::{DeviceError, PageBuf, SwapArea};
 
 /// Which back end to use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum EngineKind {
     /// io_uring if the kernel allows it, else threads; `SWAPKIT_ENGINE` overrides it.
     #[default]
+    #[serde(rename = "auto")]
     Auto,
+    #[serde(rename = "io_uring")]
     IoUring,
+    #[serde(rename = "threads")]
     ThreadPool,
 }
 
@@ -65,7 +70,8 @@ impl FromStr for EngineKind {
 }
 
 /// Read or write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum IoOp {
     Read,
     Write,
