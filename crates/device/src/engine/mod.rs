@@ -27,12 +27,17 @@ use std::time::{Duration, Instant};
 use crate::{DeviceError, PageBuf, SwapArea};
 
 /// Which back end to use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum EngineKind {
     /// io_uring if the kernel allows it, else threads; `SWAPKIT_ENGINE` overrides it.
     #[default]
+    #[serde(rename = "auto")]
     Auto,
+    #[serde(rename = "io_uring")]
     IoUring,
+    #[serde(rename = "threads")]
     ThreadPool,
 }
 
@@ -65,7 +70,8 @@ impl FromStr for EngineKind {
 }
 
 /// Read or write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum IoOp {
     Read,
     Write,
@@ -148,9 +154,14 @@ impl Job {
     pub(crate) fn finish(self, result: Result<(), DeviceError>) {
         let latency = self.start.elapsed();
         let pages = self.req.buf.pages() as u64;
-        self.area
-            .counters()
-            .end(self.req.op, pages, result.is_ok(), latency);
+        match &result {
+            // A refused request never reached the device: not a device error.
+            Err(DeviceError::OutOfRange { .. }) => self.area.counters().cancel(),
+            _ => self
+                .area
+                .counters()
+                .end(self.req.op, pages, result.is_ok(), latency),
+        }
         let IoRequest { tag, op, page, buf } = self.req;
         (self.done)(IoCompletion {
             tag,
