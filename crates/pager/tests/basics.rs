@@ -369,3 +369,18 @@ fn async_writes_beyond_swap_async_max_wait_for_a_pbuf_and_the_wait_is_counted() 
     p.getpages(&obj, 24, 0, 7, &mut out).unwrap();
     assert_eq!(out, pages(24, 8));
 }
+
+#[test]
+fn a_config_file_may_give_only_some_tunables() {
+    let cfg: pager::PagerConfig =
+        serde_json::from_str(r#"{"interleave": 8, "swap_async_max": 16}"#).unwrap();
+    let want = pager::PagerConfig {
+        interleave: 8,
+        swap_async_max: 16,
+        ..pager::PagerConfig::default()
+    };
+    assert_eq!(cfg, want);
+    let back: pager::PagerConfig =
+        serde_json::from_str(&serde_json::to_string(&want).unwrap()).unwrap();
+    assert_eq!(back, want);
+}
