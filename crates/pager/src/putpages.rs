@@ -42,6 +42,11 @@ struct Cluster {
 }
 
 impl Core {
+    /// `swap_pager_putpages` (see [`crate::Pager::putpages`]). Per cluster: allocate (the
+    /// space lock only), take a pbuf (may block: counted), copy, mark the pages pending
+    /// with a fresh sequence (the object lock only), submit with no lock held. The
+    /// submitter holds one count of the batch until every cluster is out, so a batch
+    /// cannot finish while clusters are still being submitted.
     pub(crate) fn putpages(
         self: &Arc<Core>,
         obj: &Arc<ObjectInner>,
