@@ -432,3 +432,52 @@ fn engine_kinds_parse_and_print() {
         EngineKind::Auto
     );
 }
+
+#[test]
+fn registered_files_round_trip_and_are_released_when_the_area_goes() {
+    let Ok(engine) = Engine::with_config(device::EngineConfig {
+        kind: EngineKind::IoUring,
+        register_files: true,
+        ..Default::default()
+    }) else {
+        println!("io_uring unavailable; skipped");
+        return;
+    };
+    let dir = common::scratch();
+    let t = common::swap_target(dir.path(), "registered", 64);
+    let area = open(&t.path);
+    engine
+        .submit_wait(&area, write_req(1, 3, 2, 4))
+        .result
+        .unwrap();
+    let c = engine.submit_wait(&area, read_req(2, 3, 2));
+    c.result.unwrap();
+    assert_eq!(c.buf.page(1), common::pattern(4, 4).as_slice());
+    drop(area);
+    // The ring's reference goes at the submitter's next sweep; then O_EXCL succeeds again.
+    let mut reopened = None;
+    for _ in 0..100 {
+        match SwapArea::open(&t.path, &OpenOptions::default()) {
+            Ok(a) => {
+                reopened = Some(a);
+                break;
+            }
+            Err(DeviceError::InUse { .. }) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(reopened.is_some(), "the registered file was never released");
+    drop(reopened);
+    drop(engine);
+    drop(t);
+    common::assert_no_loop_under(dir.path());
+}
+
+#[test]
+fn engines_and_areas_are_send_and_sync() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Engine>();
+    shareable::<SwapArea>();
+    shareable::<PageBuf>();
+    shareable::<device::FaultInjector>();
+}

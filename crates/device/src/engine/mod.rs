@@ -15,6 +15,10 @@
 //! - short reads and writes are continued until done, or reported as errors, never ignored;
 //! - counters and latency go to the area's [`stats`](crate::SwapArea::stats);
 //! - dropping the engine waits for every queued request to complete.
+//!
+//! Callbacks run on the engine's few threads: they must be short, must not panic, and must
+//! not call [`Engine::submit_wait`] (it would wait for the thread it runs on); they may
+//! [`Engine::submit`] more I/O.
 
 mod threads;
 mod uring;
