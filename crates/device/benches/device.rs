@@ -92,23 +92,31 @@ fn bench() -> Result<(), Box<dyn std::error::Error>> {
         println!("fio not installed (or SWAPKIT_BENCH_NO_FIO): no comparison");
         None
     };
-    let mut fio_iops = Vec::new();
+    // Workload by workload, every engine and then fio back to back, so drifting load on a
+    // shared machine skews the ratios as little as it can.
+    let mut engines = Vec::new();
     for kind in [EngineKind::IoUring, EngineKind::ThreadPool] {
-        let engine = match Engine::new(kind) {
-            Ok(e) => e,
-            Err(e) => {
-                println!("{kind}: unavailable ({e})");
-                continue;
-            }
-        };
-        for (i, spec) in suite.iter().enumerate() {
-            let r = rawbench::run(&engine, &area, spec)?;
-            if fio.is_some() && fio_iops.len() <= i {
-                fio_iops.push(run_fio(&target, spec, area.last_page()));
-            }
-            let ratio = fio_iops.get(i).copied().flatten().map(|f| r.iops / f);
-            rows.push((r, ratio));
+        match Engine::new(kind) {
+            Ok(e) => engines.push(e),
+            Err(e) => println!("{kind}: unavailable ({e})"),
         }
+    }
+    let mut fio_iops = Vec::new();
+    for spec in &suite {
+        let mut ours = Vec::new();
+        for engine in &engines {
+            ours.push(rawbench::run(engine, &area, spec)?);
+        }
+        let theirs = if fio.is_some() {
+            run_fio(&target, spec, area.last_page())
+        } else {
+            None
+        };
+        fio_iops.push(theirs);
+        rows.extend(ours.into_iter().map(|r| {
+            let ratio = theirs.map(|f| r.iops / f);
+            (r, ratio)
+        }));
     }
     println!();
     println!("{}  {:>8}", RawResult::header(), "ours/fio");
