@@ -382,6 +382,32 @@ fn callbacks_may_submit_more_io() {
 }
 
 #[test]
+fn the_last_engine_handle_may_be_dropped_in_a_callback() {
+    let dir = common::scratch();
+    let file = common::backing_file(dir.path(), "selfdrop", 64);
+    device::mkswap(&file, &MkswapOptions::default()).unwrap();
+    let area = open(&file);
+    for engine in engines() {
+        let engine = Arc::new(engine);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (go_tx, go_rx) = crossbeam_channel::bounded::<()>(1);
+        let mine = Arc::clone(&engine);
+        engine.submit(
+            &area,
+            read_req(1, 1, 1),
+            Box::new(move |c| {
+                go_rx.recv().unwrap(); // the test has dropped its handle: this one is the last
+                drop(mine);
+                tx.send(c.result.is_ok()).unwrap();
+            }),
+        );
+        drop(engine);
+        go_tx.send(()).unwrap();
+        assert!(rx.recv_timeout(Duration::from_secs(30)).unwrap());
+    }
+}
+
+#[test]
 fn discarded_pages_read_back_as_zeroes_where_discard_is_supported() {
     let dir = common::scratch();
     let t = common::swap_target(dir.path(), "discard", 128);

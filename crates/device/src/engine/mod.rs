@@ -291,6 +291,12 @@ impl Engine {
     }
 }
 
+/// Whether the current thread is one of `threads` (an engine dropped from its own callback).
+pub(crate) fn on_engine_thread(threads: &[std::thread::JoinHandle<()>]) -> bool {
+    let me = std::thread::current().id();
+    threads.iter().any(|t| t.thread().id() == me)
+}
+
 /// Does one job's I/O synchronously with `pread`/`pwrite` (fault check and latency first).
 /// Shared by the thread pool and by io_uring's fallback paths.
 pub(crate) fn run_blocking(mut job: Job) {
