@@ -382,6 +382,32 @@ fn callbacks_may_submit_more_io() {
 }
 
 #[test]
+fn the_last_engine_handle_may_be_dropped_in_a_callback() {
+    let dir = common::scratch();
+    let file = common::backing_file(dir.path(), "selfdrop", 64);
+    device::mkswap(&file, &MkswapOptions::default()).unwrap();
+    let area = open(&file);
+    for engine in engines() {
+        let engine = Arc::new(engine);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (go_tx, go_rx) = crossbeam_channel::bounded::<()>(1);
+        let mine = Arc::clone(&engine);
+        engine.submit(
+            &area,
+            read_req(1, 1, 1),
+            Box::new(move |c| {
+                go_rx.recv().unwrap(); // the test has dropped its handle: this one is the last
+                drop(mine);
+                tx.send(c.result.is_ok()).unwrap();
+            }),
+        );
+        drop(engine);
+        go_tx.send(()).unwrap();
+        assert!(rx.recv_timeout(Duration::from_secs(30)).unwrap());
+    }
+}
+
+#[test]
 fn discarded_pages_read_back_as_zeroes_where_discard_is_supported() {
     let dir = common::scratch();
     let t = common::swap_target(dir.path(), "discard", 128);
@@ -431,4 +457,53 @@ fn engine_kinds_parse_and_print() {
         Engine::new(EngineKind::Auto).unwrap().kind(),
         EngineKind::Auto
     );
+}
+
+#[test]
+fn registered_files_round_trip_and_are_released_when_the_area_goes() {
+    let Ok(engine) = Engine::with_config(device::EngineConfig {
+        kind: EngineKind::IoUring,
+        register_files: true,
+        ..Default::default()
+    }) else {
+        println!("io_uring unavailable; skipped");
+        return;
+    };
+    let dir = common::scratch();
+    let t = common::swap_target(dir.path(), "registered", 64);
+    let area = open(&t.path);
+    engine
+        .submit_wait(&area, write_req(1, 3, 2, 4))
+        .result
+        .unwrap();
+    let c = engine.submit_wait(&area, read_req(2, 3, 2));
+    c.result.unwrap();
+    assert_eq!(c.buf.page(1), common::pattern(4, 4).as_slice());
+    drop(area);
+    // The ring's reference goes at the submitter's next sweep; then O_EXCL succeeds again.
+    let mut reopened = None;
+    for _ in 0..100 {
+        match SwapArea::open(&t.path, &OpenOptions::default()) {
+            Ok(a) => {
+                reopened = Some(a);
+                break;
+            }
+            Err(DeviceError::InUse { .. }) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(reopened.is_some(), "the registered file was never released");
+    drop(reopened);
+    drop(engine);
+    drop(t);
+    common::assert_no_loop_under(dir.path());
+}
+
+#[test]
+fn engines_and_areas_are_send_and_sync() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Engine>();
+    shareable::<SwapArea>();
+    shareable::<PageBuf>();
+    shareable::<device::FaultInjector>();
 }

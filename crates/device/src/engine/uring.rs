@@ -134,6 +134,11 @@ impl Uring {
 impl Drop for Uring {
     fn drop(&mut self) {
         self.tx = None;
+        // Dropped from one of our own callbacks: joining would wait for ourselves. The
+        // threads still drain and stop on their own once the channel is closed.
+        if super::on_engine_thread(&self.threads) {
+            return;
+        }
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
