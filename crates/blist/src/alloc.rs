@@ -167,8 +167,10 @@ impl Blist {
             return None;
         }
         let got = got.min(want);
-        if got > 0 {
+        if got > RADIX {
             self.fill_at(0, next, got, 0, self.span);
+        } else if got > 0 {
+            self.fill_in_leaf(next, got);
         }
         Some(got)
     }

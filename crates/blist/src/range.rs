@@ -4,7 +4,76 @@
 use crate::tree::{BITMAP, HINT, bit_range, skip};
 use crate::{Blist, MAX_ALLOC, RADIX};
 
+/// Meta levels above the leaves, at most: a root span of at most `MAX_BLOCKS` = 2^60 = 64^10.
+const MAX_DEPTH: usize = 10;
+
+/// The way from the root down to one leaf: each meta node passed and the digit taken there.
+struct LeafPath {
+    metas: [(usize, u64); MAX_DEPTH],
+    depth: usize,
+    leaf: usize,
+}
+
 impl Blist {
+    /// The path to the leaf that holds `block` (`block < capacity`), by arithmetic alone.
+    fn leaf_path(&self, block: u64) -> LeafPath {
+        let mut path = LeafPath {
+            metas: [(0, 0); MAX_DEPTH],
+            depth: 0,
+            leaf: 0,
+        };
+        let mut idx = 0;
+        let mut span = self.span;
+        while span > RADIX {
+            let child_span = span / RADIX;
+            let digit = (block >> child_span.trailing_zeros()) % RADIX;
+            path.metas[path.depth] = (idx, digit);
+            path.depth += 1;
+            idx += 1 + digit as usize * skip(child_span);
+            span = child_span;
+        }
+        path.leaf = idx;
+        path
+    }
+
+    /// `free` of a range within one leaf, the pager's common case, in one descent without
+    /// recursion: check the leaf, then set the bits and hints on the way (the same end state
+    /// as [`Blist::free_at`]). Returns the first already-free block instead, changing nothing.
+    pub(crate) fn free_in_leaf(&mut self, start: u64, count: u64) -> Result<(), u64> {
+        let path = self.leaf_path(start);
+        let offset = start % RADIX;
+        let mask = bit_range(offset, count);
+        let already = self.bitmap(path.leaf) & mask;
+        if already != 0 {
+            return Err(start - offset + u64::from(already.trailing_zeros()));
+        }
+        for &(idx, digit) in &path.metas[..path.depth] {
+            self.nodes[idx][HINT] = MAX_ALLOC;
+            self.nodes[idx][BITMAP] |= 1 << digit;
+        }
+        self.nodes[path.leaf] = [self.bitmap(path.leaf) | mask, MAX_ALLOC];
+        Ok(())
+    }
+
+    /// `fill` of a range within one leaf, in one descent: clear the bits, then clear the meta
+    /// bits upward for as long as the node below was left empty (the same end state as
+    /// [`Blist::fill_at`]). Returns how many of the blocks were free.
+    pub(crate) fn fill_in_leaf(&mut self, start: u64, count: u64) -> u64 {
+        let path = self.leaf_path(start);
+        let mask = bit_range(start % RADIX, count);
+        let bitmap = self.bitmap(path.leaf);
+        self.nodes[path.leaf][BITMAP] = bitmap & !mask;
+        if bitmap & !mask == 0 {
+            for &(idx, digit) in path.metas[..path.depth].iter().rev() {
+                self.nodes[idx][BITMAP] &= !(1 << digit);
+                if self.bitmap(idx) != 0 {
+                    break;
+                }
+            }
+        }
+        u64::from((bitmap & mask).count_ones())
+    }
+
     /// Frees `start .. start+count`, which lies within the node at `idx` (covering
     /// `base .. base+span`) and holds no free block (the caller checked).
     ///
