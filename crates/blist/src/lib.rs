@@ -224,10 +224,10 @@ impl Blist {
         if count == 0 {
             return Ok(());
         }
-        // The pager frees one cluster at a time, which rarely crosses a leaf: then one
-        // descent both checks and frees.
-        if start % RADIX + count <= RADIX {
-            self.free_in_leaf(start, count)
+        // The pager frees one cluster at a time, which touches one or two leaves: then one
+        // descent per leaf both checks and frees.
+        if start % RADIX + count <= 2 * RADIX {
+            self.free_in_leaves(start, count)
                 .map_err(|block| BlistError::AlreadyFree {
                     start,
                     count,

@@ -36,23 +36,45 @@ impl Blist {
         path
     }
 
-    /// `free` of a range within one leaf, the pager's common case, in one descent without
-    /// recursion: check the leaf, then set the bits and hints on the way (the same end state
-    /// as [`Blist::free_at`]). Returns the first already-free block instead, changing nothing.
-    pub(crate) fn free_in_leaf(&mut self, start: u64, count: u64) -> Result<(), u64> {
-        let path = self.leaf_path(start);
+    /// `free` of a range that touches at most two leaves (`count <= 64` always does), the
+    /// pager's common case, without recursion: check the one or two leaf bitmaps, then set the
+    /// bits and the hints on the way down to each (the same end state as [`Blist::free_at`],
+    /// whose nodes are exactly those on the two paths). Returns the first already-free block
+    /// instead, changing nothing.
+    pub(crate) fn free_in_leaves(&mut self, start: u64, count: u64) -> Result<(), u64> {
         let offset = start % RADIX;
-        let mask = bit_range(offset, count);
-        let already = self.bitmap(path.leaf) & mask;
+        let head = count.min(RADIX - offset);
+        let head_mask = bit_range(offset, head);
+        let already = self.leaf_bitmap(start) & head_mask;
         if already != 0 {
             return Err(start - offset + u64::from(already.trailing_zeros()));
         }
-        for &(idx, digit) in &path.metas[..path.depth] {
-            self.nodes[idx][HINT] = MAX_ALLOC;
-            self.nodes[idx][BITMAP] |= 1 << digit;
+        if count > head {
+            let tail_mask = bit_range(0, count - head);
+            let already = self.leaf_bitmap(start + head) & tail_mask;
+            if already != 0 {
+                return Err(start + head + u64::from(already.trailing_zeros()));
+            }
+            self.free_on_path(start + head, tail_mask);
         }
-        self.nodes[path.leaf] = [self.bitmap(path.leaf) | mask, MAX_ALLOC];
+        self.free_on_path(start, head_mask);
         Ok(())
+    }
+
+    /// Sets `mask` in the leaf holding `block`, and on the way down the meta bits and the
+    /// `MAX_ALLOC` hints that [`Blist::free_at`] would set.
+    #[inline]
+    fn free_on_path(&mut self, block: u64, mask: u64) {
+        let mut idx = 0;
+        let mut span = self.span;
+        while span > RADIX {
+            let child_span = span / RADIX;
+            let digit = (block >> child_span.trailing_zeros()) % RADIX;
+            self.nodes[idx] = [self.bitmap(idx) | 1 << digit, MAX_ALLOC];
+            idx += 1 + digit as usize * skip(child_span);
+            span = child_span;
+        }
+        self.nodes[idx] = [self.bitmap(idx) | mask, MAX_ALLOC];
     }
 
     /// `fill` of a range within one leaf, in one descent: clear the bits, then clear the meta
