@@ -224,6 +224,18 @@ impl Blist {
         if count == 0 {
             return Ok(());
         }
+        // The pager frees one cluster at a time, which touches one or two leaves: then one
+        // descent per leaf both checks and frees.
+        if start % RADIX + count <= 2 * RADIX {
+            self.free_in_leaves(start, count)
+                .map_err(|block| BlistError::AlreadyFree {
+                    start,
+                    count,
+                    block,
+                })?;
+            self.avail += count;
+            return Ok(());
+        }
         if let Some(block) = self.next_free(start).filter(|&b| b < start + count) {
             return Err(BlistError::AlreadyFree {
                 start,
@@ -243,7 +255,11 @@ impl Blist {
         if count == 0 {
             return Ok(0);
         }
-        let filled = self.fill_at(0, start, count, 0, self.span);
+        let filled = if start % RADIX + count <= RADIX {
+            self.fill_in_leaf(start, count)
+        } else {
+            self.fill_at(0, start, count, 0, self.span)
+        };
         self.avail -= filled;
         Ok(filled)
     }

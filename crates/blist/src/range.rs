@@ -4,7 +4,98 @@
 use crate::tree::{BITMAP, HINT, bit_range, skip};
 use crate::{Blist, MAX_ALLOC, RADIX};
 
+/// Meta levels above the leaves, at most: a root span of at most `MAX_BLOCKS` = 2^60 = 64^10.
+const MAX_DEPTH: usize = 10;
+
+/// The way from the root down to one leaf: each meta node passed and the digit taken there.
+struct LeafPath {
+    metas: [(usize, u64); MAX_DEPTH],
+    depth: usize,
+    leaf: usize,
+}
+
 impl Blist {
+    /// The path to the leaf that holds `block` (`block < capacity`), by arithmetic alone.
+    fn leaf_path(&self, block: u64) -> LeafPath {
+        let mut path = LeafPath {
+            metas: [(0, 0); MAX_DEPTH],
+            depth: 0,
+            leaf: 0,
+        };
+        let mut idx = 0;
+        let mut span = self.span;
+        while span > RADIX {
+            let child_span = span / RADIX;
+            let digit = (block >> child_span.trailing_zeros()) % RADIX;
+            path.metas[path.depth] = (idx, digit);
+            path.depth += 1;
+            idx += 1 + digit as usize * skip(child_span);
+            span = child_span;
+        }
+        path.leaf = idx;
+        path
+    }
+
+    /// `free` of a range that touches at most two leaves (`count <= 64` always does), the
+    /// pager's common case, without recursion: check the one or two leaf bitmaps, then set the
+    /// bits and the hints on the way down to each (the same end state as [`Blist::free_at`],
+    /// whose nodes are exactly those on the two paths). Returns the first already-free block
+    /// instead, changing nothing.
+    pub(crate) fn free_in_leaves(&mut self, start: u64, count: u64) -> Result<(), u64> {
+        let offset = start % RADIX;
+        let head = count.min(RADIX - offset);
+        let head_mask = bit_range(offset, head);
+        let already = self.leaf_bitmap(start) & head_mask;
+        if already != 0 {
+            return Err(start - offset + u64::from(already.trailing_zeros()));
+        }
+        if count > head {
+            let tail_mask = bit_range(0, count - head);
+            let already = self.leaf_bitmap(start + head) & tail_mask;
+            if already != 0 {
+                return Err(start + head + u64::from(already.trailing_zeros()));
+            }
+            self.free_on_path(start + head, tail_mask);
+        }
+        self.free_on_path(start, head_mask);
+        Ok(())
+    }
+
+    /// Sets `mask` in the leaf holding `block`, and on the way down the meta bits and the
+    /// `MAX_ALLOC` hints that [`Blist::free_at`] would set.
+    #[inline]
+    fn free_on_path(&mut self, block: u64, mask: u64) {
+        let mut idx = 0;
+        let mut span = self.span;
+        while span > RADIX {
+            let child_span = span / RADIX;
+            let digit = (block >> child_span.trailing_zeros()) % RADIX;
+            self.nodes[idx] = [self.bitmap(idx) | 1 << digit, MAX_ALLOC];
+            idx += 1 + digit as usize * skip(child_span);
+            span = child_span;
+        }
+        self.nodes[idx] = [self.bitmap(idx) | mask, MAX_ALLOC];
+    }
+
+    /// `fill` of a range within one leaf, in one descent: clear the bits, then clear the meta
+    /// bits upward for as long as the node below was left empty (the same end state as
+    /// [`Blist::fill_at`]). Returns how many of the blocks were free.
+    pub(crate) fn fill_in_leaf(&mut self, start: u64, count: u64) -> u64 {
+        let path = self.leaf_path(start);
+        let mask = bit_range(start % RADIX, count);
+        let bitmap = self.bitmap(path.leaf);
+        self.nodes[path.leaf][BITMAP] = bitmap & !mask;
+        if bitmap & !mask == 0 {
+            for &(idx, digit) in path.metas[..path.depth].iter().rev() {
+                self.nodes[idx][BITMAP] &= !(1 << digit);
+                if self.bitmap(idx) != 0 {
+                    break;
+                }
+            }
+        }
+        u64::from((bitmap & mask).count_ones())
+    }
+
     /// Frees `start .. start+count`, which lies within the node at `idx` (covering
     /// `base .. base+span`) and holds no free block (the caller checked).
     ///
@@ -19,8 +110,8 @@ impl Blist {
         }
         let child_span = span / RADIX;
         let child_skip = skip(child_span);
-        let first = (start - base) / child_span;
-        let last = (start + count - 1 - base) / child_span;
+        let first = (start - base) >> child_span.trailing_zeros();
+        let last = (start + count - 1 - base) >> child_span.trailing_zeros();
         self.nodes[idx][BITMAP] |= bit_range(first, last - first + 1);
         for digit in first..=last {
             let child_base = base + digit * child_span;
@@ -52,8 +143,8 @@ impl Blist {
         }
         let child_span = span / RADIX;
         let child_skip = skip(child_span);
-        let first = (start - base) / child_span;
-        let last = (start + count - 1 - base) / child_span;
+        let first = (start - base) >> child_span.trailing_zeros();
+        let last = (start + count - 1 - base) >> child_span.trailing_zeros();
         let mut mask = self.bitmap(idx) & bit_range(first, last - first + 1);
         let mut filled = 0;
         while mask != 0 {
@@ -83,7 +174,7 @@ impl Blist {
             return (bits != 0).then(|| base + u64::from(bits.trailing_zeros()));
         }
         let child_span = span / RADIX;
-        let pos_digit = (pos - base) / child_span;
+        let pos_digit = (pos - base) >> child_span.trailing_zeros();
         let mut mask = self.bitmap(idx) & (u64::MAX << pos_digit);
         while mask != 0 {
             let digit = u64::from(mask.trailing_zeros());
