@@ -278,6 +278,14 @@ pub fn markdown(r: &Report, plots: &[PathBuf]) -> String {
     for t in tables(r) {
         out.push_str(&t.markdown());
     }
+    for m in r.micro.iter().filter(|m| !m.tables.is_empty()) {
+        out.push_str(&format!(
+            "### {} micro-benchmarks (from [its README]({}), not re-run)\n\n{}\n\n",
+            m.crate_name,
+            m.link.as_deref().unwrap_or(""),
+            m.tables.join("\n")
+        ));
+    }
     if !plots.is_empty() {
         out.push_str("### Plots\n\n");
         for p in plots {
