@@ -30,7 +30,7 @@ impl Blist {
         }
         let child_span = span / RADIX;
         let base = cursor & !(span - 1);
-        let cursor_digit = (cursor - base) / child_span;
+        let cursor_digit = (cursor - base) >> child_span.trailing_zeros();
         let child_skip = skip(child_span);
         // Children before the cursor's are of no interest.
         let mut mask = self.bitmap(idx) & (u64::MAX << cursor_digit);
@@ -147,11 +147,11 @@ impl Blist {
         while got < want {
             idx += 1;
             let mut span = RADIX * RADIX;
-            while blk.is_multiple_of(span) && self.bitmap(idx) & 1 == 1 {
+            while blk & (span - 1) == 0 && self.bitmap(idx) & 1 == 1 {
                 idx += 1;
                 span = span.saturating_mul(RADIX);
             }
-            let at_meta = blk.is_multiple_of(span);
+            let at_meta = blk & (span - 1) == 0;
             let bitmap = self.bitmap(idx);
             if !at_meta && bitmap == u64::MAX {
                 got += RADIX;

@@ -224,7 +224,16 @@ impl Blist {
         if count == 0 {
             return Ok(());
         }
-        if let Some(block) = self.next_free(start).filter(|&b| b < start + count) {
+        // The pager frees one cluster at a time, which rarely crosses a leaf: then the check
+        // reads one bitmap instead of searching from the root.
+        let offset = start % RADIX;
+        let already_free = if offset + count <= RADIX {
+            let free = self.leaf_bitmap(start) & tree::bit_range(offset, count);
+            (free != 0).then(|| start - offset + u64::from(free.trailing_zeros()))
+        } else {
+            self.next_free(start).filter(|&b| b < start + count)
+        };
+        if let Some(block) = already_free {
             return Err(BlistError::AlreadyFree {
                 start,
                 count,

@@ -19,8 +19,8 @@ impl Blist {
         }
         let child_span = span / RADIX;
         let child_skip = skip(child_span);
-        let first = (start - base) / child_span;
-        let last = (start + count - 1 - base) / child_span;
+        let first = (start - base) >> child_span.trailing_zeros();
+        let last = (start + count - 1 - base) >> child_span.trailing_zeros();
         self.nodes[idx][BITMAP] |= bit_range(first, last - first + 1);
         for digit in first..=last {
             let child_base = base + digit * child_span;
@@ -52,8 +52,8 @@ impl Blist {
         }
         let child_span = span / RADIX;
         let child_skip = skip(child_span);
-        let first = (start - base) / child_span;
-        let last = (start + count - 1 - base) / child_span;
+        let first = (start - base) >> child_span.trailing_zeros();
+        let last = (start + count - 1 - base) >> child_span.trailing_zeros();
         let mut mask = self.bitmap(idx) & bit_range(first, last - first + 1);
         let mut filled = 0;
         while mask != 0 {
@@ -83,7 +83,7 @@ impl Blist {
             return (bits != 0).then(|| base + u64::from(bits.trailing_zeros()));
         }
         let child_span = span / RADIX;
-        let pos_digit = (pos - base) / child_span;
+        let pos_digit = (pos - base) >> child_span.trailing_zeros();
         let mut mask = self.bitmap(idx) & (u64::MAX << pos_digit);
         while mask != 0 {
             let digit = u64::from(mask.trailing_zeros());

@@ -69,7 +69,7 @@ impl Blist {
         let mut span = self.span;
         while span > RADIX {
             let child = span / RADIX;
-            idx += 1 + ((block / child) % RADIX) as usize * skip(child);
+            idx += 1 + ((block >> child.trailing_zeros()) % RADIX) as usize * skip(child);
             span = child;
         }
         idx
@@ -88,7 +88,7 @@ impl Blist {
     pub(crate) fn next_leaf_index(&self, idx: usize, next: u64) -> usize {
         let mut idx = idx + 1;
         let mut span = RADIX * RADIX;
-        while span < self.span && next.is_multiple_of(span) {
+        while span < self.span && next & (span - 1) == 0 {
             idx += 1;
             span *= RADIX;
         }

@@ -180,40 +180,43 @@ impl SwapMeta {
     /// block 0 and `u32::MAX`; they never wrap.
     pub fn contiguous(&self, pindex: u64, max_before: u64, max_after: u64) -> Option<(u64, u64)> {
         let blk = self.lookup(pindex)?;
-        let before = self.run(pindex, blk, max_before, |x, n| x.checked_sub(n));
-        let after = self.run(pindex, blk, max_after, |x, n| x.checked_add(n));
-        Some((before, after))
+        Some((
+            self.run::<false>(pindex, blk, max_before),
+            self.run::<true>(pindex, blk, max_after),
+        ))
     }
 
-    /// Length (at most `max`) of the run of pages `step(pindex, n)` holding `step(blk, n)`
-    /// for `n = 1, 2, ..`; reads each cluster through the trie once.
-    fn run(
-        &self,
-        pindex: u64,
-        blk: Block,
-        max: u64,
-        step: impl Fn(u64, u64) -> Option<u64>,
-    ) -> u64 {
-        let mut cluster: Option<&Cluster> = None;
-        let mut cluster_key = None;
+    /// Length (at most `max`) of the run of pages `pindex ± n` holding blocks `blk ± n`, for
+    /// `n = 1, 2, ..` (`+` when `UP`). `max` is first cut to the room left before the ends of
+    /// the page and block ranges, so the loop itself cannot overflow; each cluster is found
+    /// through the trie once and then compared slot by slot.
+    fn run<const UP: bool>(&self, pindex: u64, blk: Block, max: u64) -> u64 {
+        let (room_pages, room_blocks) = if UP {
+            (u64::MAX - pindex, Block::MAX - blk)
+        } else {
+            (pindex, blk)
+        };
+        let max = max.min(room_pages).min(u64::from(room_blocks));
         let mut n = 0;
         while n < max {
-            let (Some(page), Some(want)) = (step(pindex, n + 1), step(u64::from(blk), n + 1))
-            else {
+            let page = if UP { pindex + n + 1 } else { pindex - n - 1 };
+            let Some(cluster) = self.cluster(page >> CLUSTER_SHIFT) else {
                 break;
             };
-            let Ok(want) = Block::try_from(want) else {
-                break;
-            };
-            let key = page >> CLUSTER_SHIFT;
-            if cluster_key != Some(key) {
-                cluster = self.cluster(key);
-                cluster_key = Some(key);
-            }
-            let i = (page & (META_PAGES - 1)) as usize;
-            match cluster {
-                Some(c) if c.mask & (1 << i) != 0 && c.blocks[i] == want => n += 1,
-                _ => break,
+            let first = (page & (META_PAGES - 1)) as usize;
+            let span = if UP { 32 - first } else { first + 1 } as u64;
+            for k in 0..span.min(max - n) as usize {
+                let i = if UP { first + k } else { first - k };
+                // `n + 1 <= max <= room_blocks`, so the block cannot wrap.
+                let want = if UP {
+                    blk + (n + 1) as Block
+                } else {
+                    blk - (n + 1) as Block
+                };
+                if cluster.mask & (1 << i) == 0 || cluster.blocks[i] != want {
+                    return n;
+                }
+                n += 1;
             }
         }
         n

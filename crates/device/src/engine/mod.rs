@@ -148,9 +148,14 @@ impl Job {
     pub(crate) fn finish(self, result: Result<(), DeviceError>) {
         let latency = self.start.elapsed();
         let pages = self.req.buf.pages() as u64;
-        self.area
-            .counters()
-            .end(self.req.op, pages, result.is_ok(), latency);
+        match &result {
+            // A refused request never reached the device: not a device error.
+            Err(DeviceError::OutOfRange { .. }) => self.area.counters().cancel(),
+            _ => self
+                .area
+                .counters()
+                .end(self.req.op, pages, result.is_ok(), latency),
+        }
         let IoRequest { tag, op, page, buf } = self.req;
         (self.done)(IoCompletion {
             tag,

@@ -1,0 +1,81 @@
+//! `memory_bytes()` against the allocator: a counting global allocator tracks the bytes this
+//! test's thread holds, and the map must claim exactly those.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use swmeta::SwapMeta;
+
+/// Counts, per thread, the bytes allocated and not yet freed, then defers to `System`.
+struct Counting;
+
+thread_local! {
+    static HELD: Cell<isize> = const { Cell::new(0) };
+}
+
+fn held() -> isize {
+    HELD.with(Cell::get)
+}
+
+// SAFETY: every call is forwarded unchanged to `System`, which upholds `GlobalAlloc`; the
+// bookkeeping only touches a const-initialised thread-local `Cell`, which never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        HELD.with(|h| h.set(h.get() + layout.size() as isize));
+        // SAFETY: the caller's contract for `alloc` is passed on as is.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        HELD.with(|h| h.set(h.get() - layout.size() as isize));
+        // SAFETY: `ptr` came from `System.alloc` with this `layout` (see `alloc`/`realloc`).
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        HELD.with(|h| h.set(h.get() - layout.size() as isize + new_size as isize));
+        // SAFETY: the caller's contract for `realloc` is passed on as is.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting = Counting;
+
+/// A small deterministic generator, so that the test needs no RNG state from outside.
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+#[test]
+fn memory_bytes_is_exactly_what_the_map_holds_from_the_allocator() {
+    let mut meta = SwapMeta::new();
+    let base = held();
+    let mut state = 0x9e37_79b9_7f4a_7c15;
+    let mut handed_back = 0u64;
+    for round in 0..40_000u64 {
+        let r = xorshift(&mut state);
+        // Mostly a dense-ish window, sometimes far away, sometimes at the top.
+        let pindex = match r % 8 {
+            0 => u64::MAX - (r >> 40) % 5000,
+            1 => r,
+            _ => (r >> 20) % 200_000,
+        };
+        match (r >> 8) % 10 {
+            0..=5 => handed_back += u64::from(meta.insert(pindex, round as u32).is_some()),
+            6..=8 => handed_back += u64::from(meta.pop(pindex).is_some()),
+            _ => meta.free_range(pindex, (r >> 32) % 3000, |_, _| handed_back += 1),
+        }
+        if round % 97 == 0 {
+            assert_eq!(held() - base, meta.memory_bytes() as isize, "round {round}");
+        }
+    }
+    assert!(handed_back > 0);
+    assert_eq!(held() - base, meta.memory_bytes() as isize);
+    meta.clear(|_, _| {});
+    assert_eq!(meta.memory_bytes(), 0);
+    assert_eq!(held(), base, "clear gives every byte back");
+}
