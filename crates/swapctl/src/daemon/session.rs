@@ -109,7 +109,10 @@ pub fn serve(shared: &Shared, mut stream: UnixStream, peer: Peer) {
             }
         };
         let (reply, data) = match Request::decode(&frame) {
-            Ok(req) => handle(shared, &peer, req, frame.data),
+            Ok(req) => {
+                log_debug!("client {} (uid {}): {req:?}", peer.conn, peer.uid);
+                handle(shared, &peer, req, frame.data)
+            }
             Err(e) => {
                 log_warn!("client {} (uid {}): {e}", peer.conn, peer.uid);
                 (Reply::error(e.reply_kind(), e.to_string()), Vec::new())
