@@ -167,6 +167,9 @@ impl Daemon {
     }
 }
 
+/// How long a reply may wait for a client to read it before the connection is dropped.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Connections served at once: one thread each, so bounded.
 pub const MAX_CLIENTS: usize = 1024;
 
@@ -186,7 +189,10 @@ fn spawn_client(
         }
     };
     let mut stream = stream;
-    if stream.set_nonblocking(false).is_err() {
+    // A client that stops reading its replies must not hold a thread (and shutdown) forever.
+    if stream.set_nonblocking(false).is_err()
+        || stream.set_write_timeout(Some(WRITE_TIMEOUT)).is_err()
+    {
         return None;
     }
     if clients.lock().len() >= MAX_CLIENTS {
