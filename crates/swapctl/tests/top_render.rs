@@ -129,3 +129,36 @@ fn the_selected_device_row_is_highlighted_and_drives_the_lower_panels() {
     find(&backend, "Free ranges of loop1");
     find(&backend, "loop1 latency");
 }
+
+#[test]
+fn a_failed_device_says_so_in_red_in_its_bar() {
+    use ratatui::style::Color;
+    let mut state = fixture::state(Fixture::Normal);
+    let stats = state.stats.as_mut().unwrap();
+    stats.devices[2].state = pager::DeviceState::Failed;
+    let backend = render(&state, 80, 24);
+    let (x, y) = find(&backend, "FAILED");
+    assert_eq!(backend.buffer()[(x, y)].fg, Color::Red);
+    let (_, name_row) = find(&backend, "spill.img");
+    assert_eq!(y, name_row, "on the failed device's row");
+}
+
+#[test]
+fn more_devices_than_rows_scroll_to_keep_the_selection_visible() {
+    let mut state = fixture::state(Fixture::Normal);
+    let stats = state.stats.as_mut().unwrap();
+    let template = stats.devices[0].clone();
+    for id in 3..12 {
+        let mut d = template.clone();
+        d.id = id;
+        d.path = format!("/dev/loop{id}");
+        stats.devices.push(d);
+    }
+    for _ in 0..11 {
+        state.select_relative(1);
+    }
+    let backend = render(&state, 80, 24);
+    find(&backend, "/dev/loop11");
+    find(&backend, "Total");
+    find(&backend, "Free ranges of loop11");
+}

@@ -10,6 +10,7 @@ use pager::{
     Tunables,
 };
 
+use super::StatsSource;
 use super::state::{State, SystemMemory};
 
 /// Which situation a fixture shows.
@@ -59,6 +60,69 @@ const SAMPLES: u64 = 180;
 /// The snapshot of `kind` at its last sample.
 pub fn fixture(kind: Fixture) -> PagerStats {
     snapshot(kind, SAMPLES)
+}
+
+/// The snapshot of `kind` at second `t` of its (endless) paging pattern.
+pub fn fixture_at(kind: Fixture, t: u64) -> PagerStats {
+    snapshot(kind, t)
+}
+
+/// A [`StatsSource`] that plays a fixture, one second of it per poll: for demos, the PTY smoke
+/// test and anyone trying `top` without a daemon.
+///
+/// `NeverConnected` always fails; `Disconnected` fails from its fifth poll on, as a daemon
+/// that went away. `swap_async_max` changes stick, clamped to `1..=nswbuf/2` as the pager does.
+#[derive(Debug, Clone)]
+pub struct FixtureSource {
+    kind: Fixture,
+    polls: u64,
+    async_max: Option<u64>,
+    /// Panic in the poll with this number (counting from 1): tests the terminal restore.
+    pub panic_at: Option<u64>,
+}
+
+impl FixtureSource {
+    pub fn new(kind: Fixture) -> Self {
+        Self {
+            kind,
+            polls: 0,
+            async_max: None,
+            panic_at: None,
+        }
+    }
+}
+
+impl StatsSource for FixtureSource {
+    fn fetch(&mut self) -> Result<PagerStats, String> {
+        self.polls += 1;
+        if self.panic_at == Some(self.polls) {
+            panic!("fixture source: panic requested at poll {}", self.polls);
+        }
+        let gone = match self.kind {
+            Fixture::NeverConnected => true,
+            Fixture::Disconnected => self.polls >= 5,
+            _ => false,
+        };
+        if gone {
+            return Err(
+                "connect /run/swapkit/swapkit.sock: Connection refused (os error 111)".into(),
+            );
+        }
+        let mut stats = snapshot(self.kind, SAMPLES + self.polls);
+        if let Some(n) = self.async_max {
+            stats.tunables.swap_async_max = n;
+            stats.pbufs.async_write.max = n;
+            stats.pbufs.async_write.in_use = stats.pbufs.async_write.in_use.min(n);
+        }
+        Ok(stats)
+    }
+
+    fn set_swap_async_max(&mut self, n: u64) -> Result<u64, String> {
+        let limit = (snapshot(self.kind, 0).tunables.nswbuf / 2).max(1);
+        let n = n.clamp(1, limit);
+        self.async_max = Some(n);
+        Ok(n)
+    }
 }
 
 /// A [`State`] that has seen `kind`'s snapshots for three minutes, so rates and sparklines

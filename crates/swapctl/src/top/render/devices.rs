@@ -2,10 +2,11 @@
 //! FreeBSD's `systat -swap`.
 
 use ratatui::Frame;
-use ratatui::layout::{Alignment, Constraint, Rect};
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Alignment, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Row, Table, TableState};
+use ratatui::widgets::Widget;
 
 use super::{fill_color, format, panel};
 use crate::top::state::{DeviceRates, SortColumn, State, used_fraction};
@@ -43,15 +44,14 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, compact: bool) {
     // The name gets what it needs up to half the flexible room, the bar the rest.
     let name_width = longest.min(flexible / 2).max(flexible.min(8));
     let bar_width = flexible.saturating_sub(name_width);
-    let mut widths = vec![Constraint::Length(name_width)];
+    let mut widths = vec![name_width];
     if compact {
-        widths.push(Constraint::Length(COMPACT_FIXED[0]));
-        widths.push(Constraint::Length(bar_width));
-        widths.extend(COMPACT_FIXED[1..].iter().map(|&w| Constraint::Length(w)));
+        widths.extend([COMPACT_FIXED[0], bar_width]);
+        widths.extend(&COMPACT_FIXED[1..]);
     } else {
-        widths.extend(FIXED[..3].iter().map(|&w| Constraint::Length(w)));
-        widths.push(Constraint::Length(bar_width));
-        widths.extend(FIXED[3..].iter().map(|&w| Constraint::Length(w)));
+        widths.extend(&FIXED[..3]);
+        widths.push(bar_width);
+        widths.extend(&FIXED[3..]);
     }
 
     let sorted = |column: SortColumn, title: &'static str| {
@@ -62,7 +62,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, compact: bool) {
         }
     };
     let scale = scale(bar_width as usize);
-    let header: Vec<Cell> = if compact {
+    let header: Vec<Line> = if compact {
         vec![
             left(sorted(SortColumn::Name, "Device")),
             right(sorted(SortColumn::Used, "Use")),
@@ -85,49 +85,57 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, compact: bool) {
             right("w p99".to_string()),
         ]
     };
-    let header =
-        Row::new(header).style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
+    let buf = frame.buffer_mut();
+    let mut y = inner.y;
+    put_row(buf, inner, y, &widths, header);
+    buf.set_style(
+        Rect {
+            y,
+            height: 1,
+            ..inner
+        },
+        Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED),
+    );
+    y += 1;
 
+    // Rows between the column header and the Total row (which needs a third line).
+    let has_total = inner.height >= 3;
+    let visible = (inner.height - 1 - u16::from(has_total)) as usize;
+    let selected = order
+        .iter()
+        .position(|&i| Some(stats.devices[i].id) == state.selected);
+    // Scroll just enough to keep the selection on screen.
+    let first = selected.map_or(0, |s| (s + 1).saturating_sub(visible));
     let page = stats.page_size.max(1);
     let shape = Shape {
         name_width,
         bar_width,
         compact,
     };
-    let rows: Vec<Row> = order
-        .iter()
-        .map(|&i| {
-            let d = &stats.devices[i];
-            let rates = state.rates.devices.get(&d.id).copied().unwrap_or_default();
-            device_row(d, rates, page, shape, false)
-        })
-        .collect();
-    let selected = order
-        .iter()
-        .position(|&i| Some(stats.devices[i].id) == state.selected);
+    for (row, &i) in order.iter().enumerate().skip(first).take(visible) {
+        let d = &stats.devices[i];
+        let rates = state.rates.devices.get(&d.id).copied().unwrap_or_default();
+        put_row(
+            buf,
+            inner,
+            y,
+            &widths,
+            device_row(d, rates, page, shape, false),
+        );
+        if Some(row) == selected {
+            buf.set_style(
+                Rect {
+                    y,
+                    height: 1,
+                    ..inner
+                },
+                Style::new().add_modifier(Modifier::REVERSED),
+            );
+        }
+        y += 1;
+    }
 
-    let [table_area, total_area] = if inner.height >= 3 {
-        let table = Rect {
-            height: inner.height - 1,
-            ..inner
-        };
-        let total = Rect {
-            y: inner.y + inner.height - 1,
-            height: 1,
-            ..inner
-        };
-        [table, total]
-    } else {
-        [inner, Rect::default()]
-    };
-    let table = Table::new(rows, widths.clone())
-        .header(header)
-        .column_spacing(COLUMN_SPACING)
-        .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED));
-    let mut table_state = TableState::new().with_selected(selected);
-    frame.render_stateful_widget(table, table_area, &mut table_state);
-
-    if total_area.height == 1 {
+    if has_total {
         let total = DeviceStats {
             path: "Total".to_string(),
             size_bytes: stats.devices.iter().map(|d| d.size_bytes).sum(),
@@ -141,19 +149,42 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, compact: bool) {
             reads: state.rates.devices.values().map(|r| r.reads).sum(),
             writes: state.rates.devices.values().map(|r| r.writes).sum(),
         };
-        let mut row = device_row(&total, rates, page, shape, true);
-        row = row.style(Style::new().add_modifier(Modifier::BOLD));
-        let table = Table::new([row], widths).column_spacing(COLUMN_SPACING);
-        frame.render_widget(table, total_area);
+        let y = inner.y + inner.height - 1;
+        put_row(
+            buf,
+            inner,
+            y,
+            &widths,
+            device_row(&total, rates, page, shape, true),
+        );
+        buf.set_style(
+            Rect {
+                y,
+                height: 1,
+                ..inner
+            },
+            Style::new().add_modifier(Modifier::BOLD),
+        );
     }
 }
 
-fn left(s: String) -> Cell<'static> {
-    Cell::from(s)
+/// Write one row's cells at line `y` of `area`, each in its column, one space apart.
+fn put_row(buf: &mut Buffer, area: Rect, y: u16, widths: &[u16], cells: Vec<Line<'static>>) {
+    let mut x = area.x;
+    let end = area.x + area.width;
+    for (cell, &width) in cells.into_iter().zip(widths) {
+        let width = width.min(end.saturating_sub(x));
+        cell.render(Rect::new(x, y, width, 1), buf);
+        x = (x + width + COLUMN_SPACING).min(end);
+    }
 }
 
-fn right(s: String) -> Cell<'static> {
-    Cell::from(Line::from(s).alignment(Alignment::Right))
+fn left(s: String) -> Line<'static> {
+    Line::from(s)
+}
+
+fn right(s: String) -> Line<'static> {
+    Line::from(s).alignment(Alignment::Right)
 }
 
 /// Column widths of the flexible columns, and which table this is.
@@ -172,32 +203,24 @@ fn device_row(
     page: u64,
     shape: Shape,
     is_total: bool,
-) -> Row<'static> {
+) -> Vec<Line<'static>> {
     let Shape {
         name_width,
         bar_width,
         compact,
     } = shape;
-    let name = format::fit_left(&d.path, name_width as usize);
+    let name = format::device_name(&d.path, name_width as usize);
     let name = match d.state {
-        DeviceState::Failed => Cell::from(Span::styled(name, Style::new().fg(Color::Red).bold())),
-        DeviceState::Draining { .. } => {
-            Cell::from(Span::styled(name, Style::new().fg(Color::Yellow)))
-        }
-        DeviceState::Active => Cell::from(name),
+        DeviceState::Failed => Line::styled(name, Style::new().fg(Color::Red).bold()),
+        DeviceState::Draining { .. } => Line::styled(name, Style::new().fg(Color::Yellow)),
+        DeviceState::Active => Line::from(name),
     };
     let fraction = used_fraction(d);
-    let bar = Cell::from(usage_cell(d, fraction, bar_width as usize));
+    let bar = usage_cell(d, fraction, bar_width as usize);
     let r = right(format::rate(rates.reads));
     let w = right(format::rate(rates.writes));
     if compact {
-        return Row::new(vec![
-            name,
-            right(format!("{:.0}%", fraction * 100.0)),
-            bar,
-            r,
-            w,
-        ]);
+        return vec![name, right(format!("{:.0}%", fraction * 100.0)), bar, r, w];
     }
     let latency = |l: &device::LatencySummary| right(format::micros(l.p99_us, l.count > 0));
     let (priority, read_p99, write_p99) = if is_total {
@@ -214,15 +237,11 @@ fn device_row(
         )
     };
     let bad = if d.bad_pages > 0 {
-        Cell::from(
-            Line::from(format::short_count(d.bad_pages))
-                .alignment(Alignment::Right)
-                .style(Style::new().fg(Color::Red)),
-        )
+        right(format::short_count(d.bad_pages)).style(Style::new().fg(Color::Red))
     } else {
         right("0".to_string())
     };
-    Row::new(vec![
+    vec![
         name,
         priority,
         right(format::bytes(d.size_bytes)),
@@ -234,7 +253,7 @@ fn device_row(
         w,
         read_p99,
         write_p99,
-    ])
+    ]
 }
 
 /// The bar cell: usage scaled to the column, or drain progress for a device going off, or

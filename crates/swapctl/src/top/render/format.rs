@@ -117,6 +117,16 @@ pub fn fit_left(s: &str, width: usize) -> String {
     format!("…{tail}")
 }
 
+/// A device's path in `width` columns: whole if it fits, else its last component (the file
+/// or device name, which is what tells devices apart), cut from the left if even that is long.
+pub fn device_name(path: &str, width: usize) -> String {
+    if path.chars().count() <= width {
+        path.to_string()
+    } else {
+        fit_left(short_name(path), width)
+    }
+}
+
 /// The name a device goes by in narrow places: its path's last component.
 pub fn short_name(path: &str) -> &str {
     path.rsplit('/').find(|p| !p.is_empty()).unwrap_or(path)
@@ -145,5 +155,11 @@ mod tests {
         assert_eq!(interval(std::time::Duration::from_millis(100)), "0.1 s");
         assert_eq!(fit_left("/var/tmp/swapkit.img", 8), "…kit.img");
         assert_eq!(short_name("/dev/loop0"), "loop0");
+        assert_eq!(device_name("/dev/loop0", 10), "/dev/loop0");
+        assert_eq!(
+            device_name("/tmp/swapkit-x/swapkit-a.img", 16),
+            "swapkit-a.img"
+        );
+        assert_eq!(device_name("/tmp/swapkit-x/swapkit-a.img", 8), "…t-a.img");
     }
 }

@@ -96,8 +96,8 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
         label("Host  "),
         Span::raw(system),
         Span::raw(format!(
-            "interleave {}  cluster {}",
-            stats.tunables.interleave, stats.tunables.max_cluster
+            "interleave {}  swap_async_max {}",
+            stats.tunables.interleave, stats.tunables.swap_async_max
         )),
     ]);
     let body = Rect {

@@ -1,12 +1,13 @@
 //! Throughput sparklines (pages in/s, out/s) and the selected device's latency percentiles.
 
 use ratatui::Frame;
-use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::Line;
-use ratatui::widgets::{Cell, Paragraph, Row, Sparkline, Table};
+use ratatui::widgets::{Paragraph, Sparkline};
 use std::collections::VecDeque;
 
+use super::split::{self, Size};
 use super::{format, panel};
 use crate::top::state::{History, State};
 
@@ -17,93 +18,119 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let latency_rows = if inner.height >= 5 { 3 } else { 0 };
-    let [sparks, latency_area] =
-        Layout::vertical([Constraint::Fill(1), Constraint::Length(latency_rows)]).areas(inner);
+    let [sparks, latency_area] = split::vertical(inner, [Size::Fill, Size::Fixed(latency_rows)]);
     sparklines(frame, sparks, state);
     if latency_rows > 0 {
         latency(frame, latency_area, state);
     }
 }
 
-/// Two sparklines, pages in and pages out, with their current rates; shared by the compact view.
+/// Sparklines of pages in/s and out/s with their current rates; when there are 8 rows or more,
+/// also the selected device's reads/s and writes/s (I/Os, above its latency lines). Shared by
+/// the compact view.
 pub fn sparklines(frame: &mut Frame, area: Rect, state: &State) {
-    let [top, bottom] = Layout::vertical([Constraint::Fill(1), Constraint::Fill(1)]).areas(area);
-    let series: [(&str, f64, &VecDeque<u64>, Color, Rect); 2] = [
-        (
-            "in",
-            state.rates.pages_in,
-            &state.history.pages_in,
-            Color::Green,
-            top,
-        ),
-        (
-            "out",
-            state.rates.pages_out,
-            &state.history.pages_out,
-            Color::Magenta,
-            bottom,
-        ),
-    ];
-    for (name, now, ring, color, row) in series {
-        let [label, spark] =
-            Layout::horizontal([Constraint::Length(9), Constraint::Fill(1)]).areas(row);
-        let mut lines = vec![Line::from(name).bold().fg(color)];
-        lines.push(Line::from(format!("{}/s", format::rate(now))));
+    let device = state.selected_device().and_then(|d| {
+        let (reads, writes) = state.history.devices.get(&d.id)?;
+        let rates = state.rates.devices.get(&d.id).copied().unwrap_or_default();
+        Some((reads, writes, rates))
+    });
+    match device {
+        Some((reads, writes, rates)) if area.height >= 8 => {
+            let rows: [Rect; 4] = split::vertical(area, [Size::Fill; 4]);
+            series(
+                frame,
+                rows[0],
+                "pages in",
+                state.rates.pages_in,
+                &state.history.pages_in,
+                Color::Green,
+            );
+            series(
+                frame,
+                rows[1],
+                "pages out",
+                state.rates.pages_out,
+                &state.history.pages_out,
+                Color::Magenta,
+            );
+            series(frame, rows[2], "reads", rates.reads, reads, Color::Cyan);
+            series(frame, rows[3], "writes", rates.writes, writes, Color::Blue);
+        }
+        _ => {
+            let [top, bottom] = split::vertical(area, [Size::Fill, Size::Fill]);
+            series(
+                frame,
+                top,
+                "in",
+                state.rates.pages_in,
+                &state.history.pages_in,
+                Color::Green,
+            );
+            series(
+                frame,
+                bottom,
+                "out",
+                state.rates.pages_out,
+                &state.history.pages_out,
+                Color::Magenta,
+            );
+        }
+    }
+}
+
+/// One sparkline with its name, current rate and peak to its left.
+fn series(frame: &mut Frame, row: Rect, name: &str, now: f64, ring: &VecDeque<u64>, color: Color) {
+    let [label, spark] = split::horizontal(row, [Size::Fixed(10), Size::Fill]);
+    let text = if label.height >= 2 {
+        let mut lines = vec![
+            Line::from(format::fit_left(name, label.width as usize))
+                .bold()
+                .fg(color),
+            Line::from(format!("{}/s", format::rate(now))),
+        ];
         if label.height >= 3 {
             let peak = ring.iter().copied().max().unwrap_or(0);
             lines.push(Line::from(format!("max {}", format::short_count(peak))).dim());
         }
-        let text = if label.height >= 2 {
-            lines
-        } else {
-            vec![Line::from(format!("{name} {}", format::rate(now)))]
-        };
-        frame.render_widget(Paragraph::new(text), label);
-        let data = History::tail(ring, spark.width as usize);
-        frame.render_widget(
-            Sparkline::default()
-                .data(&data)
-                .style(Style::new().fg(color)),
-            spark,
-        );
-    }
+        lines
+    } else {
+        vec![Line::from(format!("{name} {}", format::rate(now)))]
+    };
+    frame.render_widget(Paragraph::new(text), label);
+    let data = History::tail(ring, spark.width as usize);
+    frame.render_widget(
+        Sparkline::default()
+            .data(&data)
+            .style(Style::new().fg(color)),
+        spark,
+    );
 }
 
-/// Read and write p50 / p99 / p99.9 of the selected device.
+/// Read and write p50 / p99 / p99.9 of the selected device, as three lines of fixed columns.
 fn latency(frame: &mut Frame, area: Rect, state: &State) {
     let Some(device) = state.selected_device() else {
         return;
     };
-    let num = |s: String| Cell::from(Line::from(s).alignment(Alignment::Right));
-    let row = |name: &'static str, l: &device::LatencySummary| {
+    let name_width = (area.width as usize).saturating_sub(3 * 8);
+    let row = |name: &str, l: &device::LatencySummary| {
         let measured = l.count > 0;
-        Row::new(vec![
-            Cell::from(name),
-            num(format::micros(l.p50_us, measured)),
-            num(format::micros(l.p99_us, measured)),
-            num(format::micros(l.p999_us, measured)),
-        ])
+        format!(
+            "{name:<name_width$}{:>8}{:>8}{:>8}",
+            format::micros(l.p50_us, measured),
+            format::micros(l.p99_us, measured),
+            format::micros(l.p999_us, measured),
+        )
     };
     let title = format!("{} latency", format::short_name(&device.path));
-    let header = Row::new(vec![
-        Cell::from(title),
-        num("p50".to_string()),
-        num("p99".to_string()),
-        num("p99.9".to_string()),
-    ])
-    .style(Style::new().bold());
-    let table = Table::new(
-        [
-            row("read", &device.read_latency),
-            row("write", &device.write_latency),
-        ],
-        [
-            Constraint::Fill(1),
-            Constraint::Length(7),
-            Constraint::Length(7),
-            Constraint::Length(7),
-        ],
-    )
-    .header(header);
-    frame.render_widget(table, area);
+    let title = format::fit_left(&title, name_width);
+    let lines = vec![
+        Line::from(format!(
+            "{title:<name_width$}{:>8}{:>8}{:>8}",
+            "p50", "p99", "p99.9"
+        ))
+        .bold(),
+        Line::from(row("read", &device.read_latency)),
+        Line::from(row("write", &device.write_latency)),
+    ];
+    frame.render_widget(Paragraph::new(lines), area);
 }
