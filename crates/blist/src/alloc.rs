@@ -46,7 +46,12 @@ impl Blist {
                 } else {
                     base + digit * child_span
                 };
-                if let Some(found) = self.alloc_at(child, child_cursor, min, max, child_span) {
+                let found = if child_span == RADIX {
+                    self.alloc_leaf(child, child_cursor, min, max)
+                } else {
+                    self.alloc_at(child, child_cursor, min, max, child_span)
+                };
+                if let Some(found) = found {
                     if self.bitmap(child) == 0 {
                         self.nodes[idx][BITMAP] &= !(1 << digit);
                     }
@@ -79,6 +84,7 @@ impl Blist {
     /// Then the lowest candidate at or after the cursor wins. When its run ends inside the leaf
     /// its exact length is known; when it reaches bit 63 and `max` wants more, the following
     /// leaves supply the rest (see [`Blist::extend_run`]).
+    #[inline]
     fn alloc_leaf(&mut self, idx: usize, cursor: u64, min: u64, max: u64) -> Option<(u64, u64)> {
         let bitmap = self.bitmap(idx);
         let min1 = min - 1;

@@ -46,10 +46,12 @@ pub(crate) fn bit_range(lo: u64, count: u64) -> u64 {
     (u64::MAX >> (RADIX - count)) << lo
 }
 
-/// Whether the set bits of `bits` (if any) form one run that reaches bit 63.
+/// Whether the set bits of `bits` (if any) form one run that reaches bit 63: then the clear
+/// bits are all at the bottom, and adding 1 to them carries through every one of them.
 #[inline]
 pub(crate) fn top_contiguous(bits: u64) -> bool {
-    bits.leading_ones() + bits.trailing_zeros() == 64
+    let clear = !bits;
+    clear & clear.wrapping_add(1) == 0
 }
 
 impl Blist {

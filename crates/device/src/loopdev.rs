@@ -157,7 +157,23 @@ pub struct LoopDevice {
 impl LoopDevice {
     /// Attaches `file` to a free loop device configured as `opts` says.
     pub fn attach(file: impl AsRef<Path>, opts: &LoopOptions) -> Result<LoopDevice, DeviceError> {
-        let file = file.as_ref();
+        Self::attach_with(file.as_ref(), opts, false)
+    }
+
+    /// Like [`LoopDevice::attach`], but always through the pre-5.8 ioctls (`LOOP_SET_FD`,
+    /// `LOOP_SET_STATUS64`, ...), so the fallback path is tested on new kernels too.
+    pub fn attach_legacy(
+        file: impl AsRef<Path>,
+        opts: &LoopOptions,
+    ) -> Result<LoopDevice, DeviceError> {
+        Self::attach_with(file.as_ref(), opts, true)
+    }
+
+    fn attach_with(
+        file: &Path,
+        opts: &LoopOptions,
+        legacy: bool,
+    ) -> Result<LoopDevice, DeviceError> {
         let backing = std::fs::OpenOptions::new()
             .read(true)
             .write(!opts.read_only)
@@ -194,7 +210,7 @@ impl LoopDevice {
             })?;
             let path = PathBuf::from(format!("/dev/loop{number}"));
             let dev = open_loop_node(&path, number as u64)?;
-            match configure(&dev, &backing, &backing_name, opts) {
+            match configure(&dev, &backing, &backing_name, opts, legacy) {
                 Ok(()) => {
                     return Ok(LoopDevice {
                         path,
@@ -298,8 +314,15 @@ fn open_loop_node(path: &Path, number: u64) -> Result<File, DeviceError> {
     })
 }
 
-/// Binds `backing` to the loop device `dev` with `LOOP_CONFIGURE`, or the older ioctls.
-fn configure(dev: &File, backing: &File, name: &Path, opts: &LoopOptions) -> io::Result<()> {
+/// Binds `backing` to the loop device `dev` with `LOOP_CONFIGURE`, or the older ioctls
+/// where it is missing (or `legacy` asks for them).
+fn configure(
+    dev: &File,
+    backing: &File,
+    name: &Path,
+    opts: &LoopOptions,
+    legacy: bool,
+) -> io::Result<()> {
     let mut flags = 0;
     if opts.read_only {
         flags |= LO_FLAGS_READ_ONLY;
@@ -316,6 +339,9 @@ fn configure(dev: &File, backing: &File, name: &Path, opts: &LoopOptions) -> io:
         info: LoopInfo64::for_file(name, flags),
         reserved: [0; 8],
     };
+    if legacy {
+        return configure_legacy(dev, backing, name, opts, flags);
+    }
     // SAFETY: LOOP_CONFIGURE reads the struct, which is valid and repr(C); the fd is open.
     match unsafe { loop_configure(dev.as_raw_fd(), &config) } {
         Ok(_) => Ok(()),

@@ -124,6 +124,11 @@ impl Counters {
         }
     }
 
+    /// Forgets an I/O counted by `begin` that was refused before reaching the device.
+    pub(crate) fn cancel(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn discarded(&self) {
         self.discards.fetch_add(1, Ordering::Relaxed);
     }

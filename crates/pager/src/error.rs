@@ -49,6 +49,10 @@ pub enum PagerError {
         source: DeviceError,
     },
 
+    /// swapoff found no page left on the area, yet blocks on it stayed in use.
+    #[error("swapoff {}: {blocks} blocks stay in use with no page on them; the device stays on", path.display())]
+    Stuck { path: PathBuf, blocks: u64 },
+
     /// `getpages` of a page that has no swap block (the seed's `VM_PAGER_FAIL`).
     #[error("object {object}: page {pindex} is not on swap")]
     NotOnSwap { object: String, pindex: u64 },

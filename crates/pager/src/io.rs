@@ -30,8 +30,10 @@ pub struct AsyncDone {
     pub results: Vec<PageResult>,
 }
 
-/// The callback of an async `putpages`. It runs on an engine thread: keep it short and do
-/// not call blocking pager operations from it (send on a channel instead).
+/// The callback of an async `putpages`, run exactly once. It usually runs on an engine
+/// thread, but on the caller's thread, before `putpages` returns, when every cluster was
+/// done (or failed to get swap) by then. Keep it short and do not call blocking pager
+/// operations from it: completions queue behind it (send on a channel instead).
 pub type AsyncCallback = Box<dyn FnOnce(AsyncDone) + Send + 'static>;
 
 /// How `putpages` runs (the seed's `sync` flag).

@@ -15,6 +15,32 @@
 //! - Allocation goes by priority, then rotates through the areas of one priority every
 //!   `interleave` blocks (the seed's `dmmax` stripe); a cluster never crosses a stripe.
 //!
+//! # The seed, operation by operation
+//! | seed (`swap_pager.c`)                     | here                                   |
+//! |-------------------------------------------|----------------------------------------|
+//! | `swap_pager_init`, `swap_pager_swap_init` | [`Pager::new`] (pbuf pools from `nswbuf`) |
+//! | `swap_pager_alloc`, `NOBJLIST` lookup     | [`Pager::alloc_object`], [`Pager::lookup_object`] |
+//! | `swap_pager_dealloc`                      | dropping the last [`Object`]           |
+//! | `swp_pager_getswapspace` / `freeswapspace`| `space::Space::alloc` / `free` (per-area blists) |
+//! | `swp_sizecheck`                           | `Space::sizecheck`, [`PagerEvent`]s    |
+//! | `swap_pager_putpages`, `swp_pager_async_iodone` | [`Pager::putpages`]              |
+//! | `swap_pager_getpages`                     | [`Pager::getpages`]                    |
+//! | `swap_pager_haspage`                      | [`Pager::haspage`]                     |
+//! | `swap_pager_unswapped`                    | [`Pager::unswapped`]                   |
+//! | `swap_pager_freespace`                    | [`Pager::freespace`]                   |
+//! | `swap_pager_reserve`                      | [`Pager::reserve`] (now all or nothing) |
+//! | `swap_pager_copy`                         | [`Pager::copy`]                        |
+//! | `swap_pager_strategy`, chain bufs         | [`Pager::strategy`]                    |
+//! | the `swap_async_max` sysctl               | [`Pager::set_swap_async_max`]          |
+//! | `swp_pager_meta_*`                        | the `swmeta` crate, one per object     |
+//! | (later FreeBSD) `swapon`, `swapoff_one`   | [`Pager::swapon`], [`Pager::swapoff`]  |
+//!
+//! Where we differ from the seed, on purpose: a write failure quarantines its block (the
+//! seed's comment wished it could); the old copy of a page is freed only after the new one
+//! is written (the seed frees it at submit time, relying on the busy page); allocation
+//! halves down to one block instead of stopping at four, so FAIL means swap is really out;
+//! and areas have their own blists and priorities instead of one global stripe.
+//!
 //! # Invariants
 //! - **No block leaks or is used twice.** Every allocated block is in exactly one place:
 //!   an object's metadata, an I/O in flight, the deferred-free list of an object being
@@ -30,7 +56,14 @@
 //!
 //! # What it must never do
 //! Panic on I/O errors or full swap, touch a device it did not open, or hold a lock across
-//! an I/O.
+//! an I/O. (It does panic on caller bugs: `putpages` data that is not whole pages, or an
+//! object used with a pager that did not make it.)
+//!
+//! # Threads
+//! Every operation may be called from any thread. Pages in flight are tracked per object:
+//! `getpages` and `haspage` of a page whose write is in flight wait for it (the seed's
+//! `PG_SWAPINPROG` sleep, counted as `intrans`), so a page is seen as soon as `putpages`
+//! returns, even `Pend`.
 //!
 //! # Example
 //! ```no_run
@@ -78,9 +111,20 @@ pub use stats::{
 
 /// The swap pager: swap areas, objects, pbuf pools, counters. `Send + Sync`; clone it (a
 /// cheap handle) or share it with `Arc` between threads.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Pager {
     core: Arc<core::Core>,
+}
+
+impl std::fmt::Debug for Pager {
+    /// A summary: the core holds every blist, far too much to print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pager")
+            .field("engine", &self.core.engine().kind())
+            .field("devices", &self.devices())
+            .field("tunables", &self.core.tun)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Pager {
@@ -129,7 +173,8 @@ impl Pager {
     }
 
     /// The open area behind `dev`: its header, stats and [`device::FaultInjector`]
-    /// (`area.faults()`) for tests.
+    /// (`area.faults()`) for tests. Holding the `Arc` keeps the device open after a
+    /// swapoff (a loop device with autoclear stays attached until it is dropped).
     pub fn area(&self, dev: DeviceId) -> Option<Arc<device::SwapArea>> {
         let space = self.core.space.lock();
         space.index(dev).map(|i| Arc::clone(&space.areas[i].area))

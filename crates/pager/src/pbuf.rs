@@ -66,6 +66,23 @@ impl Pool {
         buf.unwrap_or_else(|| PageBuf::new(pages))
     }
 
+    /// Takes a pbuf if one is free at once (for callers that already hold pbufs in flight
+    /// and must not wait on themselves).
+    pub(crate) fn try_acquire(&self, pages: usize) -> Option<PageBuf> {
+        let mut st = self.state.lock();
+        if st.in_use >= st.max {
+            return None;
+        }
+        st.in_use += 1;
+        let cached = st.cache.iter().position(|b| b.pages() == pages);
+        let buf = cached.map(|i| st.cache.swap_remove(i));
+        if let Some(b) = &buf {
+            st.cached_pages -= b.pages();
+        }
+        drop(st);
+        Some(buf.unwrap_or_else(|| PageBuf::new(pages)))
+    }
+
     /// Returns a pbuf (`relpbuf`) and wakes one waiter.
     pub(crate) fn release(&self, buf: PageBuf) {
         let mut st = self.state.lock();

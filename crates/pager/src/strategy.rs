@@ -7,14 +7,21 @@
 
 use std::sync::Arc;
 
-use device::PAGE_SIZE;
+use device::{DeviceError, IoCompletion, IoOp, IoRequest, PAGE_SIZE};
 
 use crate::core::{Core, bump};
 use crate::error::PagerError;
+use crate::getpages::ReadRun;
 use crate::io::{Bio, PageResult, PutMode};
 use crate::object::ObjectInner;
 
+/// Reads in flight at once for one `strategy` call (the seed's `getchainbuf` limit).
+const CHAIN: usize = 4;
+
 impl Core {
+    /// `swap_pager_strategy` (see [`crate::Pager::strategy`]): alignment and bounds are
+    /// checked before anything is done, then the request goes to freespace, putpages or
+    /// [`Core::read_range`].
     pub(crate) fn strategy(
         self: &Arc<Core>,
         obj: &Arc<ObjectInner>,
@@ -114,20 +121,77 @@ impl Core {
         if runs.is_empty() {
             return Ok(());
         }
-        let mut result = Ok(());
-        for run in &runs {
-            let at = (run.pindex - start) as usize * PAGE_SIZE;
-            let dst = &mut buf[at..at + run.len as usize * PAGE_SIZE];
-            if let Err(source) = self.read_run(run, dst) {
-                result = Err(PagerError::Read {
-                    object: obj.name(),
-                    pindex: run.pindex,
-                    source,
-                });
-                break;
-            }
-        }
+        let result = self
+            .read_chain(&runs, start, buf)
+            .map_err(|(pindex, source)| PagerError::Read {
+                object: obj.name(),
+                pindex,
+                source,
+            });
         self.end_read(obj);
         result
+    }
+
+    /// Reads planned runs into `buf` (which starts at page `start`) with up to `CHAIN`
+    /// reads in flight, like the seed's `getchainbuf`/`waitchainbuf`. A pbuf is waited
+    /// for only while none of ours is in flight, so even a pool of one cannot deadlock
+    /// against itself. On an error no more reads are started; the first error is returned
+    /// with the run's first page.
+    fn read_chain(
+        &self,
+        runs: &[ReadRun],
+        start: u64,
+        buf: &mut [u8],
+    ) -> Result<(), (u64, DeviceError)> {
+        let (tx, rx) = crossbeam_channel::unbounded::<IoCompletion>();
+        let (mut next, mut inflight) = (0, 0);
+        let mut first_err = None;
+        while (next < runs.len() && first_err.is_none()) || inflight > 0 {
+            while next < runs.len() && inflight < CHAIN && first_err.is_none() {
+                let run = &runs[next];
+                let pages = run.len as usize;
+                let pbuf = if inflight == 0 {
+                    Some(self.read_pool.acquire(pages))
+                } else {
+                    self.read_pool.try_acquire(pages)
+                };
+                let Some(pbuf) = pbuf else { break };
+                let tx = tx.clone();
+                let req = IoRequest {
+                    tag: next as u64,
+                    op: IoOp::Read,
+                    page: run.loc.page,
+                    buf: pbuf,
+                };
+                self.submit(&run.loc.area, req, move |c| {
+                    let _ = tx.send(c);
+                });
+                inflight += 1;
+                next += 1;
+            }
+            let Ok(c) = rx.recv() else {
+                let lost = DeviceError::Engine {
+                    what: "completion lost (engine thread died)".into(),
+                    source: std::io::Error::other("callback dropped"),
+                };
+                return Err((start, lost));
+            };
+            inflight -= 1;
+            let run = &runs[c.tag as usize];
+            bump(&self.counters.swapin, 1);
+            match c.result {
+                Ok(()) => {
+                    bump(&self.counters.pages_in, run.len);
+                    let at = (run.pindex - start) as usize * PAGE_SIZE;
+                    buf[at..at + run.len as usize * PAGE_SIZE].copy_from_slice(c.buf.as_slice());
+                }
+                Err(e) => {
+                    self.io_error(run.loc.dev, &e, false);
+                    first_err.get_or_insert((run.pindex, e));
+                }
+            }
+            self.read_pool.release(c.buf);
+        }
+        first_err.map_or(Ok(()), Err)
     }
 }

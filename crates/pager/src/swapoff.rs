@@ -9,7 +9,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use blist::Blist;
 use device::{IoOp, IoRequest, PAGE_SIZE, SwapArea};
@@ -22,10 +22,17 @@ use crate::io::PagerEvent;
 use crate::object::ObjectInner;
 use crate::space::{Area, Drain, FileKey, Loc};
 
+/// How long swapoff waits for blocks that no object maps (I/O in flight, parked for
+/// readers) to be released before it gives up.
+const STUCK: Duration = Duration::from_secs(60);
+
 /// How often a failed cluster rewrite is retried on fresh blocks before swapoff gives up.
 const REWRITE_TRIES: u32 = 4;
 
 impl Core {
+    /// See [`crate::Pager::swapon`]. The area is opened and its blist built outside the
+    /// space lock; duplicates and the `u32` limit are checked again under it, since
+    /// another swapon may have run meanwhile.
     pub(crate) fn swapon(&self, path: &Path, opts: SwaponOptions) -> Result<DeviceId, PagerError> {
         let key = FileKey::of(path);
         if let Some(id) = self.find_key(key) {
@@ -40,6 +47,16 @@ impl Core {
             return Err(PagerError::BadRequest {
                 object: path.display().to_string(),
                 what: "swap area has no data pages".into(),
+            });
+        }
+        // Refuse an area that cannot get block numbers before building its blist (which
+        // costs about 2 bits per page); checked again under the lock below.
+        let first = self.space.lock().place(blocks);
+        if first + blocks > u64::from(u32::MAX) + 1 {
+            return Err(PagerError::TooBig {
+                path: path.to_owned(),
+                pages: blocks,
+                first,
             });
         }
         if opts.discard {
@@ -106,6 +123,9 @@ impl Core {
         self.find_key(FileKey::of(path))
     }
 
+    /// See [`crate::Pager::swapoff`]. Passes over all objects until a pass finds no page
+    /// on the area and the area's `used` count is zero (writes in flight and blocks
+    /// parked for readers end on their own). Any error puts the area back in service.
     pub(crate) fn swapoff(
         &self,
         dev: DeviceId,
@@ -114,6 +134,7 @@ impl Core {
     ) -> Result<SwapoffReport, PagerError> {
         let (path, failed) = self.start_drain(dev, opts)?;
         let mut report = SwapoffReport::default();
+        let mut idle_since: Option<(u64, Instant)> = None;
         loop {
             report.passes += 1;
             let mut found = 0;
@@ -136,7 +157,17 @@ impl Core {
             if busy == 0 {
                 break;
             }
-            // Writes allocated before the drain began, or blocks parked for readers.
+            // Writes allocated before the drain began, or blocks parked for readers: they
+            // end on their own. A count that does not move for long is a bug; give up
+            // rather than hang.
+            match idle_since {
+                Some((n, since)) if n == busy && since.elapsed() > STUCK => {
+                    self.abort_drain(dev);
+                    return Err(PagerError::Stuck { path, blocks: busy });
+                }
+                Some((n, _)) if n == busy => {}
+                _ => idle_since = Some((busy, Instant::now())),
+            }
             std::thread::sleep(Duration::from_millis(1));
         }
         let area = {

@@ -206,3 +206,181 @@ fn swapon_refuses_the_same_area_twice() {
     let err = p.swapon(&path, SwaponOptions::default()).unwrap_err();
     assert!(matches!(err, PagerError::AlreadyOn { .. }), "{err}");
 }
+
+#[test]
+fn stats_describe_devices_pools_counters_and_objects() {
+    let dir = tempdir();
+    let p = pager(32);
+    let opts = SwaponOptions {
+        priority: 3,
+        ..SwaponOptions::default()
+    };
+    p.swapon(&area(dir.path(), "a", 65), opts).unwrap();
+    let named = p.alloc_object(Some("n"), 64).unwrap();
+    let _anon = p.alloc_object(None, 64).unwrap();
+    p.putpages(&named, 0, &pages(0, 10), PutMode::Sync);
+    let mut out = vec![0u8; 10 * PAGE_SIZE];
+    let got = p.getpages(&named, 0, 0, 9, &mut out).unwrap();
+    assert_eq!(got, 0..8, "one read is at most max_cluster pages");
+    let s = p.stats();
+    assert_eq!((s.total_pages, s.used_pages, s.free_pages), (64, 10, 54));
+    assert_eq!((s.objects, s.named_objects), (2, 1));
+    assert!(s.meta_bytes > 0);
+    assert_eq!(s.counters.swapout, 2, "max_cluster 8: two writes");
+    assert_eq!(
+        (s.counters.swapin, s.counters.pages_in, s.counters.pages_out),
+        (1, 8, 10)
+    );
+    assert_eq!(s.pbufs.read.max, 8);
+    assert_eq!(s.pbufs.sync_write.max, 4);
+    assert_eq!(s.pbufs.async_write.max, 4);
+    let d = &s.devices[0];
+    assert_eq!(
+        (d.priority, d.total_pages, d.used_pages, d.bad_pages),
+        (3, 64, 10, 0)
+    );
+    assert_eq!((d.writes, d.pages_written), (2, 10));
+    assert_eq!(d.frag.free_ranges, 1);
+    assert_eq!(d.frag.largest, 54);
+    assert!(
+        d.frag.text.contains("number of maximal free ranges: 1"),
+        "{}",
+        d.frag.text
+    );
+    assert_eq!(d.kind, "file");
+    assert_eq!(d.uuid.len(), 36);
+    let json = serde_json_roundtrip(&s);
+    assert_eq!(json, s);
+}
+
+fn serde_json_roundtrip(s: &pager::PagerStats) -> pager::PagerStats {
+    // serde is the contract with the daemon; a debug-format roundtrip is not enough, so
+    // use the same JSON the daemon sends.
+    serde_json::from_str(&serde_json::to_string(s).unwrap()).unwrap()
+}
+
+#[test]
+fn set_swap_async_max_is_clamped_as_the_seed_does() {
+    let p = pager(32); // nswbuf 16
+    assert_eq!(p.set_swap_async_max(0), 1);
+    assert_eq!(p.set_swap_async_max(100), 8);
+    assert_eq!(p.set_swap_async_max(5), 5);
+    assert_eq!(p.stats().tunables.swap_async_max, 5);
+    assert_eq!(p.stats().pbufs.async_write.max, 5);
+}
+
+#[test]
+fn swapoff_reports_progress_up_to_the_total_and_catches_writes_in_flight() {
+    let dir = tempdir();
+    let p = pager(8);
+    let a = p
+        .swapon(&area(dir.path(), "a", 200), SwaponOptions::default())
+        .unwrap();
+    let _b = p
+        .swapon(&area(dir.path(), "b", 200), SwaponOptions::default())
+        .unwrap();
+    let obj = p.alloc_object(None, 160).unwrap();
+    p.putpages(&obj, 0, &pages(0, 96), PutMode::Sync);
+    p.area(a)
+        .unwrap()
+        .faults()
+        .set_latency(std::time::Duration::from_millis(5));
+    // Async writes still in flight to `a` when swapoff begins.
+    p.putpages(&obj, 96, &pages(96, 64), PutMode::Async(None));
+    let mut seen = Vec::new();
+    let report = p
+        .swapoff(a, SwapoffOptions::default(), &mut |done, total| {
+            seen.push((done, total))
+        })
+        .unwrap();
+    assert!(
+        seen.windows(2).all(|w| w[0].0 <= w[1].0),
+        "progress goes forward: {seen:?}"
+    );
+    let &(done, total) = seen.last().unwrap();
+    assert_eq!(done, total);
+    assert_eq!(report.moved, done);
+    assert_eq!(report.lost, 0);
+    p.wait_async();
+    let mut out = vec![0u8; PAGE_SIZE];
+    for i in 0..160 {
+        p.getpages(&obj, i, 0, 0, &mut out).unwrap();
+        assert_eq!(out, page(i), "page {i}");
+    }
+    p.verify().unwrap();
+}
+
+#[test]
+fn areas_get_block_ranges_with_a_gap_and_reuse_freed_ranges() {
+    let dir = tempdir();
+    let p = pager(32);
+    let a = p
+        .swapon(&area(dir.path(), "a", 65), SwaponOptions::default())
+        .unwrap();
+    p.swapon(&area(dir.path(), "b", 65), SwaponOptions::default())
+        .unwrap();
+    let firsts = |p: &pager::Pager| {
+        p.stats()
+            .devices
+            .iter()
+            .map(|d| (d.path.clone(), d.first_block))
+            .collect::<Vec<_>>()
+    };
+    let f = firsts(&p);
+    assert_eq!((f[0].1, f[1].1), (0, 65), "64 blocks, then a one-block gap");
+    p.swapoff(a, SwapoffOptions::default(), &mut |_, _| {})
+        .unwrap();
+    p.swapon(&area(dir.path(), "c", 33), SwaponOptions::default())
+        .unwrap();
+    p.swapon(&area(dir.path(), "d", 65), SwaponOptions::default())
+        .unwrap();
+    let f = firsts(&p);
+    assert_eq!(
+        f.iter().map(|x| x.1).collect::<Vec<_>>(),
+        vec![65, 0, 130],
+        "{f:?}"
+    );
+}
+
+#[test]
+fn async_writes_beyond_swap_async_max_wait_for_a_pbuf_and_the_wait_is_counted() {
+    let dir = tempdir();
+    let p = pager(32);
+    let a = p
+        .swapon(&area(dir.path(), "a", 128), SwaponOptions::default())
+        .unwrap();
+    p.area(a)
+        .unwrap()
+        .faults()
+        .set_latency(std::time::Duration::from_millis(100));
+    assert_eq!(p.set_swap_async_max(1), 1);
+    let obj = p.alloc_object(None, 32).unwrap();
+    for k in 0..4 {
+        let res = p.putpages(&obj, k * 8, &pages(k * 8, 8), PutMode::Async(None));
+        assert_eq!(res, vec![PageResult::Pend; 8]);
+        let pool = p.stats().pbufs.async_write;
+        assert!(pool.in_use <= 1, "{pool:?}");
+    }
+    p.wait_async();
+    let pool = p.stats().pbufs.async_write;
+    assert_eq!((pool.in_use, pool.max), (0, 1));
+    assert!(pool.waits >= 1, "{pool:?}");
+    let mut out = vec![0u8; 8 * PAGE_SIZE];
+    p.getpages(&obj, 24, 0, 7, &mut out).unwrap();
+    assert_eq!(out, pages(24, 8));
+}
+
+#[test]
+fn a_config_file_may_give_only_some_tunables() {
+    let cfg: pager::PagerConfig =
+        serde_json::from_str(r#"{"interleave": 8, "swap_async_max": 16}"#).unwrap();
+    let want = pager::PagerConfig {
+        interleave: 8,
+        swap_async_max: 16,
+        ..pager::PagerConfig::default()
+    };
+    assert_eq!(cfg, want);
+    let back: pager::PagerConfig =
+        serde_json::from_str(&serde_json::to_string(&want).unwrap()).unwrap();
+    assert_eq!(back, want);
+}

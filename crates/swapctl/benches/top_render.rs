@@ -4,8 +4,10 @@
 //! Self-timed (`harness = false`): `cargo bench -p swapctl --bench top_render`. A frame must take
 //! well under a millisecond, so a 0.1 s refresh costs the machine nothing noticeable.
 //!
-//! Two figures per line: wall-clock time, and the CPU time of this thread. On a shared machine
-//! the wall clock also counts the time other processes held the core; the CPU time is the cost.
+//! Three figures per line: wall-clock time and CPU time of this thread for a whole
+//! `Terminal::draw` (our render plus ratatui's diff and backend write), and the CPU time of our
+//! render alone (into the frame, no diff). On a shared machine the wall clock also counts the
+//! time other processes held the core; the CPU time is the cost.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -34,8 +36,8 @@ fn thread_cpu_seconds() -> f64 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
-        "{:<16} {:>8} {:>12} {:>12}",
-        "fixture", "size", "wall µs/fr", "cpu µs/fr"
+        "{:<16} {:>8} {:>12} {:>12} {:>14}",
+        "fixture", "size", "wall µs/fr", "cpu µs/fr", "render cpu µs"
     );
     let mut worst: f64 = 0.0;
     for kind in Fixture::ALL {
@@ -54,12 +56,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let wall = start.elapsed().as_secs_f64() * 1e6 / f64::from(FRAMES);
             let cpu = (thread_cpu_seconds() - cpu_start) * 1e6 / f64::from(FRAMES);
             worst = worst.max(cpu);
+
+            let render_start = thread_cpu_seconds();
+            for i in 0..FRAMES {
+                state.select_relative(if i % 2 == 0 { 1 } else { -1 });
+                terminal.current_buffer_mut().reset();
+                let mut frame = terminal.get_frame();
+                render::draw(&mut frame, black_box(&state));
+            }
+            let render = (thread_cpu_seconds() - render_start) * 1e6 / f64::from(FRAMES);
             println!(
-                "{:<16} {:>8} {:>12.1} {:>12.1}",
+                "{:<16} {:>8} {:>12.1} {:>12.1} {:>14.1}",
                 kind.name(),
                 format!("{w}x{h}"),
                 wall,
-                cpu
+                cpu,
+                render
             );
         }
     }

@@ -221,6 +221,22 @@ fn esc_clears_the_message() {
 }
 
 #[test]
+fn keys_with_ctrl_or_alt_do_nothing_but_ctrl_c() {
+    let mut state = fixture::state(Fixture::Normal);
+    for modifiers in [KeyModifiers::CONTROL, KeyModifiers::ALT] {
+        for c in ['a', 's', 'q', 'f'] {
+            let key = KeyEvent::new(KeyCode::Char(c), modifiers);
+            assert_eq!(
+                handle_key(&mut state, &key),
+                Action::None,
+                "{modifiers:?}-{c}"
+            );
+        }
+    }
+    assert!(!state.frozen);
+}
+
+#[test]
 fn key_releases_are_ignored_and_resizes_redraw() {
     let mut state = fixture::state(Fixture::Normal);
     let mut release = key(KeyCode::Char('q'));

@@ -15,6 +15,10 @@
 //! - short reads and writes are continued until done, or reported as errors, never ignored;
 //! - counters and latency go to the area's [`stats`](crate::SwapArea::stats);
 //! - dropping the engine waits for every queued request to complete.
+//!
+//! Callbacks run on the engine's few threads: they must be short, must not panic, and must
+//! not call [`Engine::submit_wait`] (it would wait for the thread it runs on); they may
+//! [`Engine::submit`] more I/O.
 
 mod threads;
 mod uring;
@@ -27,12 +31,17 @@ use std::time::{Duration, Instant};
 use crate::{DeviceError, PageBuf, SwapArea};
 
 /// Which back end to use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum EngineKind {
     /// io_uring if the kernel allows it, else threads; `SWAPKIT_ENGINE` overrides it.
     #[default]
+    #[serde(rename = "auto")]
     Auto,
+    #[serde(rename = "io_uring")]
     IoUring,
+    #[serde(rename = "threads")]
     ThreadPool,
 }
 
@@ -65,7 +74,8 @@ impl FromStr for EngineKind {
 }
 
 /// Read or write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum IoOp {
     Read,
     Write,
@@ -148,9 +158,14 @@ impl Job {
     pub(crate) fn finish(self, result: Result<(), DeviceError>) {
         let latency = self.start.elapsed();
         let pages = self.req.buf.pages() as u64;
-        self.area
-            .counters()
-            .end(self.req.op, pages, result.is_ok(), latency);
+        match &result {
+            // A refused request never reached the device: not a device error.
+            Err(DeviceError::OutOfRange { .. }) => self.area.counters().cancel(),
+            _ => self
+                .area
+                .counters()
+                .end(self.req.op, pages, result.is_ok(), latency),
+        }
         let IoRequest { tag, op, page, buf } = self.req;
         (self.done)(IoCompletion {
             tag,
@@ -274,6 +289,12 @@ impl Engine {
             latency: Duration::ZERO,
         })
     }
+}
+
+/// Whether the current thread is one of `threads` (an engine dropped from its own callback).
+pub(crate) fn on_engine_thread(threads: &[std::thread::JoinHandle<()>]) -> bool {
+    let me = std::thread::current().id();
+    threads.iter().any(|t| t.thread().id() == me)
 }
 
 /// Does one job's I/O synchronously with `pread`/`pwrite` (fault check and latency first).

@@ -134,6 +134,11 @@ impl Uring {
 impl Drop for Uring {
     fn drop(&mut self) {
         self.tx = None;
+        // Dropped from one of our own callbacks: joining would wait for ourselves. The
+        // threads still drain and stop on their own once the channel is closed.
+        if super::on_engine_thread(&self.threads) {
+            return;
+        }
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
@@ -260,7 +265,13 @@ impl Submitter {
             );
         }
         let len = op.job.req.buf.len() - op.done;
-        let offset = op.job.req.page * PAGE_SIZE as u64 + op.done as u64;
+        // Wrapping: a refused request (a NOP below) may name any page.
+        let offset = op
+            .job
+            .req
+            .page
+            .wrapping_mul(PAGE_SIZE as u64)
+            .wrapping_add(op.done as u64);
         // SAFETY: done < buf.len(), so the pointer stays inside the buffer.
         let ptr = unsafe { op.job.req.buf.as_mut_ptr().add(op.done) };
         let (op_code, is_nop) = (op.job.req.op, op.job.error.is_some());

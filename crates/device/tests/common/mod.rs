@@ -83,9 +83,17 @@ pub fn loops_under(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Fails when any loop device still points into `dir`.
+/// Fails when any loop device still points into `dir`. A detach while someone else (udev's
+/// blkid probe) holds the device open completes at their close, so allow a few seconds.
 pub fn assert_no_loop_under(dir: &Path) {
-    let left = loops_under(dir);
+    let mut left = loops_under(dir);
+    for _ in 0..100 {
+        if left.is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        left = loops_under(dir);
+    }
     assert!(left.is_empty(), "loop devices leaked: {left:?}");
 }
 

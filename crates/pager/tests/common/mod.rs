@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod model;
+
 use std::path::{Path, PathBuf};
 
 use device::{MkswapOptions, PAGE_SIZE};

@@ -34,7 +34,8 @@ pub fn handle_event(state: &mut State, event: &Event) -> Action {
 ///
 /// While the help overlay is open only `Esc` / `?` (close it) and the quit keys act, so a key
 /// pressed to dismiss help does not also re-sort or retune behind it. Key releases and repeats
-/// (reported by some terminals) are ignored, so one press is one action.
+/// (reported by some terminals) are ignored, so one press is one action; so are keys held with
+/// Ctrl (but Ctrl-C) or Alt.
 pub fn handle_key(state: &mut State, key: &KeyEvent) -> Action {
     if key.kind != KeyEventKind::Press {
         return Action::None;
@@ -42,6 +43,10 @@ pub fn handle_key(state: &mut State, key: &KeyEvent) -> Action {
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
     if ctrl && matches!(key.code, KeyCode::Char('c') | KeyCode::Char('C')) {
         return Action::Quit;
+    }
+    // Ctrl-A or Alt-s are not our keys: better nothing than a surprise retune.
+    if ctrl || key.modifiers.contains(KeyModifiers::ALT) {
+        return Action::None;
     }
     if state.help {
         return match key.code {
