@@ -91,6 +91,7 @@ fn measure(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> 
         cluster_pages: defaults.max_cluster as usize,
         // As much as the streaming data set moves, so both sides see the same span of disk.
         seq_bytes: (total_bytes as f64 * sizes.data_fraction) as u64,
+        seq_min_time: sizes.seq_min_time,
         rand_time: if plan.quick {
             Duration::from_secs(2)
         } else {
@@ -128,7 +129,7 @@ fn measure(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> 
             sizes.object_pages,
         )?;
         // pageout-seq always runs here: the others need the data on swap.
-        let f = stream::pageout_seq(&rig, &ds, "pageout-seq", qd as u32)?;
+        let f = stream::pageout_seq(&rig, &ds, "pageout-seq", qd as u32, sizes.seq_min_time)?;
         line(&f);
         if plan.runs(Workload::PageoutSeq) {
             r.pager.push(f);
@@ -138,7 +139,10 @@ fn measure(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> 
             r.pager.push(f);
         };
         if plan.runs(Workload::PageinSeq) {
-            run_fig(stream::pagein_seq(&rig, &ds, qd, "pagein-seq")?, r);
+            run_fig(
+                stream::pagein_seq(&rig, &ds, qd, "pagein-seq", sizes.seq_min_time)?,
+                r,
+            );
         }
         if plan.runs(Workload::PageinRand) {
             run_fig(random::pagein_rand(&rig, &ds, 1, sizes.phase)?, r);
