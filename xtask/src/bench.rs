@@ -89,13 +89,17 @@ fn measure(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> 
     let raw_plan = RawPlan {
         seq_queue_depth: qd,
         cluster_pages: defaults.max_cluster as usize,
-        seq_bytes: total_bytes,
+        // As much as the streaming data set moves, so both sides see the same span of disk.
+        seq_bytes: (total_bytes as f64 * sizes.data_fraction) as u64,
+        seq_min_time: sizes.seq_min_time,
         rand_time: if plan.quick {
             Duration::from_secs(2)
         } else {
             Duration::from_secs(10)
         },
-        one_device_bytes: plan.runs(Workload::Swapoff).then_some(plan.size),
+        one_device_bytes: plan
+            .runs(Workload::Swapoff)
+            .then_some((plan.size as f64 * sizes.data_fraction) as u64),
     };
     r.raw = raw::baselines(&engine, paths, &raw_plan)?;
     drop(engine);
@@ -125,7 +129,7 @@ fn measure(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> 
             sizes.object_pages,
         )?;
         // pageout-seq always runs here: the others need the data on swap.
-        let f = stream::pageout_seq(&rig, &ds, "pageout-seq", qd as u32)?;
+        let f = stream::pageout_seq(&rig, &ds, "pageout-seq", qd as u32, sizes.seq_min_time)?;
         line(&f);
         if plan.runs(Workload::PageoutSeq) {
             r.pager.push(f);
@@ -135,7 +139,10 @@ fn measure(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> 
             r.pager.push(f);
         };
         if plan.runs(Workload::PageinSeq) {
-            run_fig(stream::pagein_seq(&rig, &ds, qd, "pagein-seq")?, r);
+            run_fig(
+                stream::pagein_seq(&rig, &ds, qd, "pagein-seq", sizes.seq_min_time)?,
+                r,
+            );
         }
         if plan.runs(Workload::PageinRand) {
             run_fig(random::pagein_rand(&rig, &ds, 1, sizes.phase)?, r);
@@ -230,7 +237,7 @@ fn line(f: &Figure) {
 
 /// Each pager figure beside its raw baseline, with the targets.
 fn comparisons(r: &Report) -> Vec<Comparison> {
-    let pairs: [(&str, &str, Metric, Option<f64>); 9] = [
+    let pairs: [(&str, &str, Metric, Option<f64>); 13] = [
         ("pageout-seq", "raw-seq-write", Metric::MibS, Some(0.9)),
         ("pagein-seq", "raw-seq-read", Metric::MibS, Some(0.9)),
         ("pagein-rand-1t", "raw-rand-read-qd1", Metric::Iops, None),
@@ -250,12 +257,27 @@ fn comparisons(r: &Report) -> Vec<Comparison> {
         ),
         ("pagein-seq", "kernel-pagein-seq", Metric::MibS, Some(2.0)),
         ("swapoff-drain", "kernel-swapoff", Metric::MibS, Some(5.0)),
+        // Our engine against fio: is the engine the limit?
+        ("raw-seq-write", "fio-seq-write", Metric::MibS, None),
+        ("raw-seq-read", "fio-seq-read", Metric::MibS, None),
+        ("raw-rand-read-qd1", "fio-rand-read-qd1", Metric::Iops, None),
+        (
+            "raw-rand-read-qd16",
+            "fio-rand-read-qd16",
+            Metric::Iops,
+            None,
+        ),
     ];
     pairs
         .iter()
         .filter_map(|(w, b, m, t)| {
-            let wf = r.pager.iter().find(|f| f.id == *w)?;
-            let bf = r.raw.iter().chain(&r.kernel).find(|f| f.id == *b)?;
+            let wf = r.pager.iter().chain(&r.raw).find(|f| f.id == *w)?;
+            let bf = r
+                .raw
+                .iter()
+                .chain(&r.kernel)
+                .chain(&r.fio)
+                .find(|f| f.id == *b)?;
             Some(Comparison::new(wf, bf, *m, *t))
         })
         .collect()

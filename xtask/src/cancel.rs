@@ -7,8 +7,9 @@
 //! - the first signal sets the flag; the workloads poll it (`check()`), return
 //!   [`Error::Interrupted`](crate::error::Error::Interrupted), and the guards tear everything down
 //!   on the way out (loop devices detached, pager swapped off, backing files removed);
-//! - a second signal means "now": the thread removes what was registered with
-//!   [`register_path`] itself and exits 130. Loop devices are attached with autoclear, so the
+//! - a second signal means "now": the thread stops the children registered with
+//!   [`register_child`], swaps off what [`register_swapon`] recorded, removes what was
+//!   registered with [`register_path`] and exits 130. Loop devices are attached with autoclear, so the
 //!   kernel detaches them when the process's descriptors close.
 //!
 //! Child processes (the demo's daemon and TUI) must get the default mask back:
@@ -25,6 +26,7 @@ use crate::error::Error;
 static CANCELLED: AtomicBool = AtomicBool::new(false);
 static PATHS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 static SWAPONS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
 fn signals() -> SigSet {
     let mut set = SigSet::empty();
@@ -62,6 +64,14 @@ fn wait_loop(set: SigSet) {
 /// Undo what was registered, most recent first: kernel swap on our devices off, then our
 /// files removed. Loop devices go with the process (autoclear).
 fn force_cleanup() {
+    let children = match CHILDREN.lock() {
+        Ok(c) => c.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    };
+    for pid in children {
+        // Our own background children (the demo's daemon and load), by pid.
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGTERM);
+    }
     let swapons = match SWAPONS.lock() {
         Ok(p) => p.clone(),
         Err(poisoned) => poisoned.into_inner().clone(),
@@ -120,6 +130,20 @@ pub fn register_swapon(p: &Path) {
 pub fn unregister_swapon(p: &Path) {
     if let Ok(mut v) = SWAPONS.lock() {
         v.retain(|q| q != p);
+    }
+}
+
+/// Remember a background child a forced exit must stop (it runs in its own process group,
+/// so the terminal's Ctrl-C does not reach it).
+pub fn register_child(pid: u32) {
+    if let Ok(mut v) = CHILDREN.lock() {
+        v.push(pid);
+    }
+}
+
+pub fn unregister_child(pid: u32) {
+    if let Ok(mut v) = CHILDREN.lock() {
+        v.retain(|&p| p != pid);
     }
 }
 

@@ -70,13 +70,28 @@ pub fn run(args: &DemoArgs) -> Result<(), Error> {
         use std::os::unix::process::CommandExt;
         top.pre_exec(cancel::restore_in_child);
     }
-    let status = top
-        .status()
-        .map_err(|e| Error::io("running", &swapctl, e))?;
+    let mut top = top.spawn().map_err(|e| Error::io("running", &swapctl, e))?;
+    // Wait for the TUI. A SIGTERM/SIGHUP sent to us (not a key: the TUI owns those) is passed
+    // on to it so it restores the terminal; then everything below tears down as usual.
+    let mut passed_on = false;
+    let status = loop {
+        match top.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => {}
+            Err(e) => return Err(Error::io("waiting for", &swapctl, e)),
+        }
+        if cancel::cancelled() && !passed_on {
+            let pid = nix::unistd::Pid::from_raw(top.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            passed_on = true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     drop(load);
     drop(daemon);
     drop(wb);
     eprintln!("demo: stopped the load and the daemon, removed the devices");
+    cancel::check()?;
     if status.success() {
         Ok(())
     } else {
@@ -170,6 +185,7 @@ impl ChildGuard {
         let child = cmd
             .spawn()
             .map_err(|e| Error::io("starting", PathBuf::from(name), e))?;
+        cancel::register_child(child.id());
         Ok(ChildGuard { name, child })
     }
 
@@ -181,6 +197,7 @@ impl ChildGuard {
 impl Drop for ChildGuard {
     fn drop(&mut self) {
         let child = &mut self.child;
+        cancel::unregister_child(child.id());
         if matches!(child.try_wait(), Ok(Some(_))) {
             return;
         }

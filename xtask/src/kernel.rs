@@ -39,6 +39,8 @@ pub fn run(paths: &[PathBuf], data_bytes: u64, limit_bytes: u64) -> Result<Kerne
             "needs root (swapon and cgroups)",
         ));
     }
+    // The pager's last devices may still be closing (see `setup::wait_free`).
+    crate::setup::wait_all_free(paths);
     for p in paths {
         device::mkswap(
             p,
@@ -103,7 +105,7 @@ pub fn run(paths: &[PathBuf], data_bytes: u64, limit_bytes: u64) -> Result<Kerne
                     used >> 20
                 ),
                 used,
-                1,
+                used / PAGE,
                 swapoff_s,
             ),
         ],

@@ -31,11 +31,14 @@ pub enum Pattern {
     Random { pages: usize },
 }
 
-/// When to stop.
+/// When to stop: once at least `bytes` were issued and `min_time` has passed, or at
+/// `max_time` whatever was done. The minimum time keeps short phases on a fast device from
+/// measuring mostly start-up and noise.
 #[derive(Debug, Clone, Copy)]
 pub struct Budget {
     pub bytes: u64,
-    pub time: Duration,
+    pub min_time: Duration,
+    pub max_time: Duration,
 }
 
 /// What one run of the driver measured.
@@ -56,7 +59,6 @@ impl Measured {
 }
 
 struct Done {
-    area: usize,
     submitted: Instant,
     completion: IoCompletion,
 }
@@ -126,7 +128,6 @@ pub fn drive(
             req,
             Box::new(move |completion| {
                 let _ = tx.send(Done {
-                    area,
                     submitted,
                     completion,
                 });
@@ -152,7 +153,6 @@ pub fn drive(
         let Ok(done) = rx.recv() else { break };
         in_flight -= 1;
         let Done {
-            area,
             submitted,
             completion,
         } = done;
@@ -166,15 +166,12 @@ pub fn drive(
         progress.add(io_bytes);
         let more = failure.is_none()
             && !cancel::cancelled()
-            && issued_bytes < budget.bytes
-            && start.elapsed() < budget.time;
-        if more {
-            let _ = area;
-            if let Some((a, page)) = pick(&mut rng) {
-                submit(a, page, completion.buf);
-                in_flight += 1;
-                issued_bytes += io_bytes;
-            }
+            && start.elapsed() < budget.max_time
+            && (issued_bytes < budget.bytes || start.elapsed() < budget.min_time);
+        if more && let Some((a, page)) = pick(&mut rng) {
+            submit(a, page, completion.buf);
+            in_flight += 1;
+            issued_bytes += io_bytes;
         }
     }
     let seconds = start.elapsed().as_secs_f64();
@@ -207,6 +204,8 @@ pub struct RawPlan {
     pub seq_queue_depth: usize,
     pub cluster_pages: usize,
     pub seq_bytes: u64,
+    /// Sequential runs last at least this long (passes repeat).
+    pub seq_min_time: Duration,
     pub rand_time: Duration,
     /// Also `raw-seq-read-1dev` (the limit of a swapoff), over this many bytes.
     pub one_device_bytes: Option<u64>,
@@ -228,11 +227,13 @@ pub fn baselines(
         .collect::<Result<Vec<_>, _>>()?;
     let seq = Budget {
         bytes: plan.seq_bytes,
-        time: Duration::from_secs(120),
+        min_time: plan.seq_min_time,
+        max_time: Duration::from_secs(120),
     };
     let rand = Budget {
-        bytes: u64::MAX,
-        time: plan.rand_time,
+        bytes: 0,
+        min_time: plan.rand_time,
+        max_time: plan.rand_time,
     };
     let qd = plan.seq_queue_depth;
     let cl = plan.cluster_pages;
@@ -284,10 +285,7 @@ pub fn baselines(
     }
     if let Some(bytes) = plan.one_device_bytes {
         // One device front to back at the sequential depth: the limit of a swapoff drain.
-        let one = Budget {
-            bytes,
-            time: seq.time,
-        };
+        let one = Budget { bytes, ..seq };
         let m = drive(
             engine,
             &areas[..1],

@@ -258,6 +258,9 @@ pub struct Micro {
     pub lines: Vec<(String, String)>,
     /// Where to read more when we did not run it.
     pub link: Option<String>,
+    /// The crate's own benchmark tables (markdown lines), copied from its README.
+    #[serde(default)]
+    pub tables: Vec<String>,
 }
 
 /// `1.0 GiB`, `64 MiB`, `512 KiB`.

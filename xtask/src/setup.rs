@@ -103,6 +103,10 @@ impl Workbench {
             want.devices,
             crate::results::human_bytes(size)
         ));
+        // Let the file system finish writing back before anything is measured.
+        // SAFETY: sync(2) takes no arguments and cannot fail.
+        unsafe { libc::sync() };
+        std::thread::sleep(std::time::Duration::from_secs(1));
         if wb.mode == Mode::Loop {
             wb.attach_all()?;
         }

@@ -264,3 +264,33 @@ impl crate::top::StatsSource for DaemonSource {
         self.with(|c| c.set("swap_async_max", n))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_daemon_of_another_version_is_named_in_the_error() {
+        let dir = tempfile::Builder::new()
+            .prefix("swapkit-ver")
+            .tempdir()
+            .unwrap();
+        let path = dir.path().join("s.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut s, _) = listener.accept().unwrap();
+            let mut head = [0u8; crate::proto::HEADER_LEN];
+            s.read_exact(&mut head).unwrap();
+            let mut reply = Reply::Ok.frame(Vec::new()).encode();
+            reply[4..6].copy_from_slice(&2u16.to_le_bytes());
+            s.write_all(&reply).unwrap();
+        });
+        let err = Client::connect(&path).unwrap().stats().unwrap_err();
+        server.join().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "peer speaks protocol version 2, this swapctl speaks 1"
+        );
+    }
+}

@@ -28,6 +28,9 @@ pub const HEADER_LEN: usize = 16;
 pub const MAX_META: usize = 256 * 1024;
 /// Most pages one putpages/getpages may carry.
 pub const MAX_PAGES: u32 = 64;
+/// Page indices of an object are below this (2^40 pages, 4 PiB): requests past it are
+/// malformed, so no index arithmetic in the daemon or the pager can overflow.
+pub const MAX_PINDEX: u64 = 1 << 40;
 /// Largest data part of a frame.
 pub const MAX_DATA: usize = MAX_PAGES as usize * PAGE_SIZE;
 
@@ -417,11 +420,11 @@ impl Reply {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn any_request() -> impl Strategy<Value = Request> {
+    pub(crate) fn any_request() -> impl Strategy<Value = Request> {
         prop_oneof![
             Just(Request::Stats),
             Just(Request::Config),

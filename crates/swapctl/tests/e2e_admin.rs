@@ -189,3 +189,39 @@ fn man_page_and_completions_come_from_the_cli() {
         assert!(common::stdout(&out).contains("mkswap"), "{shell}");
     }
 }
+
+#[test]
+fn a_socket_left_by_a_killed_daemon_is_replaced() {
+    let mut d = Daemon::start(&[]);
+    d.signal(nix::sys::signal::Signal::SIGKILL);
+    d.wait();
+    assert!(
+        d.socket.exists(),
+        "a killed daemon cannot remove its socket"
+    );
+    let socket = d.socket.clone();
+    let mut again = std::process::Command::new(common::BIN)
+        .args(["daemon", "--no-auto", "--socket", socket.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(30);
+    let served = loop {
+        if common::swapctl_env(&["status"], &socket).status.success() {
+            break true;
+        }
+        if Instant::now() > end || again.try_wait().unwrap().is_some() {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(again.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let status = again.wait().unwrap();
+    assert!(
+        served,
+        "the second daemon did not take over the stale socket"
+    );
+    assert_eq!(status.code(), Some(0));
+}

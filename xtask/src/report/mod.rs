@@ -113,10 +113,12 @@ fn figures(title: &str, caption: &str, figs: &[Figure]) -> Table {
 fn comparisons(cs: &[Comparison]) -> Table {
     let mut t = Table::new(
         "Pager vs raw",
-        "ratio = pager / raw. For throughput higher is better; for latency lower is better. \
-         Targets are the issue's, read from the report and never asserted.",
+        "ratio = figure / baseline: the pager against the raw devices (and, with \
+         --kernel-baseline, against the kernel's swap); with --fio, our raw engine against fio. \
+         For throughput higher is better; for latency lower is better. Targets are the issue's, \
+         read from the report and never asserted.",
         &[
-            "workload", "baseline", "metric", "pager", "raw", "ratio", "target",
+            "workload", "baseline", "metric", "figure", "base", "ratio", "target",
         ],
     );
     t.left = vec![0, 1, 2];
@@ -259,7 +261,7 @@ pub fn markdown(r: &Report, plots: &[PathBuf]) -> String {
     // The first line says what the figures were measured on (files or loop devices).
     let mut out = format!("# swapkit bench `{}`: {}\n\n", r.name, r.setup.headline());
     out.push_str(&format!(
-        "Machine: {}. Started {} UTC, {:.0} s in all. Pager: interleave {}, max cluster {} \
+        "Machine: {}. Started {}, {:.0} s in all. Pager: interleave {}, max cluster {} \
          pages, swap_async_max {}, nswbuf {}.\n\n",
         r.machine.line(),
         r.started_utc,
@@ -275,8 +277,30 @@ pub fn markdown(r: &Report, plots: &[PathBuf]) -> String {
         }
         out.push('\n');
     }
-    for t in tables(r) {
+    // The micro-benchmarks get their own sections below, with the crates' tables.
+    for t in tables(r)
+        .iter()
+        .filter(|t| !t.title.starts_with("Micro-benchmarks"))
+    {
         out.push_str(&t.markdown());
+    }
+    for m in &r.micro {
+        let link = m.link.as_deref().unwrap_or("");
+        if m.tables.is_empty() {
+            out.push_str(&format!(
+                "### {} micro-benchmarks\n\nNo figures found; see [its README]({link}) and run \
+                 `cargo bench -p {}`.\n\n",
+                m.crate_name, m.crate_name
+            ));
+        } else {
+            out.push_str(&format!(
+                "### {} micro-benchmarks\n\nFrom [its README]({link}) (its latest `cargo bench -p {}`; \
+                 not re-run by xtask).\n\n{}\n\n",
+                m.crate_name,
+                m.crate_name,
+                m.tables.join("\n")
+            ));
+        }
     }
     if !plots.is_empty() {
         out.push_str("### Plots\n\n");

@@ -50,7 +50,7 @@ fn cell(
     let ds = DataSet::alloc(&rig, (pages / object_pages).max(1), object_pages)?;
     let label = format!("{} dev, interleave {interleave}", paths.len());
     let qd = rig.pager.stats().tunables.swap_async_max as u32;
-    let out = pageout_seq(&rig, &ds, &format!("{label}: out"), qd)?;
+    let out = pageout_seq(&rig, &ds, &format!("{label}: out"), qd, sizes.cell_min_time)?;
     let pages_per_device = rig
         .pager
         .stats()
@@ -58,7 +58,13 @@ fn cell(
         .iter()
         .map(|d| d.used_pages)
         .collect();
-    let inn = pagein_seq(&rig, &ds, readers, &format!("{label}: in"))?;
+    let inn = pagein_seq(
+        &rig,
+        &ds,
+        readers,
+        &format!("{label}: in"),
+        sizes.cell_min_time,
+    )?;
     drop(ds);
     Ok(InterleaveCell {
         devices: paths.len() as u32,

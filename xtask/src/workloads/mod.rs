@@ -57,6 +57,10 @@ pub struct Sizes {
     pub data_fraction: f64,
     /// Time of each random / mixed / churn phase.
     pub phase: Duration,
+    /// Sequential phases repeat their passes until at least this long.
+    pub seq_min_time: Duration,
+    /// The same for each interleave cell.
+    pub cell_min_time: Duration,
     /// Data set of one interleave cell, per device, in pages (a quarter for interleave 1).
     pub interleave_pages_per_device: u64,
 }
@@ -68,6 +72,8 @@ impl Sizes {
                 object_pages: 1024,
                 data_fraction: 0.5,
                 phase: Duration::from_secs(3),
+                seq_min_time: Duration::from_secs(1),
+                cell_min_time: Duration::from_millis(500),
                 interleave_pages_per_device: 8192,
             }
         } else {
@@ -75,6 +81,8 @@ impl Sizes {
                 object_pages: 4096,
                 data_fraction: 0.5,
                 phase: Duration::from_secs(10),
+                seq_min_time: Duration::from_secs(5),
+                cell_min_time: Duration::from_secs(2),
                 interleave_pages_per_device: 32768,
             }
         }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use pager::{PageResult, PutMode};
 
@@ -18,15 +18,26 @@ use crate::results::Figure;
 /// thread, then wait for the writes. The pager cuts each call into `max_cluster` clusters and
 /// keeps at most `swap_async_max` of them in flight: the raw baseline runs at that depth.
 ///
+/// Passes repeat (each page rewritten to a new block, the old one freed) until `min_time`.
 /// Fails if any page got no space or failed to write: a figure over lost data is no figure.
-pub fn pageout_seq(rig: &Rig, ds: &DataSet, id: &str, queue_depth: u32) -> Result<Figure, Error> {
+pub fn pageout_seq(
+    rig: &Rig,
+    ds: &DataSet,
+    id: &str,
+    queue_depth: u32,
+    min_time: Duration,
+) -> Result<Figure, Error> {
     let progress = Progress::start(id, ds.bytes());
     let bad = Arc::new(AtomicU64::new(0));
     let mut buf = vec![0u8; ds.object_pages as usize * PAGE];
     let mut latency = Recorder::new();
     let start = Instant::now();
-    for (i, obj) in ds.objects.iter().enumerate() {
-        if cancel::cancelled() {
+    let mut bytes = 0u64;
+    let mut calls = 0u64;
+    let work = ds.objects.iter().enumerate().cycle().enumerate();
+    for (n, (i, obj)) in work {
+        let pass_done = n > 0 && n % ds.objects.len() == 0;
+        if cancel::cancelled() || (pass_done && start.elapsed() >= min_time) {
             break;
         }
         stamp(&mut buf, i as u64, 0);
@@ -50,6 +61,8 @@ pub fn pageout_seq(rig: &Rig, ds: &DataSet, id: &str, queue_depth: u32) -> Resul
             ));
         }
         progress.add(buf.len() as u64);
+        bytes += buf.len() as u64;
+        calls += 1;
     }
     rig.pager.wait_async();
     let seconds = start.elapsed().as_secs_f64();
@@ -68,8 +81,8 @@ pub fn pageout_seq(rig: &Rig, ds: &DataSet, id: &str, queue_depth: u32) -> Resul
             "async putpages of whole {}-page objects, clusters of up to 32 pages",
             ds.object_pages
         ),
-        ds.bytes(),
-        ds.objects.len() as u64,
+        bytes,
+        calls,
         seconds,
     )
     .with_shape(1, queue_depth)
@@ -78,12 +91,19 @@ pub fn pageout_seq(rig: &Rig, ds: &DataSet, id: &str, queue_depth: u32) -> Resul
 
 /// Read every object of `ds` back, front to back, with getpages of one page plus up to 31
 /// pages of read-ahead, from `threads` threads taking whole objects in turn. Every page's
-/// stamp is checked.
-pub fn pagein_seq(rig: &Rig, ds: &DataSet, threads: usize, id: &str) -> Result<Figure, Error> {
+/// stamp is checked. Passes repeat until `min_time`.
+pub fn pagein_seq(
+    rig: &Rig,
+    ds: &DataSet,
+    threads: usize,
+    id: &str,
+    min_time: Duration,
+) -> Result<Figure, Error> {
     let max_ahead = rig.pager.stats().tunables.max_cluster.max(1) - 1;
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let calls = AtomicU64::new(0);
+    let bytes = AtomicU64::new(0);
     let progress = Progress::start(id, ds.bytes());
     let start = Instant::now();
     let results: Vec<Result<Recorder, Error>> = std::thread::scope(|s| {
@@ -93,13 +113,15 @@ pub fn pagein_seq(rig: &Rig, ds: &DataSet, threads: usize, id: &str) -> Result<F
                     let mut latency = Recorder::new();
                     let mut buf = vec![0u8; (max_ahead as usize + 1) * PAGE];
                     loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= ds.objects.len()
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        let first_pass = n < ds.objects.len();
+                        if (!first_pass && start.elapsed() >= min_time)
                             || stop.load(Ordering::Relaxed)
                             || cancel::cancelled()
                         {
                             return Ok(latency);
                         }
+                        let i = n % ds.objects.len();
                         let obj = &ds.objects[i];
                         let mut pindex = 0;
                         while pindex < ds.object_pages {
@@ -124,6 +146,7 @@ pub fn pagein_seq(rig: &Rig, ds: &DataSet, threads: usize, id: &str) -> Result<F
                                 ));
                             }
                             calls.fetch_add(1, Ordering::Relaxed);
+                            bytes.fetch_add(n * PAGE as u64, Ordering::Relaxed);
                             progress.add(n * PAGE as u64);
                             pindex += n;
                         }
@@ -150,7 +173,7 @@ pub fn pagein_seq(rig: &Rig, ds: &DataSet, threads: usize, id: &str) -> Result<F
     Ok(Figure::new(
         id,
         format!("getpages with up to {max_ahead} pages of read-ahead, {threads} threads"),
-        ds.bytes(),
+        bytes.load(Ordering::Relaxed),
         calls.load(Ordering::Relaxed),
         seconds,
     )

@@ -2,7 +2,7 @@
 //! onto the others, and read everything back to prove nothing was lost.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use pager::SwapoffOptions;
 
@@ -27,7 +27,7 @@ pub fn drain(paths: &[PathBuf], sizes: &Sizes, readers: usize) -> Result<Swapoff
         sizes.object_pages,
     )?;
     let qd = rig.pager.stats().tunables.swap_async_max as u32;
-    pageout_seq(&rig, &ds, "swapoff: filling", qd)?;
+    pageout_seq(&rig, &ds, "swapoff: filling", qd, Duration::ZERO)?;
     let victim = rig.devices[0];
     let stats = rig.pager.stats();
     let dev = stats
@@ -48,7 +48,7 @@ pub fn drain(paths: &[PathBuf], sizes: &Sizes, readers: usize) -> Result<Swapoff
     let seconds = start.elapsed().as_secs_f64();
     drop(progress);
     // Every page must still read back with its own stamp.
-    pagein_seq(&rig, &ds, readers, "swapoff: verifying")?;
+    pagein_seq(&rig, &ds, readers, "swapoff: verifying", Duration::ZERO)?;
     let bytes = report.moved * PAGE as u64;
     Ok(Swapoff {
         device: path,

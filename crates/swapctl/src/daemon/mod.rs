@@ -28,6 +28,7 @@ use log::{log_error, log_info, log_warn};
 use session::{ObjectTable, Shared};
 
 use crate::config::Config;
+use crate::proto::{ErrorKind, Reply};
 
 /// A flag the accept loop polls; set by the signal thread or by a test.
 #[derive(Debug, Clone, Default)]
@@ -166,6 +167,12 @@ impl Daemon {
     }
 }
 
+/// How long a reply may wait for a client to read it before the connection is dropped.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Connections served at once: one thread each, so bounded.
+pub const MAX_CLIENTS: usize = 1024;
+
 /// Start the thread that serves one accepted connection, and register a clone of its stream
 /// so shutdown can close its read side.
 fn spawn_client(
@@ -181,7 +188,24 @@ fn spawn_client(
             return None;
         }
     };
-    if stream.set_nonblocking(false).is_err() {
+    let mut stream = stream;
+    // A client that stops reading its replies must not hold a thread (and shutdown) forever.
+    if stream.set_nonblocking(false).is_err()
+        || stream.set_write_timeout(Some(WRITE_TIMEOUT)).is_err()
+    {
+        return None;
+    }
+    if clients.lock().len() >= MAX_CLIENTS {
+        log_warn!(
+            "client {conn} (uid {}): refused, {MAX_CLIENTS} clients already",
+            peer.uid
+        );
+        let _ = Reply::error(
+            ErrorKind::Failed,
+            format!("too many clients ({MAX_CLIENTS})"),
+        )
+        .frame(Vec::new())
+        .write_to(&mut stream);
         return None;
     }
     if let Ok(c) = stream.try_clone() {

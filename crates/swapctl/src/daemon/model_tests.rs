@@ -130,3 +130,57 @@ proptest! {
         prop_assert_eq!(real_backend.stats().used_pages, 0, "blocks leaked");
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Any request at all, with any data, from the owner or a stranger: an answer, never a
+    /// panic, over both backends.
+    #[test]
+    fn any_request_gets_an_answer_and_never_a_panic(
+        reqs in proptest::collection::vec(
+            (crate::proto::tests::any_request(), 0usize..3, any::<bool>()), 1..20),
+    ) {
+        let dir = tempfile::Builder::new().prefix("swapkit-fuzz").tempdir().unwrap();
+        let area = dir.path().join("swapkit-area.img");
+        device::mkswap::mkswap(&area, &device::mkswap::MkswapOptions { pages: Some(256), ..Default::default() }).unwrap();
+        let real_backend = Arc::new(PagerBackend::start(&PagerSettings::default()).unwrap());
+        real_backend.swapon(&area, 0, false).unwrap();
+        let backends: [Arc<dyn Backend>; 2] = [real_backend, Arc::new(MemoryBackend::new(100))];
+        for b in backends {
+            let s = shared(b);
+            // Objects 1 and 2 exist, so ids in requests sometimes hit.
+            for _ in 0..2 {
+                session::handle(&s, &Peer { uid: 1000, pid: 1, conn: 1 }, Request::Create { handle: None }, vec![]);
+            }
+            for (req, pages, stranger) in &reqs {
+                let mut req = req.clone();
+                // Swapping on arbitrary paths is not what this test is about.
+                if matches!(req, Request::SwapOn { .. } | Request::SwapOff { .. }) {
+                    req = Request::Stats;
+                }
+                // Bias toward requests that pass validation: known objects, indices near
+                // and below the limit, data that matches the count.
+                match &mut req {
+                    Request::PutPages { object, pindex, count, .. } => {
+                        *object %= 4;
+                        *pindex %= crate::proto::MAX_PINDEX + 64;
+                        *count = *pages as u32;
+                    }
+                    Request::GetPages { object, pindex, count } => {
+                        *object %= 4;
+                        *pindex %= crate::proto::MAX_PINDEX + 64;
+                        *count %= 70;
+                    }
+                    Request::HasPage { object, pindex } | Request::FreeSpace { object, pindex, .. } => {
+                        *object %= 4;
+                        *pindex %= crate::proto::MAX_PINDEX + 64;
+                    }
+                    _ => {}
+                }
+                let uid = if *stranger { 1001 } else { 1000 };
+                let _ = session::handle(&s, &Peer { uid, pid: 1, conn: 1 }, req, vec![0u8; pages * PAGE_SIZE]);
+            }
+        }
+    }
+}

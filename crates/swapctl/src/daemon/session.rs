@@ -16,7 +16,9 @@ use device::PAGE_SIZE;
 use super::backend::{Backend, BackendError};
 use super::log::{log_debug, log_info, log_warn};
 use crate::config::Config;
-use crate::proto::{ConfigDevice, ErrorKind, Frame, MAX_PAGES, ProtoError, Reply, Request};
+use crate::proto::{
+    ConfigDevice, ErrorKind, Frame, MAX_PAGES, MAX_PINDEX, ProtoError, Reply, Request,
+};
 
 /// An object as the daemon tracks it: whose it is and what keeps it alive.
 #[derive(Debug)]
@@ -107,7 +109,10 @@ pub fn serve(shared: &Shared, mut stream: UnixStream, peer: Peer) {
             }
         };
         let (reply, data) = match Request::decode(&frame) {
-            Ok(req) => handle(shared, &peer, req, frame.data),
+            Ok(req) => {
+                log_debug!("client {} (uid {}): {req:?}", peer.conn, peer.uid);
+                handle(shared, &peer, req, frame.data)
+            }
             Err(e) => {
                 log_warn!("client {} (uid {}): {e}", peer.conn, peer.uid);
                 (Reply::error(e.reply_kind(), e.to_string()), Vec::new())
@@ -160,11 +165,19 @@ fn lookup(shared: &Shared, uid: u32, id: u64) -> Result<u64, Reply> {
     }
 }
 
-fn check_count(count: u32) -> Result<usize, Reply> {
-    if count == 0 || count > MAX_PAGES {
+/// Check a page range of a data request: 1..=MAX_PAGES pages, all below MAX_PINDEX (so no
+/// index arithmetic downstream can overflow).
+fn check_range(pindex: u64, count: u64, max: u64) -> Result<usize, Reply> {
+    if count == 0 || count > max {
         return Err(Reply::error(
             ErrorKind::Malformed,
-            format!("count {count} is outside 1..={MAX_PAGES}"),
+            format!("count {count} is outside 1..={max}"),
+        ));
+    }
+    if pindex >= MAX_PINDEX || MAX_PINDEX - pindex < count {
+        return Err(Reply::error(
+            ErrorKind::Malformed,
+            format!("pages {pindex}..+{count} go past the last page index {MAX_PINDEX}"),
         ));
     }
     Ok(count as usize)
@@ -300,7 +313,7 @@ fn run(
             count,
             sync,
         } => {
-            let n = check_count(count)?;
+            let n = check_range(pindex, u64::from(count), u64::from(MAX_PAGES))?;
             if data.len() != n * PAGE_SIZE {
                 return Err(Reply::error(
                     ErrorKind::Malformed,
@@ -320,13 +333,14 @@ fn run(
             pindex,
             count,
         } => {
-            let n = check_count(count)?;
+            let n = check_range(pindex, u64::from(count), u64::from(MAX_PAGES))?;
             let id = lookup(shared, peer.uid, object)?;
             let mut out = vec![0u8; n * PAGE_SIZE];
             let pages = b.getpages(id, pindex, &mut out);
             Ok((Reply::Get { pages }, out))
         }
         Request::HasPage { object, pindex } => {
+            check_range(pindex, 1, 1)?;
             let id = lookup(shared, peer.uid, object)?;
             let (has, before, after) = b.haspage(id, pindex);
             ok(Reply::Has { has, before, after })
@@ -336,6 +350,7 @@ fn run(
             pindex,
             count,
         } => {
+            check_range(pindex, count, MAX_PINDEX)?;
             let id = lookup(shared, peer.uid, object)?;
             b.freespace(id, pindex, count);
             ok(Reply::Ok)

@@ -109,6 +109,7 @@ fn daemon_err(e: ClientError) -> String {
 }
 
 impl Worker<'_> {
+    /// Run one request and record its round-trip latency (daemon plus pager plus device).
     fn timed<T>(
         &mut self,
         f: impl FnOnce(&mut Client) -> Result<T, ClientError>,
@@ -120,6 +121,9 @@ impl Worker<'_> {
         r
     }
 
+    /// Page out `count` pages of object `k` at `pindex`, each with the next generation. A
+    /// page swap did not take (FAIL/ERROR) becomes "unknown": swap may still hold its
+    /// previous copy, or nothing, and both are legal.
     fn write(&mut self, k: usize, pindex: u64, count: u64) -> Result<(), String> {
         let (obj, id) = (self.objects[k].0, self.objects[k].1);
         let mut data = vec![0u8; count as usize * PAGE_SIZE];
@@ -145,6 +149,9 @@ impl Worker<'_> {
         Ok(())
     }
 
+    /// Page in `count` pages of object `k` at `pindex`; with `verify`, every known page must
+    /// be exactly its last generation, and a never-written page must be absent. The first
+    /// difference is the run's error.
     fn read(&mut self, k: usize, pindex: u64, count: u64) -> Result<(), String> {
         let (obj, id) = (self.objects[k].0, self.objects[k].1);
         let (st, data) = self.timed(|c| c.getpages(id, pindex, count as u32))?;
@@ -188,6 +195,8 @@ impl Worker<'_> {
         (k, start, count, !self.rng.random_bool(reads))
     }
 
+    /// The pattern until the deadline (or another thread's failure), then, with `verify`,
+    /// a read-back of every page of every object this thread owns.
     fn run(&mut self) -> Result<(), String> {
         let (pages, cluster) = (self.plan.pages, self.plan.cluster);
         let mut seq_pos = 0u64; // position in the concatenation of all objects, write then read
@@ -248,6 +257,8 @@ fn fill_page(page: &mut [u8], obj: u64, pindex: u64, g: u32) {
     content::fill(page, obj, pindex, g);
 }
 
+/// One thread: its own connection, objects `t, t + threads, ...`, anonymous (freed by the
+/// daemon if this process dies), destroyed at the end.
 fn worker(
     plan: &Plan,
     t: u64,
@@ -278,6 +289,7 @@ fn worker(
     r.map(|()| w.tally)
 }
 
+/// `swapctl load`: start the threads, stop them all at the first error, report.
 pub fn run(a: &LoadArgs) -> Result<i32, CliError> {
     if a.cluster == 0 || a.cluster > 32 {
         return Err(CliError::new("load", "--cluster must be in 1..=32"));

@@ -94,6 +94,32 @@ impl Devices {
     }
 }
 
+impl Drop for Devices {
+    /// Detach, then wait (10 s at most) until the kernel has really let go: a daemon's
+    /// io_uring ring releases its registered files a moment after the process exits, and
+    /// until then an autoclear loop device stays attached.
+    fn drop(&mut self) {
+        for l in self.loops.drain(..) {
+            let _ = l.detach();
+        }
+        let dir = self.dir.path().to_owned();
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            let ours = loopdev::list()
+                .map(|l| l.iter().any(|i| i.backing_file.starts_with(&dir)))
+                .unwrap_or(false);
+            if !ours {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!(
+            "loop devices of {} still attached after 10 s",
+            dir.display()
+        );
+    }
+}
+
 /// A `swapctl daemon` child on a socket in its own temp dir; killed and reaped on drop.
 pub struct Daemon {
     pub child: Option<Child>,
@@ -200,8 +226,20 @@ impl Daemon {
 }
 
 impl Drop for Daemon {
+    /// SIGTERM first, so the daemon closes its devices itself (the kernel releases a killed
+    /// process's io_uring files only later, which keeps loop devices attached a while);
+    /// SIGKILL if it has not exited after 10 s.
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let end = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < end {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
