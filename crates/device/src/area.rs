@@ -111,7 +111,9 @@ pub(crate) fn open_raw(path: &Path, opts: &OpenOptions) -> Result<RawDevice, Dev
     };
     let file = file.map_err(|e| match e.raw_os_error() {
         Some(libc::EBUSY) => DeviceError::InUse { path: path.into() },
-        Some(libc::EROFS | libc::EACCES | libc::EPERM) => {
+        // EROFS: read-only filesystem or device; EPERM: an immutable file. (EACCES, a
+        // permission problem, stays an I/O error saying so.)
+        Some(libc::EROFS | libc::EPERM) if !opts.read_only => {
             DeviceError::ReadOnly { path: path.into() }
         }
         Some(libc::EINVAL) if direct => DeviceError::NoDirectIo { path: path.into() },

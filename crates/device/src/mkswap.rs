@@ -8,7 +8,7 @@
 use std::io;
 use std::path::Path;
 
-use crate::area::{AreaKind, DirectIo, OpenOptions, open_raw};
+use crate::area::{DirectIo, OpenOptions, open_raw};
 use crate::header::{MAX_BAD_PAGES, MIN_USABLE_PAGES, SwapHeader};
 use crate::{DeviceError, PAGE_SIZE, PageBuf, sys};
 
@@ -101,10 +101,6 @@ pub fn mkswap(path: impl AsRef<Path>, opts: &MkswapOptions) -> Result<SwapHeader
     raw.file
         .sync_all()
         .map_err(|e| DeviceError::io(path, "sync", 0, e))?;
-    if raw.kind == AreaKind::BlockDevice {
-        // Tell udev/blkid the device changed; failure only means a stale cache.
-        let _ = std::fs::OpenOptions::new().read(true).open(path);
-    }
     Ok(header)
 }
 

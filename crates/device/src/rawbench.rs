@@ -1,2 +1,257 @@
-//! Raw device measurements (to be filled in): shared by `cargo bench -p device` and
-//! `cargo xtask bench`, which measure the physical limit of a device beside the pager.
+//! Raw device measurements: how fast a swap area is through an engine, with nothing of the
+//! pager in the way. `cargo bench -p device` prints them; `cargo xtask bench` calls
+//! [`run`] on the same devices it pages to, as the physical limit beside the pager's figures.
+//!
+//! A run keeps `queue_depth` I/Os in flight (each completion submits the next) until its
+//! time or I/O budget is spent, and records every I/O's latency. Sequential runs walk the
+//! data pages from page 1 and wrap; random runs pick aligned starts uniformly. Page 0 is
+//! never touched (the engine refuses it anyway).
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use device::{Engine, EngineKind, SwapArea, OpenOptions, rawbench};
+//! # let area = Arc::new(SwapArea::open("/dev/loop0", &OpenOptions::default())?);
+//! let engine = Engine::new(EngineKind::Auto)?;
+//! for spec in rawbench::standard_suite(std::time::Duration::from_secs(2)) {
+//!     let r = rawbench::run(&engine, &area, &spec)?;
+//!     println!("{}", r.line());
+//! }
+//! # Ok::<(), device::DeviceError>(())
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use crate::engine::{IoCompletion, IoOp, IoRequest};
+use crate::{DeviceError, Engine, LatencySummary, PAGE_SIZE, PageBuf, SwapArea};
+
+/// Where successive I/Os go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Pattern {
+    Sequential,
+    Random,
+}
+
+/// One measurement to make.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RawSpec {
+    /// A short name for tables, e.g. `seq-write-128k-qd4`.
+    pub name: String,
+    pub op: IoOp,
+    pub pattern: Pattern,
+    /// Pages per I/O (32 = 128 KiB clusters).
+    pub pages_per_io: usize,
+    pub queue_depth: usize,
+    /// Stop after this long...
+    pub duration: Duration,
+    /// ...or after this many I/Os, whichever comes first.
+    pub max_ios: u64,
+}
+
+impl RawSpec {
+    pub fn new(
+        op: IoOp,
+        pattern: Pattern,
+        pages_per_io: usize,
+        queue_depth: usize,
+        duration: Duration,
+    ) -> RawSpec {
+        let kind = match pattern {
+            Pattern::Sequential => "seq",
+            Pattern::Random => "rand",
+        };
+        let name = format!(
+            "{kind}-{}-{}k-qd{queue_depth}",
+            op.name(),
+            pages_per_io * PAGE_SIZE / 1024
+        );
+        RawSpec {
+            name,
+            op,
+            pattern,
+            pages_per_io,
+            queue_depth,
+            duration,
+            max_ios: u64::MAX,
+        }
+    }
+}
+
+/// The issue's standard set: sequential write and read of 128 KiB clusters at QD4, random
+/// 4 KiB reads at QD1 and QD16, each run for `duration`.
+pub fn standard_suite(duration: Duration) -> Vec<RawSpec> {
+    vec![
+        RawSpec::new(IoOp::Write, Pattern::Sequential, 32, 4, duration),
+        RawSpec::new(IoOp::Read, Pattern::Sequential, 32, 4, duration),
+        RawSpec::new(IoOp::Read, Pattern::Random, 1, 1, duration),
+        RawSpec::new(IoOp::Read, Pattern::Random, 1, 16, duration),
+    ]
+}
+
+/// What one run measured.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct RawResult {
+    pub name: String,
+    /// `io_uring` or `threads`.
+    pub engine: String,
+    pub ios: u64,
+    pub bytes: u64,
+    pub elapsed: Duration,
+    pub iops: f64,
+    pub mib_per_s: f64,
+    pub latency: LatencySummary,
+}
+
+impl RawResult {
+    /// One table row: name, engine, IOPS, MiB/s, mean/p50/p99 latency.
+    pub fn line(&self) -> String {
+        format!(
+            "{:<22} {:<9} {:>10.0} {:>9.1} {:>9.1} {:>8} {:>8}",
+            self.name,
+            self.engine,
+            self.iops,
+            self.mib_per_s,
+            self.latency.mean_us,
+            self.latency.p50_us,
+            self.latency.p99_us
+        )
+    }
+
+    /// The header matching [`RawResult::line`].
+    pub fn header() -> String {
+        format!(
+            "{:<22} {:<9} {:>10} {:>9} {:>9} {:>8} {:>8}",
+            "workload", "engine", "IOPS", "MiB/s", "mean us", "p50 us", "p99 us"
+        )
+    }
+}
+
+/// Formats results as a table with a header.
+pub fn table(results: &[RawResult]) -> String {
+    let mut out = RawResult::header();
+    for r in results {
+        out.push('\n');
+        out.push_str(&r.line());
+    }
+    out
+}
+
+/// Measures `spec` on `area` through `engine`. Writes put a fixed pattern on the data pages
+/// (never page 0); the first I/O error ends the run with that error.
+pub fn run(
+    engine: &Engine,
+    area: &Arc<SwapArea>,
+    spec: &RawSpec,
+) -> Result<RawResult, DeviceError> {
+    let pages = spec.pages_per_io.max(1) as u64;
+    let last = area.last_page();
+    if last < pages {
+        return Err(DeviceError::OutOfRange {
+            path: area.path().into(),
+            page: 1,
+            count: pages,
+            last_page: last,
+        });
+    }
+    let mut next = Placement {
+        pattern: spec.pattern,
+        pages,
+        last,
+        seq: 1,
+        rng: 0x853c_49e6_748f_ea9b,
+    };
+    let (tx, rx) = crossbeam_channel::unbounded::<IoCompletion>();
+    let submit = |buf: PageBuf, page: u64| {
+        let tx = tx.clone();
+        let req = IoRequest {
+            tag: 0,
+            op: spec.op,
+            page,
+            buf,
+        };
+        engine.submit(area, req, Box::new(move |c| drop(tx.send(c))));
+    };
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
+        .expect("constant histogram bounds are valid");
+    let start = Instant::now();
+    let mut in_flight = 0usize;
+    let mut issued = 0u64;
+    for _ in 0..spec.queue_depth.max(1) {
+        if issued >= spec.max_ios {
+            break;
+        }
+        let mut buf = PageBuf::new(pages as usize);
+        buf.as_mut_slice().fill(0x5a);
+        submit(buf, next.page());
+        in_flight += 1;
+        issued += 1;
+    }
+    let mut done = 0u64;
+    let mut failure = None;
+    while in_flight > 0 {
+        let Ok(c) = rx.recv() else { break };
+        in_flight -= 1;
+        if let Err(e) = c.result {
+            failure.get_or_insert(e);
+            continue;
+        }
+        done += 1;
+        hist.saturating_record((c.latency.as_micros() as u64).max(1));
+        if failure.is_none() && issued < spec.max_ios && start.elapsed() < spec.duration {
+            submit(c.buf, next.page());
+            in_flight += 1;
+            issued += 1;
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let elapsed = start.elapsed();
+    let bytes = done * pages * PAGE_SIZE as u64;
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    Ok(RawResult {
+        name: spec.name.clone(),
+        engine: engine.kind().to_string(),
+        ios: done,
+        bytes,
+        elapsed,
+        iops: done as f64 / secs,
+        mib_per_s: bytes as f64 / secs / (1024.0 * 1024.0),
+        latency: LatencySummary::of(&hist),
+    })
+}
+
+/// Chooses the first page of each I/O.
+struct Placement {
+    pattern: Pattern,
+    pages: u64,
+    last: u64,
+    seq: u64,
+    rng: u64,
+}
+
+impl Placement {
+    fn page(&mut self) -> u64 {
+        match self.pattern {
+            Pattern::Sequential => {
+                if self.seq + self.pages - 1 > self.last {
+                    self.seq = 1;
+                }
+                let page = self.seq;
+                self.seq += self.pages;
+                page
+            }
+            Pattern::Random => {
+                // xorshift64*: enough for spreading I/Os, no dependency.
+                self.rng ^= self.rng >> 12;
+                self.rng ^= self.rng << 25;
+                self.rng ^= self.rng >> 27;
+                let r = self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d);
+                let slots = (self.last - self.pages + 1) / self.pages;
+                1 + (r % slots.max(1)) * self.pages
+            }
+        }
+    }
+}

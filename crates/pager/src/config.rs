@@ -14,8 +14,10 @@ impl fmt::Display for DeviceId {
     }
 }
 
-/// The tunables of [`crate::Pager::new`], with the seed's defaults.
-#[derive(Debug, Clone)]
+/// The tunables of [`crate::Pager::new`], with the seed's defaults. Serializable (missing
+/// fields take their defaults) so a daemon can read it from a config file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PagerConfig {
     /// Blocks taken from one device before the allocator moves to the next device of the
     /// same priority (the seed's `dmmax`, 32). `0` fills a device before the next.

@@ -118,6 +118,8 @@ pub(crate) struct Core {
 }
 
 impl Core {
+    /// The pools as `swap_pager_swap_init` sizes them: reads `(nswbuf+1)/2`, sync writes
+    /// `(nswbuf+3)/4`, async writes `swap_async_max` (clamped).
     pub(crate) fn new(cfg: &PagerConfig, engine: Engine) -> Core {
         let events = Arc::new(Events::default());
         let max_cluster = cfg.max_cluster as usize;

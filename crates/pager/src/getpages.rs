@@ -123,6 +123,9 @@ impl Core {
         obj.cond.notify_all();
     }
 
+    /// `swap_pager_getpages` (see [`crate::Pager::getpages`]): under the object lock,
+    /// wait out a write in flight on the page, plan the run and register as a reader (so
+    /// no block of the run is freed and reused under the read); then read with no lock.
     pub(crate) fn getpages(
         &self,
         obj: &Arc<ObjectInner>,

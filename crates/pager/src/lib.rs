@@ -111,9 +111,20 @@ pub use stats::{
 
 /// The swap pager: swap areas, objects, pbuf pools, counters. `Send + Sync`; clone it (a
 /// cheap handle) or share it with `Arc` between threads.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Pager {
     core: Arc<core::Core>,
+}
+
+impl std::fmt::Debug for Pager {
+    /// A summary: the core holds every blist, far too much to print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pager")
+            .field("engine", &self.core.engine().kind())
+            .field("devices", &self.devices())
+            .field("tunables", &self.core.tun)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Pager {
@@ -162,7 +173,8 @@ impl Pager {
     }
 
     /// The open area behind `dev`: its header, stats and [`device::FaultInjector`]
-    /// (`area.faults()`) for tests.
+    /// (`area.faults()`) for tests. Holding the `Arc` keeps the device open after a
+    /// swapoff (a loop device with autoclear stays attached until it is dropped).
     pub fn area(&self, dev: DeviceId) -> Option<Arc<device::SwapArea>> {
         let space = self.core.space.lock();
         space.index(dev).map(|i| Arc::clone(&space.areas[i].area))

@@ -38,6 +38,7 @@ impl Core {
         Object { inner }
     }
 
+    /// `vm_pager_object_lookup`: an object being dropped is no longer found.
     pub(crate) fn lookup_object(&self, handle: &str) -> Option<Object> {
         let reg = self.registry.lock();
         let inner = reg.named.get(handle)?.upgrade()?;

@@ -42,6 +42,11 @@ struct Cluster {
 }
 
 impl Core {
+    /// `swap_pager_putpages` (see [`crate::Pager::putpages`]). Per cluster: allocate (the
+    /// space lock only), take a pbuf (may block: counted), copy, mark the pages pending
+    /// with a fresh sequence (the object lock only), submit with no lock held. The
+    /// submitter holds one count of the batch until every cluster is out, so a batch
+    /// cannot finish while clusters are still being submitted.
     pub(crate) fn putpages(
         self: &Arc<Core>,
         obj: &Arc<ObjectInner>,
@@ -118,7 +123,7 @@ impl Core {
             };
             let (core, obj, batch) = (Arc::clone(self), Arc::clone(obj), Arc::clone(&batch));
             self.submit(&area, req, move |c| {
-                core.write_done(&obj, &batch, cluster, is_async, c)
+                core.write_done(obj, &batch, cluster, is_async, c)
             });
             i += len;
         }
@@ -133,10 +138,12 @@ impl Core {
         std::mem::take(&mut st.results)
     }
 
-    /// The completion of one cluster write (`swp_pager_async_iodone` for writes).
+    /// The completion of one cluster write (`swp_pager_async_iodone` for writes). It
+    /// lets go of the object before it reports the cluster done, so that once `putpages`
+    /// (or `wait_async`) returns no engine thread keeps the object alive.
     fn write_done(
         &self,
-        obj: &Arc<ObjectInner>,
+        obj: Arc<ObjectInner>,
         batch: &Arc<Batch>,
         cl: Cluster,
         is_async: bool,
@@ -185,7 +192,9 @@ impl Core {
             let range = cl.offset as usize..(cl.offset + cl.run.len) as usize;
             st.results[range].fill(result);
         }
-        self.batch_part_done(batch, obj.id, cl.pindex - cl.offset, is_async);
+        let id = obj.id;
+        drop(obj);
+        self.batch_part_done(batch, id, cl.pindex - cl.offset, is_async);
     }
 
     /// One cluster (or the submitter) is done; the last one finishes the batch: wakes the

@@ -8,6 +8,8 @@ use crate::space::Area;
 use crate::stats::{DeviceState, DeviceStats, FragStats, PagerStats, PbufStats, Tunables};
 
 impl Core {
+    /// The snapshot: the space under its lock once, then each object's metadata size under
+    /// its own lock, never both at once.
     pub(crate) fn stats(&self) -> PagerStats {
         let (devices, hysteresis, free_pages) = {
             let space = self.space.lock();

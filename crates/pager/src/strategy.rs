@@ -19,6 +19,9 @@ use crate::object::ObjectInner;
 const CHAIN: usize = 4;
 
 impl Core {
+    /// `swap_pager_strategy` (see [`crate::Pager::strategy`]): alignment and bounds are
+    /// checked before anything is done, then the request goes to freespace, putpages or
+    /// [`Core::read_range`].
     pub(crate) fn strategy(
         self: &Arc<Core>,
         obj: &Arc<ObjectInner>,

@@ -30,6 +30,9 @@ const STUCK: Duration = Duration::from_secs(60);
 const REWRITE_TRIES: u32 = 4;
 
 impl Core {
+    /// See [`crate::Pager::swapon`]. The area is opened and its blist built outside the
+    /// space lock; duplicates and the `u32` limit are checked again under it, since
+    /// another swapon may have run meanwhile.
     pub(crate) fn swapon(&self, path: &Path, opts: SwaponOptions) -> Result<DeviceId, PagerError> {
         let key = FileKey::of(path);
         if let Some(id) = self.find_key(key) {
@@ -120,6 +123,9 @@ impl Core {
         self.find_key(FileKey::of(path))
     }
 
+    /// See [`crate::Pager::swapoff`]. Passes over all objects until a pass finds no page
+    /// on the area and the area's `used` count is zero (writes in flight and blocks
+    /// parked for readers end on their own). Any error puts the area back in service.
     pub(crate) fn swapoff(
         &self,
         dev: DeviceId,

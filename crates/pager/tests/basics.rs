@@ -309,3 +309,78 @@ fn swapoff_reports_progress_up_to_the_total_and_catches_writes_in_flight() {
     }
     p.verify().unwrap();
 }
+
+#[test]
+fn areas_get_block_ranges_with_a_gap_and_reuse_freed_ranges() {
+    let dir = tempdir();
+    let p = pager(32);
+    let a = p
+        .swapon(&area(dir.path(), "a", 65), SwaponOptions::default())
+        .unwrap();
+    p.swapon(&area(dir.path(), "b", 65), SwaponOptions::default())
+        .unwrap();
+    let firsts = |p: &pager::Pager| {
+        p.stats()
+            .devices
+            .iter()
+            .map(|d| (d.path.clone(), d.first_block))
+            .collect::<Vec<_>>()
+    };
+    let f = firsts(&p);
+    assert_eq!((f[0].1, f[1].1), (0, 65), "64 blocks, then a one-block gap");
+    p.swapoff(a, SwapoffOptions::default(), &mut |_, _| {})
+        .unwrap();
+    p.swapon(&area(dir.path(), "c", 33), SwaponOptions::default())
+        .unwrap();
+    p.swapon(&area(dir.path(), "d", 65), SwaponOptions::default())
+        .unwrap();
+    let f = firsts(&p);
+    assert_eq!(
+        f.iter().map(|x| x.1).collect::<Vec<_>>(),
+        vec![65, 0, 130],
+        "{f:?}"
+    );
+}
+
+#[test]
+fn async_writes_beyond_swap_async_max_wait_for_a_pbuf_and_the_wait_is_counted() {
+    let dir = tempdir();
+    let p = pager(32);
+    let a = p
+        .swapon(&area(dir.path(), "a", 128), SwaponOptions::default())
+        .unwrap();
+    p.area(a)
+        .unwrap()
+        .faults()
+        .set_latency(std::time::Duration::from_millis(100));
+    assert_eq!(p.set_swap_async_max(1), 1);
+    let obj = p.alloc_object(None, 32).unwrap();
+    for k in 0..4 {
+        let res = p.putpages(&obj, k * 8, &pages(k * 8, 8), PutMode::Async(None));
+        assert_eq!(res, vec![PageResult::Pend; 8]);
+        let pool = p.stats().pbufs.async_write;
+        assert!(pool.in_use <= 1, "{pool:?}");
+    }
+    p.wait_async();
+    let pool = p.stats().pbufs.async_write;
+    assert_eq!((pool.in_use, pool.max), (0, 1));
+    assert!(pool.waits >= 1, "{pool:?}");
+    let mut out = vec![0u8; 8 * PAGE_SIZE];
+    p.getpages(&obj, 24, 0, 7, &mut out).unwrap();
+    assert_eq!(out, pages(24, 8));
+}
+
+#[test]
+fn a_config_file_may_give_only_some_tunables() {
+    let cfg: pager::PagerConfig =
+        serde_json::from_str(r#"{"interleave": 8, "swap_async_max": 16}"#).unwrap();
+    let want = pager::PagerConfig {
+        interleave: 8,
+        swap_async_max: 16,
+        ..pager::PagerConfig::default()
+    };
+    assert_eq!(cfg, want);
+    let back: pager::PagerConfig =
+        serde_json::from_str(&serde_json::to_string(&want).unwrap()).unwrap();
+    assert_eq!(back, want);
+}

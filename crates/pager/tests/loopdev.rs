@@ -23,7 +23,11 @@ fn swap_device(dir: &Path, name: &str, pages: u64) -> (PathBuf, Option<LoopDevic
     match device::loopdev::available() {
         Ok(()) => {
             let dev = LoopDevice::attach(&file, &LoopOptions::default()).unwrap();
-            println!("{name}: loop device {} over {}", dev.path().display(), file.display());
+            println!(
+                "{name}: loop device {} over {}",
+                dev.path().display(),
+                file.display()
+            );
             (dev.path().to_owned(), Some(dev))
         }
         Err(why) => {

@@ -1,9 +1,9 @@
 //! The I/O engine: asynchronous cluster reads and writes on swap areas, with completion
 //! callbacks carrying the request's tag, result and latency.
 //!
-//! Two back ends behind one [`Engine`]: io_uring (one ring, a submitter thread that batches
-//! requests into it, a reaper thread that runs the callbacks) and a pool of threads doing
-//! `pread`/`pwrite`. [`EngineKind::Auto`] takes io_uring when the kernel allows it (many
+//! Two back ends behind one [`Engine`]: io_uring (one ring that callers submit to directly,
+//! under a short lock, and a reaper thread that runs the callbacks) and a pool of threads
+//! doing `pread`/`pwrite`. [`EngineKind::Auto`] takes io_uring when the kernel allows it (many
 //! containers refuse it) and the threads otherwise; `SWAPKIT_ENGINE=io_uring|threads|auto`
 //! overrides `Auto`.
 //!
@@ -15,6 +15,10 @@
 //! - short reads and writes are continued until done, or reported as errors, never ignored;
 //! - counters and latency go to the area's [`stats`](crate::SwapArea::stats);
 //! - dropping the engine waits for every queued request to complete.
+//!
+//! Callbacks run on the engine's few threads: they must be short, must not panic, and must
+//! not call [`Engine::submit_wait`] (it would wait for the thread it runs on); they may
+//! [`Engine::submit`] more I/O.
 
 mod threads;
 mod uring;
@@ -27,12 +31,17 @@ use std::time::{Duration, Instant};
 use crate::{DeviceError, PageBuf, SwapArea};
 
 /// Which back end to use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum EngineKind {
     /// io_uring if the kernel allows it, else threads; `SWAPKIT_ENGINE` overrides it.
     #[default]
+    #[serde(rename = "auto")]
     Auto,
+    #[serde(rename = "io_uring")]
     IoUring,
+    #[serde(rename = "threads")]
     ThreadPool,
 }
 
@@ -65,7 +74,8 @@ impl FromStr for EngineKind {
 }
 
 /// Read or write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum IoOp {
     Read,
     Write,
@@ -116,9 +126,9 @@ pub struct EngineConfig {
     pub threads: usize,
     /// Submission queue entries of the io_uring ring: the most I/Os it has in flight.
     pub ring_entries: u32,
-    /// Register each area's file with the ring (saves an fd lookup per I/O). Off by default:
-    /// a registered file stays open in the kernel until the submitter next sweeps (<= 50 ms)
-    /// after its area is dropped, so an `O_EXCL` device reopened at once would look busy.
+    /// Register each area's file with the ring (saves an fd lookup per I/O). The catch: a
+    /// registered file stays open in the kernel until the reaper next sweeps (~50-100 ms)
+    /// after its area is dropped, so an `O_EXCL` device reopened at once may look busy.
     pub register_files: bool,
 }
 
@@ -281,8 +291,13 @@ impl Engine {
     }
 }
 
+/// Whether the current thread is one of `threads` (an engine dropped from its own callback).
+pub(crate) fn on_engine_thread(threads: &[std::thread::JoinHandle<()>]) -> bool {
+    let me = std::thread::current().id();
+    threads.iter().any(|t| t.thread().id() == me)
+}
+
 /// Does one job's I/O synchronously with `pread`/`pwrite` (fault check and latency first).
-/// Shared by the thread pool and by io_uring's fallback paths.
 pub(crate) fn run_blocking(mut job: Job) {
     if let Some(e) = job.error.take() {
         return job.finish(Err(e));

@@ -56,8 +56,13 @@ impl ThreadPool {
 impl Drop for ThreadPool {
     fn drop(&mut self) {
         self.tx = None;
-        for worker in self.workers.drain(..) {
-            let _ = worker.join();
+        // Dropped from one of our own callbacks: joining would wait for ourselves. The
+        // threads still drain and stop on their own once the channel is closed.
+        if super::on_engine_thread(&self.workers) {
+            return;
+        }
+        for thread in self.workers.drain(..) {
+            let _ = thread.join();
         }
     }
 }
