@@ -1,9 +1,9 @@
 //! The I/O engine: asynchronous cluster reads and writes on swap areas, with completion
 //! callbacks carrying the request's tag, result and latency.
 //!
-//! Two back ends behind one [`Engine`]: io_uring (one ring, a submitter thread that batches
-//! requests into it, a reaper thread that runs the callbacks) and a pool of threads doing
-//! `pread`/`pwrite`. [`EngineKind::Auto`] takes io_uring when the kernel allows it (many
+//! Two back ends behind one [`Engine`]: io_uring (one ring that callers submit to directly,
+//! under a short lock, and a reaper thread that runs the callbacks) and a pool of threads
+//! doing `pread`/`pwrite`. [`EngineKind::Auto`] takes io_uring when the kernel allows it (many
 //! containers refuse it) and the threads otherwise; `SWAPKIT_ENGINE=io_uring|threads|auto`
 //! overrides `Auto`.
 //!
@@ -126,9 +126,9 @@ pub struct EngineConfig {
     pub threads: usize,
     /// Submission queue entries of the io_uring ring: the most I/Os it has in flight.
     pub ring_entries: u32,
-    /// Register each area's file with the ring (saves an fd lookup per I/O). Off by default:
-    /// a registered file stays open in the kernel until the submitter next sweeps (<= 50 ms)
-    /// after its area is dropped, so an `O_EXCL` device reopened at once would look busy.
+    /// Register each area's file with the ring (saves an fd lookup per I/O). The catch: a
+    /// registered file stays open in the kernel until the reaper next sweeps (~50-100 ms)
+    /// after its area is dropped, so an `O_EXCL` device reopened at once may look busy.
     pub register_files: bool,
 }
 
@@ -298,7 +298,6 @@ pub(crate) fn on_engine_thread(threads: &[std::thread::JoinHandle<()>]) -> bool 
 }
 
 /// Does one job's I/O synchronously with `pread`/`pwrite` (fault check and latency first).
-/// Shared by the thread pool and by io_uring's fallback paths.
 pub(crate) fn run_blocking(mut job: Job) {
     if let Some(e) = job.error.take() {
         return job.finish(Err(e));

@@ -1,31 +1,58 @@
-//! The io_uring back end: one ring, a submitter thread that batches queued requests into
-//! it, and a reaper thread that waits for completions and runs the callbacks.
+//! The io_uring back end: one ring, submitted to directly by the callers, and one reaper
+//! thread that waits for completions and runs the callbacks.
+//!
+//! Submission: [`Uring::submit`] decides the request's fate (fault injection), takes the
+//! submission lock, pushes the SQE(s), publishes the tail, drops the lock and enters the
+//! kernel itself. There is no submitter thread: a request costs the caller one syscall and
+//! the I/O's completion one wake-up of the reaper. (A submitter thread that batched
+//! requests measured worse: every I/O paid an extra hand-off, and the kernel delivers an
+//! I/O's completion work to the thread that submitted it, a second wake-up.)
 //!
 //! Ownership: each in-flight request is a boxed [`Op`] whose pointer is the SQE's
 //! `user_data`; the box (with its buffer and an `Arc` of its area, so the fd stays open)
 //! belongs to the kernel from push to CQE, and the reaper takes it back exactly once.
-//! Only the submitter touches the submission queue and only the reaper the completion
-//! queue, which is what `submission_shared`/`completion_shared` require.
+//! [`Shared::sq`] is the only way to a `SubmissionQueue` (what `submission_shared`
+//! requires) and only the reaper makes a `CompletionQueue` (`completion_shared`).
 //!
-//! Flow control: the submitter counts free slots (SQEs in flight, at most `entries`), so
-//! the submission queue never overflows and the completion queue (twice as large) never
-//! drops. The request channel is unbounded: a callback on the reaper may submit again
-//! without ever waiting for the reaper itself.
+//! Flow control: slots count SQEs in flight (at most `entries`), so the submission queue
+//! never overflows and the completion queue (twice as large) never drops. A caller that
+//! finds no free slot waits for the reaper to release some: the back-pressure the engine
+//! promises. The reaper itself cannot wait for itself, so a callback that submits into a
+//! full ring parks its request in the backlog, which the reaper pushes first as slots
+//! come back. No request is ever refused for want of room.
 //!
-//! A short read or write goes back to the submitter for the rest; `EINTR`/`EAGAIN` are
-//! retried; a read that hits the end of the device is an error. Injected latency is a
-//! linked `IORING_OP_TIMEOUT` (with `ETIME_SUCCESS`, Linux 5.16) in front of the I/O, and an
-//! injected error replaces the I/O with a `NOP` that completes with it, so every callback
-//! runs on the reaper.
+//! A short read or write is continued by the reaper in its own slot; `EINTR`/`EAGAIN` are
+//! retried; a read that hits the end of the device is an error.
+//!
+//! A request belongs, in the kernel, to the thread that entered it. When that thread exits
+//! before the kernel has issued the I/O (one waiting behind an injected-latency timeout,
+//! or punted to a kernel worker), the kernel cancels it (`ECANCELED`) or fails it
+//! (`EFAULT`: the exiting thread's memory is no longer reachable). Our buffers are always
+//! valid, so the reaper, which lives as long as the engine, issues such a request again
+//! (at most [`REISSUE_MAX`] times). A caller's exit itself waits in the kernel for its
+//! I/Os that are already at the device. Injected latency is a
+//! linked `IORING_OP_TIMEOUT` (with `ETIME_SUCCESS`, Linux 5.16) in front of the I/O, and
+//! an injected error or a refused request becomes a `NOP` that completes with it, so every
+//! callback runs on the reaper.
+//!
+//! Registered files (optional): the first I/O on an area registers its fd in a free slot
+//! (saving an fd lookup per I/O); the reaper releases the slots of areas that are gone
+//! within about two [`SWEEP_EVERY`] (its wait has that timeout while any slot is taken), so
+//! an `O_EXCL` device becomes free again shortly after its area is dropped.
+//!
+//! `IORING_SETUP_SINGLE_ISSUER`/`DEFER_TASKRUN` are not used: many threads submit.
+//! `COOP_TASKRUN` is not either: it stops the kernel from waking a submitter that sleeps
+//! outside the ring (in a channel, say) to post its completions, which would stall them.
 
+use std::collections::VecDeque;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::sync::{Arc, Weak};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock, Weak};
+use std::thread::{JoinHandle, ThreadId};
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use io_uring::{IoUring, opcode, squeue, types};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::{EngineConfig, IoOp, Job};
 use crate::{DeviceError, PAGE_SIZE, SwapArea, sys};
@@ -34,11 +61,11 @@ use crate::{DeviceError, PAGE_SIZE, SwapArea, sys};
 const SHUTDOWN: u64 = 1;
 /// `user_data` of an injected-latency timeout.
 const DELAY: u64 = 2;
-/// `IORING_ENTER_GETEVENTS` (uapi, stable).
-const ENTER_GETEVENTS: u32 = 1;
 /// Registered file slots when `register_files` is on.
 const FILE_SLOTS: u32 = 64;
-/// How often the submitter wakes to release registered files of closed areas.
+/// Reissues of a request cancelled by its submitting thread's exit, before giving up.
+const REISSUE_MAX: u8 = 3;
+/// How soon a registered file is released after its area is dropped.
 const SWEEP_EVERY: Duration = Duration::from_millis(50);
 
 /// One request in flight.
@@ -46,27 +73,55 @@ struct Op {
     job: Job,
     /// Bytes already transferred (short I/O continues from here).
     done: usize,
-    /// Injected latency, kept alive while its timeout SQE is queued.
-    delay: types::Timespec,
+    /// Injected latency, read by the kernel when the timeout SQE in front is submitted.
+    /// `None` for no latency, and for the rest of a short transfer.
+    delay: Option<types::Timespec>,
+    /// Times the I/O was issued again after its submitting thread exited.
+    reissued: u8,
 }
 
-/// From the reaper to the submitter.
-enum Msg {
-    /// A short or interrupted I/O to continue; it keeps its slot.
-    Again(Box<Op>),
-    /// Slots released by completed requests.
-    Freed(usize),
+impl Op {
+    /// SQEs (slots) the op takes when first pushed.
+    fn slots(&self) -> usize {
+        1 + usize::from(self.delay.is_some())
+    }
+}
+
+/// What the submission lock guards.
+struct SqState {
+    /// SQEs that may still be put in flight.
+    free: usize,
+    /// Ops submitted from callbacks while the ring was full, in order; each needs
+    /// `op.slots()` slots.
+    backlog: VecDeque<Box<Op>>,
+    /// Registered file table: which area each slot belongs to (`None`: registration off).
+    files: Option<Vec<Option<Weak<SwapArea>>>>,
+    /// The engine is being dropped: once nothing is in flight, the reaper is told to stop.
+    closing: bool,
+    /// The shutdown NOP is queued.
+    stopped: bool,
+}
+
+/// The ring and its submission state, shared by the callers and the reaper.
+struct Shared {
+    ring: IoUring,
+    sq: Mutex<SqState>,
+    /// Signalled when the reaper releases slots, for callers waiting on a full ring.
+    slots: Condvar,
+    entries: usize,
+    /// The reaper's thread, to tell its callbacks from other callers.
+    reaper: OnceLock<ThreadId>,
 }
 
 pub(crate) struct Uring {
-    /// `None` only while dropping: closing it tells the submitter to drain and stop.
-    tx: Option<Sender<Job>>,
-    threads: Vec<JoinHandle<()>>,
+    shared: Arc<Shared>,
+    /// `None` once joined (or detached when dropped from a callback).
+    reaper: Option<JoinHandle<()>>,
 }
 
 impl Uring {
     /// Sets up the ring and proves it works with one NOP round trip (seccomp may allow
-    /// `io_uring_setup` and refuse the rest), then starts the two threads.
+    /// `io_uring_setup` and refuse the rest), then starts the reaper.
     pub(crate) fn new(config: &EngineConfig) -> Result<Uring, DeviceError> {
         let entries = config.ring_entries.clamp(8, 4096).next_power_of_two();
         let fail = |what: &str| {
@@ -85,178 +140,124 @@ impl Uring {
         if ring.completion().next().is_none() {
             return Err(fail("probe")(io::Error::other("no completion")));
         }
-        let registered =
-            config.register_files && ring.submitter().register_files_sparse(FILE_SLOTS).is_ok();
-        let ring = Arc::new(ring);
-        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
-        let (again_tx, again_rx) = crossbeam_channel::unbounded::<Msg>();
-        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
-            std::thread::Builder::new()
-                .name(name.into())
-                .spawn(f)
-                .map_err(fail("start thread"))
-        };
-        let mut submitter = Submitter {
-            ring: Arc::clone(&ring),
+        // The sweep needs a wait with a timeout (EXT_ARG, Linux 5.11).
+        let registered = config.register_files
+            && ring.params().is_feature_ext_arg()
+            && ring.submitter().register_files_sparse(FILE_SLOTS).is_ok();
+        let shared = Arc::new(Shared {
+            ring,
+            sq: Mutex::new(SqState {
+                free: entries as usize,
+                backlog: VecDeque::new(),
+                files: registered.then(|| vec![None; FILE_SLOTS as usize]),
+                closing: false,
+                stopped: false,
+            }),
+            slots: Condvar::new(),
             entries: entries as usize,
-            free: entries as usize,
-            files: None,
-        };
-        if registered {
-            submitter.files = Some(vec![None; FILE_SLOTS as usize]);
-        }
-        let reaper_ring = Arc::clone(&ring);
-        let reaper = spawn(
-            "swapkit-reaper",
-            Box::new(move || reap(&reaper_ring, &again_tx)),
-        )?;
-        let submit = spawn(
-            "swapkit-submit",
-            Box::new(move || submitter.run(&rx, &again_rx)),
-        )?;
+            reaper: OnceLock::new(),
+        });
+        let theirs = Arc::clone(&shared);
+        let reaper = std::thread::Builder::new()
+            .name("swapkit-reaper".into())
+            .spawn(move || reap(&theirs))
+            .map_err(fail("start thread"))?;
+        // Set before `new` returns, so before any callback can submit.
+        let _ = shared.reaper.set(reaper.thread().id());
         Ok(Uring {
-            tx: Some(tx),
-            threads: vec![submit, reaper],
+            shared,
+            reaper: Some(reaper),
         })
     }
 
+    /// Queues `job` in the ring and hands it to the kernel, on the caller's thread. Blocks
+    /// only while the ring is full, and never on the reaper (a callback): there the request
+    /// waits in the backlog instead.
     pub(crate) fn submit(&self, job: Job) {
-        let Some(tx) = &self.tx else { return };
-        if let Err(crossbeam_channel::SendError(job)) = tx.send(job) {
-            job.finish(Err(DeviceError::Engine {
-                what: "io_uring submitter stopped".into(),
+        let shared = &*self.shared;
+        let op = prepare(job);
+        let need = op.slots();
+        let mut st = shared.sq.lock();
+        if st.stopped {
+            drop(st);
+            return op.job.finish(Err(DeviceError::Engine {
+                what: "io_uring engine stopped".into(),
                 source: io::Error::from(io::ErrorKind::BrokenPipe),
             }));
         }
+        // Behind a backlog, wait too: the reaper pushes the backlog first, in order.
+        while st.free < need || !st.backlog.is_empty() {
+            if shared.on_reaper() {
+                st.backlog.push_back(op);
+                return;
+            }
+            shared.slots.wait(&mut st);
+        }
+        st.free -= need;
+        shared.push(&mut st, op);
+        drop(st);
+        shared.enter();
     }
 }
 
 impl Drop for Uring {
+    /// Lets every queued request complete, then stops the reaper. No request can be
+    /// submitted any more (this was the last handle), but callbacks still run and short
+    /// transfers still continue until the ring is empty.
     fn drop(&mut self) {
-        self.tx = None;
+        let shared = &*self.shared;
+        let mut st = shared.sq.lock();
+        st.closing = true;
+        shared.stop_if_idle(&mut st);
+        drop(st);
+        shared.enter();
+        let Some(reaper) = self.reaper.take() else {
+            return;
+        };
         // Dropped from one of our own callbacks: joining would wait for ourselves. The
-        // threads still drain and stop on their own once the channel is closed.
-        if super::on_engine_thread(&self.threads) {
+        // reaper still drains and stops on its own.
+        if super::on_engine_thread(std::slice::from_ref(&reaper)) {
             return;
         }
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
+        let _ = reaper.join();
     }
 }
 
-struct Submitter {
-    ring: Arc<IoUring>,
-    entries: usize,
-    /// SQEs that may still be put in flight.
-    free: usize,
-    /// Registered file table: which area each slot belongs to (`None`: registration off).
-    files: Option<Vec<Option<Weak<SwapArea>>>>,
+/// Boxes a new request and decides its fate: an injected fault turns it into a NOP that
+/// completes with the error; injected latency puts a timeout in front of it. A refused
+/// request (already carrying its error) is neither delayed nor counted by the injector.
+fn prepare(mut job: Job) -> Box<Op> {
+    let mut delay = Duration::ZERO;
+    if job.error.is_none() {
+        let area = Arc::clone(&job.area);
+        let (op, page, pages) = (job.req.op, job.req.page, job.req.buf.pages() as u64);
+        delay = area.faults().latency();
+        if let Some(e) = area.faults().check(op, page, pages) {
+            job.error = Some(DeviceError::io(area.path(), op.name(), page, e));
+        }
+    }
+    Box::new(Op {
+        job,
+        done: 0,
+        reissued: 0,
+        delay: (!delay.is_zero()).then(|| delay.into()),
+    })
 }
 
-impl Submitter {
-    /// Takes requests while there are free slots, pushes them, submits the batch; stops once
-    /// the request channel is closed and everything in flight has completed.
-    fn run(mut self, rx: &Receiver<Job>, again: &Receiver<Msg>) {
-        let ring = Arc::clone(&self.ring);
-        // SAFETY: this thread is the only one that ever makes a SubmissionQueue.
-        let mut sq = unsafe { ring.submission_shared() };
-        let mut open = true;
-        loop {
-            self.sweep_files();
-            if !open && self.free == self.entries {
-                let nop = opcode::Nop::new().build().user_data(SHUTDOWN);
-                // SAFETY: a NOP references no memory; the queue is empty (nothing in flight).
-                let _ = unsafe { sq.push(&nop) };
-                sq.sync();
-                self.submit_all();
-                return;
-            }
-            let wait = if self.files.is_some() {
-                SWEEP_EVERY
-            } else {
-                Duration::from_secs(3600)
-            };
-            if open && self.free >= 2 {
-                crossbeam_channel::select! {
-                    recv(rx) -> job => match job {
-                        Ok(job) => self.push_new(&mut sq, job),
-                        Err(_) => open = false,
-                    },
-                    recv(again) -> msg => match msg {
-                        Ok(msg) => self.handle(&mut sq, msg),
-                        Err(_) => return,
-                    },
-                    default(wait) => {}
-                }
-            } else {
-                match again.recv_timeout(wait) {
-                    Ok(msg) => self.handle(&mut sq, msg),
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => return,
-                }
-            }
-            while let Ok(msg) = again.try_recv() {
-                self.handle(&mut sq, msg);
-            }
-            while open && self.free >= 2 {
-                match rx.try_recv() {
-                    Ok(job) => self.push_new(&mut sq, job),
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => open = false,
-                }
-            }
-            sq.sync();
-            self.submit_all();
-        }
+impl Shared {
+    fn on_reaper(&self) -> bool {
+        self.reaper.get() == Some(&std::thread::current().id())
     }
 
-    fn handle(&mut self, sq: &mut squeue::SubmissionQueue<'_>, msg: Msg) {
-        match msg {
-            Msg::Freed(n) => self.free += n,
-            Msg::Again(op) => self.push_op(sq, op, None),
-        }
-    }
-
-    /// Decides a new request's fate (fault injection), then queues it, behind a timeout
-    /// when latency is injected. Takes one or two slots.
-    fn push_new(&mut self, sq: &mut squeue::SubmissionQueue<'_>, mut job: Job) {
-        let mut delay = Duration::ZERO;
-        if job.error.is_none() {
-            let area = Arc::clone(&job.area);
-            let (op, page, pages) = (job.req.op, job.req.page, job.req.buf.pages() as u64);
-            delay = area.faults().latency();
-            if let Some(e) = area.faults().check(op, page, pages) {
-                job.error = Some(DeviceError::io(area.path(), op.name(), page, e));
-            }
-        }
-        self.free -= 1;
-        let op = Box::new(Op {
-            job,
-            done: 0,
-            delay: delay.into(),
-        });
-        let delay = if delay.is_zero() {
-            None
-        } else {
-            self.free -= 1;
-            Some(())
-        };
-        self.push_op(sq, op, delay);
-    }
-
-    /// Pushes the SQE(s) of `op` (its slot is already counted), ownership going to the kernel.
-    fn push_op(
-        &mut self,
-        sq: &mut squeue::SubmissionQueue<'_>,
-        mut op: Box<Op>,
-        delay: Option<()>,
-    ) {
+    /// Pushes the SQE(s) of `op` (its slots already taken) and publishes them; ownership
+    /// of the box goes to the kernel. Called with the submission lock held: the guard is
+    /// what makes this the only `SubmissionQueue`.
+    fn push(&self, st: &mut MutexGuard<'_, SqState>, mut op: Box<Op>) {
         let area = Arc::clone(&op.job.area);
-        let fixed = self.file_slot(&area);
+        let fixed = self.file_slot(st, &area);
         let mut entries = Vec::with_capacity(2);
-        if delay.is_some() {
-            let timeout = opcode::Timeout::new(&op.delay).flags(types::TimeoutFlags::ETIME_SUCCESS);
+        if let Some(delay) = &op.delay {
+            let timeout = opcode::Timeout::new(delay).flags(types::TimeoutFlags::ETIME_SUCCESS);
             entries.push(
                 timeout
                     .build()
@@ -264,7 +265,7 @@ impl Submitter {
                     .flags(squeue::Flags::IO_LINK),
             );
         }
-        let len = op.job.req.buf.len() - op.done;
+        let len = (op.job.req.buf.len() - op.done) as u32;
         // Wrapping: a refused request (a NOP below) may name any page.
         let offset = op
             .job
@@ -275,34 +276,36 @@ impl Submitter {
         // SAFETY: done < buf.len(), so the pointer stays inside the buffer.
         let ptr = unsafe { op.job.req.buf.as_mut_ptr().add(op.done) };
         let (op_code, is_nop) = (op.job.req.op, op.job.error.is_some());
+        let fd = area.file().as_raw_fd();
         let user_data = Box::into_raw(op) as u64;
         let entry = match (is_nop, op_code, fixed) {
             (true, _, _) => opcode::Nop::new().build(),
-            (false, IoOp::Read, Some(i)) => opcode::Read::new(types::Fixed(i), ptr, len as u32)
+            (false, IoOp::Read, Some(i)) => opcode::Read::new(types::Fixed(i), ptr, len)
                 .offset(offset)
                 .build(),
-            (false, IoOp::Read, None) => {
-                opcode::Read::new(types::Fd(area.file().as_raw_fd()), ptr, len as u32)
-                    .offset(offset)
-                    .build()
-            }
-            (false, IoOp::Write, Some(i)) => opcode::Write::new(types::Fixed(i), ptr, len as u32)
+            (false, IoOp::Read, None) => opcode::Read::new(types::Fd(fd), ptr, len)
                 .offset(offset)
                 .build(),
-            (false, IoOp::Write, None) => {
-                opcode::Write::new(types::Fd(area.file().as_raw_fd()), ptr, len as u32)
-                    .offset(offset)
-                    .build()
-            }
+            (false, IoOp::Write, Some(i)) => opcode::Write::new(types::Fixed(i), ptr, len)
+                .offset(offset)
+                .build(),
+            (false, IoOp::Write, None) => opcode::Write::new(types::Fd(fd), ptr, len)
+                .offset(offset)
+                .build(),
         };
         entries.push(entry.user_data(user_data));
+        // SAFETY: we hold the submission lock, so no other SubmissionQueue exists.
+        let mut sq = unsafe { self.ring.submission_shared() };
         // SAFETY: the buffer, the timespec and the area's fd live in the boxed Op (and its
         // Arc) until the reaper takes the box back from this user_data.
-        if unsafe { sq.push_multiple(&entries) }.is_err() {
+        let pushed = unsafe { sq.push_multiple(&entries) };
+        sq.sync();
+        drop(sq);
+        if pushed.is_err() {
             // Cannot happen with slots counted; if it does, fail the request, not the engine.
             // SAFETY: the push failed, so the kernel never saw user_data: the box is ours.
             let op = unsafe { Box::from_raw(user_data as *mut Op) };
-            self.free += entries.len();
+            st.free += entries.len();
             op.job.finish(Err(DeviceError::Engine {
                 what: "io_uring submission queue full".into(),
                 source: io::Error::from_raw_os_error(libc::EBUSY),
@@ -310,8 +313,24 @@ impl Submitter {
         }
     }
 
-    /// Hands queued SQEs to the kernel, retrying while it is briefly busy.
-    fn submit_all(&self) {
+    /// Queues the shutdown NOP once the engine is closing and nothing is in flight or
+    /// waiting. Lock held.
+    fn stop_if_idle(&self, st: &mut SqState) {
+        if !st.closing || st.stopped || st.free != self.entries || !st.backlog.is_empty() {
+            return;
+        }
+        let nop = opcode::Nop::new().build().user_data(SHUTDOWN);
+        // SAFETY: we hold the submission lock, so no other SubmissionQueue exists.
+        let mut sq = unsafe { self.ring.submission_shared() };
+        // SAFETY: a NOP references no memory; nothing is in flight, so there is room.
+        let _ = unsafe { sq.push(&nop) };
+        sq.sync();
+        st.stopped = true;
+    }
+
+    /// Hands the published SQEs to the kernel (anyone's: entering is serialised by the
+    /// kernel), retrying while it is briefly short of resources.
+    fn enter(&self) {
         loop {
             match self.ring.submitter().submit() {
                 Err(e)
@@ -327,9 +346,10 @@ impl Submitter {
         }
     }
 
-    /// The registered-file index of `area`, registering it in a free slot if needed.
-    fn file_slot(&mut self, area: &Arc<SwapArea>) -> Option<u32> {
-        let files = self.files.as_mut()?;
+    /// The registered-file index of `area`, registering it in a free slot if needed
+    /// (`None`: registration off, or the table is full). Lock held.
+    fn file_slot(&self, st: &mut SqState, area: &Arc<SwapArea>) -> Option<u32> {
+        let files = st.files.as_mut()?;
         let mine = |w: &Weak<SwapArea>| std::ptr::eq(w.as_ptr(), Arc::as_ptr(area));
         if let Some(i) = files.iter().position(|s| s.as_ref().is_some_and(mine)) {
             return Some(i as u32);
@@ -344,9 +364,10 @@ impl Submitter {
     }
 
     /// Unregisters the files of areas that are gone, so the kernel closes them (an `O_EXCL`
-    /// device must become free when its area is dropped).
-    fn sweep_files(&mut self) {
-        let Some(files) = self.files.as_mut() else {
+    /// device must become free when its area is dropped). No op can use such a slot: an
+    /// op holds an `Arc` of its area. Lock held.
+    fn sweep_files(&self, st: &mut SqState) {
+        let Some(files) = st.files.as_mut() else {
             return;
         };
         for (i, slot) in files.iter_mut().enumerate() {
@@ -363,18 +384,32 @@ impl Submitter {
     }
 }
 
-/// Waits for completions and finishes requests until the shutdown NOP arrives.
-fn reap(ring: &IoUring, again: &Sender<Msg>) {
+/// The reaper: waits for completions, runs the callbacks (without the lock), then under
+/// the lock gives back the slots, continues short transfers, pushes the backlog and wakes
+/// callers waiting for room; stops at the shutdown NOP.
+fn reap(shared: &Shared) {
+    let ring = &shared.ring;
     let mut batch: Vec<(u64, i32)> = Vec::new();
+    let mut again: Vec<Box<Op>> = Vec::new();
+    let mut last_sweep = Instant::now();
+    // Whether any file is registered: then the wait times out, for the sweep.
+    let mut timed = false;
+    let timeout = types::Timespec::from(SWEEP_EVERY);
     loop {
-        // SAFETY: to_submit = 0 with GETEVENTS only waits; no argument is passed.
-        if let Err(e) = unsafe {
-            ring.submitter()
-                .enter::<libc::sigset_t>(0, 1, ENTER_GETEVENTS, None)
-        } && !matches!(
-            e.raw_os_error(),
-            Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
-        ) {
+        // Also submits whatever is published and not yet entered, like the rest of a
+        // short transfer pushed below.
+        let waited = if timed {
+            let args = types::SubmitArgs::new().timespec(&timeout);
+            ring.submitter().submit_with_args(1, &args)
+        } else {
+            ring.submitter().submit_and_wait(1)
+        };
+        if let Err(e) = waited
+            && !matches!(
+                e.raw_os_error(),
+                Some(libc::EINTR | libc::EAGAIN | libc::EBUSY | libc::ETIME)
+            )
+        {
             std::thread::sleep(Duration::from_millis(1));
         }
         batch.clear();
@@ -387,33 +422,74 @@ fn reap(ring: &IoUring, again: &Sender<Msg>) {
                 SHUTDOWN => stop = true,
                 DELAY => freed += 1,
                 ptr => {
-                    // SAFETY: every other user_data is a Box<Op> pointer pushed by the
-                    // submitter, and the kernel posts one CQE per SQE.
+                    // SAFETY: every other user_data is a Box<Op> pointer pushed by
+                    // `Shared::push`, and the kernel posts one CQE per SQE.
                     let op = unsafe { Box::from_raw(ptr as *mut Op) };
-                    freed += complete(op, result, again);
+                    match complete(op, result) {
+                        Some(op) => again.push(op),
+                        None => freed += 1,
+                    }
                 }
             }
         }
-        if freed > 0 {
-            let _ = again.send(Msg::Freed(freed));
-        }
         if stop {
+            // Release registered files now rather than when the ring's memory goes.
+            let _ = ring.submitter().unregister_files();
             return;
+        }
+        let sweep = timed && last_sweep.elapsed() >= SWEEP_EVERY;
+        if freed == 0 && again.is_empty() && !sweep {
+            continue;
+        }
+        let mut st = shared.sq.lock();
+        st.free += freed;
+        for op in again.drain(..) {
+            shared.push(&mut st, op);
+        }
+        let waiting = st.backlog.len();
+        while let Some(need) = st.backlog.front().map(|op| op.slots()) {
+            if st.free < need {
+                break;
+            }
+            st.free -= need;
+            if let Some(op) = st.backlog.pop_front() {
+                shared.push(&mut st, op);
+            }
+        }
+        let room = freed > 0 || st.backlog.len() < waiting;
+        if sweep {
+            shared.sweep_files(&mut st);
+            last_sweep = Instant::now();
+        }
+        shared.stop_if_idle(&mut st);
+        timed = st
+            .files
+            .as_ref()
+            .is_some_and(|f| f.iter().any(Option::is_some));
+        drop(st);
+        if room {
+            shared.slots.notify_all();
         }
     }
 }
 
-/// Handles one I/O's CQE: finishes it, or sends it back for the rest of a short transfer.
-/// Returns the slots it released (0 when it goes back).
-fn complete(mut op: Box<Op>, result: i32, again: &Sender<Msg>) -> usize {
+/// Handles one I/O's CQE: finishes it (running its callback), or hands it back for the
+/// rest of a short or interrupted transfer, which keeps its slot.
+fn complete(mut op: Box<Op>, result: i32) -> Option<Box<Op>> {
+    // Whatever happens next, the timeout in front (if any) has fired and is gone.
+    op.delay = None;
     if let Some(e) = op.job.error.take() {
         op.job.finish(Err(e));
-        return 1;
+        return None;
     }
     let len = op.job.req.buf.len();
     let outcome = if result < 0 {
         match -result {
             libc::EINTR | libc::EAGAIN => None,
+            libc::ECANCELED | libc::EFAULT if op.reissued < REISSUE_MAX => {
+                op.reissued += 1;
+                None
+            }
             errno => Some(Err(io::Error::from_raw_os_error(errno))),
         }
     } else if result == 0 {
@@ -423,24 +499,12 @@ fn complete(mut op: Box<Op>, result: i32, again: &Sender<Msg>) -> usize {
         op.done += result as usize;
         if op.done >= len { Some(Ok(())) } else { None }
     };
-    match outcome {
-        Some(result) => {
-            let area = Arc::clone(&op.job.area);
-            let (name, page) = (op.job.req.op.name(), op.job.req.page);
-            op.job
-                .finish(result.map_err(|e| DeviceError::io(area.path(), name, page, e)));
-            1
-        }
-        None => match again.send(Msg::Again(op)) {
-            Ok(()) => 0,
-            Err(crossbeam_channel::SendError(Msg::Again(op))) => {
-                op.job.finish(Err(DeviceError::Engine {
-                    what: "io_uring submitter stopped during a short transfer".into(),
-                    source: io::Error::from(io::ErrorKind::BrokenPipe),
-                }));
-                1
-            }
-            Err(_) => 1,
-        },
-    }
+    let Some(result) = outcome else {
+        return Some(op);
+    };
+    let area = Arc::clone(&op.job.area);
+    let (name, page) = (op.job.req.op.name(), op.job.req.page);
+    op.job
+        .finish(result.map_err(|e| DeviceError::io(area.path(), name, page, e)));
+    None
 }
