@@ -168,6 +168,19 @@ impl PtyChild {
     /// Cooked mode again (canonical input, echo), and the main screen and cursor restored
     /// after the last time the TUI took the alternate screen.
     fn assert_restored(&self) {
+        // The child has exited, but what it wrote last may still sit in the pty on its way to
+        // the reader thread: give it time to arrive before reading the byte stream.
+        let start = Instant::now();
+        while start.elapsed() < PATIENCE {
+            let text = self.text();
+            let restored = text.rfind("\x1b[?1049h").is_some_and(|at| {
+                text[at..].contains("\x1b[?1049l") && text[at..].contains("\x1b[?25h")
+            });
+            if restored {
+                break;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
         let termios = tcgetattr(self.slave.as_fd()).unwrap();
         assert!(
             termios
@@ -222,6 +235,10 @@ fn a_panic_restores_the_terminal_before_the_message_is_printed() {
     let status = pty.wait_exit();
     assert!(!status.success(), "the child was told to panic");
     pty.assert_restored();
+    let start = Instant::now();
+    while !pty.text().contains("panic requested") && start.elapsed() < PATIENCE {
+        thread::sleep(Duration::from_millis(20));
+    }
     let text = pty.text();
     let left = text.rfind("\x1b[?1049l").unwrap();
     let message = text.find("panic requested").expect("panic message printed");
