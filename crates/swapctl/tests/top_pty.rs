@@ -3,30 +3,23 @@
 //! the terminal as it found it (cooked mode, main screen, cursor shown).
 //!
 //! The TUI runs in a child process: this test binary itself, re-run with
-//! `SWAPKIT_TOP_PTY_CHILD` set so that only [`pty_child_runs_top_over_a_fixture`] acts. The
-//! daemon-backed smoke test belongs with the daemon; this one needs neither root nor devices.
+//! `SWAPKIT_TOP_PTY_CHILD` set so that only [`pty_child_runs_top_over_a_fixture`] acts. This one
+//! needs neither root nor devices; `top_pty_daemon.rs` runs `swapctl top` against a real daemon.
 
 #![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is the failure report.
 
-use std::fs::File;
-use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread;
+mod common;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use nix::pty::{Winsize, openpty};
+use common::pty::{PATIENCE, PtyChild};
 use nix::sys::signal::{Signal, kill};
-use nix::sys::termios::{LocalFlags, tcgetattr};
 use nix::unistd::Pid;
 use swapctl::top::fixture::{Fixture, FixtureSource};
 use swapctl::top::{self, TopOptions};
 
 const CHILD_ENV: &str = "SWAPKIT_TOP_PTY_CHILD";
-/// How long to wait for the child before declaring it hung (not a speed assertion).
-const PATIENCE: Duration = Duration::from_secs(60);
 
 /// In the child: run the TUI over a fixture. In a normal test run: nothing.
 #[test]
@@ -46,30 +39,8 @@ fn pty_child_runs_top_over_a_fixture() {
     top::run(&mut source, opts).unwrap();
 }
 
-/// A child TUI on the slave side of a fresh 80x24 pty, and everything it wrote.
-struct PtyChild {
-    child: Child,
-    master: File,
-    slave: OwnedFd,
-    output: Arc<Mutex<Vec<u8>>>,
-}
-
 impl PtyChild {
-    /// `None` (after saying why) where no pseudo-terminal can be had, as in some sandboxes.
-    fn spawn(mode: &str) -> Option<Self> {
-        let size = Winsize {
-            ws_row: 24,
-            ws_col: 80,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        let pty = match openpty(Some(&size), None) {
-            Ok(pty) => pty,
-            Err(err) => {
-                eprintln!("skipped: no pseudo-terminal here (openpty: {err})");
-                return None;
-            }
-        };
+    fn top_over_fixture(mode: &str) -> Option<PtyChild> {
         let mut command = Command::new(std::env::current_exe().unwrap());
         command
             .args([
@@ -78,130 +49,14 @@ impl PtyChild {
                 "--nocapture",
                 "--test-threads=1",
             ])
-            .env(CHILD_ENV, mode)
-            .env("TERM", "xterm-256color")
-            .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
-            .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
-            .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
-        // SAFETY: between fork and exec the closure calls only setsid and ioctl, both
-        // async-signal-safe; it makes the pty the child's controlling terminal, as a shell would.
-        unsafe {
-            command.pre_exec(|| {
-                nix::unistd::setsid()?;
-                if libc::ioctl(0, libc::TIOCSCTTY, 0) == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = command.spawn().unwrap();
-        let master = File::from(pty.master);
-        let output = Arc::new(Mutex::new(Vec::new()));
-        let mut reader = master.try_clone().unwrap();
-        let sink = Arc::clone(&output);
-        thread::spawn(move || {
-            let mut chunk = [0u8; 4096];
-            // Ends with EIO once every slave descriptor is closed.
-            while let Ok(n) = reader.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&chunk[..n]);
-            }
-        });
-        Some(Self {
-            child,
-            master,
-            slave: pty.slave,
-            output,
-        })
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.output.lock().unwrap()).into_owned()
-    }
-
-    /// The end of the output, escaped, for failure messages.
-    fn tail(&self) -> String {
-        let text = self.text();
-        let start = text.len().saturating_sub(1500);
-        let start = (start..text.len())
-            .find(|&i| text.is_char_boundary(i))
-            .unwrap_or(0);
-        format!("{:?}", &text[start..])
-    }
-
-    /// Wait until the screen shows all of `needles`.
-    fn wait_for(&mut self, needles: &[&str]) {
-        let start = Instant::now();
-        while !needles.iter().all(|n| self.text().contains(n)) {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("child exited early ({status}): {}", self.tail());
-            }
-            assert!(
-                start.elapsed() < PATIENCE,
-                "never drew {needles:?}: {}",
-                self.tail()
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.master.write_all(bytes).unwrap();
-    }
-
-    fn wait_exit(&mut self) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            if start.elapsed() > PATIENCE {
-                let _ = self.child.kill();
-                panic!("child did not exit: {}", self.tail());
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Cooked mode again (canonical input, echo), and the main screen and cursor restored
-    /// after the last time the TUI took the alternate screen.
-    fn assert_restored(&self) {
-        // The child has exited, but what it wrote last may still sit in the pty on its way to
-        // the reader thread: give it time to arrive before reading the byte stream.
-        let start = Instant::now();
-        while start.elapsed() < PATIENCE {
-            let text = self.text();
-            let restored = text.rfind("\x1b[?1049h").is_some_and(|at| {
-                text[at..].contains("\x1b[?1049l") && text[at..].contains("\x1b[?25h")
-            });
-            if restored {
-                break;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        let termios = tcgetattr(self.slave.as_fd()).unwrap();
-        assert!(
-            termios
-                .local_flags
-                .contains(LocalFlags::ICANON | LocalFlags::ECHO),
-            "terminal left in raw mode: {:?}",
-            termios.local_flags
-        );
-        let text = self.text();
-        let entered = text
-            .rfind("\x1b[?1049h")
-            .expect("never entered the alternate screen");
-        let after = &text[entered..];
-        assert!(after.contains("\x1b[?1049l"), "alternate screen not left");
-        assert!(after.contains("\x1b[?25h"), "cursor not shown again");
+            .env(CHILD_ENV, mode);
+        PtyChild::spawn(command)
     }
 }
 
 #[test]
 fn q_quits_with_status_zero_and_restores_the_terminal() {
-    let Some(mut pty) = PtyChild::spawn("normal") else {
+    let Some(mut pty) = PtyChild::top_over_fixture("normal") else {
         return;
     };
     pty.wait_for(&["/dev/loop0", "pbufs", "async", "Devices"]);
@@ -217,7 +72,7 @@ fn q_quits_with_status_zero_and_restores_the_terminal() {
 
 #[test]
 fn sigterm_ends_it_with_status_zero_and_restores_the_terminal() {
-    let Some(mut pty) = PtyChild::spawn("normal") else {
+    let Some(mut pty) = PtyChild::top_over_fixture("normal") else {
         return;
     };
     pty.wait_for(&["/dev/loop0", "pbufs"]);
@@ -229,7 +84,7 @@ fn sigterm_ends_it_with_status_zero_and_restores_the_terminal() {
 
 #[test]
 fn a_panic_restores_the_terminal_before_the_message_is_printed() {
-    let Some(mut pty) = PtyChild::spawn("panic") else {
+    let Some(mut pty) = PtyChild::top_over_fixture("panic") else {
         return;
     };
     let status = pty.wait_exit();
@@ -237,7 +92,7 @@ fn a_panic_restores_the_terminal_before_the_message_is_printed() {
     pty.assert_restored();
     let start = Instant::now();
     while !pty.text().contains("panic requested") && start.elapsed() < PATIENCE {
-        thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(20));
     }
     let text = pty.text();
     let left = text.rfind("\x1b[?1049l").unwrap();

@@ -1,0 +1,165 @@
+//! A program in a real pseudo-terminal: what it drew, keys sent to it, and whether it left
+//! the terminal as it found it. Shared by the `top` PTY tests.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::pty::{Winsize, openpty};
+use nix::sys::termios::{LocalFlags, tcgetattr};
+
+/// How long to wait for the child before declaring it hung (not a speed assertion).
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A child TUI on the slave side of a fresh 80x24 pty, and everything it wrote.
+pub struct PtyChild {
+    pub child: Child,
+    master: File,
+    slave: OwnedFd,
+    output: Arc<Mutex<Vec<u8>>>,
+}
+
+impl PtyChild {
+    /// Runs `command` on the slave side of a fresh 80x24 pty, as its controlling terminal.
+    /// `None` (after saying why) where no pseudo-terminal can be had, as in some sandboxes.
+    pub fn spawn(mut command: Command) -> Option<Self> {
+        let size = Winsize {
+            ws_row: 24,
+            ws_col: 80,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        let pty = match openpty(Some(&size), None) {
+            Ok(pty) => pty,
+            Err(err) => {
+                eprintln!("skipped: no pseudo-terminal here (openpty: {err})");
+                return None;
+            }
+        };
+        command
+            .env("TERM", "xterm-256color")
+            .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
+            .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
+            .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
+        // SAFETY: between fork and exec the closure calls only setsid and ioctl, both
+        // async-signal-safe; it makes the pty the child's controlling terminal, as a shell would.
+        unsafe {
+            command.pre_exec(|| {
+                nix::unistd::setsid()?;
+                if libc::ioctl(0, libc::TIOCSCTTY, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().unwrap();
+        let master = File::from(pty.master);
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let mut reader = master.try_clone().unwrap();
+        let sink = Arc::clone(&output);
+        thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            // Ends with EIO once every slave descriptor is closed.
+            while let Ok(n) = reader.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+        });
+        Some(Self {
+            child,
+            master,
+            slave: pty.slave,
+            output,
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.output.lock().unwrap()).into_owned()
+    }
+
+    /// The end of the output, escaped, for failure messages.
+    pub fn tail(&self) -> String {
+        let text = self.text();
+        let start = text.len().saturating_sub(1500);
+        let start = (start..text.len())
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
+        format!("{:?}", &text[start..])
+    }
+
+    /// Wait until the screen shows all of `needles`.
+    pub fn wait_for(&mut self, needles: &[&str]) {
+        let start = Instant::now();
+        while !needles.iter().all(|n| self.text().contains(n)) {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("child exited early ({status}): {}", self.tail());
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "never drew {needles:?}: {}",
+                self.tail()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.master.write_all(bytes).unwrap();
+    }
+
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if start.elapsed() > PATIENCE {
+                let _ = self.child.kill();
+                panic!("child did not exit: {}", self.tail());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Cooked mode again (canonical input, echo), and the main screen and cursor restored
+    /// after the last time the TUI took the alternate screen.
+    pub fn assert_restored(&self) {
+        // The child has exited, but what it wrote last may still sit in the pty on its way to
+        // the reader thread: give it time to arrive before reading the byte stream.
+        let start = Instant::now();
+        while start.elapsed() < PATIENCE {
+            let text = self.text();
+            let restored = text.rfind("\x1b[?1049h").is_some_and(|at| {
+                text[at..].contains("\x1b[?1049l") && text[at..].contains("\x1b[?25h")
+            });
+            if restored {
+                break;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let termios = tcgetattr(self.slave.as_fd()).unwrap();
+        assert!(
+            termios
+                .local_flags
+                .contains(LocalFlags::ICANON | LocalFlags::ECHO),
+            "terminal left in raw mode: {:?}",
+            termios.local_flags
+        );
+        let text = self.text();
+        let entered = text
+            .rfind("\x1b[?1049h")
+            .expect("never entered the alternate screen");
+        let after = &text[entered..];
+        assert!(after.contains("\x1b[?1049l"), "alternate screen not left");
+        assert!(after.contains("\x1b[?25h"), "cursor not shown again");
+    }
+}
