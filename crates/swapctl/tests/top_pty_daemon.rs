@@ -23,7 +23,12 @@ fn top_shows_a_daemon_under_load_and_q_restores_the_terminal() {
         d.ok(&["mkswap", devs.path(i)]);
     }
     d.ok(&["on", devs.path(0), devs.path(1)]);
-    let load = d.spawn(&[
+    let mut command = Command::new(BIN);
+    command.args(["top", "--socket", d.socket(), "-d", "0.2"]);
+    let Some(mut pty) = PtyChild::spawn(command) else {
+        return;
+    };
+    let mut load = d.spawn(&[
         "load",
         "--verify",
         "--objects",
@@ -36,11 +41,6 @@ fn top_shows_a_daemon_under_load_and_q_restores_the_terminal() {
         "20s",
     ]);
 
-    let mut command = Command::new(BIN);
-    command.args(["top", "--socket", d.socket(), "-d", "0.2"]);
-    let Some(mut pty) = PtyChild::spawn(command) else {
-        return;
-    };
     // The device table shows each device by its last path component at least.
     let names: Vec<String> = devs
         .paths
@@ -61,7 +61,6 @@ fn top_shows_a_daemon_under_load_and_q_restores_the_terminal() {
     assert!(status.success(), "{status}: {}", pty.tail());
     pty.assert_restored();
 
-    let mut load = load;
     let _ = load.kill();
     let out = load.wait_with_output().unwrap();
     // Killed on purpose: only a mismatch report would be a failure here.
