@@ -193,6 +193,8 @@ impl Uring {
         let need = op.slots();
         let mut st = shared.sq.lock();
         if st.stopped {
+            // Unreachable in practice: `stopped` comes from dropping the last handle, after
+            // which only callbacks could submit, and they have all run. Still honour `done`.
             drop(st);
             return op.job.finish(Err(DeviceError::Engine {
                 what: "io_uring engine stopped".into(),
