@@ -33,7 +33,7 @@
 //! or punted to a kernel worker), the kernel cancels it (`ECANCELED`) or fails it
 //! (`EFAULT`: the exiting thread's memory is no longer reachable). Our buffers are always
 //! valid, so the reaper, which lives as long as the engine, issues such a request again
-//! (at most [`REISSUE_MAX`] times). A caller's exit itself waits in the kernel for its
+//! (at most [`REISSUE_MAX`] times; what was left of an injected latency is skipped). A caller's exit itself waits in the kernel for its
 //! I/Os that are already at the device. Injected latency is a
 //! linked `IORING_OP_TIMEOUT` (with `ETIME_SUCCESS`, Linux 5.16) in front of the I/O, and
 //! an injected error or a refused request becomes a `NOP` that completes with it, so every
