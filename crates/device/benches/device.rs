@@ -3,6 +3,11 @@
 //! random 4 KiB reads at QD1 and QD16. When `fio` is installed, the same workloads run
 //! through fio's io_uring engine on the same device and the table shows ours/fio (IOPS).
 //!
+//! Each engine runs each workload twice: `io_uring`/`threads` rows hand every completion to
+//! the bench's thread, which submits the next I/O (a client waiting on its I/O, one thread
+//! hand-off per I/O); `io_uring/cb`/`threads/cb` rows submit the next I/O from the
+//! completion callback (the engine's own path, as fio keeps its queue full in one thread).
+//!
 //! Knobs: `SWAPKIT_BENCH_SECS` (per workload, default 2), `SWAPKIT_BENCH_MIB` (device
 //! size, default 512), `SWAPKIT_BENCH_NO_FIO=1`.
 
@@ -97,7 +102,7 @@ fn bench() -> Result<(), Box<dyn std::error::Error>> {
     let mut engines = Vec::new();
     for kind in [EngineKind::IoUring, EngineKind::ThreadPool] {
         match Engine::new(kind) {
-            Ok(e) => engines.push(e),
+            Ok(e) => engines.push(Arc::new(e)),
             Err(e) => println!("{kind}: unavailable ({e})"),
         }
     }
@@ -106,6 +111,7 @@ fn bench() -> Result<(), Box<dyn std::error::Error>> {
         let mut ours = Vec::new();
         for engine in &engines {
             ours.push(rawbench::run(engine, &area, spec)?);
+            ours.push(rawbench::run_chained(engine, &area, spec)?);
         }
         let theirs = if fio.is_some() {
             run_fio(&target, spec, area.last_page())

@@ -7,7 +7,7 @@
 //! - [`engine`]: asynchronous cluster I/O with completion callbacks, on io_uring or a
 //!   thread pool of `pread`/`pwrite`.
 //! - [`loopdev`]: attach files as loop devices (`LOOP_CONFIGURE`), detach, list.
-//! - [`mkswap`]: write a header, refusing devices in use or holding a filesystem.
+//! - [`mkswap`](mod@mkswap): write a header, refusing devices in use or holding a filesystem.
 //! - [`fault`]: make chosen I/Os fail, for tests.
 //! - [`rawbench`]: raw device measurements, shared by `cargo bench` and `cargo xtask bench`.
 //!

@@ -574,3 +574,38 @@ fn a_full_ring_holds_back_callers_and_callbacks_without_losing_or_deadlocking() 
     assert!(rx.try_recv().is_err(), "no extra completions");
     assert_eq!(area.stats().in_flight, 0);
 }
+
+#[test]
+fn a_request_succeeds_after_the_thread_that_submitted_it_has_exited() {
+    // On io_uring the kernel ties a request to the thread that entered it and cancels what
+    // that thread left unissued when it exits (here: reads waiting behind injected latency).
+    let dir = common::scratch();
+    let file = common::backing_file(dir.path(), "orphan", 64);
+    device::mkswap(&file, &MkswapOptions::default()).unwrap();
+    let area = open(&file);
+    area.faults().set_latency(Duration::from_millis(5));
+    for engine in engines() {
+        let engine = Arc::new(engine);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for tag in 0..20u64 {
+            let (engine, area, tx) = (Arc::clone(&engine), Arc::clone(&area), tx.clone());
+            std::thread::spawn(move || {
+                engine.submit(
+                    &area,
+                    read_req(tag, 1 + tag, 2),
+                    Box::new(move |c| {
+                        tx.send((c.tag, c.result.err().map(|e| e.to_string())))
+                            .unwrap()
+                    }),
+                );
+            })
+            .join()
+            .unwrap();
+        }
+        for _ in 0..20 {
+            let (tag, err) = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+            assert_eq!(err, None, "{}: request {tag}", engine.kind());
+        }
+    }
+    assert_eq!(area.stats().in_flight, 0);
+}

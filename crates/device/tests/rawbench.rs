@@ -11,7 +11,7 @@ use device::rawbench::{self, RawSpec};
 use device::{Engine, EngineKind, MkswapOptions, OpenOptions, SwapArea};
 
 #[test]
-fn each_standard_workload_runs_its_io_budget_on_each_engine() {
+fn each_standard_workload_runs_its_io_budget_on_each_engine_in_both_modes() {
     let dir = common::scratch();
     let file = common::backing_file(dir.path(), "raw", 512);
     let header = device::mkswap(&file, &MkswapOptions::default()).unwrap();
@@ -21,7 +21,7 @@ fn each_standard_workload_runs_its_io_budget_on_each_engine() {
         kinds.push(EngineKind::IoUring);
     }
     for kind in kinds {
-        let engine = Engine::new(kind).unwrap();
+        let engine = Arc::new(Engine::new(kind).unwrap());
         let mut results = Vec::new();
         for spec in rawbench::standard_suite(Duration::from_secs(30)) {
             let spec = RawSpec {
@@ -34,9 +34,15 @@ fn each_standard_workload_runs_its_io_budget_on_each_engine() {
             assert_eq!(r.engine, kind.to_string());
             assert_eq!(r.latency.count, 40);
             results.push(r);
+            let r = rawbench::run_chained(&engine, &area, &spec).unwrap();
+            assert_eq!(r.ios, 40, "chained {}", spec.name);
+            assert_eq!(r.bytes, 40 * spec.pages_per_io as u64 * 4096);
+            assert_eq!(r.engine, format!("{kind}/cb"));
+            assert_eq!(r.latency.count, 40);
+            results.push(r);
         }
         let table = rawbench::table(&results);
-        assert_eq!(table.lines().count(), 5);
+        assert_eq!(table.lines().count(), 9);
         assert!(
             table.contains("seq-write-128k-qd4") && table.contains("rand-read-4k-qd16"),
             "{table}"

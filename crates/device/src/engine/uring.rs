@@ -4,9 +4,13 @@
 //! Submission: [`Uring::submit`] decides the request's fate (fault injection), takes the
 //! submission lock, pushes the SQE(s), publishes the tail, drops the lock and enters the
 //! kernel itself. There is no submitter thread: a request costs the caller one syscall and
-//! the I/O's completion one wake-up of the reaper. (A submitter thread that batched
-//! requests measured worse: every I/O paid an extra hand-off, and the kernel delivers an
-//! I/O's completion work to the thread that submitted it, a second wake-up.)
+//! no hand-off. One refinement: the kernel delivers an I/O's completion work to the thread
+//! that entered it, waking that thread if it sleeps elsewhere (a caller blocked on a
+//! channel, say) before the reaper can see the CQE. So while the reaper is awake (running
+//! callbacks), callers leave their SQEs to it: it enters them after the current callback
+//! (or in its next wait), the completions come back to the thread that waits for them, and
+//! the caller skips the syscall. (A submitter thread between callers and ring measured
+//! worse: an extra hand-off per I/O, plus that second wake-up.)
 //!
 //! Ownership: each in-flight request is a boxed [`Op`] whose pointer is the SQE's
 //! `user_data`; the box (with its buffer and an `Arc` of its area, so the fd stays open)
@@ -29,7 +33,7 @@
 //! or punted to a kernel worker), the kernel cancels it (`ECANCELED`) or fails it
 //! (`EFAULT`: the exiting thread's memory is no longer reachable). Our buffers are always
 //! valid, so the reaper, which lives as long as the engine, issues such a request again
-//! (at most [`REISSUE_MAX`] times). A caller's exit itself waits in the kernel for its
+//! (at most [`REISSUE_MAX`] times; what was left of an injected latency is skipped). A caller's exit itself waits in the kernel for its
 //! I/Os that are already at the device. Injected latency is a
 //! linked `IORING_OP_TIMEOUT` (with `ETIME_SUCCESS`, Linux 5.16) in front of the I/O, and
 //! an injected error or a refused request becomes a `NOP` that completes with it, so every
@@ -47,6 +51,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
@@ -111,6 +116,12 @@ struct Shared {
     entries: usize,
     /// The reaper's thread, to tell its callbacks from other callers.
     reaper: OnceLock<ThreadId>,
+    /// The reaper is between waits: it will enter the ring again before it sleeps, so a
+    /// caller may leave its SQEs for it (set by the reaper when it wakes, cleared under
+    /// the submission lock before it waits).
+    reaper_awake: AtomicBool,
+    /// SQEs were left for the reaper; it enters them after the callback it is running.
+    pending: AtomicBool,
 }
 
 pub(crate) struct Uring {
@@ -156,6 +167,8 @@ impl Uring {
             slots: Condvar::new(),
             entries: entries as usize,
             reaper: OnceLock::new(),
+            reaper_awake: AtomicBool::new(false),
+            pending: AtomicBool::new(false),
         });
         let theirs = Arc::clone(&shared);
         let reaper = std::thread::Builder::new()
@@ -170,15 +183,18 @@ impl Uring {
         })
     }
 
-    /// Queues `job` in the ring and hands it to the kernel, on the caller's thread. Blocks
-    /// only while the ring is full, and never on the reaper (a callback): there the request
-    /// waits in the backlog instead.
+    /// Queues `job` in the ring and hands it to the kernel, on the caller's thread; or, when
+    /// the reaper is awake, leaves it to the reaper, which enters it within one callback's
+    /// time. Blocks only while the ring is full, and never on the reaper (a callback): there
+    /// the request waits in the backlog instead.
     pub(crate) fn submit(&self, job: Job) {
         let shared = &*self.shared;
         let op = prepare(job);
         let need = op.slots();
         let mut st = shared.sq.lock();
         if st.stopped {
+            // Unreachable in practice: `stopped` comes from dropping the last handle, after
+            // which only callbacks could submit, and they have all run. Still honour `done`.
             drop(st);
             return op.job.finish(Err(DeviceError::Engine {
                 what: "io_uring engine stopped".into(),
@@ -195,8 +211,14 @@ impl Uring {
         }
         st.free -= need;
         shared.push(&mut st, op);
+        let leave = shared.reaper_awake.load(Ordering::SeqCst);
+        if leave {
+            shared.pending.store(true, Ordering::SeqCst);
+        }
         drop(st);
-        shared.enter();
+        if !leave {
+            shared.enter();
+        }
     }
 }
 
@@ -412,6 +434,7 @@ fn reap(shared: &Shared) {
         {
             std::thread::sleep(Duration::from_millis(1));
         }
+        shared.reaper_awake.store(true, Ordering::SeqCst);
         batch.clear();
         // SAFETY: this thread is the only one that ever makes a CompletionQueue.
         batch.extend(unsafe { ring.completion_shared() }.map(|c| (c.user_data(), c.result())));
@@ -429,6 +452,9 @@ fn reap(shared: &Shared) {
                         Some(op) => again.push(op),
                         None => freed += 1,
                     }
+                    if shared.pending.swap(false, Ordering::SeqCst) {
+                        shared.enter();
+                    }
                 }
             }
         }
@@ -438,9 +464,6 @@ fn reap(shared: &Shared) {
             return;
         }
         let sweep = timed && last_sweep.elapsed() >= SWEEP_EVERY;
-        if freed == 0 && again.is_empty() && !sweep {
-            continue;
-        }
         let mut st = shared.sq.lock();
         st.free += freed;
         for op in again.drain(..) {
@@ -466,6 +489,9 @@ fn reap(shared: &Shared) {
             .files
             .as_ref()
             .is_some_and(|f| f.iter().any(Option::is_some));
+        // From here on callers enter their own SQEs; the wait enters those left so far.
+        shared.reaper_awake.store(false, Ordering::SeqCst);
+        shared.pending.store(false, Ordering::SeqCst);
         drop(st);
         if room {
             shared.slots.notify_all();
