@@ -81,6 +81,7 @@
 
 mod config;
 mod core;
+mod drain;
 mod error;
 mod getpages;
 mod io;
