@@ -26,6 +26,9 @@ use crate::space::{Area, Drain, FileKey};
 /// readers) to be released before it gives up.
 const STUCK: Duration = Duration::from_secs(60);
 
+/// How long swapoff waits for short-lived references to a removed area to go.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
 /// How often a failed cluster rewrite is retried on fresh blocks before swapoff gives up.
 const REWRITE_TRIES: u32 = 4;
 
@@ -177,7 +180,7 @@ impl Core {
             space.sizecheck();
             area
         };
-        drop(area);
+        close(area.area);
         self.events.emit(PagerEvent::DeviceRemoved {
             id: dev.0,
             path: path.display().to_string(),
@@ -319,6 +322,19 @@ impl Core {
         }
         Ok(moved)
     }
+}
+
+/// Drops the last reference to a removed area, so its file is closed before swapoff
+/// returns. Others may hold one for a moment: an engine thread finishing the last I/O (it
+/// drops its job's reference after running the callback that woke us), a reader between
+/// its read and its return. None can take a new one (the area left `space`), so wait for
+/// them, briefly, rather than let the file close at some later time.
+fn close(area: Arc<SwapArea>) {
+    let deadline = Instant::now() + CLOSE_WAIT;
+    while Arc::strong_count(&area) > 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_micros(50));
+    }
+    drop(area);
 }
 
 /// Splits `(pindex, block)` pairs (ascending pindex) into runs contiguous in both, of at
