@@ -106,7 +106,8 @@ fn assert_no_loop_under(dir: &Path) {
 
 /// swapoff closes the area before it returns, also after I/O through io_uring (whose
 /// registered files and completions could keep the file open for a moment): the same
-/// device opens with `O_EXCL` at once, several times in a row.
+/// device opens with `O_EXCL` at once, several times in a row; so does the other area once
+/// the pager is dropped.
 #[test]
 fn swapoff_closes_the_device_so_an_exclusive_open_succeeds_at_once() {
     let dir = tempdir();
@@ -156,6 +157,14 @@ fn swapoff_closes_the_device_so_an_exclusive_open_succeeds_at_once() {
         }
         p.verify().unwrap();
     }
+    // Dropping the pager closes its other area as well.
+    let reopened = device::SwapArea::open(&b_path, &excl.open);
+    assert!(
+        reopened.is_ok(),
+        "exclusive open right after the pager is dropped: {:?}",
+        reopened.err()
+    );
+    drop(reopened);
     for dev in [a_loop, b_loop].into_iter().flatten() {
         dev.detach().unwrap();
     }
