@@ -81,6 +81,7 @@
 
 mod config;
 mod core;
+mod drain;
 mod error;
 mod getpages;
 mod io;
@@ -132,7 +133,13 @@ impl Pager {
     /// the I/O engine and sizes the pbuf pools from `nswbuf`.
     pub fn new(cfg: PagerConfig) -> Result<Pager, PagerError> {
         check_config(&cfg)?;
-        let engine = device::Engine::new(cfg.engine)?;
+        // No registered files: the ring would keep an area's file open for up to ~100 ms
+        // after swapoff drops it, and an `O_EXCL` reopen right after swapoff would fail.
+        let engine = device::Engine::with_config(device::EngineConfig {
+            kind: cfg.engine,
+            register_files: false,
+            ..device::EngineConfig::default()
+        })?;
         Ok(Pager {
             core: Arc::new(core::Core::new(&cfg, engine)),
         })
@@ -148,7 +155,8 @@ impl Pager {
 
     /// Removes an area: stops allocating on it (fills its blist), reads every page on it
     /// back in clusters and rewrites it elsewhere, pass after pass until none is left, then
-    /// closes it. Readers and writers go on meanwhile and always see correct data.
+    /// closes it: when this returns, the device's file is closed (an `O_EXCL` open of it
+    /// succeeds). Readers and writers go on meanwhile and always see correct data.
     /// Refuses up front, changing nothing, when the other areas cannot hold its pages
     /// ("not enough free swap: need N, have M"). `progress(moved, total)` is called after
     /// every cluster. A failed device needs `force`, which drops its pages (`lost`).

@@ -5,7 +5,8 @@
 //! read them back in clusters and rewrite them elsewhere, pass after pass until no object
 //! holds one and no I/O or parked block uses it, then remove it. A page rewritten by its
 //! owner meanwhile is simply not moved (its new copy is already elsewhere): each move is
-//! installed only if the page still maps the old block.
+//! installed only if the page still maps the old block. One pass is in `drain.rs`: runs
+//! sorted by block, reads and writes overlapping.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -17,14 +18,16 @@ use device::{IoOp, IoRequest, PAGE_SIZE, SwapArea};
 use crate::config::{DeviceId, SwapoffOptions, SwapoffReport, SwaponOptions};
 use crate::core::Core;
 use crate::error::PagerError;
-use crate::getpages::ReadRun;
 use crate::io::PagerEvent;
 use crate::object::ObjectInner;
-use crate::space::{Area, Drain, FileKey, Loc};
+use crate::space::{Area, Drain, FileKey};
 
 /// How long swapoff waits for blocks that no object maps (I/O in flight, parked for
 /// readers) to be released before it gives up.
 const STUCK: Duration = Duration::from_secs(60);
+
+/// How long swapoff waits for short-lived references to a removed area to go.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// How often a failed cluster rewrite is retried on fresh blocks before swapoff gives up.
 const REWRITE_TRIES: u32 = 4;
@@ -138,13 +141,11 @@ impl Core {
         loop {
             report.passes += 1;
             let mut found = 0;
-            for obj in self.objects() {
-                match self.drain_object(&obj, dev, failed, opts, &mut report, progress) {
-                    Ok(n) => found += n,
-                    Err(e) => {
-                        self.abort_drain(dev);
-                        return Err(e);
-                    }
+            match self.drain_pass(dev, failed, opts, &mut report, progress) {
+                Ok(n) => found += n,
+                Err(e) => {
+                    self.abort_drain(dev);
+                    return Err(e);
                 }
             }
             if found > 0 {
@@ -179,7 +180,7 @@ impl Core {
             space.sizecheck();
             area
         };
-        drop(area);
+        close(area.area);
         self.events.emit(PagerEvent::DeviceRemoved {
             id: dev.0,
             path: path.display().to_string(),
@@ -254,109 +255,9 @@ impl Core {
         space.sizecheck();
     }
 
-    /// Moves (or, on a failed area with force, drops) one object's pages off `dev`.
-    /// Returns how many pages it found there.
-    fn drain_object(
-        &self,
-        obj: &Arc<ObjectInner>,
-        dev: DeviceId,
-        failed: bool,
-        opts: SwapoffOptions,
-        report: &mut SwapoffReport,
-        progress: &mut dyn FnMut(u64, u64),
-    ) -> Result<u64, PagerError> {
-        let (pairs, loc0) = {
-            let mut st = obj.st.lock();
-            let space = self.space.lock();
-            let Some(idx) = space.index(dev) else {
-                return Ok(0);
-            };
-            let a = &space.areas[idx];
-            let pairs: Vec<(u64, u64)> = st
-                .meta
-                .iter()
-                .map(|(p, b)| (p, u64::from(b)))
-                .filter(|&(_, b)| a.contains(b))
-                .collect();
-            if pairs.is_empty() {
-                return Ok(0);
-            }
-            let loc = Loc {
-                dev,
-                area: Arc::clone(&a.area),
-                first: a.first,
-                blocks: a.blocks,
-                page: 1,
-            };
-            drop(space);
-            st.readers += 1;
-            (pairs, loc)
-        };
-        let found = pairs.len() as u64;
-        let mut result = Ok(found);
-        for cluster in clusters(&pairs, self.tun.max_cluster) {
-            let (p0, b0) = cluster[0];
-            let len = cluster.len() as u64;
-            let run = ReadRun {
-                pindex: p0,
-                len,
-                loc: Loc {
-                    page: b0 - loc0.first + 1,
-                    ..loc0.clone()
-                },
-            };
-            let mut data = vec![0u8; len as usize * PAGE_SIZE];
-            let read = if failed {
-                Err(None)
-            } else {
-                self.read_run(&run, &mut data).map_err(Some)
-            };
-            match read {
-                Ok(()) => match self.rewrite(obj, p0, b0, &data, loc0.area.path()) {
-                    Ok(moved) => report.moved += moved,
-                    Err(e) => {
-                        result = Err(e);
-                        break;
-                    }
-                },
-                Err(source) if !opts.force => {
-                    let source = source.unwrap_or_else(|| device::DeviceError::Vanished {
-                        path: loc0.area.path().to_owned(),
-                        op: "read",
-                        page: run.loc.page,
-                    });
-                    result = Err(PagerError::SwapoffRead {
-                        path: loc0.area.path().to_owned(),
-                        object: obj.name(),
-                        pindex: p0,
-                        source,
-                    });
-                    break;
-                }
-                Err(_) => report.lost += self.drop_pages(obj, cluster),
-            }
-            let done = report.moved + report.lost;
-            let total = {
-                let mut space = self.space.lock();
-                let idx = space.index(dev);
-                match idx.and_then(|i| space.areas[i].draining.as_mut()) {
-                    Some(d) => {
-                        d.moved = done;
-                        d.total = d.total.max(done);
-                        d.total
-                    }
-                    None => done,
-                }
-            };
-            progress(done, total);
-        }
-        self.end_read(obj);
-        result
-    }
-
     /// Writes one cluster read from the draining area to fresh blocks elsewhere and
     /// installs each page whose metadata still holds the old block. Returns pages moved.
-    fn rewrite(
+    pub(crate) fn rewrite(
         &self,
         obj: &ObjectInner,
         p0: u64,
@@ -421,27 +322,24 @@ impl Core {
         }
         Ok(moved)
     }
+}
 
-    /// Drops pages that cannot be read back (forced swapoff): each page still holding its
-    /// block on the area loses it. Returns how many were lost.
-    fn drop_pages(&self, obj: &ObjectInner, cluster: &[(u64, u64)]) -> u64 {
-        let mut st = obj.st.lock();
-        let mut space = self.space.lock();
-        let mut lost = 0;
-        for &(p, b) in cluster {
-            if st.meta.lookup(p) == Some(b as u32) {
-                st.meta.pop(p);
-                st.release(&mut space, b as u32);
-                lost += 1;
-            }
-        }
-        lost
+/// Drops the last reference to a removed area, so its file is closed before swapoff
+/// returns. Others may hold one for a moment: an engine thread finishing the last I/O (it
+/// drops its job's reference after running the callback that woke us), a reader between
+/// its read and its return. None can take a new one (the area left `space`), so wait for
+/// them, briefly, rather than let the file close at some later time.
+fn close(area: Arc<SwapArea>) {
+    let deadline = Instant::now() + CLOSE_WAIT;
+    while Arc::strong_count(&area) > 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_micros(50));
     }
+    drop(area);
 }
 
 /// Splits `(pindex, block)` pairs (ascending pindex) into runs contiguous in both, of at
 /// most `max` pages: each is one read.
-fn clusters(pairs: &[(u64, u64)], max: u64) -> Vec<&[(u64, u64)]> {
+pub(crate) fn clusters(pairs: &[(u64, u64)], max: u64) -> Vec<&[(u64, u64)]> {
     let mut out = Vec::new();
     let mut start = 0;
     for i in 1..=pairs.len() {

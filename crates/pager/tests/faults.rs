@@ -181,4 +181,36 @@ mod one_by_one {
         }
         p.verify().unwrap();
     }
+
+    #[test]
+    fn swapoff_whose_rewrites_fail_retries_on_fresh_blocks_and_loses_nothing() {
+        let dir = tempdir();
+        let p = pager(0);
+        let a = p
+            .swapon(&area(dir.path(), "a", 128), SwaponOptions::default())
+            .unwrap();
+        let obj = p.alloc_object(None, 96).unwrap();
+        assert_eq!(
+            p.putpages(&obj, 0, &pages(0, 96), PutMode::Sync),
+            vec![PageResult::Ok; 96]
+        );
+        let b = p
+            .swapon(&area(dir.path(), "b", 256), SwaponOptions::default())
+            .unwrap();
+        // The first rewrites land at the start of b and fail.
+        p.area(b).unwrap().faults().fail_writes(1..9);
+        let report = p
+            .swapoff(a, SwapoffOptions::default(), &mut |_, _| {})
+            .unwrap();
+        assert_eq!((report.moved, report.lost), (96, 0));
+        assert!(p.stats().counters.write_errors > 0, "no rewrite failed");
+        p.area(b).unwrap().faults().clear();
+        let mut out = vec![0u8; PAGE_SIZE];
+        for i in 0..96 {
+            p.getpages(&obj, i, 0, 0, &mut out).unwrap();
+            assert!(out == page(i), "page {i}");
+            assert_eq!(p.locate(&obj, i).unwrap().0, b);
+        }
+        p.verify().unwrap();
+    }
 }

@@ -103,3 +103,70 @@ fn assert_no_loop_under(dir: &Path) {
     }
     panic!("loop devices left attached: {left:?}");
 }
+
+/// swapoff closes the area before it returns, also after I/O through io_uring (whose
+/// registered files and completions could keep the file open for a moment): the same
+/// device opens with `O_EXCL` at once, several times in a row; so does the other area once
+/// the pager is dropped.
+#[test]
+fn swapoff_closes_the_device_so_an_exclusive_open_succeeds_at_once() {
+    let dir = tempdir();
+    let (a_path, a_loop) = swap_device(dir.path(), "excl-a", 1024);
+    let (b_path, b_loop) = swap_device(dir.path(), "excl-b", 1024);
+    let excl = SwaponOptions {
+        open: device::OpenOptions {
+            exclusive: true,
+            ..device::OpenOptions::default()
+        },
+        ..SwaponOptions::default()
+    };
+    {
+        let cfg = PagerConfig {
+            engine: device::EngineKind::IoUring,
+            ..PagerConfig::default()
+        };
+        let p = match Pager::new(cfg) {
+            Ok(p) => p,
+            Err(e) => {
+                println!("io_uring unavailable ({e}); using the default engine");
+                Pager::new(PagerConfig::default()).unwrap()
+            }
+        };
+        println!("engine: {}", p.stats().engine);
+        p.swapon(&b_path, SwaponOptions::default()).unwrap();
+        let obj = p.alloc_object(None, 256).unwrap();
+        for round in 0..5u64 {
+            let a = p.swapon(&a_path, excl.clone()).unwrap();
+            let data = pages(round * 1000, 256);
+            p.putpages(&obj, 0, &data, PutMode::Async(None));
+            p.wait_async();
+            let mut out = vec![0u8; 32 * PAGE_SIZE];
+            p.getpages(&obj, 0, 0, 31, &mut out).unwrap();
+            p.swapoff(a, SwapoffOptions::default(), &mut |_, _| {})
+                .unwrap();
+            let reopened = device::SwapArea::open(&a_path, &excl.open);
+            assert!(
+                reopened.is_ok(),
+                "round {round}: exclusive open right after swapoff: {:?}",
+                reopened.err()
+            );
+            drop(reopened);
+            let mut one = vec![0u8; PAGE_SIZE];
+            p.getpages(&obj, 7, 0, 0, &mut one).unwrap();
+            assert!(one == page(round * 1000 + 7), "round {round}: page 7");
+        }
+        p.verify().unwrap();
+    }
+    // Dropping the pager closes its other area as well.
+    let reopened = device::SwapArea::open(&b_path, &excl.open);
+    assert!(
+        reopened.is_ok(),
+        "exclusive open right after the pager is dropped: {:?}",
+        reopened.err()
+    );
+    drop(reopened);
+    for dev in [a_loop, b_loop].into_iter().flatten() {
+        dev.detach().unwrap();
+    }
+    assert_no_loop_under(dir.path());
+}

@@ -1,0 +1,388 @@
+//! One swapoff pass: every block on the draining area is read back and rewritten
+//! elsewhere, with reads and writes overlapping.
+//!
+//! The pass gathers, across all objects, the runs of pages contiguous both in the object
+//! and on the area (at most `max_cluster` pages), sorts them by block so the area is read
+//! front to back, and keeps up to [`DEPTH`] cluster I/Os in flight: a finished read is
+//! written at once, asynchronously, to a fresh run elsewhere from the same pbuf, and a
+//! finished write is installed. All bookkeeping runs on the swapoff thread; completions
+//! only send on a channel, so no lock is ever taken on an engine thread here.
+//!
+//! Guarantees, as in the sequential drain: every object with a run is registered as a
+//! reader until its last run is done (a block freed meanwhile is parked, never reused
+//! under a read); a move is installed only for pages still mapping the old block (a page
+//! rewritten by its owner is not moved, its new block is freed); a failed write
+//! quarantines its block and the run is rewritten synchronously with retries; on an error
+//! nothing more is submitted, but everything in flight is waited for and installed before
+//! the pass returns, so no block is lost or doubled.
+
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+use device::{DeviceError, IoOp, IoRequest, PageBuf};
+
+use crate::config::{DeviceId, SwapoffOptions, SwapoffReport};
+use crate::core::{Core, bump};
+use crate::error::PagerError;
+use crate::object::ObjectInner;
+use crate::space::Loc;
+
+/// Cluster I/Os (reads plus the writes made from them) one swapoff keeps in flight, within
+/// what the read pbuf pool grants.
+const DEPTH: usize = 16;
+
+/// A run of `len` pages of object `obj` from `p0`, on the area from global block `b0`.
+#[derive(Debug, Clone, Copy)]
+struct Chunk {
+    obj: usize,
+    p0: u64,
+    b0: u64,
+    len: u64,
+}
+
+/// A completion, sent from an engine thread to the swapoff thread.
+enum Done {
+    Read {
+        i: usize,
+        buf: PageBuf,
+        result: Result<(), DeviceError>,
+    },
+    Write {
+        i: usize,
+        blk: u64,
+        dev: DeviceId,
+        buf: PageBuf,
+        result: Result<(), DeviceError>,
+    },
+}
+
+/// The state of one pass.
+struct Pass<'a> {
+    objs: Vec<Arc<ObjectInner>>,
+    /// Runs not yet finished, per object; the object's read registration ends at zero.
+    left: Vec<u64>,
+    chunks: Vec<Chunk>,
+    loc: Loc,
+    dev: DeviceId,
+    report: &'a mut SwapoffReport,
+    progress: &'a mut dyn FnMut(u64, u64),
+}
+
+impl Core {
+    /// One pass over all objects (see the module doc). Returns how many pages it found
+    /// on `dev`; on an error, returns it once all I/O of the pass has ended.
+    pub(crate) fn drain_pass(
+        &self,
+        dev: DeviceId,
+        failed: bool,
+        opts: SwapoffOptions,
+        report: &mut SwapoffReport,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<u64, PagerError> {
+        let Some(mut pass) = self.gather(dev, report, progress) else {
+            return Ok(0);
+        };
+        let found = pass.chunks.iter().map(|c| c.len).sum();
+        let result = if failed {
+            for i in 0..pass.chunks.len() {
+                let lost = self.drop_run(&pass, i);
+                pass.report.lost += lost;
+                self.finish(&mut pass, i);
+            }
+            Ok(found)
+        } else {
+            self.pipeline(&mut pass, opts).map(|()| found)
+        };
+        for (k, obj) in pass.objs.iter().enumerate() {
+            if pass.left[k] > 0 {
+                self.end_read(obj);
+            }
+        }
+        result
+    }
+
+    /// Finds every run on `dev`, registering each object that has one as a reader.
+    fn gather<'a>(
+        &self,
+        dev: DeviceId,
+        report: &'a mut SwapoffReport,
+        progress: &'a mut dyn FnMut(u64, u64),
+    ) -> Option<Pass<'a>> {
+        let mut objs = Vec::new();
+        let mut left = Vec::new();
+        let mut chunks = Vec::new();
+        let mut loc = None;
+        for obj in self.objects() {
+            let mut st = obj.st.lock();
+            let space = self.space.lock();
+            // Only this swapoff removes the area; still, never leave a reader behind.
+            let Some(idx) = space.index(dev) else { break };
+            let a = &space.areas[idx];
+            let pairs: Vec<(u64, u64)> = st
+                .meta
+                .iter()
+                .map(|(p, b)| (p, u64::from(b)))
+                .filter(|&(_, b)| a.contains(b))
+                .collect();
+            if pairs.is_empty() {
+                continue;
+            }
+            loc.get_or_insert_with(|| Loc {
+                dev,
+                area: Arc::clone(&a.area),
+                first: a.first,
+                blocks: a.blocks,
+                page: 1,
+            });
+            drop(space);
+            st.readers += 1;
+            drop(st);
+            let k = objs.len();
+            let before = chunks.len();
+            for c in crate::swapoff::clusters(&pairs, self.tun.max_cluster) {
+                chunks.push(Chunk {
+                    obj: k,
+                    p0: c[0].0,
+                    b0: c[0].1,
+                    len: c.len() as u64,
+                });
+            }
+            left.push((chunks.len() - before) as u64);
+            objs.push(obj);
+        }
+        chunks.sort_unstable_by_key(|c| c.b0);
+        Some(Pass {
+            objs,
+            left,
+            chunks,
+            loc: loc?,
+            dev,
+            report,
+            progress,
+        })
+    }
+
+    /// Runs the reads and writes of a pass, [`DEPTH`] at a time. A read pbuf is waited
+    /// for only when none of ours is held (so we never wait on ourselves).
+    fn pipeline(&self, pass: &mut Pass<'_>, opts: SwapoffOptions) -> Result<(), PagerError> {
+        let (tx, rx) = crossbeam_channel::unbounded::<Done>();
+        let mut next = 0;
+        let mut busy = 0;
+        let mut err: Option<PagerError> = None;
+        loop {
+            while err.is_none() && next < pass.chunks.len() && busy < DEPTH {
+                let c = pass.chunks[next];
+                let buf = if busy == 0 {
+                    Some(self.read_pool.acquire(c.len as usize))
+                } else {
+                    self.read_pool.try_acquire(c.len as usize)
+                };
+                let Some(buf) = buf else { break };
+                let req = IoRequest {
+                    tag: c.p0,
+                    op: IoOp::Read,
+                    page: c.b0 - pass.loc.first + 1,
+                    buf,
+                };
+                let tx = tx.clone();
+                let i = next;
+                self.submit(&pass.loc.area, req, move |c| {
+                    let _ = tx.send(Done::Read {
+                        i,
+                        buf: c.buf,
+                        result: c.result,
+                    });
+                });
+                busy += 1;
+                next += 1;
+            }
+            if busy == 0 {
+                break;
+            }
+            let Ok(done) = rx.recv() else { break };
+            let i = match done {
+                Done::Read { i, buf, result } => {
+                    bump(&self.counters.swapin, 1);
+                    match result {
+                        Ok(()) if err.is_none() => {
+                            bump(&self.counters.pages_in, pass.chunks[i].len);
+                            match self.write_run(pass, i, buf, &tx) {
+                                Ok(true) => continue,
+                                Ok(false) => {}
+                                Err(e) => err = Some(e),
+                            }
+                        }
+                        Ok(()) => self.read_pool.release(buf),
+                        Err(e) => {
+                            self.read_pool.release(buf);
+                            self.io_error(pass.dev, &e, false);
+                            if opts.force {
+                                let lost = self.drop_run(pass, i);
+                                pass.report.lost += lost;
+                            } else if err.is_none() {
+                                let c = pass.chunks[i];
+                                err = Some(PagerError::SwapoffRead {
+                                    path: pass.loc.area.path().to_owned(),
+                                    object: pass.objs[c.obj].name(),
+                                    pindex: c.p0,
+                                    source: e,
+                                });
+                            }
+                        }
+                    }
+                    i
+                }
+                Done::Write {
+                    i,
+                    blk,
+                    dev,
+                    buf,
+                    result,
+                } => {
+                    let c = pass.chunks[i];
+                    bump(&self.counters.swapout, 1);
+                    bump(&self.counters.pages_out, c.len);
+                    match result {
+                        Ok(()) => pass.report.moved += self.install(pass, i, blk),
+                        Err(e) => {
+                            self.io_error(dev, &e, true);
+                            self.space.lock().quarantine(blk, c.len);
+                            match self.rewrite(
+                                &pass.objs[c.obj],
+                                c.p0,
+                                c.b0,
+                                buf.as_slice(),
+                                pass.loc.area.path(),
+                            ) {
+                                Ok(moved) => pass.report.moved += moved,
+                                Err(e) => err = err.or(Some(e)),
+                            }
+                        }
+                    }
+                    self.read_pool.release(buf);
+                    i
+                }
+            };
+            busy -= 1;
+            self.finish(pass, i);
+        }
+        err.map_or(Ok(()), Err)
+    }
+}
+
+impl Core {
+    /// Allocates a run for chunk `i` and submits its write from `buf` (the read's pbuf).
+    /// Returns `true` when the write is in flight. When only a shorter run is free, the
+    /// chunk is rewritten synchronously instead (split over several runs) and `buf` is
+    /// released.
+    fn write_run(
+        &self,
+        pass: &mut Pass<'_>,
+        i: usize,
+        buf: PageBuf,
+        tx: &Sender<Done>,
+    ) -> Result<bool, PagerError> {
+        let c = pass.chunks[i];
+        let run = self.space.lock().alloc(c.len);
+        let short = match run {
+            Some(run) if run.len == c.len => Some(run),
+            Some(run) => {
+                self.space.lock().free(run.blk, run.len);
+                None
+            }
+            None => None,
+        };
+        if let Some(run) = short {
+            let req = IoRequest {
+                tag: c.p0,
+                op: IoOp::Write,
+                page: run.page,
+                buf,
+            };
+            let (tx, blk, dev) = (tx.clone(), run.blk, run.dev);
+            self.submit(&run.area, req, move |c| {
+                let _ = tx.send(Done::Write {
+                    i,
+                    blk,
+                    dev,
+                    buf: c.buf,
+                    result: c.result,
+                });
+            });
+            return Ok(true);
+        }
+        let result = self.rewrite(
+            &pass.objs[c.obj],
+            c.p0,
+            c.b0,
+            buf.as_slice(),
+            pass.loc.area.path(),
+        );
+        self.read_pool.release(buf);
+        pass.report.moved += result?;
+        Ok(false)
+    }
+
+    /// Installs chunk `i` written at `blk`: each page still mapping its old block gets
+    /// the new one (the old is released); the others' new blocks are freed. Returns pages
+    /// moved.
+    fn install(&self, pass: &Pass<'_>, i: usize, blk: u64) -> u64 {
+        let c = pass.chunks[i];
+        let mut st = pass.objs[c.obj].st.lock();
+        let mut space = self.space.lock();
+        let mut moved = 0;
+        for k in 0..c.len {
+            let old = (c.b0 + k) as u32;
+            if st.meta.lookup(c.p0 + k) == Some(old) {
+                st.meta.insert(c.p0 + k, (blk + k) as u32);
+                st.release(&mut space, old);
+                moved += 1;
+            } else {
+                space.free(blk + k, 1);
+            }
+        }
+        moved
+    }
+
+    /// Drops chunk `i`'s pages that still map their block on the area (forced swapoff of
+    /// unreadable blocks). Returns how many were lost.
+    fn drop_run(&self, pass: &Pass<'_>, i: usize) -> u64 {
+        let c = pass.chunks[i];
+        let mut st = pass.objs[c.obj].st.lock();
+        let mut space = self.space.lock();
+        let mut lost = 0;
+        for k in 0..c.len {
+            let b = (c.b0 + k) as u32;
+            if st.meta.lookup(c.p0 + k) == Some(b) {
+                st.meta.pop(c.p0 + k);
+                st.release(&mut space, b);
+                lost += 1;
+            }
+        }
+        lost
+    }
+
+    /// Chunk `i` is done: ends its object's read registration after its last chunk and
+    /// reports progress.
+    fn finish(&self, pass: &mut Pass<'_>, i: usize) {
+        let k = pass.chunks[i].obj;
+        pass.left[k] -= 1;
+        if pass.left[k] == 0 {
+            self.end_read(&pass.objs[k]);
+        }
+        let done = pass.report.moved + pass.report.lost;
+        let total = {
+            let mut space = self.space.lock();
+            let idx = space.index(pass.dev);
+            match idx.and_then(|i| space.areas[i].draining.as_mut()) {
+                Some(d) => {
+                    d.moved = done;
+                    d.total = d.total.max(done);
+                    d.total
+                }
+                None => done,
+            }
+        };
+        (pass.progress)(done, total);
+    }
+}
