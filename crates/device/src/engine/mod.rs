@@ -163,6 +163,10 @@ pub(crate) struct Job {
 
 impl Job {
     /// Accounts for and delivers the completion. Runs on an engine thread.
+    ///
+    /// The job's reference to the area is dropped before the callback runs: the caller woken
+    /// by the callback may close the area (swapoff) and expects its file closed with it, so
+    /// nothing the engine holds may outlive the completion.
     pub(crate) fn finish(self, result: Result<(), DeviceError>) {
         let latency = self.start.elapsed();
         let pages = self.req.buf.pages() as u64;
@@ -174,8 +178,12 @@ impl Job {
                 .counters()
                 .end(self.req.op, pages, result.is_ok(), latency),
         }
-        let IoRequest { tag, op, page, buf } = self.req;
-        (self.done)(IoCompletion {
+        let Job {
+            req, done, area, ..
+        } = self;
+        drop(area);
+        let IoRequest { tag, op, page, buf } = req;
+        done(IoCompletion {
             tag,
             op,
             page,
