@@ -128,6 +128,37 @@ impl RawResult {
     }
 }
 
+impl RawResult {
+    /// The figures of `ios` completed I/Os of `pages` pages each over `elapsed`.
+    fn of(
+        spec: &RawSpec,
+        engine: String,
+        ios: u64,
+        pages: u64,
+        elapsed: Duration,
+        hist: &Histogram<u64>,
+    ) -> RawResult {
+        let bytes = ios * pages * PAGE_SIZE as u64;
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        RawResult {
+            name: spec.name.clone(),
+            engine,
+            ios,
+            bytes,
+            elapsed,
+            iops: ios as f64 / secs,
+            mib_per_s: bytes as f64 / secs / (1024.0 * 1024.0),
+            latency: LatencySummary::of(hist),
+        }
+    }
+}
+
+/// Latencies in microseconds, 1 µs to 60 s, 3 significant digits.
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
+        .expect("constant histogram bounds are valid")
+}
+
 /// Formats results as a table with a header.
 pub fn table(results: &[RawResult]) -> String {
     let mut out = RawResult::header();
@@ -145,23 +176,8 @@ pub fn run(
     area: &Arc<SwapArea>,
     spec: &RawSpec,
 ) -> Result<RawResult, DeviceError> {
-    let pages = spec.pages_per_io.max(1) as u64;
-    let last = area.last_page();
-    if last < pages {
-        return Err(DeviceError::OutOfRange {
-            path: area.path().into(),
-            page: 1,
-            count: pages,
-            last_page: last,
-        });
-    }
-    let mut next = Placement {
-        pattern: spec.pattern,
-        pages,
-        last,
-        seq: 1,
-        rng: 0x853c_49e6_748f_ea9b,
-    };
+    let mut next = Placement::for_run(area, spec)?;
+    let pages = next.pages;
     let (tx, rx) = crossbeam_channel::unbounded::<IoCompletion>();
     let submit = |buf: PageBuf, page: u64| {
         let tx = tx.clone();
@@ -173,8 +189,7 @@ pub fn run(
         };
         engine.submit(area, req, Box::new(move |c| drop(tx.send(c))));
     };
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
-        .expect("constant histogram bounds are valid");
+    let mut hist = latency_histogram();
     let start = Instant::now();
     let mut in_flight = 0usize;
     let mut issued = 0u64;
@@ -208,19 +223,14 @@ pub fn run(
     if let Some(e) = failure {
         return Err(e);
     }
-    let elapsed = start.elapsed();
-    let bytes = done * pages * PAGE_SIZE as u64;
-    let secs = elapsed.as_secs_f64().max(1e-9);
-    Ok(RawResult {
-        name: spec.name.clone(),
-        engine: engine.kind().to_string(),
-        ios: done,
-        bytes,
-        elapsed,
-        iops: done as f64 / secs,
-        mib_per_s: bytes as f64 / secs / (1024.0 * 1024.0),
-        latency: LatencySummary::of(&hist),
-    })
+    Ok(RawResult::of(
+        spec,
+        engine.kind().to_string(),
+        done,
+        pages,
+        start.elapsed(),
+        &hist,
+    ))
 }
 
 /// Like [`run`], but each completion's callback submits the next I/O itself, on the
@@ -234,16 +244,8 @@ pub fn run_chained(
     area: &Arc<SwapArea>,
     spec: &RawSpec,
 ) -> Result<RawResult, DeviceError> {
-    let pages = spec.pages_per_io.max(1) as u64;
-    let last = area.last_page();
-    if last < pages {
-        return Err(DeviceError::OutOfRange {
-            path: area.path().into(),
-            page: 1,
-            count: pages,
-            last_page: last,
-        });
-    }
+    let next = Placement::for_run(area, spec)?;
+    let pages = next.pages;
     let (end_tx, end_rx) = crossbeam_channel::unbounded::<Option<DeviceError>>();
     let chain = Arc::new(Chain {
         engine: Arc::clone(engine),
@@ -253,18 +255,11 @@ pub fn run_chained(
         max_ios: spec.max_ios,
         start: Instant::now(),
         state: parking_lot::Mutex::new(ChainState {
-            next: Placement {
-                pattern: spec.pattern,
-                pages,
-                last,
-                seq: 1,
-                rng: 0x853c_49e6_748f_ea9b,
-            },
+            next,
             issued: 0,
             done: 0,
             failed: false,
-            hist: Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
-                .expect("constant histogram bounds are valid"),
+            hist: latency_histogram(),
         }),
         end: end_tx,
     });
@@ -298,18 +293,14 @@ pub fn run_chained(
     }
     let elapsed = chain.start.elapsed();
     let st = chain.state.lock();
-    let bytes = st.done * pages * PAGE_SIZE as u64;
-    let secs = elapsed.as_secs_f64().max(1e-9);
-    Ok(RawResult {
-        name: spec.name.clone(),
-        engine: format!("{}/cb", engine.kind()),
-        ios: st.done,
-        bytes,
+    Ok(RawResult::of(
+        spec,
+        format!("{}/cb", engine.kind()),
+        st.done,
+        pages,
         elapsed,
-        iops: st.done as f64 / secs,
-        mib_per_s: bytes as f64 / secs / (1024.0 * 1024.0),
-        latency: LatencySummary::of(&st.hist),
-    })
+        &st.hist,
+    ))
 }
 
 /// The shared state of [`run_chained`]: one per run, each in-flight I/O holding an `Arc`.
@@ -385,6 +376,27 @@ struct Placement {
 }
 
 impl Placement {
+    /// Where the I/Os of `spec` go on `area`; refused when one I/O does not fit its data pages.
+    fn for_run(area: &SwapArea, spec: &RawSpec) -> Result<Placement, DeviceError> {
+        let pages = spec.pages_per_io.max(1) as u64;
+        let last = area.last_page();
+        if last < pages {
+            return Err(DeviceError::OutOfRange {
+                path: area.path().into(),
+                page: 1,
+                count: pages,
+                last_page: last,
+            });
+        }
+        Ok(Placement {
+            pattern: spec.pattern,
+            pages,
+            last,
+            seq: 1,
+            rng: 0x853c_49e6_748f_ea9b,
+        })
+    }
+
     fn page(&mut self) -> u64 {
         match self.pattern {
             Pattern::Sequential => {
