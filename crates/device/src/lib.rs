@@ -50,6 +50,7 @@ pub mod loopdev;
 pub mod mkswap;
 pub mod rawbench;
 mod stats;
+pub mod storage;
 mod sys;
 
 pub use area::{AreaId, AreaKind, AreaStats, DirectIo, LatencySummary, OpenOptions, SwapArea};

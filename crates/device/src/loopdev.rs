@@ -26,6 +26,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::DeviceError;
+use crate::storage::{self, StorageId};
 
 const LOOP_CONTROL: &str = "/dev/loop-control";
 const LO_NAME_SIZE: usize = 64;
@@ -482,6 +483,64 @@ pub fn info(dev: &Path) -> Result<LoopInfo, DeviceError> {
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(512),
     })
+}
+
+/// What a loop device stands on: its backing file's identity and where in it the device
+/// starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Backing {
+    pub(crate) id: StorageId,
+    pub(crate) offset: u64,
+}
+
+/// The backing storage of the loop device open as `dev` (`LOOP_GET_STATUS64`): the backing
+/// block device's `rdev` when it has one, else the file's `(lo_device, lo_inode)`, which the
+/// kernel encodes as `stat` does. `None` when nothing is attached.
+pub(crate) fn backing_of(dev: &File) -> Option<Backing> {
+    let mut status = LoopInfo64::zeroed();
+    // SAFETY: LOOP_GET_STATUS64 fills the struct, which is valid and repr(C).
+    unsafe { loop_get_status64(dev.as_raw_fd(), &mut status) }.ok()?;
+    let id = if status.lo_rdevice != 0 {
+        StorageId::Block {
+            rdev: status.lo_rdevice,
+        }
+    } else {
+        StorageId::File {
+            dev: status.lo_device,
+            ino: status.lo_inode,
+        }
+    };
+    Some(Backing {
+        id,
+        offset: status.lo_offset,
+    })
+}
+
+/// The attached loop devices (`/dev/loopN`) whose backing file is one of `ids`, found
+/// through sysfs without opening any device. A backing file that was deleted or that this
+/// mount namespace cannot see is not found.
+pub fn attached_over(ids: &[StorageId]) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir("/sys/block") else {
+        return Vec::new();
+    };
+    let mut found: Vec<(u64, PathBuf)> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name();
+            let number: u64 = name.to_str()?.strip_prefix("loop")?.parse().ok()?;
+            let backing = std::fs::read_to_string(e.path().join("loop/backing_file")).ok()?;
+            let meta = std::fs::metadata(backing.trim_end_matches('\n')).ok()?;
+            ids.contains(&storage::id_of(&meta))
+                .then(|| (number, PathBuf::from(format!("/dev/loop{number}"))))
+        })
+        .collect();
+    found.sort_unstable();
+    found.into_iter().map(|(_, path)| path).collect()
+}
+
+/// The loop devices attached to `file` (by identity: whatever path they were attached by).
+pub fn attached_to(file: &Path) -> Result<Vec<PathBuf>, DeviceError> {
+    Ok(attached_over(&storage::identify(file)?))
 }
 
 /// Detaches the loop device `dev` (`LOOP_CLR_FD`). Only for devices the caller attached.

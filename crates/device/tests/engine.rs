@@ -291,30 +291,87 @@ fn injected_faults_fail_exactly_the_chosen_ios_on_each_engine() {
     common::assert_no_loop_under(dir.path());
 }
 
+/// Truncates `file` to `pages` pages under a live area.
+fn truncate(file: &std::path::Path, pages: u64) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(file)
+        .unwrap()
+        .set_len(pages * PAGE_SIZE as u64)
+        .unwrap();
+}
+
+/// Issue 11 §3: once the file behind an area is shorter than the area, every I/O on it
+/// fails and says so, on both engines and the blocking path: past the cut (a short read)
+/// and before it (the area is broken; a write would re-extend the file with holes).
 #[test]
-fn a_read_past_the_end_of_a_truncated_file_is_an_error_never_zeroes() {
+fn a_truncated_file_area_fails_every_io_never_zeroes() {
     let dir = common::scratch();
     let file = common::backing_file(dir.path(), "cut", 64);
     device::mkswap(&file, &MkswapOptions::default()).unwrap();
     let area = open(&file);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&file)
-        .unwrap()
-        .set_len(32 * PAGE_SIZE as u64)
-        .unwrap();
+    assert!(
+        engines()[0]
+            .submit_wait(&area, read_req(1, 20, 4))
+            .result
+            .is_ok()
+    );
+    truncate(&file, 32);
     for engine in engines() {
-        for page in [40, 30] {
-            let c = engine.submit_wait(&area, read_req(1, page, 4));
-            let err = c.result.unwrap_err();
+        for (page, write) in [(40, false), (30, false), (20, false), (20, true)] {
+            let req = if write {
+                write_req(1, page, 4, 9)
+            } else {
+                read_req(1, page, 4)
+            };
+            let err = engine.submit_wait(&area, req).result.unwrap_err();
             assert!(
-                err.to_string().contains("short read"),
-                "{}: {err}",
+                matches!(err, DeviceError::Shrunk { size_bytes, .. } if size_bytes == 32 * PAGE_SIZE as u64),
+                "{} page {page} write {write}: {err}",
                 engine.kind()
             );
         }
-        assert!(engine.submit_wait(&area, read_req(2, 20, 4)).result.is_ok());
     }
+    let mut buf = PageBuf::new(1);
+    let err = area.read_pages(5, &mut buf).unwrap_err();
+    assert!(err.to_string().contains("shrank to 131072 bytes"), "{err}");
+    assert!(buf.as_slice().iter().all(|&b| b == 0), "nothing read");
+}
+
+/// The same under a loop device, where the kernel zero-fills reads past the backing
+/// file's end and reports success: the area notices through the backing file it holds.
+#[test]
+fn a_truncated_backing_file_under_a_loop_device_fails_reads_never_zeroes() {
+    let Some(()) = common::loop_or_skip("a_truncated_backing_file_under_a_loop_device") else {
+        return;
+    };
+    let dir = common::scratch();
+    let t = common::swap_target(dir.path(), "loopcut", 64);
+    let area = open(&t.path);
+    assert_eq!(
+        area.backing_file(),
+        Some(std::fs::canonicalize(&t.file).unwrap().as_path())
+    );
+    for engine in engines() {
+        let w = engine.submit_wait(&area, write_req(1, 40, 4, 3));
+        w.result.unwrap();
+    }
+    truncate(&t.file, 32);
+    for engine in engines() {
+        for page in [40, 20] {
+            let c = engine.submit_wait(&area, read_req(1, page, 4));
+            let err = c.result.unwrap_err();
+            assert!(
+                matches!(err, DeviceError::Shrunk { .. }),
+                "{} page {page}: {err}",
+                engine.kind()
+            );
+            assert!(err.to_string().contains("shrank"), "{err}");
+        }
+    }
+    drop(area);
+    drop(t);
+    common::assert_no_loop_under(dir.path());
 }
 
 #[test]

@@ -71,6 +71,8 @@ fn tmpfs_falls_back_to_buffered_io_or_refuses_when_direct_is_required() {
     mkswap(&file, &MkswapOptions::default()).unwrap();
     let area = open(&file).unwrap();
     println!("tmpfs: direct I/O {}", area.direct_io());
+    // One owner at a time: the area's lock would refuse the second open.
+    drop(area);
     let required = SwapArea::open(
         &file,
         &OpenOptions {
