@@ -61,6 +61,7 @@ pub use fault::FaultInjector;
 pub use header::{HeaderError, SwapHeader};
 pub use loopdev::{LoopDevice, LoopInfo, LoopOptions};
 pub use mkswap::{MkswapOptions, mkswap};
+pub use storage::StorageId;
 
 /// Bytes per page: the unit of every I/O.
 pub const PAGE_SIZE: usize = 4096;
