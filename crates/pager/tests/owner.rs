@@ -220,3 +220,55 @@ fn a_second_pager_is_refused_until_the_first_lets_go() {
         dev.detach().unwrap();
     }
 }
+
+/// Issue 11 §3: storage that shrinks under a live area (its file, or a loop device's
+/// backing file, truncated) gives read errors, never zeroes, on both engines.
+#[test]
+fn a_truncated_area_gives_read_errors_never_zeroes() {
+    let dir = tempdir();
+    let file = area(dir.path(), "cut-file", 64);
+    let img = area(dir.path(), "cut-loop", 64);
+    let dev = attach(&img);
+    let mut targets = vec![(file.clone(), file)];
+    if let Some(dev) = &dev {
+        targets.push((dev.path().to_owned(), img.clone()));
+    }
+    for (path, backing) in targets {
+        for p in pagers() {
+            // Whole again (the previous round cut it), with a fresh header.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&backing)
+                .unwrap()
+                .set_len(64 * device::PAGE_SIZE as u64)
+                .unwrap();
+            device::mkswap(&path, &device::MkswapOptions::default()).unwrap();
+            let id = p.swapon(&path, SwaponOptions::default()).unwrap();
+            let obj = p.alloc_object(None, 32).unwrap();
+            let res = p.putpages(&obj, 0, &common::pages(0, 32), pager::PutMode::Sync);
+            assert!(res.iter().all(|r| *r == pager::PageResult::Ok), "{res:?}");
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&backing)
+                .unwrap()
+                .set_len(8 * device::PAGE_SIZE as u64)
+                .unwrap();
+            let mut out = vec![0u8; device::PAGE_SIZE];
+            for pindex in [2, 20] {
+                let err = p.getpages(&obj, pindex, 0, 0, &mut out).unwrap_err();
+                assert!(err.to_string().contains("shrank to 32768 bytes"), "{err}");
+            }
+            assert!(out.iter().all(|&b| b == 0), "no data handed out");
+            drop(obj);
+            let _ = p.swapoff(
+                id,
+                SwapoffOptions {
+                    force: true,
+                    ..SwapoffOptions::default()
+                },
+                &mut |_, _| {},
+            );
+        }
+    }
+    drop(dev);
+}
