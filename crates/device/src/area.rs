@@ -432,13 +432,19 @@ impl SwapArea {
 
     /// Tells the storage that `count` pages from `page` hold nothing (`BLKDISCARD` on block
     /// devices, a punched hole in files). Storage that cannot discard is not an error:
-    /// discarding is advice.
+    /// discarding is advice. A file gets the punched range allocated again (unwritten, reads
+    /// as zeroes), so a file area keeps its blocks: a later write there cannot run out of
+    /// space.
     pub fn discard(&self, page: u64, count: u64) -> Result<(), DeviceError> {
         self.check_range(page, count)?;
         let (offset, len) = (page * PAGE_SIZE as u64, count * PAGE_SIZE as u64);
         let result = match self.raw.kind {
             AreaKind::BlockDevice => sys::discard_block(&self.raw.file, offset, len),
-            AreaKind::File => sys::punch_hole(&self.raw.file, offset, len),
+            AreaKind::File => sys::punch_hole(&self.raw.file, offset, len).and_then(|()| {
+                let (offset, len) = (offset as i64, len as i64);
+                let keep = nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE;
+                nix::fcntl::fallocate(&self.raw.file, keep, offset, len).map_err(io::Error::from)
+            }),
         };
         match result {
             Ok(()) => {
