@@ -260,14 +260,7 @@ fn a_truncated_area_gives_read_errors_never_zeroes() {
             }
             assert!(out.iter().all(|&b| b == 0), "no data handed out");
             drop(obj);
-            let _ = p.swapoff(
-                id,
-                SwapoffOptions {
-                    force: true,
-                    ..SwapoffOptions::default()
-                },
-                &mut |_, _| {},
-            );
+            let _ = p.swapoff(id, SwapoffOptions { force: true }, &mut |_, _| {});
         }
     }
     drop(dev);
