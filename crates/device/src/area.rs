@@ -38,7 +38,10 @@ pub enum DirectIo {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OpenOptions {
     pub direct: DirectIo,
-    /// Open block devices with `O_EXCL`, so one that is mounted or in use is refused.
+    /// Be the storage's one owner (see [`crate::storage`]): block devices are opened with
+    /// `O_EXCL`, so one that is mounted or in use is refused; a file, or a loop device's
+    /// backing file, gets an OFD lock (a read lock when `read_only`); storage the kernel
+    /// swaps on, and a file under a loop device in use, are refused.
     pub exclusive: bool,
     /// Open for reading only (inspection tools); writes then fail.
     pub read_only: bool,
