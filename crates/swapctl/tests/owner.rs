@@ -53,6 +53,13 @@ fn mkswap_refuses_storage_a_daemon_uses_even_with_force() {
     d.ok(&["mkswap", "--pages", "1024", s(&file)]);
     d.ok(&["on", devs.path(0)]);
     d.ok(&["on", s(&file)]);
+    if devs.loop_backed {
+        // The same daemon names its own area.
+        let img = backing(&devs, 0);
+        let out = d.run(&["on", s(&img)]);
+        assert_refused(&out, &img.display().to_string());
+        assert_refused(&out, &format!("in use as {} (swap device ", devs.path(0)));
+    }
     for force in [false, true] {
         let args = |p: &Path| {
             let mut a = vec!["mkswap".to_owned()];
