@@ -146,7 +146,11 @@ pub(crate) fn open_raw(path: &Path, opts: &OpenOptions) -> Result<RawDevice, Dev
         Some(libc::ENOENT) => DeviceError::NotFound { path: path.into() },
         _ => DeviceError::io(path, "open", 0, e),
     })?;
-    let mut ids = vec![storage::id_of(&meta)];
+    // What was opened, not what the path named a moment before.
+    let opened = file
+        .metadata()
+        .map_err(|e| DeviceError::io(path, "stat", 0, e))?;
+    let mut ids = vec![storage::id_of(&opened)];
     let loop_backing = if storage::is_loop(ids[0]) {
         loopdev::backing_of(&file)
     } else {
