@@ -175,3 +175,51 @@ fn read_only_opens_share_and_exclude_writers() {
     drop((a, b));
     open(&file).unwrap();
 }
+
+/// A file the kernel swaps on; `swapoff` on drop, also when the test fails.
+struct KernelSwap(std::ffi::CString);
+
+impl KernelSwap {
+    fn on(path: &Path) -> Option<KernelSwap> {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path that lives across the call.
+        if unsafe { libc::swapon(c.as_ptr(), 0) } != 0 {
+            println!(
+                "the kernel refused swapon ({}); skipped",
+                std::io::Error::last_os_error()
+            );
+            return None;
+        }
+        Some(KernelSwap(c))
+    }
+}
+
+impl Drop for KernelSwap {
+    fn drop(&mut self) {
+        // SAFETY: a NUL-terminated path that lives across the call.
+        unsafe { libc::swapoff(self.0.as_ptr()) };
+    }
+}
+
+/// Storage the kernel swaps on (`/proc/swaps`) is refused by name, `force` or not.
+#[test]
+fn a_file_the_kernel_swaps_on_is_refused() {
+    let dir = common::scratch();
+    let file = dir.path().join("swapkit-kernel.swap");
+    // Written out: the kernel refuses swap files with holes.
+    std::fs::write(&file, vec![0u8; 64 * device::PAGE_SIZE]).unwrap();
+    device::mkswap(&file, &MkswapOptions::default()).unwrap();
+    let Some(on) = KernelSwap::on(&file) else {
+        return;
+    };
+    let expect = format!(
+        "{}: in use by the kernel's swap as {}",
+        file.display(),
+        file.display()
+    );
+    assert_eq!(open(&file).unwrap_err().to_string(), expect);
+    assert_eq!(mkswap_force(&file).unwrap_err().to_string(), expect);
+    drop(on);
+    open(&file).unwrap();
+}
