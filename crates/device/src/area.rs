@@ -6,6 +6,7 @@ use std::fs::{File, Metadata};
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
@@ -15,7 +16,8 @@ use crate::error::DeviceError;
 use crate::fault::FaultInjector;
 use crate::header::{HeaderError, SwapHeader};
 use crate::stats::Counters;
-use crate::{PAGE_SIZE, PageBuf, sys};
+use crate::storage::{self, StorageId};
+use crate::{PAGE_SIZE, PageBuf, loopdev, sys};
 
 pub use crate::stats::{AreaStats, LatencySummary};
 
@@ -36,7 +38,10 @@ pub enum DirectIo {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OpenOptions {
     pub direct: DirectIo,
-    /// Open block devices with `O_EXCL`, so one that is mounted or in use is refused.
+    /// Be the storage's one owner (see [`crate::storage`]): block devices are opened with
+    /// `O_EXCL`, so one that is mounted or in use is refused; a file, or a loop device's
+    /// backing file, gets an OFD lock (a read lock when `read_only`); storage the kernel
+    /// swaps on, and a file under a loop device in use, are refused.
     pub exclusive: bool,
     /// Open for reading only (inspection tools); writes then fail.
     pub read_only: bool,
@@ -73,12 +78,33 @@ pub(crate) struct RawDevice {
     pub(crate) file: File,
     pub(crate) kind: AreaKind,
     pub(crate) id: AreaId,
+    /// Every identity the storage has: its own first, then a loop device's backing file.
+    pub(crate) ids: Vec<StorageId>,
+    /// A loop device's backing file, held open for its lock and its size.
+    pub(crate) backing: Option<BackingFile>,
     pub(crate) size_bytes: u64,
     pub(crate) direct: bool,
 }
 
+/// The file behind a loop device, opened by the path sysfs gives and checked to be the
+/// inode the device uses.
+#[derive(Debug)]
+pub(crate) struct BackingFile {
+    pub(crate) file: File,
+    pub(crate) path: PathBuf,
+    /// Where the device starts in the file (`lo_offset`).
+    pub(crate) offset: u64,
+    /// Opened read-only (it holds a read lock then).
+    pub(crate) read_only: bool,
+}
+
 /// Opens `path` for paging: checks what it is, takes `O_EXCL` on block devices, tries
 /// `O_DIRECT` as asked, and learns the size. Every refusal has its own error variant.
+///
+/// With `opts.exclusive` it also makes the caller the storage's one owner (see
+/// [`crate::storage`]): storage the kernel swaps on or a busy loop device stands on is
+/// refused naming that other path, and a regular file or a loop device's backing file gets
+/// an OFD lock that lives as long as the returned device.
 pub(crate) fn open_raw(path: &Path, opts: &OpenOptions) -> Result<RawDevice, DeviceError> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => DeviceError::NotFound { path: path.into() },
@@ -120,6 +146,30 @@ pub(crate) fn open_raw(path: &Path, opts: &OpenOptions) -> Result<RawDevice, Dev
         Some(libc::ENOENT) => DeviceError::NotFound { path: path.into() },
         _ => DeviceError::io(path, "open", 0, e),
     })?;
+    // What was opened, not what the path named a moment before.
+    let opened = file
+        .metadata()
+        .map_err(|e| DeviceError::io(path, "stat", 0, e))?;
+    let mut ids = vec![storage::id_of(&opened)];
+    let loop_backing = if storage::is_loop(ids[0]) {
+        loopdev::backing_of(&file)
+    } else {
+        None
+    };
+    ids.extend(loop_backing.map(|b| b.id));
+    if opts.exclusive {
+        storage::check_idle(path, &ids)?;
+    }
+    let backing = loop_backing.and_then(|b| open_backing(&meta, b, opts.read_only));
+    if opts.exclusive {
+        match (&kind, &backing) {
+            (AreaKind::File, _) => storage::lock(&file, opts.read_only, path, path)?,
+            (AreaKind::BlockDevice, Some(b)) => {
+                storage::lock(&b.file, b.read_only, path, &b.path)?;
+            }
+            (AreaKind::BlockDevice, None) => {}
+        }
+    }
     let size_bytes = match kind {
         AreaKind::File => meta.len(),
         AreaKind::BlockDevice => {
@@ -145,8 +195,50 @@ pub(crate) fn open_raw(path: &Path, opts: &OpenOptions) -> Result<RawDevice, Dev
         file,
         kind,
         id,
+        ids,
+        backing,
         size_bytes,
         direct,
+    })
+}
+
+/// Opens the backing file of the loop device `meta` describes, by the path sysfs gives,
+/// read-write when it can (for a write lock) and else read-only. `None` when it cannot be
+/// opened or is no longer the inode the device uses (deleted, replaced, or in another mount
+/// namespace): then nothing can open it by that path to conflict with us either.
+fn open_backing(
+    meta: &Metadata,
+    backing: loopdev::Backing,
+    read_only: bool,
+) -> Option<BackingFile> {
+    let StorageId::File { .. } = backing.id else {
+        return None;
+    };
+    let rdev = meta.rdev();
+    let (major, minor) = (nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev));
+    let sys = format!("/sys/dev/block/{major}:{minor}/loop/backing_file");
+    let name = std::fs::read_to_string(sys).ok()?;
+    let path = PathBuf::from(name.trim_end_matches('\n'));
+    let open = |write: bool| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(write)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&path)
+    };
+    let (file, read_only) = match open(!read_only) {
+        Ok(f) => (f, read_only),
+        Err(_) if !read_only => (open(false).ok()?, true),
+        Err(_) => return None,
+    };
+    let same = file
+        .metadata()
+        .is_ok_and(|m| storage::id_of(&m) == backing.id);
+    same.then_some(BackingFile {
+        file,
+        path,
+        offset: backing.offset,
+        read_only,
     })
 }
 
@@ -202,7 +294,13 @@ pub struct SwapArea {
     bad: Vec<u64>,
     counters: Counters,
     faults: FaultInjector,
+    /// The size the backing file was found to have shrunk to, or [`NOT_SHRUNK`]. Once set it
+    /// stays: the pages past the cut are gone even if the file grows again.
+    shrunk_to: AtomicU64,
 }
+
+/// `shrunk_to` of an area whose backing file was never seen shorter than the area.
+const NOT_SHRUNK: u64 = u64::MAX;
 
 /// How much of the start we read to find the header: enough to spot a 64 KiB-page signature.
 const HEADER_PROBE_BYTES: u64 = 65536;
@@ -212,13 +310,16 @@ impl SwapArea {
     pub fn open(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<SwapArea, DeviceError> {
         let path = path.as_ref();
         let mut raw = open_raw(path, opts)?;
-        let page0 = match read_probe(&raw) {
-            // Some filesystems accept O_DIRECT at open and refuse it at the first read.
+        let probe = read_probe(&raw);
+        let page0 = match probe {
+            // Some filesystems accept O_DIRECT at open and refuse it at the first read. The
+            // first open goes before the second: it holds the O_EXCL claim and the lock.
             Err(e)
                 if raw.direct
                     && opts.direct == DirectIo::Auto
                     && e.raw_os_error() == Some(libc::EINVAL) =>
             {
+                drop(raw);
                 raw = open_raw(
                     path,
                     &OpenOptions {
@@ -254,6 +355,9 @@ impl SwapArea {
                 why: "its swap header",
             });
         }
+        if raw.kind == AreaKind::File && !opts.read_only {
+            allocate(&raw.file, path, area_bytes(&header))?;
+        }
         let bad = header.bad_pages.iter().map(|&b| u64::from(b)).collect();
         Ok(SwapArea {
             path: path.into(),
@@ -262,7 +366,19 @@ impl SwapArea {
             bad,
             counters: Counters::new(),
             faults: FaultInjector::new(),
+            shrunk_to: AtomicU64::new(NOT_SHRUNK),
         })
+    }
+
+    /// Every identity of the storage (see [`crate::storage`]): its own first, then for a
+    /// loop device its backing file's. Two areas whose identities overlap share storage.
+    pub fn storage(&self) -> &[StorageId] {
+        &self.raw.ids
+    }
+
+    /// A loop device's backing file (the path sysfs gives), when it could be opened.
+    pub fn backing_file(&self) -> Option<&Path> {
+        self.raw.backing.as_ref().map(|b| b.path.as_path())
     }
 
     pub fn path(&self) -> &Path {
@@ -323,13 +439,19 @@ impl SwapArea {
 
     /// Tells the storage that `count` pages from `page` hold nothing (`BLKDISCARD` on block
     /// devices, a punched hole in files). Storage that cannot discard is not an error:
-    /// discarding is advice.
+    /// discarding is advice. A file gets the punched range allocated again (unwritten, reads
+    /// as zeroes), so a file area keeps its blocks: a later write there cannot run out of
+    /// space.
     pub fn discard(&self, page: u64, count: u64) -> Result<(), DeviceError> {
         self.check_range(page, count)?;
         let (offset, len) = (page * PAGE_SIZE as u64, count * PAGE_SIZE as u64);
         let result = match self.raw.kind {
             AreaKind::BlockDevice => sys::discard_block(&self.raw.file, offset, len),
-            AreaKind::File => sys::punch_hole(&self.raw.file, offset, len),
+            AreaKind::File => sys::punch_hole(&self.raw.file, offset, len).and_then(|()| {
+                let (offset, len) = (offset as i64, len as i64);
+                let keep = nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE;
+                nix::fcntl::fallocate(&self.raw.file, keep, offset, len).map_err(io::Error::from)
+            }),
         };
         match result {
             Ok(()) => {
@@ -382,9 +504,45 @@ impl SwapArea {
             Some(e) => Err(e),
             None => io(&self.raw.file, page * PAGE_SIZE as u64),
         };
+        let result =
+            self.settle(result.map_err(|e| DeviceError::io(&self.path, op.name(), page, e)));
         self.counters
             .end(op, pages, result.is_ok(), start.elapsed());
-        result.map_err(|e| DeviceError::io(&self.path, op.name(), page, e))
+        result
+    }
+
+    /// Every finished I/O on the area passes here (the engines' and the blocking path's):
+    /// when the file behind the area (its own, or a loop device's backing file) is now
+    /// shorter than the area, the I/O fails with [`DeviceError::Shrunk`], whatever it
+    /// returned. A loop device zero-fills reads past its backing file's end and a write past
+    /// a file's end re-extends it with holes, so without this check a truncated file would
+    /// hand back zeroes as data. Costs one `fstat` per I/O on file and loop areas.
+    pub(crate) fn settle(&self, result: Result<(), DeviceError>) -> Result<(), DeviceError> {
+        if matches!(result, Err(DeviceError::OutOfRange { .. })) {
+            return result;
+        }
+        let (file, name, offset) = match (&self.raw.kind, &self.raw.backing) {
+            (AreaKind::File, _) => (&self.raw.file, &self.path, 0),
+            (AreaKind::BlockDevice, Some(b)) => (&b.file, &b.path, b.offset),
+            (AreaKind::BlockDevice, None) => return result,
+        };
+        let needed_bytes = offset.saturating_add(area_bytes(&self.header));
+        let mut size_bytes = self.shrunk_to.load(Ordering::Relaxed);
+        if size_bytes == NOT_SHRUNK {
+            match file.metadata() {
+                Ok(m) if m.len() < needed_bytes => {
+                    size_bytes = m.len();
+                    self.shrunk_to.store(size_bytes, Ordering::Relaxed);
+                }
+                _ => return result,
+            }
+        }
+        Err(DeviceError::Shrunk {
+            path: self.path.clone(),
+            file: name.clone(),
+            size_bytes,
+            needed_bytes,
+        })
     }
 
     /// `Ok` when `count >= 1` pages from `page` are all data pages (`1..=last_page`).
@@ -411,6 +569,24 @@ impl SwapArea {
     }
 }
 
+/// Keeps the blocks of a file area allocated (`fallocate`, keeping the size), so a write
+/// to it cannot fail for want of space on a full file system. A file system that cannot
+/// preallocate is no reason to refuse the area; one without room for it is.
+fn allocate(file: &File, path: &Path, bytes: u64) -> Result<(), DeviceError> {
+    use nix::fcntl::{FallocateFlags, fallocate};
+    let len = i64::try_from(bytes).unwrap_or(i64::MAX);
+    match fallocate(file, FallocateFlags::FALLOC_FL_KEEP_SIZE, 0, len) {
+        Ok(()) => Ok(()),
+        Err(nix::Error::ENOSPC | nix::Error::EDQUOT) => Err(DeviceError::io(
+            path,
+            "allocate",
+            0,
+            io::Error::from_raw_os_error(libc::ENOSPC),
+        )),
+        Err(_) => Ok(()),
+    }
+}
+
 /// Reads the start of the device (up to 64 KiB, whole pages); `None` when it holds less
 /// than one page.
 fn read_probe(raw: &RawDevice) -> io::Result<Option<PageBuf>> {
@@ -421,4 +597,9 @@ fn read_probe(raw: &RawDevice) -> io::Result<Option<PageBuf>> {
     let mut buf = PageBuf::new(pages);
     sys::read_full(&raw.file, buf.as_mut_slice(), 0)?;
     Ok(Some(buf))
+}
+
+/// Bytes the area spans on its storage: the header page and the data pages.
+fn area_bytes(header: &SwapHeader) -> u64 {
+    (u64::from(header.last_page) + 1) * PAGE_SIZE as u64
 }

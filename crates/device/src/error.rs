@@ -26,6 +26,35 @@ pub enum DeviceError {
     #[error("{}: device in use (mounted, kernel swap, or another daemon)", path.display())]
     InUse { path: PathBuf },
 
+    /// The storage is in use under another name: a loop device held exclusively on the
+    /// same file (mounted, swapped on by the kernel or another pager).
+    #[error("{}: in use as {}", path.display(), other.display())]
+    InUseAs { path: PathBuf, other: PathBuf },
+
+    /// The kernel swaps on this storage (`/proc/swaps` lists `other`).
+    #[error("{}: in use by the kernel's swap as {}", path.display(), other.display())]
+    KernelSwap { path: PathBuf, other: PathBuf },
+
+    /// Another swapkit pager, daemon or mkswap holds the storage's lock (an OFD lock on
+    /// `file`: the file itself, or a loop device's backing file).
+    #[error("{}: in use by a swapkit pager or mkswap ({} is locked)", path.display(), file.display())]
+    Locked { path: PathBuf, file: PathBuf },
+
+    /// `swapctl loop attach` of a file that already has a loop device, without `--shared`.
+    #[error("{}: already attached as {}", path.display(), device.display())]
+    AlreadyAttached { path: PathBuf, device: PathBuf },
+
+    /// The file behind a live area (the area's own file, or a loop device's backing file)
+    /// is now shorter than the area: what was past its end is gone, and reads there would
+    /// return zeroes. Every I/O on the area fails from then on.
+    #[error("{}: backing file {} shrank to {size_bytes} bytes, the area needs {needed_bytes}", path.display(), file.display())]
+    Shrunk {
+        path: PathBuf,
+        file: PathBuf,
+        size_bytes: u64,
+        needed_bytes: u64,
+    },
+
     #[error("{}: too small: {size_bytes} bytes, {why} needs {needed_bytes}", path.display())]
     TooSmall {
         path: PathBuf,

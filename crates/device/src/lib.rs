@@ -6,6 +6,9 @@
 //!   counters and its [`FaultInjector`].
 //! - [`engine`]: asynchronous cluster I/O with completion callbacks, on io_uring or a
 //!   thread pool of `pread`/`pwrite`.
+//! - [`storage`]: what a path *is* ([`StorageId`]s: a loop device stands for its backing
+//!   file too), the OFD lock that makes an area its storage's one owner, and who else uses
+//!   it (the kernel's swap, a busy loop device).
 //! - [`loopdev`]: attach files as loop devices (`LOOP_CONFIGURE`), detach, list.
 //! - [`mkswap`](mod@mkswap): write a header, refusing devices in use or holding a filesystem.
 //! - [`fault`]: make chosen I/Os fail, for tests.
@@ -20,7 +23,13 @@
 //!   works wherever the storage supports it.
 //! - Every completion callback runs exactly once; every error names its device.
 //! - Loop devices are attached through guards that detach on drop; nothing here detaches
-//!   or opens exclusively a device it was not pointed at.
+//!   or opens exclusively a device it was not pointed at (except for an instant, to learn
+//!   whether a loop device over the very file it was pointed at is in use).
+//! - One owner per piece of storage: an exclusive open ([`OpenOptions::exclusive`], the
+//!   default, and mkswap) holds `O_EXCL` on a block device and an OFD lock on a file or a
+//!   loop device's backing file for as long as it lives; a second one is refused.
+//! - A file area, or a loop device whose backing file is shorter than the area, fails every
+//!   I/O with [`DeviceError::Shrunk`] from the moment it is seen: never zeroes for data.
 //!
 //! Never: panic on bad input (headers are parsed from any bytes), block the caller of
 //! [`Engine::submit`] for the I/O itself, or return zeroes for a read that failed.
@@ -50,6 +59,7 @@ pub mod loopdev;
 pub mod mkswap;
 pub mod rawbench;
 mod stats;
+pub mod storage;
 mod sys;
 
 pub use area::{AreaId, AreaKind, AreaStats, DirectIo, LatencySummary, OpenOptions, SwapArea};
@@ -60,6 +70,7 @@ pub use fault::FaultInjector;
 pub use header::{HeaderError, SwapHeader};
 pub use loopdev::{LoopDevice, LoopInfo, LoopOptions};
 pub use mkswap::{MkswapOptions, mkswap};
+pub use storage::StorageId;
 
 /// Bytes per page: the unit of every I/O.
 pub const PAGE_SIZE: usize = 4096;

@@ -5,7 +5,8 @@
 //! 4096-byte logical blocks, autoclear, optionally read-only. Kernels before 5.8 lack
 //! `LOOP_CONFIGURE`; there we fall back to `LOOP_SET_FD` + `LOOP_SET_STATUS64` +
 //! `LOOP_SET_BLOCK_SIZE` + `LOOP_SET_DIRECT_IO`. When several processes attach at once,
-//! another may take "our" free device first (`EBUSY`): we ask for another one and retry.
+//! another may take "our" free device first (`EBUSY`) or remove it (`ENXIO`): we ask for
+//! another one and retry.
 //!
 //! The ioctls are written here with `nix` and `repr(C)` copies of `struct loop_info64` and
 //! `struct loop_config` (`include/uapi/linux/loop.h`): the `loopdev` crates generate their
@@ -25,6 +26,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::DeviceError;
+use crate::storage::{self, StorageId};
 
 const LOOP_CONTROL: &str = "/dev/loop-control";
 const LO_NAME_SIZE: usize = 64;
@@ -198,8 +200,7 @@ impl LoopDevice {
                 what: "open",
                 source,
             })?;
-        let mut last_busy = None;
-        for _ in 0..BUSY_RETRIES {
+        let mut next_free = || {
             // SAFETY: LOOP_CTL_GET_FREE takes no argument and returns a device number.
             let number = unsafe { loop_ctl_get_free(control.as_raw_fd()) }.map_err(|e| {
                 DeviceError::Loop {
@@ -208,33 +209,9 @@ impl LoopDevice {
                     source: e.into(),
                 }
             })?;
-            let path = PathBuf::from(format!("/dev/loop{number}"));
-            let dev = open_loop_node(&path, number as u64)?;
-            match configure(&dev, &backing, &backing_name, opts, legacy) {
-                Ok(()) => {
-                    return Ok(LoopDevice {
-                        path,
-                        dev,
-                        backing: backing_name,
-                        attached: true,
-                    });
-                }
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => last_busy = Some(e),
-                Err(source) => {
-                    return Err(DeviceError::Loop {
-                        path,
-                        what: "configure",
-                        source,
-                    });
-                }
-            }
-        }
-        let source = last_busy.unwrap_or_else(|| io::Error::from_raw_os_error(libc::EBUSY));
-        Err(DeviceError::Loop {
-            path: LOOP_CONTROL.into(),
-            what: "attach (every free device was taken)",
-            source,
-        })
+            Ok((PathBuf::from(format!("/dev/loop{number}")), number as u64))
+        };
+        attach_first_free(&backing, &backing_name, opts, legacy, &mut next_free)
     }
 
     /// `/dev/loopN`.
@@ -273,6 +250,59 @@ impl LoopDevice {
         }
         self.path.clone()
     }
+}
+
+/// Binds `backing` to the first device `next_free` offers that takes it.
+///
+/// Another process may take or remove a free device between `LOOP_CTL_GET_FREE` and our
+/// `open`/configure: a device another attach took answers `EBUSY`, one that was removed
+/// meanwhile `ENXIO` (at `open`, or at configure when it is being deleted). Both mean "lost
+/// the race": ask for another free device, up to [`BUSY_RETRIES`] times. Any other error
+/// is final.
+fn attach_first_free(
+    backing: &File,
+    backing_name: &Path,
+    opts: &LoopOptions,
+    legacy: bool,
+    next_free: &mut dyn FnMut() -> Result<(PathBuf, u64), DeviceError>,
+) -> Result<LoopDevice, DeviceError> {
+    let lost_race = |e: &io::Error| matches!(e.raw_os_error(), Some(libc::EBUSY | libc::ENXIO));
+    let mut last_lost = None;
+    for _ in 0..BUSY_RETRIES {
+        let (path, number) = next_free()?;
+        let dev = match open_loop_node(&path, number) {
+            Ok(dev) => dev,
+            Err(DeviceError::Loop { source, .. }) if lost_race(&source) => {
+                last_lost = Some(source);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        match configure(&dev, backing, backing_name, opts, legacy) {
+            Ok(()) => {
+                return Ok(LoopDevice {
+                    path,
+                    dev,
+                    backing: backing_name.to_owned(),
+                    attached: true,
+                });
+            }
+            Err(e) if lost_race(&e) => last_lost = Some(e),
+            Err(source) => {
+                return Err(DeviceError::Loop {
+                    path,
+                    what: "configure",
+                    source,
+                });
+            }
+        }
+    }
+    let source = last_lost.unwrap_or_else(|| io::Error::from_raw_os_error(libc::EBUSY));
+    Err(DeviceError::Loop {
+        path: LOOP_CONTROL.into(),
+        what: "attach (every free device was taken)",
+        source,
+    })
 }
 
 impl Drop for LoopDevice {
@@ -455,6 +485,64 @@ pub fn info(dev: &Path) -> Result<LoopInfo, DeviceError> {
     })
 }
 
+/// What a loop device stands on: its backing file's identity and where in it the device
+/// starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Backing {
+    pub(crate) id: StorageId,
+    pub(crate) offset: u64,
+}
+
+/// The backing storage of the loop device open as `dev` (`LOOP_GET_STATUS64`): the backing
+/// block device's `rdev` when it has one, else the file's `(lo_device, lo_inode)`, which the
+/// kernel encodes as `stat` does. `None` when nothing is attached.
+pub(crate) fn backing_of(dev: &File) -> Option<Backing> {
+    let mut status = LoopInfo64::zeroed();
+    // SAFETY: LOOP_GET_STATUS64 fills the struct, which is valid and repr(C).
+    unsafe { loop_get_status64(dev.as_raw_fd(), &mut status) }.ok()?;
+    let id = if status.lo_rdevice != 0 {
+        StorageId::Block {
+            rdev: status.lo_rdevice,
+        }
+    } else {
+        StorageId::File {
+            dev: status.lo_device,
+            ino: status.lo_inode,
+        }
+    };
+    Some(Backing {
+        id,
+        offset: status.lo_offset,
+    })
+}
+
+/// The attached loop devices (`/dev/loopN`) whose backing file is one of `ids`, found
+/// through sysfs without opening any device. A backing file that was deleted or that this
+/// mount namespace cannot see is not found.
+pub fn attached_over(ids: &[StorageId]) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir("/sys/block") else {
+        return Vec::new();
+    };
+    let mut found: Vec<(u64, PathBuf)> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name();
+            let number: u64 = name.to_str()?.strip_prefix("loop")?.parse().ok()?;
+            let backing = std::fs::read_to_string(e.path().join("loop/backing_file")).ok()?;
+            let meta = std::fs::metadata(backing.trim_end_matches('\n')).ok()?;
+            ids.contains(&storage::id_of(&meta))
+                .then(|| (number, PathBuf::from(format!("/dev/loop{number}"))))
+        })
+        .collect();
+    found.sort_unstable();
+    found.into_iter().map(|(_, path)| path).collect()
+}
+
+/// The loop devices attached to `file` (by identity: whatever path they were attached by).
+pub fn attached_to(file: &Path) -> Result<Vec<PathBuf>, DeviceError> {
+    Ok(attached_over(&storage::identify(file)?))
+}
+
 /// Detaches the loop device `dev` (`LOOP_CLR_FD`). Only for devices the caller attached.
 pub fn detach_path(dev: &Path) -> Result<(), DeviceError> {
     let file = std::fs::OpenOptions::new()
@@ -467,4 +555,75 @@ pub fn detach_path(dev: &Path) -> Result<(), DeviceError> {
             source,
         })?;
     clear_fd(&file, dev)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// A major number no driver registers here: opening such a node gives `ENXIO`, exactly
+    /// what a loop device removed between `LOOP_CTL_GET_FREE` and `open` gives.
+    const UNREGISTERED_MAJOR: u64 = 240;
+
+    /// Defect 5 of issue 11: the first "free" device vanished before we opened it. Attach
+    /// must ask for another one instead of failing.
+    #[test]
+    fn a_free_device_that_vanishes_before_open_is_skipped() {
+        if let Err(why) = available() {
+            println!("skipped: loop devices unavailable ({why})");
+            return;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("swapkit-test-")
+            .tempdir()
+            .unwrap();
+        let file = dir.path().join("swapkit-vanish");
+        File::create(&file)
+            .unwrap()
+            .set_len(64 * crate::PAGE_SIZE as u64)
+            .unwrap();
+        let gone = dir.path().join("swapkit-gone-loop");
+        let dev = nix::sys::stat::makedev(UNREGISTERED_MAJOR, 0);
+        let perm = nix::sys::stat::Mode::from_bits_truncate(0o600);
+        if let Err(e) = nix::sys::stat::mknod(&gone, nix::sys::stat::SFlag::S_IFBLK, perm, dev) {
+            println!("skipped: cannot make a device node ({e})");
+            return;
+        }
+        let backing = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&file)
+            .unwrap();
+        let control = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(LOOP_CONTROL)
+            .unwrap();
+        let mut offered = 0;
+        let mut next_free = || {
+            offered += 1;
+            if offered == 1 {
+                return Ok((gone.clone(), 0));
+            }
+            // SAFETY: LOOP_CTL_GET_FREE takes no argument.
+            let n = unsafe { loop_ctl_get_free(control.as_raw_fd()) }.unwrap();
+            Ok((PathBuf::from(format!("/dev/loop{n}")), n as u64))
+        };
+        let attached = attach_first_free(
+            &backing,
+            &file,
+            &LoopOptions::default(),
+            false,
+            &mut next_free,
+        );
+        let dev = attached.unwrap();
+        assert_eq!(
+            offered, 2,
+            "the vanished device was skipped, the next one taken"
+        );
+        assert_eq!(dev.info().unwrap().backing_file, file);
+        dev.detach().unwrap();
+    }
 }

@@ -1,8 +1,11 @@
 //! `mkswap`: write a swap header on a device or file, like util-linux `mkswap`.
 //!
-//! Refuses a block device in use (`O_EXCL`), a device holding another filesystem or
-//! partition table signature unless `force`, and a device too small for the 10 usable pages
-//! a swap area needs. With `check`, every page is read first and pages that fail are listed
+//! Refuses storage in use, whatever `force` says: a block device held `O_EXCL` (mounted,
+//! swapped on), a file or a loop device's backing file locked by a swapkit pager (see
+//! [`crate::storage`]), storage the kernel swaps on, and a file under a loop device in use.
+//! The lock is held while the header is written, so a swapon cannot start meanwhile.
+//! Refuses also a device holding another filesystem or partition table signature unless
+//! `force`, and a device too small for the 10 usable pages a swap area needs. With `check`, every page is read first and pages that fail are listed
 //! as bad in the header (like `mkswap -c`).
 
 use std::io;
@@ -28,6 +31,13 @@ pub struct MkswapOptions {
     pub force: bool,
 }
 
+/// How mkswap opens: buffered, as the one owner of the storage.
+const EXCLUSIVE: OpenOptions = OpenOptions {
+    direct: DirectIo::Off,
+    exclusive: true,
+    read_only: false,
+};
+
 /// Pages read to look for other signatures: btrfs keeps its superblock at 64 KiB.
 const SIGNATURE_PROBE_PAGES: usize = 17;
 
@@ -37,14 +47,7 @@ pub fn mkswap(path: impl AsRef<Path>, opts: &MkswapOptions) -> Result<SwapHeader
     if let Some(pages) = opts.pages {
         prepare_file(path, pages)?;
     }
-    let raw = open_raw(
-        path,
-        &OpenOptions {
-            direct: DirectIo::Off,
-            exclusive: true,
-            read_only: false,
-        },
-    )?;
+    let raw = open_raw(path, &EXCLUSIVE)?;
     let device_pages = raw.size_bytes / PAGE_SIZE as u64;
     let pages = opts.pages.unwrap_or(device_pages).min(u64::from(u32::MAX));
     let needed_bytes = (MIN_USABLE_PAGES + 1) * PAGE_SIZE as u64;
@@ -118,12 +121,16 @@ fn prepare_file(path: &Path, pages: u64) -> Result<(), DeviceError> {
     {
         return Ok(());
     }
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(|e| DeviceError::io(path, "create", 0, e))?;
+    // An existing file is only grown by its one owner: not under a live area.
+    let file = match meta {
+        Some(_) => open_raw(path, &EXCLUSIVE)?.file,
+        None => std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| DeviceError::io(path, "create", 0, e))?,
+    };
     file.set_len(bytes)
         .map_err(|e| DeviceError::io(path, "resize", 0, e))
 }

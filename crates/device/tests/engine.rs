@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use device::loopdev::{LoopDevice, LoopOptions};
 use device::{
     DeviceError, Engine, EngineKind, IoCompletion, IoOp, IoRequest, MkswapOptions, OpenOptions,
     PAGE_SIZE, PageBuf, SwapArea,
@@ -291,30 +292,98 @@ fn injected_faults_fail_exactly_the_chosen_ios_on_each_engine() {
     common::assert_no_loop_under(dir.path());
 }
 
+/// Truncates `file` to `pages` pages under a live area.
+fn truncate(file: &std::path::Path, pages: u64) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(file)
+        .unwrap()
+        .set_len(pages * PAGE_SIZE as u64)
+        .unwrap();
+}
+
+/// Issue 11 §3: once the file behind an area is shorter than the area, every I/O on it
+/// fails and says so, on both engines and the blocking path: past the cut (a short read)
+/// and before it (the area is broken; a write would re-extend the file with holes).
 #[test]
-fn a_read_past_the_end_of_a_truncated_file_is_an_error_never_zeroes() {
+fn a_truncated_file_area_fails_every_io_never_zeroes() {
     let dir = common::scratch();
     let file = common::backing_file(dir.path(), "cut", 64);
     device::mkswap(&file, &MkswapOptions::default()).unwrap();
     let area = open(&file);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&file)
-        .unwrap()
-        .set_len(32 * PAGE_SIZE as u64)
-        .unwrap();
+    assert!(
+        engines()[0]
+            .submit_wait(&area, read_req(1, 20, 4))
+            .result
+            .is_ok()
+    );
+    truncate(&file, 32);
     for engine in engines() {
-        for page in [40, 30] {
-            let c = engine.submit_wait(&area, read_req(1, page, 4));
-            let err = c.result.unwrap_err();
+        for (page, write) in [(40, false), (30, false), (20, false), (20, true)] {
+            let req = if write {
+                write_req(1, page, 4, 9)
+            } else {
+                read_req(1, page, 4)
+            };
+            let err = engine.submit_wait(&area, req).result.unwrap_err();
             assert!(
-                err.to_string().contains("short read"),
-                "{}: {err}",
+                matches!(err, DeviceError::Shrunk { size_bytes, .. } if size_bytes == 32 * PAGE_SIZE as u64),
+                "{} page {page} write {write}: {err}",
                 engine.kind()
             );
         }
-        assert!(engine.submit_wait(&area, read_req(2, 20, 4)).result.is_ok());
     }
+    let mut buf = PageBuf::new(1);
+    let err = area.read_pages(5, &mut buf).unwrap_err();
+    assert!(err.to_string().contains("shrank to 131072 bytes"), "{err}");
+    assert!(buf.as_slice().iter().all(|&b| b == 0), "nothing read");
+}
+
+/// The same under a loop device, buffered and direct. Past the backing file's end the loop
+/// driver answers `EIO` on recent kernels (older ones zero-filled the read), before the cut
+/// it succeeds though the area is broken. The area notices through the backing file it
+/// holds, and fails both with what happened.
+#[test]
+fn a_truncated_backing_file_under_a_loop_device_fails_reads_never_zeroes() {
+    let Some(()) = common::loop_or_skip("a_truncated_backing_file_under_a_loop_device") else {
+        return;
+    };
+    let dir = common::scratch();
+    for direct_io in [false, true] {
+        let file = common::backing_file(dir.path(), &format!("loopcut-{direct_io}"), 64);
+        let opts = LoopOptions {
+            direct_io,
+            ..LoopOptions::default()
+        };
+        let dev = LoopDevice::attach(&file, &opts).unwrap();
+        device::mkswap(dev.path(), &MkswapOptions::default()).unwrap();
+        let area = open(dev.path());
+        assert_eq!(
+            area.backing_file(),
+            Some(std::fs::canonicalize(&file).unwrap().as_path())
+        );
+        for engine in engines() {
+            let w = engine.submit_wait(&area, write_req(1, 40, 4, 3));
+            w.result.unwrap();
+        }
+        area.sync().unwrap();
+        truncate(&file, 32);
+        for engine in engines() {
+            for page in [40, 20] {
+                let c = engine.submit_wait(&area, read_req(1, page, 4));
+                let err = c.result.unwrap_err();
+                assert!(
+                    matches!(err, DeviceError::Shrunk { .. }),
+                    "direct I/O {direct_io}, {} page {page}: {err}",
+                    engine.kind()
+                );
+                assert!(err.to_string().contains("shrank"), "{err}");
+            }
+        }
+        drop(area);
+        drop(dev);
+    }
+    common::assert_no_loop_under(dir.path());
 }
 
 #[test]

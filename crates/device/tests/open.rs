@@ -71,6 +71,8 @@ fn tmpfs_falls_back_to_buffered_io_or_refuses_when_direct_is_required() {
     mkswap(&file, &MkswapOptions::default()).unwrap();
     let area = open(&file).unwrap();
     println!("tmpfs: direct I/O {}", area.direct_io());
+    // One owner at a time: the area's lock would refuse the second open.
+    drop(area);
     let required = SwapArea::open(
         &file,
         &OpenOptions {
@@ -450,4 +452,36 @@ fn data_pages_exclude_page_zero_and_pages_past_the_end() {
         0,
         "refused requests are not device errors"
     );
+}
+
+/// Issue 11 §3: a file area keeps its blocks allocated (`fallocate` at open), so a write
+/// cannot fail for want of space later; the size does not change.
+#[test]
+fn a_sparse_file_area_is_allocated_at_open() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = common::scratch();
+    let file = common::backing_file(dir.path(), "sparse", 256);
+    mkswap(&file, &MkswapOptions::default()).unwrap();
+    let before = std::fs::metadata(&file).unwrap();
+    assert!(
+        before.blocks() * 512 < 16 * PAGE_SIZE as u64,
+        "sparse to start with"
+    );
+    let area = open(&file).unwrap();
+    let after = std::fs::metadata(&file).unwrap();
+    assert_eq!(after.len(), before.len());
+    assert!(
+        after.blocks() * 512 >= 256 * PAGE_SIZE as u64,
+        "{} bytes allocated",
+        after.blocks() * 512
+    );
+    // A discard (at swapon, or of freed ranges) gives the data up, not the blocks.
+    area.discard(1, 255).unwrap();
+    let discarded = std::fs::metadata(&file).unwrap();
+    assert!(
+        discarded.blocks() * 512 >= 256 * PAGE_SIZE as u64,
+        "{} bytes allocated after a discard",
+        discarded.blocks() * 512
+    );
+    drop(area);
 }

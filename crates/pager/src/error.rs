@@ -15,8 +15,13 @@ pub enum PagerError {
     #[error(transparent)]
     Device(#[from] DeviceError),
 
-    #[error("{}: already swapping on it as device {id}", path.display())]
-    AlreadyOn { path: PathBuf, id: u32 },
+    /// The storage is already swapped on by this pager, under this path or `other`.
+    #[error("{}: in use as {} (swap device {id})", path.display(), other.display())]
+    AlreadyOn {
+        path: PathBuf,
+        other: PathBuf,
+        id: u32,
+    },
 
     /// Global block numbers are `u32` (16 TiB of 4 KiB pages).
     #[error("{}: {pages} more pages would not fit u32 block numbers (free numbering from {first})", path.display())]

@@ -36,13 +36,16 @@ impl Core {
     /// See [`crate::Pager::swapon`]. The area is opened and its blist built outside the
     /// space lock; duplicates and the `u32` limit are checked again under it, since
     /// another swapon may have run meanwhile.
+    ///
+    /// Duplicates are storage that overlaps an area's ([`device::storage`]: the same block
+    /// device or file by any path, a loop device and its backing file, two loop devices on
+    /// one file). They are looked for before opening, since the open's own lock would
+    /// refuse them without naming the area that holds the storage.
     pub(crate) fn swapon(&self, path: &Path, opts: SwaponOptions) -> Result<DeviceId, PagerError> {
         let key = FileKey::of(path);
-        if let Some(id) = self.find_key(key) {
-            return Err(PagerError::AlreadyOn {
-                path: path.to_owned(),
-                id: id.0,
-            });
+        let ids = device::storage::identify(path)?;
+        if let Some(err) = in_use(&self.space.lock().areas, path, &ids) {
+            return Err(err);
         }
         let area = Arc::new(SwapArea::open(path, &opts.open)?);
         let blocks = area.last_page();
@@ -68,15 +71,8 @@ impl Core {
         }
         let (blist, header_bad) = build_blist(&area, blocks);
         let mut space = self.space.lock();
-        if let Some(a) = space
-            .areas
-            .iter()
-            .find(|a| (key.is_some() && a.key == key) || a.area.id() == area.id())
-        {
-            return Err(PagerError::AlreadyOn {
-                path: path.to_owned(),
-                id: a.id.0,
-            });
+        if let Some(err) = in_use(&space.areas, path, area.storage()) {
+            return Err(err);
         }
         let first = space.place(blocks);
         if first + blocks > u64::from(u32::MAX) + 1 {
@@ -381,4 +377,17 @@ fn build_blist(area: &SwapArea, blocks: u64) -> (Blist, u64) {
         debug_assert!(freed.is_ok());
     }
     (blist, bad.len() as u64)
+}
+
+/// The refusal of a swapon of `path` (standing for storage `ids`) when an area in `areas`
+/// already uses any of that storage, naming that area's path.
+fn in_use(areas: &[Area], path: &Path, ids: &[device::StorageId]) -> Option<PagerError> {
+    let a = areas
+        .iter()
+        .find(|a| device::storage::overlap(a.area.storage(), ids))?;
+    Some(PagerError::AlreadyOn {
+        path: path.to_owned(),
+        other: a.area.path().to_owned(),
+        id: a.id.0,
+    })
 }

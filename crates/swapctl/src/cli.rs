@@ -77,8 +77,9 @@ pub struct SocketArg {
 #[derive(Debug, Args)]
 #[command(
     long_about = "Write a Linux-compatible swap header (SWAPSPACE2) on DEVICE. \
-Refuses a device that is in use (mounted, swapped on, held by a daemon) and one that holds a \
-filesystem signature unless --force is given."
+Refuses a device that is in use (mounted, swapped on by the kernel, held by a daemon, or a file \
+under a loop device in use), even with --force, and one that holds a filesystem signature unless \
+--force is given."
 )]
 pub struct MkswapArgs {
     /// Block device or file to prepare
@@ -95,7 +96,7 @@ pub struct MkswapArgs {
     /// Read the whole area first and record unreadable pages as bad
     #[arg(short = 'c', long)]
     pub check: bool,
-    /// Overwrite a filesystem signature
+    /// Overwrite a filesystem signature (never storage in use)
     #[arg(short = 'f', long)]
     pub force: bool,
 }
@@ -112,6 +113,10 @@ pub enum LoopCommand {
         /// Create the file if it does not exist (needs --size)
         #[arg(long, requires = "size")]
         create: bool,
+        /// Attach even when FILE already has a loop device (two devices on one file are
+        /// one storage: swapkit swaps on one of them at most)
+        #[arg(long)]
+        shared: bool,
     },
     /// Detach a loop device
     Detach {

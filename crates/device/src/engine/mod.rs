@@ -168,6 +168,8 @@ impl Job {
     /// by the callback may close the area (swapoff) and expects its file closed with it, so
     /// nothing the engine holds may outlive the completion.
     pub(crate) fn finish(self, result: Result<(), DeviceError>) {
+        // A file area or loop device whose file shrank fails every I/O (see `settle`).
+        let result = self.area.settle(result);
         let latency = self.start.elapsed();
         let pages = self.req.buf.pages() as u64;
         match &result {

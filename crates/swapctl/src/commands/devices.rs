@@ -73,8 +73,26 @@ pub fn mkswap(a: &MkswapArgs) -> Result<i32, CliError> {
     Ok(0)
 }
 
-fn attach(file: &Path, size: Option<u64>, create: bool) -> Result<i32, CliError> {
+/// `swapctl loop attach`. A file that already has a loop device is refused, naming it,
+/// unless `shared`: two devices on one file invite swapping on both.
+fn attach(file: &Path, size: Option<u64>, create: bool, shared: bool) -> Result<i32, CliError> {
     let what = file.display().to_string();
+    if !shared && file.exists() {
+        let attached = loopdev::attached_to(file).map_err(|e| CliError {
+            message: e.to_string(),
+            code: 1,
+        })?;
+        if let Some(device) = attached.into_iter().next() {
+            let e = device::DeviceError::AlreadyAttached {
+                path: file.to_owned(),
+                device,
+            };
+            return Err(CliError {
+                message: format!("{e} (--shared attaches another device anyway)"),
+                code: 1,
+            });
+        }
+    }
     if let Some(size) = size {
         let f = std::fs::OpenOptions::new()
             .write(true)
@@ -110,7 +128,12 @@ fn attach(file: &Path, size: Option<u64>, create: bool) -> Result<i32, CliError>
 
 pub fn loop_command(c: LoopCommand) -> Result<i32, CliError> {
     match c {
-        LoopCommand::Attach { file, size, create } => attach(&file, size, create),
+        LoopCommand::Attach {
+            file,
+            size,
+            create,
+            shared,
+        } => attach(&file, size, create, shared),
         LoopCommand::Detach { device } => {
             loopdev::detach_path(&device).map_err(|e| CliError {
                 message: e.to_string(),
