@@ -11,12 +11,17 @@
 //! Knobs: `SWAPKIT_BENCH_SECS` (per workload, default 2), `SWAPKIT_BENCH_MIB` (device
 //! size, default 512), `SWAPKIT_BENCH_NO_FIO=1`.
 
+// Bench-only code (not part of the library); `tests/rawbench.rs` includes it too. This bench
+// prints its own table with the fio column, so `rawbench::table` goes unused here.
+#[allow(dead_code)]
+mod rawbench;
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use device::rawbench::{self, Pattern, RawResult, RawSpec};
+use rawbench::{Pattern, RawResult, RawSpec};
 use device::{
     Engine, EngineKind, IoOp, LoopDevice, LoopOptions, MkswapOptions, OpenOptions, PAGE_SIZE,
     SwapArea,
