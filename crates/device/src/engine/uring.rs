@@ -295,8 +295,16 @@ impl Shared {
             .page
             .wrapping_mul(PAGE_SIZE as u64)
             .wrapping_add(op.done as u64);
-        // SAFETY: done < buf.len(), so the pointer stays inside the buffer.
-        let ptr = unsafe { op.job.req.buf.as_mut_ptr().add(op.done) };
+        // The rest of the buffer; empty (and never touched) for a refused request, which
+        // becomes a NOP below.
+        let ptr = op
+            .job
+            .req
+            .buf
+            .as_mut_slice()
+            .get_mut(op.done..)
+            .unwrap_or_default()
+            .as_mut_ptr();
         let (op_code, is_nop) = (op.job.req.op, op.job.error.is_some());
         let fd = area.file().as_raw_fd();
         let user_data = Box::into_raw(op) as u64;
