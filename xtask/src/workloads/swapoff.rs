@@ -14,7 +14,7 @@ use crate::results::Swapoff;
 
 pub fn drain(paths: &[PathBuf], sizes: &Sizes, readers: usize) -> Result<Swapoff, Error> {
     if paths.len() < 2 {
-        return Err(Error::workload(
+        return Err(Error::skipped(
             "swapoff",
             "needs at least 2 devices (--devices 2)",
         ));
