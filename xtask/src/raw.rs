@@ -58,9 +58,98 @@ impl Measured {
     }
 }
 
+/// Chooses the (area, first page) of each I/O.
+struct Picker<'a> {
+    areas: &'a [Arc<SwapArea>],
+    pattern: Pattern,
+    /// Pages per I/O.
+    pages: u64,
+    rng: SmallRng,
+    /// Sequential: the next page of each area.
+    cursors: Vec<u64>,
+    /// Sequential: the area of the next I/O.
+    next_area: usize,
+}
+
+impl<'a> Picker<'a> {
+    fn new(areas: &'a [Arc<SwapArea>], pattern: Pattern) -> Picker<'a> {
+        let pages = match pattern {
+            Pattern::Sequential { pages } | Pattern::Random { pages } => pages.max(1) as u64,
+        };
+        Picker {
+            areas,
+            pattern,
+            pages,
+            rng: SmallRng::seed_from_u64(0x5eed),
+            cursors: vec![1; areas.len()],
+            next_area: 0,
+        }
+    }
+
+    /// The next (area, page) to touch, or `None` when the chosen area is too small for one
+    /// I/O. Sequential I/Os go round-robin, each area read in order from page 1 and wrapping
+    /// before its last data page; random ones pick an area, then a page, uniformly.
+    fn next(&mut self) -> Option<(usize, u64)> {
+        let a = match self.pattern {
+            Pattern::Sequential { .. } => {
+                let a = self.next_area;
+                self.next_area = (self.next_area + 1) % self.areas.len();
+                a
+            }
+            Pattern::Random { .. } => self.rng.random_range(0..self.areas.len()),
+        };
+        let last = self.areas[a].last_page();
+        if last < self.pages {
+            return None;
+        }
+        let page = match self.pattern {
+            Pattern::Sequential { .. } => {
+                let cursor = &mut self.cursors[a];
+                if *cursor + self.pages - 1 > last {
+                    *cursor = 1;
+                }
+                let p = *cursor;
+                *cursor += self.pages;
+                p
+            }
+            Pattern::Random { .. } => self.rng.random_range(1..=last - self.pages + 1),
+        };
+        Some((a, page))
+    }
+}
+
+/// A completion as the driver thread sees it, with the time it was submitted.
 struct Done {
     submitted: Instant,
     completion: IoCompletion,
+}
+
+/// Submits one I/O whose completion goes to the driver's channel.
+struct Submitter<'a> {
+    engine: &'a Engine,
+    areas: &'a [Arc<SwapArea>],
+    op: IoOp,
+    tx: mpsc::Sender<Done>,
+}
+
+impl Submitter<'_> {
+    fn submit(&self, area: usize, page: u64, buf: PageBuf) {
+        let tx = self.tx.clone();
+        let submitted = Instant::now();
+        let req = IoRequest {
+            tag: area as u64,
+            op: self.op,
+            page,
+            buf,
+        };
+        let done = move |completion| {
+            let _ = tx.send(Done {
+                submitted,
+                completion,
+            });
+        };
+        self.engine.submit(&self.areas[area], req, Box::new(done));
+    }
 }
 
 /// Run `op` with `pattern` at `queue_depth` over `areas` until the budget is spent.
@@ -79,61 +168,16 @@ pub fn drive(
     if areas.is_empty() {
         return Err(Error::workload("raw", "no devices"));
     }
-    let pages = match pattern {
-        Pattern::Sequential { pages } | Pattern::Random { pages } => pages.max(1),
-    };
-    let io_bytes = (pages * device::PAGE_SIZE) as u64;
+    let mut picker = Picker::new(areas, pattern);
+    let io_bytes = picker.pages * device::PAGE_SIZE as u64;
     let (tx, rx) = mpsc::channel::<Done>();
-    let mut rng = SmallRng::seed_from_u64(0x5eed);
-    let mut cursors: Vec<u64> = vec![1; areas.len()];
-    let mut next_area = 0usize;
-    // The next (area, page) to touch, or None when this area is too small for one I/O.
-    let mut pick = |rng: &mut SmallRng| -> Option<(usize, u64)> {
-        let a = match pattern {
-            Pattern::Sequential { .. } => {
-                let a = next_area;
-                next_area = (next_area + 1) % areas.len();
-                a
-            }
-            Pattern::Random { .. } => rng.random_range(0..areas.len()),
-        };
-        let last = areas[a].last_page();
-        if last < pages as u64 {
-            return None;
-        }
-        let page = match pattern {
-            Pattern::Sequential { .. } => {
-                if cursors[a] + pages as u64 - 1 > last {
-                    cursors[a] = 1;
-                }
-                let p = cursors[a];
-                cursors[a] += pages as u64;
-                p
-            }
-            Pattern::Random { .. } => rng.random_range(1..=last - pages as u64 + 1),
-        };
-        Some((a, page))
+    let submitter = Submitter {
+        engine,
+        areas,
+        op,
+        tx,
     };
-    let submit = |area: usize, page: u64, buf: PageBuf| {
-        let tx = tx.clone();
-        let submitted = Instant::now();
-        let req = IoRequest {
-            tag: area as u64,
-            op,
-            page,
-            buf,
-        };
-        engine.submit(
-            &areas[area],
-            req,
-            Box::new(move |completion| {
-                let _ = tx.send(Done {
-                    submitted,
-                    completion,
-                });
-            }),
-        );
-    };
+    let too_small = || Error::workload("raw", "devices too small for one cluster");
 
     let progress = Progress::start(label, budget.bytes);
     let mut latency = Recorder::new();
@@ -142,20 +186,25 @@ pub fn drive(
     let mut failure: Option<Error> = None;
     let start = Instant::now();
     for _ in 0..queue_depth.max(1) {
-        let Some((a, page)) = pick(&mut rng) else {
-            return Err(Error::workload("raw", "devices too small for one cluster"));
+        let Some((a, page)) = picker.next() else {
+            failure = Some(too_small());
+            break;
         };
-        submit(a, page, filled(pages));
+        submitter.submit(a, page, filled(picker.pages as usize));
         in_flight += 1;
         issued_bytes += io_bytes;
     }
+    // Each completion is counted and, while the budget lasts, its buffer goes straight
+    // back out; after the first error or Ctrl-C the rest only drain.
     while in_flight > 0 {
-        let Ok(done) = rx.recv() else { break };
-        in_flight -= 1;
-        let Done {
+        let Ok(Done {
             submitted,
             completion,
-        } = done;
+        }) = rx.recv()
+        else {
+            break;
+        };
+        in_flight -= 1;
         if let Err(e) = completion.result {
             failure.get_or_insert(Error::from(e));
             continue;
@@ -168,8 +217,8 @@ pub fn drive(
             && !cancel::cancelled()
             && start.elapsed() < budget.max_time
             && (issued_bytes < budget.bytes || start.elapsed() < budget.min_time);
-        if more && let Some((a, page)) = pick(&mut rng) {
-            submit(a, page, completion.buf);
+        if more && let Some((a, page)) = picker.next() {
+            submitter.submit(a, page, completion.buf);
             in_flight += 1;
             issued_bytes += io_bytes;
         }
