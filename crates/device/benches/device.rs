@@ -21,11 +21,11 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rawbench::{Pattern, RawResult, RawSpec};
 use device::{
     Engine, EngineKind, IoOp, LoopDevice, LoopOptions, MkswapOptions, OpenOptions, PAGE_SIZE,
     SwapArea,
 };
+use rawbench::{Pattern, RawResult, RawSpec};
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)

@@ -10,8 +10,8 @@ mod rawbench;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rawbench::RawSpec;
 use device::{Engine, EngineKind, MkswapOptions, OpenOptions, SwapArea};
+use rawbench::RawSpec;
 
 #[test]
 fn each_standard_workload_runs_its_io_budget_on_each_engine_in_both_modes() {
