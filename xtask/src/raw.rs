@@ -260,6 +260,17 @@ pub struct RawPlan {
     pub one_device_bytes: Option<u64>,
 }
 
+/// One baseline: a figure `id` from [`drive`] over the first `devices` areas.
+struct Run {
+    id: String,
+    what: String,
+    devices: usize,
+    op: IoOp,
+    pattern: Pattern,
+    depth: usize,
+    budget: Budget,
+}
+
 /// Open the areas, run the baselines, close the areas again (the pager opens them
 /// exclusively afterwards, so the caller must drop the engine, which may still hold the
 /// areas of its last completions, before it starts a pager).
@@ -274,81 +285,87 @@ pub fn baselines(
         .iter()
         .map(|p| SwapArea::open(p, &opts).map(Arc::new))
         .collect::<Result<Vec<_>, _>>()?;
-    let seq = Budget {
+    let seq_budget = Budget {
         bytes: plan.seq_bytes,
         min_time: plan.seq_min_time,
         max_time: Duration::from_secs(120),
     };
-    let rand = Budget {
+    let rand_budget = Budget {
         bytes: 0,
         min_time: plan.rand_time,
         max_time: plan.rand_time,
     };
-    let qd = plan.seq_queue_depth;
-    let cl = plan.cluster_pages;
+    let (qd, cl) = (plan.seq_queue_depth, plan.cluster_pages);
     let kib = cl * device::PAGE_SIZE / 1024;
-    let mut out = Vec::new();
-    let m = drive(
-        engine,
-        &areas,
-        IoOp::Write,
-        Pattern::Sequential { pages: cl },
-        qd,
-        seq,
-        "raw seq write",
-    )?;
-    out.push(m.figure(
-        "raw-seq-write",
-        &format!("sequential {kib} KiB writes, round-robin over all devices"),
-        qd as u32,
-    ));
-    let m = drive(
-        engine,
-        &areas,
-        IoOp::Read,
-        Pattern::Sequential { pages: cl },
-        qd,
-        seq,
-        "raw seq read",
-    )?;
-    out.push(m.figure(
-        "raw-seq-read",
-        &format!("sequential {kib} KiB reads, round-robin over all devices"),
-        qd as u32,
-    ));
+    let seq = Pattern::Sequential { pages: cl };
+    let all = |id: &str, what: String, op, pattern, depth, budget| Run {
+        id: id.to_owned(),
+        what,
+        devices: areas.len(),
+        op,
+        pattern,
+        depth,
+        budget,
+    };
+    let mut runs = vec![
+        all(
+            "raw-seq-write",
+            format!("sequential {kib} KiB writes, round-robin over all devices"),
+            IoOp::Write,
+            seq,
+            qd,
+            seq_budget,
+        ),
+        all(
+            "raw-seq-read",
+            format!("sequential {kib} KiB reads, round-robin over all devices"),
+            IoOp::Read,
+            seq,
+            qd,
+            seq_budget,
+        ),
+    ];
     for depth in [1usize, 16] {
-        let m = drive(
-            engine,
-            &areas,
+        runs.push(all(
+            &format!("raw-rand-read-qd{depth}"),
+            "random 4 KiB reads over all devices".to_owned(),
             IoOp::Read,
             Pattern::Random { pages: 1 },
             depth,
-            rand,
-            &format!("raw rand read QD{depth}"),
-        )?;
-        out.push(m.figure(
-            &format!("raw-rand-read-qd{depth}"),
-            "random 4 KiB reads over all devices",
-            depth as u32,
+            rand_budget,
         ));
     }
     if let Some(bytes) = plan.one_device_bytes {
         // One device front to back at the sequential depth: the limit of a swapoff drain.
-        let one = Budget { bytes, ..seq };
+        runs.push(Run {
+            devices: 1,
+            budget: Budget {
+                bytes,
+                ..seq_budget
+            },
+            ..all(
+                "raw-seq-read-1dev",
+                format!("sequential {kib} KiB reads of one device"),
+                IoOp::Read,
+                seq,
+                qd,
+                seq_budget,
+            )
+        });
+    }
+    let mut out = Vec::new();
+    for r in runs {
+        let label = r.id.replace('-', " ");
         let m = drive(
             engine,
-            &areas[..1],
-            IoOp::Read,
-            Pattern::Sequential { pages: cl },
-            qd,
-            one,
-            "raw seq read, 1 device",
+            &areas[..r.devices],
+            r.op,
+            r.pattern,
+            r.depth,
+            r.budget,
+            &label,
         )?;
-        out.push(m.figure(
-            "raw-seq-read-1dev",
-            &format!("sequential {kib} KiB reads of one device"),
-            qd as u32,
-        ));
+        out.push(m.figure(&r.id, &r.what, r.depth as u32));
     }
     Ok(out)
 }
