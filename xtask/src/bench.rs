@@ -356,9 +356,25 @@ fn utc_now() -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn a_skipped_phase_becomes_a_note_and_a_failed_one_ends_the_run() {
+        let mut r = Report::default();
+        let skipped: Result<(), Error> = Err(Error::skipped("swapoff", "needs 2 devices"));
+        assert!(matches!(unless_skipped(skipped, &mut r), Ok(None)));
+        assert_eq!(r.notes, ["swapoff skipped: needs 2 devices"]);
+        // A message that happens to start with "needs" is still a failure.
+        let failed: Result<(), Error> = Err(Error::workload("swapoff", "needs more swap"));
+        assert!(matches!(
+            unless_skipped(failed, &mut r),
+            Err(Error::Workload { .. })
+        ));
+        assert_eq!(unless_skipped(Ok(7), &mut r).ok().flatten(), Some(7));
+    }
     #[test]
     fn utc_now_looks_like_rfc3339() {
-        let s = super::utc_now();
+        let s = utc_now();
         assert_eq!(s.len(), 20, "{s}");
         assert!(s.starts_with("20") && s.ends_with('Z'));
     }

@@ -58,3 +58,23 @@ pub fn drain(paths: &[PathBuf], sizes: &Sizes, readers: usize) -> Result<Swapoff
         pages_lost: report.lost,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_device_is_a_skip_not_a_failure() {
+        let r = drain(&[PathBuf::from("/nonexistent")], &Sizes::new(true), 4);
+        assert!(
+            matches!(
+                r,
+                Err(Error::Skipped {
+                    workload: "swapoff",
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+    }
+}
