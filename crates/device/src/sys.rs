@@ -89,3 +89,27 @@ pub(crate) fn punch_hole(file: &File, offset: u64, len: u64) -> io::Result<()> {
     fallocate(file, mode, offset, len)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileExt;
+
+    use super::*;
+
+    #[test]
+    fn a_punched_hole_reads_back_as_zeroes_and_keeps_the_size() -> io::Result<()> {
+        let file = tempfile::tempfile()?;
+        file.write_all_at(&[0xa5; 3 * 4096], 0)?;
+        match punch_hole(&file, 4096, 4096) {
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => return Ok(()),
+            other => other?,
+        }
+        assert_eq!(file.metadata()?.len(), 3 * 4096);
+        let mut back = [0u8; 3 * 4096];
+        read_full(&file, &mut back, 0)?;
+        assert!(back[..4096].iter().all(|&b| b == 0xa5));
+        assert!(back[4096..8192].iter().all(|&b| b == 0));
+        assert!(back[8192..].iter().all(|&b| b == 0xa5));
+        Ok(())
+    }
+}
