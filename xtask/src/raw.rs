@@ -285,6 +285,26 @@ pub fn baselines(
         .iter()
         .map(|p| SwapArea::open(p, &opts).map(Arc::new))
         .collect::<Result<Vec<_>, _>>()?;
+    let mut out = Vec::new();
+    for r in runs(plan, areas.len()) {
+        let label = r.id.replace('-', " ");
+        let m = drive(
+            engine,
+            &areas[..r.devices],
+            r.op,
+            r.pattern,
+            r.depth,
+            r.budget,
+            &label,
+        )?;
+        out.push(m.figure(&r.id, &r.what, r.depth as u32));
+    }
+    Ok(out)
+}
+
+/// The baselines of `plan` over `devices` devices, in the order they run: sequential write
+/// and read over all devices, random reads at QD1 and QD16, and one device alone when asked.
+fn runs(plan: &RawPlan, devices: usize) -> Vec<Run> {
     let seq_budget = Budget {
         bytes: plan.seq_bytes,
         min_time: plan.seq_min_time,
@@ -301,7 +321,7 @@ pub fn baselines(
     let all = |id: &str, what: String, op, pattern, depth, budget| Run {
         id: id.to_owned(),
         what,
-        devices: areas.len(),
+        devices,
         op,
         pattern,
         depth,
@@ -353,19 +373,46 @@ pub fn baselines(
             )
         });
     }
-    let mut out = Vec::new();
-    for r in runs {
-        let label = r.id.replace('-', " ");
-        let m = drive(
-            engine,
-            &areas[..r.devices],
-            r.op,
-            r.pattern,
-            r.depth,
-            r.budget,
-            &label,
-        )?;
-        out.push(m.figure(&r.id, &r.what, r.depth as u32));
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_baselines_are_the_figures_the_comparisons_name_in_order() {
+        let plan = RawPlan {
+            seq_queue_depth: 4,
+            cluster_pages: 32,
+            seq_bytes: 1 << 20,
+            seq_min_time: Duration::from_secs(1),
+            rand_time: Duration::from_secs(2),
+            one_device_bytes: Some(5 << 20),
+        };
+        let runs = runs(&plan, 3);
+        let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "raw-seq-write",
+                "raw-seq-read",
+                "raw-rand-read-qd1",
+                "raw-rand-read-qd16",
+                "raw-seq-read-1dev"
+            ]
+        );
+        let depths: Vec<usize> = runs.iter().map(|r| r.depth).collect();
+        assert_eq!(depths, [4, 4, 1, 16, 4]);
+        let devices: Vec<usize> = runs.iter().map(|r| r.devices).collect();
+        assert_eq!(devices, [3, 3, 3, 3, 1]);
+        assert_eq!(runs[4].budget.bytes, 5 << 20);
+        assert_eq!(runs[4].budget.min_time, Duration::from_secs(1));
+        assert_eq!(runs[2].budget.max_time, Duration::from_secs(2));
+        let without = RawPlan {
+            one_device_bytes: None,
+            ..plan
+        };
+        assert_eq!(super::runs(&without, 3).len(), 4);
     }
-    Ok(out)
 }
