@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
+use device::units::human_iec;
+
 use crate::cancel;
 use crate::error::Error;
 use crate::results::Figure;
@@ -82,9 +84,9 @@ pub fn run(paths: &[PathBuf], data_bytes: u64, limit_bytes: u64) -> Result<Kerne
             Figure::new(
                 "kernel-pageout",
                 format!(
-                    "a process in a {} MiB memory cgroup writes {} MiB",
-                    limit_bytes >> 20,
-                    data_bytes >> 20
+                    "a process in a {} memory cgroup writes {}",
+                    human_iec(limit_bytes),
+                    human_iec(data_bytes)
                 ),
                 data_bytes,
                 data_bytes / PAGE,
@@ -100,9 +102,9 @@ pub fn run(paths: &[PathBuf], data_bytes: u64, limit_bytes: u64) -> Result<Kerne
             Figure::new(
                 "kernel-swapoff",
                 format!(
-                    "swapoff(2) of {} holding {} MiB",
+                    "swapoff(2) of {} holding {}",
                     victim.display(),
-                    used >> 20
+                    human_iec(used)
                 ),
                 used,
                 used / PAGE,
