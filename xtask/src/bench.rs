@@ -15,10 +15,11 @@ use crate::error::Error;
 use crate::machine::Machine;
 use crate::raw::{self, RawPlan};
 use crate::report;
-use crate::results::{Comparison, Figure, Metric, Report, SCHEMA, SetupInfo, human_bytes};
+use crate::results::{Comparison, Figure, Metric, Report, SCHEMA, SetupInfo};
 use crate::setup::{Mode, Want, Workbench};
 use crate::workloads::{DataSet, Rig, Sizes, fragmentation, interleave, random, stream, swapoff};
 use crate::{cancel, micro};
+use device::units::human_iec;
 
 pub fn run(plan: &Plan) -> Result<(), Error> {
     let wall = Instant::now();
@@ -34,7 +35,7 @@ pub fn run(plan: &Plan) -> Result<(), Error> {
         "swapkit bench{}: {} devices of {} each",
         if plan.quick { " --quick" } else { "" },
         plan.devices,
-        human_bytes(plan.size)
+        human_iec(plan.size)
     );
     let wb = Workbench::create(&Want {
         devices: plan.devices,
@@ -76,19 +77,85 @@ pub fn run(plan: &Plan) -> Result<(), Error> {
     Ok(())
 }
 
-/// All measurements, into `r`. The devices in `paths` stay attached meanwhile.
+/// All measurements, into `r`, phase by phase. The devices in `paths` stay attached
+/// meanwhile. A phase that cannot run here ([`Error::Skipped`]) leaves a note instead.
 fn measure(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> {
-    let defaults = PagerConfig::default();
-    let qd = defaults.swap_async_max as usize;
     let sizes = Sizes::new(plan.quick);
-
     // The raw baselines, always: everything else is read against them.
+    raw_baselines(plan, paths, &sizes, r)?;
+    streaming(plan, paths, &sizes, r)?;
+    if plan.runs(Workload::Interleave) {
+        interleave_matrix(paths, &sizes, r)?;
+    }
+    if plan.runs(Workload::Fragmentation) {
+        cancel::check()?;
+        let f = fragmentation::churn(paths, 0.95, sizes.phase)?;
+        eprintln!(
+            "  {:<28} {} ops at {:.1}% full, {} allocation failures",
+            "fragmentation churn", f.churn_ops, f.fill_percent, f.alloc_failures
+        );
+        r.fragmentation = Some(f);
+    }
+    if plan.runs(Workload::Swapoff) {
+        cancel::check()?;
+        let drained = swapoff::drain(paths, &sizes, queue_depth());
+        if let Some(s) = unless_skipped(drained, r)? {
+            let f = Figure::new(
+                "swapoff-drain",
+                format!("swapoff of {} holding {}", s.device, human_iec(s.bytes)),
+                s.bytes,
+                s.bytes / device::PAGE_SIZE as u64,
+                s.seconds,
+            );
+            line(&f);
+            r.pager.push(f);
+            r.swapoff = Some(s);
+        }
+    }
+    if plan.runs(Workload::Micro) {
+        r.micro = micro::summaries();
+    }
+    if plan.fio {
+        r.notes.push(crate::fio::run(paths, &mut r.fio, plan.quick));
+    }
+    if plan.kernel_baseline {
+        kernel_baseline(plan, paths, r)?;
+    }
+    r.comparisons = comparisons(r);
+    Ok(())
+}
+
+/// The pager's default async queue depth: the depth of every sequential comparison.
+fn queue_depth() -> usize {
+    PagerConfig::default().swap_async_max as usize
+}
+
+/// `Ok(None)` and a note in the report when `result` is [`Error::Skipped`]; other errors
+/// end the run.
+fn unless_skipped<T>(result: Result<T, Error>, r: &mut Report) -> Result<Option<T>, Error> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e @ Error::Skipped { .. }) => {
+            r.notes.push(e.to_string());
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The devices raw through the engine, with the pager's shapes: `r.raw`.
+fn raw_baselines(
+    plan: &Plan,
+    paths: &[PathBuf],
+    sizes: &Sizes,
+    r: &mut Report,
+) -> Result<(), Error> {
     let engine = Engine::new(EngineKind::Auto)?;
     r.setup.engine = engine.kind().to_string();
     let total_bytes: u64 = plan.size * plan.devices as u64;
     let raw_plan = RawPlan {
-        seq_queue_depth: qd,
-        cluster_pages: defaults.max_cluster as usize,
+        seq_queue_depth: queue_depth(),
+        cluster_pages: PagerConfig::default().max_cluster as usize,
         // As much as the streaming data set moves, so both sides see the same span of disk.
         seq_bytes: (total_bytes as f64 * sizes.data_fraction) as u64,
         seq_min_time: sizes.seq_min_time,
@@ -102,125 +169,105 @@ fn measure(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> 
             .then_some((plan.size as f64 * sizes.data_fraction) as u64),
     };
     r.raw = raw::baselines(&engine, paths, &raw_plan)?;
+    // The pager opens the devices exclusively next: the engine must let go of them first.
     drop(engine);
     for f in &r.raw {
         line(f);
     }
+    Ok(())
+}
 
+/// Pageout, then pagein (sequential, random) and mixed on the same data set: `r.pager`.
+fn streaming(plan: &Plan, paths: &[PathBuf], sizes: &Sizes, r: &mut Report) -> Result<(), Error> {
     let streaming = [
         Workload::PageoutSeq,
         Workload::PageinSeq,
         Workload::PageinRand,
         Workload::Mixed,
     ];
-    if streaming.iter().any(|w| plan.runs(*w)) {
-        cancel::check()?;
-        let rig = Rig::new(paths, defaults.interleave)?;
-        let st = rig.pager.stats();
-        r.setup.interleave = st.tunables.interleave;
-        r.setup.max_cluster = st.tunables.max_cluster;
-        r.setup.swap_async_max = st.tunables.swap_async_max;
-        r.setup.nswbuf = st.tunables.nswbuf;
-        r.setup.engine = st.engine.clone();
-        let pages = (rig.usable_pages() as f64 * sizes.data_fraction) as u64;
-        let ds = DataSet::alloc(
-            &rig,
-            (pages / sizes.object_pages).max(1),
-            sizes.object_pages,
-        )?;
-        // pageout-seq always runs here: the others need the data on swap.
-        let f = stream::pageout_seq(&rig, &ds, "pageout-seq", qd as u32, sizes.seq_min_time)?;
+    if !streaming.iter().any(|w| plan.runs(*w)) {
+        return Ok(());
+    }
+    cancel::check()?;
+    let qd = queue_depth();
+    let rig = Rig::new(paths, PagerConfig::default().interleave)?;
+    let st = rig.pager.stats();
+    r.setup.interleave = st.tunables.interleave;
+    r.setup.max_cluster = st.tunables.max_cluster;
+    r.setup.swap_async_max = st.tunables.swap_async_max;
+    r.setup.nswbuf = st.tunables.nswbuf;
+    r.setup.engine = st.engine.clone();
+    let pages = (rig.usable_pages() as f64 * sizes.data_fraction) as u64;
+    let ds = DataSet::alloc(
+        &rig,
+        (pages / sizes.object_pages).max(1),
+        sizes.object_pages,
+    )?;
+    let mut keep = |f: Figure| {
         line(&f);
-        if plan.runs(Workload::PageoutSeq) {
-            r.pager.push(f);
-        }
-        let run_fig = |f: Figure, r: &mut Report| {
-            line(&f);
-            r.pager.push(f);
-        };
-        if plan.runs(Workload::PageinSeq) {
-            run_fig(
-                stream::pagein_seq(&rig, &ds, qd, "pagein-seq", sizes.seq_min_time)?,
-                r,
-            );
-        }
-        if plan.runs(Workload::PageinRand) {
-            run_fig(random::pagein_rand(&rig, &ds, 1, sizes.phase)?, r);
-            run_fig(random::pagein_rand(&rig, &ds, 8, sizes.phase)?, r);
-        }
-        if plan.runs(Workload::Mixed) {
-            for f in random::mixed(&rig, &ds, 4, sizes.phase)? {
-                run_fig(f, r);
-            }
+        r.pager.push(f);
+    };
+    // pageout-seq always runs here: the others need the data on swap.
+    let f = stream::pageout_seq(&rig, &ds, "pageout-seq", qd as u32, sizes.seq_min_time)?;
+    if plan.runs(Workload::PageoutSeq) {
+        keep(f);
+    } else {
+        line(&f);
+    }
+    if plan.runs(Workload::PageinSeq) {
+        keep(stream::pagein_seq(
+            &rig,
+            &ds,
+            qd,
+            "pagein-seq",
+            sizes.seq_min_time,
+        )?);
+    }
+    if plan.runs(Workload::PageinRand) {
+        keep(random::pagein_rand(&rig, &ds, 1, sizes.phase)?);
+        keep(random::pagein_rand(&rig, &ds, 8, sizes.phase)?);
+    }
+    if plan.runs(Workload::Mixed) {
+        for f in random::mixed(&rig, &ds, 4, sizes.phase)? {
+            keep(f);
         }
     }
-    if plan.runs(Workload::Interleave) {
-        cancel::check()?;
-        r.interleave = interleave::matrix(paths, &sizes, qd)?;
-        for c in &r.interleave {
-            eprintln!(
-                "  {:<28} out {:>7.1} MiB/s, in {:>7.1} MiB/s, pages per device {:?}",
-                format!("interleave {} dev × {}", c.devices, c.interleave),
-                c.pageout_mib_s,
-                c.pagein_mib_s,
-                c.pages_per_device
-            );
-        }
-    }
-    if plan.runs(Workload::Fragmentation) {
-        cancel::check()?;
-        let f = fragmentation::churn(paths, 0.95, sizes.phase)?;
+    Ok(())
+}
+
+/// Pageout and pagein over 1..n devices at several interleaves: `r.interleave`.
+fn interleave_matrix(paths: &[PathBuf], sizes: &Sizes, r: &mut Report) -> Result<(), Error> {
+    cancel::check()?;
+    r.interleave = interleave::matrix(paths, sizes, queue_depth())?;
+    for c in &r.interleave {
         eprintln!(
-            "  {:<28} {} ops at {:.1}% full, {} allocation failures",
-            "fragmentation churn", f.churn_ops, f.fill_percent, f.alloc_failures
+            "  {:<28} out {:>7.1} MiB/s, in {:>7.1} MiB/s, pages per device {:?}",
+            format!("interleave {} dev × {}", c.devices, c.interleave),
+            c.pageout_mib_s,
+            c.pagein_mib_s,
+            c.pages_per_device
         );
-        r.fragmentation = Some(f);
     }
-    if plan.runs(Workload::Swapoff) {
-        cancel::check()?;
-        match swapoff::drain(paths, &sizes, qd) {
-            Ok(s) => {
-                let f = Figure::new(
-                    "swapoff-drain",
-                    format!("swapoff of {} holding {}", s.device, human_bytes(s.bytes)),
-                    s.bytes,
-                    s.bytes / device::PAGE_SIZE as u64,
-                    s.seconds,
-                );
-                line(&f);
-                r.pager.push(f);
-                r.swapoff = Some(s);
+    Ok(())
+}
+
+/// The kernel's own swap on the same devices: `r.kernel`. A failure of the baseline is a
+/// note, not the end of the run: it measures the kernel, not us.
+fn kernel_baseline(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> {
+    cancel::check()?;
+    // A quarter of the data fits in the cgroup: the rest must go through swap.
+    let data = (plan.size * plan.devices as u64 / 4).min(1 << 30);
+    match unless_skipped(crate::kernel::run(paths, data, data / 4), r) {
+        Ok(Some(k)) => {
+            for f in &k.figures {
+                line(f);
             }
-            Err(Error::Workload { workload, why }) if why.starts_with("needs") => {
-                r.notes.push(format!("{workload} skipped: {why}"));
-            }
-            Err(e) => return Err(e),
+            r.kernel = k.figures;
         }
+        Ok(None) => {}
+        Err(e @ Error::Workload { .. }) => r.notes.push(format!("failed: {e}")),
+        Err(e) => return Err(e),
     }
-    if plan.runs(Workload::Micro) {
-        r.micro = micro::summaries();
-    }
-    if plan.fio {
-        r.notes.push(crate::fio::run(paths, &mut r.fio, plan.quick));
-    }
-    if plan.kernel_baseline {
-        cancel::check()?;
-        // A quarter of the data fits in the cgroup: the rest must go through swap.
-        let data = (plan.size * plan.devices as u64 / 4).min(1 << 30);
-        match crate::kernel::run(paths, data, data / 4) {
-            Ok(k) => {
-                for f in &k.figures {
-                    line(f);
-                }
-                r.kernel = k.figures;
-            }
-            Err(Error::Workload { workload, why }) => {
-                r.notes.push(format!("{workload} skipped: {why}"));
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    r.comparisons = comparisons(r);
     Ok(())
 }
 
@@ -309,9 +356,25 @@ fn utc_now() -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn a_skipped_phase_becomes_a_note_and_a_failed_one_ends_the_run() {
+        let mut r = Report::default();
+        let skipped: Result<(), Error> = Err(Error::skipped("swapoff", "needs 2 devices"));
+        assert!(matches!(unless_skipped(skipped, &mut r), Ok(None)));
+        assert_eq!(r.notes, ["swapoff skipped: needs 2 devices"]);
+        // A message that happens to start with "needs" is still a failure.
+        let failed: Result<(), Error> = Err(Error::workload("swapoff", "needs more swap"));
+        assert!(matches!(
+            unless_skipped(failed, &mut r),
+            Err(Error::Workload { .. })
+        ));
+        assert_eq!(unless_skipped(Ok(7), &mut r).ok().flatten(), Some(7));
+    }
     #[test]
     fn utc_now_looks_like_rfc3339() {
-        let s = super::utc_now();
+        let s = utc_now();
         assert_eq!(s.len(), 20, "{s}");
         assert!(s.starts_with("20") && s.ends_with('Z'));
     }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use device::units::parse_size;
 
 /// swapkit's developer tasks: the benchmark on real loop devices, and the demo.
 #[derive(Debug, Parser)]
@@ -157,40 +158,9 @@ fn default_out() -> PathBuf {
     ))
 }
 
-/// Parse `4096`, `64K`, `64M`, `1G`, `1GiB`, `512MB` (binary units, as `losetup` and `dd`).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{s}`: expected a number with an optional unit (K, M, G)"))?;
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        "t" | "tb" | "tib" => 40,
-        other => return Err(format!("`{s}`: unknown unit `{other}` (use K, M, G or T)")),
-    };
-    n.checked_shl(shift)
-        .filter(|v| v >> shift == n)
-        .ok_or_else(|| format!("`{s}`: too large"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_parse_in_binary_units() {
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert_eq!(parse_size("64M"), Ok(64 << 20));
-        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
-        assert_eq!(parse_size("512mb"), Ok(512 << 20));
-        assert!(parse_size("12Q").is_err());
-        assert!(parse_size("M").is_err());
-    }
 
     #[test]
     fn quick_defaults_to_four_small_devices() {

@@ -21,6 +21,10 @@ pub enum Error {
     Setup(String),
     #[error("{workload}: {why}")]
     Workload { workload: &'static str, why: String },
+    /// A workload that cannot run on this machine or with these options (not root, one
+    /// device, no memory cgroup): the run goes on and the report says why it is missing.
+    #[error("{workload} skipped: {why}")]
+    Skipped { workload: &'static str, why: String },
 }
 
 impl Error {
@@ -34,6 +38,13 @@ impl Error {
 
     pub fn workload(workload: &'static str, why: impl std::fmt::Display) -> Error {
         Error::Workload {
+            workload,
+            why: why.to_string(),
+        }
+    }
+
+    pub fn skipped(workload: &'static str, why: impl std::fmt::Display) -> Error {
+        Error::Skipped {
             workload,
             why: why.to_string(),
         }

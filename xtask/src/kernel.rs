@@ -9,7 +9,7 @@
 //!
 //! Everything is restored by guards, in reverse: the child killed, `swapoff(2)` of every
 //! device we swapped on (only those), the cgroup removed. A forced exit (second Ctrl-C) still
-//! swaps our devices off (`cancel::register_swapon`).
+//! swaps our devices off (each `swapon` registers its `swapoff` with `cancel::on_forced_exit`).
 
 use std::ffi::CString;
 use std::io::{BufRead, BufReader, Write};
@@ -17,6 +17,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
+
+use device::units::human_iec;
 
 use crate::cancel;
 use crate::error::Error;
@@ -34,7 +36,7 @@ pub struct Kernel {
 /// Run it; `data_bytes` is what the child writes, `limit_bytes` its memory cap.
 pub fn run(paths: &[PathBuf], data_bytes: u64, limit_bytes: u64) -> Result<Kernel, Error> {
     if !nix::unistd::geteuid().is_root() {
-        return Err(Error::workload(
+        return Err(Error::skipped(
             "kernel-baseline",
             "needs root (swapon and cgroups)",
         ));
@@ -82,9 +84,9 @@ pub fn run(paths: &[PathBuf], data_bytes: u64, limit_bytes: u64) -> Result<Kerne
             Figure::new(
                 "kernel-pageout",
                 format!(
-                    "a process in a {} MiB memory cgroup writes {} MiB",
-                    limit_bytes >> 20,
-                    data_bytes >> 20
+                    "a process in a {} memory cgroup writes {}",
+                    human_iec(limit_bytes),
+                    human_iec(data_bytes)
                 ),
                 data_bytes,
                 data_bytes / PAGE,
@@ -100,9 +102,9 @@ pub fn run(paths: &[PathBuf], data_bytes: u64, limit_bytes: u64) -> Result<Kerne
             Figure::new(
                 "kernel-swapoff",
                 format!(
-                    "swapoff(2) of {} holding {} MiB",
+                    "swapoff(2) of {} holding {}",
                     victim.display(),
-                    used >> 20
+                    human_iec(used)
                 ),
                 used,
                 used / PAGE,
@@ -138,10 +140,10 @@ fn swap_used_bytes(dev: &Path) -> u64 {
         * 1024
 }
 
-/// The devices we swapped on; swapped off again on drop.
+/// The devices we swapped on; swapped off again on drop (or by a forced exit).
 #[derive(Debug, Default)]
 struct KernelSwap {
-    on: Vec<PathBuf>,
+    on: Vec<(PathBuf, cancel::OnForcedExit)>,
 }
 
 fn cpath(p: &Path) -> Result<CString, Error> {
@@ -157,21 +159,25 @@ impl KernelSwap {
         if rc != 0 {
             return Err(Error::io("swapon", p, std::io::Error::last_os_error()));
         }
-        cancel::register_swapon(p);
-        self.on.push(p.to_path_buf());
+        let forced = {
+            let p = p.to_path_buf();
+            cancel::on_forced_exit(move || {
+                let _ = swapoff(&p);
+            })
+        };
+        self.on.push((p.to_path_buf(), forced));
         Ok(())
     }
 
     fn off(&mut self, p: &Path) -> Result<(), Error> {
         swapoff(p).map_err(|e| Error::io("swapoff", p, e))?;
-        cancel::unregister_swapon(p);
-        self.on.retain(|q| q != p);
+        self.on.retain(|(q, _)| q != p);
         Ok(())
     }
 }
 
-/// `swapoff(2)`; also used by a forced exit.
-pub fn swapoff(p: &Path) -> std::io::Result<()> {
+/// `swapoff(2)`; also what a forced exit runs.
+fn swapoff(p: &Path) -> std::io::Result<()> {
     let c = CString::new(p.as_os_str().as_bytes())
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
     // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
@@ -185,11 +191,10 @@ pub fn swapoff(p: &Path) -> std::io::Result<()> {
 
 impl Drop for KernelSwap {
     fn drop(&mut self) {
-        for p in std::mem::take(&mut self.on).iter().rev() {
-            if let Err(e) = swapoff(p) {
+        for (p, _forced_exit) in std::mem::take(&mut self.on).into_iter().rev() {
+            if let Err(e) = swapoff(&p) {
                 eprintln!("xtask: swapoff {}: {e}", p.display());
             }
-            cancel::unregister_swapon(p);
         }
     }
 }
@@ -215,7 +220,7 @@ impl Cgroup {
             let _ = std::fs::write(v2.join("cgroup.subtree_control"), "+memory");
             (v2, "memory.max", "max")
         } else {
-            return Err(Error::workload(
+            return Err(Error::skipped(
                 "kernel-baseline",
                 "no memory cgroup (v1 or v2) on this machine",
             ));

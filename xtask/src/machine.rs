@@ -41,14 +41,14 @@ impl Machine {
     /// One line for the report header.
     pub fn line(&self) -> String {
         format!(
-            "{} ({} cores), {:.1} GiB RAM, Linux {}",
+            "{} ({} cores), {} RAM, Linux {}",
             if self.cpu_model.is_empty() {
                 "unknown CPU"
             } else {
                 &self.cpu_model
             },
             self.cores,
-            self.memory_bytes as f64 / (1u64 << 30) as f64,
+            device::units::human_iec(self.memory_bytes),
             self.kernel
         )
     }

@@ -58,9 +58,98 @@ impl Measured {
     }
 }
 
+/// Chooses the (area, first page) of each I/O.
+struct Picker<'a> {
+    areas: &'a [Arc<SwapArea>],
+    pattern: Pattern,
+    /// Pages per I/O.
+    pages: u64,
+    rng: SmallRng,
+    /// Sequential: the next page of each area.
+    cursors: Vec<u64>,
+    /// Sequential: the area of the next I/O.
+    next_area: usize,
+}
+
+impl<'a> Picker<'a> {
+    fn new(areas: &'a [Arc<SwapArea>], pattern: Pattern) -> Picker<'a> {
+        let pages = match pattern {
+            Pattern::Sequential { pages } | Pattern::Random { pages } => pages.max(1) as u64,
+        };
+        Picker {
+            areas,
+            pattern,
+            pages,
+            rng: SmallRng::seed_from_u64(0x5eed),
+            cursors: vec![1; areas.len()],
+            next_area: 0,
+        }
+    }
+
+    /// The next (area, page) to touch, or `None` when the chosen area is too small for one
+    /// I/O. Sequential I/Os go round-robin, each area read in order from page 1 and wrapping
+    /// before its last data page; random ones pick an area, then a page, uniformly.
+    fn next(&mut self) -> Option<(usize, u64)> {
+        let a = match self.pattern {
+            Pattern::Sequential { .. } => {
+                let a = self.next_area;
+                self.next_area = (self.next_area + 1) % self.areas.len();
+                a
+            }
+            Pattern::Random { .. } => self.rng.random_range(0..self.areas.len()),
+        };
+        let last = self.areas[a].last_page();
+        if last < self.pages {
+            return None;
+        }
+        let page = match self.pattern {
+            Pattern::Sequential { .. } => {
+                let cursor = &mut self.cursors[a];
+                if *cursor + self.pages - 1 > last {
+                    *cursor = 1;
+                }
+                let p = *cursor;
+                *cursor += self.pages;
+                p
+            }
+            Pattern::Random { .. } => self.rng.random_range(1..=last - self.pages + 1),
+        };
+        Some((a, page))
+    }
+}
+
+/// A completion as the driver thread sees it, with the time it was submitted.
 struct Done {
     submitted: Instant,
     completion: IoCompletion,
+}
+
+/// Submits one I/O whose completion goes to the driver's channel.
+struct Submitter<'a> {
+    engine: &'a Engine,
+    areas: &'a [Arc<SwapArea>],
+    op: IoOp,
+    tx: mpsc::Sender<Done>,
+}
+
+impl Submitter<'_> {
+    fn submit(&self, area: usize, page: u64, buf: PageBuf) {
+        let tx = self.tx.clone();
+        let submitted = Instant::now();
+        let req = IoRequest {
+            tag: area as u64,
+            op: self.op,
+            page,
+            buf,
+        };
+        let done = move |completion| {
+            let _ = tx.send(Done {
+                submitted,
+                completion,
+            });
+        };
+        self.engine.submit(&self.areas[area], req, Box::new(done));
+    }
 }
 
 /// Run `op` with `pattern` at `queue_depth` over `areas` until the budget is spent.
@@ -79,61 +168,16 @@ pub fn drive(
     if areas.is_empty() {
         return Err(Error::workload("raw", "no devices"));
     }
-    let pages = match pattern {
-        Pattern::Sequential { pages } | Pattern::Random { pages } => pages.max(1),
-    };
-    let io_bytes = (pages * device::PAGE_SIZE) as u64;
+    let mut picker = Picker::new(areas, pattern);
+    let io_bytes = picker.pages * device::PAGE_SIZE as u64;
     let (tx, rx) = mpsc::channel::<Done>();
-    let mut rng = SmallRng::seed_from_u64(0x5eed);
-    let mut cursors: Vec<u64> = vec![1; areas.len()];
-    let mut next_area = 0usize;
-    // The next (area, page) to touch, or None when this area is too small for one I/O.
-    let mut pick = |rng: &mut SmallRng| -> Option<(usize, u64)> {
-        let a = match pattern {
-            Pattern::Sequential { .. } => {
-                let a = next_area;
-                next_area = (next_area + 1) % areas.len();
-                a
-            }
-            Pattern::Random { .. } => rng.random_range(0..areas.len()),
-        };
-        let last = areas[a].last_page();
-        if last < pages as u64 {
-            return None;
-        }
-        let page = match pattern {
-            Pattern::Sequential { .. } => {
-                if cursors[a] + pages as u64 - 1 > last {
-                    cursors[a] = 1;
-                }
-                let p = cursors[a];
-                cursors[a] += pages as u64;
-                p
-            }
-            Pattern::Random { .. } => rng.random_range(1..=last - pages as u64 + 1),
-        };
-        Some((a, page))
+    let submitter = Submitter {
+        engine,
+        areas,
+        op,
+        tx,
     };
-    let submit = |area: usize, page: u64, buf: PageBuf| {
-        let tx = tx.clone();
-        let submitted = Instant::now();
-        let req = IoRequest {
-            tag: area as u64,
-            op,
-            page,
-            buf,
-        };
-        engine.submit(
-            &areas[area],
-            req,
-            Box::new(move |completion| {
-                let _ = tx.send(Done {
-                    submitted,
-                    completion,
-                });
-            }),
-        );
-    };
+    let too_small = || Error::workload("raw", "devices too small for one cluster");
 
     let progress = Progress::start(label, budget.bytes);
     let mut latency = Recorder::new();
@@ -142,20 +186,25 @@ pub fn drive(
     let mut failure: Option<Error> = None;
     let start = Instant::now();
     for _ in 0..queue_depth.max(1) {
-        let Some((a, page)) = pick(&mut rng) else {
-            return Err(Error::workload("raw", "devices too small for one cluster"));
+        let Some((a, page)) = picker.next() else {
+            failure = Some(too_small());
+            break;
         };
-        submit(a, page, filled(pages));
+        submitter.submit(a, page, filled(picker.pages as usize));
         in_flight += 1;
         issued_bytes += io_bytes;
     }
+    // Each completion is counted and, while the budget lasts, its buffer goes straight
+    // back out; after the first error or Ctrl-C the rest only drain.
     while in_flight > 0 {
-        let Ok(done) = rx.recv() else { break };
-        in_flight -= 1;
-        let Done {
+        let Ok(Done {
             submitted,
             completion,
-        } = done;
+        }) = rx.recv()
+        else {
+            break;
+        };
+        in_flight -= 1;
         if let Err(e) = completion.result {
             failure.get_or_insert(Error::from(e));
             continue;
@@ -168,8 +217,8 @@ pub fn drive(
             && !cancel::cancelled()
             && start.elapsed() < budget.max_time
             && (issued_bytes < budget.bytes || start.elapsed() < budget.min_time);
-        if more && let Some((a, page)) = pick(&mut rng) {
-            submit(a, page, completion.buf);
+        if more && let Some((a, page)) = picker.next() {
+            submitter.submit(a, page, completion.buf);
             in_flight += 1;
             issued_bytes += io_bytes;
         }
@@ -211,6 +260,17 @@ pub struct RawPlan {
     pub one_device_bytes: Option<u64>,
 }
 
+/// One baseline: a figure `id` from [`drive`] over the first `devices` areas.
+struct Run {
+    id: String,
+    what: String,
+    devices: usize,
+    op: IoOp,
+    pattern: Pattern,
+    depth: usize,
+    budget: Budget,
+}
+
 /// Open the areas, run the baselines, close the areas again (the pager opens them
 /// exclusively afterwards, so the caller must drop the engine, which may still hold the
 /// areas of its last completions, before it starts a pager).
@@ -225,81 +285,189 @@ pub fn baselines(
         .iter()
         .map(|p| SwapArea::open(p, &opts).map(Arc::new))
         .collect::<Result<Vec<_>, _>>()?;
-    let seq = Budget {
+    let mut out = Vec::new();
+    for r in runs(plan, areas.len()) {
+        let label = r.id.replace('-', " ");
+        let m = drive(
+            engine,
+            &areas[..r.devices],
+            r.op,
+            r.pattern,
+            r.depth,
+            r.budget,
+            &label,
+        )?;
+        out.push(m.figure(&r.id, &r.what, r.depth as u32));
+    }
+    Ok(out)
+}
+
+/// The baselines of `plan` over `devices` devices, in the order they run: sequential write
+/// and read over all devices, random reads at QD1 and QD16, and one device alone when asked.
+fn runs(plan: &RawPlan, devices: usize) -> Vec<Run> {
+    let seq_budget = Budget {
         bytes: plan.seq_bytes,
         min_time: plan.seq_min_time,
         max_time: Duration::from_secs(120),
     };
-    let rand = Budget {
+    let rand_budget = Budget {
         bytes: 0,
         min_time: plan.rand_time,
         max_time: plan.rand_time,
     };
-    let qd = plan.seq_queue_depth;
-    let cl = plan.cluster_pages;
+    let (qd, cl) = (plan.seq_queue_depth, plan.cluster_pages);
     let kib = cl * device::PAGE_SIZE / 1024;
-    let mut out = Vec::new();
-    let m = drive(
-        engine,
-        &areas,
-        IoOp::Write,
-        Pattern::Sequential { pages: cl },
-        qd,
-        seq,
-        "raw seq write",
-    )?;
-    out.push(m.figure(
-        "raw-seq-write",
-        &format!("sequential {kib} KiB writes, round-robin over all devices"),
-        qd as u32,
-    ));
-    let m = drive(
-        engine,
-        &areas,
-        IoOp::Read,
-        Pattern::Sequential { pages: cl },
-        qd,
-        seq,
-        "raw seq read",
-    )?;
-    out.push(m.figure(
-        "raw-seq-read",
-        &format!("sequential {kib} KiB reads, round-robin over all devices"),
-        qd as u32,
-    ));
+    let seq = Pattern::Sequential { pages: cl };
+    let all = |id: &str, what: String, op, pattern, depth, budget| Run {
+        id: id.to_owned(),
+        what,
+        devices,
+        op,
+        pattern,
+        depth,
+        budget,
+    };
+    let mut runs = vec![
+        all(
+            "raw-seq-write",
+            format!("sequential {kib} KiB writes, round-robin over all devices"),
+            IoOp::Write,
+            seq,
+            qd,
+            seq_budget,
+        ),
+        all(
+            "raw-seq-read",
+            format!("sequential {kib} KiB reads, round-robin over all devices"),
+            IoOp::Read,
+            seq,
+            qd,
+            seq_budget,
+        ),
+    ];
     for depth in [1usize, 16] {
-        let m = drive(
-            engine,
-            &areas,
+        runs.push(all(
+            &format!("raw-rand-read-qd{depth}"),
+            "random 4 KiB reads over all devices".to_owned(),
             IoOp::Read,
             Pattern::Random { pages: 1 },
             depth,
-            rand,
-            &format!("raw rand read QD{depth}"),
-        )?;
-        out.push(m.figure(
-            &format!("raw-rand-read-qd{depth}"),
-            "random 4 KiB reads over all devices",
-            depth as u32,
+            rand_budget,
         ));
     }
     if let Some(bytes) = plan.one_device_bytes {
         // One device front to back at the sequential depth: the limit of a swapoff drain.
-        let one = Budget { bytes, ..seq };
-        let m = drive(
-            engine,
-            &areas[..1],
-            IoOp::Read,
-            Pattern::Sequential { pages: cl },
-            qd,
-            one,
-            "raw seq read, 1 device",
-        )?;
-        out.push(m.figure(
-            "raw-seq-read-1dev",
-            &format!("sequential {kib} KiB reads of one device"),
-            qd as u32,
-        ));
+        runs.push(Run {
+            devices: 1,
+            budget: Budget {
+                bytes,
+                ..seq_budget
+            },
+            ..all(
+                "raw-seq-read-1dev",
+                format!("sequential {kib} KiB reads of one device"),
+                IoOp::Read,
+                seq,
+                qd,
+                seq_budget,
+            )
+        });
     }
-    Ok(out)
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scratch directory of swap-area files, removed on drop (also when a test fails).
+    struct Scratch(std::path::PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let dir =
+                std::env::temp_dir().join(format!("swapkit-xtask-{name}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            Scratch(dir)
+        }
+
+        fn area(&self, name: &str, pages: u64) -> Arc<SwapArea> {
+            let path = self.0.join(name);
+            let opts = device::MkswapOptions {
+                pages: Some(pages),
+                ..Default::default()
+            };
+            device::mkswap(&path, &opts).unwrap();
+            Arc::new(SwapArea::open(&path, &device::OpenOptions::default()).unwrap())
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_device_too_small_for_a_cluster_fails_the_run_only_after_the_rest_completed() {
+        let scratch = Scratch::new("raw-small");
+        // The first area takes 32-page clusters, the second (15 data pages) cannot.
+        let areas = [scratch.area("big", 256), scratch.area("small", 16)];
+        let budget = Budget {
+            bytes: 1 << 20,
+            min_time: Duration::ZERO,
+            max_time: Duration::from_secs(60),
+        };
+        for kind in [device::EngineKind::ThreadPool, device::EngineKind::IoUring] {
+            let Ok(engine) = Engine::new(kind) else {
+                eprintln!("{kind}: unavailable here, not tested");
+                continue;
+            };
+            let pattern = Pattern::Sequential { pages: 32 };
+            let r = drive(&engine, &areas, IoOp::Write, pattern, 4, budget, "test");
+            assert!(
+                matches!(&r, Err(Error::Workload { why, .. }) if why.contains("too small")),
+                "{kind}: {r:?}"
+            );
+            // The write to the big area was submitted, and had completed by the return.
+            let st = areas[0].stats();
+            assert_eq!((st.in_flight, st.writes > 0), (0, true), "{kind}");
+        }
+    }
+
+    #[test]
+    fn the_baselines_are_the_figures_the_comparisons_name_in_order() {
+        let plan = RawPlan {
+            seq_queue_depth: 4,
+            cluster_pages: 32,
+            seq_bytes: 1 << 20,
+            seq_min_time: Duration::from_secs(1),
+            rand_time: Duration::from_secs(2),
+            one_device_bytes: Some(5 << 20),
+        };
+        let runs = runs(&plan, 3);
+        let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "raw-seq-write",
+                "raw-seq-read",
+                "raw-rand-read-qd1",
+                "raw-rand-read-qd16",
+                "raw-seq-read-1dev"
+            ]
+        );
+        let depths: Vec<usize> = runs.iter().map(|r| r.depth).collect();
+        assert_eq!(depths, [4, 4, 1, 16, 4]);
+        let devices: Vec<usize> = runs.iter().map(|r| r.devices).collect();
+        assert_eq!(devices, [3, 3, 3, 3, 1]);
+        assert_eq!(runs[4].budget.bytes, 5 << 20);
+        assert_eq!(runs[4].budget.min_time, Duration::from_secs(1));
+        assert_eq!(runs[2].budget.max_time, Duration::from_secs(2));
+        let without = RawPlan {
+            one_device_bytes: None,
+            ..plan
+        };
+        assert_eq!(super::runs(&without, 3).len(), 4);
+    }
 }

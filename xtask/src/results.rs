@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use device::units::human_iec;
+
 use crate::latency::LatencyStats;
 use crate::machine::Machine;
 
@@ -63,11 +65,11 @@ impl SetupInfo {
         let what = match self.mode.as_str() {
             "loop" => format!(
                 "{n} loop devices (direct I/O, 4096-byte blocks) of {} each",
-                human_bytes(size)
+                human_iec(size)
             ),
             _ => format!(
                 "{n} plain files of {} each (NOT loop devices: {})",
-                human_bytes(size),
+                human_iec(size),
                 self.why_files.as_deref().unwrap_or("requested")
             ),
         };
@@ -263,22 +265,6 @@ pub struct Micro {
     pub tables: Vec<String>,
 }
 
-/// `1.0 GiB`, `64 MiB`, `512 KiB`.
-pub fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if v.fract() == 0.0 {
-        format!("{v:.0} {}", UNITS[u])
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,11 +290,5 @@ mod tests {
         let b = Figure::new("b", "", 100 << 20, 1, 1.0);
         let c = Comparison::new(&a, &b, Metric::MibS, Some(0.9));
         assert_eq!(c.met, Some(false));
-    }
-
-    #[test]
-    fn bytes_print_in_binary_units() {
-        assert_eq!(human_bytes(64 << 20), "64 MiB");
-        assert_eq!(human_bytes(3 << 29), "1.5 GiB");
     }
 }

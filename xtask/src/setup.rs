@@ -40,6 +40,8 @@ pub struct Workbench {
     pub mode: Mode,
     pub dir: PathBuf,
     pub slots: Vec<Slot>,
+    /// A forced exit removes `dir` (our devices go with the process: autoclear).
+    _forced_exit: cancel::OnForcedExit,
 }
 
 /// What `Workbench::create` needs.
@@ -81,10 +83,17 @@ impl Workbench {
             Mode::Files { why } => eprintln!("  NOTE: plain files, NOT loop devices: {why}"),
         }
         let dir = scratch_dir(want.parent.as_deref(), want.tag)?;
+        let forced = {
+            let dir = dir.clone();
+            cancel::on_forced_exit(move || {
+                let _ = std::fs::remove_dir_all(&dir);
+            })
+        };
         let mut wb = Workbench {
             mode,
             dir,
             slots: Vec::new(),
+            _forced_exit: forced,
         };
         let total = size * want.devices as u64;
         let progress = Progress::start("filling backing files", total);
@@ -101,7 +110,7 @@ impl Workbench {
         progress.finish(&format!(
             "{} × {} of non-zero data",
             want.devices,
-            crate::results::human_bytes(size)
+            device::units::human_iec(size)
         ));
         // Let the file system finish writing back before anything is measured.
         // SAFETY: sync(2) takes no arguments and cannot fail.
@@ -187,7 +196,6 @@ impl Drop for Workbench {
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             eprintln!("xtask: removing {}: {e}", self.dir.display());
         }
-        cancel::unregister_path(&self.dir);
     }
 }
 
@@ -197,10 +205,7 @@ fn scratch_dir(parent: Option<&Path>, tag: &str) -> Result<PathBuf, Error> {
     for n in 0..100u32 {
         let dir = parent.join(format!("{tag}-{}-{n}", std::process::id()));
         match std::fs::create_dir(&dir) {
-            Ok(()) => {
-                cancel::register_path(&dir);
-                return Ok(dir);
-            }
+            Ok(()) => return Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(Error::io("creating", dir, e)),
         }

@@ -11,16 +11,21 @@
 //! Knobs: `SWAPKIT_BENCH_SECS` (per workload, default 2), `SWAPKIT_BENCH_MIB` (device
 //! size, default 512), `SWAPKIT_BENCH_NO_FIO=1`.
 
-use std::path::Path;
+// Bench-only code (not part of the library); `tests/rawbench.rs` includes it too. This bench
+// prints its own table with the fio column, so `rawbench::table` goes unused here.
+#[allow(dead_code)]
+mod rawbench;
+
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use device::rawbench::{self, Pattern, RawResult, RawSpec};
 use device::{
     Engine, EngineKind, IoOp, LoopDevice, LoopOptions, MkswapOptions, OpenOptions, PAGE_SIZE,
     SwapArea,
 };
+use rawbench::{Pattern, RawResult, RawSpec};
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -40,17 +45,72 @@ fn main() {
     }
 }
 
-fn bench() -> Result<(), Box<dyn std::error::Error>> {
+type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn bench() -> BenchResult<()> {
     let secs = env_u64("SWAPKIT_BENCH_SECS", 2);
     let mib = env_u64("SWAPKIT_BENCH_MIB", 512);
     let duration = Duration::from_secs(secs);
     let dir = tempfile::Builder::new()
         .prefix("swapkit-bench-")
         .tempdir()?;
-    let file = dir.path().join("swapkit-bench.img");
+    let (target, guard) = make_target(dir.path(), mib)?;
+    device::mkswap(&target, &MkswapOptions::default())?;
+    let area = Arc::new(SwapArea::open(&target, &OpenOptions::default())?);
+    println!(
+        "device bench: {} ({} MiB, direct I/O {}), {secs} s per workload",
+        target.display(),
+        mib,
+        area.direct_io()
+    );
+    fill(&area)?;
+
+    let suite = rawbench::standard_suite(duration);
+    let fio = std::env::var_os("SWAPKIT_BENCH_NO_FIO").is_none() && fio_available();
+    if !fio {
+        println!("fio not installed (or SWAPKIT_BENCH_NO_FIO): no comparison");
+    }
+    // Workload by workload, every engine and then fio back to back, so drifting load on a
+    // shared machine skews the ratios as little as it can.
+    let mut engines = Vec::new();
+    for kind in [EngineKind::IoUring, EngineKind::ThreadPool] {
+        match Engine::new(kind) {
+            Ok(e) => engines.push(Arc::new(e)),
+            Err(e) => println!("{kind}: unavailable ({e})"),
+        }
+    }
+    let mut rows: Vec<(RawResult, Option<f64>)> = Vec::new();
+    let mut fio_iops = Vec::new();
+    for spec in &suite {
+        let mut ours = Vec::new();
+        for engine in &engines {
+            ours.push(rawbench::run(engine, &area, spec)?);
+            ours.push(rawbench::run_chained(engine, &area, spec)?);
+        }
+        let theirs = if fio {
+            run_fio(&target, spec, area.last_page())
+        } else {
+            None
+        };
+        fio_iops.push(theirs);
+        rows.extend(ours.into_iter().map(|r| {
+            let ratio = theirs.map(|f| r.iops / f);
+            (r, ratio)
+        }));
+    }
+    print_table(&rows, fio.then_some((&suite[..], &fio_iops[..])));
+    drop(area);
+    drop(guard);
+    Ok(())
+}
+
+/// A `mib` MiB file in `dir` with its blocks allocated (so reads measure the disk, not
+/// holes), behind a loop device when loop devices are available; the path to measure and
+/// the guard that detaches the loop device.
+fn make_target(dir: &Path, mib: u64) -> BenchResult<(PathBuf, Option<LoopDevice>)> {
+    let file = dir.join("swapkit-bench.img");
     let f = std::fs::File::create(&file)?;
     f.set_len(mib << 20)?;
-    // Allocate the blocks, so reads measure the disk and not holes.
     nix::fcntl::fallocate(
         &f,
         nix::fcntl::FallocateFlags::empty(),
@@ -65,16 +125,12 @@ fn bench() -> Result<(), Box<dyn std::error::Error>> {
             None
         }
     };
-    let target = guard.as_ref().map_or(file.clone(), |d| d.path().to_owned());
-    device::mkswap(&target, &MkswapOptions::default())?;
-    let area = Arc::new(SwapArea::open(&target, &OpenOptions::default())?);
-    println!(
-        "device bench: {} ({} MiB, direct I/O {}), {secs} s per workload",
-        target.display(),
-        mib,
-        area.direct_io()
-    );
-    // One pass of writes so every page holds data before anything is read.
+    let target = guard.as_ref().map_or(file, |d| d.path().to_owned());
+    Ok((target, guard))
+}
+
+/// One pass of writes so every page holds data before anything is read.
+fn fill(area: &Arc<SwapArea>) -> BenchResult<()> {
     let engine = Engine::new(EngineKind::ThreadPool)?;
     let fill = RawSpec {
         max_ios: area.last_page() / 32,
@@ -86,54 +142,22 @@ fn bench() -> Result<(), Box<dyn std::error::Error>> {
             Duration::from_secs(600),
         )
     };
-    rawbench::run(&engine, &area, &fill)?;
-    drop(engine);
+    rawbench::run(&engine, area, &fill)?;
+    Ok(())
+}
 
-    let mut rows: Vec<(RawResult, Option<f64>)> = Vec::new();
-    let suite = rawbench::standard_suite(duration);
-    let fio = if std::env::var_os("SWAPKIT_BENCH_NO_FIO").is_none() && fio_available() {
-        Some(())
-    } else {
-        println!("fio not installed (or SWAPKIT_BENCH_NO_FIO): no comparison");
-        None
-    };
-    // Workload by workload, every engine and then fio back to back, so drifting load on a
-    // shared machine skews the ratios as little as it can.
-    let mut engines = Vec::new();
-    for kind in [EngineKind::IoUring, EngineKind::ThreadPool] {
-        match Engine::new(kind) {
-            Ok(e) => engines.push(Arc::new(e)),
-            Err(e) => println!("{kind}: unavailable ({e})"),
-        }
-    }
-    let mut fio_iops = Vec::new();
-    for spec in &suite {
-        let mut ours = Vec::new();
-        for engine in &engines {
-            ours.push(rawbench::run(engine, &area, spec)?);
-            ours.push(rawbench::run_chained(engine, &area, spec)?);
-        }
-        let theirs = if fio.is_some() {
-            run_fio(&target, spec, area.last_page())
-        } else {
-            None
-        };
-        fio_iops.push(theirs);
-        rows.extend(ours.into_iter().map(|r| {
-            let ratio = theirs.map(|f| r.iops / f);
-            (r, ratio)
-        }));
-    }
+/// The table with its ours/fio column, then fio's own IOPS per workload when it ran.
+fn print_table(rows: &[(RawResult, Option<f64>)], fio: Option<(&[RawSpec], &[Option<f64>])>) {
     println!();
     println!("{}  {:>8}", RawResult::header(), "ours/fio");
-    for (r, ratio) in &rows {
+    for (r, ratio) in rows {
         let ratio = ratio.map_or("-".to_owned(), |x| format!("{x:.2}"));
         println!("{}  {:>8}", r.line(), ratio);
     }
-    if fio.is_some() {
+    if let Some((suite, fio_iops)) = fio {
         println!();
         println!("fio (io_uring, direct, same device and depth), IOPS:");
-        for (spec, iops) in suite.iter().zip(&fio_iops) {
+        for (spec, iops) in suite.iter().zip(fio_iops) {
             println!(
                 "  {:<22} {}",
                 spec.name,
@@ -141,9 +165,6 @@ fn bench() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
     }
-    drop(area);
-    drop(guard);
-    Ok(())
 }
 
 fn fio_available() -> bool {

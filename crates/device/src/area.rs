@@ -496,16 +496,7 @@ impl SwapArea {
         self.check_range(page, pages)?;
         let start = Instant::now();
         self.counters.begin();
-        let latency = self.faults.latency();
-        if !latency.is_zero() {
-            std::thread::sleep(latency);
-        }
-        let result = match self.faults.check(op, page, pages) {
-            Some(e) => Err(e),
-            None => io(&self.raw.file, page * PAGE_SIZE as u64),
-        };
-        let result =
-            self.settle(result.map_err(|e| DeviceError::io(&self.path, op.name(), page, e)));
+        let result = self.settle(crate::engine::sync_io(self, op, page, pages, io));
         self.counters
             .end(op, pages, result.is_ok(), start.elapsed());
         result

@@ -87,11 +87,6 @@ impl PageBuf {
     pub fn page_mut(&mut self, i: usize) -> &mut [u8] {
         &mut self.as_mut_slice()[i * PAGE_SIZE..(i + 1) * PAGE_SIZE]
     }
-
-    /// Raw pointer for the kernel (io_uring); valid for `len()` bytes.
-    pub(crate) fn as_mut_ptr(&mut self) -> *mut u8 {
-        self.ptr.as_ptr()
-    }
 }
 
 impl Drop for PageBuf {

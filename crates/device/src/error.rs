@@ -134,6 +134,15 @@ impl DeviceError {
         }
     }
 
+    /// The error of a wait for a completion whose callback was dropped without running
+    /// (an engine thread died): the one wording every waiter uses.
+    pub fn completion_lost() -> Self {
+        DeviceError::Engine {
+            what: "completion lost (engine thread died)".into(),
+            source: io::Error::other("callback dropped"),
+        }
+    }
+
     /// The errno behind this error, when there is one (tests and the pager's error policy).
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {

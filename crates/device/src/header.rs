@@ -211,31 +211,8 @@ impl SwapHeader {
     }
 }
 
-/// Formats a uuid as `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`.
-pub fn format_uuid(uuid: &[u8; 16]) -> String {
-    let mut s = String::with_capacity(36);
-    for (i, b) in uuid.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            s.push('-');
-        }
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
-}
-
-/// Parses a uuid written as 32 hex digits, with or without dashes.
-pub fn parse_uuid(text: &str) -> Option<[u8; 16]> {
-    let hex: Vec<u8> = text.bytes().filter(|&b| b != b'-').collect();
-    if hex.len() != 32 {
-        return None;
-    }
-    let mut uuid = [0u8; 16];
-    for (i, pair) in hex.chunks(2).enumerate() {
-        let s = std::str::from_utf8(pair).ok()?;
-        uuid[i] = u8::from_str_radix(s, 16).ok()?;
-    }
-    Some(uuid)
-}
+// The text forms live with the other text helpers; re-exported where the header is.
+pub use crate::units::{format_uuid, parse_uuid};
 
 /// A random version-4 uuid from the kernel's generator; when that fails (no `/dev/urandom`
 /// in a chroot), one made from the clock and the pid, which is unique enough for a label.

@@ -12,7 +12,8 @@
 //! - [`loopdev`]: attach files as loop devices (`LOOP_CONFIGURE`), detach, list.
 //! - [`mkswap`](mod@mkswap): write a header, refusing devices in use or holding a filesystem.
 //! - [`fault`]: make chosen I/Os fail, for tests.
-//! - [`rawbench`]: raw device measurements, shared by `cargo bench` and `cargo xtask bench`.
+//! - [`units`]: sizes and UUIDs as text (`64M`, `1.5G`, `xxxxxxxx-xxxx-...`), and
+//!   [`latency`]: the one latency histogram and its summary; both shared by every crate above.
 //!
 //! Invariants:
 //! - Page 0 is never read or written through the data path: data I/O is confined to pages
@@ -55,12 +56,13 @@ pub mod engine;
 mod error;
 pub mod fault;
 pub mod header;
+pub mod latency;
 pub mod loopdev;
 pub mod mkswap;
-pub mod rawbench;
 mod stats;
 pub mod storage;
 mod sys;
+pub mod units;
 
 pub use area::{AreaId, AreaKind, AreaStats, DirectIo, LatencySummary, OpenOptions, SwapArea};
 pub use buf::PageBuf;

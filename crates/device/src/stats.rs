@@ -7,34 +7,9 @@ use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 
 use crate::engine::IoOp;
-
-/// Latency percentiles of one kind of I/O, in microseconds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct LatencySummary {
-    pub count: u64,
-    pub mean_us: f64,
-    pub p50_us: u64,
-    pub p99_us: u64,
-    pub p999_us: u64,
-    pub max_us: u64,
-}
-
-impl LatencySummary {
-    /// The summary of a histogram recorded in microseconds.
-    pub fn of(h: &Histogram<u64>) -> LatencySummary {
-        if h.is_empty() {
-            return LatencySummary::default();
-        }
-        LatencySummary {
-            count: h.len(),
-            mean_us: h.mean(),
-            p50_us: h.value_at_quantile(0.50),
-            p99_us: h.value_at_quantile(0.99),
-            p999_us: h.value_at_quantile(0.999),
-            max_us: h.max(),
-        }
-    }
-}
+use crate::latency;
+// Re-exported here because `area` re-exports it from here: one type, wherever it is named.
+pub use crate::latency::LatencySummary;
 
 /// A snapshot of one area's I/O counters. `reads`/`writes` count I/Os (clusters), the
 /// `pages_*` fields count pages moved; failed I/Os count in `*_errors`, not in the others.
@@ -54,9 +29,6 @@ pub struct AreaStats {
     pub discards: u64,
 }
 
-/// Largest latency the histograms hold: 60 s, in microseconds. Longer ones are clamped.
-const MAX_LATENCY_US: u64 = 60_000_000;
-
 /// The live counters behind [`AreaStats`]: atomics for counts, a lock per histogram.
 #[derive(Debug)]
 pub(crate) struct Counters {
@@ -72,11 +44,6 @@ pub(crate) struct Counters {
     write_hist: Mutex<Histogram<u64>>,
 }
 
-fn new_histogram() -> Histogram<u64> {
-    // Constant, valid bounds: creation cannot fail.
-    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("constant histogram bounds are valid")
-}
-
 impl Counters {
     pub(crate) fn new() -> Counters {
         Counters {
@@ -88,8 +55,8 @@ impl Counters {
             write_errors: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             discards: AtomicU64::new(0),
-            read_hist: Mutex::new(new_histogram()),
-            write_hist: Mutex::new(new_histogram()),
+            read_hist: Mutex::new(latency::histogram()),
+            write_hist: Mutex::new(latency::histogram()),
         }
     }
 
@@ -98,9 +65,8 @@ impl Counters {
     }
 
     /// Records a finished I/O of `pages` pages (counted as begun by `begin`).
-    pub(crate) fn end(&self, op: IoOp, pages: u64, ok: bool, latency: Duration) {
+    pub(crate) fn end(&self, op: IoOp, pages: u64, ok: bool, took: Duration) {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
-        let us = (latency.as_micros() as u64).clamp(1, MAX_LATENCY_US);
         let (count, moved, errors, hist) = match op {
             IoOp::Read => (
                 &self.reads,
@@ -118,7 +84,7 @@ impl Counters {
         if ok {
             count.fetch_add(1, Ordering::Relaxed);
             moved.fetch_add(pages, Ordering::Relaxed);
-            hist.lock().saturating_record(us);
+            latency::record(&mut hist.lock(), took);
         } else {
             errors.fetch_add(1, Ordering::Relaxed);
         }

@@ -48,7 +48,7 @@ fn new_headers_get_distinct_version4_uuids() {
     let (a, b) = (SwapHeader::new(100), SwapHeader::new(100));
     assert_ne!(a.uuid, b.uuid);
     assert_eq!(a.uuid[6] >> 4, 4);
-    assert_eq!(parse_uuid(&format_uuid(&a.uuid)), Some(a.uuid));
+    assert_eq!(parse_uuid(&format_uuid(&a.uuid)), Ok(a.uuid));
 }
 
 #[test]

@@ -1,14 +1,17 @@
-//! The raw measurement functions the benches share: they run, count, and keep off page 0.
+//! The raw measurement functions of `cargo bench -p device` (bench code, included from
+//! `benches/rawbench/`): they run, count, and keep off page 0.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
+#[path = "../benches/rawbench/mod.rs"]
+mod rawbench;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use device::rawbench::{self, RawSpec};
 use device::{Engine, EngineKind, MkswapOptions, OpenOptions, SwapArea};
+use rawbench::RawSpec;
 
 #[test]
 fn each_standard_workload_runs_its_io_budget_on_each_engine_in_both_modes() {

@@ -188,13 +188,8 @@ impl Core {
         self.submit(area, req, move |c| {
             let _ = tx.send((c.buf, c.result));
         });
-        rx.recv().unwrap_or_else(|_| {
-            let lost = DeviceError::Engine {
-                what: "completion lost (engine thread died)".into(),
-                source: std::io::Error::other("callback dropped"),
-            };
-            (PageBuf::new(0), Err(lost))
-        })
+        rx.recv()
+            .unwrap_or_else(|_| (PageBuf::new(0), Err(DeviceError::completion_lost())))
     }
 
     /// Counts an I/O error and marks the area failed when the device vanished.

@@ -3,6 +3,8 @@
 
 use std::sync::atomic::Ordering;
 
+use device::units::format_uuid;
+
 use crate::core::Core;
 use crate::space::Area;
 use crate::stats::{DeviceState, DeviceStats, FragStats, PagerStats, PbufStats, Tunables};
@@ -110,17 +112,4 @@ fn frag_stats(b: &blist::Blist) -> FragStats {
         buckets: s.buckets().filter(|&(_, _, n)| n > 0).collect(),
         text: s.to_string(),
     }
-}
-
-/// The usual 8-4-4-4-12 form.
-fn format_uuid(u: &[u8; 16]) -> String {
-    let hex: String = u.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
 }

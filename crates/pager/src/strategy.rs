@@ -170,11 +170,7 @@ impl Core {
                 next += 1;
             }
             let Ok(c) = rx.recv() else {
-                let lost = DeviceError::Engine {
-                    what: "completion lost (engine thread died)".into(),
-                    source: std::io::Error::other("callback dropped"),
-                };
-                return Err((start, lost));
+                return Err((start, DeviceError::completion_lost()));
             };
             inflight -= 1;
             let run = &runs[c.tag as usize];

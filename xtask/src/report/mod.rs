@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 pub use table::Table;
 
 use crate::error::Error;
-use crate::results::{Comparison, Figure, Report, human_bytes};
+use crate::results::{Comparison, Figure, Report};
+use device::units::human_iec;
 
 /// Everything a reader sees, in order. The terminal and the markdown share it.
 pub fn tables(r: &Report) -> Vec<Table> {
@@ -45,7 +46,7 @@ pub fn tables(r: &Report) -> Vec<Table> {
         );
         t.row(vec![
             s.device.clone(),
-            human_bytes(s.bytes),
+            human_iec(s.bytes),
             format!("{:.2}", s.seconds),
             format!("{:.1}", s.mib_s),
             s.pages_lost.to_string(),

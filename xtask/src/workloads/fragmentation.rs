@@ -22,11 +22,9 @@ use crate::results::{FragSnapshot, Fragmentation};
 
 const OBJECT_PAGES: u64 = 32;
 
-pub fn churn(paths: &[PathBuf], fill: f64, time: Duration) -> Result<Fragmentation, Error> {
-    let rig = Rig::new(paths, 32)?;
-    let total = rig.usable_pages();
-    let target = (total as f64 * fill) as u64;
-    let mut ds = DataSet::alloc(&rig, 0, OBJECT_PAGES)?;
+/// Objects of [`OBJECT_PAGES`] with swap reserved, until `target` pages are (or swap is full).
+fn reserve_until(rig: &Rig, target: u64) -> Result<DataSet, Error> {
+    let mut ds = DataSet::alloc(rig, 0, OBJECT_PAGES)?;
     let mut filled = 0;
     while filled + OBJECT_PAGES <= target {
         cancel::check()?;
@@ -43,6 +41,24 @@ pub fn churn(paths: &[PathBuf], fill: f64, time: Duration) -> Result<Fragmentati
             "could not reserve any swap",
         ));
     }
+    Ok(ds)
+}
+
+/// A mean cluster size rounded down to a power of two (at least 1): the allocator halves
+/// its ask on failure, so these are the sizes it hands out.
+fn size_class(mean: u64) -> u64 {
+    if mean == 0 {
+        1
+    } else {
+        1 << (63 - mean.leading_zeros())
+    }
+}
+
+pub fn churn(paths: &[PathBuf], fill: f64, time: Duration) -> Result<Fragmentation, Error> {
+    let rig = Rig::new(paths, 32)?;
+    let total = rig.usable_pages();
+    let target = (total as f64 * fill) as u64;
+    let ds = reserve_until(&rig, target)?;
     let before_stats = rig.pager.stats();
     let fill_percent = before_stats.used_pages as f64 * 100.0 / total.max(1) as f64;
     let areas: Vec<Arc<device::SwapArea>> = rig
@@ -80,14 +96,7 @@ pub fn churn(paths: &[PathBuf], fill: f64, time: Duration) -> Result<Fragmentati
             ));
         }
         if clusters > 0 && ok > 0 {
-            // Round the mean cluster down to a power of two: the allocator halves its ask.
-            let mean = ok / clusters;
-            let class = if mean == 0 {
-                1
-            } else {
-                1 << (63 - mean.leading_zeros())
-            };
-            *sizes.entry(class).or_default() += clusters;
+            *sizes.entry(size_class(ok / clusters)).or_default() += clusters;
         }
         ops += 1;
         let ms = start.elapsed().as_millis() as u64;

@@ -52,31 +52,21 @@ fn run(
                         let obj = &ds.objects[i];
                         let write = rng.random_range(0..100) < mix.write_percent;
                         let t0 = Instant::now();
-                        if write {
+                        // Only the pager call is timed, not the stamping or the check.
+                        let outcome = if write {
                             stamp(&mut buf, i as u64, pindex);
                             let r = rig.pager.putpages(obj, pindex, &buf, PutMode::Sync);
                             writes.record(t0.elapsed());
-                            if r.first() != Some(&PageResult::Ok) {
-                                stop.store(true, Ordering::Relaxed);
-                                return Err(Error::workload(
-                                    name,
-                                    format!("rewriting object {i} page {pindex}: {r:?}"),
-                                ));
-                            }
+                            written(&r, name, i, pindex)
                         } else {
                             let got = rig.pager.getpages(obj, pindex, 0, 0, &mut buf);
                             reads.record(t0.elapsed());
-                            if let Err(e) = got {
-                                stop.store(true, Ordering::Relaxed);
-                                return Err(Error::from(e));
-                            }
-                            if verify(&buf, i as u64, pindex).is_some() {
-                                stop.store(true, Ordering::Relaxed);
-                                return Err(Error::workload(
-                                    name,
-                                    format!("object {i} page {pindex} read back wrong data"),
-                                ));
-                            }
+                            got.map_err(Error::from)
+                                .and_then(|_| read_back(&buf, name, i, pindex))
+                        };
+                        if let Err(e) = outcome {
+                            stop.store(true, Ordering::Relaxed);
+                            return Err(e);
                         }
                         ops.fetch_add(1, Ordering::Relaxed);
                     }
@@ -108,6 +98,29 @@ fn run(
     }
     cancel::check()?;
     Ok((ops.load(Ordering::Relaxed), seconds, reads, writes))
+}
+
+/// `Ok` when the sync rewrite of object `i`'s page `pindex` took.
+fn written(r: &[PageResult], name: &'static str, i: usize, pindex: u64) -> Result<(), Error> {
+    if r.first() == Some(&PageResult::Ok) {
+        Ok(())
+    } else {
+        Err(Error::workload(
+            name,
+            format!("rewriting object {i} page {pindex}: {r:?}"),
+        ))
+    }
+}
+
+/// `Ok` when `page` holds the stamp of object `i`'s page `pindex`.
+fn read_back(page: &[u8], name: &'static str, i: usize, pindex: u64) -> Result<(), Error> {
+    match verify(page, i as u64, pindex) {
+        None => Ok(()),
+        Some(_) => Err(Error::workload(
+            name,
+            format!("object {i} page {pindex} read back wrong data"),
+        )),
+    }
 }
 
 /// `pagein-rand-<threads>t`: random single-page getpages, no read-ahead.

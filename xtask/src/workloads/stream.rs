@@ -102,9 +102,14 @@ pub fn pagein_seq(
     let max_ahead = rig.pager.stats().tunables.max_cluster.max(1) - 1;
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
-    let calls = AtomicU64::new(0);
-    let bytes = AtomicU64::new(0);
-    let progress = Progress::start(id, ds.bytes());
+    let reader = Reader {
+        rig,
+        ds,
+        max_ahead,
+        calls: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
+        progress: Progress::start(id, ds.bytes()),
+    };
     let start = Instant::now();
     let results: Vec<Result<Recorder, Error>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads.max(1))
@@ -122,33 +127,9 @@ pub fn pagein_seq(
                             return Ok(latency);
                         }
                         let i = n % ds.objects.len();
-                        let obj = &ds.objects[i];
-                        let mut pindex = 0;
-                        while pindex < ds.object_pages {
-                            let ahead = max_ahead.min(ds.object_pages - 1 - pindex);
-                            let out = &mut buf[..(ahead as usize + 1) * PAGE];
-                            let t = Instant::now();
-                            let got = rig.pager.getpages(obj, pindex, 0, ahead, out);
-                            latency.record(t.elapsed());
-                            let got = match got {
-                                Ok(r) => r,
-                                Err(e) => {
-                                    stop.store(true, Ordering::Relaxed);
-                                    return Err(Error::from(e));
-                                }
-                            };
-                            let n = got.end.saturating_sub(pindex).max(1);
-                            if let Some(bad) = verify(&out[..n as usize * PAGE], i as u64, pindex) {
-                                stop.store(true, Ordering::Relaxed);
-                                return Err(Error::workload(
-                                    "pagein-seq",
-                                    format!("object {i} page {bad} read back wrong data"),
-                                ));
-                            }
-                            calls.fetch_add(1, Ordering::Relaxed);
-                            bytes.fetch_add(n * PAGE as u64, Ordering::Relaxed);
-                            progress.add(n * PAGE as u64);
-                            pindex += n;
+                        if let Err(e) = reader.read_object(i, &mut buf, &mut latency) {
+                            stop.store(true, Ordering::Relaxed);
+                            return Err(e);
                         }
                     }
                 })
@@ -164,6 +145,12 @@ pub fn pagein_seq(
             .collect()
     });
     let seconds = start.elapsed().as_secs_f64();
+    let Reader {
+        calls,
+        bytes,
+        progress,
+        ..
+    } = reader;
     drop(progress);
     let mut latency = Recorder::new();
     for r in results {
@@ -173,10 +160,48 @@ pub fn pagein_seq(
     Ok(Figure::new(
         id,
         format!("getpages with up to {max_ahead} pages of read-ahead, {threads} threads"),
-        bytes.load(Ordering::Relaxed),
-        calls.load(Ordering::Relaxed),
+        bytes.into_inner(),
+        calls.into_inner(),
         seconds,
     )
     .with_shape(threads as u32, 1)
     .with_latency(latency.summary()))
+}
+
+/// What the reader threads of [`pagein_seq`] share: the data set and the tallies.
+struct Reader<'a> {
+    rig: &'a Rig,
+    ds: &'a DataSet,
+    max_ahead: u64,
+    calls: AtomicU64,
+    bytes: AtomicU64,
+    progress: Progress,
+}
+
+impl Reader<'_> {
+    /// Reads object `i` front to back with getpages of one page plus up to `max_ahead`, into
+    /// `buf` (room for `max_ahead + 1` pages), and checks every page's stamp.
+    fn read_object(&self, i: usize, buf: &mut [u8], latency: &mut Recorder) -> Result<(), Error> {
+        let (obj, pages) = (&self.ds.objects[i], self.ds.object_pages);
+        let mut pindex = 0;
+        while pindex < pages {
+            let ahead = self.max_ahead.min(pages - 1 - pindex);
+            let out = &mut buf[..(ahead as usize + 1) * PAGE];
+            let t = Instant::now();
+            let got = self.rig.pager.getpages(obj, pindex, 0, ahead, out);
+            latency.record(t.elapsed());
+            let n = got?.end.saturating_sub(pindex).max(1);
+            if let Some(bad) = verify(&out[..n as usize * PAGE], i as u64, pindex) {
+                return Err(Error::workload(
+                    "pagein-seq",
+                    format!("object {i} page {bad} read back wrong data"),
+                ));
+            }
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            self.bytes.fetch_add(n * PAGE as u64, Ordering::Relaxed);
+            self.progress.add(n * PAGE as u64);
+            pindex += n;
+        }
+        Ok(())
+    }
 }

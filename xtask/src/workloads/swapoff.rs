@@ -14,7 +14,7 @@ use crate::results::Swapoff;
 
 pub fn drain(paths: &[PathBuf], sizes: &Sizes, readers: usize) -> Result<Swapoff, Error> {
     if paths.len() < 2 {
-        return Err(Error::workload(
+        return Err(Error::skipped(
             "swapoff",
             "needs at least 2 devices (--devices 2)",
         ));
@@ -57,4 +57,24 @@ pub fn drain(paths: &[PathBuf], sizes: &Sizes, readers: usize) -> Result<Swapoff
         mib_s: bytes as f64 / (1u64 << 20) as f64 / seconds.max(1e-9),
         pages_lost: report.lost,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_device_is_a_skip_not_a_failure() {
+        let r = drain(&[PathBuf::from("/nonexistent")], &Sizes::new(true), 4);
+        assert!(
+            matches!(
+                r,
+                Err(Error::Skipped {
+                    workload: "swapoff",
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+    }
 }

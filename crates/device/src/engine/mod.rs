@@ -26,7 +26,7 @@
 //! and its completion one wake-up of the reaper. A caller that waits on its own thread for
 //! each completion pays one more hand-off (reaper to caller) per I/O; that is most of the
 //! gap to fio at queue depth 1. Submitting the next I/O from the callback avoids it
-//! (`rawbench::run_chained` measures that path, `rawbench::run` the hand-off one).
+//! (the device bench, `benches/rawbench/`, measures both paths).
 
 mod threads;
 mod uring;
@@ -300,10 +300,7 @@ impl Engine {
             op,
             page,
             buf: PageBuf::new(0),
-            result: Err(DeviceError::Engine {
-                what: "completion lost (engine thread died)".into(),
-                source: std::io::Error::other("callback dropped"),
-            }),
+            result: Err(DeviceError::completion_lost()),
             latency: Duration::ZERO,
         })
     }
@@ -315,24 +312,41 @@ pub(crate) fn on_engine_thread(threads: &[std::thread::JoinHandle<()>]) -> bool 
     threads.iter().any(|t| t.thread().id() == me)
 }
 
-/// Does one job's I/O synchronously with `pread`/`pwrite` (fault check and latency first).
+/// Does one job's I/O synchronously with `pread`/`pwrite` (the thread pool's worker body).
+/// The range was checked and the I/O counted as begun at submit; `finish` accounts for it.
 pub(crate) fn run_blocking(mut job: Job) {
     if let Some(e) = job.error.take() {
         return job.finish(Err(e));
     }
     let area = Arc::clone(&job.area);
     let (op, page, pages) = (job.req.op, job.req.page, job.req.buf.pages() as u64);
+    let buf = &mut job.req.buf;
+    let result = sync_io(&area, op, page, pages, |file, offset| match op {
+        IoOp::Read => crate::sys::read_full(file, buf.as_mut_slice(), offset),
+        IoOp::Write => crate::sys::write_full(file, buf.as_slice(), offset),
+    });
+    job.finish(result);
+}
+
+/// One synchronous I/O of `pages` pages at `page`, the way every blocking path does it: the
+/// area's injected latency and fault first, then `io(file, byte offset)`; an error names the
+/// area, the operation and the page (`ENXIO` becomes `Vanished`). No range check and no
+/// accounting: the engine does both around a job (`submit`, [`Job::finish`]), and
+/// `SwapArea::read_pages`/`write_pages` around their own call.
+pub(crate) fn sync_io(
+    area: &SwapArea,
+    op: IoOp,
+    page: u64,
+    pages: u64,
+    io: impl FnOnce(&std::fs::File, u64) -> std::io::Result<()>,
+) -> Result<(), DeviceError> {
     let latency = area.faults().latency();
     if !latency.is_zero() {
         std::thread::sleep(latency);
     }
-    let offset = page * crate::PAGE_SIZE as u64;
     let result = match area.faults().check(op, page, pages) {
         Some(e) => Err(e),
-        None => match op {
-            IoOp::Read => crate::sys::read_full(area.file(), job.req.buf.as_mut_slice(), offset),
-            IoOp::Write => crate::sys::write_full(area.file(), job.req.buf.as_slice(), offset),
-        },
+        None => io(area.file(), page * crate::PAGE_SIZE as u64),
     };
-    job.finish(result.map_err(|e| DeviceError::io(area.path(), op.name(), page, e)));
+    result.map_err(|e| DeviceError::io(area.path(), op.name(), page, e))
 }

@@ -295,8 +295,16 @@ impl Shared {
             .page
             .wrapping_mul(PAGE_SIZE as u64)
             .wrapping_add(op.done as u64);
-        // SAFETY: done < buf.len(), so the pointer stays inside the buffer.
-        let ptr = unsafe { op.job.req.buf.as_mut_ptr().add(op.done) };
+        // The rest of the buffer; empty (and never touched) for a refused request, which
+        // becomes a NOP below.
+        let ptr = op
+            .job
+            .req
+            .buf
+            .as_mut_slice()
+            .get_mut(op.done..)
+            .unwrap_or_default()
+            .as_mut_ptr();
         let (op_code, is_nop) = (op.job.req.op, op.job.error.is_some());
         let fd = area.file().as_raw_fd();
         let user_data = Box::into_raw(op) as u64;
@@ -410,93 +418,121 @@ impl Shared {
 /// the lock gives back the slots, continues short transfers, pushes the backlog and wakes
 /// callers waiting for room; stops at the shutdown NOP.
 fn reap(shared: &Shared) {
-    let ring = &shared.ring;
     let mut batch: Vec<(u64, i32)> = Vec::new();
     let mut again: Vec<Box<Op>> = Vec::new();
     let mut last_sweep = Instant::now();
     // Whether any file is registered: then the wait times out, for the sweep.
     let mut timed = false;
-    let timeout = types::Timespec::from(SWEEP_EVERY);
     loop {
-        // Also submits whatever is published and not yet entered, like the rest of a
-        // short transfer pushed below.
-        let waited = if timed {
-            let args = types::SubmitArgs::new().timespec(&timeout);
-            ring.submitter().submit_with_args(1, &args)
-        } else {
-            ring.submitter().submit_and_wait(1)
-        };
-        if let Err(e) = waited
-            && !matches!(
-                e.raw_os_error(),
-                Some(libc::EINTR | libc::EAGAIN | libc::EBUSY | libc::ETIME)
-            )
-        {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait(shared, timed);
         shared.reaper_awake.store(true, Ordering::SeqCst);
         batch.clear();
         // SAFETY: this thread is the only one that ever makes a CompletionQueue.
-        batch.extend(unsafe { ring.completion_shared() }.map(|c| (c.user_data(), c.result())));
-        let mut freed = 0;
-        let mut stop = false;
-        for &(user_data, result) in &batch {
-            match user_data {
-                SHUTDOWN => stop = true,
-                DELAY => freed += 1,
-                ptr => {
-                    // SAFETY: every other user_data is a Box<Op> pointer pushed by
-                    // `Shared::push`, and the kernel posts one CQE per SQE.
-                    let op = unsafe { Box::from_raw(ptr as *mut Op) };
-                    match complete(op, result) {
-                        Some(op) => again.push(op),
-                        None => freed += 1,
-                    }
-                    if shared.pending.swap(false, Ordering::SeqCst) {
-                        shared.enter();
-                    }
-                }
-            }
-        }
+        batch.extend(
+            unsafe { shared.ring.completion_shared() }.map(|c| (c.user_data(), c.result())),
+        );
+        let (freed, stop) = run_callbacks(shared, &batch, &mut again);
         if stop {
             // Release registered files now rather than when the ring's memory goes.
-            let _ = ring.submitter().unregister_files();
+            let _ = shared.ring.submitter().unregister_files();
             return;
         }
         let sweep = timed && last_sweep.elapsed() >= SWEEP_EVERY;
-        let mut st = shared.sq.lock();
-        st.free += freed;
-        for op in again.drain(..) {
-            shared.push(&mut st, op);
-        }
-        let waiting = st.backlog.len();
-        while let Some(need) = st.backlog.front().map(|op| op.slots()) {
-            if st.free < need {
-                break;
-            }
-            st.free -= need;
-            if let Some(op) = st.backlog.pop_front() {
-                shared.push(&mut st, op);
-            }
-        }
-        let room = freed > 0 || st.backlog.len() < waiting;
+        timed = give_back(shared, freed, &mut again, sweep);
         if sweep {
-            shared.sweep_files(&mut st);
             last_sweep = Instant::now();
         }
-        shared.stop_if_idle(&mut st);
-        timed = st
-            .files
-            .as_ref()
-            .is_some_and(|f| f.iter().any(Option::is_some));
-        // From here on callers enter their own SQEs; the wait enters those left so far.
-        shared.reaper_awake.store(false, Ordering::SeqCst);
-        shared.pending.store(false, Ordering::SeqCst);
-        drop(st);
-        if room {
-            shared.slots.notify_all();
+    }
+}
+
+/// The reaper's wait for at least one completion, at most [`SWEEP_EVERY`] when `timed`.
+/// Also submits whatever is published and not yet entered, like the rest of a short
+/// transfer pushed by [`give_back`]. Errors are retried by the caller's loop.
+fn wait(shared: &Shared, timed: bool) {
+    let ring = &shared.ring;
+    let waited = if timed {
+        let timeout = types::Timespec::from(SWEEP_EVERY);
+        let args = types::SubmitArgs::new().timespec(&timeout);
+        ring.submitter().submit_with_args(1, &args)
+    } else {
+        ring.submitter().submit_and_wait(1)
+    };
+    if let Err(e) = waited
+        && !matches!(
+            e.raw_os_error(),
+            Some(libc::EINTR | libc::EAGAIN | libc::EBUSY | libc::ETIME)
+        )
+    {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Runs the callbacks of one batch of CQEs, without the lock. Ops with a transfer left
+/// go to `again`. Returns the slots freed and whether the shutdown NOP was among them.
+// Boxed ops: a box's address is the op's `user_data` while the kernel holds it.
+#[allow(clippy::vec_box)]
+fn run_callbacks(shared: &Shared, batch: &[(u64, i32)], again: &mut Vec<Box<Op>>) -> (usize, bool) {
+    let mut freed = 0;
+    let mut stop = false;
+    for &(user_data, result) in batch {
+        match user_data {
+            SHUTDOWN => stop = true,
+            DELAY => freed += 1,
+            ptr => {
+                // SAFETY: every other user_data is a Box<Op> pointer pushed by
+                // `Shared::push`, and the kernel posts one CQE per SQE.
+                let op = unsafe { Box::from_raw(ptr as *mut Op) };
+                match complete(op, result) {
+                    Some(op) => again.push(op),
+                    None => freed += 1,
+                }
+                if shared.pending.swap(false, Ordering::SeqCst) {
+                    shared.enter();
+                }
+            }
         }
     }
+    (freed, stop)
+}
+
+/// Under the lock: gives back `freed` slots, pushes the short transfers in `again` and as
+/// much of the backlog as now fits, sweeps dead files when `sweep`, queues the shutdown NOP
+/// when closing and idle; then hands entering back to callers and wakes those waiting for
+/// room. Returns whether the next wait must time out (files are registered).
+#[allow(clippy::vec_box)]
+fn give_back(shared: &Shared, freed: usize, again: &mut Vec<Box<Op>>, sweep: bool) -> bool {
+    let mut st = shared.sq.lock();
+    st.free += freed;
+    for op in again.drain(..) {
+        shared.push(&mut st, op);
+    }
+    let waiting = st.backlog.len();
+    while let Some(need) = st.backlog.front().map(|op| op.slots()) {
+        if st.free < need {
+            break;
+        }
+        st.free -= need;
+        if let Some(op) = st.backlog.pop_front() {
+            shared.push(&mut st, op);
+        }
+    }
+    let room = freed > 0 || st.backlog.len() < waiting;
+    if sweep {
+        shared.sweep_files(&mut st);
+    }
+    shared.stop_if_idle(&mut st);
+    let timed = st
+        .files
+        .as_ref()
+        .is_some_and(|f| f.iter().any(Option::is_some));
+    // From here on callers enter their own SQEs; the wait enters those left so far.
+    shared.reaper_awake.store(false, Ordering::SeqCst);
+    shared.pending.store(false, Ordering::SeqCst);
+    drop(st);
+    if room {
+        shared.slots.notify_all();
+    }
+    timed
 }
 
 /// Handles one I/O's CQE: finishes it (running its callback), or hands it back for the

@@ -4,38 +4,12 @@ use std::path::Path;
 
 use device::loopdev::{self, LoopDevice, LoopOptions};
 use device::mkswap::MkswapOptions;
+use device::units::{format_uuid, parse_uuid};
 
 use super::{CliError, print};
 use crate::cli::{LoopCommand, MkswapArgs};
 use crate::format::table::{Align, render};
 use crate::units::human;
-
-/// Parse `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (dashes optional).
-pub fn parse_uuid(text: &str) -> Result<[u8; 16], String> {
-    let hex: String = text.chars().filter(|c| *c != '-').collect();
-    if hex.len() != 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(format!(
-            "{text:?} is not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)"
-        ));
-    }
-    let mut out = [0u8; 16];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|e| e.to_string())?;
-    }
-    Ok(out)
-}
-
-pub fn format_uuid(u: &[u8; 16]) -> String {
-    let h: String = u.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
 
 pub fn mkswap(a: &MkswapArgs) -> Result<i32, CliError> {
     let what = a.device.display().to_string();
@@ -190,18 +164,5 @@ pub fn loop_command(c: LoopCommand) -> Result<i32, CliError> {
             }
             Ok(0)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uuids_round_trip_through_text() {
-        let t = "5e3c7b1a-0d2f-4e6a-9b8c-1f2e3d4c5b6a";
-        assert_eq!(format_uuid(&parse_uuid(t).unwrap()), t);
-        assert!(parse_uuid("5e3c7b1a").is_err());
-        assert!(parse_uuid("zz3c7b1a-0d2f-4e6a-9b8c-1f2e3d4c5b6a").is_err());
     }
 }

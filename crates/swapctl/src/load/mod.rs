@@ -20,6 +20,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use device::PAGE_SIZE;
+use device::latency::{self, LatencySummary};
 
 use crate::cli::{LoadArgs, Pattern};
 use crate::client::{Client, ClientError};
@@ -55,18 +56,10 @@ struct Tally {
     verified: u64,
 }
 
-/// 1 us .. 100 s at 3 significant digits.
-fn new_histogram() -> Histogram<u64> {
-    // These bounds are valid constants: hdrhistogram only refuses low < 1 or high < 2 * low.
-    #[allow(clippy::unwrap_used)]
-    Histogram::new_with_bounds(1, 100_000_000, 3).unwrap()
-}
-
 impl Tally {
     fn new() -> Tally {
         Tally {
-            // 1 us .. 100 s at 3 significant digits; bounds that fit cannot fail.
-            hist: new_histogram(),
+            hist: latency::histogram(),
             pages_out: 0,
             pages_in: 0,
             put_failures: 0,
@@ -116,8 +109,7 @@ impl Worker<'_> {
     ) -> Result<T, String> {
         let t = Instant::now();
         let r = f(&mut self.client).map_err(daemon_err);
-        let us = t.elapsed().as_micros().clamp(1, 100_000_000) as u64;
-        let _ = self.tally.hist.record(us);
+        latency::record(&mut self.tally.hist, t.elapsed());
         r
     }
 
@@ -342,24 +334,26 @@ pub fn run(a: &LoadArgs) -> Result<i32, CliError> {
 }
 
 fn summarize(tallies: &[Tally], elapsed: Duration, verify: bool) -> Report {
-    let mut hist = new_histogram();
+    let mut hist = latency::histogram();
     for t in tallies {
+        // Same bounds on both sides: adding cannot fail.
         let _ = hist.add(&t.hist);
     }
+    let lat = LatencySummary::of(&hist);
     let secs = elapsed.as_secs_f64().max(1e-9);
     let sum = |f: fn(&Tally) -> u64| tallies.iter().map(f).sum::<u64>();
     let mib = |pages: u64| pages as f64 * PAGE_SIZE as f64 / (1 << 20) as f64 / secs;
     Report {
         seconds: secs,
-        requests: hist.len(),
+        requests: lat.count,
         pages_out: sum(|t| t.pages_out),
         pages_in: sum(|t| t.pages_in),
         mib_per_s_out: mib(sum(|t| t.pages_out)),
         mib_per_s_in: mib(sum(|t| t.pages_in)),
-        p50_us: hist.value_at_quantile(0.5),
-        p99_us: hist.value_at_quantile(0.99),
-        p999_us: hist.value_at_quantile(0.999),
-        max_us: hist.max(),
+        p50_us: lat.p50_us,
+        p99_us: lat.p99_us,
+        p999_us: lat.p999_us,
+        max_us: lat.max_us,
         put_failures: sum(|t| t.put_failures),
         read_errors: sum(|t| t.read_errors),
         verified_pages: verify.then(|| sum(|t| t.verified)),

@@ -1,21 +1,13 @@
 //! Short human figures for narrow columns: sizes, counts, rates, latencies, durations.
 
 /// Bytes as `swapinfo -h` shows them: `0B`, `512B`, `4.0K`, `12M`, `1.5G`. At most 5 columns.
+/// Below 10 units always with one decimal, so a column of figures lines up.
 pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "K", "M", "G", "T", "P"];
-    if n < 1024 {
-        return format!("{n}B");
-    }
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if value < 9.95 {
-        format!("{value:.1}{}", UNITS[unit])
-    } else {
-        format!("{value:.0}{}", UNITS[unit])
+    let s = device::units::Scaled::of(n);
+    match (s.exp(), s.rounded(10)) {
+        (0, _) => format!("{n}B"),
+        (_, t) if t < 100 => format!("{}.{}{}", t / 10, t % 10, s.letter()),
+        _ => format!("{}{}", s.rounded(1), s.letter()),
     }
 }
 

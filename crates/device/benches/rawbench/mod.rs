@@ -1,31 +1,20 @@
 //! Raw device measurements: how fast a swap area is through an engine, with nothing of the
-//! pager in the way. `cargo bench -p device` prints them; `cargo xtask bench` calls
-//! [`run`] on the same devices it pages to, as the physical limit beside the pager's figures.
+//! pager in the way. Bench code, not library code: `benches/device.rs` prints these figures,
+//! and `tests/rawbench.rs` includes this same file (`#[path]`) to check that a run counts
+//! its I/Os and keeps off page 0. (`cargo xtask bench` has its own multi-device driver,
+//! `xtask/src/raw.rs`, for the pager's shapes across all devices at once.)
 //!
 //! A run keeps `queue_depth` I/Os in flight (each completion submits the next) until its
 //! time or I/O budget is spent, and records every I/O's latency. Sequential runs walk the
 //! data pages from page 1 and wrap; random runs pick aligned starts uniformly. Page 0 is
 //! never touched (the engine refuses it anyway).
-//!
-//! ```no_run
-//! # use std::sync::Arc;
-//! # use device::{Engine, EngineKind, SwapArea, OpenOptions, rawbench};
-//! # let area = Arc::new(SwapArea::open("/dev/loop0", &OpenOptions::default())?);
-//! let engine = Engine::new(EngineKind::Auto)?;
-//! for spec in rawbench::standard_suite(std::time::Duration::from_secs(2)) {
-//!     let r = rawbench::run(&engine, &area, &spec)?;
-//!     println!("{}", r.line());
-//! }
-//! # Ok::<(), device::DeviceError>(())
-//! ```
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use device::latency::{self, LatencySummary};
+use device::{DeviceError, Engine, IoCompletion, IoOp, IoRequest, PAGE_SIZE, PageBuf, SwapArea};
 use hdrhistogram::Histogram;
-
-use crate::engine::{IoCompletion, IoOp, IoRequest};
-use crate::{DeviceError, Engine, LatencySummary, PAGE_SIZE, PageBuf, SwapArea};
 
 /// Where successive I/Os go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -153,12 +142,6 @@ impl RawResult {
     }
 }
 
-/// Latencies in microseconds, 1 µs to 60 s, 3 significant digits.
-fn latency_histogram() -> Histogram<u64> {
-    Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
-        .expect("constant histogram bounds are valid")
-}
-
 /// Formats results as a table with a header.
 pub fn table(results: &[RawResult]) -> String {
     let mut out = RawResult::header();
@@ -189,7 +172,7 @@ pub fn run(
         };
         engine.submit(area, req, Box::new(move |c| drop(tx.send(c))));
     };
-    let mut hist = latency_histogram();
+    let mut hist = latency::histogram();
     let start = Instant::now();
     let mut in_flight = 0usize;
     let mut issued = 0u64;
@@ -213,7 +196,7 @@ pub fn run(
             continue;
         }
         done += 1;
-        hist.saturating_record((c.latency.as_micros() as u64).max(1));
+        latency::record(&mut hist, c.latency);
         if failure.is_none() && issued < spec.max_ios && start.elapsed() < spec.duration {
             submit(c.buf, next.page());
             in_flight += 1;
@@ -259,7 +242,7 @@ pub fn run_chained(
             issued: 0,
             done: 0,
             failed: false,
-            hist: latency_histogram(),
+            hist: latency::histogram(),
         }),
         end: end_tx,
     });
@@ -346,8 +329,7 @@ impl Chain {
                 Err(_) => st.failed = true,
                 Ok(()) => {
                     st.done += 1;
-                    st.hist
-                        .saturating_record((c.latency.as_micros() as u64).max(1));
+                    latency::record(&mut st.hist, c.latency);
                 }
             }
             let go =
