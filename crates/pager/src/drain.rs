@@ -8,9 +8,11 @@
 //! finished write is installed. All bookkeeping runs on the swapoff thread; completions
 //! only send on a channel, so no lock is ever taken on an engine thread here.
 //!
-//! Guarantees, as in the sequential drain: every object with a run is registered as a
-//! reader until its last run is done (a block freed meanwhile is parked, never reused
-//! under a read); a move is installed only for pages still mapping the old block (a page
+//! Guarantees, as in the sequential drain: each cluster read is registered with its object
+//! (`ObjState::begin_read`) from just before it is submitted until it completes, so a
+//! block freed meanwhile is parked only while that read is in flight and never reused
+//! under it; blocks the clients free elsewhere go back at once, not at the end of the
+//! pass. No lock is held while the pass waits for a completion or a pbuf. A move is installed only for pages still mapping the old block (a page
 //! rewritten by its owner is not moved, its new block is freed); a failed write
 //! quarantines its block and the run is rewritten synchronously with retries; on an error
 //! nothing more is submitted, but everything in flight is waited for and installed before
@@ -59,8 +61,6 @@ enum Done {
 /// The state of one pass.
 struct Pass<'a> {
     objs: Vec<Arc<ObjectInner>>,
-    /// Runs not yet finished, per object; the object's read registration ends at zero.
-    left: Vec<u64>,
     chunks: Vec<Chunk>,
     loc: Loc,
     dev: DeviceId,
@@ -83,25 +83,20 @@ impl Core {
             return Ok(0);
         };
         let found = pass.chunks.iter().map(|c| c.len).sum();
-        let result = if failed {
+        if failed {
             for i in 0..pass.chunks.len() {
                 let lost = self.drop_run(&pass, i);
                 pass.report.lost += lost;
-                self.finish(&mut pass, i);
+                self.finish(&mut pass);
             }
             Ok(found)
         } else {
             self.pipeline(&mut pass, opts).map(|()| found)
-        };
-        for (k, obj) in pass.objs.iter().enumerate() {
-            if pass.left[k] > 0 {
-                self.end_read(obj);
-            }
         }
-        result
     }
 
-    /// Finds every run on `dev`, registering each object that has one as a reader.
+    /// Finds every run on `dev`. Nothing is registered yet: each run's read is, when it
+    /// is submitted.
     fn gather<'a>(
         &self,
         dev: DeviceId,
@@ -109,11 +104,10 @@ impl Core {
         progress: &'a mut dyn FnMut(u64, u64),
     ) -> Option<Pass<'a>> {
         let mut objs = Vec::new();
-        let mut left = Vec::new();
         let mut chunks = Vec::new();
         let mut loc = None;
         for obj in self.objects() {
-            let mut st = obj.st.lock();
+            let st = obj.st.lock();
             let space = self.space.lock();
             // Only this swapoff removes the area; still, never leave a reader behind.
             let Some(idx) = space.index(dev) else { break };
@@ -135,10 +129,8 @@ impl Core {
                 page: 1,
             });
             drop(space);
-            st.readers += 1;
             drop(st);
             let k = objs.len();
-            let before = chunks.len();
             for c in crate::swapoff::clusters(&pairs, self.tun.max_cluster) {
                 chunks.push(Chunk {
                     obj: k,
@@ -147,13 +139,11 @@ impl Core {
                     len: c.len() as u64,
                 });
             }
-            left.push((chunks.len() - before) as u64);
             objs.push(obj);
         }
         chunks.sort_unstable_by_key(|c| c.b0);
         Some(Pass {
             objs,
-            left,
             chunks,
             loc: loc?,
             dev,
@@ -178,6 +168,7 @@ impl Core {
                     self.read_pool.try_acquire(c.len as usize)
                 };
                 let Some(buf) = buf else { break };
+                pass.objs[c.obj].st.lock().begin_read(c.b0, c.len);
                 let req = IoRequest {
                     tag: c.p0,
                     op: IoOp::Read,
@@ -200,8 +191,10 @@ impl Core {
                 break;
             }
             let Ok(done) = rx.recv() else { break };
-            let i = match done {
+            match done {
                 Done::Read { i, buf, result } => {
+                    let c = pass.chunks[i];
+                    self.end_read(&pass.objs[c.obj], c.b0, c.len);
                     bump(&self.counters.swapin, 1);
                     match result {
                         Ok(()) if err.is_none() => {
@@ -230,7 +223,6 @@ impl Core {
                             }
                         }
                     }
-                    i
                 }
                 Done::Write {
                     i,
@@ -260,11 +252,10 @@ impl Core {
                         }
                     }
                     self.read_pool.release(buf);
-                    i
                 }
-            };
+            }
             busy -= 1;
-            self.finish(pass, i);
+            self.finish(pass);
         }
         err.map_or(Ok(()), Err)
     }
@@ -362,14 +353,8 @@ impl Core {
         lost
     }
 
-    /// Chunk `i` is done: ends its object's read registration after its last chunk and
-    /// reports progress.
-    fn finish(&self, pass: &mut Pass<'_>, i: usize) {
-        let k = pass.chunks[i].obj;
-        pass.left[k] -= 1;
-        if pass.left[k] == 0 {
-            self.end_read(&pass.objs[k]);
-        }
+    /// Chunk `i` is done: reports progress.
+    fn finish(&self, pass: &mut Pass<'_>) {
         let done = pass.report.moved + pass.report.lost;
         let total = {
             let mut space = self.space.lock();

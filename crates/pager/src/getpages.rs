@@ -18,6 +18,8 @@ use crate::space::{Loc, Space};
 pub(crate) struct ReadRun {
     pub pindex: u64,
     pub len: u64,
+    /// Global block of the run's first page.
+    pub blk: u64,
     pub loc: Loc,
 }
 
@@ -86,6 +88,7 @@ impl Core {
         Some(ReadRun {
             pindex: pindex - behind,
             len: behind + 1 + ahead,
+            blk: first,
             loc,
         })
     }
@@ -113,11 +116,11 @@ impl Core {
         result
     }
 
-    /// Ends a read registered in `st.readers`.
-    pub(crate) fn end_read(&self, obj: &ObjectInner) {
+    /// Ends a read of `len` blocks from `first` registered with `ObjState::begin_read`.
+    pub(crate) fn end_read(&self, obj: &ObjectInner, first: u64, len: u64) {
         let mut st = obj.st.lock();
         let mut space = self.space.lock();
-        st.end_read(&mut space);
+        st.end_read(&mut space, first, len);
         drop(space);
         drop(st);
         obj.cond.notify_all();
@@ -158,13 +161,13 @@ impl Core {
                 .plan_run(&st, &space, pindex, u64::from(blk), max_behind, max_ahead)
                 .ok_or_else(not_on_swap)?;
             drop(space);
-            st.readers += 1;
+            st.begin_read(run.blk, run.len);
             run
         };
         let skip = (run.pindex - (pindex - max_behind)) as usize * PAGE_SIZE;
         let dst = &mut out[skip..skip + run.len as usize * PAGE_SIZE];
         let result = self.read_run(&run, dst);
-        self.end_read(obj);
+        self.end_read(obj, run.blk, run.len);
         match result {
             Ok(()) => Ok(run.pindex..run.pindex + run.len),
             Err(source) => Err(PagerError::Read {

@@ -94,28 +94,52 @@ pub(crate) struct ObjState {
     /// `PG_SWAPINPROG` busy page, as data).
     pub pending: HashMap<u64, u64>,
     pub next_seq: u64,
-    /// Reads in flight from this object's blocks.
-    pub readers: u32,
-    /// Blocks dropped from the metadata while reads were in flight: freed when they end,
-    /// so no block is reused under a reader.
+    /// The block ranges `(first, len)` of the reads in flight from this object's blocks,
+    /// one entry per read (the same range may appear twice).
+    pub reads: Vec<(u64, u64)>,
+    /// Blocks dropped from the metadata while a read of them was in flight: freed as soon
+    /// as no read covers them any more, so no block is reused under a reader, and no
+    /// block is held longer than that read (a swapoff pass registers each cluster read
+    /// alone, so blocks the object frees meanwhile go back at once).
     pub deferred: Vec<Block>,
 }
 
 impl ObjState {
-    /// Frees a block dropped from the metadata, or parks it while reads are in flight.
+    /// Whether a read in flight covers `blk`.
+    fn being_read(&self, blk: u64) -> bool {
+        self.reads
+            .iter()
+            .any(|&(first, len)| blk >= first && blk < first + len)
+    }
+
+    /// Frees a block dropped from the metadata, or parks it while a read of it is in flight.
     pub(crate) fn release(&mut self, space: &mut Space, blk: Block) {
-        if self.readers > 0 {
+        if self.being_read(u64::from(blk)) {
             self.deferred.push(blk);
         } else {
             space.free(u64::from(blk), 1);
         }
     }
 
-    /// Ends one read; the last one frees the parked blocks.
-    pub(crate) fn end_read(&mut self, space: &mut Space) {
-        self.readers -= 1;
-        if self.readers == 0 {
-            for blk in self.deferred.drain(..) {
+    /// Registers a read of `len` blocks from `first`: none of them is freed until
+    /// [`ObjState::end_read`] of the same range.
+    pub(crate) fn begin_read(&mut self, first: u64, len: u64) {
+        self.reads.push((first, len));
+    }
+
+    /// Ends one read; frees the parked blocks no other read covers.
+    pub(crate) fn end_read(&mut self, space: &mut Space, first: u64, len: u64) {
+        if let Some(i) = self.reads.iter().position(|&r| r == (first, len)) {
+            self.reads.swap_remove(i);
+        }
+        if self.deferred.is_empty() {
+            return;
+        }
+        let parked = std::mem::take(&mut self.deferred);
+        for blk in parked {
+            if self.being_read(u64::from(blk)) {
+                self.deferred.push(blk);
+            } else {
                 space.free(u64::from(blk), 1);
             }
         }

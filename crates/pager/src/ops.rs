@@ -113,6 +113,8 @@ impl Core {
     /// `destroy_source` frees the rest of `src` and unlists it. Waits until no read of
     /// `src` and no write to the pages it gives is in flight (the seed: "may block if
     /// paging is still in progress on the source"), since their blocks change owner.
+    /// It waits holding no lock but the source's: a completion of a write to `dst` takes
+    /// `dst`'s lock, and holding it here stalled every completion behind that one.
     pub(crate) fn copy(&self, src: &ObjectInner, dst: &ObjectInner, offset: u64, destroy: bool) {
         if src.id == dst.id {
             return;
@@ -128,24 +130,33 @@ impl Core {
                 reg.named.remove(h);
             }
         }
-        let (mut s, mut d);
-        if src.id < dst.id {
-            s = src.st.lock();
-            d = dst.st.lock();
-        } else {
-            d = dst.st.lock();
-            s = src.st.lock();
-        }
         let end = offset.saturating_add(dst.size);
         let busy = |s: &ObjState| {
-            s.readers > 0
+            !s.reads.is_empty()
                 || s.pending
                     .keys()
                     .any(|p| destroy || (offset..end).contains(p))
         };
-        while busy(&s) {
-            src.cond.wait(&mut s);
-        }
+        // The lock rule: wait with the source's lock only (a completion of a write to
+        // `dst` needs `dst`'s lock), then take both in id order and look again.
+        let (mut s, mut d) = loop {
+            {
+                let mut s = src.st.lock();
+                while busy(&s) {
+                    src.cond.wait(&mut s);
+                }
+            }
+            let (s, d) = if src.id < dst.id {
+                let s = src.st.lock();
+                (s, dst.st.lock())
+            } else {
+                let d = dst.st.lock();
+                (src.st.lock(), d)
+            };
+            if !busy(&s) {
+                break (s, d);
+            }
+        };
         let moving: Vec<(u64, u32)> = s.meta.range(offset..end).collect();
         let mut space = self.space.lock();
         for (sp, blk) in moving {

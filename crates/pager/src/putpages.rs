@@ -97,6 +97,16 @@ impl Core {
             let pindex = start + i;
             let seq = {
                 let mut st = obj.st.lock();
+                // One write per page at a time (the seed's busy page): a page's previous
+                // write must have completed, so its result is installed before this one
+                // can supersede it and a failure of this one never drops it. The wait
+                // holds no lock (the condvar releases the object's).
+                if (pindex..pindex + len).any(|p| st.pending.contains_key(&p)) {
+                    bump(&self.counters.intrans_waits, 1);
+                    while (pindex..pindex + len).any(|p| st.pending.contains_key(&p)) {
+                        obj.cond.wait(&mut st);
+                    }
+                }
                 let seq = st.next_seq;
                 st.next_seq += 1;
                 for p in pindex..pindex + len {

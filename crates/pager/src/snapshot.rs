@@ -86,7 +86,7 @@ fn device_stats(a: &Area) -> DeviceStats {
         size_bytes: a.area.size_bytes(),
         total_pages: a.usable(),
         used_pages: a.used,
-        free_pages: if a.allocatable() { a.blist.avail() } else { 0 },
+        free_pages: if a.allocatable() { a.avail() } else { 0 },
         bad_pages: a.header_bad + a.quarantined,
         in_flight: io.in_flight,
         reads: io.reads,

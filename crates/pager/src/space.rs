@@ -79,6 +79,12 @@ pub(crate) struct Area {
     pub header_bad: u64,
     /// Blocks made unavailable by a swapoff's fill.
     pub filled: u64,
+    /// The tail of a run trimmed at a stripe end, `(first data block, len)`: allocated in
+    /// the blist but free, and handed out before the blist is asked again. The seed's
+    /// first-fit blist gave a freed tail out next by itself; ours allocates next-fit from
+    /// a cursor already past it, so without this the area's next run would start after a
+    /// hole, reach the stripe end early and rotate too soon.
+    pub stash: Option<(u64, u64)>,
 }
 
 impl Area {
@@ -88,6 +94,19 @@ impl Area {
 
     pub(crate) fn contains(&self, blk: u64) -> bool {
         blk >= self.first && blk < self.first + self.blocks
+    }
+
+    /// Free blocks: the blist's plus the stashed tail.
+    pub(crate) fn avail(&self) -> u64 {
+        self.blist.avail() + self.stash.map_or(0, |(_, len)| len)
+    }
+
+    /// Gives the stashed tail back to the blist (before a swapoff fills it).
+    pub(crate) fn unstash(&mut self) {
+        if let Some((d, len)) = self.stash.take() {
+            let freed = self.blist.free(d, len);
+            debug_assert!(freed.is_ok(), "the stash was allocated");
+        }
     }
 
     /// Usable blocks: data pages minus the header's bad pages.
@@ -158,7 +177,7 @@ impl Space {
         self.areas
             .iter()
             .filter(|a| a.allocatable())
-            .map(|a| a.blist.avail())
+            .map(Area::avail)
             .sum()
     }
 
@@ -236,10 +255,15 @@ impl Space {
             for k in 0..group.len() {
                 let pos = (start + k) % group.len();
                 let idx = group[pos];
+                let next = self.areas[group[(pos + 1) % group.len()]].id;
+                if let Some((d, len)) = self.areas[idx].stash {
+                    let k = len.min(n);
+                    self.areas[idx].stash = (k < len).then_some((d + k, len - k));
+                    return Some(self.take(idx, d, k, prio, next));
+                }
                 let mut min = n.min(blist::MAX_ALLOC);
                 loop {
                     if let Some((d, len)) = self.areas[idx].blist.alloc_range(min, n) {
-                        let next = self.areas[group[(pos + 1) % group.len()]].id;
                         return Some(self.take(idx, d, len, prio, next));
                     }
                     if min == 1 {
@@ -262,8 +286,9 @@ impl Space {
         None
     }
 
-    /// Books a run the blist of `areas[idx]` gave: trims it at the stripe end, counts it
-    /// used, moves the rotor of `prio` to `next` if the stripe is used up.
+    /// Books a run the blist (or the stash) of `areas[idx]` gave: trims it at the stripe
+    /// end, keeping the tail as the area's stash, counts it used, moves the rotor of
+    /// `prio` to `next` if the stripe is used up.
     fn take(&mut self, idx: usize, d: u64, len: u64, prio: i32, next: DeviceId) -> Run {
         let il = self.interleave;
         let area = &mut self.areas[idx];
@@ -272,8 +297,11 @@ impl Space {
             let stripe_end = (stripe + 1) * il;
             if d + len > stripe_end {
                 let keep = stripe_end - d;
-                let freed = area.blist.free(d + keep, len - keep);
-                debug_assert!(freed.is_ok(), "trimmed tail was just allocated");
+                // Only a blist run can cross (the stash starts at a stripe start and is
+                // shorter than a stripe), and the blist is asked only with no stash left.
+                debug_assert!(area.stash.is_none(), "a second stash");
+                area.unstash();
+                area.stash = Some((d + keep, len - keep));
                 len = keep;
             }
         }

@@ -113,8 +113,8 @@ impl Core {
                 runs.push(run);
             }
             drop(space);
-            if !runs.is_empty() {
-                st.readers += 1;
+            for run in &runs {
+                st.begin_read(run.blk, run.len);
             }
             runs
         };
@@ -128,7 +128,9 @@ impl Core {
                 pindex,
                 source,
             });
-        self.end_read(obj);
+        for run in &runs {
+            self.end_read(obj, run.blk, run.len);
+        }
         result
     }
 

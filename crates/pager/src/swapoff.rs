@@ -102,6 +102,7 @@ impl Core {
             quarantined: 0,
             header_bad,
             filled: 0,
+            stash: None,
         });
         space.sizecheck();
         drop(space);
@@ -206,7 +207,7 @@ impl Core {
             .iter()
             .enumerate()
             .filter(|(i, a)| *i != idx && a.allocatable())
-            .map(|(_, a)| a.blist.avail())
+            .map(|(_, a)| a.avail())
             .sum();
         let a = &mut space.areas[idx];
         let path = a.area.path().to_owned();
@@ -226,6 +227,7 @@ impl Core {
                 have,
             });
         }
+        a.unstash();
         let refill: Vec<(u64, u64)> = a.blist.free_ranges().collect();
         for &(start, len) in &refill {
             a.filled += a.blist.fill(start, len).unwrap_or(0);

@@ -18,12 +18,12 @@ impl Core {
         let guards: Vec<_> = objects.iter().map(|o| (o, o.st.lock())).collect();
         let space = self.space.lock();
         for a in &space.areas {
-            let sum = a.blist.avail() + a.used + a.quarantined + a.filled;
+            let sum = a.avail() + a.used + a.quarantined + a.filled;
             if sum != a.usable() {
                 return Err(format!(
                     "device {}: avail {} + used {} + quarantined {} + filled {} = {sum} != usable {}",
                     a.id,
-                    a.blist.avail(),
+                    a.avail(),
                     a.used,
                     a.quarantined,
                     a.filled,
@@ -35,7 +35,7 @@ impl Core {
         let mut seen = HashSet::new();
         let mut held = vec![0u64; space.areas.len()];
         for (obj, st) in &guards {
-            quiet &= st.pending.is_empty() && st.readers == 0;
+            quiet &= st.pending.is_empty() && st.reads.is_empty();
             let blocks = st.meta.iter().map(|(p, b)| (Some(p), b));
             let parked = st.deferred.iter().map(|&b| (None, b));
             for (p, b) in blocks.chain(parked) {
@@ -45,7 +45,10 @@ impl Core {
                     return Err(format!("{}: owned by no device", where_()));
                 };
                 let a = &space.areas[i];
-                if a.blist.is_free(b - a.first) {
+                let stashed = a
+                    .stash
+                    .is_some_and(|(d, len)| (d..d + len).contains(&(b - a.first)));
+                if a.blist.is_free(b - a.first) || stashed {
                     return Err(format!("{}: free in device {}'s blist", where_(), a.id));
                 }
                 if !seen.insert(b) {
