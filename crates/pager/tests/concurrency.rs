@@ -86,8 +86,8 @@ fn threads_paging_during_swapoff_and_swapon_see_correct_data_throughout() {
 /// The same on the default engine (io_uring where the kernel allows it): its completions
 /// all run on one reaper thread.
 #[test]
-fn the_default_engine_keeps_every_page_correct_under_threads_and_swapoff() {
-    paging_during_swapoff_and_swapon(EngineKind::Auto);
+fn io_uring_keeps_every_page_correct_under_threads_and_swapoff() {
+    paging_during_swapoff_and_swapon(EngineKind::IoUring);
 }
 
 fn paging_during_swapoff_and_swapon(engine: EngineKind) {

@@ -47,6 +47,19 @@ pub fn pager(interleave: u64) -> Pager {
     Pager::new(config(interleave)).unwrap()
 }
 
+/// Both engines, for tests that run on each.
+pub const ENGINES: [device::EngineKind; 2] =
+    [device::EngineKind::ThreadPool, device::EngineKind::IoUring];
+
+/// [`pager`] on a chosen engine.
+pub fn pager_on(engine: device::EngineKind, interleave: u64) -> Pager {
+    Pager::new(PagerConfig {
+        engine,
+        ..config(interleave)
+    })
+    .unwrap()
+}
+
 /// A page full of a pattern unique to `tag`.
 pub fn page(tag: u64) -> Vec<u8> {
     let mut p = vec![0u8; PAGE_SIZE];

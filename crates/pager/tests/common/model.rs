@@ -169,9 +169,14 @@ pub struct Harness {
 }
 
 impl Harness {
-    pub fn new(interleave: u64, faults: bool) -> Harness {
+    /// A pager on `engine` with areas 0 and 1 on, and the objects.
+    pub fn new(interleave: u64, faults: bool, engine: device::EngineKind) -> Harness {
         let dir = super::tempdir();
-        let pager = super::pager(interleave);
+        let pager = Pager::new(pager::PagerConfig {
+            engine,
+            ..super::config(interleave)
+        })
+        .unwrap();
         let mut areas = Vec::new();
         for (i, &size) in AREA_PAGES.iter().enumerate() {
             let path = area(dir.path(), &format!("m{i}"), size);
@@ -525,6 +530,15 @@ impl Harness {
         p.verify().map_err(TestCaseError::fail)?;
         Ok(())
     }
+}
+
+/// Both engines, for every suite: io_uring runs completions on one reaper thread, which
+/// the thread pool's many workers can hide (a callback blocked on a lock stalls them all).
+pub fn engine() -> impl Strategy<Value = device::EngineKind> {
+    prop_oneof![
+        Just(device::EngineKind::ThreadPool),
+        Just(device::EngineKind::IoUring)
+    ]
 }
 
 /// Proptest cases: `PROPTEST_CASES` or `default`.
