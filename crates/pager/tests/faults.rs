@@ -27,7 +27,7 @@ proptest! {
 }
 
 mod one_by_one {
-    use super::common::{ENGINES, area, page, pager_on, pages, tempdir};
+    use super::common::{area, page, pager_on, pages, tempdir};
     use device::EngineKind;
     use device::PAGE_SIZE;
     use pager::{
