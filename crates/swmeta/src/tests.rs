@@ -117,7 +117,7 @@ fn check_shape(meta: &SwapMeta, model: &BTreeMap<u64, Block>) {
 
 /// The checksum a test stores with `blk`: none for every seventh block (as `reserve`).
 fn crc_of(blk: Block) -> Option<u32> {
-    (blk % 7 != 0).then(|| blk.rotate_left(13) ^ 0xa5a5_5a5a)
+    (!blk.is_multiple_of(7)).then(|| blk.rotate_left(13) ^ 0xa5a5_5a5a)
 }
 
 fn run_ops(ops: Vec<Op>, checksums: bool) {
