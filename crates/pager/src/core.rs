@@ -31,6 +31,7 @@ pub(crate) struct Tun {
     pub max_cluster: u64,
     pub lowat: u64,
     pub hiwat: u64,
+    pub checksum: crate::config::Checksum,
 }
 
 /// The subscribers of [`PagerEvent`]s. A leaf lock: sending never blocks.
@@ -64,6 +65,9 @@ pub(crate) struct AtomicCounters {
     pub alloc_failures: AtomicU64,
     pub read_errors: AtomicU64,
     pub write_errors: AtomicU64,
+    pub corrupt_pages: AtomicU64,
+    pub write_retries: AtomicU64,
+    pub async_write_failures: AtomicU64,
 }
 
 pub(crate) fn bump(c: &AtomicU64, n: u64) {
@@ -82,6 +86,9 @@ impl AtomicCounters {
             alloc_failures: g(&self.alloc_failures),
             read_errors: g(&self.read_errors),
             write_errors: g(&self.write_errors),
+            corrupt_pages: g(&self.corrupt_pages),
+            write_retries: g(&self.write_retries),
+            async_write_failures: g(&self.async_write_failures),
             events,
         }
     }
@@ -131,6 +138,7 @@ impl Core {
                 max_cluster: cfg.max_cluster,
                 lowat: cfg.nswap_lowat,
                 hiwat: cfg.nswap_hiwat,
+                checksum: cfg.checksum,
             },
             engine: Some(engine),
             space: Mutex::new(Space::new(
@@ -197,7 +205,8 @@ impl Core {
         })
     }
 
-    /// Counts an I/O error and marks the area failed when the device vanished.
+    /// Counts an I/O error and marks the area failed when the device vanished; a write
+    /// error also counts toward marking the area failing (see `Space::write_result`).
     pub(crate) fn io_error(&self, dev: crate::DeviceId, err: &DeviceError, write: bool) {
         bump(
             if write {
@@ -207,9 +216,19 @@ impl Core {
             },
             1,
         );
+        let mut space = self.space.lock();
         if matches!(err, DeviceError::Vanished { .. }) {
-            self.space.lock().mark_failed(dev);
+            space.mark_failed(dev);
         }
+        if write {
+            space.write_result(dev, false);
+        }
+    }
+
+    /// Counts `n` pages of area `dev` that failed their checksum.
+    pub(crate) fn corrupt(&self, dev: crate::DeviceId, n: u64) {
+        bump(&self.counters.corrupt_pages, n);
+        self.space.lock().count_corrupt(dev, n);
     }
 }
 

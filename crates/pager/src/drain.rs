@@ -21,12 +21,13 @@
 use std::sync::Arc;
 
 use crossbeam_channel::Sender;
-use device::{DeviceError, IoOp, IoRequest, PageBuf};
+use device::{DeviceError, IoOp, IoRequest, PAGE_SIZE, PageBuf};
 
 use crate::config::{DeviceId, SwapoffOptions, SwapoffReport};
 use crate::core::{Core, bump};
 use crate::error::PagerError;
-use crate::object::ObjectInner;
+use crate::integrity;
+use crate::object::{Lost, ObjectInner};
 use crate::space::Loc;
 
 /// Cluster I/Os (reads plus the writes made from them) one swapoff keeps in flight, within
@@ -199,6 +200,7 @@ impl Core {
                     match result {
                         Ok(()) if err.is_none() => {
                             bump(&self.counters.pages_in, pass.chunks[i].len);
+                            pass.report.lost += self.check_chunk(pass, i, buf.as_slice());
                             match self.write_run(pass, i, buf, &tx) {
                                 Ok(true) => continue,
                                 Ok(false) => {}
@@ -235,7 +237,10 @@ impl Core {
                     bump(&self.counters.swapout, 1);
                     bump(&self.counters.pages_out, c.len);
                     match result {
-                        Ok(()) => pass.report.moved += self.install(pass, i, blk),
+                        Ok(()) => {
+                            self.space.lock().write_result(dev, true);
+                            pass.report.moved += self.install(pass, i, blk);
+                        }
                         Err(e) => {
                             self.io_error(dev, &e, true);
                             self.space.lock().quarantine(blk, c.len);
@@ -314,9 +319,57 @@ impl Core {
         Ok(false)
     }
 
+    /// Checks chunk `i`'s pages, just read into `data`, against their checksums. A page
+    /// that still maps the block it was read from and fails is dropped from its object and
+    /// marked lost (corrupt), so that later reads of it are an error, and its old block is
+    /// released; `install` then finds it gone and frees its new block. Returns how many.
+    fn check_chunk(&self, pass: &Pass<'_>, i: usize, data: &[u8]) -> u64 {
+        let c = pass.chunks[i];
+        let obj = &pass.objs[c.obj];
+        let mut st = obj.st.lock();
+        if !st.meta.has_checksums() {
+            return 0;
+        }
+        let mut bad = Vec::new();
+        for (k, page) in data.chunks_exact(PAGE_SIZE).enumerate() {
+            let (p, old) = (c.p0 + k as u64, c.b0 + k as u64);
+            if st.meta.lookup(p).map(u64::from) != Some(old) {
+                continue;
+            }
+            if st
+                .meta
+                .checksum(p)
+                .is_some_and(|crc| integrity::page_crc(page) != crc)
+            {
+                bad.push((p, old));
+            }
+        }
+        if bad.is_empty() {
+            return 0;
+        }
+        let mut space = self.space.lock();
+        for &(p, old) in &bad {
+            st.meta.pop(p);
+            st.release(&mut space, old as u32);
+            let page = old - pass.loc.first + 1;
+            st.lost.insert(
+                p,
+                Lost::Corrupt {
+                    device: pass.dev,
+                    page,
+                },
+            );
+        }
+        drop(space);
+        drop(st);
+        let n = bad.len() as u64;
+        self.corrupt(pass.dev, n);
+        n
+    }
+
     /// Installs chunk `i` written at `blk`: each page still mapping its old block gets
-    /// the new one (the old is released); the others' new blocks are freed. Returns pages
-    /// moved.
+    /// the new one, with its checksum (the old is released); the others' new blocks are
+    /// freed. Returns pages moved.
     fn install(&self, pass: &Pass<'_>, i: usize, blk: u64) -> u64 {
         let c = pass.chunks[i];
         let mut st = pass.objs[c.obj].st.lock();
@@ -325,7 +378,8 @@ impl Core {
         for k in 0..c.len {
             let old = (c.b0 + k) as u32;
             if st.meta.lookup(c.p0 + k) == Some(old) {
-                st.meta.insert(c.p0 + k, (blk + k) as u32);
+                let crc = st.meta.checksum(c.p0 + k);
+                st.meta.insert_checked(c.p0 + k, (blk + k) as u32, crc);
                 st.release(&mut space, old);
                 moved += 1;
             } else {

@@ -65,6 +65,26 @@ pub enum PagerError {
         source: DeviceError,
     },
 
+    /// The page's checksum did not match what was read (storage returned other bytes: a
+    /// truncated or overwritten backing file, a lost or misdirected write). The bytes are
+    /// never returned. `device` and `block` (the area's page, as `Pager::locate`) say where.
+    #[error(
+        "object {object}: page {pindex} is corrupt on swap device {device} block {block} (checksum mismatch)"
+    )]
+    Corrupt {
+        object: String,
+        pindex: u64,
+        device: crate::DeviceId,
+        block: u64,
+    },
+
+    /// The page's last write was async (acknowledged with `Pend`) and failed on every area:
+    /// its bytes are gone, and the older copy is not handed out in their place.
+    #[error(
+        "object {object}: page {pindex} was lost: its last (async) write failed on every swap device"
+    )]
+    WriteLost { object: String, pindex: u64 },
+
     /// A write of `strategy` failed; the page keeps its previous copy.
     #[error("object {object}: writing page {pindex} failed")]
     Write { object: String, pindex: u64 },

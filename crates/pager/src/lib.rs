@@ -84,6 +84,7 @@ mod core;
 mod drain;
 mod error;
 mod getpages;
+mod integrity;
 mod io;
 mod object;
 mod ops;
@@ -100,7 +101,7 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use config::{DeviceId, PagerConfig, SwapoffOptions, SwapoffReport, SwaponOptions};
+pub use config::{Checksum, DeviceId, PagerConfig, SwapoffOptions, SwapoffReport, SwaponOptions};
 pub use device::PAGE_SIZE;
 pub use error::PagerError;
 pub use io::{AsyncCallback, AsyncDone, Bio, PageResult, PagerEvent, PutMode};
@@ -297,6 +298,19 @@ impl Pager {
             .store(n, std::sync::atomic::Ordering::Relaxed);
         self.core.async_pool.set_max(n);
         n
+    }
+
+    /// The pages of `obj` whose async `putpages` (acknowledged with `Pend`) failed on every
+    /// area since the last call, ascending and each once — the way `fsync` reports
+    /// write-back errors. Reads of those pages return [`PagerError::WriteLost`] until they
+    /// are written again or freed; the previous copy is never handed out instead. Call it
+    /// after [`Pager::wait_async`] to learn the fate of everything put so far.
+    pub fn take_async_failures(&self, obj: &Object) -> Vec<u64> {
+        self.check_object(obj);
+        let mut failed = std::mem::take(&mut obj.inner.st.lock().async_failures);
+        failed.sort_unstable();
+        failed.dedup();
+        failed
     }
 
     /// Blocks until no async `putpages` is in flight (their callbacks have run).

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex};
 use swmeta::{Block, SwapMeta};
 
+use crate::config::DeviceId;
 use crate::core::Core;
 use crate::space::Space;
 
@@ -84,6 +85,15 @@ impl ObjectInner {
     }
 }
 
+/// Why a page with no block must read as an error rather than "not on swap".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lost {
+    /// Its last write was async (acknowledged) and failed on every area.
+    WriteFailed,
+    /// A swapoff read it back and its checksum did not match: `page` of area `device`.
+    Corrupt { device: DeviceId, page: u64 },
+}
+
 /// The mutable state of one object.
 #[derive(Debug, Default)]
 pub(crate) struct ObjState {
@@ -102,9 +112,36 @@ pub(crate) struct ObjState {
     /// block is held longer than that read (a swapoff pass registers each cluster read
     /// alone, so blocks the object frees meanwhile go back at once).
     pub deferred: Vec<Block>,
+    /// Pages whose acknowledged bytes are gone (see [`Lost`]): they have no block, and a
+    /// read of them is an error until they are written again or freed.
+    pub lost: HashMap<u64, Lost>,
+    /// Pages whose async write failed everywhere since the last
+    /// [`crate::Pager::take_async_failures`], in order of failure.
+    pub async_failures: Vec<u64>,
 }
 
 impl ObjState {
+    /// An empty state; the metadata keeps checksums if `checksums`.
+    pub(crate) fn new(checksums: bool) -> ObjState {
+        ObjState {
+            meta: if checksums {
+                SwapMeta::with_checksums()
+            } else {
+                SwapMeta::new()
+            },
+            ..ObjState::default()
+        }
+    }
+
+    /// Forgets the markers of `start..start+n` (the pages were written again or freed).
+    pub(crate) fn clear_lost(&mut self, start: u64, n: u64) {
+        if self.lost.is_empty() {
+            return;
+        }
+        let end = start.saturating_add(n);
+        self.lost.retain(|p, _| *p < start || *p >= end);
+    }
+
     /// Whether a read in flight covers `blk`.
     fn being_read(&self, blk: u64) -> bool {
         self.reads
@@ -164,6 +201,7 @@ impl ObjState {
     /// Removes the blocks of `start..start+n` (`swp_pager_meta_free`), freeing or parking
     /// them. Returns how many pages had one.
     pub(crate) fn free_range(&mut self, space: &mut Space, start: u64, n: u64) -> u64 {
+        self.clear_lost(start, n);
         let mut freed = Vec::new();
         self.meta.free_range(start, n, |_, b| freed.push(b));
         for &b in &freed {

@@ -40,6 +40,7 @@ impl Core {
                 max_cluster: self.tun.max_cluster,
                 nswap_lowat: self.tun.lowat,
                 nswap_hiwat: self.tun.hiwat,
+                checksum: self.tun.checksum,
             },
             pbufs: PbufStats {
                 read: self.read_pool.stats(),
@@ -67,6 +68,8 @@ fn device_stats(a: &Area) -> DeviceStats {
             moved: d.moved,
             total: d.total,
         }
+    } else if a.failing {
+        DeviceState::Failing
     } else {
         DeviceState::Active
     };
@@ -95,6 +98,7 @@ fn device_stats(a: &Area) -> DeviceStats {
         pages_written: io.pages_written,
         read_errors: io.read_errors,
         write_errors: io.write_errors,
+        corrupt: a.corrupt,
         read_latency: io.read_latency,
         write_latency: io.write_latency,
         frag: frag_stats(&a.blist),

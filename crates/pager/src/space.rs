@@ -19,6 +19,10 @@ use crate::core::Events;
 use crate::io::PagerEvent;
 use crate::stats::Hysteresis;
 
+/// Write errors in a row after which an area is marked failing: a few, so one bad block
+/// does not take an area out, but a full file system or a dying disk does quickly.
+pub(crate) const FAILING_AFTER: u32 = 3;
+
 /// How a swap area is identified before it is opened: `(true, rdev)` for a block device,
 /// `(false, dev, ino)` for a file. Two paths to one device give the same key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -71,6 +75,12 @@ pub(crate) struct Area {
     pub blist: Blist,
     pub draining: Option<Drain>,
     pub failed: bool,
+    /// Its writes kept failing ([`FAILING_AFTER`] in a row): no new allocations.
+    pub failing: bool,
+    /// Write errors since its last successful write.
+    pub write_errors_in_row: u32,
+    /// Pages read from it that failed their checksum.
+    pub corrupt: u64,
     /// Blocks holding a page, reserved, being written, or parked for a reader.
     pub used: u64,
     /// Blocks whose write failed: allocated forever, never handed out again.
@@ -89,7 +99,7 @@ pub(crate) struct Area {
 
 impl Area {
     pub(crate) fn allocatable(&self) -> bool {
-        self.draining.is_none() && !self.failed
+        self.draining.is_none() && !self.failed && !self.failing
     }
 
     pub(crate) fn contains(&self, blk: u64) -> bool {
@@ -226,23 +236,30 @@ impl Space {
     /// `(blk ^ (blk + n)) & dmmax_mask` test); the rotor moves on once a stripe is used up.
     /// On failure "full" is set and announced once.
     pub(crate) fn alloc(&mut self, n: u64) -> Option<Run> {
+        self.alloc_avoiding(n, &[])
+    }
+
+    /// [`Space::alloc`] on any area but those in `avoid` (where a write of the same data
+    /// just failed). Failing over to another priority is fine: the data must land.
+    pub(crate) fn alloc_avoiding(&mut self, n: u64, avoid: &[DeviceId]) -> Option<Run> {
         debug_assert!(n >= 1);
         let n = if self.interleave > 0 {
             n.min(self.interleave)
         } else {
             n
         };
+        let ok = |a: &Area| a.allocatable() && !avoid.contains(&a.id);
         let mut prios: Vec<i32> = self
             .areas
             .iter()
-            .filter(|a| a.allocatable())
+            .filter(|a| ok(a))
             .map(|a| a.priority)
             .collect();
         prios.sort_unstable_by(|a, b| b.cmp(a));
         prios.dedup();
         for prio in prios {
             let group: Vec<usize> = (0..self.areas.len())
-                .filter(|&i| self.areas[i].allocatable() && self.areas[i].priority == prio)
+                .filter(|&i| ok(&self.areas[i]) && self.areas[i].priority == prio)
                 .collect();
             let start = if self.interleave == 0 {
                 0
@@ -273,7 +290,8 @@ impl Space {
                 }
             }
         }
-        if !self.hyst.full {
+        // A retry that avoids some areas failing says nothing about swap being full.
+        if avoid.is_empty() && !self.hyst.full {
             self.hyst.full = true;
             self.events.emit(PagerEvent::Full);
             if !self.hyst.almost_full {
@@ -363,6 +381,36 @@ impl Space {
             };
             self.events.emit(ev);
             self.sizecheck();
+        }
+    }
+
+    /// Records a write's outcome on `dev`: a success resets its count of errors in a row;
+    /// the [`FAILING_AFTER`]th error in a row marks it failing (no new allocations), once,
+    /// with an event. Only swapoff and swapon bring it back.
+    pub(crate) fn write_result(&mut self, dev: DeviceId, ok: bool) {
+        let Some(idx) = self.index(dev) else { return };
+        let area = &mut self.areas[idx];
+        if ok {
+            area.write_errors_in_row = 0;
+            return;
+        }
+        area.write_errors_in_row = area.write_errors_in_row.saturating_add(1);
+        if area.write_errors_in_row >= FAILING_AFTER && !area.failing && !area.failed {
+            area.failing = true;
+            let ev = PagerEvent::DeviceFailing {
+                id: dev.0,
+                path: area.area.path().display().to_string(),
+                errors: area.write_errors_in_row,
+            };
+            self.events.emit(ev);
+            self.sizecheck();
+        }
+    }
+
+    /// Counts `n` pages of `dev` that failed their checksum.
+    pub(crate) fn count_corrupt(&mut self, dev: DeviceId, n: u64) {
+        if let Some(idx) = self.index(dev) {
+            self.areas[idx].corrupt += n;
         }
     }
 

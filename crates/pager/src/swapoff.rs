@@ -98,6 +98,9 @@ impl Core {
             blist,
             draining: None,
             failed: false,
+            failing: false,
+            write_errors_in_row: 0,
+            corrupt: 0,
             used: 0,
             quarantined: 0,
             header_bad,
@@ -306,6 +309,7 @@ impl Core {
                 }
                 continue;
             }
+            self.space.lock().write_result(run.dev, true);
             let mut st = obj.st.lock();
             let mut space = self.space.lock();
             for k in 0..run.len {
@@ -313,7 +317,8 @@ impl Core {
                 let old = (b0 + off + k) as u32;
                 let new = run.blk + k;
                 if st.meta.lookup(p) == Some(old) {
-                    st.meta.insert(p, new as u32);
+                    let crc = st.meta.checksum(p);
+                    st.meta.insert_checked(p, new as u32, crc);
                     st.release(&mut space, old);
                     moved += 1;
                 } else {

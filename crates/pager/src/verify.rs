@@ -36,6 +36,12 @@ impl Core {
         let mut held = vec![0u64; space.areas.len()];
         for (obj, st) in &guards {
             quiet &= st.pending.is_empty() && st.reads.is_empty();
+            if let Some(p) = st.lost.keys().find(|&&p| st.meta.lookup(p).is_some()) {
+                return Err(format!(
+                    "object {} page {p}: marked lost but mapped",
+                    name(obj)
+                ));
+            }
             let blocks = st.meta.iter().map(|(p, b)| (Some(p), b));
             let parked = st.deferred.iter().map(|&b| (None, b));
             for (p, b) in blocks.chain(parked) {

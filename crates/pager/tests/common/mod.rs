@@ -40,6 +40,7 @@ pub fn config(interleave: u64) -> PagerConfig {
         nswap_hiwat: 32,
         max_cluster: 8,
         engine: device::EngineKind::ThreadPool,
+        checksum: pager::Checksum::Crc32c,
     }
 }
 
