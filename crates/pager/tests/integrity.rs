@@ -53,7 +53,10 @@ fn a_page_overwritten_underneath_reads_as_corrupt_never_as_its_new_bytes() {
             }
             other => panic!("{engine:?}: {other:?}"),
         }
-        assert!(out.iter().all(|&b| b == 0), "corrupt bytes left in the buffer");
+        assert!(
+            out.iter().all(|&b| b == 0),
+            "corrupt bytes left in the buffer"
+        );
         // Read-around stops short of the corrupt page; the wanted page is fine.
         let mut out = vec![0u8; 8 * PAGE_SIZE];
         let got = p.getpages(&obj, 1, 1, 6, &mut out).unwrap();
@@ -217,7 +220,10 @@ fn a_write_that_fails_on_one_area_lands_on_another_and_the_caller_sees_ok() {
             let s = p.stats();
             assert!(s.counters.write_retries >= 1);
             assert_eq!(s.counters.write_errors, 1);
-            assert_eq!(s.bad_pages, 4, "the failed run (one stripe of 4) is quarantined");
+            assert_eq!(
+                s.bad_pages, 4,
+                "the failed run (one stripe of 4) is quarantined"
+            );
             let mut out = vec![0u8; PAGE_SIZE];
             for i in 0..16 {
                 p.getpages(&obj, i, 0, 0, &mut out).unwrap();
