@@ -21,7 +21,7 @@ use crate::stats::Hysteresis;
 
 /// Write errors in a row after which an area is marked failing: a few, so one bad block
 /// does not take an area out, but a full file system or a dying disk does quickly.
-pub(crate) const FAILING_AFTER: u32 = 3;
+pub const FAILING_AFTER: u32 = 3;
 
 /// How a swap area is identified before it is opened: `(true, rdev)` for a block device,
 /// `(false, dev, ino)` for a file. Two paths to one device give the same key.
