@@ -7,12 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-use crossbeam_channel::Sender;
 use device::{DeviceError, Engine, IoCompletion, IoRequest, PageBuf, SwapArea};
 use parking_lot::{Condvar, Mutex};
 
 use crate::config::PagerConfig;
-use crate::io::PagerEvent;
+use crate::events::Events;
 use crate::object::ObjectInner;
 use crate::pbuf::Pool;
 use crate::space::Space;
@@ -32,26 +31,6 @@ pub(crate) struct Tun {
     pub lowat: u64,
     pub hiwat: u64,
     pub checksum: crate::config::Checksum,
-}
-
-/// The subscribers of [`PagerEvent`]s. A leaf lock: sending never blocks.
-#[derive(Debug, Default)]
-pub(crate) struct Events {
-    subs: Mutex<Vec<Sender<PagerEvent>>>,
-    pub count: AtomicU64,
-}
-
-impl Events {
-    pub(crate) fn emit(&self, ev: PagerEvent) {
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.subs.lock().retain(|tx| tx.send(ev.clone()).is_ok());
-    }
-
-    pub(crate) fn subscribe(&self) -> crossbeam_channel::Receiver<PagerEvent> {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        self.subs.lock().push(tx);
-        rx
-    }
 }
 
 /// Event counters, bumped without a lock.

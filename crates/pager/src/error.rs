@@ -85,9 +85,16 @@ pub enum PagerError {
     )]
     WriteLost { object: String, pindex: u64 },
 
-    /// A write of `strategy` failed; the page keeps its previous copy.
+    /// A write failed on every area that could take it (a `strategy` write, a swapoff
+    /// rewrite); the page keeps its previous copy. `source` is the last device error, when
+    /// one is known (`putpages` reports only `PageResult::Error` per page).
     #[error("object {object}: writing page {pindex} failed")]
-    Write { object: String, pindex: u64 },
+    Write {
+        object: String,
+        pindex: u64,
+        #[source]
+        source: Option<DeviceError>,
+    },
 
     /// No swap space for a page (`reserve` or a `strategy` write).
     #[error("object {object}: no swap space for page {pindex}")]

@@ -125,6 +125,7 @@ mod config;
 mod core;
 mod drain;
 mod error;
+mod events;
 mod getpages;
 mod integrity;
 mod io;
@@ -153,6 +154,7 @@ pub use stats::{
     Counters, DeviceState, DeviceStats, FragStats, Hysteresis, PagerStats, PbufStats, PoolStats,
     Tunables,
 };
+pub use verify::{VerifyError, Where};
 
 /// The swap pager: swap areas, objects, pbuf pools, counters. `Send + Sync`; clone it (a
 /// cheap handle) or share it with `Arc` between threads.
@@ -387,7 +389,7 @@ impl Pager {
     /// `avail + used + bad + filled == usable`, every mapped block allocated and used
     /// once, and, when no I/O is in flight, blocks held == blocks used. For tests and
     /// debugging: it locks every object at once.
-    pub fn verify(&self) -> Result<(), String> {
+    pub fn verify(&self) -> Result<(), VerifyError> {
         self.core.verify()
     }
 

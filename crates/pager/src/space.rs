@@ -15,7 +15,7 @@ use blist::Blist;
 use device::SwapArea;
 
 use crate::config::DeviceId;
-use crate::core::Events;
+use crate::events::Events;
 use crate::io::PagerEvent;
 use crate::stats::Hysteresis;
 

@@ -68,6 +68,7 @@ impl Core {
                     Some(i) => Err(PagerError::Write {
                         object: obj.name(),
                         pindex: start + i as u64,
+                        source: None,
                     }),
                 }
             }

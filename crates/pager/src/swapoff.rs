@@ -305,6 +305,7 @@ impl Core {
                     return Err(PagerError::Write {
                         object: obj.name(),
                         pindex: p0 + off,
+                        source: Some(e),
                     });
                 }
                 continue;
