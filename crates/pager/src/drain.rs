@@ -154,7 +154,8 @@ impl Core {
     }
 
     /// Runs the reads and writes of a pass, [`DEPTH`] at a time. A read pbuf is waited
-    /// for only when none of ours is held (so we never wait on ourselves).
+    /// for only when none of ours is held (so we never wait on ourselves). On an error
+    /// nothing more is submitted, but everything in flight is seen through.
     fn pipeline(&self, pass: &mut Pass<'_>, opts: SwapoffOptions) -> Result<(), PagerError> {
         let (tx, rx) = crossbeam_channel::unbounded::<Done>();
         let mut next = 0;
@@ -162,29 +163,14 @@ impl Core {
         let mut err: Option<PagerError> = None;
         loop {
             while err.is_none() && next < pass.chunks.len() && busy < DEPTH {
-                let c = pass.chunks[next];
+                let len = pass.chunks[next].len as usize;
                 let buf = if busy == 0 {
-                    Some(self.read_pool.acquire(c.len as usize))
+                    Some(self.read_pool.acquire(len))
                 } else {
-                    self.read_pool.try_acquire(c.len as usize)
+                    self.read_pool.try_acquire(len)
                 };
                 let Some(buf) = buf else { break };
-                pass.objs[c.obj].st.lock().begin_read(c.b0, c.len);
-                let req = IoRequest {
-                    tag: c.p0,
-                    op: IoOp::Read,
-                    page: c.b0 - pass.loc.first + 1,
-                    buf,
-                };
-                let tx = tx.clone();
-                let i = next;
-                self.submit(&pass.loc.area, req, move |c| {
-                    let _ = tx.send(Done::Read {
-                        i,
-                        buf: c.buf,
-                        result: c.result,
-                    });
-                });
+                self.submit_read(pass, next, buf, &tx);
                 busy += 1;
                 next += 1;
             }
@@ -192,39 +178,9 @@ impl Core {
                 break;
             }
             let Ok(done) = rx.recv() else { break };
-            match done {
+            let still_busy = match done {
                 Done::Read { i, buf, result } => {
-                    let c = pass.chunks[i];
-                    self.end_read(&pass.objs[c.obj], c.b0, c.len);
-                    bump(&self.counters.swapin, 1);
-                    match result {
-                        Ok(()) if err.is_none() => {
-                            bump(&self.counters.pages_in, pass.chunks[i].len);
-                            pass.report.lost += self.check_chunk(pass, i, buf.as_slice());
-                            match self.write_run(pass, i, buf, &tx) {
-                                Ok(true) => continue,
-                                Ok(false) => {}
-                                Err(e) => err = Some(e),
-                            }
-                        }
-                        Ok(()) => self.read_pool.release(buf),
-                        Err(e) => {
-                            self.read_pool.release(buf);
-                            self.io_error(pass.dev, &e, false);
-                            if opts.force {
-                                let lost = self.drop_run(pass, i);
-                                pass.report.lost += lost;
-                            } else if err.is_none() {
-                                let c = pass.chunks[i];
-                                err = Some(PagerError::SwapoffRead {
-                                    path: pass.loc.area.path().to_owned(),
-                                    object: pass.objs[c.obj].name(),
-                                    pindex: c.p0,
-                                    source: e,
-                                });
-                            }
-                        }
-                    }
+                    self.read_done(pass, i, buf, result, opts, &mut err, &tx)
                 }
                 Done::Write {
                     i,
@@ -233,36 +189,117 @@ impl Core {
                     buf,
                     result,
                 } => {
-                    let c = pass.chunks[i];
-                    bump(&self.counters.swapout, 1);
-                    bump(&self.counters.pages_out, c.len);
-                    match result {
-                        Ok(()) => {
-                            self.space.lock().write_result(dev, true);
-                            pass.report.moved += self.install(pass, i, blk);
-                        }
-                        Err(e) => {
-                            self.io_error(dev, &e, true);
-                            self.space.lock().quarantine(blk, c.len);
-                            match self.rewrite(
-                                &pass.objs[c.obj],
-                                c.p0,
-                                c.b0,
-                                buf.as_slice(),
-                                pass.loc.area.path(),
-                            ) {
-                                Ok(moved) => pass.report.moved += moved,
-                                Err(e) => err = err.or(Some(e)),
-                            }
-                        }
-                    }
-                    self.read_pool.release(buf);
+                    self.moved(pass, i, blk, dev, buf, result, &mut err);
+                    false
                 }
+            };
+            if !still_busy {
+                busy -= 1;
+                self.finish(pass);
             }
-            busy -= 1;
-            self.finish(pass);
         }
         err.map_or(Ok(()), Err)
+    }
+
+    /// Registers chunk `i`'s read with its object and submits it into `buf`.
+    fn submit_read(&self, pass: &Pass<'_>, i: usize, buf: PageBuf, tx: &Sender<Done>) {
+        let c = pass.chunks[i];
+        pass.objs[c.obj].st.lock().begin_read(c.b0, c.len);
+        let req = IoRequest {
+            tag: c.p0,
+            op: IoOp::Read,
+            page: c.b0 - pass.loc.first + 1,
+            buf,
+        };
+        let tx = tx.clone();
+        self.submit(&pass.loc.area, req, move |c| {
+            let _ = tx.send(Done::Read {
+                i,
+                buf: c.buf,
+                result: c.result,
+            });
+        });
+    }
+
+    /// Chunk `i` was read: checks its pages and writes it elsewhere (returns `true` while
+    /// that write is in flight). A read error fails the pass (the first error is kept),
+    /// or with `force` drops the chunk's pages.
+    #[allow(clippy::too_many_arguments)]
+    fn read_done(
+        &self,
+        pass: &mut Pass<'_>,
+        i: usize,
+        buf: PageBuf,
+        result: Result<(), DeviceError>,
+        opts: SwapoffOptions,
+        err: &mut Option<PagerError>,
+        tx: &Sender<Done>,
+    ) -> bool {
+        let c = pass.chunks[i];
+        self.end_read(&pass.objs[c.obj], c.b0, c.len);
+        bump(&self.counters.swapin, 1);
+        match result {
+            Ok(()) if err.is_none() => {
+                bump(&self.counters.pages_in, c.len);
+                pass.report.lost += self.check_chunk(pass, i, buf.as_slice());
+                match self.write_run(pass, i, buf, tx) {
+                    Ok(in_flight) => return in_flight,
+                    Err(e) => *err = Some(e),
+                }
+            }
+            Ok(()) => self.read_pool.release(buf),
+            Err(e) => {
+                self.read_pool.release(buf);
+                self.io_error(pass.dev, &e, false);
+                if opts.force {
+                    pass.report.lost += self.drop_run(pass, i);
+                } else if err.is_none() {
+                    *err = Some(PagerError::SwapoffRead {
+                        path: pass.loc.area.path().to_owned(),
+                        object: pass.objs[c.obj].name(),
+                        pindex: c.p0,
+                        source: e,
+                    });
+                }
+            }
+        }
+        false
+    }
+
+    /// Chunk `i` was written at `blk` on `dev`: installs it, or after a failed write
+    /// quarantines the run and rewrites the chunk synchronously with retries.
+    #[allow(clippy::too_many_arguments)]
+    fn moved(
+        &self,
+        pass: &mut Pass<'_>,
+        i: usize,
+        blk: u64,
+        dev: DeviceId,
+        buf: PageBuf,
+        result: Result<(), DeviceError>,
+        err: &mut Option<PagerError>,
+    ) {
+        let c = pass.chunks[i];
+        bump(&self.counters.swapout, 1);
+        bump(&self.counters.pages_out, c.len);
+        match result {
+            Ok(()) => {
+                self.space.lock().write_result(dev, true);
+                pass.report.moved += self.install(pass, i, blk);
+            }
+            Err(e) => {
+                self.io_error(dev, &e, true);
+                self.space.lock().quarantine(blk, c.len);
+                let path = pass.loc.area.path();
+                match self.rewrite(&pass.objs[c.obj], c.p0, c.b0, buf.as_slice(), path) {
+                    Ok(moved) => pass.report.moved += moved,
+                    Err(e) => {
+                        err.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        self.read_pool.release(buf);
     }
 }
 

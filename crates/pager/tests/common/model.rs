@@ -507,7 +507,9 @@ impl Harness {
                 .unwrap();
         }
         self.faulty.iter_mut().for_each(|f| *f = false);
-        self.pager.verify().map_err(|e| TestCaseError::fail(e.to_string()))?;
+        self.pager
+            .verify()
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
         for obj in 0..OBJECTS {
             let mut keys: Vec<u64> = self.model[obj].keys().copied().collect();
             keys.sort_unstable();
