@@ -101,8 +101,9 @@ pub struct SwapoffOptions {
 pub struct SwapoffReport {
     /// Pages read back and rewritten on other areas.
     pub moved: u64,
-    /// Pages dropped because they could not be read (forced swapoff only) or failed their
-    /// checksum (any swapoff: such a page reads as [`crate::PagerError::Corrupt`] after).
+    /// Pages dropped because they could not be read (forced swapoff only: such a page
+    /// reads as [`crate::PagerError::Dropped`] after) or failed their checksum (any
+    /// swapoff: such a page reads as [`crate::PagerError::Corrupt`] after).
     pub lost: u64,
     /// Passes over all objects until none held a block on the area.
     pub passes: u64,

@@ -427,7 +427,7 @@ impl Core {
     }
 
     /// Drops chunk `i`'s pages that still map their block on the area (forced swapoff of
-    /// unreadable blocks). Returns how many were lost.
+    /// unreadable blocks) and marks them lost. Returns how many were lost.
     fn drop_run(&self, pass: &Pass<'_>, i: usize) -> u64 {
         let c = pass.chunks[i];
         let mut st = pass.objs[c.obj].st.lock();
@@ -438,6 +438,9 @@ impl Core {
             if st.meta.lookup(c.p0 + k) == Some(b) {
                 st.meta.pop(c.p0 + k);
                 st.release(&mut space, b);
+                // Reads of it are an error from now on, not a hole (strategy would read
+                // a hole as zeroes).
+                st.lost.insert(c.p0 + k, Lost::Dropped { device: pass.dev });
                 lost += 1;
             }
         }

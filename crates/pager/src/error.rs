@@ -85,6 +85,15 @@ pub enum PagerError {
     )]
     WriteLost { object: String, pindex: u64 },
 
+    /// A forced swapoff removed the device that held the page while it could not be read
+    /// (`SwapoffReport::lost` counted it): its bytes are gone.
+    #[error("object {object}: page {pindex} was lost with swap device {device} (forced swapoff)")]
+    Dropped {
+        object: String,
+        pindex: u64,
+        device: crate::DeviceId,
+    },
+
     /// A write failed on every area that could take it (a `strategy` write, a swapoff
     /// rewrite); the page keeps its previous copy. `source` is the last device error, when
     /// one is known (`putpages` reports only `PageResult::Error` per page).

@@ -247,5 +247,10 @@ pub(crate) fn lost_error(obj: &ObjectInner, pindex: u64, why: Lost) -> PagerErro
             device,
             block: page,
         },
+        Lost::Dropped { device } => PagerError::Dropped {
+            object: obj.name(),
+            pindex,
+            device,
+        },
     }
 }

@@ -92,6 +92,8 @@ pub(crate) enum Lost {
     WriteFailed,
     /// A swapoff read it back and its checksum did not match: `page` of area `device`.
     Corrupt { device: DeviceId, page: u64 },
+    /// A forced swapoff removed area `device` while the page could not be read from it.
+    Dropped { device: DeviceId },
 }
 
 /// The mutable state of one object.

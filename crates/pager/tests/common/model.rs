@@ -25,6 +25,9 @@ pub enum Val {
     Tag(u64),
     /// Reserved, or hit by a failed multi-page write: any content, maybe not on swap.
     Unknown,
+    /// Its last write was async (acknowledged with `Pend`) and failed on every area: every
+    /// read must be an error (`WriteLost`), never an older copy.
+    Lost,
 }
 
 #[derive(Debug, Clone)]
@@ -226,6 +229,10 @@ impl Harness {
                 "object {obj} page {p}: wrong data (want tag {t})"
             ),
             Some(Val::Unknown) => {}
+            Some(Val::Lost) => prop_assert!(
+                false,
+                "object {obj} page {p}: its async write failed everywhere, yet it read back"
+            ),
             None if absent_reads_zero => prop_assert!(
                 got.iter().all(|&b| b == 0),
                 "object {obj} page {p}: not zeroes"
@@ -252,7 +259,7 @@ impl Harness {
                     let pend = p.putpages(&self.objs[obj], start, &data, PutMode::Async(Some(cb)));
                     let done = rx.recv().unwrap();
                     prop_assert_eq!(done.results.len(), pend.len());
-                    self.apply_put(obj, start, t, &done.results);
+                    self.apply_put(obj, start, t, &done.results, true);
                 } else {
                     let mode = if asynch {
                         PutMode::Async(None)
@@ -266,7 +273,7 @@ impl Harness {
                             "error without faults: {res:?}"
                         );
                     }
-                    self.apply_put(obj, start, t, &res);
+                    self.apply_put(obj, start, t, &res, false);
                 }
             }
             Op::Get {
@@ -292,6 +299,13 @@ impl Harness {
                         );
                     }
                     Err(e @ PagerError::Read { .. }) => prop_assert!(self.any_faulty(), "{e}"),
+                    Err(e @ (PagerError::WriteLost { .. } | PagerError::Dropped { .. })) => {
+                        let v = self.model[obj].get(&pi);
+                        prop_assert!(
+                            matches!(v, Some(Val::Lost | Val::Unknown)),
+                            "page {pi} of {obj} ({v:?}): {e}"
+                        );
+                    }
                     Err(e) => prop_assert!(false, "getpages: {e}"),
                 }
             }
@@ -299,7 +313,7 @@ impl Harness {
                 let has = p.haspage(&self.objs[obj], pi).is_some();
                 match self.model[obj].get(&pi) {
                     Some(Val::Tag(_)) => prop_assert!(has, "haspage {obj}/{pi}"),
-                    None => prop_assert!(!has, "haspage {obj}/{pi}"),
+                    None | Some(Val::Lost) => prop_assert!(!has, "haspage {obj}/{pi}"),
                     Some(Val::Unknown) => {}
                 }
             }
@@ -339,7 +353,7 @@ impl Harness {
                     for i in 0..OBJ_PAGES {
                         let s = self.model[src].remove(&(i + offset));
                         match (self.model[dst].get(&i).copied(), s) {
-                            (Some(Val::Tag(_)), _) | (_, None) => {}
+                            (Some(Val::Tag(_) | Val::Lost), _) | (_, None) => {}
                             (None, Some(v)) => {
                                 self.model[dst].insert(i, v);
                             }
@@ -369,6 +383,16 @@ impl Harness {
                         }
                     }
                     Err(e @ PagerError::Read { .. }) => prop_assert!(self.any_faulty(), "{e}"),
+                    Err(
+                        e @ (PagerError::WriteLost { pindex, .. }
+                        | PagerError::Dropped { pindex, .. }),
+                    ) => {
+                        let v = self.model[obj].get(&pindex);
+                        prop_assert!(
+                            matches!(v, Some(Val::Lost | Val::Unknown)),
+                            "page {pindex} of {obj} ({v:?}): {e}"
+                        );
+                    }
                     Err(e) => prop_assert!(false, "strategy read: {e}"),
                 }
             }
@@ -474,11 +498,26 @@ impl Harness {
         }
     }
 
-    fn apply_put(&mut self, obj: usize, start: u64, t: u64, res: &[PageResult]) {
+    /// `res` are final results of an async put when `asynch_final`: an `Error` there was
+    /// acknowledged (`Pend`) first, so the page is lost, not back at its older copy.
+    fn apply_put(
+        &mut self,
+        obj: usize,
+        start: u64,
+        t: u64,
+        res: &[PageResult],
+        asynch_final: bool,
+    ) {
         for (k, r) in res.iter().enumerate() {
             let k = k as u64;
-            if matches!(r, PageResult::Ok | PageResult::Pend) {
-                self.model[obj].insert(start + k, Val::Tag(t + k));
+            match r {
+                PageResult::Ok | PageResult::Pend => {
+                    self.model[obj].insert(start + k, Val::Tag(t + k));
+                }
+                PageResult::Error if asynch_final => {
+                    self.model[obj].insert(start + k, Val::Lost);
+                }
+                _ => {}
             }
         }
     }
