@@ -27,6 +27,8 @@
 //!   acknowledged) leaves the page marked lost: reads are [`PagerError::WriteLost`], never
 //!   the older copy, and [`Pager::take_async_failures`] reports it once, as `fsync` reports
 //!   write-back errors.
+//! - *Losses are explicit*: a page a forced swapoff drops (its device unreadable) reads as
+//!   [`PagerError::Dropped`], never as a hole (which `strategy` would read as zeroes).
 //!
 //! # The lock rule
 //! **Nothing waits while holding a lock that a completion callback needs.** Completions

@@ -2,10 +2,13 @@
 //! `swp_pager_async_iodone`).
 //!
 //! Each cluster: allocate a run (largest first, halving, trimmed at the stripe end), take a
-//! pbuf of the sync or async pool, copy the pages in, mark them pending in the object,
-//! submit the write. The completion, on an engine thread, installs each page's new block
-//! if that write is still the page's newest and frees the old block; a failed write keeps
-//! the old block and quarantines the new one. Nothing is locked across the I/O.
+//! pbuf of the sync or async pool, copy the pages in and compute their checksums, wait for
+//! any write of those pages still in flight (one write per page at a time), mark them
+//! pending in the object, submit the write. The completion, on an engine thread, installs
+//! each page's new block and checksum if that write is still the page's newest and frees
+//! the old block; a failed write quarantines its blocks and sends the pages at once to
+//! other areas from the pbuf, which it keeps until every page is resolved. Nothing is
+//! locked across an I/O, and no completion waits.
 
 use std::sync::Arc;
 
@@ -244,6 +247,7 @@ impl Core {
                     break;
                 };
                 let mut buf = PageBuf::new(run.len as usize);
+                debug_assert!(st.source.is_some(), "a retry before the first write ended");
                 if let Some(src) = &st.source {
                     let bytes = at as usize * PAGE_SIZE..(at + run.len) as usize * PAGE_SIZE;
                     buf.as_mut_slice().copy_from_slice(&src.as_slice()[bytes]);
