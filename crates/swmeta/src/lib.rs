@@ -105,6 +105,20 @@ impl SwapMeta {
     /// An empty map that keeps a 32-bit checksum beside each block (see
     /// [`SwapMeta::insert_checked`]); allocates nothing. It costs 4 more bytes per page in
     /// a dense object, and 132 more per cluster.
+    ///
+    /// ```
+    /// use swmeta::SwapMeta;
+    ///
+    /// let mut meta = SwapMeta::with_checksums();
+    /// meta.insert_checked(5, 40, Some(0xdead_beef));
+    /// meta.insert(6, 41); // no checksum: `reserve`, say
+    /// assert_eq!(meta.checksum(5), Some(0xdead_beef));
+    /// assert_eq!(meta.checksum(6), None);
+    /// // A new block comes with its own checksum (or none).
+    /// assert_eq!(meta.insert_checked(5, 42, Some(7)), Some(40));
+    /// assert_eq!(meta.checksum(5), Some(7));
+    /// meta.clear(|_, _| {});
+    /// ```
     pub fn with_checksums() -> Self {
         SwapMeta {
             checksums: true,
