@@ -21,7 +21,7 @@
 use std::sync::Arc;
 
 use crossbeam_channel::Sender;
-use device::{DeviceError, IoOp, IoRequest, PAGE_SIZE, PageBuf};
+use device::{DeviceError, IoOp, IoRequest, PageBuf};
 
 use crate::config::{DeviceId, SwapoffOptions, SwapoffReport};
 use crate::core::{Core, bump};
@@ -363,29 +363,35 @@ impl Core {
     fn check_chunk(&self, pass: &Pass<'_>, i: usize, data: &[u8]) -> u64 {
         let c = pass.chunks[i];
         let obj = &pass.objs[c.obj];
-        let mut st = obj.st.lock();
-        if !st.meta.has_checksums() {
+        // The checksums of the pages that still map the blocks read, taken under the lock;
+        // the data is checked after it is let go.
+        let want: Vec<Option<u32>> = {
+            let st = obj.st.lock();
+            if !st.meta.has_checksums() {
+                return 0;
+            }
+            (0..c.len)
+                .map(|k| {
+                    let p = c.p0 + k;
+                    (st.meta.lookup(p).map(u64::from) == Some(c.b0 + k))
+                        .then(|| st.meta.checksum(p))
+                        .flatten()
+                })
+                .collect()
+        };
+        let bad = integrity::bad_pages(data, &want);
+        if !bad.contains(&true) {
             return 0;
         }
-        let mut bad = Vec::new();
-        for (k, page) in data.chunks_exact(PAGE_SIZE).enumerate() {
+        let mut st = obj.st.lock();
+        let mut space = self.space.lock();
+        let mut n = 0;
+        for (k, _) in bad.iter().enumerate().filter(|(_, b)| **b) {
             let (p, old) = (c.p0 + k as u64, c.b0 + k as u64);
+            // Rewritten or freed meanwhile: nothing of it is lost.
             if st.meta.lookup(p).map(u64::from) != Some(old) {
                 continue;
             }
-            if st
-                .meta
-                .checksum(p)
-                .is_some_and(|crc| integrity::page_crc(page) != crc)
-            {
-                bad.push((p, old));
-            }
-        }
-        if bad.is_empty() {
-            return 0;
-        }
-        let mut space = self.space.lock();
-        for &(p, old) in &bad {
             st.meta.pop(p);
             st.release(&mut space, old as u32);
             let page = old - pass.loc.first + 1;
@@ -396,11 +402,11 @@ impl Core {
                     page,
                 },
             );
+            n += 1;
         }
         drop(space);
         drop(st);
-        let n = bad.len() as u64;
-        self.corrupt(pass.dev, n);
+        self.corrupt(pass.dev, bad.iter().filter(|&&b| b).count() as u64);
         n
     }
 

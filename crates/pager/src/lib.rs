@@ -326,7 +326,9 @@ impl Pager {
     /// `0..dst.size_pages()`; where `dst` has a block, `src`'s is freed
     /// (`swap_pager_copy`). With `destroy_source`, all of `src`'s remaining swap is freed
     /// and a named `src` can no longer be looked up. Copying an object onto itself does
-    /// nothing.
+    /// nothing. Metadata only: each page's checksum moves with its block, and a page of
+    /// `src` marked lost stays lost in `dst`. Waits (holding no lock a completion needs)
+    /// until no read of `src` and no write of the pages it gives is in flight.
     pub fn copy(&self, src: &Object, dst: &Object, offset: u64, destroy_source: bool) {
         self.check_object(src);
         self.check_object(dst);
