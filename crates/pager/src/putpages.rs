@@ -216,16 +216,15 @@ impl Core {
     fn piece_done(self: &Arc<Core>, w: Arc<Write>, piece: Piece, c: IoCompletion) {
         let ok = c.result.is_ok();
         let dev = piece.run.dev;
-        match &c.result {
-            Ok(()) => self.space.lock().write_result(dev, true),
-            Err(e) => self.io_error(dev, e, true),
+        if let Err(e) = &c.result {
+            self.io_error(dev, e, true);
         }
         if piece.first {
             w.st.lock().source = Some(c.buf);
         }
         let (k, n) = (piece.k, piece.run.len);
         if ok {
-            self.install_pieces(&w, k, n, piece.run.blk);
+            self.install_pieces(&w, k, n, &piece.run);
             self.piece_resolved(w, k, n, PageResult::Ok);
             return;
         }
@@ -274,15 +273,19 @@ impl Core {
         }
     }
 
-    /// Installs pages `k..k+n` of a cluster written at `blk`: for each page whose newest
+    /// Installs pages `k..k+n` of a cluster written on `run`: for each page whose newest
     /// write this is, the new block (and checksum) replaces the old, which is freed; a
-    /// page superseded or freed meanwhile gives its new block back.
-    fn install_pieces(&self, w: &Write, k: u64, n: u64, blk: u64) {
+    /// page superseded or freed meanwhile gives its new block back. The area's count of
+    /// write errors in a row starts again.
+    fn install_pieces(&self, w: &Write, k: u64, n: u64, run: &Run) {
         let Some(obj) = w.st.lock().obj.clone() else {
+            self.space.lock().write_result(run.dev, true);
             return;
         };
+        let blk = run.blk;
         let mut st = obj.st.lock();
         let mut space = self.space.lock();
+        space.write_result(run.dev, true);
         for j in 0..n {
             let p = w.pindex + k + j;
             let b = blk + j;
