@@ -2,8 +2,10 @@
 //! devices are unavailable), and prints the throughput of each direction.
 //!
 //! ```text
-//! cargo run --release -p pager --example pageout -- [MiB (1024)] [devices (2)]
+//! cargo run --release -p pager --example pageout -- [MiB (1024)] [devices (2)] [checksum (crc32c)]
 //! ```
+//!
+//! The third argument, `none`, turns page checksums off, to see what they cost.
 //!
 //! The backing files live in a temp dir whose name contains `swapkit`. Everything is torn
 //! down on success, on error and on Ctrl-C (which stops the run between clusters); the loop
@@ -201,6 +203,10 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let mib: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1024);
     let count: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(2).max(1);
+    let checksum = match args.next().as_deref() {
+        Some("none") => pager::Checksum::None,
+        _ => pager::Checksum::Crc32c,
+    };
     let result = (|| -> Result<(), Box<dyn Error>> {
         catch_ctrl_c()?;
         let dir = tempfile::Builder::new()
@@ -212,13 +218,14 @@ fn main() {
         let devs = make_devices(dir.path(), count, per_device)?;
         let p = Pager::new(PagerConfig {
             swap_async_max: 16,
+            checksum,
             ..PagerConfig::default()
         })?;
         for path in &devs.paths {
             p.swapon(path, SwaponOptions::default())?;
         }
         println!(
-            "{} MiB over {} devices: {:?} (swap_async_max 16)",
+            "{} MiB over {} devices: {:?} (swap_async_max 16, checksum {checksum})",
             mib, count, devs.paths
         );
         let result = run(&p, total_pages);

@@ -34,6 +34,32 @@ pub struct PagerConfig {
     pub max_cluster: u64,
     /// Which I/O engine to run (`Auto`: io_uring where the kernel allows it).
     pub engine: device::EngineKind,
+    /// The checksum kept in memory beside each page's block and checked on every read
+    /// (`"crc32c"`, the default, or `"none"`).
+    pub checksum: Checksum,
+}
+
+/// How pages are checked end to end: each page written gets a checksum, kept in the
+/// object's metadata in memory (never on the storage, where a stale or misdirected page
+/// would carry a matching one), and every read of the page is checked against it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Checksum {
+    /// CRC32C (Castagnoli), with the CPU's CRC instructions where it has them: 4 bytes
+    /// per page of metadata.
+    #[default]
+    Crc32c,
+    /// No checksum: storage that returns other bytes goes unnoticed.
+    None,
+}
+
+impl fmt::Display for Checksum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Checksum::Crc32c => "crc32c",
+            Checksum::None => "none",
+        })
+    }
 }
 
 impl Default for PagerConfig {
@@ -46,6 +72,7 @@ impl Default for PagerConfig {
             nswap_hiwat: 512,
             max_cluster: 32,
             engine: device::EngineKind::Auto,
+            checksum: Checksum::Crc32c,
         }
     }
 }
@@ -74,7 +101,9 @@ pub struct SwapoffOptions {
 pub struct SwapoffReport {
     /// Pages read back and rewritten on other areas.
     pub moved: u64,
-    /// Pages dropped because they could not be read (forced swapoff only).
+    /// Pages dropped because they could not be read (forced swapoff only: such a page
+    /// reads as [`crate::PagerError::Dropped`] after) or failed their checksum (any
+    /// swapoff: such a page reads as [`crate::PagerError::Corrupt`] after).
     pub lost: u64,
     /// Passes over all objects until none held a block on the area.
     pub passes: u64,

@@ -7,12 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-use crossbeam_channel::Sender;
 use device::{DeviceError, Engine, IoCompletion, IoRequest, PageBuf, SwapArea};
 use parking_lot::{Condvar, Mutex};
 
 use crate::config::PagerConfig;
-use crate::io::PagerEvent;
+use crate::events::Events;
 use crate::object::ObjectInner;
 use crate::pbuf::Pool;
 use crate::space::Space;
@@ -31,26 +30,7 @@ pub(crate) struct Tun {
     pub max_cluster: u64,
     pub lowat: u64,
     pub hiwat: u64,
-}
-
-/// The subscribers of [`PagerEvent`]s. A leaf lock: sending never blocks.
-#[derive(Debug, Default)]
-pub(crate) struct Events {
-    subs: Mutex<Vec<Sender<PagerEvent>>>,
-    pub count: AtomicU64,
-}
-
-impl Events {
-    pub(crate) fn emit(&self, ev: PagerEvent) {
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.subs.lock().retain(|tx| tx.send(ev.clone()).is_ok());
-    }
-
-    pub(crate) fn subscribe(&self) -> crossbeam_channel::Receiver<PagerEvent> {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        self.subs.lock().push(tx);
-        rx
-    }
+    pub checksum: crate::config::Checksum,
 }
 
 /// Event counters, bumped without a lock.
@@ -64,6 +44,9 @@ pub(crate) struct AtomicCounters {
     pub alloc_failures: AtomicU64,
     pub read_errors: AtomicU64,
     pub write_errors: AtomicU64,
+    pub corrupt_pages: AtomicU64,
+    pub write_retries: AtomicU64,
+    pub async_write_failures: AtomicU64,
 }
 
 pub(crate) fn bump(c: &AtomicU64, n: u64) {
@@ -82,6 +65,9 @@ impl AtomicCounters {
             alloc_failures: g(&self.alloc_failures),
             read_errors: g(&self.read_errors),
             write_errors: g(&self.write_errors),
+            corrupt_pages: g(&self.corrupt_pages),
+            write_retries: g(&self.write_retries),
+            async_write_failures: g(&self.async_write_failures),
             events,
         }
     }
@@ -131,6 +117,7 @@ impl Core {
                 max_cluster: cfg.max_cluster,
                 lowat: cfg.nswap_lowat,
                 hiwat: cfg.nswap_hiwat,
+                checksum: cfg.checksum,
             },
             engine: Some(engine),
             space: Mutex::new(Space::new(
@@ -192,7 +179,8 @@ impl Core {
             .unwrap_or_else(|_| (PageBuf::new(0), Err(DeviceError::completion_lost())))
     }
 
-    /// Counts an I/O error and marks the area failed when the device vanished.
+    /// Counts an I/O error and marks the area failed when the device vanished; a write
+    /// error also counts toward marking the area failing (see `Space::write_result`).
     pub(crate) fn io_error(&self, dev: crate::DeviceId, err: &DeviceError, write: bool) {
         bump(
             if write {
@@ -202,9 +190,19 @@ impl Core {
             },
             1,
         );
+        let mut space = self.space.lock();
         if matches!(err, DeviceError::Vanished { .. }) {
-            self.space.lock().mark_failed(dev);
+            space.mark_failed(dev);
         }
+        if write {
+            space.write_result(dev, false);
+        }
+    }
+
+    /// Counts `n` pages of area `dev` that failed their checksum.
+    pub(crate) fn corrupt(&self, dev: crate::DeviceId, n: u64) {
+        bump(&self.counters.corrupt_pages, n);
+        self.space.lock().count_corrupt(dev, n);
     }
 }
 

@@ -8,9 +8,11 @@
 //! finished write is installed. All bookkeeping runs on the swapoff thread; completions
 //! only send on a channel, so no lock is ever taken on an engine thread here.
 //!
-//! Guarantees, as in the sequential drain: every object with a run is registered as a
-//! reader until its last run is done (a block freed meanwhile is parked, never reused
-//! under a read); a move is installed only for pages still mapping the old block (a page
+//! Guarantees, as in the sequential drain: each cluster read is registered with its object
+//! (`ObjState::begin_read`) from just before it is submitted until it completes, so a
+//! block freed meanwhile is parked only while that read is in flight and never reused
+//! under it; blocks the clients free elsewhere go back at once, not at the end of the
+//! pass. No lock is held while the pass waits for a completion or a pbuf. A move is installed only for pages still mapping the old block (a page
 //! rewritten by its owner is not moved, its new block is freed); a failed write
 //! quarantines its block and the run is rewritten synchronously with retries; on an error
 //! nothing more is submitted, but everything in flight is waited for and installed before
@@ -24,7 +26,8 @@ use device::{DeviceError, IoOp, IoRequest, PageBuf};
 use crate::config::{DeviceId, SwapoffOptions, SwapoffReport};
 use crate::core::{Core, bump};
 use crate::error::PagerError;
-use crate::object::ObjectInner;
+use crate::integrity;
+use crate::object::{Lost, ObjectInner};
 use crate::space::Loc;
 
 /// Cluster I/Os (reads plus the writes made from them) one swapoff keeps in flight, within
@@ -59,8 +62,6 @@ enum Done {
 /// The state of one pass.
 struct Pass<'a> {
     objs: Vec<Arc<ObjectInner>>,
-    /// Runs not yet finished, per object; the object's read registration ends at zero.
-    left: Vec<u64>,
     chunks: Vec<Chunk>,
     loc: Loc,
     dev: DeviceId,
@@ -83,25 +84,20 @@ impl Core {
             return Ok(0);
         };
         let found = pass.chunks.iter().map(|c| c.len).sum();
-        let result = if failed {
+        if failed {
             for i in 0..pass.chunks.len() {
                 let lost = self.drop_run(&pass, i);
                 pass.report.lost += lost;
-                self.finish(&mut pass, i);
+                self.finish(&mut pass);
             }
             Ok(found)
         } else {
             self.pipeline(&mut pass, opts).map(|()| found)
-        };
-        for (k, obj) in pass.objs.iter().enumerate() {
-            if pass.left[k] > 0 {
-                self.end_read(obj);
-            }
         }
-        result
     }
 
-    /// Finds every run on `dev`, registering each object that has one as a reader.
+    /// Finds every run on `dev`. Nothing is registered yet: each run's read is, when it
+    /// is submitted.
     fn gather<'a>(
         &self,
         dev: DeviceId,
@@ -109,11 +105,10 @@ impl Core {
         progress: &'a mut dyn FnMut(u64, u64),
     ) -> Option<Pass<'a>> {
         let mut objs = Vec::new();
-        let mut left = Vec::new();
         let mut chunks = Vec::new();
         let mut loc = None;
         for obj in self.objects() {
-            let mut st = obj.st.lock();
+            let st = obj.st.lock();
             let space = self.space.lock();
             // Only this swapoff removes the area; still, never leave a reader behind.
             let Some(idx) = space.index(dev) else { break };
@@ -135,10 +130,8 @@ impl Core {
                 page: 1,
             });
             drop(space);
-            st.readers += 1;
             drop(st);
             let k = objs.len();
-            let before = chunks.len();
             for c in crate::swapoff::clusters(&pairs, self.tun.max_cluster) {
                 chunks.push(Chunk {
                     obj: k,
@@ -147,13 +140,11 @@ impl Core {
                     len: c.len() as u64,
                 });
             }
-            left.push((chunks.len() - before) as u64);
             objs.push(obj);
         }
         chunks.sort_unstable_by_key(|c| c.b0);
         Some(Pass {
             objs,
-            left,
             chunks,
             loc: loc?,
             dev,
@@ -163,7 +154,8 @@ impl Core {
     }
 
     /// Runs the reads and writes of a pass, [`DEPTH`] at a time. A read pbuf is waited
-    /// for only when none of ours is held (so we never wait on ourselves).
+    /// for only when none of ours is held (so we never wait on ourselves). On an error
+    /// nothing more is submitted, but everything in flight is seen through.
     fn pipeline(&self, pass: &mut Pass<'_>, opts: SwapoffOptions) -> Result<(), PagerError> {
         let (tx, rx) = crossbeam_channel::unbounded::<Done>();
         let mut next = 0;
@@ -171,28 +163,14 @@ impl Core {
         let mut err: Option<PagerError> = None;
         loop {
             while err.is_none() && next < pass.chunks.len() && busy < DEPTH {
-                let c = pass.chunks[next];
+                let len = pass.chunks[next].len as usize;
                 let buf = if busy == 0 {
-                    Some(self.read_pool.acquire(c.len as usize))
+                    Some(self.read_pool.acquire(len))
                 } else {
-                    self.read_pool.try_acquire(c.len as usize)
+                    self.read_pool.try_acquire(len)
                 };
                 let Some(buf) = buf else { break };
-                let req = IoRequest {
-                    tag: c.p0,
-                    op: IoOp::Read,
-                    page: c.b0 - pass.loc.first + 1,
-                    buf,
-                };
-                let tx = tx.clone();
-                let i = next;
-                self.submit(&pass.loc.area, req, move |c| {
-                    let _ = tx.send(Done::Read {
-                        i,
-                        buf: c.buf,
-                        result: c.result,
-                    });
-                });
+                self.submit_read(pass, next, buf, &tx);
                 busy += 1;
                 next += 1;
             }
@@ -200,37 +178,9 @@ impl Core {
                 break;
             }
             let Ok(done) = rx.recv() else { break };
-            let i = match done {
+            let still_busy = match done {
                 Done::Read { i, buf, result } => {
-                    bump(&self.counters.swapin, 1);
-                    match result {
-                        Ok(()) if err.is_none() => {
-                            bump(&self.counters.pages_in, pass.chunks[i].len);
-                            match self.write_run(pass, i, buf, &tx) {
-                                Ok(true) => continue,
-                                Ok(false) => {}
-                                Err(e) => err = Some(e),
-                            }
-                        }
-                        Ok(()) => self.read_pool.release(buf),
-                        Err(e) => {
-                            self.read_pool.release(buf);
-                            self.io_error(pass.dev, &e, false);
-                            if opts.force {
-                                let lost = self.drop_run(pass, i);
-                                pass.report.lost += lost;
-                            } else if err.is_none() {
-                                let c = pass.chunks[i];
-                                err = Some(PagerError::SwapoffRead {
-                                    path: pass.loc.area.path().to_owned(),
-                                    object: pass.objs[c.obj].name(),
-                                    pindex: c.p0,
-                                    source: e,
-                                });
-                            }
-                        }
-                    }
-                    i
+                    self.read_done(pass, i, buf, result, opts, &mut err, &tx)
                 }
                 Done::Write {
                     i,
@@ -239,34 +189,117 @@ impl Core {
                     buf,
                     result,
                 } => {
-                    let c = pass.chunks[i];
-                    bump(&self.counters.swapout, 1);
-                    bump(&self.counters.pages_out, c.len);
-                    match result {
-                        Ok(()) => pass.report.moved += self.install(pass, i, blk),
-                        Err(e) => {
-                            self.io_error(dev, &e, true);
-                            self.space.lock().quarantine(blk, c.len);
-                            match self.rewrite(
-                                &pass.objs[c.obj],
-                                c.p0,
-                                c.b0,
-                                buf.as_slice(),
-                                pass.loc.area.path(),
-                            ) {
-                                Ok(moved) => pass.report.moved += moved,
-                                Err(e) => err = err.or(Some(e)),
-                            }
-                        }
-                    }
-                    self.read_pool.release(buf);
-                    i
+                    self.moved(pass, i, blk, dev, buf, result, &mut err);
+                    false
                 }
             };
-            busy -= 1;
-            self.finish(pass, i);
+            if !still_busy {
+                busy -= 1;
+                self.finish(pass);
+            }
         }
         err.map_or(Ok(()), Err)
+    }
+
+    /// Registers chunk `i`'s read with its object and submits it into `buf`.
+    fn submit_read(&self, pass: &Pass<'_>, i: usize, buf: PageBuf, tx: &Sender<Done>) {
+        let c = pass.chunks[i];
+        pass.objs[c.obj].st.lock().begin_read(c.b0, c.len);
+        let req = IoRequest {
+            tag: c.p0,
+            op: IoOp::Read,
+            page: c.b0 - pass.loc.first + 1,
+            buf,
+        };
+        let tx = tx.clone();
+        self.submit(&pass.loc.area, req, move |c| {
+            let _ = tx.send(Done::Read {
+                i,
+                buf: c.buf,
+                result: c.result,
+            });
+        });
+    }
+
+    /// Chunk `i` was read: checks its pages and writes it elsewhere (returns `true` while
+    /// that write is in flight). A read error fails the pass (the first error is kept),
+    /// or with `force` drops the chunk's pages.
+    #[allow(clippy::too_many_arguments)]
+    fn read_done(
+        &self,
+        pass: &mut Pass<'_>,
+        i: usize,
+        buf: PageBuf,
+        result: Result<(), DeviceError>,
+        opts: SwapoffOptions,
+        err: &mut Option<PagerError>,
+        tx: &Sender<Done>,
+    ) -> bool {
+        let c = pass.chunks[i];
+        self.end_read(&pass.objs[c.obj], c.b0, c.len);
+        bump(&self.counters.swapin, 1);
+        match result {
+            Ok(()) if err.is_none() => {
+                bump(&self.counters.pages_in, c.len);
+                pass.report.lost += self.check_chunk(pass, i, buf.as_slice());
+                match self.write_run(pass, i, buf, tx) {
+                    Ok(in_flight) => return in_flight,
+                    Err(e) => *err = Some(e),
+                }
+            }
+            Ok(()) => self.read_pool.release(buf),
+            Err(e) => {
+                self.read_pool.release(buf);
+                self.io_error(pass.dev, &e, false);
+                if opts.force {
+                    pass.report.lost += self.drop_run(pass, i);
+                } else if err.is_none() {
+                    *err = Some(PagerError::SwapoffRead {
+                        path: pass.loc.area.path().to_owned(),
+                        object: pass.objs[c.obj].name(),
+                        pindex: c.p0,
+                        source: e,
+                    });
+                }
+            }
+        }
+        false
+    }
+
+    /// Chunk `i` was written at `blk` on `dev`: installs it, or after a failed write
+    /// quarantines the run and rewrites the chunk synchronously with retries.
+    #[allow(clippy::too_many_arguments)]
+    fn moved(
+        &self,
+        pass: &mut Pass<'_>,
+        i: usize,
+        blk: u64,
+        dev: DeviceId,
+        buf: PageBuf,
+        result: Result<(), DeviceError>,
+        err: &mut Option<PagerError>,
+    ) {
+        let c = pass.chunks[i];
+        bump(&self.counters.swapout, 1);
+        bump(&self.counters.pages_out, c.len);
+        match result {
+            Ok(()) => {
+                self.space.lock().write_result(dev, true);
+                pass.report.moved += self.install(pass, i, blk);
+            }
+            Err(e) => {
+                self.io_error(dev, &e, true);
+                self.space.lock().quarantine(blk, c.len);
+                let path = pass.loc.area.path();
+                match self.rewrite(&pass.objs[c.obj], c.p0, c.b0, buf.as_slice(), path) {
+                    Ok(moved) => pass.report.moved += moved,
+                    Err(e) => {
+                        err.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        self.read_pool.release(buf);
     }
 }
 
@@ -323,9 +356,63 @@ impl Core {
         Ok(false)
     }
 
+    /// Checks chunk `i`'s pages, just read into `data`, against their checksums. A page
+    /// that still maps the block it was read from and fails is dropped from its object and
+    /// marked lost (corrupt), so that later reads of it are an error, and its old block is
+    /// released; `install` then finds it gone and frees its new block. Returns how many.
+    fn check_chunk(&self, pass: &Pass<'_>, i: usize, data: &[u8]) -> u64 {
+        let c = pass.chunks[i];
+        let obj = &pass.objs[c.obj];
+        // The checksums of the pages that still map the blocks read, taken under the lock;
+        // the data is checked after it is let go.
+        let want: Vec<Option<u32>> = {
+            let st = obj.st.lock();
+            if !st.meta.has_checksums() {
+                return 0;
+            }
+            (0..c.len)
+                .map(|k| {
+                    let p = c.p0 + k;
+                    (st.meta.lookup(p).map(u64::from) == Some(c.b0 + k))
+                        .then(|| st.meta.checksum(p))
+                        .flatten()
+                })
+                .collect()
+        };
+        let bad = integrity::bad_pages(data, &want);
+        if !bad.contains(&true) {
+            return 0;
+        }
+        let mut st = obj.st.lock();
+        let mut space = self.space.lock();
+        let mut n = 0;
+        for (k, _) in bad.iter().enumerate().filter(|(_, b)| **b) {
+            let (p, old) = (c.p0 + k as u64, c.b0 + k as u64);
+            // Rewritten or freed meanwhile: nothing of it is lost.
+            if st.meta.lookup(p).map(u64::from) != Some(old) {
+                continue;
+            }
+            st.meta.pop(p);
+            st.release(&mut space, old as u32);
+            let page = old - pass.loc.first + 1;
+            st.lost.insert(
+                p,
+                Lost::Corrupt {
+                    device: pass.dev,
+                    page,
+                },
+            );
+            n += 1;
+        }
+        drop(space);
+        drop(st);
+        self.corrupt(pass.dev, bad.iter().filter(|&&b| b).count() as u64);
+        n
+    }
+
     /// Installs chunk `i` written at `blk`: each page still mapping its old block gets
-    /// the new one (the old is released); the others' new blocks are freed. Returns pages
-    /// moved.
+    /// the new one, with its checksum (the old is released); the others' new blocks are
+    /// freed. Returns pages moved.
     fn install(&self, pass: &Pass<'_>, i: usize, blk: u64) -> u64 {
         let c = pass.chunks[i];
         let mut st = pass.objs[c.obj].st.lock();
@@ -334,7 +421,8 @@ impl Core {
         for k in 0..c.len {
             let old = (c.b0 + k) as u32;
             if st.meta.lookup(c.p0 + k) == Some(old) {
-                st.meta.insert(c.p0 + k, (blk + k) as u32);
+                let crc = st.meta.checksum(c.p0 + k);
+                st.meta.insert_checked(c.p0 + k, (blk + k) as u32, crc);
                 st.release(&mut space, old);
                 moved += 1;
             } else {
@@ -345,7 +433,7 @@ impl Core {
     }
 
     /// Drops chunk `i`'s pages that still map their block on the area (forced swapoff of
-    /// unreadable blocks). Returns how many were lost.
+    /// unreadable blocks) and marks them lost. Returns how many were lost.
     fn drop_run(&self, pass: &Pass<'_>, i: usize) -> u64 {
         let c = pass.chunks[i];
         let mut st = pass.objs[c.obj].st.lock();
@@ -356,20 +444,17 @@ impl Core {
             if st.meta.lookup(c.p0 + k) == Some(b) {
                 st.meta.pop(c.p0 + k);
                 st.release(&mut space, b);
+                // Reads of it are an error from now on, not a hole (strategy would read
+                // a hole as zeroes).
+                st.lost.insert(c.p0 + k, Lost::Dropped { device: pass.dev });
                 lost += 1;
             }
         }
         lost
     }
 
-    /// Chunk `i` is done: ends its object's read registration after its last chunk and
-    /// reports progress.
-    fn finish(&self, pass: &mut Pass<'_>, i: usize) {
-        let k = pass.chunks[i].obj;
-        pass.left[k] -= 1;
-        if pass.left[k] == 0 {
-            self.end_read(&pass.objs[k]);
-        }
+    /// Chunk `i` is done: reports progress.
+    fn finish(&self, pass: &mut Pass<'_>) {
         let done = pass.report.moved + pass.report.lost;
         let total = {
             let mut space = self.space.lock();

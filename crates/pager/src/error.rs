@@ -70,9 +70,45 @@ pub enum PagerError {
         source: DeviceError,
     },
 
-    /// A write of `strategy` failed; the page keeps its previous copy.
+    /// The page's checksum did not match what was read (storage returned other bytes: a
+    /// truncated or overwritten backing file, a lost or misdirected write). The bytes are
+    /// never returned. `device` and `block` (the area's page, as `Pager::locate`) say where.
+    #[error(
+        "object {object}: page {pindex} is corrupt on swap device {device} block {block} (checksum mismatch)"
+    )]
+    Corrupt {
+        object: String,
+        pindex: u64,
+        device: crate::DeviceId,
+        block: u64,
+    },
+
+    /// The page's last write was async (acknowledged with `Pend`) and failed on every area:
+    /// its bytes are gone, and the older copy is not handed out in their place.
+    #[error(
+        "object {object}: page {pindex} was lost: its last (async) write failed on every swap device"
+    )]
+    WriteLost { object: String, pindex: u64 },
+
+    /// A forced swapoff removed the device that held the page while it could not be read
+    /// (`SwapoffReport::lost` counted it): its bytes are gone.
+    #[error("object {object}: page {pindex} was lost with swap device {device} (forced swapoff)")]
+    Dropped {
+        object: String,
+        pindex: u64,
+        device: crate::DeviceId,
+    },
+
+    /// A write failed on every area that could take it (a `strategy` write, a swapoff
+    /// rewrite); the page keeps its previous copy. `source` is the last device error, when
+    /// one is known (`putpages` reports only `PageResult::Error` per page).
     #[error("object {object}: writing page {pindex} failed")]
-    Write { object: String, pindex: u64 },
+    Write {
+        object: String,
+        pindex: u64,
+        #[source]
+        source: Option<DeviceError>,
+    },
 
     /// No swap space for a page (`reserve` or a `strategy` write).
     #[error("object {object}: no swap space for page {pindex}")]

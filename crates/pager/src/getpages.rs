@@ -10,7 +10,8 @@ use parking_lot::MutexGuard;
 
 use crate::core::{Core, bump};
 use crate::error::PagerError;
-use crate::object::{ObjState, ObjectInner};
+use crate::integrity;
+use crate::object::{Lost, ObjState, ObjectInner};
 use crate::space::{Loc, Space};
 
 /// A read planned under the object lock: `len` pages from `pindex`, on one area from `page`.
@@ -18,6 +19,8 @@ use crate::space::{Loc, Space};
 pub(crate) struct ReadRun {
     pub pindex: u64,
     pub len: u64,
+    /// Global block of the run's first page.
+    pub blk: u64,
     pub loc: Loc,
 }
 
@@ -86,6 +89,7 @@ impl Core {
         Some(ReadRun {
             pindex: pindex - behind,
             len: behind + 1 + ahead,
+            blk: first,
             loc,
         })
     }
@@ -113,11 +117,11 @@ impl Core {
         result
     }
 
-    /// Ends a read registered in `st.readers`.
-    pub(crate) fn end_read(&self, obj: &ObjectInner) {
+    /// Ends a read of `len` blocks from `first` registered with `ObjState::begin_read`.
+    pub(crate) fn end_read(&self, obj: &ObjectInner, first: u64, len: u64) {
         let mut st = obj.st.lock();
         let mut space = self.space.lock();
-        st.end_read(&mut space);
+        st.end_read(&mut space, first, len);
         drop(space);
         drop(st);
         obj.cond.notify_all();
@@ -145,9 +149,12 @@ impl Core {
                 ),
             });
         }
-        let run = {
+        let (run, crcs) = {
             let mut st = obj.st.lock();
             self.wait_intrans(obj, &mut st, pindex);
+            if let Some(&why) = st.lost.get(&pindex) {
+                return Err(lost_error(obj, pindex, why));
+            }
             let not_on_swap = || PagerError::NotOnSwap {
                 object: obj.name(),
                 pindex,
@@ -158,21 +165,52 @@ impl Core {
                 .plan_run(&st, &space, pindex, u64::from(blk), max_behind, max_ahead)
                 .ok_or_else(not_on_swap)?;
             drop(space);
-            st.readers += 1;
-            run
+            st.begin_read(run.blk, run.len);
+            let crcs = checksums(&st, run.pindex, run.len);
+            (run, crcs)
         };
         let skip = (run.pindex - (pindex - max_behind)) as usize * PAGE_SIZE;
         let dst = &mut out[skip..skip + run.len as usize * PAGE_SIZE];
         let result = self.read_run(&run, dst);
-        self.end_read(obj);
-        match result {
-            Ok(()) => Ok(run.pindex..run.pindex + run.len),
-            Err(source) => Err(PagerError::Read {
+        self.end_read(obj, run.blk, run.len);
+        if let Err(source) = result {
+            return Err(PagerError::Read {
                 object: obj.name(),
                 pindex,
                 source,
-            }),
+            });
         }
+        // The integrity check: a page whose bytes do not match its checksum is wiped from
+        // `out` and never returned; the wanted page failing is the error, a neighbour
+        // failing just ends the run short of it.
+        let bad = integrity::bad_pages(dst, &crcs);
+        let nbad = bad.iter().filter(|&&b| b).count() as u64;
+        if nbad == 0 {
+            return Ok(run.pindex..run.pindex + run.len);
+        }
+        self.corrupt(run.loc.dev, nbad);
+        for (page, _) in dst
+            .chunks_exact_mut(PAGE_SIZE)
+            .zip(&bad)
+            .filter(|(_, b)| **b)
+        {
+            page.fill(0);
+        }
+        let want = (pindex - run.pindex) as usize;
+        if bad[want] {
+            return Err(PagerError::Corrupt {
+                object: obj.name(),
+                pindex,
+                device: run.loc.dev,
+                block: run.loc.page + want as u64,
+            });
+        }
+        let lo = bad[..want].iter().rposition(|&b| b).map_or(0, |i| i + 1);
+        let hi = bad[want..]
+            .iter()
+            .position(|&b| b)
+            .map_or(bad.len(), |i| want + i);
+        Ok(run.pindex + lo as u64..run.pindex + hi as u64)
     }
 
     /// `swap_pager_haspage`: contiguous neighbours up to `max_cluster/2 - 1` each way (the
@@ -183,5 +221,36 @@ impl Core {
         self.wait_intrans(obj, &mut st, pindex);
         let reach = (self.tun.max_cluster / 2).saturating_sub(1);
         st.meta.contiguous(pindex, reach.min(pindex), reach)
+    }
+}
+
+/// The checksums of pages `pindex..pindex+len` (`None` where there is nothing to check).
+pub(crate) fn checksums(st: &ObjState, pindex: u64, len: u64) -> Vec<Option<u32>> {
+    if !st.meta.has_checksums() {
+        return vec![None; len as usize];
+    }
+    (pindex..pindex + len)
+        .map(|p| st.meta.checksum(p))
+        .collect()
+}
+
+/// The error a read of a page marked lost gets.
+pub(crate) fn lost_error(obj: &ObjectInner, pindex: u64, why: Lost) -> PagerError {
+    match why {
+        Lost::WriteFailed => PagerError::WriteLost {
+            object: obj.name(),
+            pindex,
+        },
+        Lost::Corrupt { device, page } => PagerError::Corrupt {
+            object: obj.name(),
+            pindex,
+            device,
+            block: page,
+        },
+        Lost::Dropped { device } => PagerError::Dropped {
+            object: obj.name(),
+            pindex,
+            device,
+        },
     }
 }

@@ -10,11 +10,15 @@ use serde::{Deserialize, Serialize};
 pub enum PageResult {
     /// Written: the page is on swap and its previous copy, if any, was freed.
     Ok,
-    /// Async write in flight; the completion reports the final result.
+    /// Async write in flight; the completion reports the final result. Like `Ok`, an
+    /// acknowledgement: should the write fail on every area, later reads of the page are
+    /// an error, never an older copy (see [`crate::Pager::take_async_failures`]).
     Pend,
     /// No swap space: nothing was written, the previous copy (if any) is kept.
     Fail,
-    /// The write failed: the previous copy (if any) is kept, the block is quarantined.
+    /// The write failed on every healthy area: the previous copy (if any) is kept, the
+    /// blocks are quarantined. A write that fails on one area is retried at once on
+    /// another, so this means no area could take it.
     Error,
 }
 
@@ -81,6 +85,9 @@ pub enum PagerEvent {
     DeviceAdded { id: u32, path: String },
     /// A device failed (vanished): its blocks read as errors, writes go elsewhere.
     DeviceFailed { id: u32, path: String },
+    /// A device's writes kept failing (`errors` in a row): it gets no new allocations; its
+    /// pages are still read, and `swapoff` drains it.
+    DeviceFailing { id: u32, path: String, errors: u32 },
     /// A swap area was removed; `lost` pages could not be moved (forced swapoff).
     DeviceRemoved {
         id: u32,

@@ -3,6 +3,44 @@
 //! metadata of each object) and [`device`] (swap areas and the I/O engine), so a program
 //! can page its memory out to block devices and files and back.
 //!
+//! # The integrity rule
+//! **After [`Pager::putpages`] of a page returns [`PageResult::Ok`] or [`PageResult::Pend`],
+//! every later read of it ([`Pager::getpages`], read-around, [`Pager::strategy`]) returns
+//! exactly those bytes or an explicit error — never other bytes, never an older version,
+//! never zeroes — until the page is written again or freed.** It holds on both engines,
+//! under faults, concurrency, swapoff, and storage that changes underneath. The means:
+//! - *End-to-end checksums* ([`Checksum`], CRC32C by default): each page's checksum is
+//!   computed in `putpages` and kept in memory in the object's metadata beside its block
+//!   (`swmeta`), never on the storage (where a stale or misdirected page would carry a
+//!   matching one). Every read checks it: a mismatch is [`PagerError::Corrupt`], counted
+//!   per device ([`DeviceStats::corrupt`]), and the bytes are never returned (read-around
+//!   pages that fail are left out of the range returned; swapoff drops such a page and
+//!   marks it, so later reads of it are `Corrupt` too). `copy` moves checksums with blocks.
+//! - *One write per page at a time*, as the seed's busy page: a `putpages` of a page whose
+//!   previous write is in flight waits for it, so an older write can never be installed
+//!   over a newer one, nor a newer failure drop an acknowledged older one.
+//! - *Failures absorbed*: a write that fails is retried at once on another area while the
+//!   pager still holds the data; the caller sees `Ok` if any area took it. An area with
+//!   [`FAILING_AFTER`] write errors in a row is marked [`DeviceState::Failing`]: no new
+//!   allocations, a [`PagerEvent::DeviceFailing`]; `swapoff` drains it. A sync write that
+//!   no area takes is `Error` and the previous copy stays; an async one (already
+//!   acknowledged) leaves the page marked lost: reads are [`PagerError::WriteLost`], never
+//!   the older copy, and [`Pager::take_async_failures`] reports it once, as `fsync` reports
+//!   write-back errors.
+//! - *Losses are explicit*: a page a forced swapoff drops (its device unreadable) reads as
+//!   [`PagerError::Dropped`], never as a hole (which `strategy` would read as zeroes).
+//!
+//! # The lock rule
+//! **Nothing waits while holding a lock that a completion callback needs.** Completions
+//! run on the engine's threads — io_uring has a single reaper — and take the object's lock
+//! and the space lock; one callback blocked on a lock stalls every completion behind it,
+//! including the one the waiter waits for. So: a wait for a write in flight (getpages,
+//! putpages, strategy, copy) holds at most the object's own lock through its condition
+//! variable (which releases it while waiting); `copy` waits holding only the source's lock
+//! and takes the destination's after; swapoff registers each cluster read only while it is
+//! in flight and holds no lock while it waits for completions or pbufs; no lock is held
+//! across a `submit` (an io_uring submit may wait for ring space), and callbacks never wait.
+//!
 //! # The job
 //! - Swap areas are added and removed at runtime ([`Pager::swapon`], [`Pager::swapoff`]).
 //!   Each gets a range of global block numbers (`u32`), with a one-page gap after it so no
@@ -36,7 +74,8 @@
 //! | (later FreeBSD) `swapon`, `swapoff_one`   | [`Pager::swapon`], [`Pager::swapoff`]  |
 //!
 //! Where we differ from the seed, on purpose: a write failure quarantines its block (the
-//! seed's comment wished it could); the old copy of a page is freed only after the new one
+//! seed's comment wished it could) and is retried on another area; pages carry checksums;
+//! the old copy of a page is freed only after the new one
 //! is written (the seed frees it at submit time, relying on the busy page); allocation
 //! halves down to one block instead of stopping at four, so FAIL means swap is really out;
 //! and areas have their own blists and priorities instead of one global stripe.
@@ -44,15 +83,20 @@
 //! # Invariants
 //! - **No block leaks or is used twice.** Every allocated block is in exactly one place:
 //!   an object's metadata, an I/O in flight, the deferred-free list of an object being
-//!   read, or quarantine. `avail + used + bad == usable` holds per area at rest.
-//! - **A page's last good copy is never dropped by an error.** A write goes to a new block;
-//!   the old block is freed only after the new one is written. A failed write leaves the
-//!   old copy in place and quarantines the new block (never allocated again).
-//! - **A failed read is an error, never zeroes.**
+//!   read, an area's stashed stripe tail, or quarantine. `avail + used + bad == usable`
+//!   holds per area at rest.
+//! - **A page's last acknowledged copy is never dropped by an error**, except an async
+//!   write that fails on every area: then the page reads as an error (see above). A write
+//!   goes to a new block; the old block is freed only after the new one is written. A
+//!   failed write quarantines its block (never allocated again).
+//! - **A failed read is an error, never zeroes; a failed checksum is an error, never data.**
 //! - **I/O runs outside locks.** Locks are held only to change metadata and allocators;
 //!   the lock order is object -> space, and two objects are locked in id order.
-//! - **A block is not reused while it is being read.** Blocks freed from an object that
-//!   has reads in flight are parked until those reads finish.
+//! - **A block is not reused while it is being read.** Each read registers its block range
+//!   with its object; a block freed meanwhile is parked until no read covers it, and no
+//!   longer (so a swapoff pass does not hold what clients free during it).
+//! - **Sequential pageout stripes exactly.** The tail of a run trimmed at a stripe end is
+//!   the area's next allocation (the seed's first-fit blist gave it out next by itself).
 //!
 //! # What it must never do
 //! Panic on I/O errors or full swap, touch a device it did not open, or hold a lock across
@@ -83,7 +127,9 @@ mod config;
 mod core;
 mod drain;
 mod error;
+mod events;
 mod getpages;
+mod integrity;
 mod io;
 mod object;
 mod ops;
@@ -100,15 +146,17 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use config::{DeviceId, PagerConfig, SwapoffOptions, SwapoffReport, SwaponOptions};
+pub use config::{Checksum, DeviceId, PagerConfig, SwapoffOptions, SwapoffReport, SwaponOptions};
 pub use device::PAGE_SIZE;
 pub use error::PagerError;
 pub use io::{AsyncCallback, AsyncDone, Bio, PageResult, PagerEvent, PutMode};
 pub use object::Object;
+pub use space::FAILING_AFTER;
 pub use stats::{
     Counters, DeviceState, DeviceStats, FragStats, Hysteresis, PagerStats, PbufStats, PoolStats,
     Tunables,
 };
+pub use verify::{VerifyError, Where};
 
 /// The swap pager: swap areas, objects, pbuf pools, counters. `Send + Sync`; clone it (a
 /// cheap handle) or share it with `Arc` between threads.
@@ -207,8 +255,11 @@ impl Pager {
     /// Pages `start..start+n` out, `data.len() == n * PAGE_SIZE` (`swap_pager_putpages`).
     /// Each cluster of up to `max_cluster` pages gets new swap (largest run first, halving
     /// on failure, trimmed at stripe boundaries) and one write; a page's previous block is
-    /// freed once the new one is written. The data is copied into pbufs, so `data` is free
-    /// again when this returns, even for `Async`. Per page: `Ok`, `Pend`, `Fail`, `Error`.
+    /// freed once the new one is written. A page whose previous write is still in flight
+    /// waits for it first. A write that fails is retried at once on other areas. With
+    /// checksums, each page's CRC32C is computed here. The data is copied into pbufs, so
+    /// `data` is free again when this returns, even for `Async`. Per page: `Ok`, `Pend`,
+    /// `Fail`, `Error` (see [`PageResult`]).
     ///
     /// # Panics
     /// If `data.len()` is not a multiple of `PAGE_SIZE` (a caller bug).
@@ -227,7 +278,10 @@ impl Pager {
     /// device and stripe (`swap_pager_getpages`). `out` covers pages
     /// `pindex - max_behind ..= pindex + max_ahead` (so `max_behind <= pindex`); returns the
     /// indices filled, which always include `pindex`. Waits if the page's write is in
-    /// flight. No block: [`PagerError::NotOnSwap`]; failed read: [`PagerError::Read`].
+    /// flight. No block: [`PagerError::NotOnSwap`]; failed read: [`PagerError::Read`];
+    /// checksum mismatch: [`PagerError::Corrupt`] (neighbours that fail theirs are left
+    /// out of the range, and wiped in `out`); last async write failed everywhere:
+    /// [`PagerError::WriteLost`].
     pub fn getpages(
         &self,
         obj: &Object,
@@ -272,7 +326,9 @@ impl Pager {
     /// `0..dst.size_pages()`; where `dst` has a block, `src`'s is freed
     /// (`swap_pager_copy`). With `destroy_source`, all of `src`'s remaining swap is freed
     /// and a named `src` can no longer be looked up. Copying an object onto itself does
-    /// nothing.
+    /// nothing. Metadata only: each page's checksum moves with its block, and a page of
+    /// `src` marked lost stays lost in `dst`. Waits (holding no lock a completion needs)
+    /// until no read of `src` and no write of the pages it gives is in flight.
     pub fn copy(&self, src: &Object, dst: &Object, offset: u64, destroy_source: bool) {
         self.check_object(src);
         self.check_object(dst);
@@ -297,6 +353,19 @@ impl Pager {
             .store(n, std::sync::atomic::Ordering::Relaxed);
         self.core.async_pool.set_max(n);
         n
+    }
+
+    /// The pages of `obj` whose async `putpages` (acknowledged with `Pend`) failed on every
+    /// area since the last call, ascending and each once — the way `fsync` reports
+    /// write-back errors. Reads of those pages return [`PagerError::WriteLost`] until they
+    /// are written again or freed; the previous copy is never handed out instead. Call it
+    /// after [`Pager::wait_async`] to learn the fate of everything put so far.
+    pub fn take_async_failures(&self, obj: &Object) -> Vec<u64> {
+        self.check_object(obj);
+        let mut failed = std::mem::take(&mut obj.inner.st.lock().async_failures);
+        failed.sort_unstable();
+        failed.dedup();
+        failed
     }
 
     /// Blocks until no async `putpages` is in flight (their callbacks have run).
@@ -324,7 +393,7 @@ impl Pager {
     /// `avail + used + bad + filled == usable`, every mapped block allocated and used
     /// once, and, when no I/O is in flight, blocks held == blocks used. For tests and
     /// debugging: it locks every object at once.
-    pub fn verify(&self) -> Result<(), String> {
+    pub fn verify(&self) -> Result<(), VerifyError> {
         self.core.verify()
     }
 

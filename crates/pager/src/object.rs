@@ -9,6 +9,7 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex};
 use swmeta::{Block, SwapMeta};
 
+use crate::config::DeviceId;
 use crate::core::Core;
 use crate::space::Space;
 
@@ -84,6 +85,17 @@ impl ObjectInner {
     }
 }
 
+/// Why a page with no block must read as an error rather than "not on swap".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lost {
+    /// Its last write was async (acknowledged) and failed on every area.
+    WriteFailed,
+    /// A swapoff read it back and its checksum did not match: `page` of area `device`.
+    Corrupt { device: DeviceId, page: u64 },
+    /// A forced swapoff removed area `device` while the page could not be read from it.
+    Dropped { device: DeviceId },
+}
+
 /// The mutable state of one object.
 #[derive(Debug, Default)]
 pub(crate) struct ObjState {
@@ -94,28 +106,79 @@ pub(crate) struct ObjState {
     /// `PG_SWAPINPROG` busy page, as data).
     pub pending: HashMap<u64, u64>,
     pub next_seq: u64,
-    /// Reads in flight from this object's blocks.
-    pub readers: u32,
-    /// Blocks dropped from the metadata while reads were in flight: freed when they end,
-    /// so no block is reused under a reader.
+    /// The block ranges `(first, len)` of the reads in flight from this object's blocks,
+    /// one entry per read (the same range may appear twice).
+    pub reads: Vec<(u64, u64)>,
+    /// Blocks dropped from the metadata while a read of them was in flight: freed as soon
+    /// as no read covers them any more, so no block is reused under a reader, and no
+    /// block is held longer than that read (a swapoff pass registers each cluster read
+    /// alone, so blocks the object frees meanwhile go back at once).
     pub deferred: Vec<Block>,
+    /// Pages whose acknowledged bytes are gone (see [`Lost`]): they have no block, and a
+    /// read of them is an error until they are written again or freed.
+    pub lost: HashMap<u64, Lost>,
+    /// Pages whose async write failed everywhere since the last
+    /// [`crate::Pager::take_async_failures`], in order of failure.
+    pub async_failures: Vec<u64>,
 }
 
 impl ObjState {
-    /// Frees a block dropped from the metadata, or parks it while reads are in flight.
+    /// An empty state; the metadata keeps checksums if `checksums`.
+    pub(crate) fn new(checksums: bool) -> ObjState {
+        ObjState {
+            meta: if checksums {
+                SwapMeta::with_checksums()
+            } else {
+                SwapMeta::new()
+            },
+            ..ObjState::default()
+        }
+    }
+
+    /// Forgets the markers of `start..start+n` (the pages were written again or freed).
+    pub(crate) fn clear_lost(&mut self, start: u64, n: u64) {
+        if self.lost.is_empty() {
+            return;
+        }
+        let end = start.saturating_add(n);
+        self.lost.retain(|p, _| *p < start || *p >= end);
+    }
+
+    /// Whether a read in flight covers `blk`.
+    fn being_read(&self, blk: u64) -> bool {
+        self.reads
+            .iter()
+            .any(|&(first, len)| blk >= first && blk < first + len)
+    }
+
+    /// Frees a block dropped from the metadata, or parks it while a read of it is in flight.
     pub(crate) fn release(&mut self, space: &mut Space, blk: Block) {
-        if self.readers > 0 {
+        if self.being_read(u64::from(blk)) {
             self.deferred.push(blk);
         } else {
             space.free(u64::from(blk), 1);
         }
     }
 
-    /// Ends one read; the last one frees the parked blocks.
-    pub(crate) fn end_read(&mut self, space: &mut Space) {
-        self.readers -= 1;
-        if self.readers == 0 {
-            for blk in self.deferred.drain(..) {
+    /// Registers a read of `len` blocks from `first`: none of them is freed until
+    /// [`ObjState::end_read`] of the same range.
+    pub(crate) fn begin_read(&mut self, first: u64, len: u64) {
+        self.reads.push((first, len));
+    }
+
+    /// Ends one read; frees the parked blocks no other read covers.
+    pub(crate) fn end_read(&mut self, space: &mut Space, first: u64, len: u64) {
+        if let Some(i) = self.reads.iter().position(|&r| r == (first, len)) {
+            self.reads.swap_remove(i);
+        }
+        if self.deferred.is_empty() {
+            return;
+        }
+        let parked = std::mem::take(&mut self.deferred);
+        for blk in parked {
+            if self.being_read(u64::from(blk)) {
+                self.deferred.push(blk);
+            } else {
                 space.free(u64::from(blk), 1);
             }
         }
@@ -140,6 +203,7 @@ impl ObjState {
     /// Removes the blocks of `start..start+n` (`swp_pager_meta_free`), freeing or parking
     /// them. Returns how many pages had one.
     pub(crate) fn free_range(&mut self, space: &mut Space, start: u64, n: u64) -> u64 {
+        self.clear_lost(start, n);
         let mut freed = Vec::new();
         self.meta.free_range(start, n, |_, b| freed.push(b));
         for &b in &freed {

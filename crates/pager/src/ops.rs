@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::config::Checksum;
 use crate::core::Core;
 use crate::error::PagerError;
-use crate::object::{ObjState, Object, ObjectInner};
+use crate::object::{Lost, ObjState, Object, ObjectInner};
 
 impl Core {
     /// `swap_pager_alloc`: a named object is found again by its handle; otherwise a new
@@ -28,7 +29,7 @@ impl Core {
             handle: handle.map(str::to_owned),
             size,
             core: Arc::clone(self),
-            st: Mutex::new(ObjState::default()),
+            st: Mutex::new(ObjState::new(self.tun.checksum != Checksum::None)),
             cond: Condvar::new(),
         });
         reg.all.insert(id, Arc::downgrade(&inner));
@@ -93,6 +94,7 @@ impl Core {
             }
         }
         st.cancel_pending(start, n);
+        st.clear_lost(start, n);
         let mut p = start;
         for (blk, len) in runs {
             for b in blk..blk + len {
@@ -113,6 +115,8 @@ impl Core {
     /// `destroy_source` frees the rest of `src` and unlists it. Waits until no read of
     /// `src` and no write to the pages it gives is in flight (the seed: "may block if
     /// paging is still in progress on the source"), since their blocks change owner.
+    /// It waits holding no lock but the source's: a completion of a write to `dst` takes
+    /// `dst`'s lock, and holding it here stalled every completion behind that one.
     pub(crate) fn copy(&self, src: &ObjectInner, dst: &ObjectInner, offset: u64, destroy: bool) {
         if src.id == dst.id {
             return;
@@ -128,36 +132,62 @@ impl Core {
                 reg.named.remove(h);
             }
         }
-        let (mut s, mut d);
-        if src.id < dst.id {
-            s = src.st.lock();
-            d = dst.st.lock();
-        } else {
-            d = dst.st.lock();
-            s = src.st.lock();
-        }
         let end = offset.saturating_add(dst.size);
         let busy = |s: &ObjState| {
-            s.readers > 0
+            !s.reads.is_empty()
                 || s.pending
                     .keys()
                     .any(|p| destroy || (offset..end).contains(p))
         };
-        while busy(&s) {
-            src.cond.wait(&mut s);
-        }
+        // The lock rule: wait with the source's lock only (a completion of a write to
+        // `dst` needs `dst`'s lock), then take both in id order and look again.
+        let (mut s, mut d) = loop {
+            {
+                let mut s = src.st.lock();
+                while busy(&s) {
+                    src.cond.wait(&mut s);
+                }
+            }
+            let (s, d) = if src.id < dst.id {
+                let s = src.st.lock();
+                (s, dst.st.lock())
+            } else {
+                let d = dst.st.lock();
+                (src.st.lock(), d)
+            };
+            if !busy(&s) {
+                break (s, d);
+            }
+        };
         let moving: Vec<(u64, u32)> = s.meta.range(offset..end).collect();
         let mut space = self.space.lock();
         for (sp, blk) in moving {
+            let crc = s.meta.checksum(sp);
             s.meta.pop(sp);
             let i = sp - offset;
-            if d.meta.lookup(i).is_some() || d.pending.contains_key(&i) {
+            if d.meta.lookup(i).is_some() || d.pending.contains_key(&i) || d.lost.contains_key(&i) {
                 space.free(u64::from(blk), 1);
             } else {
-                d.meta.insert(i, blk);
+                // Metadata only: the checksum goes with its block.
+                d.meta.insert_checked(i, blk, crc);
+            }
+        }
+        // A lost page stays lost in its new place: a read there is an error, not a hole.
+        let lost: Vec<(u64, Lost)> = s
+            .lost
+            .iter()
+            .filter(|(p, _)| (offset..end).contains(*p))
+            .map(|(&p, &l)| (p, l))
+            .collect();
+        for (sp, why) in lost {
+            s.lost.remove(&sp);
+            let i = sp - offset;
+            if d.meta.lookup(i).is_none() && !d.pending.contains_key(&i) {
+                d.lost.insert(i, why);
             }
         }
         if destroy {
+            s.lost.clear();
             let mut rest = Vec::new();
             s.meta.clear(|_, b| rest.push(b));
             for b in rest {

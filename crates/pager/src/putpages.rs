@@ -2,19 +2,24 @@
 //! `swp_pager_async_iodone`).
 //!
 //! Each cluster: allocate a run (largest first, halving, trimmed at the stripe end), take a
-//! pbuf of the sync or async pool, copy the pages in, mark them pending in the object,
-//! submit the write. The completion, on an engine thread, installs each page's new block
-//! if that write is still the page's newest and frees the old block; a failed write keeps
-//! the old block and quarantines the new one. Nothing is locked across the I/O.
+//! pbuf of the sync or async pool, copy the pages in and compute their checksums, wait for
+//! any write of those pages still in flight (one write per page at a time), mark them
+//! pending in the object, submit the write. The completion, on an engine thread, installs
+//! each page's new block and checksum if that write is still the page's newest and frees
+//! the old block; a failed write quarantines its blocks and sends the pages at once to
+//! other areas from the pbuf, which it keeps until every page is resolved. Nothing is
+//! locked across an I/O, and no completion waits.
 
 use std::sync::Arc;
 
-use device::{IoCompletion, IoOp, IoRequest, PAGE_SIZE};
+use device::{IoCompletion, IoOp, IoRequest, PAGE_SIZE, PageBuf};
 use parking_lot::{Condvar, Mutex};
 
+use crate::config::{Checksum, DeviceId};
 use crate::core::{Core, bump};
+use crate::integrity;
 use crate::io::{AsyncCallback, AsyncDone, PageResult, PutMode};
-use crate::object::ObjectInner;
+use crate::object::{Lost, ObjectInner};
 use crate::space::Run;
 
 /// One `putpages` call: the results of its pages and the clusters still in flight.
@@ -31,14 +36,41 @@ struct BatchState {
     finished: bool,
 }
 
-/// A cluster write in flight.
-struct Cluster {
-    run: Run,
-    /// Index of its first page in the batch.
+/// One cluster of a `putpages` call, from its first write until every page of it is
+/// written somewhere or has failed everywhere. The first write goes out from the pbuf; if
+/// it fails, the pbuf (which the write left intact) is the source of the retries, which
+/// go to other areas in runs of whatever length they can get, each from its own buffer.
+struct Write {
+    obj_id: u64,
+    batch: Arc<Batch>,
+    /// Index of its first page in the batch, and in the object.
     offset: u64,
-    /// Its first page index in the object.
     pindex: u64,
     seq: u64,
+    /// The pages' checksums (empty without checksums).
+    crcs: Vec<u32>,
+    is_async: bool,
+    st: Mutex<WriteState>,
+}
+
+struct WriteState {
+    /// The object, until the cluster's last page is resolved: then the resolver lets go of
+    /// it before it reports the cluster done, so once `putpages` (or `wait_async`) returns
+    /// no engine thread keeps the object alive.
+    obj: Option<Arc<ObjectInner>>,
+    /// The pbuf with the data, once the first write has handed it back.
+    source: Option<PageBuf>,
+    /// Pages not yet written or given up.
+    left: u64,
+    /// Areas where a write of this cluster failed: retries avoid them.
+    failed_on: Vec<DeviceId>,
+}
+
+/// One write of part of a cluster: pages `k..k + run.len` of it on `run`.
+struct Piece {
+    k: u64,
+    run: Run,
+    first: bool,
 }
 
 impl Core {
@@ -93,10 +125,25 @@ impl Core {
             let len = run.len;
             let mut buf = pool.acquire(len as usize);
             let bytes = (i as usize * PAGE_SIZE)..((i + len) as usize * PAGE_SIZE);
-            buf.as_mut_slice().copy_from_slice(&data[bytes]);
+            buf.as_mut_slice().copy_from_slice(&data[bytes.clone()]);
+            let crcs = if self.tun.checksum == Checksum::None {
+                Vec::new()
+            } else {
+                integrity::page_crcs(&data[bytes])
+            };
             let pindex = start + i;
             let seq = {
                 let mut st = obj.st.lock();
+                // One write per page at a time (the seed's busy page): a page's previous
+                // write must have completed, so its result is installed before this one
+                // can supersede it and a failure of this one never drops it. The wait
+                // holds no lock (the condvar releases the object's).
+                if (pindex..pindex + len).any(|p| st.pending.contains_key(&p)) {
+                    bump(&self.counters.intrans_waits, 1);
+                    while (pindex..pindex + len).any(|p| st.pending.contains_key(&p)) {
+                        obj.cond.wait(&mut st);
+                    }
+                }
                 let seq = st.next_seq;
                 st.next_seq += 1;
                 for p in pindex..pindex + len {
@@ -106,25 +153,30 @@ impl Core {
             };
             results[i as usize..(i + len) as usize].fill(PageResult::Pend);
             batch.st.lock().remaining += 1;
-            bump(&self.counters.swapout, 1);
-            bump(&self.counters.pages_out, len);
-            let area = Arc::clone(&run.area);
-            let req = IoRequest {
-                tag: seq,
-                op: IoOp::Write,
-                page: run.page,
-                buf,
-            };
-            let cluster = Cluster {
-                run,
+            let write = Arc::new(Write {
+                obj_id: obj.id,
+                batch: Arc::clone(&batch),
                 offset: i,
                 pindex,
                 seq,
-            };
-            let (core, obj, batch) = (Arc::clone(self), Arc::clone(obj), Arc::clone(&batch));
-            self.submit(&area, req, move |c| {
-                core.write_done(obj, &batch, cluster, is_async, c)
+                crcs,
+                is_async,
+                st: Mutex::new(WriteState {
+                    obj: Some(Arc::clone(obj)),
+                    source: None,
+                    left: len,
+                    failed_on: Vec::new(),
+                }),
             });
+            self.submit_piece(
+                write,
+                Piece {
+                    k: 0,
+                    run,
+                    first: true,
+                },
+                buf,
+            );
             i += len;
         }
         self.batch_part_done(&batch, obj.id, start, is_async);
@@ -138,63 +190,183 @@ impl Core {
         std::mem::take(&mut st.results)
     }
 
-    /// The completion of one cluster write (`swp_pager_async_iodone` for writes). It
-    /// lets go of the object before it reports the cluster done, so that once `putpages`
-    /// (or `wait_async`) returns no engine thread keeps the object alive.
-    fn write_done(
-        &self,
-        obj: Arc<ObjectInner>,
-        batch: &Arc<Batch>,
-        cl: Cluster,
-        is_async: bool,
-        c: IoCompletion,
-    ) {
-        let pool = if is_async {
-            &self.async_pool
-        } else {
-            &self.sync_pool
+    /// Submits one piece of a cluster write from `buf`. No lock may be held: the
+    /// completion may run before this returns.
+    fn submit_piece(self: &Arc<Core>, w: Arc<Write>, piece: Piece, buf: PageBuf) {
+        bump(&self.counters.swapout, 1);
+        bump(&self.counters.pages_out, piece.run.len);
+        let area = Arc::clone(&piece.run.area);
+        let req = IoRequest {
+            tag: w.seq,
+            op: IoOp::Write,
+            page: piece.run.page,
+            buf,
         };
-        pool.release(c.buf);
+        let core = Arc::clone(self);
+        self.submit(&area, req, move |c| core.piece_done(w, piece, c));
+    }
+
+    /// The completion of one piece (`swp_pager_async_iodone` for writes), on an engine
+    /// thread. Written: each page whose newest write this is gets its new block (and
+    /// checksum), and its old block is freed. Failed: the blocks are quarantined and the
+    /// pages go out again at once to other areas from the source pbuf (§3 of issue #11);
+    /// only pages no area can take fail: a sync page keeps its previous copy, an async one
+    /// (already acknowledged with `Pend`) loses it and is marked so that reads of it are an
+    /// error. It never waits and submits with no lock held.
+    fn piece_done(self: &Arc<Core>, w: Arc<Write>, piece: Piece, c: IoCompletion) {
         let ok = c.result.is_ok();
+        let dev = piece.run.dev;
         if let Err(e) = &c.result {
-            self.io_error(cl.run.dev, e, true);
+            self.io_error(dev, e, true);
         }
+        if piece.first {
+            w.st.lock().source = Some(c.buf);
+        }
+        let (k, n) = (piece.k, piece.run.len);
+        if ok {
+            self.install_pieces(&w, k, n, &piece.run);
+            self.piece_resolved(w, k, n, PageResult::Ok);
+            return;
+        }
+        self.space.lock().quarantine(piece.run.blk, n);
+        // Retry pages k..k+n elsewhere. The buffers are built under the write's lock,
+        // the submissions made after it is let go.
+        let mut retries = Vec::new();
+        let mut given_up = None;
         {
-            let mut st = obj.st.lock();
-            let mut space = self.space.lock();
-            for k in 0..cl.run.len {
-                let p = cl.pindex + k;
-                let blk = cl.run.blk + k;
-                let newest = st.pending.get(&p) == Some(&cl.seq);
-                if newest {
-                    st.pending.remove(&p);
+            let mut st = w.st.lock();
+            if !st.failed_on.contains(&dev) {
+                st.failed_on.push(dev);
+            }
+            let mut at = k;
+            while at < k + n {
+                let run = self.space.lock().alloc_avoiding(k + n - at, &st.failed_on);
+                let Some(run) = run else {
+                    given_up = Some(at);
+                    break;
+                };
+                let mut buf = PageBuf::new(run.len as usize);
+                debug_assert!(st.source.is_some(), "a retry before the first write ended");
+                if let Some(src) = &st.source {
+                    let bytes = at as usize * PAGE_SIZE..(at + run.len) as usize * PAGE_SIZE;
+                    buf.as_mut_slice().copy_from_slice(&src.as_slice()[bytes]);
                 }
-                if !ok {
-                    space.quarantine(blk, 1);
-                } else if newest {
-                    if let Some(old) = st.meta.insert(p, blk as u32) {
-                        st.release(&mut space, old);
-                    }
-                } else {
-                    // Superseded or cancelled while in flight: nobody has seen this block.
-                    space.free(blk, 1);
-                }
+                let len = run.len;
+                retries.push((
+                    Piece {
+                        k: at,
+                        run,
+                        first: false,
+                    },
+                    buf,
+                ));
+                at += len;
             }
         }
-        obj.cond.notify_all();
-        let result = if ok {
-            PageResult::Ok
-        } else {
-            PageResult::Error
-        };
-        {
-            let mut st = batch.st.lock();
-            let range = cl.offset as usize..(cl.offset + cl.run.len) as usize;
-            st.results[range].fill(result);
+        bump(&self.counters.write_retries, retries.len() as u64);
+        for (piece, buf) in retries {
+            self.submit_piece(Arc::clone(&w), piece, buf);
         }
-        let id = obj.id;
-        drop(obj);
-        self.batch_part_done(batch, id, cl.pindex - cl.offset, is_async);
+        if let Some(at) = given_up {
+            self.give_up(&w, at, k + n - at);
+            self.piece_resolved(w, at, k + n - at, PageResult::Error);
+        }
+    }
+
+    /// Installs pages `k..k+n` of a cluster written on `run`: for each page whose newest
+    /// write this is, the new block (and checksum) replaces the old, which is freed; a
+    /// page superseded or freed meanwhile gives its new block back. The area's count of
+    /// write errors in a row starts again.
+    fn install_pieces(&self, w: &Write, k: u64, n: u64, run: &Run) {
+        let Some(obj) = w.st.lock().obj.clone() else {
+            self.space.lock().write_result(run.dev, true);
+            return;
+        };
+        let blk = run.blk;
+        let mut st = obj.st.lock();
+        let mut space = self.space.lock();
+        space.write_result(run.dev, true);
+        for j in 0..n {
+            let p = w.pindex + k + j;
+            let b = blk + j;
+            if st.pending.get(&p) == Some(&w.seq) {
+                st.pending.remove(&p);
+                st.lost.remove(&p);
+                let crc = w.crcs.get((k + j) as usize).copied();
+                if let Some(old) = st.meta.insert_checked(p, b as u32, crc) {
+                    st.release(&mut space, old);
+                }
+            } else {
+                // Superseded or cancelled while in flight: nobody has seen this block.
+                space.free(b, 1);
+            }
+        }
+    }
+
+    /// Pages `k..k+n` of a cluster could go to no area. A sync write leaves the previous
+    /// copy in place (the caller sees `Error`); an async one was acknowledged, so the
+    /// previous copy is dropped and the page marked lost (reads fail until it is written
+    /// again), and the failure is recorded for `take_async_failures`.
+    fn give_up(&self, w: &Write, k: u64, n: u64) {
+        let Some(obj) = w.st.lock().obj.clone() else {
+            return;
+        };
+        let mut st = obj.st.lock();
+        let mut space = self.space.lock();
+        for j in 0..n {
+            let p = w.pindex + k + j;
+            if st.pending.get(&p) != Some(&w.seq) {
+                continue;
+            }
+            st.pending.remove(&p);
+            if w.is_async {
+                if let Some(old) = st.meta.pop(p) {
+                    st.release(&mut space, old);
+                }
+                st.lost.insert(p, Lost::WriteFailed);
+                st.async_failures.push(p);
+                bump(&self.counters.async_write_failures, 1);
+            }
+        }
+    }
+
+    /// Pages `k..k+n` of a cluster have their final result. The last pages of the cluster
+    /// give the pbuf back, wake waiters on the object and count the cluster done in its
+    /// batch (after letting go of the object, so that once `putpages` or `wait_async`
+    /// returns no engine thread keeps it alive).
+    fn piece_resolved(&self, w: Arc<Write>, k: u64, n: u64, result: PageResult) {
+        {
+            let mut st = w.batch.st.lock();
+            let from = (w.offset + k) as usize;
+            st.results[from..from + n as usize].fill(result);
+        }
+        let (source, obj) = {
+            let mut st = w.st.lock();
+            st.left -= n;
+            if st.left > 0 {
+                return;
+            }
+            (st.source.take(), st.obj.take())
+        };
+        if let Some(buf) = source {
+            let pool = if w.is_async {
+                &self.async_pool
+            } else {
+                &self.sync_pool
+            };
+            pool.release(buf);
+        }
+        if let Some(obj) = obj {
+            obj.cond.notify_all();
+        }
+        let (batch, id, start, is_async) = (
+            Arc::clone(&w.batch),
+            w.obj_id,
+            w.pindex - w.offset,
+            w.is_async,
+        );
+        drop(w);
+        self.batch_part_done(&batch, id, start, is_async);
     }
 
     /// One cluster (or the submitter) is done; the last one finishes the batch: wakes the

@@ -42,6 +42,7 @@ impl Core {
                 max_cluster: self.tun.max_cluster,
                 nswap_lowat: self.tun.lowat,
                 nswap_hiwat: self.tun.hiwat,
+                checksum: self.tun.checksum,
             },
             pbufs: PbufStats {
                 read: self.read_pool.stats(),
@@ -69,6 +70,8 @@ fn device_stats(a: &Area) -> DeviceStats {
             moved: d.moved,
             total: d.total,
         }
+    } else if a.failing {
+        DeviceState::Failing
     } else {
         DeviceState::Active
     };
@@ -88,7 +91,7 @@ fn device_stats(a: &Area) -> DeviceStats {
         size_bytes: a.area.size_bytes(),
         total_pages: a.usable(),
         used_pages: a.used,
-        free_pages: if a.allocatable() { a.blist.avail() } else { 0 },
+        free_pages: if a.allocatable() { a.avail() } else { 0 },
         bad_pages: a.header_bad + a.quarantined,
         in_flight: io.in_flight,
         reads: io.reads,
@@ -97,6 +100,7 @@ fn device_stats(a: &Area) -> DeviceStats {
         pages_written: io.pages_written,
         read_errors: io.read_errors,
         write_errors: io.write_errors,
+        corrupt: a.corrupt,
         read_latency: io.read_latency,
         write_latency: io.write_latency,
         frag: frag_stats(&a.blist),

@@ -15,9 +15,13 @@ use blist::Blist;
 use device::SwapArea;
 
 use crate::config::DeviceId;
-use crate::core::Events;
+use crate::events::Events;
 use crate::io::PagerEvent;
 use crate::stats::Hysteresis;
+
+/// Write errors in a row after which an area is marked failing: a few, so one bad block
+/// does not take an area out, but a full file system or a dying disk does quickly.
+pub const FAILING_AFTER: u32 = 3;
 
 /// How a swap area is identified before it is opened: `(true, rdev)` for a block device,
 /// `(false, dev, ino)` for a file. Two paths to one device give the same key.
@@ -71,6 +75,12 @@ pub(crate) struct Area {
     pub blist: Blist,
     pub draining: Option<Drain>,
     pub failed: bool,
+    /// Its writes kept failing ([`FAILING_AFTER`] in a row): no new allocations.
+    pub failing: bool,
+    /// Write errors since its last successful write.
+    pub write_errors_in_row: u32,
+    /// Pages read from it that failed their checksum.
+    pub corrupt: u64,
     /// Blocks holding a page, reserved, being written, or parked for a reader.
     pub used: u64,
     /// Blocks whose write failed: allocated forever, never handed out again.
@@ -79,15 +89,34 @@ pub(crate) struct Area {
     pub header_bad: u64,
     /// Blocks made unavailable by a swapoff's fill.
     pub filled: u64,
+    /// The tail of a run trimmed at a stripe end, `(first data block, len)`: allocated in
+    /// the blist but free, and handed out before the blist is asked again. The seed's
+    /// first-fit blist gave a freed tail out next by itself; ours allocates next-fit from
+    /// a cursor already past it, so without this the area's next run would start after a
+    /// hole, reach the stripe end early and rotate too soon.
+    pub stash: Option<(u64, u64)>,
 }
 
 impl Area {
     pub(crate) fn allocatable(&self) -> bool {
-        self.draining.is_none() && !self.failed
+        self.draining.is_none() && !self.failed && !self.failing
     }
 
     pub(crate) fn contains(&self, blk: u64) -> bool {
         blk >= self.first && blk < self.first + self.blocks
+    }
+
+    /// Free blocks: the blist's plus the stashed tail.
+    pub(crate) fn avail(&self) -> u64 {
+        self.blist.avail() + self.stash.map_or(0, |(_, len)| len)
+    }
+
+    /// Gives the stashed tail back to the blist (before a swapoff fills it).
+    pub(crate) fn unstash(&mut self) {
+        if let Some((d, len)) = self.stash.take() {
+            let freed = self.blist.free(d, len);
+            debug_assert!(freed.is_ok(), "the stash was allocated");
+        }
     }
 
     /// Usable blocks: data pages minus the header's bad pages.
@@ -158,7 +187,7 @@ impl Space {
         self.areas
             .iter()
             .filter(|a| a.allocatable())
-            .map(|a| a.blist.avail())
+            .map(Area::avail)
             .sum()
     }
 
@@ -207,23 +236,30 @@ impl Space {
     /// `(blk ^ (blk + n)) & dmmax_mask` test); the rotor moves on once a stripe is used up.
     /// On failure "full" is set and announced once.
     pub(crate) fn alloc(&mut self, n: u64) -> Option<Run> {
+        self.alloc_avoiding(n, &[])
+    }
+
+    /// [`Space::alloc`] on any area but those in `avoid` (where a write of the same data
+    /// just failed). Failing over to another priority is fine: the data must land.
+    pub(crate) fn alloc_avoiding(&mut self, n: u64, avoid: &[DeviceId]) -> Option<Run> {
         debug_assert!(n >= 1);
         let n = if self.interleave > 0 {
             n.min(self.interleave)
         } else {
             n
         };
+        let ok = |a: &Area| a.allocatable() && !avoid.contains(&a.id);
         let mut prios: Vec<i32> = self
             .areas
             .iter()
-            .filter(|a| a.allocatable())
+            .filter(|a| ok(a))
             .map(|a| a.priority)
             .collect();
         prios.sort_unstable_by(|a, b| b.cmp(a));
         prios.dedup();
         for prio in prios {
             let group: Vec<usize> = (0..self.areas.len())
-                .filter(|&i| self.areas[i].allocatable() && self.areas[i].priority == prio)
+                .filter(|&i| ok(&self.areas[i]) && self.areas[i].priority == prio)
                 .collect();
             let start = if self.interleave == 0 {
                 0
@@ -236,10 +272,15 @@ impl Space {
             for k in 0..group.len() {
                 let pos = (start + k) % group.len();
                 let idx = group[pos];
+                let next = self.areas[group[(pos + 1) % group.len()]].id;
+                if let Some((d, len)) = self.areas[idx].stash {
+                    let k = len.min(n);
+                    self.areas[idx].stash = (k < len).then_some((d + k, len - k));
+                    return Some(self.take(idx, d, k, prio, next));
+                }
                 let mut min = n.min(blist::MAX_ALLOC);
                 loop {
                     if let Some((d, len)) = self.areas[idx].blist.alloc_range(min, n) {
-                        let next = self.areas[group[(pos + 1) % group.len()]].id;
                         return Some(self.take(idx, d, len, prio, next));
                     }
                     if min == 1 {
@@ -249,7 +290,8 @@ impl Space {
                 }
             }
         }
-        if !self.hyst.full {
+        // A retry that avoids some areas failing says nothing about swap being full.
+        if avoid.is_empty() && !self.hyst.full {
             self.hyst.full = true;
             self.events.emit(PagerEvent::Full);
             if !self.hyst.almost_full {
@@ -262,8 +304,9 @@ impl Space {
         None
     }
 
-    /// Books a run the blist of `areas[idx]` gave: trims it at the stripe end, counts it
-    /// used, moves the rotor of `prio` to `next` if the stripe is used up.
+    /// Books a run the blist (or the stash) of `areas[idx]` gave: trims it at the stripe
+    /// end, keeping the tail as the area's stash, counts it used, moves the rotor of
+    /// `prio` to `next` if the stripe is used up.
     fn take(&mut self, idx: usize, d: u64, len: u64, prio: i32, next: DeviceId) -> Run {
         let il = self.interleave;
         let area = &mut self.areas[idx];
@@ -272,8 +315,11 @@ impl Space {
             let stripe_end = (stripe + 1) * il;
             if d + len > stripe_end {
                 let keep = stripe_end - d;
-                let freed = area.blist.free(d + keep, len - keep);
-                debug_assert!(freed.is_ok(), "trimmed tail was just allocated");
+                // Only a blist run can cross (the stash starts at a stripe start and is
+                // shorter than a stripe), and the blist is asked only with no stash left.
+                debug_assert!(area.stash.is_none(), "a second stash");
+                area.unstash();
+                area.stash = Some((d + keep, len - keep));
                 len = keep;
             }
         }
@@ -335,6 +381,36 @@ impl Space {
             };
             self.events.emit(ev);
             self.sizecheck();
+        }
+    }
+
+    /// Records a write's outcome on `dev`: a success resets its count of errors in a row;
+    /// the [`FAILING_AFTER`]th error in a row marks it failing (no new allocations), once,
+    /// with an event. Only swapoff and swapon bring it back.
+    pub(crate) fn write_result(&mut self, dev: DeviceId, ok: bool) {
+        let Some(idx) = self.index(dev) else { return };
+        let area = &mut self.areas[idx];
+        if ok {
+            area.write_errors_in_row = 0;
+            return;
+        }
+        area.write_errors_in_row = area.write_errors_in_row.saturating_add(1);
+        if area.write_errors_in_row >= FAILING_AFTER && !area.failing && !area.failed {
+            area.failing = true;
+            let ev = PagerEvent::DeviceFailing {
+                id: dev.0,
+                path: area.area.path().display().to_string(),
+                errors: area.write_errors_in_row,
+            };
+            self.events.emit(ev);
+            self.sizecheck();
+        }
+    }
+
+    /// Counts `n` pages of `dev` that failed their checksum.
+    pub(crate) fn count_corrupt(&mut self, dev: DeviceId, n: u64) {
+        if let Some(idx) = self.index(dev) {
+            self.areas[idx].corrupt += n;
         }
     }
 

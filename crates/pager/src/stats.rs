@@ -73,6 +73,8 @@ pub struct Tunables {
     pub max_cluster: u64,
     pub nswap_lowat: u64,
     pub nswap_hiwat: u64,
+    /// The page checksum in force (`crc32c` or `none`).
+    pub checksum: crate::config::Checksum,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +109,13 @@ pub struct Counters {
     pub alloc_failures: u64,
     pub read_errors: u64,
     pub write_errors: u64,
+    /// Pages read whose checksum did not match (never returned as data).
+    pub corrupt_pages: u64,
+    /// Writes that failed and were written again on another area (the caller saw `Ok`).
+    pub write_retries: u64,
+    /// Pages of async writes that failed on every area: they read as an error after
+    /// (see [`crate::Pager::take_async_failures`]).
+    pub async_write_failures: u64,
     /// Hysteresis events emitted.
     pub events: u64,
 }
@@ -121,6 +130,9 @@ pub enum DeviceState {
     Draining { moved: u64, total: u64 },
     /// The device vanished or failed; its blocks read as errors.
     Failed,
+    /// Its writes kept failing: no new allocations; what it holds is still read, and
+    /// `swapoff` drains it. Back in service only through swapoff and swapon.
+    Failing,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -152,6 +164,8 @@ pub struct DeviceStats {
     pub pages_written: u64,
     pub read_errors: u64,
     pub write_errors: u64,
+    /// Pages read from this area whose checksum did not match.
+    pub corrupt: u64,
     pub read_latency: device::LatencySummary,
     pub write_latency: device::LatencySummary,
     /// The device's free-space fragmentation (its blist `stats()`).

@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use device::{DeviceError, IoCompletion, IoOp, IoRequest, PAGE_SIZE};
 
+use crate::integrity;
+
 use crate::core::{Core, bump};
 use crate::error::PagerError;
 use crate::getpages::ReadRun;
@@ -66,6 +68,7 @@ impl Core {
                     Some(i) => Err(PagerError::Write {
                         object: obj.name(),
                         pindex: start + i as u64,
+                        source: None,
                     }),
                 }
             }
@@ -92,6 +95,15 @@ impl Core {
                     obj.cond.wait(&mut st);
                 }
             }
+            // A page whose acknowledged bytes are gone reads as an error, not as zeroes.
+            let lost = st
+                .lost
+                .iter()
+                .filter(|(p, _)| (start..end).contains(*p))
+                .min_by_key(|(p, _)| **p);
+            if let Some((&p, &why)) = lost {
+                return Err(crate::getpages::lost_error(obj, p, why));
+            }
             let space = self.space.lock();
             let mut runs = Vec::new();
             let mut p = start;
@@ -113,36 +125,40 @@ impl Core {
                 runs.push(run);
             }
             drop(space);
-            if !runs.is_empty() {
-                st.readers += 1;
+            for run in &runs {
+                st.begin_read(run.blk, run.len);
             }
-            runs
+            let crcs: Vec<_> = runs
+                .iter()
+                .map(|r| crate::getpages::checksums(&st, r.pindex, r.len))
+                .collect();
+            (runs, crcs)
         };
+        let (runs, crcs) = runs;
         if runs.is_empty() {
             return Ok(());
         }
-        let result = self
-            .read_chain(&runs, start, buf)
-            .map_err(|(pindex, source)| PagerError::Read {
-                object: obj.name(),
-                pindex,
-                source,
-            });
-        self.end_read(obj);
+        let result = self.read_chain(obj, &runs, &crcs, start, buf);
+        for run in &runs {
+            self.end_read(obj, run.blk, run.len);
+        }
         result
     }
 
     /// Reads planned runs into `buf` (which starts at page `start`) with up to `CHAIN`
     /// reads in flight, like the seed's `getchainbuf`/`waitchainbuf`. A pbuf is waited
     /// for only while none of ours is in flight, so even a pool of one cannot deadlock
-    /// against itself. On an error no more reads are started; the first error is returned
-    /// with the run's first page.
+    /// against itself. Each run's pages are checked against `crcs` (a page that fails is
+    /// wiped from `buf`). On an error no more reads are started; the first error is
+    /// returned: a read error with the run's first page, or the first corrupt page.
     fn read_chain(
         &self,
+        obj: &ObjectInner,
         runs: &[ReadRun],
+        crcs: &[Vec<Option<u32>>],
         start: u64,
         buf: &mut [u8],
-    ) -> Result<(), (u64, DeviceError)> {
+    ) -> Result<(), PagerError> {
         let (tx, rx) = crossbeam_channel::unbounded::<IoCompletion>();
         let (mut next, mut inflight) = (0, 0);
         let mut first_err = None;
@@ -170,7 +186,11 @@ impl Core {
                 next += 1;
             }
             let Ok(c) = rx.recv() else {
-                return Err((start, DeviceError::completion_lost()));
+                return Err(PagerError::Read {
+                    object: obj.name(),
+                    pindex: start,
+                    source: DeviceError::completion_lost(),
+                });
             };
             inflight -= 1;
             let run = &runs[c.tag as usize];
@@ -178,12 +198,32 @@ impl Core {
             match c.result {
                 Ok(()) => {
                     bump(&self.counters.pages_in, run.len);
+                    let bad = integrity::bad_pages(c.buf.as_slice(), &crcs[c.tag as usize]);
                     let at = (run.pindex - start) as usize * PAGE_SIZE;
-                    buf[at..at + run.len as usize * PAGE_SIZE].copy_from_slice(c.buf.as_slice());
+                    let dst = &mut buf[at..at + run.len as usize * PAGE_SIZE];
+                    dst.copy_from_slice(c.buf.as_slice());
+                    if let Some(k) = bad.iter().position(|&b| b) {
+                        let n = bad.iter().filter(|&&b| b).count();
+                        self.corrupt(run.loc.dev, n as u64);
+                        for (page, _) in dst.chunks_exact_mut(PAGE_SIZE).zip(&bad).filter(|p| *p.1)
+                        {
+                            page.fill(0);
+                        }
+                        first_err.get_or_insert(PagerError::Corrupt {
+                            object: obj.name(),
+                            pindex: run.pindex + k as u64,
+                            device: run.loc.dev,
+                            block: run.loc.page + k as u64,
+                        });
+                    }
                 }
                 Err(e) => {
                     self.io_error(run.loc.dev, &e, false);
-                    first_err.get_or_insert((run.pindex, e));
+                    first_err.get_or_insert(PagerError::Read {
+                        object: obj.name(),
+                        pindex: run.pindex,
+                        source: e,
+                    });
                 }
             }
             self.read_pool.release(c.buf);

@@ -94,10 +94,14 @@ impl Core {
             blist,
             draining: None,
             failed: false,
+            failing: false,
+            write_errors_in_row: 0,
+            corrupt: 0,
             used: 0,
             quarantined: 0,
             header_bad,
             filled: 0,
+            stash: None,
         });
         space.sizecheck();
         drop(space);
@@ -202,7 +206,7 @@ impl Core {
             .iter()
             .enumerate()
             .filter(|(i, a)| *i != idx && a.allocatable())
-            .map(|(_, a)| a.blist.avail())
+            .map(|(_, a)| a.avail())
             .sum();
         let a = &mut space.areas[idx];
         let path = a.area.path().to_owned();
@@ -222,6 +226,7 @@ impl Core {
                 have,
             });
         }
+        a.unstash();
         let refill: Vec<(u64, u64)> = a.blist.free_ranges().collect();
         for &(start, len) in &refill {
             a.filled += a.blist.fill(start, len).unwrap_or(0);
@@ -296,10 +301,12 @@ impl Core {
                     return Err(PagerError::Write {
                         object: obj.name(),
                         pindex: p0 + off,
+                        source: Some(e),
                     });
                 }
                 continue;
             }
+            self.space.lock().write_result(run.dev, true);
             let mut st = obj.st.lock();
             let mut space = self.space.lock();
             for k in 0..run.len {
@@ -307,7 +314,8 @@ impl Core {
                 let old = (b0 + off + k) as u32;
                 let new = run.blk + k;
                 if st.meta.lookup(p) == Some(old) {
-                    st.meta.insert(p, new as u32);
+                    let crc = st.meta.checksum(p);
+                    st.meta.insert_checked(p, new as u32, crc);
                     st.release(&mut space, old);
                     moved += 1;
                 } else {

@@ -7,49 +7,108 @@ use crate::config::DeviceId;
 use crate::core::Core;
 use crate::object::ObjectInner;
 
+/// What [`crate::Pager::verify`] found wrong: a bug in the pager, never in its input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error(
+        "device {device}: avail {avail} + used {used} + quarantined {quarantined} + filled {filled} != usable {usable}"
+    )]
+    Accounting {
+        device: DeviceId,
+        avail: u64,
+        used: u64,
+        quarantined: u64,
+        filled: u64,
+        usable: u64,
+    },
+    #[error("{0}: owned by no device")]
+    Unowned(Where),
+    #[error("{0}: free in device {1}'s blist")]
+    Free(Where, DeviceId),
+    #[error("{0}: used twice")]
+    UsedTwice(Where),
+    #[error("object {object} page {pindex}: marked lost but mapped")]
+    LostButMapped { object: String, pindex: u64 },
+    #[error("device {device}: objects hold {held} blocks but {used} are used")]
+    Held {
+        device: DeviceId,
+        held: u64,
+        used: u64,
+    },
+}
+
+/// A block found in an object: in its metadata at `pindex`, or parked (`None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Where {
+    pub object: String,
+    pub pindex: Option<u64>,
+    pub block: u64,
+}
+
+impl std::fmt::Display for Where {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.pindex {
+            Some(p) => write!(f, "object {} page {p} block {}", self.object, self.block),
+            None => write!(f, "object {} parked block {}", self.object, self.block),
+        }
+    }
+}
+
 impl Core {
     /// Checks, per area, `avail + used + quarantined + filled == usable`; that every block
     /// in any object's metadata or parked list is allocated in its area's blist and held
     /// by one page only; and, when no I/O is in flight, that the blocks held equal `used`.
-    pub(crate) fn verify(&self) -> Result<(), String> {
+    pub(crate) fn verify(&self) -> Result<(), VerifyError> {
         let idle = *self.async_batches.lock() == 0;
         let mut objects = self.objects();
         objects.sort_by_key(|o| o.id);
         let guards: Vec<_> = objects.iter().map(|o| (o, o.st.lock())).collect();
         let space = self.space.lock();
         for a in &space.areas {
-            let sum = a.blist.avail() + a.used + a.quarantined + a.filled;
+            let sum = a.avail() + a.used + a.quarantined + a.filled;
             if sum != a.usable() {
-                return Err(format!(
-                    "device {}: avail {} + used {} + quarantined {} + filled {} = {sum} != usable {}",
-                    a.id,
-                    a.blist.avail(),
-                    a.used,
-                    a.quarantined,
-                    a.filled,
-                    a.usable()
-                ));
+                return Err(VerifyError::Accounting {
+                    device: a.id,
+                    avail: a.avail(),
+                    used: a.used,
+                    quarantined: a.quarantined,
+                    filled: a.filled,
+                    usable: a.usable(),
+                });
             }
         }
         let mut quiet = idle;
         let mut seen = HashSet::new();
         let mut held = vec![0u64; space.areas.len()];
         for (obj, st) in &guards {
-            quiet &= st.pending.is_empty() && st.readers == 0;
+            quiet &= st.pending.is_empty() && st.reads.is_empty();
+            if let Some(p) = st.lost.keys().find(|&&p| st.meta.lookup(p).is_some()) {
+                return Err(VerifyError::LostButMapped {
+                    object: name(obj),
+                    pindex: *p,
+                });
+            }
             let blocks = st.meta.iter().map(|(p, b)| (Some(p), b));
             let parked = st.deferred.iter().map(|&b| (None, b));
             for (p, b) in blocks.chain(parked) {
                 let b = u64::from(b);
-                let where_ = || format!("object {} page {p:?} block {b}", name(obj));
+                let at = || Where {
+                    object: name(obj),
+                    pindex: p,
+                    block: b,
+                };
                 let Some(i) = space.areas.iter().position(|a| a.contains(b)) else {
-                    return Err(format!("{}: owned by no device", where_()));
+                    return Err(VerifyError::Unowned(at()));
                 };
                 let a = &space.areas[i];
-                if a.blist.is_free(b - a.first) {
-                    return Err(format!("{}: free in device {}'s blist", where_(), a.id));
+                let stashed = a
+                    .stash
+                    .is_some_and(|(d, len)| (d..d + len).contains(&(b - a.first)));
+                if a.blist.is_free(b - a.first) || stashed {
+                    return Err(VerifyError::Free(at(), a.id));
                 }
                 if !seen.insert(b) {
-                    return Err(format!("{}: used twice", where_()));
+                    return Err(VerifyError::UsedTwice(at()));
                 }
                 held[i] += 1;
             }
@@ -57,10 +116,11 @@ impl Core {
         if quiet {
             for (a, &h) in space.areas.iter().zip(&held) {
                 if h != a.used {
-                    return Err(format!(
-                        "device {}: objects hold {h} blocks but {} are used",
-                        a.id, a.used
-                    ));
+                    return Err(VerifyError::Held {
+                        device: a.id,
+                        held: h,
+                        used: a.used,
+                    });
                 }
             }
         }

@@ -170,3 +170,79 @@ fn swapoff_closes_the_device_so_an_exclusive_open_succeeds_at_once() {
     }
     assert_no_loop_under(dir.path());
 }
+
+/// Issue #11 on real loop devices, both engines: a loop device's backing file truncated
+/// under it (the hole reads as zeroes through the loop device) and garbage written into the
+/// backing file under live pages. Every page reads back exactly or as an error — never as
+/// the zeroes or the garbage — and a swapoff drains what is still whole.
+#[test]
+fn on_loop_devices_a_truncated_or_overwritten_backing_file_is_an_error_never_data() {
+    use std::os::unix::fs::FileExt;
+    for engine in common::ENGINES {
+        let dir = tempdir();
+        let (a_path, a_loop) = swap_device(dir.path(), "trunc-a", 512);
+        let (b_path, b_loop) = swap_device(dir.path(), "trunc-b", 512);
+        let a_file = dir.path().join("swapkit-trunc-a.img");
+        {
+            let p = common::pager_on(engine, 32);
+            let a = p.swapon(&a_path, SwaponOptions::default()).unwrap();
+            let obj = p.alloc_object(None, 256).unwrap();
+            assert_eq!(
+                p.putpages(&obj, 0, &pages(0, 256), PutMode::Sync),
+                vec![PageResult::Ok; 256]
+            );
+            p.swapon(&b_path, SwaponOptions::default()).unwrap();
+            // Garbage under pages 10..14, and everything past the area's page 200 cut off.
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&a_file)
+                .unwrap();
+            for i in 10..14 {
+                let (_, at) = p.locate(&obj, i).unwrap();
+                f.write_all_at(&[0x5a; PAGE_SIZE], at * PAGE_SIZE as u64)
+                    .unwrap();
+            }
+            f.set_len(200 * PAGE_SIZE as u64).unwrap();
+            f.set_len(512 * PAGE_SIZE as u64).unwrap();
+            f.sync_all().unwrap();
+            let bad: Vec<bool> = (0..256)
+                .map(|i| (10..14).contains(&i) || p.locate(&obj, i).unwrap().1 >= 200)
+                .collect();
+            let bad = |i: u64| bad[i as usize];
+            let mut out = vec![0u8; PAGE_SIZE];
+            let mut errors = 0;
+            for i in 0..256 {
+                match p.getpages(&obj, i, 0, 0, &mut out) {
+                    Ok(_) => {
+                        assert!(!bad(i), "{engine:?}: page {i} read back");
+                        assert!(out == page(i), "{engine:?}: page {i}");
+                    }
+                    Err(e) => {
+                        assert!(bad(i), "{engine:?}: page {i}: {e}");
+                        errors += 1;
+                    }
+                }
+            }
+            assert!(errors > 4, "{engine:?}: the truncation hit nothing");
+            assert_eq!(p.stats().counters.corrupt_pages, errors);
+            let report = p
+                .swapoff(a, SwapoffOptions::default(), &mut |_, _| {})
+                .unwrap();
+            assert_eq!((report.moved, report.lost), (256 - errors, errors));
+            for i in 0..256 {
+                let r = p.getpages(&obj, i, 0, 0, &mut out);
+                if bad(i) {
+                    assert!(r.is_err(), "{engine:?}: page {i} after swapoff");
+                } else {
+                    r.unwrap();
+                    assert!(out == page(i), "{engine:?}: page {i} after swapoff");
+                }
+            }
+            p.verify().unwrap();
+        }
+        for dev in [a_loop, b_loop].into_iter().flatten() {
+            dev.detach().unwrap();
+        }
+        assert_no_loop_under(dir.path());
+    }
+}

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::model::{Harness, cases, op};
+use common::model::{Harness, cases, engine, op};
 use proptest::prelude::*;
 
 proptest! {
@@ -15,9 +15,10 @@ proptest! {
     #[test]
     fn every_read_equals_the_model_and_no_block_leaks(
         interleave in prop_oneof![Just(0u64), Just(1), Just(4), Just(32)],
+        engine in engine(),
         ops in prop::collection::vec(op(false), 1..80),
     ) {
-        let mut h = Harness::new(interleave, false);
+        let mut h = Harness::new(interleave, false, engine);
         for op in &ops {
             h.apply(op)?;
         }

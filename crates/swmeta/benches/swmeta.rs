@@ -4,7 +4,8 @@
 //! object of 2^20 or 2^26 pages (millions of operations, so one pass is already an average),
 //! the whole run must stay short on a shared 2-core machine, and criterion's warm-up,
 //! resampling and plots would multiply the time and the dependencies for no better number.
-//! Run it alone for stable figures; `SWMETA_BENCH_SMALL=1` skips the 2^26 objects.
+//! Run it alone for stable figures; `SWMETA_BENCH_SMALL=1` skips the 2^26 objects and
+//! `SWMETA_BENCH_MEMORY=1` prints only the memory table (with and without checksums).
 //!
 //! Orders: "sequential" walks page indices upwards (a pager streaming an object out or in);
 //! "random" visits the same pages in a scattered order (a bijection `i * odd mod 2^k`), which
@@ -159,14 +160,24 @@ fn rows(shape: Shape, table: &mut Vec<String>) {
     line("contiguous 31/31", contiguous[0], contiguous[1]);
 }
 
-fn memory_row(shape: Shape) -> String {
+/// One memory row; with `checksums` every page gets a CRC beside its block.
+fn memory_row(shape: Shape, checksums: bool) -> String {
     let before = HELD.load(Ordering::Relaxed);
-    let mut meta = build(shape);
+    let mut meta = if checksums {
+        let mut meta = SwapMeta::with_checksums();
+        for i in 0..shape.pages() {
+            meta.insert_checked(shape.pindex(i, false), i as Block, Some(i as u32));
+        }
+        meta
+    } else {
+        build(shape)
+    };
     let held = HELD.load(Ordering::Relaxed) - before;
     let pages = meta.pages() as f64;
     let row = format!(
-        "| {} | {} | {} | {:.3} | {:.3} |",
+        "| {} | {} | {} | {} | {:.3} | {:.3} |",
         shape.name,
+        if checksums { "crc32c" } else { "none" },
         meta.pages(),
         meta.clusters(),
         meta.memory_bytes() as f64 / pages,
@@ -194,10 +205,15 @@ fn main() {
         shapes.push(sparse(26, "sparse 2^26"));
     }
 
-    println!("| object | pages | clusters | bytes/page | allocator bytes/page |");
-    println!("|---|---:|---:|---:|---:|");
+    println!("| object | checksums | pages | clusters | bytes/page | allocator bytes/page |");
+    println!("|---|---|---:|---:|---:|---:|");
     for &shape in &shapes {
-        println!("{}", memory_row(shape));
+        for checksums in [false, true] {
+            println!("{}", memory_row(shape, checksums));
+        }
+    }
+    if std::env::var_os("SWMETA_BENCH_MEMORY").is_some() {
+        return;
     }
 
     println!();

@@ -29,6 +29,20 @@ pub(crate) struct Cluster {
     pub(crate) blocks: [Block; 32],
 }
 
+/// The checksums of one cluster's pages, kept only in maps made with checksums, in a
+/// vector parallel to the clusters: bit `i` of `mask` says whether page slot `i` has one
+/// (a page mapped without a checksum, as `reserve` maps them, has none).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Crcs {
+    pub(crate) mask: u32,
+    pub(crate) crc: [u32; 32],
+}
+
+const NO_CRCS: Crcs = Crcs {
+    mask: 0,
+    crc: [0; 32],
+};
+
 /// What the leaf operations changed, for the object's counters.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Delta {
@@ -44,6 +58,9 @@ pub(crate) struct Leaf {
     pub(crate) present: u64,
     /// The existing clusters, in slot order; `len() == present.count_ones()`.
     pub(crate) clusters: Vec<Cluster>,
+    /// With checksums: one entry per cluster, same order and same capacity; empty (and
+    /// allocating nothing) without.
+    pub(crate) crcs: Vec<Crcs>,
 }
 
 /// Cluster slot of a page inside its leaf.
@@ -62,7 +79,14 @@ impl Leaf {
             key,
             present: 0,
             clusters: Vec::new(),
+            crcs: Vec::new(),
         }
+    }
+
+    /// Heap bytes of the leaf's vectors (by capacity), for `memory_bytes`.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.clusters.capacity() * std::mem::size_of::<Cluster>()
+            + self.crcs.capacity() * std::mem::size_of::<Crcs>()
     }
 
     /// First page index of the leaf.
@@ -95,13 +119,36 @@ impl Leaf {
         (cluster.mask & (1 << i) != 0).then(|| cluster.blocks[i as usize])
     }
 
+    /// The checksum of `pindex` (in this leaf), if the map keeps checksums and the page has
+    /// one.
+    pub(crate) fn crc(&self, pindex: u64) -> Option<u32> {
+        let c = cluster_slot(pindex);
+        if self.present & (1 << c) == 0 {
+            return None;
+        }
+        let crcs = self.crcs.get(self.position(c))?;
+        let i = page_slot(pindex);
+        (crcs.mask & (1 << i) != 0).then(|| crcs.crc[i as usize])
+    }
+
     /// Sets the block of `pindex` (in this leaf) and returns the one it replaced. A new cluster
     /// is inserted in slot order; the vector grows by doubling up to the 64 clusters a leaf can
-    /// hold, so a full leaf wastes nothing and a partial one at most half its size.
-    pub(crate) fn insert(&mut self, pindex: u64, blk: Block, delta: &mut Delta) -> Option<Block> {
+    /// hold, so a full leaf wastes nothing and a partial one at most half its size. With
+    /// `checked` (the map keeps checksums) the page's checksum becomes `crc`.
+    pub(crate) fn insert(
+        &mut self,
+        pindex: u64,
+        blk: Block,
+        checked: bool,
+        crc: Option<u32>,
+        delta: &mut Delta,
+    ) -> Option<Block> {
         let c = cluster_slot(pindex);
         let i = page_slot(pindex) as usize;
         let pos = self.position(c);
+        if checked {
+            self.set_crc(c, pos, i, crc);
+        }
         if self.present & (1 << c) != 0 {
             let cluster = &mut self.clusters[pos];
             if cluster.mask & (1 << i) != 0 {
@@ -117,6 +164,9 @@ impl Leaf {
             let want = (len * 2).clamp(1, LEAF_CLUSTERS);
             self.clusters.reserve_exact(want - len);
         }
+        if !checked {
+            debug_assert!(self.crcs.is_empty(), "checksums in a map without them");
+        }
         let mut blocks = [0; 32];
         blocks[i] = blk;
         self.clusters.insert(
@@ -130,6 +180,26 @@ impl Leaf {
         delta.pages += 1;
         delta.clusters += 1;
         None
+    }
+
+    /// Sets the checksum of page slot `i` of cluster slot `c` (at `pos`); creates the
+    /// cluster's entry, in step with the cluster `insert` is about to create.
+    fn set_crc(&mut self, c: u32, pos: usize, i: usize, crc: Option<u32>) {
+        if self.present & (1 << c) == 0 {
+            if self.crcs.len() == self.crcs.capacity() {
+                let want = (self.crcs.len() * 2).clamp(1, LEAF_CLUSTERS);
+                self.crcs.reserve_exact(want - self.crcs.len());
+            }
+            self.crcs.insert(pos, NO_CRCS);
+        }
+        let entry = &mut self.crcs[pos];
+        match crc {
+            Some(v) => {
+                entry.mask |= 1 << i;
+                entry.crc[i] = v;
+            }
+            None => entry.mask &= !(1 << i),
+        }
     }
 
     /// Removes the block of `pindex` (in this leaf) and returns it; drops the cluster if that
@@ -148,8 +218,14 @@ impl Leaf {
         cluster.mask &= !(1 << i);
         let blk = cluster.blocks[i as usize];
         delta.pages += 1;
+        if let Some(crcs) = self.crcs.get_mut(pos) {
+            crcs.mask &= !(1 << i);
+        }
         if cluster.mask == 0 {
             self.clusters.remove(pos);
+            if !self.crcs.is_empty() {
+                self.crcs.remove(pos);
+            }
             self.present &= !(1 << c);
             delta.clusters += 1;
             self.shrink();
@@ -170,14 +246,23 @@ impl Leaf {
         let base = self.base();
         let mut rest = self.present;
         let mut present = 0;
+        // Bit `k`: the cluster at position `k` was emptied (so are its checksums).
+        let mut dropped = 0u64;
+        let mut k = 0;
+        let crcs = &mut self.crcs;
         self.clusters.retain_mut(|cluster| {
             let c = rest.trailing_zeros();
             rest &= rest - 1;
+            let at = k;
+            k += 1;
             if (c_first..=c_last).contains(&c) {
                 let lo = if c == c_first { page_slot(first) } else { 0 };
                 let hi = if c == c_last { page_slot(last) } else { 31 };
                 let mut hit = cluster.mask & (u32::MAX << lo) & (u32::MAX >> (31 - hi));
                 cluster.mask &= !hit;
+                if let Some(entry) = crcs.get_mut(at) {
+                    entry.mask &= !hit;
+                }
                 delta.pages += u64::from(hit.count_ones());
                 while hit != 0 {
                     let i = hit.trailing_zeros();
@@ -190,11 +275,19 @@ impl Leaf {
             }
             if cluster.mask == 0 {
                 delta.clusters += 1;
+                dropped |= 1 << at;
                 return false;
             }
             present |= 1 << c;
             true
         });
+        if !self.crcs.is_empty() {
+            let mut k = 0;
+            self.crcs.retain(|_| {
+                k += 1;
+                dropped & (1 << (k - 1)) == 0
+            });
+        }
         self.present = present;
         self.shrink();
     }
@@ -224,6 +317,9 @@ impl Leaf {
         let len = self.clusters.len();
         if len * 4 <= self.clusters.capacity() {
             self.clusters.shrink_to(len * 2);
+        }
+        if len * 4 <= self.crcs.capacity() {
+            self.crcs.shrink_to(len * 2);
         }
     }
 }

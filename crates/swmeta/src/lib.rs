@@ -9,8 +9,18 @@
 //! Pages are grouped in clusters of [`META_PAGES`] (32) consecutive indices: 32 `u32` blocks
 //! and a 32-bit mask of which are set (128 + 4 bytes). Up to 64 clusters of 2048 consecutive
 //! indices are packed, in order, in one allocation (a leaf); leaves hang in a path-compressed
-//! radix trie of 64-way nodes. A dense object costs about 4.15 bytes per page; a cluster with
+//! radix trie of 64-way nodes. A dense object costs about 4.17 bytes per page; a cluster with
 //! a single page costs 132 bytes (see the README for measured figures).
+//!
+//! # Checksums
+//! A map made with [`SwapMeta::with_checksums`] keeps a 32-bit checksum beside each block
+//! ([`SwapMeta::insert_checked`], [`SwapMeta::checksum`]): the pager stores each page's
+//! CRC32C there when it writes the page and checks it on every read. It must live in
+//! memory, next to the block number: a checksum stored on disk beside the data cannot tell
+//! a stale or misdirected page from the right one. Per cluster the checksums are 32 `u32`
+//! and a mask of which pages have one (a page mapped by [`SwapMeta::insert`] has none),
+//! 132 bytes in a vector parallel to the leaf's clusters, so a dense object costs about
+//! 8.29 bytes per page with them, and a map without them pays nothing for the feature.
 //!
 //! # Invariants
 //! - It never frees swap itself. Every block it drops — replaced by [`SwapMeta::insert`],
@@ -69,8 +79,10 @@ pub struct SwapMeta {
     trie: Trie,
     pages: u64,
     clusters: usize,
-    /// Cluster capacity of all leaves' vectors, for `memory_bytes`.
-    cluster_slots: usize,
+    /// Heap bytes of all leaves' vectors (clusters and checksums), for `memory_bytes`.
+    leaf_heap: usize,
+    /// Whether a checksum is kept beside each block (`with_checksums`).
+    checksums: bool,
 }
 
 impl std::fmt::Debug for SwapMeta {
@@ -78,15 +90,51 @@ impl std::fmt::Debug for SwapMeta {
         f.debug_struct("SwapMeta")
             .field("pages", &self.pages)
             .field("clusters", &self.clusters)
+            .field("checksums", &self.checksums)
             .field("memory_bytes", &self.memory_bytes())
             .finish()
     }
 }
 
 impl SwapMeta {
-    /// An empty map; allocates nothing.
+    /// An empty map without checksums; allocates nothing.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty map that keeps a 32-bit checksum beside each block (see
+    /// [`SwapMeta::insert_checked`]); allocates nothing. It costs 4 more bytes per page in
+    /// a dense object, and 132 more per cluster.
+    ///
+    /// ```
+    /// use swmeta::SwapMeta;
+    ///
+    /// let mut meta = SwapMeta::with_checksums();
+    /// meta.insert_checked(5, 40, Some(0xdead_beef));
+    /// meta.insert(6, 41); // no checksum: `reserve`, say
+    /// assert_eq!(meta.checksum(5), Some(0xdead_beef));
+    /// assert_eq!(meta.checksum(6), None);
+    /// // A new block comes with its own checksum (or none).
+    /// assert_eq!(meta.insert_checked(5, 42, Some(7)), Some(40));
+    /// assert_eq!(meta.checksum(5), Some(7));
+    /// meta.clear(|_, _| {});
+    /// ```
+    pub fn with_checksums() -> Self {
+        SwapMeta {
+            checksums: true,
+            ..Self::default()
+        }
+    }
+
+    /// Whether this map keeps checksums.
+    pub fn has_checksums(&self) -> bool {
+        self.checksums
+    }
+
+    /// The checksum stored with `pindex`'s block: `None` if the page is not mapped, the map
+    /// keeps no checksums, or the page was mapped without one.
+    pub fn checksum(&self, pindex: u64) -> Option<u32> {
+        self.trie.leaf(pindex >> LEAF_SHIFT)?.crc(pindex)
     }
 
     /// The block of `pindex` (`swp_pager_meta_ctl(.., 0)`).
@@ -97,12 +145,22 @@ impl SwapMeta {
     /// Maps `pindex` to `blk` (`swp_pager_meta_build`) and returns the block it replaced,
     /// which the caller must free. Allocates a cluster when `pindex` is the first page of its
     /// 32 to be mapped.
+    /// In a map with checksums the page is left without one.
     pub fn insert(&mut self, pindex: u64, blk: Block) -> Option<Block> {
+        self.insert_checked(pindex, blk, None)
+    }
+
+    /// [`SwapMeta::insert`] that also stores `crc` as the page's checksum (in a map with
+    /// checksums; a map without ignores it). `None` leaves the page without one. The
+    /// checksum belongs to the block: it goes with the page's next block only if given
+    /// again.
+    pub fn insert_checked(&mut self, pindex: u64, blk: Block, crc: Option<u32>) -> Option<Block> {
+        let checked = self.checksums;
         let leaf = self.trie.leaf_or_insert(pindex >> LEAF_SHIFT);
-        let capacity = leaf.clusters.capacity();
+        let heap = leaf.heap_bytes();
         let mut delta = Delta::default();
-        let old = leaf.insert(pindex, blk, &mut delta);
-        self.cluster_slots += leaf.clusters.capacity() - capacity;
+        let old = leaf.insert(pindex, blk, checked, crc, &mut delta);
+        self.leaf_heap += leaf.heap_bytes() - heap;
         self.pages += delta.pages;
         self.clusters += delta.clusters;
         old
@@ -113,10 +171,10 @@ impl SwapMeta {
     pub fn pop(&mut self, pindex: u64) -> Option<Block> {
         let key = pindex >> LEAF_SHIFT;
         let leaf = self.trie.leaf_mut(key)?;
-        let capacity = leaf.clusters.capacity();
+        let heap = leaf.heap_bytes();
         let mut delta = Delta::default();
         let blk = leaf.pop(pindex, &mut delta)?;
-        let (shrunk, emptied) = (capacity - leaf.clusters.capacity(), leaf.present == 0);
+        let (shrunk, emptied) = (heap - leaf.heap_bytes(), leaf.present == 0);
         self.account_removal(shrunk, delta);
         if emptied {
             self.remove_leaf(key);
@@ -156,7 +214,7 @@ impl SwapMeta {
         let root = self.trie.take();
         self.pages = 0;
         self.clusters = 0;
-        self.cluster_slots = 0;
+        self.leaf_heap = 0;
         trie::drain(root, &mut |leaf| leaf.drain(&mut freed));
     }
 
@@ -270,11 +328,10 @@ impl SwapMeta {
         self.clusters
     }
 
-    /// Heap bytes held: trie nodes, leaves and the clusters' vectors by capacity; O(1).
+    /// Heap bytes held: trie nodes, leaves and the clusters' (and checksums') vectors by
+    /// capacity; O(1).
     pub fn memory_bytes(&self) -> usize {
-        self.trie.inners * Trie::INNER_BYTES
-            + self.trie.leaves * Trie::LEAF_BYTES
-            + self.cluster_slots * std::mem::size_of::<Cluster>()
+        self.trie.inners * Trie::INNER_BYTES + self.trie.leaves * Trie::LEAF_BYTES + self.leaf_heap
     }
 
     /// The cluster of cluster key `pindex >> CLUSTER_SHIFT`, if it exists.
@@ -293,10 +350,10 @@ impl SwapMeta {
         let Some(leaf) = self.trie.leaf_mut(key) else {
             return;
         };
-        let capacity = leaf.clusters.capacity();
+        let heap = leaf.heap_bytes();
         let mut delta = Delta::default();
         leaf.free_pages(first, last, freed, &mut delta);
-        let (shrunk, emptied) = (capacity - leaf.clusters.capacity(), leaf.present == 0);
+        let (shrunk, emptied) = (heap - leaf.heap_bytes(), leaf.present == 0);
         self.account_removal(shrunk, delta);
         if emptied {
             self.remove_leaf(key);
@@ -304,14 +361,14 @@ impl SwapMeta {
     }
 
     fn account_removal(&mut self, shrunk: usize, delta: Delta) {
-        self.cluster_slots -= shrunk;
+        self.leaf_heap -= shrunk;
         self.pages -= delta.pages;
         self.clusters -= delta.clusters;
     }
 
     fn remove_leaf(&mut self, key: u64) {
         if let Some(leaf) = self.trie.remove(key) {
-            self.cluster_slots -= leaf.clusters.capacity();
+            self.leaf_heap -= leaf.heap_bytes();
         }
     }
 }

@@ -108,28 +108,49 @@ fn check_shape(meta: &SwapMeta, model: &BTreeMap<u64, Block>) {
     let (inners, leaves, slots) = trie::audit(&meta.trie);
     assert_eq!(
         (inners, leaves, slots),
-        (meta.trie.inners, meta.trie.leaves, meta.cluster_slots)
+        (meta.trie.inners, meta.trie.leaves, meta.leaf_heap)
     );
     if model.is_empty() {
         assert_eq!(meta.memory_bytes(), 0, "an empty map holds memory");
     }
 }
 
-fn run_ops(ops: Vec<Op>) {
-    let mut meta = SwapMeta::new();
+/// The checksum a test stores with `blk`: none for every seventh block (as `reserve`).
+fn crc_of(blk: Block) -> Option<u32> {
+    (!blk.is_multiple_of(7)).then(|| blk.rotate_left(13) ^ 0xa5a5_5a5a)
+}
+
+fn run_ops(ops: Vec<Op>, checksums: bool) {
+    let mut meta = if checksums {
+        SwapMeta::with_checksums()
+    } else {
+        SwapMeta::new()
+    };
+    assert_eq!(meta.has_checksums(), checksums);
     let mut model: BTreeMap<u64, Block> = BTreeMap::new();
+    // Every page's checksum is `crc_of` its block, so the model needs no second map.
+    let want_crc = |model: &BTreeMap<u64, Block>, p: u64| {
+        model
+            .get(&p)
+            .and_then(|&b| if checksums { crc_of(b) } else { None })
+    };
     for op in ops {
         let mut got: Vec<(u64, Block)> = Vec::new();
         let mut want: Vec<(u64, Block)> = Vec::new();
         match op {
             Op::Insert(p, b) => {
-                got.extend(meta.insert(p, b).map(|old| (p, old)));
+                got.extend(meta.insert_checked(p, b, crc_of(b)).map(|old| (p, old)));
                 want.extend(model.insert(p, b).map(|old| (p, old)));
             }
             Op::Fill(p, n, b) => {
                 for i in 0..n {
                     let (q, blk) = (p.wrapping_add(i), b.wrapping_add(i as u32));
-                    got.extend(meta.insert(q, blk).map(|old| (q, old)));
+                    let old = if crc_of(blk).is_some() {
+                        meta.insert_checked(q, blk, crc_of(blk))
+                    } else {
+                        meta.insert(q, blk)
+                    };
+                    got.extend(old.map(|old| (q, old)));
                     want.extend(model.insert(q, blk).map(|old| (q, old)));
                 }
             }
@@ -137,7 +158,10 @@ fn run_ops(ops: Vec<Op>) {
                 got.extend(meta.pop(p).map(|old| (p, old)));
                 want.extend(model.remove(&p).map(|old| (p, old)));
             }
-            Op::Lookup(p) => assert_eq!(meta.lookup(p), model.get(&p).copied(), "{op:?}"),
+            Op::Lookup(p) => {
+                assert_eq!(meta.lookup(p), model.get(&p).copied(), "{op:?}");
+                assert_eq!(meta.checksum(p), want_crc(&model, p), "{op:?}");
+            }
             Op::FreeRange(p, n) => {
                 meta.free_range(p, n, |q, b| got.push((q, b)));
                 if n > 0 {
@@ -184,6 +208,9 @@ fn run_ops(ops: Vec<Op>) {
     }
     let all: Vec<_> = meta.iter().collect();
     assert_eq!(all, model.iter().map(|(&q, &b)| (q, b)).collect::<Vec<_>>());
+    for &(q, _) in &all {
+        assert_eq!(meta.checksum(q), want_crc(&model, q), "checksum of {q}");
+    }
     let mut freed = Vec::new();
     meta.clear(|q, b| freed.push((q, b)));
     assert_eq!(freed, all, "clear hands back every block once, ascending");
@@ -197,8 +224,9 @@ proptest! {
 
     #[test]
     fn every_answer_and_every_handed_back_block_match_the_model(
-        ops in proptest::collection::vec(op(), 1..120)
+        ops in proptest::collection::vec(op(), 1..120),
+        checksums in any::<bool>(),
     ) {
-        run_ops(ops);
+        run_ops(ops, checksums);
     }
 }

@@ -234,8 +234,9 @@ const _: () = assert!(
     "the top digit must cover the key"
 );
 
-/// Checks the trie's shape and returns `(inners, leaves, cluster capacity)` counted by walking
-/// it: every inner node has two or more children, in the right digit, every leaf clusters.
+/// Checks the trie's shape and returns `(inners, leaves, leaf heap bytes)` counted by walking
+/// it: every inner node has two or more children, in the right digit, every leaf clusters,
+/// and the checksums (if any) in step with the clusters.
 #[cfg(test)]
 pub(crate) fn audit(trie: &Trie) -> (usize, usize, usize) {
     fn walk(slot: &Slot, lo: u64, hi: u64, counts: &mut (usize, usize, usize)) {
@@ -250,8 +251,15 @@ pub(crate) fn audit(trie: &Trie) -> (usize, usize, usize) {
                 assert_ne!(leaf.present, 0, "empty leaf {}", leaf.key);
                 assert_eq!(leaf.present.count_ones() as usize, leaf.clusters.len());
                 assert!(leaf.clusters.iter().all(|c| c.mask != 0), "empty cluster");
+                assert!(
+                    leaf.crcs.is_empty() || leaf.crcs.len() == leaf.clusters.len(),
+                    "checksums out of step with clusters"
+                );
+                for (crcs, cluster) in leaf.crcs.iter().zip(&leaf.clusters) {
+                    assert_eq!(crcs.mask & !cluster.mask, 0, "checksum of an unmapped page");
+                }
                 counts.1 += 1;
-                counts.2 += leaf.clusters.capacity();
+                counts.2 += leaf.heap_bytes();
             }
             Slot::Inner(node) => {
                 let first = node.first_key();

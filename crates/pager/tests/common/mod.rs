@@ -40,11 +40,25 @@ pub fn config(interleave: u64) -> PagerConfig {
         nswap_hiwat: 32,
         max_cluster: 8,
         engine: device::EngineKind::ThreadPool,
+        checksum: pager::Checksum::Crc32c,
     }
 }
 
 pub fn pager(interleave: u64) -> Pager {
     Pager::new(config(interleave)).unwrap()
+}
+
+/// Both engines, for tests that run on each.
+pub const ENGINES: [device::EngineKind; 2] =
+    [device::EngineKind::ThreadPool, device::EngineKind::IoUring];
+
+/// [`pager`] on a chosen engine.
+pub fn pager_on(engine: device::EngineKind, interleave: u64) -> Pager {
+    Pager::new(PagerConfig {
+        engine,
+        ..config(interleave)
+    })
+    .unwrap()
 }
 
 /// A page full of a pattern unique to `tag`.

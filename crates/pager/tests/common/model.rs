@@ -25,6 +25,9 @@ pub enum Val {
     Tag(u64),
     /// Reserved, or hit by a failed multi-page write: any content, maybe not on swap.
     Unknown,
+    /// Its last write was async (acknowledged with `Pend`) and failed on every area: every
+    /// read must be an error (`WriteLost`), never an older copy.
+    Lost,
 }
 
 #[derive(Debug, Clone)]
@@ -169,9 +172,14 @@ pub struct Harness {
 }
 
 impl Harness {
-    pub fn new(interleave: u64, faults: bool) -> Harness {
+    /// A pager on `engine` with areas 0 and 1 on, and the objects.
+    pub fn new(interleave: u64, faults: bool, engine: device::EngineKind) -> Harness {
         let dir = super::tempdir();
-        let pager = super::pager(interleave);
+        let pager = Pager::new(pager::PagerConfig {
+            engine,
+            ..super::config(interleave)
+        })
+        .unwrap();
         let mut areas = Vec::new();
         for (i, &size) in AREA_PAGES.iter().enumerate() {
             let path = area(dir.path(), &format!("m{i}"), size);
@@ -221,6 +229,10 @@ impl Harness {
                 "object {obj} page {p}: wrong data (want tag {t})"
             ),
             Some(Val::Unknown) => {}
+            Some(Val::Lost) => prop_assert!(
+                false,
+                "object {obj} page {p}: its async write failed everywhere, yet it read back"
+            ),
             None if absent_reads_zero => prop_assert!(
                 got.iter().all(|&b| b == 0),
                 "object {obj} page {p}: not zeroes"
@@ -247,7 +259,7 @@ impl Harness {
                     let pend = p.putpages(&self.objs[obj], start, &data, PutMode::Async(Some(cb)));
                     let done = rx.recv().unwrap();
                     prop_assert_eq!(done.results.len(), pend.len());
-                    self.apply_put(obj, start, t, &done.results);
+                    self.apply_put(obj, start, t, &done.results, true);
                 } else {
                     let mode = if asynch {
                         PutMode::Async(None)
@@ -261,7 +273,7 @@ impl Harness {
                             "error without faults: {res:?}"
                         );
                     }
-                    self.apply_put(obj, start, t, &res);
+                    self.apply_put(obj, start, t, &res, false);
                 }
             }
             Op::Get {
@@ -287,6 +299,13 @@ impl Harness {
                         );
                     }
                     Err(e @ PagerError::Read { .. }) => prop_assert!(self.any_faulty(), "{e}"),
+                    Err(e @ (PagerError::WriteLost { .. } | PagerError::Dropped { .. })) => {
+                        let v = self.model[obj].get(&pi);
+                        prop_assert!(
+                            matches!(v, Some(Val::Lost | Val::Unknown)),
+                            "page {pi} of {obj} ({v:?}): {e}"
+                        );
+                    }
                     Err(e) => prop_assert!(false, "getpages: {e}"),
                 }
             }
@@ -294,7 +313,7 @@ impl Harness {
                 let has = p.haspage(&self.objs[obj], pi).is_some();
                 match self.model[obj].get(&pi) {
                     Some(Val::Tag(_)) => prop_assert!(has, "haspage {obj}/{pi}"),
-                    None => prop_assert!(!has, "haspage {obj}/{pi}"),
+                    None | Some(Val::Lost) => prop_assert!(!has, "haspage {obj}/{pi}"),
                     Some(Val::Unknown) => {}
                 }
             }
@@ -334,7 +353,7 @@ impl Harness {
                     for i in 0..OBJ_PAGES {
                         let s = self.model[src].remove(&(i + offset));
                         match (self.model[dst].get(&i).copied(), s) {
-                            (Some(Val::Tag(_)), _) | (_, None) => {}
+                            (Some(Val::Tag(_) | Val::Lost), _) | (_, None) => {}
                             (None, Some(v)) => {
                                 self.model[dst].insert(i, v);
                             }
@@ -364,6 +383,16 @@ impl Harness {
                         }
                     }
                     Err(e @ PagerError::Read { .. }) => prop_assert!(self.any_faulty(), "{e}"),
+                    Err(
+                        e @ (PagerError::WriteLost { pindex, .. }
+                        | PagerError::Dropped { pindex, .. }),
+                    ) => {
+                        let v = self.model[obj].get(&pindex);
+                        prop_assert!(
+                            matches!(v, Some(Val::Lost | Val::Unknown)),
+                            "page {pindex} of {obj} ({v:?}): {e}"
+                        );
+                    }
                     Err(e) => prop_assert!(false, "strategy read: {e}"),
                 }
             }
@@ -469,11 +498,26 @@ impl Harness {
         }
     }
 
-    fn apply_put(&mut self, obj: usize, start: u64, t: u64, res: &[PageResult]) {
+    /// `res` are final results of an async put when `asynch_final`: an `Error` there was
+    /// acknowledged (`Pend`) first, so the page is lost, not back at its older copy.
+    fn apply_put(
+        &mut self,
+        obj: usize,
+        start: u64,
+        t: u64,
+        res: &[PageResult],
+        asynch_final: bool,
+    ) {
         for (k, r) in res.iter().enumerate() {
             let k = k as u64;
-            if matches!(r, PageResult::Ok | PageResult::Pend) {
-                self.model[obj].insert(start + k, Val::Tag(t + k));
+            match r {
+                PageResult::Ok | PageResult::Pend => {
+                    self.model[obj].insert(start + k, Val::Tag(t + k));
+                }
+                PageResult::Error if asynch_final => {
+                    self.model[obj].insert(start + k, Val::Lost);
+                }
+                _ => {}
             }
         }
     }
@@ -502,7 +546,9 @@ impl Harness {
                 .unwrap();
         }
         self.faulty.iter_mut().for_each(|f| *f = false);
-        self.pager.verify().map_err(TestCaseError::fail)?;
+        self.pager
+            .verify()
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
         for obj in 0..OBJECTS {
             let mut keys: Vec<u64> = self.model[obj].keys().copied().collect();
             keys.sort_unstable();
@@ -522,9 +568,18 @@ impl Harness {
             0,
             "blocks left after every object was dropped"
         );
-        p.verify().map_err(TestCaseError::fail)?;
+        p.verify().map_err(|e| TestCaseError::fail(e.to_string()))?;
         Ok(())
     }
+}
+
+/// Both engines, for every suite: io_uring runs completions on one reaper thread, which
+/// the thread pool's many workers can hide (a callback blocked on a lock stalls them all).
+pub fn engine() -> impl Strategy<Value = device::EngineKind> {
+    prop_oneof![
+        Just(device::EngineKind::ThreadPool),
+        Just(device::EngineKind::IoUring)
+    ]
 }
 
 /// Proptest cases: `PROPTEST_CASES` or `default`.

@@ -83,6 +83,7 @@ pub fn two_devices() -> PagerStats {
             max_cluster: 32,
             nswap_lowat: 1024,
             nswap_hiwat: 2048,
+            checksum: pager::Checksum::Crc32c,
         },
         pbufs: PbufStats {
             read: PoolStats {
@@ -110,6 +111,9 @@ pub fn two_devices() -> PagerStats {
             alloc_failures: 0,
             read_errors: 0,
             write_errors: 1,
+            corrupt_pages: 0,
+            write_retries: 0,
+            async_write_failures: 0,
             events: 1,
         },
         devices: vec![dev0, dev1],

@@ -115,6 +115,12 @@ pub fn list_table(stats: &PagerStats, opts: &ListOptions) -> String {
             DeviceState::Active => device_name(d).to_owned(),
             DeviceState::Draining { .. } => format!("{} (draining)", device_name(d)),
             DeviceState::Failed => format!("{} (failed)", device_name(d)),
+            DeviceState::Failing => format!("{} (failing)", device_name(d)),
+        };
+        let name = if d.corrupt > 0 {
+            format!("{name} ({} corrupt)", d.corrupt)
+        } else {
+            name
         };
         rows.push(vec![
             name,

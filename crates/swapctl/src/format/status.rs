@@ -22,6 +22,7 @@ fn state(d: &DeviceStats) -> String {
         DeviceState::Active => "active".into(),
         DeviceState::Draining { moved, total } => format!("draining {moved}/{total}"),
         DeviceState::Failed => "failed".into(),
+        DeviceState::Failing => "failing".into(),
     }
 }
 
@@ -55,8 +56,8 @@ pub fn status(s: &PagerStats) -> String {
     );
     let _ = writeln!(
         out,
-        "tunables    interleave {}  nswbuf {}  swap_async_max {}  max_cluster {}",
-        t.interleave, t.nswbuf, t.swap_async_max, t.max_cluster
+        "tunables    interleave {}  nswbuf {}  swap_async_max {}  max_cluster {}  checksum {}",
+        t.interleave, t.nswbuf, t.swap_async_max, t.max_cluster, t.checksum
     );
     let _ = writeln!(
         out,
@@ -77,6 +78,11 @@ pub fn status(s: &PagerStats) -> String {
     );
     let _ = writeln!(
         out,
+        "integrity   corrupt pages {}  write retries {}  async writes lost {}",
+        c.corrupt_pages, c.write_retries, c.async_write_failures
+    );
+    let _ = writeln!(
+        out,
         "objects     {} ({} named)  metadata {}",
         s.objects,
         s.named_objects,
@@ -85,7 +91,7 @@ pub fn status(s: &PagerStats) -> String {
     for d in &s.devices {
         let _ = writeln!(
             out,
-            "device {}  {}  prio {}  {}{}  used {}/{}  bad {}  in flight {}  reads {}  writes {}  \
+            "device {}  {}  prio {}  {}{}  used {}/{}  bad {}  corrupt {}  in flight {}  reads {}  writes {}  \
              read p99 {}us  write p99 {}us",
             device_name(d),
             state(d),
@@ -95,6 +101,7 @@ pub fn status(s: &PagerStats) -> String {
             d.used_pages,
             d.total_pages,
             d.bad_pages,
+            d.corrupt,
             d.in_flight,
             d.reads,
             d.writes,

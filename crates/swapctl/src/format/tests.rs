@@ -102,3 +102,20 @@ fn frag_prints_freebsd_text_per_device() {
     );
     assert!(frag(&two_devices(), Some("/dev/nope")).is_none());
 }
+
+#[test]
+fn list_and_status_name_a_failing_area_and_its_corrupt_pages() {
+    let mut stats = two_devices();
+    stats.devices[0].state = pager::DeviceState::Failing;
+    stats.devices[0].corrupt = 3;
+    let list = list_table(&stats, &opts(SizeUnit::Kilo));
+    assert!(
+        list.contains("/dev/loop0 (failing) (3 corrupt)"),
+        "list:\n{list}"
+    );
+    let status = status(&stats);
+    assert!(
+        status.contains("device /dev/loop0  failing") && status.contains("corrupt 3"),
+        "status:\n{status}"
+    );
+}

@@ -241,6 +241,7 @@ fn snapshot(kind: Fixture, t: u64) -> PagerStats {
                 pages_written: out_total * share / 100,
                 read_errors: 0,
                 write_errors: 0,
+                corrupt: 0,
                 read_latency: latency(180 + 40 * i as u64, in_total * share / 600),
                 write_latency: latency(420 + 90 * i as u64, out_total * share / 2400),
                 frag: frag(free_pages, i as u64),
@@ -283,6 +284,7 @@ fn snapshot(kind: Fixture, t: u64) -> PagerStats {
             max_cluster: 32,
             nswap_lowat: total_pages / 32,
             nswap_hiwat: total_pages / 16,
+            checksum: pager::Checksum::Crc32c,
         },
         pbufs: PbufStats {
             read: PoolStats {
@@ -310,6 +312,9 @@ fn snapshot(kind: Fixture, t: u64) -> PagerStats {
             alloc_failures: if full { 5_120 + t * 40 } else { 0 },
             read_errors: 0,
             write_errors: 0,
+            corrupt_pages: 0,
+            write_retries: 0,
+            async_write_failures: 0,
             events: match kind {
                 Fixture::AlmostFull => 1,
                 Fixture::Full => 2,

@@ -213,6 +213,7 @@ fn device_row(
     let name = match d.state {
         DeviceState::Failed => Line::styled(name, Style::new().fg(Color::Red).bold()),
         DeviceState::Draining { .. } => Line::styled(name, Style::new().fg(Color::Yellow)),
+        DeviceState::Failing => Line::styled(name, Style::new().fg(Color::Red)),
         DeviceState::Active => Line::from(name),
     };
     let fraction = used_fraction(d);
@@ -236,8 +237,11 @@ fn device_row(
             latency(&d.write_latency),
         )
     };
-    let bad = if d.bad_pages > 0 {
-        right(format::short_count(d.bad_pages)).style(Style::new().fg(Color::Red))
+    // Bad pages (header list, quarantined blocks) and pages that failed their checksum:
+    // both are storage the admin must look at.
+    let bad_or_corrupt = d.bad_pages + d.corrupt;
+    let bad = if bad_or_corrupt > 0 {
+        right(format::short_count(bad_or_corrupt)).style(Style::new().fg(Color::Red))
     } else {
         right("0".to_string())
     };
@@ -273,6 +277,13 @@ fn usage_cell(d: &DeviceStats, fraction: f64, width: usize) -> Line<'static> {
             let rest = width.saturating_sub(text.chars().count());
             let mut spans = vec![Span::styled(text, Style::new().fg(Color::Yellow).bold())];
             spans.extend(bar(done, rest, Color::Yellow));
+            Line::from(spans)
+        }
+        DeviceState::Failing => {
+            let text = "FAILING ";
+            let rest = width.saturating_sub(text.chars().count());
+            let mut spans = vec![Span::styled(text, Style::new().fg(Color::Red).bold())];
+            spans.extend(bar(fraction, rest, Color::Red));
             Line::from(spans)
         }
         DeviceState::Active => Line::from(bar(fraction, width, fill_color(fraction))),
