@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::session::{self, ObjectTable, Peer, Shared};
+use super::session::{self, Peer, Shared};
 use super::*;
 use crate::client::{Client, ClientError};
 use crate::proto::{ErrorKind, MAGIC, PROTOCOL_VERSION, Reply, Request};
@@ -40,6 +40,8 @@ fn start(backend: Arc<dyn Backend>) -> Running {
         socket: socket.clone(),
         socket_group: None,
         config: Config::default(),
+        config_path: None,
+        log_level_flag: false,
         auto_on: false,
     })
     .unwrap();
@@ -133,12 +135,7 @@ fn oversized_or_foreign_frames_are_answered_then_closed_and_others_are_unaffecte
 }
 
 fn shared(backend: Arc<dyn Backend>) -> Shared {
-    Shared {
-        backend,
-        config: Config::default(),
-        objects: Mutex::new(ObjectTable::default()),
-        daemon_uid: 0,
-    }
+    Shared::new(backend, Config::default(), 0)
 }
 
 fn call(s: &Shared, uid: u32, req: Request, data: Vec<u8>) -> Reply {
@@ -276,8 +273,9 @@ fn a_disconnected_clients_anonymous_objects_are_freed_and_named_ones_kept() {
     ));
 }
 
-/// A backend whose swapoff takes a while, to catch shutdown with a request in flight.
-struct SlowOff(MemoryBackend, Mutex<bool>);
+/// A backend whose swapoff takes a while, to catch shutdown with a request in flight. The
+/// barrier is met when a swapoff has begun, so the test triggers shutdown with it in flight.
+struct SlowOff(MemoryBackend, Mutex<bool>, std::sync::Barrier);
 
 impl Backend for SlowOff {
     fn stats(&self) -> pager::PagerStats {
@@ -287,6 +285,7 @@ impl Backend for SlowOff {
         self.0.swapon(p, prio, d)
     }
     fn swapoff(&self, p: &Path) -> Result<(), BackendError> {
+        self.2.wait();
         std::thread::sleep(Duration::from_millis(300));
         let r = self.0.swapoff(p);
         *self.1.lock() = true;
@@ -313,17 +312,24 @@ impl Backend for SlowOff {
     fn freespace(&self, o: u64, p: u64, n: u64) {
         self.0.freespace(o, p, n)
     }
+    fn swapped_pages(&self, o: u64) -> u64 {
+        self.0.swapped_pages(o)
+    }
 }
 
 #[test]
 fn shutdown_lets_the_request_in_flight_finish_and_answer() {
-    let backend = Arc::new(SlowOff(MemoryBackend::new(10), Mutex::new(false)));
+    let backend = Arc::new(SlowOff(
+        MemoryBackend::new(10),
+        Mutex::new(false),
+        std::sync::Barrier::new(2),
+    ));
     let mut d = start(backend.clone());
     let mut c = Client::connect(&d.socket).unwrap();
     c.swapon("/x", None, false).unwrap();
     let sock = d.socket.clone();
     let off = std::thread::spawn(move || c.swapoff("/x"));
-    std::thread::sleep(Duration::from_millis(100));
+    backend.2.wait();
     d.shutdown.trigger();
     d.thread.take().unwrap().join().unwrap().unwrap();
     assert!(
@@ -404,6 +410,9 @@ impl Backend for Corrupting {
     }
     fn freespace(&self, o: u64, p: u64, n: u64) {
         self.0.freespace(o, p, n)
+    }
+    fn swapped_pages(&self, o: u64) -> u64 {
+        self.0.swapped_pages(o)
     }
 }
 
