@@ -80,10 +80,14 @@ fn socket_access(path: &Path) -> String {
                 .join(", ")
         })
         .unwrap_or_default();
+    let mode = m.permissions().mode() & 0o7777;
+    let advice = if mode & 0o060 == 0o060 {
+        format!("ask an admin to add you to group {group}")
+    } else {
+        "only its owner may connect (start the daemon with --socket-group to share it)".into()
+    };
     format!(
-        "owner {user}, group {group}, mode {:04o}; you are uid {} (groups {groups}): \
-         ask an admin to add you to group {group}",
-        m.permissions().mode() & 0o7777,
+        "owner {user}, group {group}, mode {mode:04o}; you are uid {} (groups {groups}): {advice}",
         nix::unistd::getuid()
     )
 }
@@ -200,10 +204,21 @@ impl Client {
         };
         let _ = self.stream.set_read_timeout(timeout);
         let _ = self.stream.set_write_timeout(timeout);
-        req.frame(data)
-            .write_to(&mut self.stream)
-            .map_err(|e| timed_out(e, &self.path))?;
-        let frame = Frame::read_from(&mut self.stream).map_err(|e| timed_out(e, &self.path))?;
+        let sent = req.frame(data).write_to(&mut self.stream);
+        let frame = match sent {
+            Ok(()) => Frame::read_from(&mut self.stream).map_err(|e| timed_out(e, &self.path))?,
+            // A daemon that refused us (too many clients) answered and closed before our
+            // request went out: its words are waiting to be read; prefer them to EPIPE.
+            Err(ProtoError::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                Frame::read_from(&mut self.stream).map_err(|_| ProtoError::Io(e))?
+            }
+            Err(e) => return Err(timed_out(e, &self.path)),
+        };
         match Reply::decode(&frame)? {
             Reply::Error { kind, message } => Err(ClientError::Daemon { kind, message }),
             reply => Ok((reply, frame.data)),

@@ -189,13 +189,22 @@ pub fn write_uid(l: Level, uid: u32, args: std::fmt::Arguments<'_>) {
 /// Write the summary of every window that has ended with lines held back, and forget quiet
 /// uids. The accept loop calls it every tick, so a summary is never later than a window.
 pub fn flush_suppressed() {
+    flush_windows(false);
+}
+
+/// At exit: the summaries of every window, ended or not.
+pub fn flush_all_suppressed() {
+    flush_windows(true);
+}
+
+fn flush_windows(all: bool) {
     let now = Instant::now();
     let mut out = Vec::new();
     {
         let mut guard = WINDOWS.lock();
         let Some(map) = guard.as_mut() else { return };
         map.retain(|uid, w| {
-            if now.duration_since(w.start) < WINDOW {
+            if !all && now.duration_since(w.start) < WINDOW {
                 return true;
             }
             if w.held > 0 {

@@ -179,6 +179,7 @@ impl Daemon {
         drop(self.listener);
         acceptor.stop();
         shared.backend.flush();
+        log::flush_all_suppressed();
         log_info!("all I/O finished; exiting");
         Ok(())
     }
