@@ -92,7 +92,7 @@ enum Ask {
 
 /// What the poller thread answers.
 enum Answer {
-    Fetched(Result<pager::PagerStats, String>),
+    Fetched(Result<Box<pager::PagerStats>, String>),
     Set(u64, Result<u64, String>),
     /// The source panicked: the payload, re-raised on the TUI's thread once the terminal is
     /// restored.
@@ -142,7 +142,7 @@ fn start_poller<S: StatsSource + Send + 'static>(
         .spawn(move || {
             for ask in ask_rx {
                 let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match ask {
-                    Ask::Fetch => Answer::Fetched(source.fetch()),
+                    Ask::Fetch => Answer::Fetched(source.fetch().map(Box::new)),
                     Ask::SetAsyncMax(n) => Answer::Set(n, source.set_swap_async_max(n)),
                 }));
                 let answer = answer.unwrap_or_else(Answer::Panicked);
@@ -274,7 +274,7 @@ fn take_answer(
         Answer::Fetched(r) => {
             *fetching = false;
             match r {
-                Ok(stats) => state.apply(stats),
+                Ok(stats) => state.apply(*stats),
                 Err(err) => state.poll_failed(err),
             }
             if let Some(memory) = probe.sample() {
