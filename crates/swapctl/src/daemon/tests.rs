@@ -458,3 +458,95 @@ fn load_verify_passes_on_a_faithful_backend() {
     let d = start(Arc::new(MemoryBackend::new(1 << 20)));
     assert_eq!(crate::load::run(&load_args(&d.socket, true)).unwrap(), 0);
 }
+
+fn start_with(backend: Arc<dyn Backend>, config: Config) -> Running {
+    let dir = tempfile::Builder::new()
+        .prefix("swapkit-daemon")
+        .tempdir()
+        .unwrap();
+    let socket = dir.path().join("s.sock");
+    let d = Daemon::bind(DaemonOptions {
+        socket: socket.clone(),
+        socket_group: None,
+        config,
+        config_path: None,
+        log_level_flag: false,
+        auto_on: false,
+    })
+    .unwrap();
+    let shutdown = Shutdown::default();
+    let s2 = shutdown.clone();
+    let thread = std::thread::spawn(move || d.serve(backend, s2));
+    Running {
+        _dir: dir,
+        socket,
+        shutdown,
+        thread: Some(thread),
+    }
+}
+
+/// Issue #12: an idle connection is closed after the idle timeout, and one that sent half a
+/// header after the read timeout; one that keeps asking stays.
+#[test]
+fn idle_and_half_sent_connections_are_closed_after_their_timeouts() {
+    use std::io::{Read, Write};
+    let mut config = Config::default();
+    config.limits.idle_timeout_ms = 300;
+    config.limits.read_timeout_ms = 300;
+    let d = start_with(Arc::new(MemoryBackend::new(10)), config);
+    let mut idle = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+    let mut half = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+    half.write_all(&MAGIC).unwrap();
+    let mut busy = Client::connect(&d.socket).unwrap();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(900) {
+        busy.stats().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Both were closed by the daemon: reads see the end, not a timeout.
+    for s in [&mut idle, &mut half] {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut buf = Vec::new();
+        assert!(s.read_to_end(&mut buf).is_ok());
+    }
+    assert!(busy.stats().is_ok(), "a connection in use is never idle");
+}
+
+/// Issue #12: a reload (SIGHUP) applies the file's limits and devices.
+#[test]
+fn a_reload_applies_the_new_limits_and_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "").unwrap();
+    let socket = dir.path().join("s.sock");
+    let d = Daemon::bind(DaemonOptions {
+        socket: socket.clone(),
+        socket_group: None,
+        config: Config::default(),
+        config_path: Some((path.clone(), true)),
+        log_level_flag: false,
+        auto_on: false,
+    })
+    .unwrap();
+    let reload = d.reload_flag();
+    let shutdown = Shutdown::default();
+    let s2 = shutdown.clone();
+    let thread = std::thread::spawn(move || d.serve(Arc::new(MemoryBackend::new(10)), s2));
+    let _running = Running {
+        _dir: dir,
+        socket: socket.clone(),
+        shutdown,
+        thread: Some(thread),
+    };
+    std::fs::write(
+        &path,
+        "[limits]\nmax_handle_len = 4\n[[device]]\npath = \"/dev/x\"\n",
+    )
+    .unwrap();
+    reload.store(true, Ordering::SeqCst);
+    let mut c = Client::connect(&socket).unwrap();
+    assert!(wait_until(|| c.config().is_ok_and(|d| d.len() == 1)));
+    let err = c.create(Some("hello")).unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::Quota), "{err}");
+    assert!(c.create(Some("abcd")).is_ok());
+}
