@@ -5,6 +5,13 @@
 //! The daemon and the load run in their own process groups, so a Ctrl-C typed at the terminal
 //! reaches only the TUI (and us); we stop them ourselves, politely (SIGTERM, then SIGKILL after
 //! a grace period), through [`ChildGuard`]s that also fire on error and panic.
+//!
+//! The terminal closing tears everything down too: a SIGHUP reaches us through
+//! [`cancel`], and a hang-up we see on the tty ourselves counts the same (we may not be in its
+//! foreground group). The TUI gets SIGTERM and 2 s, then SIGKILL. Nothing here panics when
+//! stderr is gone with the terminal: messages go through [`say`].
+//!
+//! `SWAPKIT_SWAPCTL=/path/to/swapctl` uses that binary instead of building one (tests).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -59,10 +66,9 @@ pub fn run(args: &DemoArgs) -> Result<(), Error> {
         ]),
         &wb.dir.join("load.log"),
     )?;
-    eprintln!(
-        "demo: daemon and load running on {}; opening swapctl top (q quits)",
-        sock
-    );
+    say(&format!(
+        "demo: daemon and load running on {sock}; opening swapctl top (q quits)"
+    ));
     let mut top = Command::new(&swapctl);
     top.args(["top", "--socket", &sock]);
     // SAFETY: the closure only calls pthread_sigmask, which is async-signal-safe.
@@ -71,32 +77,82 @@ pub fn run(args: &DemoArgs) -> Result<(), Error> {
         top.pre_exec(cancel::restore_in_child);
     }
     let mut top = top.spawn().map_err(|e| Error::io("running", &swapctl, e))?;
-    // Wait for the TUI. A SIGTERM/SIGHUP sent to us (not a key: the TUI owns those) is passed
-    // on to it so it restores the terminal; then everything below tears down as usual.
-    let mut passed_on = false;
-    let status = loop {
-        match top.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) => {}
-            Err(e) => return Err(Error::io("waiting for", &swapctl, e)),
-        }
-        if cancel::cancelled() && !passed_on {
-            let pid = nix::unistd::Pid::from_raw(top.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            passed_on = true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    // Wait for the TUI. A SIGTERM/SIGHUP sent to us (not a key: the TUI owns those), or our
+    // terminal hanging up, is passed on to it as SIGTERM so it restores the terminal; if it
+    // has not exited 2 s later it is killed. Then everything below tears down as usual.
+    let status = wait_for_tui(&mut top, &swapctl)?;
     drop(load);
     drop(daemon);
     drop(wb);
-    eprintln!("demo: stopped the load and the daemon, removed the devices");
+    say("demo: stopped the load and the daemon, removed the devices");
     cancel::check()?;
     if status.success() {
         Ok(())
     } else {
         Err(missing(&format!("`swapctl top` exited with {status}")))
     }
+}
+
+/// How long the TUI has to exit after SIGTERM before it is killed.
+const TUI_GRACE: Duration = Duration::from_secs(2);
+
+fn wait_for_tui(top: &mut Child, swapctl: &Path) -> Result<std::process::ExitStatus, Error> {
+    let tty = Tty::watch();
+    let mut told: Option<Instant> = None;
+    loop {
+        match top.try_wait() {
+            Ok(Some(status)) => return Ok(status),
+            Ok(None) => {}
+            Err(e) => return Err(Error::io("waiting for", swapctl, e)),
+        }
+        let stop = cancel::cancelled() || tty.gone();
+        match told {
+            None if stop => {
+                let pid = nix::unistd::Pid::from_raw(top.id() as i32);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+                told = Some(Instant::now());
+            }
+            Some(at) if at.elapsed() >= TUI_GRACE => {
+                let _ = top.kill();
+            }
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Our terminal, watched for a hang-up (the window closed).
+struct Tty(Option<std::os::fd::OwnedFd>);
+
+impl Tty {
+    fn watch() -> Tty {
+        use std::io::IsTerminal;
+        let fd = std::io::stdin()
+            .is_terminal()
+            .then(|| {
+                std::os::fd::AsFd::as_fd(&std::io::stdin())
+                    .try_clone_to_owned()
+                    .ok()
+            })
+            .flatten();
+        Tty(fd)
+    }
+
+    fn gone(&self) -> bool {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        let Some(fd) = &self.0 else { return false };
+        let mut fds = [PollFd::new(std::os::fd::AsFd::as_fd(fd), PollFlags::POLLIN)];
+        matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+            && fds[0]
+                .revents()
+                .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR))
+    }
+}
+
+/// A line on stderr that cannot panic: after the terminal closed, `eprintln!` would.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 fn missing(what: &str) -> Error {
@@ -108,9 +164,12 @@ fn missing(what: &str) -> Error {
 
 /// Build swapctl with the cargo that runs us and return the binary's path.
 fn build_swapctl() -> Result<PathBuf, Error> {
+    if let Some(bin) = std::env::var_os("SWAPKIT_SWAPCTL") {
+        return Ok(PathBuf::from(bin));
+    }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    eprintln!("demo: building swapctl (cargo build --release -p swapctl)");
+    say("demo: building swapctl (cargo build --release -p swapctl)");
     let status = Command::new(&cargo)
         .args(["build", "--release", "--quiet", "-p", "swapctl"])
         .current_dir(&root)
@@ -210,7 +269,10 @@ impl Drop for ChildGuard {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        eprintln!("demo: {} did not stop on SIGTERM; killing it", self.name);
+        say(&format!(
+            "demo: {} did not stop on SIGTERM; killing it",
+            self.name
+        ));
         let _ = child.kill();
         let _ = child.wait();
     }

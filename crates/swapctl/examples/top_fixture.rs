@@ -14,16 +14,13 @@ use swapctl::top::{self, TopOptions};
 
 fn main() -> ExitCode {
     match parse(std::env::args().skip(1)) {
-        Ok((source, opts)) => {
-            let mut source = source;
-            match top::run(&mut source, opts) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(err) => {
-                    eprintln!("top_fixture: terminal: {err}");
-                    ExitCode::FAILURE
-                }
+        Ok((source, opts)) => match top::run(source, opts) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("top_fixture: terminal: {err}");
+                ExitCode::FAILURE
             }
-        }
+        },
         Err(err) => {
             eprintln!("top_fixture: {err}");
             ExitCode::from(2)

@@ -2,16 +2,31 @@
 //!
 //! Every command that talks to the daemon goes through [`Client::call`]; the typed helpers
 //! below turn error replies into [`ClientError::Daemon`] with the daemon's words.
+//!
+//! No call waits forever: connecting gives up after [`CONNECT_TIMEOUT`] (a daemon whose
+//! backlog is full, or that is stopped), and a reply must come within [`REPLY_TIMEOUT`]
+//! ([`DATA_TIMEOUT`] for page transfers and swapon; swapoff, which moves every page off a
+//! device, has none). Each failure is one line naming the socket.
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use device::PAGE_SIZE;
 use pager::PagerStats;
 
 use crate::proto::{
-    ConfigDevice, ErrorKind, Frame, GetStatus, ProtoError, PutStatus, Reply, Request,
+    ConfigDevice, ErrorKind, FailReason, Frame, GetStatus, ProtoError, PutStatus, Reply, Request,
+    UidUsage,
 };
+
+/// How long connecting may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a control request's reply may take.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a page transfer's or a swapon's reply may take.
+pub const DATA_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -20,6 +35,11 @@ pub enum ClientError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The socket exists but we may not connect: says whose it is.
+    #[error("permission denied on {path} ({detail})")]
+    Permission { path: PathBuf, detail: String },
+    #[error("the daemon at {path} did not answer within {} s", secs(.after))]
+    Timeout { path: PathBuf, after: Duration },
     #[error("{0}")]
     Proto(#[from] ProtoError),
     /// The daemon answered with an error.
@@ -27,6 +47,95 @@ pub enum ClientError {
     Daemon { kind: ErrorKind, message: String },
     #[error("unexpected reply from the daemon: {0}")]
     Unexpected(String),
+}
+
+fn secs(d: &Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0}")
+    } else {
+        format!("{s:.1}")
+    }
+}
+
+/// "owner root, group swapkit, mode 0660; you are uid 1000 (groups 1000, 27)": what an admin
+/// needs to see why a connect was refused.
+fn socket_access(path: &Path) -> String {
+    let Ok(m) = std::fs::metadata(path) else {
+        return "cannot read its owner and mode".into();
+    };
+    let user = nix::unistd::User::from_uid(m.uid().into())
+        .ok()
+        .flatten()
+        .map_or_else(|| m.uid().to_string(), |u| u.name);
+    let group = nix::unistd::Group::from_gid(m.gid().into())
+        .ok()
+        .flatten()
+        .map_or_else(|| m.gid().to_string(), |g| g.name);
+    let groups = nix::unistd::getgroups()
+        .map(|g| {
+            g.iter()
+                .map(|g| g.as_raw().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    let mode = m.permissions().mode() & 0o7777;
+    let advice = if mode & 0o060 == 0o060 {
+        format!("ask an admin to add you to group {group}")
+    } else {
+        "only its owner may connect (start the daemon with --socket-group to share it)".into()
+    };
+    format!(
+        "owner {user}, group {group}, mode {mode:04o}; you are uid {} (groups {groups}): {advice}",
+        nix::unistd::getuid()
+    )
+}
+
+/// Connect without waiting forever: a Unix socket whose daemon does not accept (its backlog
+/// is full, or it is stopped) makes a blocking connect hang, so connect non-blocking and
+/// retry until `timeout`.
+fn connect_within(path: &Path, timeout: Duration) -> Result<UnixStream, ClientError> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
+    let io = |e: nix::errno::Errno| std::io::Error::from(e);
+    let err = |source: std::io::Error| match source.kind() {
+        std::io::ErrorKind::PermissionDenied => ClientError::Permission {
+            path: path.to_owned(),
+            detail: socket_access(path),
+        },
+        _ => ClientError::Connect {
+            path: path.to_owned(),
+            source,
+        },
+    };
+    let addr = UnixAddr::new(path).map_err(|e| err(io(e)))?;
+    let end = Instant::now() + timeout;
+    loop {
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(|e| err(io(e)))?;
+        match connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr) {
+            Ok(()) => {
+                let stream = UnixStream::from(fd);
+                stream.set_nonblocking(false).map_err(err)?;
+                return Ok(stream);
+            }
+            Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {
+                if Instant::now() >= end {
+                    return Err(ClientError::Timeout {
+                        path: path.to_owned(),
+                        after: timeout,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(err(io(e))),
+        }
+    }
 }
 
 impl ClientError {
@@ -42,6 +151,9 @@ impl ClientError {
 #[derive(Debug)]
 pub struct Client {
     stream: UnixStream,
+    path: PathBuf,
+    /// The reply timeout of control requests (`None`: wait forever).
+    timeout: Option<Duration>,
 }
 
 fn unexpected(r: Reply) -> ClientError {
@@ -49,18 +161,64 @@ fn unexpected(r: Reply) -> ClientError {
 }
 
 impl Client {
+    /// Connect within [`CONNECT_TIMEOUT`].
     pub fn connect(path: &Path) -> Result<Client, ClientError> {
-        let stream = UnixStream::connect(path).map_err(|source| ClientError::Connect {
+        Ok(Client {
+            stream: connect_within(path, CONNECT_TIMEOUT)?,
             path: path.to_owned(),
-            source,
-        })?;
-        Ok(Client { stream })
+            timeout: Some(REPLY_TIMEOUT),
+        })
+    }
+
+    /// Change the reply timeout of control requests (`None`: wait forever).
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeout = timeout;
+    }
+
+    /// The reply timeout for `req`.
+    fn timeout_for(&self, req: &Request) -> Option<Duration> {
+        match req {
+            Request::SwapOff { .. } => None,
+            Request::SwapOn { .. } => self.timeout.map(|t| t.max(DATA_TIMEOUT)),
+            r if r.is_page_transfer() => self.timeout.map(|t| t.max(DATA_TIMEOUT)),
+            _ => self.timeout,
+        }
     }
 
     /// Send one request and wait for its reply. An error reply becomes `Err(Daemon)`.
     pub fn call(&mut self, req: &Request, data: Vec<u8>) -> Result<(Reply, Vec<u8>), ClientError> {
-        req.frame(data).write_to(&mut self.stream)?;
-        let frame = Frame::read_from(&mut self.stream)?;
+        let timeout = self.timeout_for(req);
+        let timed_out = |e: ProtoError, path: &Path| match e {
+            ProtoError::Io(io)
+                if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                ClientError::Timeout {
+                    path: path.to_owned(),
+                    after: timeout.unwrap_or_default(),
+                }
+            }
+            e => ClientError::Proto(e),
+        };
+        let _ = self.stream.set_read_timeout(timeout);
+        let _ = self.stream.set_write_timeout(timeout);
+        let sent = req.frame(data).write_to(&mut self.stream);
+        let frame = match sent {
+            Ok(()) => Frame::read_from(&mut self.stream).map_err(|e| timed_out(e, &self.path))?,
+            // A daemon that refused us (too many clients) answered and closed before our
+            // request went out: its words are waiting to be read; prefer them to EPIPE.
+            Err(ProtoError::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                Frame::read_from(&mut self.stream).map_err(|_| ProtoError::Io(e))?
+            }
+            Err(e) => return Err(timed_out(e, &self.path)),
+        };
         match Reply::decode(&frame)? {
             Reply::Error { kind, message } => Err(ClientError::Daemon { kind, message }),
             reply => Ok((reply, frame.data)),
@@ -76,8 +234,13 @@ impl Client {
     }
 
     pub fn stats(&mut self) -> Result<PagerStats, ClientError> {
+        Ok(self.stats_and_usage()?.0)
+    }
+
+    /// The snapshot and the per-uid usage the daemon shows us (every uid's for root).
+    pub fn stats_and_usage(&mut self) -> Result<(PagerStats, Vec<UidUsage>), ClientError> {
         match self.call(&Request::Stats, Vec::new())?.0 {
-            Reply::Stats { stats } => Ok(*stats),
+            Reply::Stats { stats, uids } => Ok((*stats, uids)),
             r => Err(unexpected(r)),
         }
     }
@@ -157,6 +320,17 @@ impl Client {
         data: Vec<u8>,
         sync: bool,
     ) -> Result<Vec<PutStatus>, ClientError> {
+        Ok(self.putpages_why(object, pindex, data, sync)?.0)
+    }
+
+    /// [`Client::putpages`], with the reason of `fail` pages when it is not a full swap space.
+    pub fn putpages_why(
+        &mut self,
+        object: u64,
+        pindex: u64,
+        data: Vec<u8>,
+        sync: bool,
+    ) -> Result<(Vec<PutStatus>, Option<FailReason>), ClientError> {
         let count = (data.len() / PAGE_SIZE) as u32;
         match self
             .call(
@@ -170,7 +344,7 @@ impl Client {
             )?
             .0
         {
-            Reply::Put { pages } if pages.len() == count as usize => Ok(pages),
+            Reply::Put { pages, reason } if pages.len() == count as usize => Ok((pages, reason)),
             r => Err(unexpected(r)),
         }
     }

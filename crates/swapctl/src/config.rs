@@ -10,20 +10,50 @@
 //! priority = 10
 //! ```
 //!
-//! Every field is optional except a device's `path`; unknown keys are refused so that a typo
-//! does not silently change nothing. Command-line flags win over the file.
+//! Every field is optional except a device's `path`; unknown keys and unknown values of the
+//! typed fields (`log_level`, `engine`) are refused at parse time, with the file's line, so
+//! that a typo does not silently change nothing. Command-line flags win over the file. The
+//! `[limits]` table (time limits, per-uid quotas, pacing) is described in `docs/protocol.md`;
+//! SIGHUP re-reads it, with the devices and `log_level`.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::daemon::limits::Limits;
+use crate::daemon::log::Level;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
     pub daemon: DaemonConfig,
+    #[serde(default)]
+    pub limits: Limits,
     #[serde(default, rename = "device")]
     pub devices: Vec<DeviceEntry>,
+}
+
+/// The I/O engine, as the config file names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EngineName {
+    Auto,
+    #[serde(alias = "io-uring", alias = "uring")]
+    IoUring,
+    #[serde(alias = "thread")]
+    Threads,
+}
+
+impl EngineName {
+    /// The name `device::EngineKind` parses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineName::Auto => "auto",
+            EngineName::IoUring => "io_uring",
+            EngineName::Threads => "threads",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -36,9 +66,9 @@ pub struct DaemonConfig {
     pub nswbuf: Option<u64>,
     pub swap_async_max: Option<u64>,
     /// error, warn, info or debug.
-    pub log_level: Option<String>,
+    pub log_level: Option<Level>,
     /// I/O engine: auto, io_uring or threads.
-    pub engine: Option<String>,
+    pub engine: Option<EngineName>,
 }
 
 /// One `[[device]]` table.
@@ -147,6 +177,43 @@ noauto = true
         assert!(msg.starts_with("c.toml: "), "{msg}");
         assert!(msg.contains("interleve"), "{msg}");
         assert!(!msg.contains('\n'));
+    }
+
+    #[test]
+    fn a_typo_in_a_typed_value_fails_at_parse_time_with_the_line() {
+        let err = Config::parse("[daemon]\n\nengine = \"io_urin\"\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("io_urin"), "{err}");
+        let err = Config::parse("[daemon]\nlog_level = \"verbose\"\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2"), "{err}");
+        let c = Config::parse(
+            "[daemon]\nengine = \"threads\"\nlog_level = \"warn\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.daemon.engine, Some(EngineName::Threads));
+        assert_eq!(c.daemon.log_level, Some(Level::Warn));
+    }
+
+    #[test]
+    fn limits_have_the_documented_defaults_and_parse() {
+        let c = Config::parse("", Path::new("c.toml")).unwrap();
+        assert_eq!(c.limits, Limits::default());
+        assert_eq!(c.limits.write_timeout_ms, 30_000);
+        assert_eq!(c.limits.max_connections_per_uid, 64);
+        assert_eq!(c.limits.max_swap_pages_per_uid, None);
+        let c = Config::parse(
+            "[limits]\nidle_timeout_ms = 1000\nmax_swap_pages_per_uid = 10\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.limits.idle_timeout_ms, 1000);
+        assert_eq!(c.limits.max_swap_pages_per_uid, Some(10));
+        assert_eq!(c.limits.read_timeout_ms, 10_000);
     }
 
     #[test]

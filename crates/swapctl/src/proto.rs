@@ -277,6 +277,35 @@ impl Request {
         )
     }
 
+    /// Whether it moves page data (put, get, has, free): the work the daemon is for, never
+    /// paced. Everything else is a control request.
+    pub fn is_page_transfer(&self) -> bool {
+        matches!(
+            self,
+            Request::PutPages { .. }
+                | Request::GetPages { .. }
+                | Request::HasPage { .. }
+                | Request::FreeSpace { .. }
+        )
+    }
+
+    /// The request's `op` name, for log lines (never a peer's strings).
+    pub fn op(&self) -> &'static str {
+        match self {
+            Request::Stats => "stats",
+            Request::Config => "config",
+            Request::SwapOn { .. } => "swap_on",
+            Request::SwapOff { .. } => "swap_off",
+            Request::Set { .. } => "set",
+            Request::Create { .. } => "create",
+            Request::Destroy { .. } => "destroy",
+            Request::PutPages { .. } => "put_pages",
+            Request::GetPages { .. } => "get_pages",
+            Request::HasPage { .. } => "has_page",
+            Request::FreeSpace { .. } => "free_space",
+        }
+    }
+
     pub fn frame(&self, data: Vec<u8>) -> Frame {
         // Serializing a plain enum of strings and integers cannot fail.
         let meta = serde_json::to_vec(self).unwrap_or_default();
@@ -329,6 +358,30 @@ pub enum ErrorKind {
     Permission,
     NotFound,
     Failed,
+    /// Over a per-uid quota (objects, handle length, connections): see `docs/protocol.md`.
+    Quota,
+}
+
+/// Why a put's `fail` pages failed, when it is not a full swap space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailReason {
+    /// The uid's `max_swap_pages_per_uid` is reached.
+    Quota,
+}
+
+/// What one uid holds of the daemon, against its quotas (`swapctl status`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UidUsage {
+    pub uid: u32,
+    pub connections: u32,
+    /// `None`: exempt (root and the daemon's user).
+    pub max_connections: Option<u32>,
+    pub objects: u32,
+    pub max_objects: u32,
+    pub swap_pages: u64,
+    /// `None`: unlimited.
+    pub max_swap_pages: Option<u64>,
 }
 
 /// The result of paging out one page.
@@ -374,6 +427,9 @@ pub enum Reply {
     },
     Stats {
         stats: Box<pager::PagerStats>,
+        /// Per-uid usage: every uid's for root, the asker's own for anyone else.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        uids: Vec<UidUsage>,
     },
     Config {
         devices: Vec<ConfigDevice>,
@@ -386,6 +442,9 @@ pub enum Reply {
     },
     Put {
         pages: Vec<PutStatus>,
+        /// Set when pages failed for another reason than a full swap space.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<FailReason>,
     },
     /// Followed by `pages.len()` pages of data.
     Get {
@@ -567,6 +626,11 @@ pub(crate) mod tests {
     fn replies_round_trip() {
         let r = Reply::Stats {
             stats: Box::default(),
+            uids: vec![UidUsage {
+                uid: 1000,
+                max_swap_pages: Some(3),
+                ..Default::default()
+            }],
         };
         let (f, _) = Frame::decode(&r.frame(vec![]).encode()).unwrap();
         assert_eq!(Reply::decode(&f).unwrap(), r);

@@ -27,7 +27,12 @@ fn pty_child_runs_top_over_a_fixture() {
     let Ok(mode) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let mut source = FixtureSource::new(Fixture::Normal);
+    let kind = if mode == "never_connected" {
+        Fixture::NeverConnected
+    } else {
+        Fixture::Normal
+    };
+    let mut source = FixtureSource::new(kind);
     if mode == "panic" {
         source.panic_at = Some(3);
     }
@@ -36,7 +41,7 @@ fn pty_child_runs_top_over_a_fixture() {
         source: "fixture".to_string(),
         ..TopOptions::default()
     };
-    top::run(&mut source, opts).unwrap();
+    top::run(source, opts).unwrap();
 }
 
 impl PtyChild {
@@ -101,4 +106,22 @@ fn a_panic_restores_the_terminal_before_the_message_is_printed() {
         left < message,
         "the message must land on the restored screen"
     );
+}
+
+/// Issue #12: a `top` whose terminal closed was reparented and spun at 100% CPU. Closing the
+/// terminal must end it within 2 s (a hang-up: SIGHUP, then EOF/EIO on the tty).
+#[test]
+fn closing_the_terminal_ends_it_within_two_seconds() {
+    for mode in ["normal", "never_connected"] {
+        let Some(mut pty) = PtyChild::top_over_fixture(mode) else {
+            return;
+        };
+        pty.wait_for(&["fixture"]);
+        pty.hang_up();
+        let status = pty.exit_within(Duration::from_secs(2));
+        assert!(
+            status.is_some(),
+            "{mode}: top still runs 2 s after its terminal closed"
+        );
+    }
 }

@@ -38,8 +38,17 @@ fn unit(u: &UnitArgs) -> SizeUnit {
     }
 }
 
-fn connect(socket: &Path) -> Result<Client, CliError> {
-    Ok(Client::connect(socket)?)
+fn connect(socket: &Path, cmd: &'static str) -> Result<Client, CliError> {
+    Client::connect(socket).map_err(daemon_err(cmd))
+}
+
+/// A failed call of command `cmd` as one line: `swapctl: list: the daemon at PATH did not
+/// answer within 5 s`. Connection failures say what they say without the command.
+fn daemon_err(cmd: &'static str) -> impl Fn(ClientError) -> CliError {
+    move |e| match e {
+        ClientError::Connect { .. } | ClientError::Permission { .. } => CliError::from(e),
+        e => CliError::new(cmd, e),
+    }
 }
 
 /// The daemon needs absolute paths: it does not share our working directory.
@@ -80,10 +89,17 @@ fn exit_status(bits: i32, failed: usize, total: usize, all: bool) -> i32 {
 }
 
 pub fn on(a: &OnArgs) -> Result<i32, CliError> {
-    let mut c = connect(&a.socket.socket)?;
+    let mut c = connect(&a.socket.socket, "on")?;
     let targets: Vec<(String, Option<i32>)> = if a.all {
-        let on: Vec<String> = c.stats()?.devices.into_iter().map(|d| d.path).collect();
-        c.config()?
+        let on: Vec<String> = c
+            .stats()
+            .map_err(daemon_err("on"))?
+            .devices
+            .into_iter()
+            .map(|d| d.path)
+            .collect();
+        c.config()
+            .map_err(daemon_err("on"))?
             .into_iter()
             .filter(|d| !d.noauto && !on.contains(&d.path))
             .map(|d| (d.path, a.priority))
@@ -140,11 +156,11 @@ fn progress(socket: PathBuf, path: String, done: Arc<AtomicBool>) -> std::thread
 pub fn off(a: &OffArgs) -> Result<i32, CliError> {
     let mut c = match Client::connect(&a.socket.socket) {
         Ok(c) => c,
-        Err(e) => return Err(CliError::from(e).with_code(EX_SYSERR)),
+        Err(e) => return Err(daemon_err("off")(e).with_code(EX_SYSERR)),
     };
     let stats = c
         .stats()
-        .map_err(|e| CliError::from(e).with_code(EX_SYSERR))?;
+        .map_err(|e| daemon_err("off")(e).with_code(EX_SYSERR))?;
     let targets: Vec<String> = if a.all {
         stats.devices.iter().map(|d| d.path.clone()).collect()
     } else {
@@ -177,7 +193,9 @@ pub fn off(a: &OffArgs) -> Result<i32, CliError> {
 }
 
 pub fn list(a: &ListArgs) -> Result<i32, CliError> {
-    let stats = connect(&a.socket.socket)?.stats()?;
+    let stats = connect(&a.socket.socket, "list")?
+        .stats()
+        .map_err(daemon_err("list"))?;
     let opts = ListOptions {
         unit: unit(&a.unit),
         noheadings: a.noheadings,
@@ -196,24 +214,38 @@ pub fn list(a: &ListArgs) -> Result<i32, CliError> {
 }
 
 pub fn summary(a: &SummaryArgs) -> Result<i32, CliError> {
-    let stats = connect(&a.socket.socket)?.stats()?;
+    let stats = connect(&a.socket.socket, "summary")?
+        .stats()
+        .map_err(daemon_err("summary"))?;
     print(&format::summary(&stats, unit(&a.unit)));
     Ok(0)
 }
 
 pub fn status(a: &StatusArgs) -> Result<i32, CliError> {
-    let stats = connect(&a.socket.socket)?.stats()?;
+    let (stats, uids) = connect(&a.socket.socket, "status")?
+        .stats_and_usage()
+        .map_err(daemon_err("status"))?;
     if a.json {
-        let text = serde_json::to_string_pretty(&stats).map_err(|e| CliError::new("status", e))?;
+        // The snapshot as before, with the per-uid usage beside it when there is any.
+        let mut value = serde_json::to_value(&stats).map_err(|e| CliError::new("status", e))?;
+        if !uids.is_empty()
+            && let Some(map) = value.as_object_mut()
+        {
+            let u = serde_json::to_value(&uids).map_err(|e| CliError::new("status", e))?;
+            map.insert("uids".into(), u);
+        }
+        let text = serde_json::to_string_pretty(&value).map_err(|e| CliError::new("status", e))?;
         print(&(text + "\n"));
     } else {
-        print(&format::status(&stats));
+        print(&(format::status(&stats) + &format::usage(&uids)));
     }
     Ok(0)
 }
 
 pub fn frag(a: &FragArgs) -> Result<i32, CliError> {
-    let stats = connect(&a.socket.socket)?.stats()?;
+    let stats = connect(&a.socket.socket, "frag")?
+        .stats()
+        .map_err(daemon_err("frag"))?;
     let only = a
         .device
         .as_deref()
@@ -231,7 +263,7 @@ pub fn frag(a: &FragArgs) -> Result<i32, CliError> {
 }
 
 pub fn set(a: &SetArgs) -> Result<i32, CliError> {
-    let mut c = connect(&a.socket.socket)?;
+    let mut c = connect(&a.socket.socket, "set")?;
     let v = c
         .set("swap_async_max", a.value)
         .map_err(|e| CliError::new("set swap_async_max", e))?;
@@ -252,12 +284,12 @@ pub fn top(a: &TopArgs) -> Result<i32, CliError> {
             "-d needs a positive number of seconds",
         ));
     }
-    let mut source = crate::client::DaemonSource::new(&a.socket.socket);
+    let source = crate::client::DaemonSource::new(&a.socket.socket);
     let opts = crate::top::TopOptions {
         interval: Duration::from_secs_f64(a.delay.clamp(0.1, 60.0)),
         source: a.socket.socket.display().to_string(),
         ..Default::default()
     };
-    crate::top::run(&mut source, opts).map_err(|e| CliError::new("top", e))?;
+    crate::top::run(source, opts).map_err(|e| CliError::new("top", e))?;
     Ok(0)
 }

@@ -42,7 +42,7 @@ impl std::fmt::Display for CliError {
 impl From<ClientError> for CliError {
     fn from(e: ClientError) -> CliError {
         match &e {
-            ClientError::Connect { .. } => CliError {
+            ClientError::Connect { .. } | ClientError::Permission { .. } => CliError {
                 message: e.to_string(),
                 code: 1,
             },

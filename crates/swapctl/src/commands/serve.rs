@@ -1,5 +1,5 @@
 //! `swapctl daemon`: resolve settings (flags over config file over defaults), bind the
-//! socket, start the pager, serve until SIGTERM/SIGINT.
+//! socket, start the pager, serve until SIGTERM/SIGINT (SIGHUP reloads the config file).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,12 +18,11 @@ pub fn daemon(a: DaemonArgs) -> Result<i32, CliError> {
     };
     let config = Config::load(&path, must_exist).map_err(|e| CliError::new("config", e))?;
     let d = &config.daemon;
-    let level = a
-        .log_level
-        .clone()
-        .or(d.log_level.clone())
-        .unwrap_or_else(|| "info".into());
-    log::set_level(Level::parse(&level).map_err(|e| CliError::new("--log-level", e))?);
+    let level = match &a.log_level {
+        Some(l) => Level::parse(l).map_err(|e| CliError::new("--log-level", e))?,
+        None => d.log_level.unwrap_or(Level::Info),
+    };
+    log::set_level(level);
     let socket = a
         .socket
         .clone()
@@ -33,17 +32,24 @@ pub fn daemon(a: DaemonArgs) -> Result<i32, CliError> {
         interleave: a.interleave.or(d.interleave),
         nswbuf: a.nswbuf.or(d.nswbuf),
         swap_async_max: a.async_max.or(d.swap_async_max),
-        engine: d.engine.clone(),
+        engine: d.engine,
     };
     let shutdown = Shutdown::default();
-    handle_signals(shutdown.clone()).map_err(|e| CliError::new("signals", e))?;
     let bound = Daemon::bind(DaemonOptions {
         socket: socket.clone(),
         socket_group: a.socket_group.clone().or(d.socket_group.clone()),
         config: config.clone(),
+        config_path: Some((path, must_exist)),
+        log_level_flag: a.log_level.is_some(),
         auto_on: !a.no_auto,
     })
     .map_err(|e| CliError::new("daemon", e))?;
+    // Handlers go in right after the bind: from then on no signal but SIGKILL leaves the
+    // socket file behind.
+    if let Err(e) = handle_signals(shutdown.clone(), bound.reload_flag(), &socket) {
+        let _ = std::fs::remove_file(&socket);
+        return Err(CliError::new("signals", e));
+    }
     let backend = match PagerBackend::start(&settings) {
         Ok(b) => b,
         Err(e) => {

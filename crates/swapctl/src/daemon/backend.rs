@@ -40,6 +40,8 @@ pub trait Backend: Send + Sync + 'static {
     fn haspage(&self, object: u64, pindex: u64) -> (bool, u64, u64);
     /// Drop the swap copies of `count` pages from `pindex`.
     fn freespace(&self, object: u64, pindex: u64, count: u64);
+    /// Pages of `object` that hold swap (what its uid is charged against its quota).
+    fn swapped_pages(&self, object: u64) -> u64;
     /// Wait for async writes still in flight (called once at shutdown).
     fn flush(&self) {}
 }
@@ -202,6 +204,14 @@ impl Backend for MemoryBackend {
             .count() as u64;
         let after = (1..).take_while(|d| o.contains_key(&(pindex + d))).count() as u64;
         (true, before, after)
+    }
+
+    fn swapped_pages(&self, object: u64) -> u64 {
+        self.inner
+            .lock()
+            .objects
+            .get(&object)
+            .map_or(0, |o| o.len() as u64)
     }
 
     fn freespace(&self, object: u64, pindex: u64, count: u64) {

@@ -1,16 +1,41 @@
 //! The daemon's log: one line per event on stderr, filtered by `--log-level`.
+//!
+//! Invariants, so that no peer can flood or forge the log:
+//! - every event is exactly one line: control characters (a newline in a peer's handle or
+//!   path) are shown as `\u{..}` escapes, never written;
+//! - a line is at most [`MAX_LINE`] bytes; a longer one is cut and says how much was cut;
+//! - events caused by one non-root uid ([`log_uid!`](crate::daemon::log::log_uid)) pass at most
+//!   [`BURST`] per [`WINDOW`]; the rest are counted and summarised in one line
+//!   ("uid 1000: ... 1,204 more like this") when the window ends ([`flush_suppressed`]).
+//! - a failed write to stderr (a closed terminal) is ignored: logging never kills the daemon.
 
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Level {
     Error = 0,
+    #[serde(alias = "warning")]
     Warn = 1,
     Info = 2,
     Debug = 3,
 }
 
 static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
+
+/// Longest line written, in bytes (the prefix included).
+pub const MAX_LINE: usize = 512;
+/// Lines one non-root uid may cause per [`WINDOW`] before they are summarised.
+pub const BURST: u32 = 20;
+/// The rate-limit window of [`log_uid!`](crate::daemon::log::log_uid).
+pub const WINDOW: Duration = Duration::from_secs(10);
 
 impl Level {
     pub fn parse(s: &str) -> Result<Level, String> {
@@ -39,13 +64,157 @@ pub fn set_level(l: Level) {
     LEVEL.store(l as u8, Ordering::Relaxed);
 }
 
+pub fn level() -> Level {
+    match LEVEL.load(Ordering::Relaxed) {
+        0 => Level::Error,
+        1 => Level::Warn,
+        2 => Level::Info,
+        _ => Level::Debug,
+    }
+}
+
 pub fn enabled(l: Level) -> bool {
     l as u8 <= LEVEL.load(Ordering::Relaxed)
 }
 
+/// The line for one event: prefix, text with control characters escaped, cut at [`MAX_LINE`].
+pub fn line(l: Level, args: std::fmt::Arguments<'_>) -> String {
+    let raw = args.to_string();
+    let mut out = format!("swapctl daemon: {}: ", l.name());
+    let mut cut = 0usize;
+    for (i, c) in raw.char_indices() {
+        // Room for the longest escape and the cut note.
+        if out.len() + 40 > MAX_LINE {
+            cut = raw.len() - i;
+            break;
+        }
+        if c.is_control() {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    if cut > 0 {
+        let _ = write!(out, "... ({cut} bytes cut)");
+    }
+    out.push('\n');
+    out
+}
+
+fn emit(text: &str) {
+    // One write of the whole line, and no panic if stderr is gone (eprintln! would panic).
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
 pub fn write(l: Level, args: std::fmt::Arguments<'_>) {
     if enabled(l) {
-        eprintln!("swapctl daemon: {}: {args}", l.name());
+        emit(&line(l, args));
+    }
+}
+
+/// Per-uid rate-limit state: the window's start, lines passed in it, lines held back.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start: Instant,
+    passed: u32,
+    held: u64,
+}
+
+static WINDOWS: Mutex<Option<HashMap<u32, Window>>> = Mutex::new(None);
+
+/// 1204 as "1,204".
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn summary(uid: u32, held: u64) -> String {
+    line(
+        Level::Warn,
+        format_args!("uid {uid}: ... {} more like this", thousands(held)),
+    )
+}
+
+/// Log an event caused by `uid`. Root's events always pass; another uid's pass
+/// [`BURST`] per [`WINDOW`], the rest are summarised when the window ends.
+pub fn write_uid(l: Level, uid: u32, args: std::fmt::Arguments<'_>) {
+    if !enabled(l) {
+        return;
+    }
+    if uid == 0 {
+        emit(&line(l, args));
+        return;
+    }
+    let now = Instant::now();
+    let mut before = None;
+    {
+        let mut guard = WINDOWS.lock();
+        let w = guard
+            .get_or_insert_with(HashMap::new)
+            .entry(uid)
+            .or_insert(Window {
+                start: now,
+                passed: 0,
+                held: 0,
+            });
+        if now.duration_since(w.start) >= WINDOW {
+            if w.held > 0 {
+                before = Some(summary(uid, w.held));
+            }
+            *w = Window {
+                start: now,
+                passed: 0,
+                held: 0,
+            };
+        }
+        if w.passed >= BURST {
+            w.held += 1;
+            return;
+        }
+        w.passed += 1;
+    }
+    if let Some(s) = before {
+        emit(&s);
+    }
+    emit(&line(l, args));
+}
+
+/// Write the summary of every window that has ended with lines held back, and forget quiet
+/// uids. The accept loop calls it every tick, so a summary is never later than a window.
+pub fn flush_suppressed() {
+    flush_windows(false);
+}
+
+/// At exit: the summaries of every window, ended or not.
+pub fn flush_all_suppressed() {
+    flush_windows(true);
+}
+
+fn flush_windows(all: bool) {
+    let now = Instant::now();
+    let mut out = Vec::new();
+    {
+        let mut guard = WINDOWS.lock();
+        let Some(map) = guard.as_mut() else { return };
+        map.retain(|uid, w| {
+            if !all && now.duration_since(w.start) < WINDOW {
+                return true;
+            }
+            if w.held > 0 {
+                out.push(summary(*uid, w.held));
+            }
+            false
+        });
+    }
+    for s in out {
+        emit(&s);
     }
 }
 
@@ -53,4 +222,30 @@ macro_rules! log_error { ($($t:tt)*) => { $crate::daemon::log::write($crate::dae
 macro_rules! log_warn { ($($t:tt)*) => { $crate::daemon::log::write($crate::daemon::log::Level::Warn, format_args!($($t)*)) } }
 macro_rules! log_info { ($($t:tt)*) => { $crate::daemon::log::write($crate::daemon::log::Level::Info, format_args!($($t)*)) } }
 macro_rules! log_debug { ($($t:tt)*) => { $crate::daemon::log::write($crate::daemon::log::Level::Debug, format_args!($($t)*)) } }
-pub(crate) use {log_debug, log_error, log_info, log_warn};
+/// `log_uid!(Warn, uid, "...")`: an event a peer caused, rate-limited per uid.
+macro_rules! log_uid { ($l:ident, $uid:expr, $($t:tt)*) => { $crate::daemon::log::write_uid($crate::daemon::log::Level::$l, $uid, format_args!($($t)*)) } }
+pub(crate) use {log_debug, log_error, log_info, log_uid, log_warn};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_is_one_line_and_capped() {
+        let l = line(Level::Warn, format_args!("handle {}", "a\nb\x1b[2J"));
+        assert_eq!(l.matches('\n').count(), 1);
+        assert!(l.contains("a\\u{a}b\\u{1b}[2J"), "{l}");
+        let long = "x".repeat(200_000);
+        let l = line(Level::Warn, format_args!("{long}"));
+        assert!(l.len() <= MAX_LINE, "{}", l.len());
+        assert!(l.contains("bytes cut)"), "{l}");
+    }
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1204), "1,204");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+}

@@ -3,14 +3,13 @@
 
 use std::sync::Arc;
 
-use parking_lot::Mutex;
 use proptest::prelude::*;
 
 use device::PAGE_SIZE;
 
 use super::backend::{Backend, MemoryBackend};
 use super::pager_backend::{PagerBackend, PagerSettings};
-use super::session::{self, ObjectTable, Peer, Shared};
+use super::session::{self, Peer, Shared};
 use crate::config::Config;
 use crate::proto::{Reply, Request};
 
@@ -54,12 +53,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn shared(backend: Arc<dyn Backend>) -> Shared {
-    Shared {
-        backend,
-        config: Config::default(),
-        objects: Mutex::new(ObjectTable::default()),
-        daemon_uid: 0,
-    }
+    Shared::new(backend, Config::default(), 0)
 }
 
 /// The reply with what may differ between pager and model removed: `has_page`'s neighbour

@@ -24,7 +24,7 @@ pub struct PagerSettings {
     pub interleave: Option<u64>,
     pub nswbuf: Option<u64>,
     pub swap_async_max: Option<u64>,
-    pub engine: Option<String>,
+    pub engine: Option<crate::config::EngineName>,
 }
 
 /// Objects have no size on the wire; this bounds only `copy` and `strategy`, which the
@@ -50,7 +50,7 @@ impl PagerBackend {
             cfg.swap_async_max = v;
         }
         if let Some(e) = &s.engine {
-            cfg.engine = e.parse().map_err(|e| format!("engine {e}"))?;
+            cfg.engine = e.as_str().parse().map_err(|e| format!("engine {e}"))?;
         }
         let pager = Pager::new(cfg).map_err(|e| e.to_string())?;
         if let Some(v) = s.swap_async_max {
@@ -177,6 +177,10 @@ impl Backend for PagerBackend {
         if let Some(o) = self.object(object) {
             self.pager.freespace(&o, pindex, count);
         }
+    }
+
+    fn swapped_pages(&self, object: u64) -> u64 {
+        self.object(object).map_or(0, |o| o.swapped_pages())
     }
 
     fn flush(&self) {

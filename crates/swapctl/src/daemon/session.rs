@@ -1,32 +1,44 @@
-//! One client connection: read a frame, check who may do it, run it on the backend, reply.
+//! One client connection: wait for a frame, read it against the read timeout, check who may do
+//! it, pace it, run it on the backend, write the reply against the write timeout.
 //!
 //! Invariants: a bad frame gets an error reply, never a panic or a silent close; the session
-//! only ever touches objects of its peer's uid; when the connection ends, the anonymous
-//! objects it created are freed.
+//! only ever touches objects of its peer's uid; what a uid holds is counted against its quotas
+//! ([`super::uids`]) and uncounted exactly once; when the connection ends, the anonymous
+//! objects it created are freed; no peer holds the thread longer than the idle, read or write
+//! timeout of [`super::limits::Limits`].
 
 use std::collections::HashMap;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
 use device::PAGE_SIZE;
+use pager::PagerStats;
 
+use super::Shutdown;
 use super::backend::{Backend, BackendError};
-use super::log::{log_debug, log_info, log_warn};
+use super::limits::Limits;
+use super::log::{log_debug, log_info, log_uid};
+use super::timed::{self, DeadlineReader, DeadlineWriter, Ready};
+use super::uids::Uids;
 use crate::config::Config;
 use crate::proto::{
-    ConfigDevice, ErrorKind, Frame, MAX_PAGES, MAX_PINDEX, ProtoError, Reply, Request,
+    ConfigDevice, ErrorKind, FailReason, Frame, MAX_PAGES, MAX_PINDEX, ProtoError, PutStatus,
+    Reply, Request,
 };
 
-/// An object as the daemon tracks it: whose it is and what keeps it alive.
+/// An object as the daemon tracks it: whose it is, what keeps it alive, and the swap pages
+/// it held when last looked at (what its uid is charged).
 #[derive(Debug)]
 struct Owned {
     uid: u32,
     backend: u64,
     handle: Option<String>,
     conn: u64,
+    pages: u64,
 }
 
 /// Every object served, by wire id. Wire ids are never reused, so a stale id from a closed
@@ -41,10 +53,15 @@ pub struct ObjectTable {
 /// What every session shares.
 pub struct Shared {
     pub backend: Arc<dyn Backend>,
-    pub config: Config,
+    /// The config file as last (re)loaded: devices and limits. SIGHUP swaps it.
+    pub config: RwLock<Arc<Config>>,
     pub objects: Mutex<ObjectTable>,
+    pub uids: Uids,
     /// The daemon's effective uid: it may run privileged requests, as root may.
     pub daemon_uid: u32,
+    /// The last `stats` snapshot, shared by non-root monitors for `stats_max_age_ms`.
+    stats_cache: Mutex<Option<(Instant, Arc<PagerStats>)>>,
+    pub shutdown: Shutdown,
 }
 
 impl std::fmt::Debug for Shared {
@@ -52,6 +69,57 @@ impl std::fmt::Debug for Shared {
         f.debug_struct("Shared")
             .field("daemon_uid", &self.daemon_uid)
             .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    pub fn new(backend: Arc<dyn Backend>, config: Config, daemon_uid: u32) -> Shared {
+        Shared {
+            backend,
+            config: RwLock::new(Arc::new(config)),
+            objects: Mutex::new(ObjectTable::default()),
+            uids: Uids::default(),
+            daemon_uid,
+            stats_cache: Mutex::new(None),
+            shutdown: Shutdown::default(),
+        }
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        Arc::clone(&self.config.read())
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.config.read().limits.clone()
+    }
+
+    /// Root and the daemon's own user: privileged, and exempt from the connection quota
+    /// and from pacing.
+    pub fn is_admin(&self, uid: u32) -> bool {
+        uid == 0 || uid == self.daemon_uid
+    }
+
+    /// A fresh snapshot for an admin; for anyone else one at most `stats_max_age_ms` old,
+    /// so any number of monitors take the pager's locks at most once per period.
+    fn stats(&self, uid: u32) -> Arc<PagerStats> {
+        let max_age = self.limits().stats_max_age();
+        if !self.is_admin(uid) {
+            let mut cache = self.stats_cache.lock();
+            if let Some((at, s)) = cache.as_ref()
+                && at.elapsed() <= max_age
+            {
+                return Arc::clone(s);
+            }
+            let s = Arc::new(self.backend.stats());
+            *cache = Some((Instant::now(), Arc::clone(&s)));
+            return s;
+        }
+        Arc::new(self.backend.stats())
+    }
+
+    /// Forget the cached snapshot: a device came or went, or a tunable changed.
+    fn stats_changed(&self) {
+        *self.stats_cache.lock() = None;
     }
 }
 
@@ -80,55 +148,148 @@ fn backend_error(e: BackendError) -> Reply {
     }
 }
 
-/// Serve `stream` until the peer closes it, the daemon shuts its read side, or a frame
-/// breaks the stream's framing.
-pub fn serve(shared: &Shared, mut stream: UnixStream, peer: Peer) {
+/// Write `reply` whole within the write timeout, or report why not.
+fn send(
+    stream: &UnixStream,
+    reply: &Reply,
+    data: Vec<u8>,
+    limits: &Limits,
+) -> Result<(), ProtoError> {
+    let mut w = DeadlineWriter {
+        stream,
+        deadline: Instant::now() + limits.write_timeout(),
+    };
+    reply.frame(data).write_to(&mut w)
+}
+
+/// Serve `stream` until the peer closes it, the daemon shuts its read side, a time limit
+/// passes, or a frame breaks the stream's framing. The caller counted the connection
+/// against the uid's quota; this uncounts it.
+pub fn serve(shared: &Shared, stream: UnixStream, peer: Peer) {
     log_debug!(
         "client {} (uid {}, pid {}) connected",
         peer.conn,
         peer.uid,
         peer.pid
     );
+    let why = serve_frames(shared, &stream, &peer);
+    if let Some(why) = why {
+        log_uid!(
+            Info,
+            peer.uid,
+            "client {} (uid {}): {why}; closing",
+            peer.conn,
+            peer.uid
+        );
+    }
+    release(shared, &peer);
+    shared.uids.disconnect(peer.uid, &shared.limits());
+    log_debug!("client {} gone", peer.conn);
+}
+
+/// The request loop; returns why it ended when that is worth a log line.
+fn serve_frames(shared: &Shared, stream: &UnixStream, peer: &Peer) -> Option<String> {
     loop {
-        let frame = match Frame::read_from(&mut stream) {
+        let limits = shared.limits();
+        match timed::wait_readable(stream, limits.idle_timeout()) {
+            Ok(Ready::Readable) => {}
+            Ok(Ready::Idle) => {
+                return Some(format!(
+                    "idle for {} s",
+                    limits.idle_timeout().as_secs_f64()
+                ));
+            }
+            Err(e) => return Some(format!("waiting for a request: {e}")),
+        }
+        let mut r = DeadlineReader {
+            stream,
+            deadline: Instant::now() + limits.read_timeout(),
+        };
+        let frame = match Frame::read_from(&mut r) {
             Ok(f) => f,
-            Err(ProtoError::Closed) => break,
+            Err(ProtoError::Closed) => return None,
+            Err(ProtoError::Io(e)) if timed::is_timeout(&e) => {
+                return Some(format!(
+                    "a request did not arrive whole within {} s",
+                    limits.read_timeout().as_secs_f64()
+                ));
+            }
             Err(ProtoError::Io(e)) => {
                 log_debug!("client {}: {e}", peer.conn);
-                break;
+                return None;
             }
-            Err(ProtoError::Incomplete(_)) => break,
+            Err(ProtoError::Incomplete(_)) => {
+                return Some("closed in the middle of a request".into());
+            }
             Err(e) => {
                 // Bad magic, version or size: answer in words, then drop the connection,
                 // since what follows cannot be framed.
-                log_warn!("client {} (uid {}): {e}; closing", peer.conn, peer.uid);
-                let _ = Reply::error(e.reply_kind(), e.to_string())
-                    .frame(Vec::new())
-                    .write_to(&mut stream);
-                break;
+                let _ = send(
+                    stream,
+                    &Reply::error(e.reply_kind(), e.to_string()),
+                    Vec::new(),
+                    &limits,
+                );
+                return Some(e.to_string());
             }
         };
         let (reply, data) = match Request::decode(&frame) {
             Ok(req) => {
-                log_debug!("client {} (uid {}): {req:?}", peer.conn, peer.uid);
-                handle(shared, &peer, req, frame.data)
+                log_debug!("client {} (uid {}): {}", peer.conn, peer.uid, req.op());
+                if !pace(shared, peer, &req, &limits) {
+                    return None;
+                }
+                handle(shared, peer, req, frame.data)
             }
             Err(e) => {
-                log_warn!("client {} (uid {}): {e}", peer.conn, peer.uid);
+                log_uid!(
+                    Warn,
+                    peer.uid,
+                    "client {} (uid {}): {e}",
+                    peer.conn,
+                    peer.uid
+                );
                 (Reply::error(e.reply_kind(), e.to_string()), Vec::new())
             }
         };
-        if reply.frame(data).write_to(&mut stream).is_err() {
-            break;
+        match send(stream, &reply, data, &limits) {
+            Ok(()) => {}
+            Err(ProtoError::Io(e)) if timed::is_timeout(&e) => {
+                return Some(format!(
+                    "did not read its reply within {} s",
+                    limits.write_timeout().as_secs_f64()
+                ));
+            }
+            Err(_) => return None,
         }
     }
-    release(shared, &peer);
-    log_debug!("client {} gone", peer.conn);
+}
+
+/// Make a control request of a non-admin wait for its uid's token (page transfers are not
+/// paced: they are the work the daemon is for). Returns false if the daemon began shutting
+/// down meanwhile.
+fn pace(shared: &Shared, peer: &Peer, req: &Request, limits: &Limits) -> bool {
+    if req.is_page_transfer() || shared.is_admin(peer.uid) {
+        return true;
+    }
+    let wait = shared.uids.pace(peer.uid, limits);
+    let end = Instant::now() + wait;
+    // In slices, so shutdown is never held up by a paced client.
+    while Instant::now() < end {
+        if shared.shutdown.is_set() {
+            return false;
+        }
+        std::thread::sleep(
+            end.saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(50)),
+        );
+    }
+    true
 }
 
 /// Free the anonymous objects of a closed connection.
 fn release(shared: &Shared, peer: &Peer) {
-    let gone: Vec<u64> = {
+    let gone: Vec<Owned> = {
         let mut t = shared.objects.lock();
         let ids: Vec<u64> = t
             .by_id
@@ -136,13 +297,12 @@ fn release(shared: &Shared, peer: &Peer) {
             .filter(|(_, o)| o.conn == peer.conn && o.handle.is_none())
             .map(|(id, _)| *id)
             .collect();
-        ids.iter()
-            .filter_map(|id| t.by_id.remove(id))
-            .map(|o| o.backend)
-            .collect()
+        ids.iter().filter_map(|id| t.by_id.remove(id)).collect()
     };
-    for b in &gone {
-        shared.backend.destroy(*b);
+    let limits = shared.limits();
+    for o in &gone {
+        shared.backend.destroy(o.backend);
+        shared.uids.remove_object(o.uid, o.pages, &limits);
     }
     if !gone.is_empty() {
         log_debug!(
@@ -163,6 +323,21 @@ fn lookup(shared: &Shared, uid: u32, id: u64) -> Result<u64, Reply> {
             format!("object {id}: no such object"),
         )),
     }
+}
+
+/// Re-read the swap pages object `id` holds and charge the difference to its uid.
+fn recount(shared: &Shared, id: u64) {
+    let mut t = shared.objects.lock();
+    let Some(o) = t.by_id.get_mut(&id) else {
+        return;
+    };
+    let now = shared.backend.swapped_pages(o.backend);
+    let before = std::mem::replace(&mut o.pages, now);
+    let uid = o.uid;
+    drop(t);
+    shared
+        .uids
+        .pages_changed(uid, before, now, &shared.limits());
 }
 
 /// Check a page range of a data request: 1..=MAX_PAGES pages, all below MAX_PINDEX (so no
@@ -189,8 +364,15 @@ pub(crate) fn handle(
     req: Request,
     data: Vec<u8>,
 ) -> (Reply, Vec<u8>) {
-    if req.is_privileged() && peer.uid != 0 && peer.uid != shared.daemon_uid {
-        log_warn!("client {} (uid {}): refused {:?}", peer.conn, peer.uid, req);
+    if req.is_privileged() && !shared.is_admin(peer.uid) {
+        log_uid!(
+            Warn,
+            peer.uid,
+            "client {} (uid {}): refused {}: needs root or the daemon's user",
+            peer.conn,
+            peer.uid,
+            req.op()
+        );
         return (
             Reply::error(
                 ErrorKind::Permission,
@@ -205,144 +387,41 @@ pub(crate) fn handle(
     }
 }
 
-fn run(
-    shared: &Shared,
-    peer: &Peer,
-    req: Request,
-    data: Vec<u8>,
-) -> Result<(Reply, Vec<u8>), Reply> {
-    let b = &shared.backend;
-    let ok = |r: Reply| Ok((r, Vec::new()));
+type Answer = Result<(Reply, Vec<u8>), Reply>;
+
+fn ok(r: Reply) -> Answer {
+    Ok((r, Vec::new()))
+}
+
+/// One function per request kind.
+fn run(shared: &Shared, peer: &Peer, req: Request, data: Vec<u8>) -> Answer {
     match req {
-        Request::Stats => ok(Reply::Stats {
-            stats: Box::new(b.stats()),
-        }),
-        Request::Config => ok(Reply::Config {
-            devices: shared
-                .config
-                .devices
-                .iter()
-                .map(|d| ConfigDevice {
-                    path: d.path.display().to_string(),
-                    priority: d.priority,
-                    discard: d.discard,
-                    noauto: d.noauto,
-                })
-                .collect(),
-        }),
+        Request::Stats => stats(shared, peer),
+        Request::Config => config(shared),
         Request::SwapOn {
             path,
             priority,
             discard,
-        } => {
-            let entry = shared.config.device(Path::new(&path));
-            let priority = priority.or(entry.map(|e| e.priority)).unwrap_or(-1);
-            let discard = discard || entry.is_some_and(|e| e.discard);
-            b.swapon(Path::new(&path), priority, discard)
-                .map_err(backend_error)?;
-            log_info!("swapon {path} priority {priority} (uid {})", peer.uid);
-            ok(Reply::Ok)
-        }
-        Request::SwapOff { path } => {
-            log_info!("swapoff {path} (uid {}) started", peer.uid);
-            b.swapoff(Path::new(&path)).map_err(backend_error)?;
-            log_info!("swapoff {path} done");
-            ok(Reply::Ok)
-        }
-        Request::Set { name, value } => {
-            if name != "swap_async_max" {
-                return Err(Reply::error(
-                    ErrorKind::NotFound,
-                    format!("{name}: no such tunable (tunables: swap_async_max)"),
-                ));
-            }
-            let v = b.set_swap_async_max(value);
-            log_info!("swap_async_max = {v} (asked {value}, uid {})", peer.uid);
-            ok(Reply::Value { value: v })
-        }
-        Request::Create { handle } => {
-            if let Some(h) = &handle
-                && let Some(id) = shared.objects.lock().named.get(&(peer.uid, h.clone()))
-            {
-                return ok(Reply::Object { object: *id });
-            }
-            let backend = b.create().map_err(backend_error)?;
-            let mut t = shared.objects.lock();
-            // Two clients may race to create the same named object: keep the first.
-            if let Some(h) = &handle
-                && let Some(id) = t.named.get(&(peer.uid, h.clone())).copied()
-            {
-                drop(t);
-                b.destroy(backend);
-                return ok(Reply::Object { object: id });
-            }
-            t.next += 1;
-            let id = t.next;
-            if let Some(h) = &handle {
-                t.named.insert((peer.uid, h.clone()), id);
-            }
-            t.by_id.insert(
-                id,
-                Owned {
-                    uid: peer.uid,
-                    backend,
-                    handle,
-                    conn: peer.conn,
-                },
-            );
-            ok(Reply::Object { object: id })
-        }
-        Request::Destroy { object } => {
-            lookup(shared, peer.uid, object)?;
-            let gone = {
-                let mut t = shared.objects.lock();
-                let o = t.by_id.remove(&object);
-                if let Some(h) = o.as_ref().and_then(|o| o.handle.clone()) {
-                    t.named.remove(&(peer.uid, h));
-                }
-                o
-            };
-            if let Some(o) = gone {
-                b.destroy(o.backend);
-            }
-            ok(Reply::Ok)
-        }
+        } => swapon(shared, peer, &path, priority, discard),
+        Request::SwapOff { path } => swapoff(shared, peer, &path),
+        Request::Set { name, value } => set(shared, peer, &name, value),
+        Request::Create { handle } => create(shared, peer, handle),
+        Request::Destroy { object } => destroy(shared, peer, object),
         Request::PutPages {
             object,
             pindex,
             count,
             sync,
-        } => {
-            let n = check_range(pindex, u64::from(count), u64::from(MAX_PAGES))?;
-            if data.len() != n * PAGE_SIZE {
-                return Err(Reply::error(
-                    ErrorKind::Malformed,
-                    format!(
-                        "put_pages of {n} pages carries {} bytes of data",
-                        data.len()
-                    ),
-                ));
-            }
-            let id = lookup(shared, peer.uid, object)?;
-            ok(Reply::Put {
-                pages: b.putpages(id, pindex, &data, sync),
-            })
-        }
+        } => putpages(shared, peer, object, pindex, count, sync, &data),
         Request::GetPages {
             object,
             pindex,
             count,
-        } => {
-            let n = check_range(pindex, u64::from(count), u64::from(MAX_PAGES))?;
-            let id = lookup(shared, peer.uid, object)?;
-            let mut out = vec![0u8; n * PAGE_SIZE];
-            let pages = b.getpages(id, pindex, &mut out);
-            Ok((Reply::Get { pages }, out))
-        }
+        } => getpages(shared, peer, object, pindex, count),
         Request::HasPage { object, pindex } => {
             check_range(pindex, 1, 1)?;
             let id = lookup(shared, peer.uid, object)?;
-            let (has, before, after) = b.haspage(id, pindex);
+            let (has, before, after) = shared.backend.haspage(id, pindex);
             ok(Reply::Has { has, before, after })
         }
         Request::FreeSpace {
@@ -352,8 +431,222 @@ fn run(
         } => {
             check_range(pindex, count, MAX_PINDEX)?;
             let id = lookup(shared, peer.uid, object)?;
-            b.freespace(id, pindex, count);
+            shared.backend.freespace(id, pindex, count);
+            recount(shared, object);
             ok(Reply::Ok)
         }
     }
+}
+
+fn stats(shared: &Shared, peer: &Peer) -> Answer {
+    let only = (!shared.is_admin(peer.uid)).then_some(peer.uid);
+    let uids = shared
+        .uids
+        .usage(only, |u| shared.is_admin(u), &shared.limits());
+    ok(Reply::Stats {
+        stats: Box::new(PagerStats::clone(&shared.stats(peer.uid))),
+        uids,
+    })
+}
+
+fn config(shared: &Shared) -> Answer {
+    ok(Reply::Config {
+        devices: shared
+            .config()
+            .devices
+            .iter()
+            .map(|d| ConfigDevice {
+                path: d.path.display().to_string(),
+                priority: d.priority,
+                discard: d.discard,
+                noauto: d.noauto,
+            })
+            .collect(),
+    })
+}
+
+fn swapon(
+    shared: &Shared,
+    peer: &Peer,
+    path: &str,
+    priority: Option<i32>,
+    discard: bool,
+) -> Answer {
+    let config = shared.config();
+    let entry = config.device(Path::new(path));
+    let priority = priority.or(entry.map(|e| e.priority)).unwrap_or(-1);
+    let discard = discard || entry.is_some_and(|e| e.discard);
+    let result = shared.backend.swapon(Path::new(path), priority, discard);
+    shared.stats_changed();
+    match result {
+        Ok(()) => {
+            log_info!("swapon {path} priority {priority} (uid {})", peer.uid);
+            ok(Reply::Ok)
+        }
+        Err(e) => {
+            log_info!("swapon {path} (uid {}) failed: {e}", peer.uid);
+            Err(backend_error(e))
+        }
+    }
+}
+
+fn swapoff(shared: &Shared, peer: &Peer, path: &str) -> Answer {
+    log_info!("swapoff {path} (uid {}) started", peer.uid);
+    let result = shared.backend.swapoff(Path::new(path));
+    shared.stats_changed();
+    match result {
+        Ok(()) => {
+            log_info!("swapoff {path} done");
+            ok(Reply::Ok)
+        }
+        Err(e) => {
+            log_info!("swapoff {path} failed: {e}");
+            Err(backend_error(e))
+        }
+    }
+}
+
+fn set(shared: &Shared, peer: &Peer, name: &str, value: u64) -> Answer {
+    if name != "swap_async_max" {
+        return Err(Reply::error(
+            ErrorKind::NotFound,
+            format!("{name}: no such tunable (tunables: swap_async_max)"),
+        ));
+    }
+    let v = shared.backend.set_swap_async_max(value);
+    shared.stats_changed();
+    log_info!("swap_async_max = {v} (asked {value}, uid {})", peer.uid);
+    ok(Reply::Value { value: v })
+}
+
+fn create(shared: &Shared, peer: &Peer, handle: Option<String>) -> Answer {
+    let limits = shared.limits();
+    if let Some(h) = &handle {
+        if h.len() > limits.max_handle_len as usize {
+            return Err(Reply::error(
+                ErrorKind::Quota,
+                format!(
+                    "a handle of {} bytes is over the limit of {} (max_handle_len)",
+                    h.len(),
+                    limits.max_handle_len
+                ),
+            ));
+        }
+        if let Some(id) = shared.objects.lock().named.get(&(peer.uid, h.clone())) {
+            return ok(Reply::Object { object: *id });
+        }
+    }
+    shared
+        .uids
+        .add_object(peer.uid, &limits)
+        .map_err(|m| Reply::error(ErrorKind::Quota, m))?;
+    let backend = match shared.backend.create() {
+        Ok(b) => b,
+        Err(e) => {
+            shared.uids.remove_object(peer.uid, 0, &limits);
+            return Err(backend_error(e));
+        }
+    };
+    let mut t = shared.objects.lock();
+    // Two clients may race to create the same named object: keep the first.
+    if let Some(h) = &handle
+        && let Some(id) = t.named.get(&(peer.uid, h.clone())).copied()
+    {
+        drop(t);
+        shared.backend.destroy(backend);
+        shared.uids.remove_object(peer.uid, 0, &limits);
+        return ok(Reply::Object { object: id });
+    }
+    t.next += 1;
+    let id = t.next;
+    if let Some(h) = &handle {
+        t.named.insert((peer.uid, h.clone()), id);
+    }
+    t.by_id.insert(
+        id,
+        Owned {
+            uid: peer.uid,
+            backend,
+            handle,
+            conn: peer.conn,
+            pages: 0,
+        },
+    );
+    ok(Reply::Object { object: id })
+}
+
+fn destroy(shared: &Shared, peer: &Peer, object: u64) -> Answer {
+    lookup(shared, peer.uid, object)?;
+    let gone = {
+        let mut t = shared.objects.lock();
+        let o = t.by_id.remove(&object);
+        if let Some(h) = o.as_ref().and_then(|o| o.handle.clone()) {
+            t.named.remove(&(peer.uid, h));
+        }
+        o
+    };
+    if let Some(o) = gone {
+        shared.backend.destroy(o.backend);
+        shared.uids.remove_object(o.uid, o.pages, &shared.limits());
+    }
+    ok(Reply::Ok)
+}
+
+/// Page out; with a swap-page quota, only as many pages as the uid may still take are
+/// written, the rest answer `fail` with reason `quota`. (A rewrite of a page already on swap
+/// would not grow the uid's usage, but telling it apart would cost a lookup per page: at the
+/// quota, rewrites fail too.)
+fn putpages(
+    shared: &Shared,
+    peer: &Peer,
+    object: u64,
+    pindex: u64,
+    count: u32,
+    sync: bool,
+    data: &[u8],
+) -> Answer {
+    let n = check_range(pindex, u64::from(count), u64::from(MAX_PAGES))?;
+    if data.len() != n * PAGE_SIZE {
+        return Err(Reply::error(
+            ErrorKind::Malformed,
+            format!(
+                "put_pages of {n} pages carries {} bytes of data",
+                data.len()
+            ),
+        ));
+    }
+    let id = lookup(shared, peer.uid, object)?;
+    let limits = shared.limits();
+    let allowed = shared.uids.page_allowance(peer.uid, &limits).min(n as u64) as usize;
+    let mut pages = if allowed > 0 {
+        shared
+            .backend
+            .putpages(id, pindex, &data[..allowed * PAGE_SIZE], sync)
+    } else {
+        Vec::new()
+    };
+    let reason = (allowed < n).then_some(FailReason::Quota);
+    pages.resize(n, PutStatus::Fail);
+    if limits.max_swap_pages_per_uid.is_some() || allowed > 0 {
+        recount(shared, object);
+    }
+    if reason.is_some() {
+        log_uid!(
+            Info,
+            peer.uid,
+            "client {} (uid {}): {} pages over max_swap_pages_per_uid refused",
+            peer.conn,
+            peer.uid,
+            n - allowed
+        );
+    }
+    ok(Reply::Put { pages, reason })
+}
+
+fn getpages(shared: &Shared, peer: &Peer, object: u64, pindex: u64, count: u32) -> Answer {
+    let n = check_range(pindex, u64::from(count), u64::from(MAX_PAGES))?;
+    let id = lookup(shared, peer.uid, object)?;
+    let mut out = vec![0u8; n * PAGE_SIZE];
+    let pages = shared.backend.getpages(id, pindex, &mut out);
+    Ok((Reply::Get { pages }, out))
 }

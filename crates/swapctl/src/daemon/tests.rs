@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::session::{self, ObjectTable, Peer, Shared};
+use super::session::{self, Peer, Shared};
 use super::*;
 use crate::client::{Client, ClientError};
 use crate::proto::{ErrorKind, MAGIC, PROTOCOL_VERSION, Reply, Request};
@@ -40,6 +40,8 @@ fn start(backend: Arc<dyn Backend>) -> Running {
         socket: socket.clone(),
         socket_group: None,
         config: Config::default(),
+        config_path: None,
+        log_level_flag: false,
         auto_on: false,
     })
     .unwrap();
@@ -133,12 +135,7 @@ fn oversized_or_foreign_frames_are_answered_then_closed_and_others_are_unaffecte
 }
 
 fn shared(backend: Arc<dyn Backend>) -> Shared {
-    Shared {
-        backend,
-        config: Config::default(),
-        objects: Mutex::new(ObjectTable::default()),
-        daemon_uid: 0,
-    }
+    Shared::new(backend, Config::default(), 0)
 }
 
 fn call(s: &Shared, uid: u32, req: Request, data: Vec<u8>) -> Reply {
@@ -276,8 +273,9 @@ fn a_disconnected_clients_anonymous_objects_are_freed_and_named_ones_kept() {
     ));
 }
 
-/// A backend whose swapoff takes a while, to catch shutdown with a request in flight.
-struct SlowOff(MemoryBackend, Mutex<bool>);
+/// A backend whose swapoff takes a while, to catch shutdown with a request in flight. The
+/// barrier is met when a swapoff has begun, so the test triggers shutdown with it in flight.
+struct SlowOff(MemoryBackend, Mutex<bool>, std::sync::Barrier);
 
 impl Backend for SlowOff {
     fn stats(&self) -> pager::PagerStats {
@@ -287,6 +285,7 @@ impl Backend for SlowOff {
         self.0.swapon(p, prio, d)
     }
     fn swapoff(&self, p: &Path) -> Result<(), BackendError> {
+        self.2.wait();
         std::thread::sleep(Duration::from_millis(300));
         let r = self.0.swapoff(p);
         *self.1.lock() = true;
@@ -313,17 +312,24 @@ impl Backend for SlowOff {
     fn freespace(&self, o: u64, p: u64, n: u64) {
         self.0.freespace(o, p, n)
     }
+    fn swapped_pages(&self, o: u64) -> u64 {
+        self.0.swapped_pages(o)
+    }
 }
 
 #[test]
 fn shutdown_lets_the_request_in_flight_finish_and_answer() {
-    let backend = Arc::new(SlowOff(MemoryBackend::new(10), Mutex::new(false)));
+    let backend = Arc::new(SlowOff(
+        MemoryBackend::new(10),
+        Mutex::new(false),
+        std::sync::Barrier::new(2),
+    ));
     let mut d = start(backend.clone());
     let mut c = Client::connect(&d.socket).unwrap();
     c.swapon("/x", None, false).unwrap();
     let sock = d.socket.clone();
     let off = std::thread::spawn(move || c.swapoff("/x"));
-    std::thread::sleep(Duration::from_millis(100));
+    backend.2.wait();
     d.shutdown.trigger();
     d.thread.take().unwrap().join().unwrap().unwrap();
     assert!(
@@ -405,6 +411,9 @@ impl Backend for Corrupting {
     fn freespace(&self, o: u64, p: u64, n: u64) {
         self.0.freespace(o, p, n)
     }
+    fn swapped_pages(&self, o: u64) -> u64 {
+        self.0.swapped_pages(o)
+    }
 }
 
 fn load_args(socket: &Path, verify: bool) -> crate::cli::LoadArgs {
@@ -448,4 +457,96 @@ fn load_verify_stops_at_the_first_corrupt_page_and_names_it() {
 fn load_verify_passes_on_a_faithful_backend() {
     let d = start(Arc::new(MemoryBackend::new(1 << 20)));
     assert_eq!(crate::load::run(&load_args(&d.socket, true)).unwrap(), 0);
+}
+
+fn start_with(backend: Arc<dyn Backend>, config: Config) -> Running {
+    let dir = tempfile::Builder::new()
+        .prefix("swapkit-daemon")
+        .tempdir()
+        .unwrap();
+    let socket = dir.path().join("s.sock");
+    let d = Daemon::bind(DaemonOptions {
+        socket: socket.clone(),
+        socket_group: None,
+        config,
+        config_path: None,
+        log_level_flag: false,
+        auto_on: false,
+    })
+    .unwrap();
+    let shutdown = Shutdown::default();
+    let s2 = shutdown.clone();
+    let thread = std::thread::spawn(move || d.serve(backend, s2));
+    Running {
+        _dir: dir,
+        socket,
+        shutdown,
+        thread: Some(thread),
+    }
+}
+
+/// Issue #12: an idle connection is closed after the idle timeout, and one that sent half a
+/// header after the read timeout; one that keeps asking stays.
+#[test]
+fn idle_and_half_sent_connections_are_closed_after_their_timeouts() {
+    use std::io::{Read, Write};
+    let mut config = Config::default();
+    config.limits.idle_timeout_ms = 300;
+    config.limits.read_timeout_ms = 300;
+    let d = start_with(Arc::new(MemoryBackend::new(10)), config);
+    let mut idle = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+    let mut half = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+    half.write_all(&MAGIC).unwrap();
+    let mut busy = Client::connect(&d.socket).unwrap();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(900) {
+        busy.stats().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Both were closed by the daemon: reads see the end, not a timeout.
+    for s in [&mut idle, &mut half] {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut buf = Vec::new();
+        assert!(s.read_to_end(&mut buf).is_ok());
+    }
+    assert!(busy.stats().is_ok(), "a connection in use is never idle");
+}
+
+/// Issue #12: a reload (SIGHUP) applies the file's limits and devices.
+#[test]
+fn a_reload_applies_the_new_limits_and_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "").unwrap();
+    let socket = dir.path().join("s.sock");
+    let d = Daemon::bind(DaemonOptions {
+        socket: socket.clone(),
+        socket_group: None,
+        config: Config::default(),
+        config_path: Some((path.clone(), true)),
+        log_level_flag: false,
+        auto_on: false,
+    })
+    .unwrap();
+    let reload = d.reload_flag();
+    let shutdown = Shutdown::default();
+    let s2 = shutdown.clone();
+    let thread = std::thread::spawn(move || d.serve(Arc::new(MemoryBackend::new(10)), s2));
+    let _running = Running {
+        _dir: dir,
+        socket: socket.clone(),
+        shutdown,
+        thread: Some(thread),
+    };
+    std::fs::write(
+        &path,
+        "[limits]\nmax_handle_len = 4\n[[device]]\npath = \"/dev/x\"\n",
+    )
+    .unwrap();
+    reload.store(true, Ordering::SeqCst);
+    let mut c = Client::connect(&socket).unwrap();
+    assert!(wait_until(|| c.config().is_ok_and(|d| d.len() == 1)));
+    let err = c.create(Some("hello")).unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::Quota), "{err}");
+    assert!(c.create(Some("abcd")).is_ok());
 }

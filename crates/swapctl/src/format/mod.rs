@@ -1,13 +1,15 @@
 //! Output of `list`, `summary`, `status` and `frag`: pure functions from a
-//! [`pager::PagerStats`] snapshot to text or JSON, so every layout is snapshot-tested from
+//! [`pager::PagerStats`] snapshot (and `status`'s per-uid usage) to text or JSON, so every layout is snapshot-tested from
 //! fixtures without a daemon.
 
 mod list;
 mod status;
 pub mod table;
+mod usage;
 
 pub use list::{ListOptions, ShowColumn, list_json, list_show, list_table, summary};
 pub use status::{frag, status};
+pub use usage::usage;
 
 use pager::{DeviceStats, PagerStats};
 

@@ -304,7 +304,10 @@ pub fn run(a: &LoadArgs) -> Result<i32, CliError> {
         seed: a.seed,
     };
     // Fail fast, in one line, when there is no daemon.
-    Client::connect(&plan.socket)?;
+    Client::connect(&plan.socket).map_err(|e| match e {
+        ClientError::Connect { .. } | ClientError::Permission { .. } => CliError::from(e),
+        e => CliError::new("load", e),
+    })?;
     let stop = AtomicBool::new(false);
     let first_error: Mutex<Option<String>> = Mutex::new(None);
     let tallies: Mutex<Vec<Tally>> = Mutex::default();

@@ -11,8 +11,10 @@
 //! touches either, so every view renders from a [`fixture`] in tests.
 //!
 //! Invariants: the terminal is restored on every way out (return, error, panic, SIGTERM /
-//! SIGINT / SIGHUP); a failing source never ends the loop, it shows "disconnected — retrying"
-//! and keeps polling; the refresh interval stays in 0.1 s..=60 s.
+//! SIGINT / SIGHUP, the terminal hanging up); a failing source never ends the loop, it shows
+//! "disconnected — retrying" and keeps polling; the source runs on its own thread, so neither
+//! keys nor signals ever wait for it; the loop sleeps in the kernel between ticks, never
+//! spins; the refresh interval stays in 0.1 s..=60 s.
 //!
 //! ```no_run
 //! use swapctl::top::{self, StatsSource, TopOptions};
@@ -26,7 +28,7 @@
 //!         Ok(n)
 //!     }
 //! }
-//! top::run(&mut Fixed, TopOptions::default())?;
+//! top::run(Fixed, TopOptions::default())?;
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
@@ -39,6 +41,7 @@ mod terminal;
 use std::io;
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::{Receiver, Sender};
 use crossterm::event;
 
 use input::Action;
@@ -76,39 +79,145 @@ impl Default for TopOptions {
     }
 }
 
-/// The longest the loop sleeps before it looks at signals and the clock again.
+/// The longest the loop sleeps before it looks at signals, the terminal and the clock again.
 const TICK: Duration = Duration::from_millis(100);
 /// How long a message stays on the bottom line.
 const MESSAGE_TTL: Duration = Duration::from_secs(5);
 
-/// Run the TUI on the current terminal until `q`, Ctrl-C or a stop signal.
+/// What the event loop asks of the poller thread.
+enum Ask {
+    Fetch,
+    SetAsyncMax(u64),
+}
+
+/// What the poller thread answers.
+enum Answer {
+    Fetched(Result<Box<pager::PagerStats>, String>),
+    Set(u64, Result<u64, String>),
+    /// The source panicked: the payload, re-raised on the TUI's thread once the terminal is
+    /// restored.
+    Panicked(Box<dyn std::any::Any + Send>),
+}
+
+/// Run the TUI on the current terminal until `q`, Ctrl-C, a stop signal, or the terminal
+/// going away (a hang-up, EOF or EIO on the tty).
 ///
-/// Errors are terminal errors only (the source's errors are shown, not returned); the terminal
-/// is restored before this returns, whichever way it returns.
-pub fn run(source: &mut dyn StatsSource, opts: TopOptions) -> io::Result<()> {
+/// The source runs on a thread of its own (the poller), so a slow or hung daemon never
+/// freezes the keys, and a stop is never held up by a call in progress: the loop leaves the
+/// poller behind. Errors are terminal errors only (the source's errors are shown, not
+/// returned); the terminal is restored before this returns, whichever way it returns. A panic
+/// in the source is re-raised here after the terminal is restored.
+pub fn run<S: StatsSource + Send + 'static>(source: S, opts: TopOptions) -> io::Result<()> {
     let mut state = State::new(opts.source.clone(), opts.interval, opts.allow_tuning);
     let mut probe = SystemProbe::new(opts.system_memory);
     let _signals = terminal::SignalGuard::install()?;
+    let tty = terminal::Tty::open();
+    let (ask, answers) = start_poller(source)?;
     let mut guard = terminal::TerminalGuard::enter()?;
-    poll(source, &mut state, &mut probe);
-    let result = event_loop(source, &mut state, &mut probe, guard.terminal());
+    let keys = start_input()?;
+    let channels = Channels {
+        ask: &ask,
+        answers: &answers,
+        keys: &keys,
+    };
+    let result = event_loop(&channels, &mut state, &mut probe, &tty, guard.terminal());
     drop(guard);
-    result
+    match result {
+        Ok(Exit::Done) => Ok(()),
+        Ok(Exit::Panicked(payload)) => std::panic::resume_unwind(payload),
+        Err(e) if terminal::is_gone_error(&e) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
-/// Draw, wait for a key or the next poll, act; until quit or a stop signal.
+/// Start the poller: it owns the source and answers each [`Ask`] in turn. It ends when the
+/// event loop drops its sender, after the call in progress.
+fn start_poller<S: StatsSource + Send + 'static>(
+    mut source: S,
+) -> io::Result<(Sender<Ask>, Receiver<Answer>)> {
+    let (ask_tx, ask_rx) = crossbeam_channel::unbounded::<Ask>();
+    let (ans_tx, ans_rx) = crossbeam_channel::unbounded::<Answer>();
+    std::thread::Builder::new()
+        .name("top-poller".into())
+        .spawn(move || {
+            for ask in ask_rx {
+                let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match ask {
+                    Ask::Fetch => Answer::Fetched(source.fetch().map(Box::new)),
+                    Ask::SetAsyncMax(n) => Answer::Set(n, source.set_swap_async_max(n)),
+                }));
+                let answer = answer.unwrap_or_else(Answer::Panicked);
+                let stop = matches!(answer, Answer::Panicked(_));
+                if ans_tx.send(answer).is_err() || stop {
+                    return;
+                }
+            }
+        })?;
+    Ok((ask_tx, ans_rx))
+}
+
+/// Read terminal events on a thread of their own: crossterm's reader can spin or block on a
+/// terminal that hung up, and the event loop must still see the stop flag and the hang-up.
+/// The thread ends after the first error, or when the event loop is gone.
+fn start_input() -> io::Result<Receiver<io::Result<event::Event>>> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::Builder::new()
+        .name("top-input".into())
+        .spawn(move || {
+            loop {
+                let next = match event::poll(TICK) {
+                    Ok(false) => {
+                        if tx.send(Ok(event::Event::FocusGained)).is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    Ok(true) => event::read(),
+                    Err(e) => Err(e),
+                };
+                let failed = next.is_err();
+                if tx.send(next).is_err() || failed {
+                    return;
+                }
+            }
+        })?;
+    Ok(rx)
+}
+
+/// The event loop's three channels: requests to the poller, its answers, terminal events.
+struct Channels<'a> {
+    ask: &'a Sender<Ask>,
+    answers: &'a Receiver<Answer>,
+    keys: &'a Receiver<io::Result<event::Event>>,
+}
+
+enum Exit {
+    Done,
+    Panicked(Box<dyn std::any::Any + Send>),
+}
+
+/// Draw, wait for a key, an answer or the next poll, act; until quit, a stop signal or the
+/// terminal going away. At most one fetch is outstanding: a slow source lowers the refresh
+/// rate instead of piling up requests.
 fn event_loop(
-    source: &mut dyn StatsSource,
+    ch: &Channels<'_>,
     state: &mut State,
     probe: &mut SystemProbe,
+    tty: &terminal::Tty,
     terminal: &mut terminal::Term,
-) -> io::Result<()> {
-    let mut next_poll = Instant::now() + state.interval;
+) -> io::Result<Exit> {
+    let mut next_poll = Instant::now();
+    let mut fetching = false;
     let mut dirty = true;
     let mut shown_message: Option<(Message, Instant)> = None;
     loop {
-        if terminal::stop_requested() {
-            return Ok(());
+        if terminal::stop_requested() || tty.gone() {
+            return Ok(Exit::Done);
+        }
+        if Instant::now() >= next_poll {
+            if !state.frozen && !fetching {
+                fetching = ch.ask.send(Ask::Fetch).is_ok();
+            }
+            next_poll = Instant::now() + state.interval;
         }
         expire_message(state, &mut shown_message, &mut dirty);
         if dirty {
@@ -118,47 +227,70 @@ fn event_loop(
         let wait = next_poll
             .saturating_duration_since(Instant::now())
             .min(TICK);
-        if event::poll(wait)? {
-            let event = event::read()?;
-            match input::handle_event(state, &event) {
-                Action::None => {}
-                Action::Redraw => dirty = true,
-                Action::Reschedule => {
-                    dirty = true;
-                    next_poll = Instant::now();
+        // Sleeps in the kernel until a key, an answer or the tick: never spins.
+        crossbeam_channel::select! {
+            recv(ch.keys) -> event => {
+                // The input thread is gone only after reporting an error.
+                let Ok(event) = event else { return Ok(Exit::Done) };
+                let event = event?;
+                match input::handle_event(state, &event) {
+                    Action::None => {}
+                    Action::Redraw => dirty = true,
+                    Action::Reschedule => {
+                        dirty = true;
+                        next_poll = Instant::now();
+                    }
+                    Action::SetAsyncMax(n) => {
+                        let _ = ch.ask.send(Ask::SetAsyncMax(n));
+                    }
+                    Action::Quit => return Ok(Exit::Done),
                 }
-                Action::SetAsyncMax(n) => {
-                    set_async_max(source, state, n);
-                    dirty = true;
+            }
+            recv(ch.answers) -> answer => {
+                match answer {
+                    Ok(answer) => {
+                        if let Some(exit) = take_answer(answer, state, probe, &mut fetching) {
+                            return Ok(exit);
+                        }
+                        dirty = true;
+                    }
+                    // The poller ended without a panic report: nothing left to show.
+                    Err(_) => return Ok(Exit::Done),
                 }
-                Action::Quit => return Ok(()),
             }
-        }
-        if Instant::now() >= next_poll {
-            if !state.frozen {
-                poll(source, state, probe);
-                dirty = true;
-            }
-            next_poll = Instant::now() + state.interval;
+            default(wait) => {}
         }
     }
 }
 
-/// Fetch one snapshot into the state, and the machine's memory beside it.
-fn poll(source: &mut dyn StatsSource, state: &mut State, probe: &mut SystemProbe) {
-    match source.fetch() {
-        Ok(stats) => state.apply(stats),
-        Err(err) => state.poll_failed(err),
+/// Apply one answer of the poller; `Some` ends the loop (the source panicked).
+fn take_answer(
+    answer: Answer,
+    state: &mut State,
+    probe: &mut SystemProbe,
+    fetching: &mut bool,
+) -> Option<Exit> {
+    match answer {
+        Answer::Fetched(r) => {
+            *fetching = false;
+            match r {
+                Ok(stats) => state.apply(*stats),
+                Err(err) => state.poll_failed(err),
+            }
+            if let Some(memory) = probe.sample() {
+                state.system = Some(memory);
+            }
+        }
+        Answer::Set(n, r) => show_set(state, n, r),
+        Answer::Panicked(p) => return Some(Exit::Panicked(p)),
     }
-    if let Some(memory) = probe.sample() {
-        state.system = Some(memory);
-    }
+    None
 }
 
-/// Carry out `a` / `A`: the new value shows at once (before the next poll), so pressing twice
-/// steps twice.
-fn set_async_max(source: &mut dyn StatsSource, state: &mut State, n: u64) {
-    match source.set_swap_async_max(n) {
+/// Show the outcome of `a` / `A`: the new value shows at once (before the next poll), so
+/// pressing twice steps twice.
+fn show_set(state: &mut State, n: u64, r: Result<u64, String>) {
+    match r {
         Ok(now) => {
             if let Some(stats) = &mut state.stats {
                 stats.tunables.swap_async_max = now;

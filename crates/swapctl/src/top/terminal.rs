@@ -1,24 +1,27 @@
 //! The terminal's raw mode and alternate screen, entered once and always left again: on
 //! return, on error, on panic (a panic hook) and on SIGTERM / SIGINT / SIGHUP (a flag the event
-//! loop checks).
+//! loop checks). [`gone`] tells the event loop when the terminal itself went away (hung up,
+//! closed), whether or not a SIGHUP reached us.
 
 use std::io::{self, Stdout, stdout};
-use std::sync::Once;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Once};
 
 use crossterm::cursor::{Hide, Show};
 use crossterm::execute;
 use crossterm::terminal::{
     EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
+use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
 
 /// Whether the terminal is in raw mode on the alternate screen (so restoring has work to do).
 static ACTIVE: AtomicBool = AtomicBool::new(false);
-/// Set by the signal handler; the event loop stops when it sees it.
-static STOP: AtomicBool = AtomicBool::new(false);
+/// Set by the signal handlers; the event loop stops when it sees it.
+static STOP_FLAG: LazyLock<Arc<AtomicBool>> = LazyLock::new(Arc::default);
 static PANIC_HOOK: Once = Once::new();
 
 pub type Term = Terminal<CrosstermBackend<Stdout>>;
@@ -80,41 +83,39 @@ fn install_panic_hook() {
 
 /// Whether SIGTERM, SIGINT or SIGHUP arrived since [`SignalGuard::install`].
 pub fn stop_requested() -> bool {
-    STOP.load(Ordering::SeqCst)
+    STOP_FLAG.load(Ordering::SeqCst)
 }
 
-extern "C" fn on_signal(_: libc::c_int) {
-    // Only an atomic store: the one thing a signal handler may safely do here.
-    STOP.store(true, Ordering::SeqCst);
-}
+const SIGNALS: [i32; 3] = [SIGTERM, SIGINT, SIGHUP];
 
-const SIGNALS: [Signal; 3] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP];
-
-/// Catches the stop signals while the TUI runs, and puts the previous handlers back on drop.
+/// Catches the stop signals while the TUI runs (with `signal-hook`), and takes its handlers
+/// away on drop.
 ///
 /// The first signal only sets a flag: the event loop notices it within a tick and leaves
-/// through the normal path, restoring the terminal. `SA_RESETHAND` makes a second signal act as
-/// it would without us, so a TUI stuck in a hung daemon call can still be killed.
+/// through the normal path, restoring the terminal. A second one, while the flag is still set,
+/// exits at once with status 1 (after restoring what it can), so a TUI stuck somewhere can
+/// still be stopped without SIGKILL.
 #[derive(Debug)]
 pub struct SignalGuard {
-    previous: Vec<(Signal, SigAction)>,
+    ids: Vec<signal_hook::SigId>,
 }
 
 impl SignalGuard {
     pub fn install() -> io::Result<Self> {
-        STOP.store(false, Ordering::SeqCst);
-        let action = SigAction::new(
-            SigHandler::Handler(on_signal),
-            SaFlags::SA_RESETHAND,
-            SigSet::empty(),
-        );
-        let mut guard = Self {
-            previous: Vec::new(),
-        };
+        STOP_FLAG.store(false, Ordering::SeqCst);
+        let mut guard = Self { ids: Vec::new() };
         for signal in SIGNALS {
-            // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-            let previous = unsafe { sigaction(signal, &action) }.map_err(io::Error::from)?;
-            guard.previous.push((signal, previous));
+            // Registered first, so it sees the flag as the previous signal left it.
+            guard
+                .ids
+                .push(signal_hook::flag::register_conditional_shutdown(
+                    signal,
+                    1,
+                    Arc::clone(&STOP_FLAG),
+                )?);
+            guard
+                .ids
+                .push(signal_hook::flag::register(signal, Arc::clone(&STOP_FLAG))?);
         }
         Ok(guard)
     }
@@ -122,9 +123,61 @@ impl SignalGuard {
 
 impl Drop for SignalGuard {
     fn drop(&mut self) {
-        for (signal, previous) in self.previous.drain(..) {
-            // SAFETY: puts back the handler that was installed before ours.
-            let _ = unsafe { sigaction(signal, &previous) };
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
         }
     }
+}
+
+/// The terminal crossterm reads keys from: stdin when it is a terminal, else `/dev/tty`.
+#[derive(Debug)]
+pub enum Tty {
+    Stdin,
+    Opened(std::fs::File),
+    /// No terminal to watch (then the event loop's own errors end it).
+    None,
+}
+
+impl Tty {
+    pub fn open() -> Tty {
+        use std::io::IsTerminal;
+        if io::stdin().is_terminal() {
+            Tty::Stdin
+        } else {
+            std::fs::File::open("/dev/tty").map_or(Tty::None, Tty::Opened)
+        }
+    }
+
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        match self {
+            // SAFETY: fd 0 stays open for the whole process: nothing here closes stdin.
+            Tty::Stdin => Some(unsafe { BorrowedFd::borrow_raw(io::stdin().as_raw_fd()) }),
+            Tty::Opened(f) => Some(f.as_fd()),
+            Tty::None => None,
+        }
+    }
+
+    /// Whether the terminal went away: its other side closed (a hang-up), so reads would see
+    /// EOF or EIO forever. Checked without waiting.
+    pub fn gone(&self) -> bool {
+        let Some(fd) = self.fd() else { return false };
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Ok(0) => false,
+            Ok(_) => fds[0].revents().is_some_and(|r| {
+                r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL)
+            }),
+            Err(_) => false,
+        }
+    }
+}
+
+/// Whether an I/O error on the terminal means it is gone (EIO after a hang-up, a closed
+/// pipe, ENXIO/EBADF on a revoked tty), rather than a passing error.
+pub fn is_gone_error(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EIO) | Some(libc::ENXIO) | Some(libc::EBADF) | Some(libc::EPIPE)
+    ) || e.kind() == io::ErrorKind::UnexpectedEof
+        || e.kind() == io::ErrorKind::BrokenPipe
 }

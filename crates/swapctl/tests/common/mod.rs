@@ -5,6 +5,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod pty;
+pub mod users;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -135,6 +136,16 @@ impl Daemon {
     }
 
     pub fn start_with_config(config: &str, extra: &[&str]) -> Daemon {
+        Daemon::start_opts(config, extra, None, None)
+    }
+
+    /// With its log (stderr) in `log`, and with `nofile` as both its open-file limits.
+    pub fn start_opts(
+        config: &str,
+        extra: &[&str],
+        log: Option<&Path>,
+        nofile: Option<u64>,
+    ) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("swapkit-sock")
             .tempdir()
@@ -143,16 +154,44 @@ impl Daemon {
         let socket = dir.path().join("swapctl.sock");
         let cfg = dir.path().join("swapctl.toml");
         std::fs::write(&cfg, config).unwrap();
-        let child = Command::new(BIN)
+        let mut child = Command::new(BIN);
+        child
             .arg("daemon")
             .arg("--socket")
             .arg(&socket)
             .arg("--config")
             .arg(&cfg)
             .args(extra)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
+            .stdin(Stdio::null());
+        let mut command = child;
+        if let Some(log) = log {
+            command.stderr(std::fs::File::create(log).unwrap());
+        }
+        {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    // No core files in the crate directory from tests that send fatal signals.
+                    let none = libc::rlimit {
+                        rlim_cur: 0,
+                        rlim_max: 0,
+                    };
+                    libc::setrlimit(libc::RLIMIT_CORE, &none);
+                    if let Some(n) = nofile {
+                        let lim = libc::rlimit {
+                            rlim_cur: n,
+                            rlim_max: n,
+                        };
+                        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let child = command.spawn().unwrap();
         let mut d = Daemon {
             child: Some(child),
             socket,
@@ -178,6 +217,47 @@ impl Daemon {
 
     pub fn socket(&self) -> &str {
         self.socket.to_str().unwrap()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    /// Open descriptors and resident memory (KiB) of the daemon, from /proc.
+    pub fn fds_and_rss(&self) -> (usize, u64) {
+        let pid = self.pid();
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let rss = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        (fds, rss)
+    }
+
+    /// Whether the daemon still runs.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// Wait at most `limit` for the daemon to exit.
+    pub fn wait_within(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let end = Instant::now() + limit;
+        let child = self.child.as_mut().unwrap();
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                self.child = None;
+                return Some(s);
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// `swapctl ARGS` against this daemon.

@@ -12,6 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::pty::{Winsize, openpty};
 use nix::sys::termios::{LocalFlags, tcgetattr};
 
@@ -21,9 +24,12 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 /// A child TUI on the slave side of a fresh 80x24 pty, and everything it wrote.
 pub struct PtyChild {
     pub child: Child,
-    master: File,
+    master: Option<File>,
     slave: OwnedFd,
     output: Arc<Mutex<Vec<u8>>>,
+    /// Tells the reader thread to let go of its master descriptor ([`PtyChild::hang_up`]).
+    stop_reading: Arc<AtomicBool>,
+    reader: Option<thread::JoinHandle<()>>,
 }
 
 impl PtyChild {
@@ -59,26 +65,44 @@ impl PtyChild {
                 Ok(())
             });
         }
+        // The child must not inherit the master: it would keep the terminal open after we
+        // close it (hang_up).
+        nix::fcntl::fcntl(
+            &pty.master,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )
+        .unwrap();
         let child = command.spawn().unwrap();
         let master = File::from(pty.master);
         let output = Arc::new(Mutex::new(Vec::new()));
         let mut reader = master.try_clone().unwrap();
         let sink = Arc::clone(&output);
-        thread::spawn(move || {
+        let stop_reading = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&stop_reading);
+        let reader = thread::spawn(move || {
             let mut chunk = [0u8; 4096];
-            // Ends with EIO once every slave descriptor is closed.
-            while let Ok(n) = reader.read(&mut chunk) {
-                if n == 0 {
-                    break;
+            // Ends with EIO once every slave descriptor is closed, or when told to stop
+            // (polled, so the descriptor can be let go of while the child still runs).
+            while !stop.load(Ordering::SeqCst) {
+                let mut fds = [PollFd::new(reader.as_fd(), PollFlags::POLLIN)];
+                match poll(&mut fds, PollTimeout::from(50u16)) {
+                    Ok(0) => continue,
+                    Ok(_) => {}
+                    Err(_) => break,
                 }
-                sink.lock().unwrap().extend_from_slice(&chunk[..n]);
+                match reader.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => sink.lock().unwrap().extend_from_slice(&chunk[..n]),
+                }
             }
         });
         Some(Self {
             child,
-            master,
+            master: Some(master),
             slave: pty.slave,
             output,
+            stop_reading,
+            reader: Some(reader),
         })
     }
 
@@ -113,7 +137,34 @@ impl PtyChild {
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
-        self.master.write_all(bytes).unwrap();
+        self.master.as_mut().unwrap().write_all(bytes).unwrap();
+    }
+
+    /// Close the terminal, as a terminal emulator's window closing does: every master
+    /// descriptor goes, so the kernel hangs up the slave (SIGHUP to the session, EIO or EOF
+    /// on reads).
+    pub fn hang_up(&mut self) {
+        self.stop_reading.store(true, Ordering::SeqCst);
+        if let Some(r) = self.reader.take() {
+            r.join().unwrap();
+        }
+        drop(self.master.take());
+    }
+
+    /// Wait at most `limit` for the child to exit; `None` if it still runs (it is killed).
+    pub fn exit_within(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if start.elapsed() > limit {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return None;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
     }
 
     pub fn wait_exit(&mut self) -> ExitStatus {

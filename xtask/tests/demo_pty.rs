@@ -1,0 +1,176 @@
+//! Issue #12: `cargo xtask demo` whose terminal closes must tear everything down like `q`
+//! does: within 2 s no daemon, load or `top` of the demo runs, no loop device of it stays
+//! attached and its temp dir is gone.
+//!
+//! The demo runs in a real pseudo-terminal (as its controlling terminal), on one small
+//! device, with the debug `swapctl` binary (`SWAPKIT_SWAPCTL`, built here first). Skips with
+//! a message where there is no pseudo-terminal or no root.
+
+#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is the failure report.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::pty::{Winsize, openpty};
+
+/// The workspace's debug `swapctl`, built with the cargo that runs this test.
+fn swapctl() -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "-p", "swapctl"])
+        .current_dir(&root)
+        .status()
+        .unwrap();
+    assert!(status.success(), "building swapctl failed");
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    target.join("debug").join("swapctl")
+}
+
+/// Processes whose command line mentions `needle`.
+fn processes_with(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if !e
+            .file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
+            continue;
+        }
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains(needle) {
+            found.push(format!("{}: {cmd}", e.file_name().to_string_lossy()));
+        }
+    }
+    found
+}
+
+#[test]
+fn closing_the_demos_terminal_tears_everything_down_within_two_seconds() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: the demo needs root for its loop devices");
+        return;
+    }
+    let size = Winsize {
+        ws_row: 30,
+        ws_col: 100,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty = match openpty(Some(&size), None) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("skipped: no pseudo-terminal here (openpty: {e})");
+            return;
+        }
+    };
+    nix::fcntl::fcntl(
+        &pty.master,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )
+    .unwrap();
+    let bin = swapctl();
+    let parent = std::env::temp_dir().join(format!("swapkit-demo-test-{}", std::process::id()));
+    std::fs::create_dir_all(&parent).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    command
+        .args(["demo", "--devices", "1", "--size", "16M", "--dir"])
+        .arg(&parent)
+        .env("SWAPKIT_SWAPCTL", &bin)
+        .env("TERM", "xterm-256color")
+        .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
+    // SAFETY: between fork and exec only setsid and ioctl, both async-signal-safe: the pty
+    // becomes the demo's controlling terminal, as a shell would make it.
+    unsafe {
+        command.pre_exec(|| {
+            nix::unistd::setsid()?;
+            if libc::ioctl(0, libc::TIOCSCTTY, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut demo = command.spawn().unwrap();
+    drop(pty.slave);
+    let mut master = File::from(pty.master);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    // Read the screen until the TUI is up (its title shows the socket path).
+    let sink = Arc::clone(&seen);
+    let start = Instant::now();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&sink.lock().unwrap()).into_owned();
+        if text.contains("swapctl.sock") && text.contains("\x1b[?1049h") {
+            break;
+        }
+        if let Some(status) = demo.try_wait().unwrap() {
+            let _ = std::fs::remove_dir_all(&parent);
+            panic!("the demo exited early ({status}): {text}");
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "no TUI: {text}");
+        let mut fds = [nix::poll::PollFd::new(
+            std::os::fd::AsFd::as_fd(&master),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16)).unwrap_or(0) > 0 {
+            match master.read(&mut chunk) {
+                Ok(n) if n > 0 => sink.lock().unwrap().extend_from_slice(&chunk[..n]),
+                _ => {}
+            }
+        }
+    }
+    // Let the load and the TUI run a moment, then close the terminal.
+    std::thread::sleep(Duration::from_millis(500));
+    let closed = Instant::now();
+    drop(master);
+    let mut exited = None;
+    while closed.elapsed() < Duration::from_secs(2) {
+        if let Some(s) = demo.try_wait().unwrap() {
+            exited = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if exited.is_none() {
+        let _ = demo.kill();
+        let _ = demo.wait();
+    }
+    let left = processes_with(&parent.display().to_string());
+    // Whatever the outcome, nothing of ours stays running.
+    for p in &left {
+        if let Some(pid) = p.split(':').next().and_then(|p| p.parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    let loops: Vec<String> = std::fs::read_dir("/sys/block")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("loop/backing_file")).ok())
+        .filter(|b| b.starts_with(&parent.display().to_string()))
+        .collect();
+    let files: Vec<PathBuf> = std::fs::read_dir(&parent)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&parent);
+    assert!(
+        exited.is_some(),
+        "the demo still ran 2 s after its terminal closed"
+    );
+    assert!(left.is_empty(), "processes left: {left:?}");
+    assert!(loops.is_empty(), "loop devices left: {loops:?}");
+    assert!(files.is_empty(), "files left: {files:?}");
+}
