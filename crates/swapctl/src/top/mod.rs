@@ -158,20 +158,16 @@ fn start_poller<S: StatsSource + Send + 'static>(
 /// Read terminal events on a thread of their own: crossterm's reader can spin or block on a
 /// terminal that hung up, and the event loop must still see the stop flag and the hang-up.
 /// The thread ends after the first error, or when the event loop is gone.
-fn start_input() -> io::Result<Receiver<io::Result<event::Event>>> {
+fn start_input() -> io::Result<Receiver<io::Result<Option<event::Event>>>> {
     let (tx, rx) = crossbeam_channel::unbounded();
     std::thread::Builder::new()
         .name("top-input".into())
         .spawn(move || {
             loop {
+                // `None` each quiet tick: a send that fails tells us the event loop is gone.
                 let next = match event::poll(TICK) {
-                    Ok(false) => {
-                        if tx.send(Ok(event::Event::FocusGained)).is_err() {
-                            return;
-                        }
-                        continue;
-                    }
-                    Ok(true) => event::read(),
+                    Ok(false) => Ok(None),
+                    Ok(true) => event::read().map(Some),
                     Err(e) => Err(e),
                 };
                 let failed = next.is_err();
@@ -187,7 +183,7 @@ fn start_input() -> io::Result<Receiver<io::Result<event::Event>>> {
 struct Channels<'a> {
     ask: &'a Sender<Ask>,
     answers: &'a Receiver<Answer>,
-    keys: &'a Receiver<io::Result<event::Event>>,
+    keys: &'a Receiver<io::Result<Option<event::Event>>>,
 }
 
 enum Exit {
@@ -232,7 +228,7 @@ fn event_loop(
             recv(ch.keys) -> event => {
                 // The input thread is gone only after reporting an error.
                 let Ok(event) = event else { return Ok(Exit::Done) };
-                let event = event?;
+                let Some(event) = event? else { continue };
                 match input::handle_event(state, &event) {
                     Action::None => {}
                     Action::Redraw => dirty = true,
