@@ -246,6 +246,33 @@ impl Region {
         &self.sh.obj
     }
 
+    /// Whether page `p` is mapped now (see [`RegionMonitor::is_resident`]).
+    pub fn is_resident(&self, p: u64) -> bool {
+        self.monitor().is_resident(p)
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> RegionStats {
+        self.monitor().stats()
+    }
+
+    /// A handle that reads the region's counters and page states without borrowing the
+    /// region, so they can be read while its memory is borrowed (even mutably).
+    pub fn monitor(&self) -> RegionMonitor {
+        RegionMonitor {
+            sh: Arc::clone(&self.sh),
+        }
+    }
+}
+
+/// Reads a region's counters and page states; see [`Region::monitor`]. Holding one after
+/// the region drops keeps only the bookkeeping alive, never the memory's threads.
+#[derive(Debug, Clone)]
+pub struct RegionMonitor {
+    sh: Arc<Shared>,
+}
+
+impl RegionMonitor {
     /// Whether page `p` is mapped now (being brought in or written out counts). For tests
     /// and tools: the answer may change as soon as it is returned.
     pub fn is_resident(&self, p: u64) -> bool {
