@@ -227,6 +227,13 @@ impl Region {
         unsafe { std::slice::from_raw_parts_mut(self.as_ptr(), self.len()) }
     }
 
+    /// The region as 64-bit words (a typed view; the mapping is page aligned).
+    pub fn as_mut_u64s(&mut self) -> &mut [u64] {
+        // SAFETY: as `as_mut_slice`; the base is page aligned and `len` a multiple of 8,
+        // and every bit pattern is a valid `u64`.
+        unsafe { std::slice::from_raw_parts_mut(self.as_ptr().cast::<u64>(), self.len() / 8) }
+    }
+
     /// The region as 64-bit atomics, for many threads at once (`&mut self`: no plain
     /// slice can be alive beside it).
     pub fn as_atomic_u64s(&mut self) -> &[AtomicU64] {
