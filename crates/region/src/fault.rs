@@ -160,10 +160,12 @@ fn missing(sh: &Shared, p: u64, buf: &mut Vec<u8>) {
                 give_back(&mut t, first, n, range.start..range.start);
                 poison(sh, &mut t, p);
             } else {
+                // Only the faulting page gets the clock's second chance: a neighbour read
+                // around it that nobody touches goes first.
                 for q in range.clone() {
                     t.pages[q as usize] = Page::Resident {
                         dirty: false,
-                        referenced: true,
+                        referenced: q == p,
                     };
                 }
                 give_back(&mut t, first, n, range.clone());

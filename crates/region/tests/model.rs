@@ -25,16 +25,17 @@ fn touches() -> u64 {
 }
 
 /// One run: `threads` threads, `pages` pages, a limit of `pages / 4`.
-fn run(engine: device::EngineKind, threads: u64, pages: u64) {
+fn run(engine: device::EngineKind, threads: u64, pages: u64, loops: bool) {
     if !common::uffd_usable() {
         return;
     }
     let dir = common::tempdir();
-    let Some(pager) = common::pager(dir.path(), engine, 2, pages + 64) else {
+    let Some(swap) = common::swap(dir.path(), engine, 2, pages + 64, loops) else {
         return;
     };
+    let pager = &swap.pager;
     let mut region = Region::new(
-        &pager,
+        pager,
         RegionConfig {
             len: pages * 4096,
             resident_limit: pages / 4 * 4096,
@@ -113,10 +114,16 @@ fn run(engine: device::EngineKind, threads: u64, pages: u64) {
 
 #[test]
 fn threads_storing_and_loading_random_pages_see_every_store_threads_engine() {
-    run(device::EngineKind::ThreadPool, 4, 256);
+    run(device::EngineKind::ThreadPool, 4, 256, false);
 }
 
 #[test]
 fn threads_storing_and_loading_random_pages_see_every_store_io_uring() {
-    run(device::EngineKind::IoUring, 4, 256);
+    run(device::EngineKind::IoUring, 4, 256, false);
+}
+
+#[test]
+fn threads_storing_and_loading_random_pages_see_every_store_on_loop_devices() {
+    run(device::EngineKind::IoUring, 4, 256, true);
+    run(device::EngineKind::ThreadPool, 4, 256, true);
 }

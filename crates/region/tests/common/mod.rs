@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use device::{EngineKind, MkswapOptions};
+use device::{EngineKind, LoopDevice, LoopOptions, MkswapOptions};
 use pager::{Pager, PagerConfig, SwaponOptions};
 
 /// Both engines, for tests that run on each.
@@ -22,6 +22,18 @@ pub fn tempdir() -> tempfile::TempDir {
 /// clusters and pools, so the tests reach every limit. Returns `None` (and says why) when
 /// the engine cannot start here.
 pub fn pager(dir: &Path, engine: EngineKind, areas: u32, pages: u64) -> Option<Pager> {
+    swap(dir, engine, areas, pages, false).map(|s| s.pager.clone())
+}
+
+/// A pager and the loop devices under its areas (detached on drop, after the pager).
+pub struct Swap {
+    pub pager: Pager,
+    pub loops: Vec<LoopDevice>,
+}
+
+/// As [`pager`], on loop devices over the files when `loops` and loop devices are usable
+/// here (says so when they are not, and uses the files).
+pub fn swap(dir: &Path, engine: EngineKind, areas: u32, pages: u64, loops: bool) -> Option<Swap> {
     let cfg = PagerConfig {
         interleave: 16,
         nswbuf: 32,
@@ -38,6 +50,15 @@ pub fn pager(dir: &Path, engine: EngineKind, areas: u32, pages: u64) -> Option<P
             return None;
         }
     };
+    let use_loops = loops
+        && match device::loopdev::available() {
+            Ok(()) => true,
+            Err(why) => {
+                eprintln!("loop devices unavailable ({why}); swap files instead");
+                false
+            }
+        };
+    let mut attached = Vec::new();
     for i in 0..areas {
         let path = dir.join(format!("swapkit-region-{i}.swap"));
         let opts = MkswapOptions {
@@ -45,9 +66,18 @@ pub fn pager(dir: &Path, engine: EngineKind, areas: u32, pages: u64) -> Option<P
             ..MkswapOptions::default()
         };
         device::mkswap(&path, &opts).unwrap();
-        pager.swapon(&path, SwaponOptions::default()).unwrap();
+        if use_loops {
+            let dev = LoopDevice::attach(&path, &LoopOptions::default()).unwrap();
+            pager.swapon(dev.path(), SwaponOptions::default()).unwrap();
+            attached.push(dev);
+        } else {
+            pager.swapon(&path, SwaponOptions::default()).unwrap();
+        }
     }
-    Some(pager)
+    Some(Swap {
+        pager,
+        loops: attached,
+    })
 }
 
 /// Whether this process may make a userfaultfd (root, or the sysctl allows it).
