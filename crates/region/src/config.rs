@@ -14,8 +14,8 @@ pub struct RegionConfig {
     /// not resident (bounded by the pager's `max_cluster`). 0 reads the faulting page only.
     pub read_around: u64,
     /// Largest sequential read-ahead, in pages, started when faults walk the region front
-    /// to back; 0 turns it off. Not implemented yet: accepted and ignored (read-around
-    /// serves sequential faults meanwhile).
+    /// to back; 0 turns it off. See `prefetch.rs`: per thread, asynchronous, the window
+    /// doubling while faults stay sequential.
     pub prefetch: u64,
     /// Threads serving faults (at least 1).
     pub handlers: usize,
@@ -29,7 +29,7 @@ impl Default for RegionConfig {
             len: 0,
             resident_limit: 0,
             read_around: 15,
-            prefetch: 0,
+            prefetch: 256,
             handlers: 2,
             evict_batch: 128,
         }

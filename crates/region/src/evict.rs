@@ -80,6 +80,7 @@ fn choose(sh: &Shared, t: &mut Table, want: u64) -> Vec<(u64, bool)> {
                 };
             } else {
                 t.pages[p as usize] = Page::Evicting;
+                t.prefetched[p as usize] = false;
                 out.push((p, dirty));
             }
         }

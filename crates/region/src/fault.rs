@@ -66,7 +66,7 @@ fn serve(sh: &Shared, f: &Fault, buf: &mut Vec<u8>) {
     if f.wp {
         wp_fault(sh, p);
     } else {
-        missing(sh, p, buf);
+        missing(sh, p, f.thread, buf);
     }
     device::latency::record(&mut sh.latency.lock(), start.elapsed());
 }
@@ -110,7 +110,7 @@ fn wp_fault(sh: &Shared, p: u64) {
 }
 
 /// A load or store to an unmapped page.
-fn missing(sh: &Shared, p: u64, buf: &mut Vec<u8>) {
+fn missing(sh: &Shared, p: u64, thread: u32, buf: &mut Vec<u8>) {
     let mut t = sh.lock();
     let swap = loop {
         match t.pages[p as usize] {
@@ -146,18 +146,14 @@ fn missing(sh: &Shared, p: u64, buf: &mut Vec<u8>) {
     let got = sh
         .pager
         .getpages(&sh.obj, p, p - first, first + n - 1 - p, buf);
+    let mut read_to = None;
     let mut t = sh.lock();
     match got {
         Ok(range) => {
-            let off = ((range.start - first) * PAGE) as usize;
-            let addr = sh.map.page_addr(range.start);
-            let len = (range.end - range.start) * PAGE;
-            // SAFETY: `buf[off..off+len]` holds the pages read; the destination pages are
-            // ours (Loading), inside the registered mapping and page aligned.
-            let copied = unsafe { sh.uffd.copy_wp(addr, buf[off..].as_ptr(), len) };
+            let copied = install(sh, first, buf, range.clone());
             if copied.is_err() {
                 // The kernel refused to map the bytes (no memory): treat as a failed read.
-                give_back(&mut t, first, n, range.start..range.start);
+                give_back(&mut t, first, n, p..p + 1);
                 poison(sh, &mut t, p);
             } else {
                 // Only the faulting page gets the clock's second chance: a neighbour read
@@ -171,15 +167,38 @@ fn missing(sh: &Shared, p: u64, buf: &mut Vec<u8>) {
                 give_back(&mut t, first, n, range.clone());
                 bump(&sh.counters.major_faults, 1);
                 bump(&sh.counters.pages_in, range.end - range.start);
+                read_to = Some(range.end);
             }
         }
         Err(_) => {
-            give_back(&mut t, first, n, p..p);
+            give_back(&mut t, first, n, p..p + 1);
             poison(sh, &mut t, p);
         }
     }
     drop(t);
     sh.changed.notify_all();
+    if let Some(end) = read_to {
+        crate::prefetch::after_major_fault(sh, thread, p, end);
+    }
+}
+
+/// Maps the pages `range` from `buf` (which starts at page `first`) write-protected with
+/// one `UFFDIO_COPY`, waking their waiters. The pages must be ours (`Loading`).
+pub(crate) fn install(
+    sh: &Shared,
+    first: u64,
+    buf: &[u8],
+    range: std::ops::Range<u64>,
+) -> std::io::Result<bool> {
+    let off = ((range.start - first) * PAGE) as usize;
+    let len = (range.end - range.start) * PAGE;
+    assert!(off + len as usize <= buf.len());
+    // SAFETY: `buf[off..off+len]` holds the pages read (checked above); the destination
+    // pages are Loading, so no one else maps them, and lie inside the registered mapping.
+    unsafe {
+        sh.uffd
+            .copy_wp(sh.map.page_addr(range.start), buf[off..].as_ptr(), len)
+    }
 }
 
 /// The window read for a fault at `p`: `p` and its non-resident neighbours with swap,
@@ -209,7 +228,7 @@ fn plan(sh: &Shared, t: &Table, p: u64) -> (u64, u64) {
 
 /// Pages of the window `first..first+n` outside `kept` go back to `Absent` (they still
 /// have swap) and stop counting as resident.
-fn give_back(t: &mut Table, first: u64, n: u64, kept: std::ops::Range<u64>) {
+pub(crate) fn give_back(t: &mut Table, first: u64, n: u64, kept: std::ops::Range<u64>) {
     for q in first..first + n {
         if !kept.contains(&q) {
             t.pages[q as usize] = Page::Absent { swap: true };

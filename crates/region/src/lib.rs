@@ -19,6 +19,9 @@
 //! the evictor (`evict.rs`) takes victims with a second-chance clock, writes the dirty ones
 //! with async [`pager::Pager::putpages`] in clusters of neighbours, and drops them
 //! (`MADV_DONTNEED`); clean pages with a valid swap copy are dropped with no write.
+//! When one thread's major faults walk the region front to back, the prefetch thread
+//! (`prefetch.rs`) reads ahead of it asynchronously, in a window that doubles while the
+//! walk goes on.
 //!
 //! # Invariants
 //! - **No store is lost by eviction.** A victim is write-protected before it is copied
@@ -75,6 +78,7 @@ mod error;
 mod evict;
 mod fault;
 mod mapping;
+mod prefetch;
 mod shared;
 mod stats;
 mod uffd;
@@ -148,6 +152,7 @@ impl Region {
         }
         // SAFETY: a fresh descriptor nothing else owns.
         let stop_fd = unsafe { OwnedFd::from_raw_fd(efd) };
+        let (prefetch_tx, prefetch_rx) = crossbeam_channel::unbounded();
         let sh = Arc::new(Shared {
             pager: pager.clone(),
             obj,
@@ -156,11 +161,15 @@ impl Region {
             pages,
             limit,
             read_around: cfg.read_around,
+            prefetch: cfg.prefetch,
+            streams: Mutex::new(prefetch::Streams::default()),
+            prefetch_tx,
             evict_batch: cfg.evict_batch.max(1),
             table: Mutex::new(Table {
                 pages: vec![Page::Absent { swap: false }; pages as usize],
                 resident: 0,
                 hand: 0,
+                prefetched: vec![false; pages as usize],
             }),
             changed: Condvar::new(),
             need_room: Condvar::new(),
@@ -188,6 +197,14 @@ impl Region {
             .spawn(move || evict::run(sh))
             .map_err(RegionError::Thread)?;
         region.threads.push(h);
+        if cfg.prefetch > 0 {
+            let sh = Arc::clone(&region.sh);
+            let h = std::thread::Builder::new()
+                .name("region-prefetch".into())
+                .spawn(move || prefetch::run(sh, prefetch_rx))
+                .map_err(RegionError::Thread)?;
+            region.threads.push(h);
+        }
         Ok(region)
     }
 

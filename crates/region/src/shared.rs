@@ -41,6 +41,8 @@ pub(crate) struct Table {
     pub resident: u64,
     /// The clock hand.
     pub hand: u64,
+    /// Mapped by prefetch and not yet counted as a hit nor evicted.
+    pub prefetched: Vec<bool>,
 }
 
 pub(crate) struct Shared {
@@ -51,6 +53,9 @@ pub(crate) struct Shared {
     pub pages: u64,
     pub limit: u64,
     pub read_around: u64,
+    pub prefetch: u64,
+    pub streams: Mutex<crate::prefetch::Streams>,
+    pub prefetch_tx: crossbeam_channel::Sender<crate::prefetch::Job>,
     pub evict_batch: u64,
     pub table: Mutex<Table>,
     pub changed: Condvar,

@@ -26,6 +26,8 @@ const WRITEPROTECT_MODE_WP: u64 = 1;
 
 /// `UFFD_FEATURE_PAGEFAULT_FLAG_WP`: write-protect faults on anonymous memory (5.7).
 const FEATURE_WP: u64 = 1 << 0;
+/// `UFFD_FEATURE_THREAD_ID`: the faulting thread's id in each message (4.14).
+const FEATURE_THREAD_ID: u64 = 1 << 8;
 /// `UFFD_FEATURE_POISON`: `UFFDIO_POISON` (6.6).
 const FEATURE_POISON: u64 = 1 << 14;
 
@@ -91,7 +93,9 @@ struct Msg {
     _reserved3: u32,
     flags: u64,
     address: u64,
-    _feat: u64,
+    /// The faulting thread's id (with `UFFD_FEATURE_THREAD_ID`), then padding.
+    ptid: u32,
+    _pad: u32,
 }
 
 /// A page fault read from the descriptor.
@@ -102,6 +106,8 @@ pub(crate) struct Fault {
     pub wp: bool,
     /// The access was a store.
     pub write: bool,
+    /// The faulting thread (its tid; 0 when the kernel does not tell).
+    pub thread: u32,
 }
 
 /// What the kernel offered at the handshake.
@@ -175,7 +181,7 @@ impl Uffd {
             ));
         }
         let (fd, kernel_faults) = open_raw()?;
-        let want = FEATURE_WP | (offered & FEATURE_POISON);
+        let want = FEATURE_WP | (offered & (FEATURE_POISON | FEATURE_THREAD_ID));
         api(&fd, want)?;
         Ok(Uffd {
             fd,
@@ -230,7 +236,8 @@ impl Uffd {
             _reserved3: 0,
             flags: 0,
             address: 0,
-            _feat: 0,
+            ptid: 0,
+            _pad: 0,
         }; 16];
         let size = std::mem::size_of_val(&msgs);
         // SAFETY: the kernel writes whole `uffd_msg`s, at most `size` bytes, into `msgs`.
@@ -249,6 +256,7 @@ impl Uffd {
                     address: m.address,
                     wp: m.flags & PAGEFAULT_FLAG_WP != 0,
                     write: m.flags & PAGEFAULT_FLAG_WRITE != 0,
+                    thread: m.ptid,
                 });
             }
         }

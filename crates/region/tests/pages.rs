@@ -151,3 +151,42 @@ fn swap_full_blocks_eviction_until_swap_is_added_and_loses_nothing() {
         pager.verify().unwrap();
     }
 }
+
+#[test]
+fn a_sequential_scan_is_prefetched_and_every_page_is_right() {
+    if !common::uffd_usable() {
+        return;
+    }
+    for engine in ENGINES {
+        let dir = common::tempdir();
+        let Some(pager) = common::pager(dir.path(), engine, 2, 1024) else {
+            continue;
+        };
+        let cfg = RegionConfig {
+            prefetch: 64,
+            read_around: 3,
+            evict_batch: 16,
+            ..config(1024, 128)
+        };
+        let mut region = Region::new(&pager, cfg).unwrap();
+        let monitor = region.monitor();
+        let mem = region.as_atomic_u64s();
+        for p in 0..1024 {
+            write_page(mem, p, 9);
+        }
+        for p in 0..1024 {
+            check_page(mem, p, 9);
+        }
+        let s = monitor.stats();
+        eprintln!("{engine:?}: {s:?}");
+        assert!(s.prefetch_issued > 0, "{s:?}");
+        assert!(s.prefetch_hit > 0, "{s:?}");
+        assert!(s.prefetch_hit <= s.prefetch_issued, "{s:?}");
+        assert!(
+            s.major_faults < 1024 / 4,
+            "prefetch should spare most faults: {s:?}"
+        );
+        drop(region);
+        pager.verify().unwrap();
+    }
+}
