@@ -244,3 +244,14 @@ fn restore(sh: &Shared, pages: &[u64], dirty: &std::collections::HashSet<u64>) {
     drop(t);
     sh.changed.notify_all();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::runs;
+
+    #[test]
+    fn runs_split_at_gaps_and_wraps() {
+        assert_eq!(runs([3, 4, 5, 9, 10, 0, 1]), vec![(3, 3), (9, 2), (0, 2)]);
+        assert_eq!(runs([]), Vec::<(u64, u64)>::new());
+    }
+}

@@ -340,3 +340,13 @@ impl Drop for Region {
         self.sh.pager.freespace(&self.sh.obj, 0, self.sh.pages);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_region_and_its_monitor_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<super::Region>();
+        shared::<super::RegionMonitor>();
+    }
+}

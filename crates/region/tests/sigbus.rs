@@ -157,7 +157,12 @@ fn child_touches_a_page_whose_read_fails() {
         return;
     }
     // SAFETY: the handler only stores to an atomic and calls pause(2).
-    unsafe { libc::signal(libc::SIGBUS, park_toucher as *const () as libc::sighandler_t) };
+    unsafe {
+        libc::signal(
+            libc::SIGBUS,
+            park_toucher as *const () as libc::sighandler_t,
+        )
+    };
     let first = &mem[0];
     std::thread::scope(|s| {
         // Never joined: the toucher stays parked in the handler until the process exits.
