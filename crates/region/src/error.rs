@@ -1,0 +1,30 @@
+//! What can go wrong when a region is made.
+
+/// The errors of [`crate::Region::new`].
+#[derive(Debug, thiserror::Error)]
+pub enum RegionError {
+    /// The configuration cannot work (zero length, a limit below two pages, ...).
+    #[error("region config: {0}")]
+    Config(String),
+    /// The anonymous mapping could not be made.
+    #[error("mapping {len} bytes for a region: {source}")]
+    Map {
+        len: u64,
+        #[source]
+        source: std::io::Error,
+    },
+    /// No userfaultfd: not allowed (`vm.unprivileged_userfaultfd`, `/dev/userfaultfd`
+    /// permissions) or the kernel lacks write-protect faults.
+    #[error("userfaultfd {what}: {source}")]
+    Userfaultfd {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The pager would not give an object.
+    #[error("pager object for a region: {0}")]
+    Pager(#[from] pager::PagerError),
+    /// A handler thread could not be started.
+    #[error("starting a region thread: {0}")]
+    Thread(#[source] std::io::Error),
+}

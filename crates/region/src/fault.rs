@@ -1,0 +1,271 @@
+//! The fault handlers: threads that read page faults from the userfaultfd and serve them.
+//!
+//! A missing fault on a page with swap reads it with its swap-contiguous, non-resident
+//! neighbours in one `getpages` and installs them write-protected with one `UFFDIO_COPY`;
+//! a missing fault on a page without swap maps the zero page. A write-protect fault marks a
+//! clean page dirty and lifts the protection. A page that is being brought in or evicted is
+//! waited for, then looked at again. A failed read poisons the page: the toucher gets
+//! `SIGBUS`, never zeroes.
+
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::Instant;
+
+use device::PAGE_SIZE;
+
+use crate::shared::{Page, Shared, Table};
+use crate::stats::bump;
+use crate::uffd::Fault;
+
+const PAGE: u64 = PAGE_SIZE as u64;
+
+/// One handler thread: polls the userfaultfd and `stop_fd` (readable once the region
+/// drops) and serves every fault it reads.
+pub(crate) fn run(sh: Arc<Shared>, stop_fd: RawFd) {
+    let mut faults = Vec::new();
+    let mut buf = Vec::new();
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: sh.uffd.raw(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: stop_fd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: `fds` is an array of two initialised pollfds that outlives the call.
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if rc < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+        if fds[1].revents != 0 {
+            return;
+        }
+        faults.clear();
+        if sh.uffd.read_faults(&mut faults).is_err() {
+            return;
+        }
+        for f in &faults {
+            serve(&sh, f, &mut buf);
+        }
+    }
+}
+
+fn serve(sh: &Shared, f: &Fault, buf: &mut Vec<u8>) {
+    let start = Instant::now();
+    let Some(p) = sh.page_of(f.address) else {
+        return;
+    };
+    if f.wp {
+        wp_fault(sh, p);
+    } else {
+        missing(sh, p, f.thread, buf);
+    }
+    device::latency::record(&mut sh.latency.lock(), start.elapsed());
+}
+
+/// Wakes the threads waiting on page `p` so they retry the access (the page was served by
+/// someone else, is gone again, or is poisoned).
+fn wake(sh: &Shared, p: u64) {
+    let _ = sh.uffd.wake(sh.map.page_addr(p), PAGE);
+}
+
+/// A store to a write-protected page. The protection is lifted under the table lock: the
+/// evictor marks a page `Evicting` under that lock before it protects it, so it can never
+/// see a page it thinks is clean become writable behind it.
+fn wp_fault(sh: &Shared, p: u64) {
+    let mut t = sh.lock();
+    loop {
+        match t.pages[p as usize] {
+            Page::Loading | Page::Evicting => sh.changed.wait(&mut t),
+            Page::Resident { .. } => {
+                t.pages[p as usize] = Page::Resident {
+                    dirty: true,
+                    referenced: true,
+                };
+                bump(&sh.counters.wp_faults, 1);
+                if sh
+                    .uffd
+                    .write_protect(sh.map.page_addr(p), PAGE, false)
+                    .is_err()
+                {
+                    wake(sh, p);
+                }
+                return;
+            }
+            Page::Absent { .. } | Page::Poisoned => {
+                drop(t);
+                wake(sh, p);
+                return;
+            }
+        }
+    }
+}
+
+/// A load or store to an unmapped page.
+fn missing(sh: &Shared, p: u64, thread: u32, buf: &mut Vec<u8>) {
+    let mut t = sh.lock();
+    let swap = loop {
+        match t.pages[p as usize] {
+            Page::Resident { .. } | Page::Poisoned => {
+                drop(t);
+                wake(sh, p);
+                return;
+            }
+            Page::Loading | Page::Evicting => sh.changed.wait(&mut t),
+            Page::Absent { swap } => {
+                if t.resident < sh.limit {
+                    break swap;
+                }
+                sh.need_room.notify_one();
+                sh.changed.wait(&mut t);
+            }
+        }
+    };
+    if !swap {
+        zero_fill(sh, &mut t, p);
+        return;
+    }
+    let (first, n) = plan(sh, &t, p);
+    for q in first..first + n {
+        t.pages[q as usize] = Page::Loading;
+    }
+    t.resident += n;
+    if t.resident > sh.watermark() {
+        sh.need_room.notify_one();
+    }
+    drop(t);
+    buf.resize((n * PAGE) as usize, 0);
+    let got = sh
+        .pager
+        .getpages(&sh.obj, p, p - first, first + n - 1 - p, buf);
+    let mut read_to = None;
+    let mut t = sh.lock();
+    match got {
+        Ok(range) => {
+            let copied = install(sh, first, buf, range.clone());
+            if copied.is_err() {
+                // The kernel refused to map the bytes (no memory): treat as a failed read.
+                give_back(&mut t, first, n, p..p + 1);
+                poison(sh, &mut t, p);
+            } else {
+                // Only the faulting page gets the clock's second chance: a neighbour read
+                // around it that nobody touches goes first.
+                for q in range.clone() {
+                    t.pages[q as usize] = Page::Resident {
+                        dirty: false,
+                        referenced: q == p,
+                    };
+                }
+                give_back(&mut t, first, n, range.clone());
+                bump(&sh.counters.major_faults, 1);
+                bump(&sh.counters.pages_in, range.end - range.start);
+                read_to = Some(range.end);
+            }
+        }
+        Err(_) => {
+            give_back(&mut t, first, n, p..p + 1);
+            poison(sh, &mut t, p);
+        }
+    }
+    drop(t);
+    sh.changed.notify_all();
+    if let Some(end) = read_to {
+        crate::prefetch::after_major_fault(sh, thread, p, end);
+    }
+}
+
+/// Maps the pages `range` from `buf` (which starts at page `first`) write-protected with
+/// one `UFFDIO_COPY`, waking their waiters. The pages must be ours (`Loading`).
+pub(crate) fn install(
+    sh: &Shared,
+    first: u64,
+    buf: &[u8],
+    range: std::ops::Range<u64>,
+) -> std::io::Result<bool> {
+    let off = ((range.start - first) * PAGE) as usize;
+    let len = (range.end - range.start) * PAGE;
+    assert!(off + len as usize <= buf.len());
+    // SAFETY: `buf[off..off+len]` holds the pages read (checked above); the destination
+    // pages are Loading, so no one else maps them, and lie inside the registered mapping.
+    unsafe {
+        sh.uffd
+            .copy_wp(sh.map.page_addr(range.start), buf[off..].as_ptr(), len)
+    }
+}
+
+/// The window read for a fault at `p`: `p` and its non-resident neighbours with swap,
+/// ahead first, within `read_around` each side and the room left under the limit. The
+/// pager trims it further to what is contiguous on swap.
+fn plan(sh: &Shared, t: &Table, p: u64) -> (u64, u64) {
+    let room = sh.limit - t.resident;
+    let absent = |q: u64| t.pages[q as usize] == Page::Absent { swap: true };
+    let mut ahead = 0;
+    while ahead < sh.read_around
+        && ahead + 1 < room
+        && p + ahead + 1 < sh.pages
+        && absent(p + ahead + 1)
+    {
+        ahead += 1;
+    }
+    let mut behind = 0;
+    while behind < sh.read_around
+        && behind + ahead + 1 < room
+        && behind < p
+        && absent(p - behind - 1)
+    {
+        behind += 1;
+    }
+    (p - behind, behind + ahead + 1)
+}
+
+/// Pages of the window `first..first+n` outside `kept` go back to `Absent` (they still
+/// have swap) and stop counting as resident.
+pub(crate) fn give_back(t: &mut Table, first: u64, n: u64, kept: std::ops::Range<u64>) {
+    for q in first..first + n {
+        if !kept.contains(&q) {
+            t.pages[q as usize] = Page::Absent { swap: true };
+            t.resident -= 1;
+        }
+    }
+}
+
+/// Maps the zero page at `p` (under the lock: one ioctl). A zero-filled page counts as
+/// dirty: the kernel copies the zero page on the first store without telling us.
+fn zero_fill(sh: &Shared, t: &mut Table, p: u64) {
+    if sh.uffd.zeropage(sh.map.page_addr(p), PAGE).is_err() {
+        wake(sh, p);
+        return;
+    }
+    t.pages[p as usize] = Page::Resident {
+        dirty: true,
+        referenced: true,
+    };
+    t.resident += 1;
+    bump(&sh.counters.zero_fills, 1);
+    if t.resident > sh.watermark() {
+        sh.need_room.notify_one();
+    }
+}
+
+/// Page `p` (Loading, counted resident) could not be read: it becomes `Poisoned` and its
+/// toucher is woken into `SIGBUS` (`UFFDIO_POISON`; before 6.6, `PROT_NONE`: `SIGSEGV`).
+fn poison(sh: &Shared, t: &mut Table, p: u64) {
+    t.pages[p as usize] = Page::Poisoned;
+    t.resident -= 1;
+    bump(&sh.counters.read_errors, 1);
+    let addr = sh.map.page_addr(p);
+    if sh.uffd.caps.poison {
+        let _ = sh.uffd.poison(addr, PAGE);
+    } else {
+        let _ = sh.map.forbid(p);
+        wake(sh, p);
+    }
+}

@@ -1,0 +1,352 @@
+//! region: ordinary memory paged through swapkit. A [`Region`] is anonymous memory that a
+//! program reads and writes with loads and stores; at most `resident_limit` bytes of it
+//! are in memory at once, the rest lives on swap in a [`pager::Object`]. Its faults are
+//! served in userspace through a userfaultfd.
+//!
+//! # How a fault travels
+//! A load or store to a page that is not mapped stops the touching thread in the kernel,
+//! which queues a message on the region's userfaultfd. A handler thread (`fault.rs`) reads
+//! it and looks the page up in the page table (`shared.rs`):
+//! - it has swap: the handler marks it and its swap-contiguous non-resident neighbours
+//!   (`read_around` each side) `Loading`, reads them with one [`pager::Pager::getpages`],
+//!   and maps them write-protected with one `UFFDIO_COPY` (`UFFDIO_COPY_MODE_WP`), which
+//!   wakes the toucher;
+//! - it never had data on swap: `UFFDIO_ZEROPAGE`;
+//! - its read failed: `UFFDIO_POISON`, and the toucher gets `SIGBUS`.
+//!
+//! A store to a clean (write-protected) page raises a write-protect fault: the handler
+//! marks the page dirty and lifts the protection. When resident pages pass the watermark
+//! the evictor (`evict.rs`) takes victims with a second-chance clock, writes the dirty ones
+//! with async [`pager::Pager::putpages`] in clusters of neighbours, and drops them
+//! (`MADV_DONTNEED`); clean pages with a valid swap copy are dropped with no write.
+//! When one thread's major faults walk the region front to back, the prefetch thread
+//! (`prefetch.rs`) reads ahead of it asynchronously, in a window that doubles while the
+//! walk goes on.
+//!
+//! # Invariants
+//! - **No store is lost by eviction.** A victim is write-protected before it is copied
+//!   out and stays mapped until its write is done; a store to it waits in its
+//!   write-protect fault until the page is gone (the store then faults the written copy
+//!   back in) or back (a failed write: the page stays resident and dirty).
+//! - **No zero fill on error.** A page is zero-filled only if it never had data written to
+//!   swap (or was evicted holding zeroes); a page whose read fails is poisoned, never
+//!   mapped with other bytes. The error is counted (`read_errors`).
+//! - **No page is lost to a full swap.** A write that finds no swap leaves the page
+//!   resident and dirty; eviction backs off (`evict_blocked`) and faults wait for room.
+//! - At most `resident_limit` pages are mapped, counting pages being brought in and out.
+//! - Dropping the region unmaps it and frees all of its swap.
+//!
+//! # Limits
+//! - **Privileges.** A userfaultfd comes from `/dev/userfaultfd` (its file permissions
+//!   decide, 6.1+) or the `userfaultfd(2)` syscall, which an unprivileged process may use
+//!   only with `vm.unprivileged_userfaultfd = 1` or in `UFFD_USER_MODE_ONLY` mode. The
+//!   region asks for full mode first and falls back to user-mode-only: then a fault the
+//!   kernel takes on the program's behalf — a `read(2)`, `recv(2)` or `io_uring` op
+//!   writing into a non-resident page of the region — is not served, and that syscall
+//!   fails with `EFAULT`. Touch the pages first, or read into other memory.
+//!   [`Region::serves_kernel_faults`] says which mode is in force.
+//! - **Kernel.** Write-protect faults on anonymous memory need 5.7+ ([`RegionError`]
+//!   otherwise); `UFFDIO_POISON` needs 6.6+. Before it a failed page is made `PROT_NONE`
+//!   and its toucher gets `SIGSEGV` instead of `SIGBUS` (still never zeroes).
+//! - **No `fork` sharing.** The mapping is `MADV_DONTFORK`: a child does not see it (it
+//!   could not: the child has no handler, its holes would read as zeroes).
+//! - **Huge pages off** (`MADV_NOHUGEPAGE`): every fault is one 4 KiB page.
+//! - The toucher of a poisoned page dies of `SIGBUS` unless it handles the signal.
+//! - Reads of resident pages are invisible to the clock (no accessed bits): a page read
+//!   often but written never gets its second chance only from the fault that brought it.
+//!
+//! # Example
+//! ```no_run
+//! use pager::{Pager, PagerConfig, SwaponOptions};
+//! use region::{Region, RegionConfig};
+//! let pager = Pager::new(PagerConfig::default())?;
+//! pager.swapon("/dev/loop7".as_ref(), SwaponOptions::default())?;
+//! let mut region = Region::new(&pager, RegionConfig {
+//!     len: 1 << 30,
+//!     resident_limit: 64 << 20,
+//!     ..RegionConfig::default()
+//! })?;
+//! let mem = region.as_mut_slice();
+//! mem.fill(7); // 1 GiB written through 64 MiB of memory
+//! assert!(mem.iter().all(|&b| b == 7));
+//! println!("{:?}", region.stats());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod config;
+mod error;
+mod evict;
+mod fault;
+mod mapping;
+mod prefetch;
+mod shared;
+mod stats;
+mod uffd;
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use device::PAGE_SIZE;
+use pager::Pager;
+use parking_lot::{Condvar, Mutex};
+
+pub use config::RegionConfig;
+pub use error::RegionError;
+pub use stats::RegionStats;
+
+use shared::{Page, Shared, Table};
+
+/// Memory paged through a [`Pager`]: see the crate doc. `Send + Sync`; share it between
+/// threads by reference (scoped threads) or through [`Region::as_atomic_u64s`].
+#[derive(Debug)]
+pub struct Region {
+    sh: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    /// An eventfd made readable when the region drops: the handlers' stop signal.
+    stop_fd: OwnedFd,
+}
+
+fn pages_of(bytes: u64) -> u64 {
+    bytes.div_ceil(PAGE_SIZE as u64)
+}
+
+impl Region {
+    /// Maps `cfg.len` bytes (`MAP_NORESERVE`), backs them with a new anonymous object of
+    /// `pager`, registers them with a userfaultfd for missing and write-protect faults and
+    /// starts the handler threads and the evictor. Every page reads as zeroes at first.
+    pub fn new(pager: &Pager, cfg: RegionConfig) -> Result<Region, RegionError> {
+        let pages = pages_of(cfg.len);
+        let limit = pages_of(cfg.resident_limit);
+        if pages == 0 {
+            return Err(RegionError::Config("len must be at least one byte".into()));
+        }
+        if limit < 2 {
+            return Err(RegionError::Config(
+                "resident_limit must be at least two pages".into(),
+            ));
+        }
+        if cfg.handlers == 0 {
+            return Err(RegionError::Config("handlers must be at least 1".into()));
+        }
+        let uffd = uffd::Uffd::open().map_err(|source| RegionError::Userfaultfd {
+            what: "open",
+            source,
+        })?;
+        let map =
+            mapping::Mapping::new(pages * PAGE_SIZE as u64).map_err(|source| RegionError::Map {
+                len: pages * PAGE_SIZE as u64,
+                source,
+            })?;
+        uffd.register(map.base, map.len)
+            .map_err(|source| RegionError::Userfaultfd {
+                what: "register",
+                source,
+            })?;
+        let obj = pager.alloc_object(None, pages)?;
+        // SAFETY: eventfd(2) with flags by value; returns a new fd or -1.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if efd < 0 {
+            return Err(RegionError::Thread(std::io::Error::last_os_error()));
+        }
+        // SAFETY: a fresh descriptor nothing else owns.
+        let stop_fd = unsafe { OwnedFd::from_raw_fd(efd) };
+        let (prefetch_tx, prefetch_rx) = crossbeam_channel::unbounded();
+        let sh = Arc::new(Shared {
+            pager: pager.clone(),
+            obj,
+            uffd,
+            map,
+            pages,
+            limit,
+            read_around: cfg.read_around,
+            prefetch: cfg.prefetch,
+            streams: Mutex::new(prefetch::Streams::default()),
+            prefetch_tx,
+            evict_batch: cfg.evict_batch.max(1),
+            table: Mutex::new(Table {
+                pages: vec![Page::Absent { swap: false }; pages as usize],
+                resident: 0,
+                hand: 0,
+                prefetched: vec![false; pages as usize],
+            }),
+            changed: Condvar::new(),
+            need_room: Condvar::new(),
+            counters: stats::Counters::default(),
+            latency: Mutex::new(device::latency::histogram()),
+            stop: AtomicBool::new(false),
+        });
+        let mut region = Region {
+            sh,
+            threads: Vec::new(),
+            stop_fd,
+        };
+        for i in 0..cfg.handlers {
+            let sh = Arc::clone(&region.sh);
+            let fd = region.stop_fd.as_raw_fd();
+            let h = std::thread::Builder::new()
+                .name(format!("region-fault-{i}"))
+                .spawn(move || fault::run(sh, fd))
+                .map_err(RegionError::Thread)?;
+            region.threads.push(h);
+        }
+        let sh = Arc::clone(&region.sh);
+        let h = std::thread::Builder::new()
+            .name("region-evict".into())
+            .spawn(move || evict::run(sh))
+            .map_err(RegionError::Thread)?;
+        region.threads.push(h);
+        if cfg.prefetch > 0 {
+            let sh = Arc::clone(&region.sh);
+            let h = std::thread::Builder::new()
+                .name("region-prefetch".into())
+                .spawn(move || prefetch::run(sh, prefetch_rx))
+                .map_err(RegionError::Thread)?;
+            region.threads.push(h);
+        }
+        Ok(region)
+    }
+
+    /// Length in bytes (whole pages).
+    pub fn len(&self) -> usize {
+        self.sh.map.len as usize
+    }
+
+    /// Never: a region has at least one page.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Pages in the region.
+    pub fn pages(&self) -> u64 {
+        self.sh.pages
+    }
+
+    /// The first byte. Valid for [`Region::len`] bytes while the region lives; any thread
+    /// may load and store through it (data races between the program's own threads are
+    /// the program's business, as with any memory).
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.sh.map.base as *mut u8
+    }
+
+    /// The region as bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: the mapping is `len` readable bytes for the life of `self`; stores
+        // through `as_ptr` while this borrow lives are the caller's `unsafe` to answer for.
+        unsafe { std::slice::from_raw_parts(self.as_ptr(), self.len()) }
+    }
+
+    /// The region as mutable bytes.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as `as_slice`, and `&mut self` makes this the only borrow of the bytes
+        // (the evictor only reads pages that are write-protected, through raw pointers).
+        unsafe { std::slice::from_raw_parts_mut(self.as_ptr(), self.len()) }
+    }
+
+    /// The region as 64-bit words (a typed view; the mapping is page aligned).
+    pub fn as_mut_u64s(&mut self) -> &mut [u64] {
+        // SAFETY: as `as_mut_slice`; the base is page aligned and `len` a multiple of 8,
+        // and every bit pattern is a valid `u64`.
+        unsafe { std::slice::from_raw_parts_mut(self.as_ptr().cast::<u64>(), self.len() / 8) }
+    }
+
+    /// The region as 64-bit atomics, for many threads at once (`&mut self`: no plain
+    /// slice can be alive beside it).
+    pub fn as_atomic_u64s(&mut self) -> &[AtomicU64] {
+        // SAFETY: the mapping is page aligned (so 8-byte aligned) and `len` is a multiple
+        // of 8; `AtomicU64` has the layout of `u64` and any bit pattern is valid.
+        unsafe { std::slice::from_raw_parts(self.as_ptr().cast::<AtomicU64>(), self.len() / 8) }
+    }
+
+    /// Whether faults the kernel takes for the program (syscalls writing into the region)
+    /// are served; `false` in `UFFD_USER_MODE_ONLY` mode (see the crate doc).
+    pub fn serves_kernel_faults(&self) -> bool {
+        self.sh.uffd.caps.kernel_faults
+    }
+
+    /// The object holding the region's pages on swap (for tools and tests).
+    pub fn object(&self) -> &pager::Object {
+        &self.sh.obj
+    }
+
+    /// Whether page `p` is mapped now (see [`RegionMonitor::is_resident`]).
+    pub fn is_resident(&self, p: u64) -> bool {
+        self.monitor().is_resident(p)
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> RegionStats {
+        self.monitor().stats()
+    }
+
+    /// A handle that reads the region's counters and page states without borrowing the
+    /// region, so they can be read while its memory is borrowed (even mutably).
+    pub fn monitor(&self) -> RegionMonitor {
+        RegionMonitor {
+            sh: Arc::clone(&self.sh),
+        }
+    }
+}
+
+/// Reads a region's counters and page states; see [`Region::monitor`]. Holding one after
+/// the region drops keeps only the bookkeeping alive, never the memory's threads.
+#[derive(Debug, Clone)]
+pub struct RegionMonitor {
+    sh: Arc<Shared>,
+}
+
+impl RegionMonitor {
+    /// Whether page `p` is mapped now (being brought in or written out counts). For tests
+    /// and tools: the answer may change as soon as it is returned.
+    pub fn is_resident(&self, p: u64) -> bool {
+        matches!(
+            self.sh.lock().pages.get(p as usize),
+            Some(Page::Loading | Page::Resident { .. } | Page::Evicting)
+        )
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> RegionStats {
+        let mut s = RegionStats {
+            pages: self.sh.pages,
+            resident_limit: self.sh.limit,
+            resident: self.sh.lock().resident,
+            fault_latency: device::latency::LatencySummary::of(&self.sh.latency.lock()),
+            ..RegionStats::default()
+        };
+        self.sh.counters.fill(&mut s);
+        s
+    }
+}
+
+impl Drop for Region {
+    /// Stops the evictor (after its writes in flight complete) and the handlers, then
+    /// unmaps the memory and frees every block of the object.
+    fn drop(&mut self) {
+        self.sh.stop.store(true, Ordering::Release);
+        {
+            let _t = self.sh.lock();
+            self.sh.need_room.notify_all();
+            self.sh.changed.notify_all();
+        }
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from `one` to our eventfd.
+        unsafe { libc::write(self.stop_fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        for h in self.threads.drain(..) {
+            let _ = h.join();
+        }
+        let _ = self.sh.uffd.unregister(self.sh.map.base, self.sh.map.len);
+        self.sh.pager.freespace(&self.sh.obj, 0, self.sh.pages);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_region_and_its_monitor_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<super::Region>();
+        shared::<super::RegionMonitor>();
+    }
+}

@@ -1,0 +1,81 @@
+//! The region's counters and their snapshot, [`RegionStats`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use device::latency::LatencySummary;
+use serde::{Deserialize, Serialize};
+
+/// Everything a region counts, as of one moment. Counters only grow.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RegionStats {
+    /// Pages in the region.
+    pub pages: u64,
+    /// The resident limit, in pages.
+    pub resident_limit: u64,
+    /// Pages mapped now (including those being brought in or written out).
+    pub resident: u64,
+    /// Faults served from swap (one `getpages` each).
+    pub major_faults: u64,
+    /// Pages brought in from swap, read-around included.
+    pub pages_in: u64,
+    /// Faults served with the zero page (the page had never been evicted).
+    pub zero_fills: u64,
+    /// Stores to a clean page: the page became dirty.
+    pub wp_faults: u64,
+    /// Pages dropped without a write: clean, with a valid swap copy.
+    pub evictions_clean: u64,
+    /// Pages dropped without a write because they held only zeroes.
+    pub evictions_zero: u64,
+    /// Pages written to swap and dropped.
+    pub evictions_dirty: u64,
+    /// Eviction rounds that stopped because swap was full (pages kept resident).
+    pub evict_blocked: u64,
+    /// Page writes that failed (the page stayed resident and dirty).
+    pub write_errors: u64,
+    /// Page reads that failed: the page was poisoned and its toucher got `SIGBUS`.
+    pub read_errors: u64,
+    /// Pages read ahead by sequential prefetch.
+    pub prefetch_issued: u64,
+    /// Prefetched pages later touched.
+    pub prefetch_hit: u64,
+    /// Time to serve a fault, from reading it to waking the toucher.
+    pub fault_latency: LatencySummary,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub major_faults: AtomicU64,
+    pub pages_in: AtomicU64,
+    pub zero_fills: AtomicU64,
+    pub wp_faults: AtomicU64,
+    pub evictions_clean: AtomicU64,
+    pub evictions_zero: AtomicU64,
+    pub evictions_dirty: AtomicU64,
+    pub evict_blocked: AtomicU64,
+    pub write_errors: AtomicU64,
+    pub read_errors: AtomicU64,
+    pub prefetch_issued: AtomicU64,
+    pub prefetch_hit: AtomicU64,
+}
+
+pub(crate) fn bump(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+impl Counters {
+    pub fn fill(&self, s: &mut RegionStats) {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        s.major_faults = get(&self.major_faults);
+        s.pages_in = get(&self.pages_in);
+        s.zero_fills = get(&self.zero_fills);
+        s.wp_faults = get(&self.wp_faults);
+        s.evictions_clean = get(&self.evictions_clean);
+        s.evictions_zero = get(&self.evictions_zero);
+        s.evictions_dirty = get(&self.evictions_dirty);
+        s.evict_blocked = get(&self.evict_blocked);
+        s.write_errors = get(&self.write_errors);
+        s.read_errors = get(&self.read_errors);
+        s.prefetch_issued = get(&self.prefetch_issued);
+        s.prefetch_hit = get(&self.prefetch_hit);
+    }
+}

@@ -1,0 +1,360 @@
+//! The userfaultfd edge: the file descriptor, its handshake and the few ioctls the region
+//! uses, as `linux/userfaultfd.h` defines them (x86-64 and aarch64 share the layout).
+//! Everything `unsafe` about userfaultfd lives here; callers pass page-aligned ranges that
+//! lie inside the registered mapping.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+const UFFD_API: u64 = 0xAA;
+const UFFD_USER_MODE_ONLY: libc::c_int = 1;
+
+const UFFDIO_API: libc::c_ulong = 0xC018_AA3F;
+const UFFDIO_REGISTER: libc::c_ulong = 0xC020_AA00;
+const UFFDIO_UNREGISTER: libc::c_ulong = 0x8010_AA01;
+const UFFDIO_WAKE: libc::c_ulong = 0x8010_AA02;
+const UFFDIO_COPY: libc::c_ulong = 0xC028_AA03;
+const UFFDIO_ZEROPAGE: libc::c_ulong = 0xC020_AA04;
+const UFFDIO_WRITEPROTECT: libc::c_ulong = 0xC018_AA06;
+const UFFDIO_POISON: libc::c_ulong = 0xC020_AA08;
+const USERFAULTFD_IOC_NEW: libc::c_ulong = 0xAA00;
+
+const REGISTER_MODE_MISSING: u64 = 1;
+const REGISTER_MODE_WP: u64 = 2;
+const COPY_MODE_WP: u64 = 2;
+const WRITEPROTECT_MODE_WP: u64 = 1;
+
+/// `UFFD_FEATURE_PAGEFAULT_FLAG_WP`: write-protect faults on anonymous memory (5.7).
+const FEATURE_WP: u64 = 1 << 0;
+/// `UFFD_FEATURE_THREAD_ID`: the faulting thread's id in each message (4.14).
+const FEATURE_THREAD_ID: u64 = 1 << 8;
+/// `UFFD_FEATURE_POISON`: `UFFDIO_POISON` (6.6).
+const FEATURE_POISON: u64 = 1 << 14;
+
+const IOCTL_COPY: u64 = 1 << 3;
+const IOCTL_ZEROPAGE: u64 = 1 << 4;
+const IOCTL_WRITEPROTECT: u64 = 1 << 6;
+
+const EVENT_PAGEFAULT: u8 = 0x12;
+const PAGEFAULT_FLAG_WRITE: u64 = 1;
+const PAGEFAULT_FLAG_WP: u64 = 2;
+
+#[repr(C)]
+struct Api {
+    api: u64,
+    features: u64,
+    ioctls: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Range {
+    start: u64,
+    len: u64,
+}
+
+#[repr(C)]
+struct Register {
+    range: Range,
+    mode: u64,
+    ioctls: u64,
+}
+
+#[repr(C)]
+struct Copy {
+    dst: u64,
+    src: u64,
+    len: u64,
+    mode: u64,
+    copy: i64,
+}
+
+/// `uffdio_zeropage` and `uffdio_poison` share this layout.
+#[repr(C)]
+struct Fill {
+    range: Range,
+    mode: u64,
+    result: i64,
+}
+
+#[repr(C)]
+struct WriteProtect {
+    range: Range,
+    mode: u64,
+}
+
+/// One `uffd_msg` (32 bytes); only page faults are enabled.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Msg {
+    event: u8,
+    _reserved1: u8,
+    _reserved2: u16,
+    _reserved3: u32,
+    flags: u64,
+    address: u64,
+    /// The faulting thread's id (with `UFFD_FEATURE_THREAD_ID`), then padding.
+    ptid: u32,
+    _pad: u32,
+}
+
+/// A page fault read from the descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fault {
+    pub address: u64,
+    /// A store to a write-protected page (not a missing page).
+    pub wp: bool,
+    /// The access was a store.
+    pub write: bool,
+    /// The faulting thread (its tid; 0 when the kernel does not tell).
+    pub thread: u32,
+}
+
+/// What the kernel offered at the handshake.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Caps {
+    pub poison: bool,
+    /// Faults the kernel takes on the program's behalf (a `read(2)` into region memory) are
+    /// served too; without it (`UFFD_USER_MODE_ONLY`) such syscalls fail with `EFAULT`.
+    pub kernel_faults: bool,
+}
+
+/// A userfaultfd: non-blocking, close-on-exec.
+#[derive(Debug)]
+pub(crate) struct Uffd {
+    fd: OwnedFd,
+    pub caps: Caps,
+}
+
+/// A new descriptor: `/dev/userfaultfd` first (it obeys the device's permissions, not
+/// `vm.unprivileged_userfaultfd`), then the syscall; full mode first, user-mode-only if
+/// refused.
+fn open_raw() -> io::Result<(OwnedFd, bool)> {
+    let mut last = io::Error::from_raw_os_error(libc::ENOSYS);
+    for user_only in [false, true] {
+        let flags =
+            libc::O_CLOEXEC | libc::O_NONBLOCK | if user_only { UFFD_USER_MODE_ONLY } else { 0 };
+        if let Ok(dev) = std::fs::File::open("/dev/userfaultfd") {
+            // SAFETY: USERFAULTFD_IOC_NEW takes its flags by value and returns a new fd.
+            let fd = unsafe { libc::ioctl(dev.as_raw_fd(), USERFAULTFD_IOC_NEW, flags) };
+            if fd >= 0 {
+                // SAFETY: the ioctl returned a fresh descriptor that nothing else owns.
+                return Ok((unsafe { OwnedFd::from_raw_fd(fd) }, !user_only));
+            }
+        }
+        // SAFETY: userfaultfd(2) takes flags by value and returns a new fd or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, flags) };
+        if fd >= 0 {
+            // SAFETY: as above; the value fits a RawFd since it came from the kernel as one.
+            return Ok((unsafe { OwnedFd::from_raw_fd(fd as RawFd) }, !user_only));
+        }
+        last = io::Error::last_os_error();
+    }
+    Err(last)
+}
+
+fn api(fd: &OwnedFd, features: u64) -> io::Result<Api> {
+    let mut a = Api {
+        api: UFFD_API,
+        features,
+        ioctls: 0,
+    };
+    // SAFETY: UFFDIO_API reads and writes one `uffdio_api`, which `a` is.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), UFFDIO_API, &mut a) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(a)
+}
+
+impl Uffd {
+    /// Opens a descriptor with write-protect faults (required) and poison (if offered).
+    /// The handshake is done on a probe descriptor first: a descriptor takes `UFFDIO_API`
+    /// only once, and the features must be asked for in that one call.
+    pub fn open() -> io::Result<Uffd> {
+        let (probe, _) = open_raw()?;
+        let offered = api(&probe, 0)?.features;
+        drop(probe);
+        if offered & FEATURE_WP == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the kernel has no userfaultfd write-protect for anonymous memory (needs 5.7)",
+            ));
+        }
+        let (fd, kernel_faults) = open_raw()?;
+        let want = FEATURE_WP | (offered & (FEATURE_POISON | FEATURE_THREAD_ID));
+        api(&fd, want)?;
+        Ok(Uffd {
+            fd,
+            caps: Caps {
+                poison: want & FEATURE_POISON != 0,
+                kernel_faults,
+            },
+        })
+    }
+
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Registers `[start, start+len)` for missing and write-protect faults; checks that
+    /// copy, zeropage and writeprotect are allowed there.
+    pub fn register(&self, start: u64, len: u64) -> io::Result<()> {
+        let mut r = Register {
+            range: Range { start, len },
+            mode: REGISTER_MODE_MISSING | REGISTER_MODE_WP,
+            ioctls: 0,
+        };
+        // SAFETY: UFFDIO_REGISTER reads and writes one `uffdio_register`.
+        if unsafe { libc::ioctl(self.raw(), UFFDIO_REGISTER, &mut r) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let need = IOCTL_COPY | IOCTL_ZEROPAGE | IOCTL_WRITEPROTECT;
+        if r.ioctls & need != need {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "userfaultfd range lacks UFFDIO_COPY, UFFDIO_ZEROPAGE or UFFDIO_WRITEPROTECT",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn unregister(&self, start: u64, len: u64) -> io::Result<()> {
+        let mut r = Range { start, len };
+        // SAFETY: UFFDIO_UNREGISTER reads one `uffdio_range`.
+        if unsafe { libc::ioctl(self.raw(), UFFDIO_UNREGISTER, &mut r) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Reads the faults waiting now (none if there are none).
+    pub fn read_faults(&self, out: &mut Vec<Fault>) -> io::Result<()> {
+        let mut msgs = [Msg {
+            event: 0,
+            _reserved1: 0,
+            _reserved2: 0,
+            _reserved3: 0,
+            flags: 0,
+            address: 0,
+            ptid: 0,
+            _pad: 0,
+        }; 16];
+        let size = std::mem::size_of_val(&msgs);
+        // SAFETY: the kernel writes whole `uffd_msg`s, at most `size` bytes, into `msgs`.
+        let n = unsafe { libc::read(self.raw(), msgs.as_mut_ptr().cast(), size) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::WouldBlock {
+                return Ok(());
+            }
+            return Err(e);
+        }
+        let count = n as usize / std::mem::size_of::<Msg>();
+        for m in &msgs[..count] {
+            if m.event == EVENT_PAGEFAULT {
+                out.push(Fault {
+                    address: m.address,
+                    wp: m.flags & PAGEFAULT_FLAG_WP != 0,
+                    write: m.flags & PAGEFAULT_FLAG_WRITE != 0,
+                    thread: m.ptid,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Installs `len` bytes from `src` at `dst`, write-protected, and wakes the threads
+    /// waiting there. `Ok(false)`: something was already mapped there (`EEXIST`).
+    ///
+    /// # Safety
+    /// `src` must be readable for `len` bytes; `dst..dst+len` must be inside the registered
+    /// range and page aligned.
+    pub unsafe fn copy_wp(&self, dst: u64, src: *const u8, len: u64) -> io::Result<bool> {
+        let mut done = 0;
+        while done < len {
+            let mut c = Copy {
+                dst: dst + done,
+                src: src as u64 + done,
+                len: len - done,
+                mode: COPY_MODE_WP,
+                copy: 0,
+            };
+            // SAFETY: UFFDIO_COPY reads and writes one `uffdio_copy`; the caller vouches
+            // for the ranges.
+            let rc = unsafe { libc::ioctl(self.raw(), UFFDIO_COPY, &mut c) };
+            if c.copy > 0 {
+                done += c.copy as u64;
+            }
+            if rc < 0 {
+                let e = io::Error::last_os_error();
+                match e.raw_os_error() {
+                    Some(libc::EAGAIN) => continue,
+                    Some(libc::EEXIST) => return Ok(false),
+                    _ => return Err(e),
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Maps the zero page at `[start, start+len)` and wakes the waiters. `Ok(false)`:
+    /// already mapped.
+    pub fn zeropage(&self, start: u64, len: u64) -> io::Result<bool> {
+        self.fill(UFFDIO_ZEROPAGE, start, len)
+    }
+
+    /// Marks `[start, start+len)` poisoned: every access there gets `SIGBUS` (6.6+).
+    pub fn poison(&self, start: u64, len: u64) -> io::Result<bool> {
+        self.fill(UFFDIO_POISON, start, len)
+    }
+
+    fn fill(&self, op: libc::c_ulong, start: u64, len: u64) -> io::Result<bool> {
+        loop {
+            let mut z = Fill {
+                range: Range { start, len },
+                mode: 0,
+                result: 0,
+            };
+            // SAFETY: UFFDIO_ZEROPAGE and UFFDIO_POISON read and write one struct of this
+            // layout; they only touch page tables of the registered range.
+            if unsafe { libc::ioctl(self.raw(), op, &mut z) } >= 0 {
+                return Ok(true);
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EAGAIN) => continue,
+                Some(libc::EEXIST) => return Ok(false),
+                _ => return Err(e),
+            }
+        }
+    }
+
+    /// Write-protects (`protect`) or unprotects `[start, start+len)`. Unprotecting wakes
+    /// the threads waiting on a write-protect fault there.
+    pub fn write_protect(&self, start: u64, len: u64, protect: bool) -> io::Result<()> {
+        let mut w = WriteProtect {
+            range: Range { start, len },
+            mode: if protect { WRITEPROTECT_MODE_WP } else { 0 },
+        };
+        loop {
+            // SAFETY: UFFDIO_WRITEPROTECT reads one `uffdio_writeprotect`.
+            if unsafe { libc::ioctl(self.raw(), UFFDIO_WRITEPROTECT, &mut w) } >= 0 {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EAGAIN) {
+                return Err(e);
+            }
+        }
+    }
+
+    /// Wakes the threads waiting on a fault in `[start, start+len)` (they retry the access).
+    pub fn wake(&self, start: u64, len: u64) -> io::Result<()> {
+        let mut r = Range { start, len };
+        // SAFETY: UFFDIO_WAKE reads one `uffdio_range`.
+        if unsafe { libc::ioctl(self.raw(), UFFDIO_WAKE, &mut r) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}

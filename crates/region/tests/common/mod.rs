@@ -1,0 +1,100 @@
+//! Helpers of the region tests: a pager over swap files in a temp dir (names contain
+//! `swapkit`), on the engine asked for; page stamps.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::Path;
+
+use device::{EngineKind, LoopDevice, LoopOptions, MkswapOptions};
+use pager::{Pager, PagerConfig, SwaponOptions};
+
+/// Both engines, for tests that run on each.
+pub const ENGINES: [EngineKind; 2] = [EngineKind::ThreadPool, EngineKind::IoUring];
+
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("swapkit-region-test")
+        .tempdir()
+        .unwrap()
+}
+
+/// A pager on `engine` with `areas` swap files of `pages` pages each in `dir`. Small
+/// clusters and pools, so the tests reach every limit. Returns `None` (and says why) when
+/// the engine cannot start here.
+pub fn pager(dir: &Path, engine: EngineKind, areas: u32, pages: u64) -> Option<Pager> {
+    swap(dir, engine, areas, pages, false).map(|s| s.pager.clone())
+}
+
+/// A pager and the loop devices under its areas (detached on drop, after the pager).
+pub struct Swap {
+    pub pager: Pager,
+    pub loops: Vec<LoopDevice>,
+}
+
+/// As [`pager`], on loop devices over the files when `loops` and loop devices are usable
+/// here (says so when they are not, and uses the files).
+pub fn swap(dir: &Path, engine: EngineKind, areas: u32, pages: u64, loops: bool) -> Option<Swap> {
+    let cfg = PagerConfig {
+        interleave: 16,
+        nswbuf: 32,
+        swap_async_max: 8,
+        nswap_lowat: 4,
+        nswap_hiwat: 8,
+        max_cluster: 16,
+        engine,
+    };
+    let pager = match Pager::new(cfg) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("engine {engine:?} unavailable here ({e}); skipped");
+            return None;
+        }
+    };
+    let use_loops = loops
+        && match device::loopdev::available() {
+            Ok(()) => true,
+            Err(why) => {
+                eprintln!("loop devices unavailable ({why}); swap files instead");
+                false
+            }
+        };
+    let mut attached = Vec::new();
+    for i in 0..areas {
+        let path = dir.join(format!("swapkit-region-{i}.swap"));
+        let opts = MkswapOptions {
+            pages: Some(pages),
+            ..MkswapOptions::default()
+        };
+        device::mkswap(&path, &opts).unwrap();
+        if use_loops {
+            let dev = LoopDevice::attach(&path, &LoopOptions::default()).unwrap();
+            pager.swapon(dev.path(), SwaponOptions::default()).unwrap();
+            attached.push(dev);
+        } else {
+            pager.swapon(&path, SwaponOptions::default()).unwrap();
+        }
+    }
+    Some(Swap {
+        pager,
+        loops: attached,
+    })
+}
+
+/// Whether this process may make a userfaultfd (root, or the sysctl allows it).
+pub fn uffd_usable() -> bool {
+    let ok = std::fs::File::open("/dev/userfaultfd").is_ok() || nix_root();
+    if !ok {
+        eprintln!("no userfaultfd for this user; skipped");
+    }
+    ok
+}
+
+fn nix_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The word `w` of page `p` at version `v`: never zero, different per page, word, version.
+pub fn stamp(p: u64, v: u64, w: u64) -> u64 {
+    (p << 40 | v << 12 | w).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1
+}

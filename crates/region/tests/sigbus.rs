@@ -1,0 +1,196 @@
+//! A page whose read fails is never zero-filled: the toucher gets `SIGBUS`. The touch runs
+//! in a child process (this test binary again, with `REGION_SIGBUS_CHILD` set), since the
+//! signal kills it.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use region::{Region, RegionConfig};
+
+const CHILD_ENV: &str = "REGION_SIGBUS_CHILD";
+const DIR_ENV: &str = "REGION_SIGBUS_DIR";
+/// How long a child may run before it counts as hung (it needs well under a second).
+const HANG_GUARD: Duration = Duration::from_secs(60);
+
+/// Runs the child test with `mode` on `engine`; returns its status and stdout, or `None`
+/// when the child could not run the engine here.
+fn child(engine: &str, mode: &str) -> Option<(std::process::ExitStatus, String)> {
+    // The parent owns the swap files: a child killed by the signal cleans nothing.
+    let dir = common::tempdir();
+    let mut proc = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_touches_a_page_whose_read_fails",
+            "--nocapture",
+        ])
+        .env(CHILD_ENV, format!("{engine}:{mode}"))
+        .env(DIR_ENV, dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A hang guard, not a timing: a child whose region stopped paging would block forever.
+    let deadline = Instant::now() + HANG_GUARD;
+    while proc.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            proc.kill().unwrap();
+            let out = proc.wait_with_output().unwrap();
+            panic!(
+                "{engine} {mode}: the child hung\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = proc.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!(
+        "{engine} {mode}: child {:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (!stdout.contains("SKIPPED")).then_some((out.status, stdout))
+}
+
+/// After a failed read the region goes on: the poisoned page is no longer resident, the
+/// resident count agrees with the page states, and other pages still page in and out.
+#[test]
+fn a_region_goes_on_after_a_failed_read() {
+    if !common::uffd_usable() {
+        return;
+    }
+    for engine in ["threads", "io_uring"] {
+        let Some((status, stdout)) = child(engine, "survive") else {
+            continue;
+        };
+        assert!(stdout.contains("toucher got SIGBUS"), "{stdout}");
+        assert!(stdout.contains("region consistent"), "{stdout}");
+        assert!(status.success(), "{status:?}");
+    }
+}
+
+#[test]
+fn a_failed_read_sends_sigbus_to_the_toucher_never_zeroes() {
+    if !common::uffd_usable() {
+        return;
+    }
+    for engine in ["threads", "io_uring"] {
+        let Some((status, stdout)) = child(engine, "die") else {
+            continue;
+        };
+        assert!(
+            stdout.contains("touching"),
+            "the child never got to the touch"
+        );
+        assert!(
+            !stdout.contains("read "),
+            "the toucher read a value instead of SIGBUS"
+        );
+        assert_eq!(status.signal(), Some(libc::SIGBUS), "{status:?}");
+    }
+}
+
+static SIGBUS_SEEN: AtomicBool = AtomicBool::new(false);
+
+/// The `survive` child's SIGBUS handler: notes the signal and parks the toucher for good
+/// (returning would retry the access and fault again).
+extern "C" fn park_toucher(_: libc::c_int) {
+    SIGBUS_SEEN.store(true, Ordering::SeqCst);
+    loop {
+        // SAFETY: pause(2) is async-signal-safe.
+        unsafe { libc::pause() };
+    }
+}
+
+/// The child's part: does nothing unless `REGION_SIGBUS_CHILD` is `engine:mode`. Mode
+/// `die` touches the failed page on the main thread (the default action kills the child);
+/// `survive` touches it on another thread, parks that thread in a SIGBUS handler and
+/// checks the region afterwards.
+#[test]
+fn child_touches_a_page_whose_read_fails() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let (engine, mode) = spec.split_once(':').unwrap();
+    let engine = match engine {
+        "io_uring" => device::EngineKind::IoUring,
+        _ => device::EngineKind::ThreadPool,
+    };
+    let dir = std::path::PathBuf::from(std::env::var_os(DIR_ENV).unwrap());
+    let Some(pager) = common::pager(&dir, engine, 1, 128) else {
+        println!("SKIPPED");
+        return;
+    };
+    let mut region = Region::new(
+        &pager,
+        RegionConfig {
+            len: 32 * 4096,
+            resident_limit: 4 * 4096,
+            read_around: 3,
+            evict_batch: 2,
+            ..RegionConfig::default()
+        },
+    )
+    .unwrap();
+    let monitor = region.monitor();
+    let obj = region.object().clone();
+    let mem = region.as_atomic_u64s();
+    for p in 0..32 {
+        mem[p * 512].store(0xAB00 + p as u64, Ordering::Relaxed);
+    }
+    while monitor.is_resident(0) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let (dev, page) = pager.locate(&obj, 0).unwrap();
+    pager.area(dev).unwrap().faults().fail_reads(page..page + 1);
+    if mode != "survive" {
+        println!("touching");
+        let v = mem[0].load(Ordering::Relaxed);
+        println!("read {v:#x}");
+        return;
+    }
+    // SAFETY: the handler only stores to an atomic and calls pause(2).
+    unsafe {
+        libc::signal(
+            libc::SIGBUS,
+            park_toucher as *const () as libc::sighandler_t,
+        )
+    };
+    let first = &mem[0];
+    std::thread::scope(|s| {
+        // Never joined: the toucher stays parked in the handler until the process exits.
+        let _ = std::thread::Builder::new().spawn_scoped(s, || {
+            let v = first.load(Ordering::Relaxed);
+            println!("read {v:#x}");
+        });
+        while !SIGBUS_SEEN.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        println!("toucher got SIGBUS");
+        let st = monitor.stats();
+        assert_eq!(st.read_errors, 1, "{st:?}");
+        assert!(!monitor.is_resident(0));
+        // Page states and the resident count agree, and paging goes on.
+        for round in 1..=2u64 {
+            for p in 1..32 {
+                mem[p * 512].store(round << 32 | p as u64, Ordering::Relaxed);
+            }
+            for p in 1..32 {
+                assert_eq!(mem[p * 512].load(Ordering::Relaxed), round << 32 | p as u64);
+            }
+        }
+        let st = monitor.stats();
+        let mapped = (0..32).filter(|&p| monitor.is_resident(p)).count() as u64;
+        assert_eq!(st.resident, mapped, "{st:?}");
+        assert!(st.resident <= st.resident_limit, "{st:?}");
+        println!("region consistent");
+        std::process::exit(0);
+    });
+}
