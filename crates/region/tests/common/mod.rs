@@ -42,6 +42,7 @@ pub fn swap(dir: &Path, engine: EngineKind, areas: u32, pages: u64, loops: bool)
         nswap_hiwat: 8,
         max_cluster: 16,
         engine,
+        ..PagerConfig::default()
     };
     let pager = match Pager::new(cfg) {
         Ok(p) => p,
