@@ -252,10 +252,12 @@ pub struct RawPlan {
     /// In-flight clusters for the sequential runs: the pager's `swap_async_max`.
     pub seq_queue_depth: usize,
     pub cluster_pages: usize,
+    /// The fixed work of each sequential run (passes wrap over the devices).
     pub seq_bytes: u64,
-    /// Sequential runs last at least this long (passes repeat).
-    pub seq_min_time: Duration,
-    pub rand_time: Duration,
+    /// The fixed work of each random run.
+    pub rand_bytes: u64,
+    /// Each run is repeated this often; its figure is the median (all are kept).
+    pub repetitions: usize,
     /// Also `raw-seq-read-1dev` (the limit of a swapoff), over this many bytes.
     pub one_device_bytes: Option<u64>,
 }
@@ -288,16 +290,22 @@ pub fn baselines(
     let mut out = Vec::new();
     for r in runs(plan, areas.len()) {
         let label = r.id.replace('-', " ");
-        let m = drive(
-            engine,
-            &areas[..r.devices],
-            r.op,
-            r.pattern,
-            r.depth,
-            r.budget,
-            &label,
-        )?;
-        out.push(m.figure(&r.id, &r.what, r.depth as u32));
+        let mut reps = Vec::new();
+        for _ in 0..plan.repetitions.max(1) {
+            let (m, cpu) = crate::cpu::measure(|| {
+                drive(
+                    engine,
+                    &areas[..r.devices],
+                    r.op,
+                    r.pattern,
+                    r.depth,
+                    r.budget,
+                    &label,
+                )
+            });
+            reps.push(m?.figure(&r.id, &r.what, r.depth as u32).with_cpu(cpu));
+        }
+        out.extend(Figure::median_of(reps));
     }
     Ok(out)
 }
@@ -305,15 +313,16 @@ pub fn baselines(
 /// The baselines of `plan` over `devices` devices, in the order they run: sequential write
 /// and read over all devices, random reads at QD1 and QD16, and one device alone when asked.
 fn runs(plan: &RawPlan, devices: usize) -> Vec<Run> {
+    // A fixed amount of work each (no minimum time), so repetitions compare like with like;
+    // the maximum only guards against a device that has stalled.
     let seq_budget = Budget {
         bytes: plan.seq_bytes,
-        min_time: plan.seq_min_time,
+        min_time: Duration::ZERO,
         max_time: Duration::from_secs(120),
     };
     let rand_budget = Budget {
-        bytes: 0,
-        min_time: plan.rand_time,
-        max_time: plan.rand_time,
+        bytes: plan.rand_bytes,
+        ..seq_budget
     };
     let (qd, cl) = (plan.seq_queue_depth, plan.cluster_pages);
     let kib = cl * device::PAGE_SIZE / 1024;
@@ -441,8 +450,8 @@ mod tests {
             seq_queue_depth: 4,
             cluster_pages: 32,
             seq_bytes: 1 << 20,
-            seq_min_time: Duration::from_secs(1),
-            rand_time: Duration::from_secs(2),
+            rand_bytes: 3 << 20,
+            repetitions: 3,
             one_device_bytes: Some(5 << 20),
         };
         let runs = runs(&plan, 3);
@@ -462,8 +471,10 @@ mod tests {
         let devices: Vec<usize> = runs.iter().map(|r| r.devices).collect();
         assert_eq!(devices, [3, 3, 3, 3, 1]);
         assert_eq!(runs[4].budget.bytes, 5 << 20);
-        assert_eq!(runs[4].budget.min_time, Duration::from_secs(1));
-        assert_eq!(runs[2].budget.max_time, Duration::from_secs(2));
+        // Fixed work: no minimum time stretches a fast run.
+        assert!(runs.iter().all(|r| r.budget.min_time.is_zero()));
+        assert_eq!(runs[2].budget.bytes, 3 << 20);
+        assert_eq!(runs[0].budget.bytes, 1 << 20);
         let without = RawPlan {
             one_device_bytes: None,
             ..plan
