@@ -311,7 +311,13 @@ fn kernel_baseline(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(),
     cancel::check()?;
     // A quarter of the data fits in the cgroup: the rest must go through swap.
     let data = (plan.size * plan.devices as u64 / 4).min(1 << 30);
-    match unless_skipped(crate::kernel::run(paths, data, data / 4), r) {
+    // As many readers as our pagein-seq had: a fair comparison.
+    let readers = r
+        .pager
+        .iter()
+        .find(|f| f.id == "pagein-seq")
+        .map_or(queue_depth() as u32, |f| f.threads);
+    match unless_skipped(crate::kernel::run(paths, data, data / 4, readers), r) {
         Ok(Some(k)) => {
             for f in &k.figures {
                 line(f);

@@ -2,7 +2,8 @@
 //! engine, with the shapes the pager produces. They are the physical limit every pager figure
 //! is divided by, taken in the same run on the same devices.
 //!
-//! One driver thread keeps `queue_depth` I/Os in flight across all devices at once: sequential
+//! At queue depth 1 the driver waits on each I/O with `Engine::submit_wait` (it reaps its own
+//! completion, as fio does). Above that, one driver thread keeps `queue_depth` I/Os in flight across all devices at once: sequential
 //! clusters go round-robin over the devices (each with its own cursor, the way interleaved
 //! pageout stripes), random reads pick a device and a page at random. Latency is taken from
 //! submission to the moment the driver sees the completion, which is what a caller of the
@@ -168,6 +169,9 @@ pub fn drive(
     if areas.is_empty() {
         return Err(Error::workload("raw", "no devices"));
     }
+    if queue_depth <= 1 {
+        return drive_waiting(engine, areas, op, pattern, budget, label);
+    }
     let mut picker = Picker::new(areas, pattern);
     let io_bytes = picker.pages * device::PAGE_SIZE as u64;
     let (tx, rx) = mpsc::channel::<Done>();
@@ -228,6 +232,58 @@ pub fn drive(
     if let Some(e) = failure {
         return Err(e);
     }
+    cancel::check()?;
+    Ok(Measured {
+        bytes,
+        ops,
+        seconds,
+        latency,
+    })
+}
+
+/// Queue depth 1: one I/O at a time with [`Engine::submit_wait`], so this thread issues
+/// each I/O and reaps its own completion (no engine thread, no hand-off), as fio does at
+/// `--iodepth=1` and as a pager caller waiting on its page does. Same budget and figures
+/// as [`drive`].
+fn drive_waiting(
+    engine: &Engine,
+    areas: &[Arc<SwapArea>],
+    op: IoOp,
+    pattern: Pattern,
+    budget: Budget,
+    label: &str,
+) -> Result<Measured, Error> {
+    let mut picker = Picker::new(areas, pattern);
+    let io_bytes = picker.pages * device::PAGE_SIZE as u64;
+    let progress = Progress::start(label, budget.bytes);
+    let mut latency = Recorder::new();
+    let (mut bytes, mut ops) = (0u64, 0u64);
+    let mut buf = filled(picker.pages as usize);
+    let start = Instant::now();
+    while !cancel::cancelled()
+        && start.elapsed() < budget.max_time
+        && (bytes < budget.bytes || start.elapsed() < budget.min_time)
+    {
+        let Some((a, page)) = picker.next() else {
+            return Err(Error::workload("raw", "devices too small for one cluster"));
+        };
+        let req = IoRequest {
+            tag: a as u64,
+            op,
+            page,
+            buf,
+        };
+        let t = Instant::now();
+        let c = engine.submit_wait(&areas[a], req);
+        latency.record(t.elapsed());
+        c.result?;
+        buf = c.buf;
+        bytes += io_bytes;
+        ops += 1;
+        progress.add(io_bytes);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    drop(progress);
     cancel::check()?;
     Ok(Measured {
         bytes,
