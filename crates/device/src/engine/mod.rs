@@ -289,8 +289,9 @@ impl Engine {
     /// Does one I/O on the caller's thread and returns its completion.
     ///
     /// The caller issues the I/O and reaps its own completion, as fio does at queue depth
-    /// 1: one `pread`/`pwrite`, during which the thread sleeps in the kernel until the
-    /// device answers. Handing the request to an engine thread instead would cost a
+    /// 1: on io_uring, one `io_uring_enter` on the thread's own small ring (made on first
+    /// use; `pread`/`pwrite` where it cannot be set up); on the thread pool, one
+    /// `pread`/`pwrite`. Handing the request to an engine thread instead would cost a
     /// wake-up of that thread and one more of the caller (reaper to caller) per I/O, which
     /// at queue depth 1 is most of the gap to fio. Range check, injected faults and
     /// latency, short transfers, accounting and errors are those of [`Engine::submit`],
@@ -298,7 +299,12 @@ impl Engine {
     /// callbacks. From a callback this blocks that engine thread for the I/O's time.
     pub fn submit_wait(&self, area: &Arc<SwapArea>, req: IoRequest) -> IoCompletion {
         let mut job = Job::new(area, req, Box::new(|_| {}));
-        let result = blocking_io(&mut job);
+        let result = match &self.backend {
+            Backend::Uring(_) => {
+                uring::wait_on_own_ring(&mut job).unwrap_or_else(|| blocking_io(&mut job))
+            }
+            Backend::Threads(_) => blocking_io(&mut job),
+        };
         job.settle(result).0
     }
 }
