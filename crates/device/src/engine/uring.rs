@@ -593,7 +593,7 @@ pub(crate) fn wait_on_own_ring(job: &mut Job) -> Option<Result<(), DeviceError>>
     OWN.with(|cell| {
         let mut own = cell.try_borrow_mut().ok()?;
         if own.is_none() {
-            *own = IoUring::new(OWN_ENTRIES).ok();
+            *own = own_ring();
         }
         let ring = own.as_mut()?;
         if let Some(e) = job.error.take() {
@@ -627,6 +627,19 @@ pub(crate) fn wait_on_own_ring(job: &mut Job) -> Option<Result<(), DeviceError>>
         };
         Some(result.map_err(|e| DeviceError::io(area.path(), op.name(), page, e)))
     })
+}
+
+/// A new ring for this thread alone. Only this thread ever submits to it or waits on it, so
+/// it may be `SINGLE_ISSUER` + `DEFER_TASKRUN` (Linux 6.1; as fio sets up its rings): the
+/// completion work runs when the waiter enters the kernel, instead of a signal-style
+/// task-work wake-up. Plain where the kernel refuses those flags.
+fn own_ring() -> Option<IoUring> {
+    IoUring::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .build(OWN_ENTRIES)
+        .or_else(|_| IoUring::new(OWN_ENTRIES))
+        .ok()
 }
 
 /// Why [`transfer`] failed.
