@@ -31,9 +31,29 @@ pub fn run(plan: &Plan) -> Result<(), Error> {
         machine: Machine::detect(),
         ..Report::default()
     };
+    if plan.quick {
+        r.notes.push(
+            "--quick: a smoke run of about a minute (small devices, short phases); read the \
+             full run's figures, not these"
+                .into(),
+        );
+    }
+    if !crate::fio::available() {
+        // The first thing said: without fio the limits are only our own engine's.
+        eprintln!("{}", crate::fio::MISSING);
+        r.notes.insert(0, crate::fio::MISSING.into());
+    } else if !plan.fio {
+        r.notes.push(
+            "without --fio the baselines are our own engine only, not the device's limit".into(),
+        );
+    }
     eprintln!(
         "swapkit bench{}: {} devices of {} each",
-        if plan.quick { " --quick" } else { "" },
+        if plan.quick {
+            " --quick (a smoke run of about a minute)"
+        } else {
+            ""
+        },
         plan.devices,
         human_iec(plan.size)
     );
@@ -99,6 +119,8 @@ fn measure(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> 
     if plan.runs(Workload::Swapoff) {
         cancel::check()?;
         let drained = swapoff::drain(paths, &sizes, queue_depth());
+        // Not repeated and no CPU figure: the drain's own time is only part of the phase
+        // (the data set is paged out first), and every repetition would need a fresh set.
         if let Some(s) = unless_skipped(drained, r)? {
             let f = Figure::new(
                 "swapoff-drain",
@@ -115,8 +137,14 @@ fn measure(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> 
     if plan.runs(Workload::Micro) {
         r.micro = micro::summaries();
     }
-    if plan.fio {
-        r.notes.push(crate::fio::run(paths, &mut r.fio, plan.quick));
+    if plan.fio && crate::fio::available() {
+        let rand_bytes = sizes.rand_ops * device::PAGE_SIZE as u64;
+        r.notes.push(crate::fio::run(
+            paths,
+            &mut r.fio,
+            sizes.fio_seq_bytes,
+            rand_bytes,
+        ));
     }
     if plan.kernel_baseline {
         kernel_baseline(plan, paths, r)?;
@@ -158,12 +186,8 @@ fn raw_baselines(
         cluster_pages: PagerConfig::default().max_cluster as usize,
         // As much as the streaming data set moves, so both sides see the same span of disk.
         seq_bytes: (total_bytes as f64 * sizes.data_fraction) as u64,
-        seq_min_time: sizes.seq_min_time,
-        rand_time: if plan.quick {
-            Duration::from_secs(2)
-        } else {
-            Duration::from_secs(10)
-        },
+        rand_bytes: sizes.rand_ops * device::PAGE_SIZE as u64,
+        repetitions: sizes.repetitions,
         one_device_bytes: plan
             .runs(Workload::Swapoff)
             .then_some((plan.size as f64 * sizes.data_fraction) as u64),
@@ -207,32 +231,62 @@ fn streaming(plan: &Plan, paths: &[PathBuf], sizes: &Sizes, r: &mut Report) -> R
         line(&f);
         r.pager.push(f);
     };
-    // pageout-seq always runs here: the others need the data on swap.
-    let f = stream::pageout_seq(&rig, &ds, "pageout-seq", qd as u32, sizes.seq_min_time)?;
+    let n = sizes.repetitions;
+    // pageout-seq always runs here: the others need the data on swap. Each repetition is
+    // one pass over the data set (a fixed amount of work).
+    let f = repeated(n, || {
+        stream::pageout_seq(&rig, &ds, "pageout-seq", qd as u32, Duration::ZERO)
+    })?;
     if plan.runs(Workload::PageoutSeq) {
         keep(f);
     } else {
         line(&f);
     }
     if plan.runs(Workload::PageinSeq) {
-        keep(stream::pagein_seq(
-            &rig,
-            &ds,
-            qd,
-            "pagein-seq",
-            sizes.seq_min_time,
-        )?);
+        keep(repeated(n, || {
+            stream::pagein_seq(&rig, &ds, qd, "pagein-seq", Duration::ZERO)
+        })?);
     }
     if plan.runs(Workload::PageinRand) {
-        keep(random::pagein_rand(&rig, &ds, 1, sizes.phase)?);
-        keep(random::pagein_rand(&rig, &ds, 8, sizes.phase)?);
+        keep(repeated(n, || {
+            random::pagein_rand(&rig, &ds, 1, sizes.phase)
+        })?);
+        keep(repeated(n, || {
+            random::pagein_rand(&rig, &ds, 8, sizes.phase)
+        })?);
     }
     if plan.runs(Workload::Mixed) {
-        for f in random::mixed(&rig, &ds, 4, sizes.phase)? {
-            keep(f);
+        // mixed, mixed-reads, mixed-writes: each the median of its own repetitions; the CPU
+        // of the phase is charged to `mixed` alone.
+        let mut runs: Vec<Vec<Figure>> = Vec::new();
+        for _ in 0..n {
+            let (figs, cpu) = crate::cpu::measure(|| random::mixed(&rig, &ds, 4, sizes.phase));
+            for (i, f) in figs?.into_iter().enumerate() {
+                let f = if i == 0 { f.with_cpu(cpu) } else { f };
+                match runs.get_mut(i) {
+                    Some(v) => v.push(f),
+                    None => runs.push(vec![f]),
+                }
+            }
+        }
+        for reps in runs {
+            if let Some(f) = Figure::median_of(reps) {
+                keep(f);
+            }
         }
     }
     Ok(())
+}
+
+/// `phase` run `n` times (at least once), each with the CPU it used; the median figure.
+fn repeated(n: usize, mut phase: impl FnMut() -> Result<Figure, Error>) -> Result<Figure, Error> {
+    let mut reps = Vec::new();
+    for _ in 0..n.max(1) {
+        cancel::check()?;
+        let (f, cpu) = crate::cpu::measure(&mut phase);
+        reps.push(f?.with_cpu(cpu));
+    }
+    Figure::median_of(reps).ok_or_else(|| Error::workload("bench", "no repetitions"))
 }
 
 /// Pageout and pagein over 1..n devices at several interleaves: `r.interleave`.
@@ -257,7 +311,13 @@ fn kernel_baseline(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(),
     cancel::check()?;
     // A quarter of the data fits in the cgroup: the rest must go through swap.
     let data = (plan.size * plan.devices as u64 / 4).min(1 << 30);
-    match unless_skipped(crate::kernel::run(paths, data, data / 4), r) {
+    // As many readers as our pagein-seq had: a fair comparison.
+    let readers = r
+        .pager
+        .iter()
+        .find(|f| f.id == "pagein-seq")
+        .map_or(queue_depth() as u32, |f| f.threads);
+    match unless_skipped(crate::kernel::run(paths, data, data / 4, readers), r) {
         Ok(Some(k)) => {
             for f in &k.figures {
                 line(f);
@@ -272,62 +332,166 @@ fn kernel_baseline(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(),
 }
 
 /// One progress line per finished figure.
-fn line(f: &Figure) {
+pub fn line(f: &Figure) {
     let lat = f.p(99.0).map_or(String::new(), |p99| {
         format!(", p50 {} µs, p99 {p99} µs", f.p(50.0).unwrap_or(0))
     });
+    let spread = f
+        .spread_pct
+        .map_or(String::new(), |s| format!(", spread {s:.0}%"));
+    let cpu = f
+        .cpu_s_per_gib
+        .map_or(String::new(), |c| format!(", {c:.2} CPU s/GiB"));
     eprintln!(
-        "  {:<28} {:>8.1} MiB/s {:>9.0} IOPS{lat}",
+        "  {:<28} {:>8.1} MiB/s {:>9.0} IOPS{lat}{spread}{cpu}",
         f.id, f.mib_s, f.iops
     );
 }
 
-/// Each pager figure beside its raw baseline, with the issue's targets.
+/// How a pager workload is compared: its shape (a [`fio::SHAPES`] name), the depth of that
+/// shape it matches, its raw baseline, and the issue's targets against the best at the same
+/// shape and the best at any depth.
+struct Against {
+    workload: &'static str,
+    raw: &'static str,
+    shape: &'static str,
+    qd: u32,
+    metric: Metric,
+    same: Option<f64>,
+    any: Option<f64>,
+}
+
+const AGAINST: [Against; 5] = [
+    Against {
+        workload: "pageout-seq",
+        raw: "raw-seq-write",
+        shape: "seq-write",
+        qd: 4,
+        metric: Metric::MibS,
+        same: None,
+        any: Some(0.9),
+    },
+    Against {
+        workload: "pagein-seq",
+        raw: "raw-seq-read",
+        shape: "seq-read",
+        qd: 4,
+        metric: Metric::MibS,
+        same: Some(0.95),
+        any: None,
+    },
+    Against {
+        workload: "pagein-rand-1t",
+        raw: "raw-rand-read-qd1",
+        shape: "rand-read",
+        qd: 1,
+        metric: Metric::Iops,
+        same: Some(0.9),
+        any: None,
+    },
+    Against {
+        workload: "pagein-rand-8t",
+        raw: "raw-rand-read-qd16",
+        shape: "rand-read",
+        qd: 16,
+        metric: Metric::Iops,
+        same: Some(0.9),
+        any: None,
+    },
+    Against {
+        workload: "swapoff-drain",
+        raw: "raw-seq-read-1dev",
+        shape: "seq-read-1dev",
+        qd: 4,
+        metric: Metric::MibS,
+        same: None,
+        any: Some(0.9),
+    },
+];
+
+/// The best of `candidates` by `metric` (the highest throughput, the lowest latency).
+fn best<'a>(candidates: impl Iterator<Item = &'a Figure>, metric: Metric) -> Option<&'a Figure> {
+    candidates.max_by(|a, b| {
+        let (x, y) = (metric.of(a), metric.of(b));
+        if metric.higher_is_better() {
+            x.total_cmp(&y)
+        } else {
+            y.total_cmp(&x)
+        }
+    })
+}
+
+/// Each pager figure beside the best at its own shape (our raw engine or fio), the
+/// device's best at any QD ≤ 32, fio's latency and CPU, and the kernel; then our raw
+/// engine against fio. With the issue's targets.
 fn comparisons(r: &Report) -> Vec<Comparison> {
-    let pairs: [(&str, &str, Metric, Option<f64>); 13] = [
-        ("pageout-seq", "raw-seq-write", Metric::MibS, Some(0.9)),
-        ("pagein-seq", "raw-seq-read", Metric::MibS, Some(0.9)),
-        ("pagein-rand-1t", "raw-rand-read-qd1", Metric::Iops, None),
-        (
-            "pagein-rand-1t",
-            "raw-rand-read-qd1",
-            Metric::P99Us,
-            Some(1.25),
-        ),
-        ("pagein-rand-8t", "raw-rand-read-qd16", Metric::Iops, None),
-        ("pagein-rand-8t", "raw-rand-read-qd16", Metric::P99Us, None),
-        (
-            "swapoff-drain",
-            "raw-seq-read-1dev",
-            Metric::MibS,
-            Some(0.7),
-        ),
-        ("pagein-seq", "kernel-pagein-seq", Metric::MibS, Some(2.0)),
-        ("swapoff-drain", "kernel-swapoff", Metric::MibS, Some(5.0)),
-        // Our engine against fio: is the engine the limit?
-        ("raw-seq-write", "fio-seq-write", Metric::MibS, None),
-        ("raw-seq-read", "fio-seq-read", Metric::MibS, None),
-        ("raw-rand-read-qd1", "fio-rand-read-qd1", Metric::Iops, None),
-        (
-            "raw-rand-read-qd16",
-            "fio-rand-read-qd16",
-            Metric::Iops,
-            None,
-        ),
-    ];
-    pairs
-        .iter()
-        .filter_map(|(w, b, m, t)| {
-            let wf = r.pager.iter().chain(&r.raw).find(|f| f.id == *w)?;
-            let bf = r
-                .raw
-                .iter()
-                .chain(&r.kernel)
-                .chain(&r.fio)
-                .find(|f| f.id == *b)?;
-            Some(Comparison::new(wf, bf, *m, *t))
-        })
-        .collect()
+    let fig = |id: &str| {
+        r.pager
+            .iter()
+            .chain(&r.raw)
+            .chain(&r.kernel)
+            .chain(&r.fio)
+            .find(|f| f.id == id)
+    };
+    let mut out = Vec::new();
+    for a in &AGAINST {
+        let Some(w) = r.pager.iter().find(|f| f.id == a.workload) else {
+            continue;
+        };
+        let fio_same = crate::fio::id(a.shape, a.qd);
+        let same = best(
+            [a.raw, fio_same.as_str()].into_iter().filter_map(fig),
+            a.metric,
+        );
+        if let Some(b) = same {
+            out.push(Comparison::new(w, b, a.metric, a.same).on("same shape"));
+        }
+        let sweep: Vec<String> = crate::fio::DEPTHS
+            .iter()
+            .map(|&qd| crate::fio::id(a.shape, qd))
+            .collect();
+        let any = best(
+            std::iter::once(a.raw)
+                .chain(sweep.iter().map(String::as_str))
+                .filter_map(fig),
+            a.metric,
+        );
+        if let Some(b) = any {
+            out.push(Comparison::new(w, b, a.metric, a.any).on("any QD ≤ 32"));
+        }
+        if let Some(f) = fig(&fio_same) {
+            if a.workload == "pagein-rand-1t" {
+                out.push(Comparison::new(w, f, Metric::P50Us, Some(1.15)).on("fio"));
+                out.push(Comparison::new(w, f, Metric::P99Us, Some(1.15)).on("fio"));
+            }
+            if w.cpu_s_per_gib.is_some() && f.cpu_s_per_gib.is_some() {
+                out.push(Comparison::new(w, f, Metric::CpuPerGib, Some(1.5)).on("fio"));
+            }
+        }
+    }
+    for (w, k, t) in [
+        ("pagein-seq", "kernel-pagein-seq", 2.0),
+        ("swapoff-drain", "kernel-swapoff", 5.0),
+    ] {
+        if let (Some(w), Some(k)) = (fig(w), fig(k)) {
+            out.push(Comparison::new(w, k, Metric::MibS, Some(t)).on("kernel"));
+        }
+    }
+    // Our engine against fio at the same shape: is the engine the limit?
+    for a in &AGAINST {
+        let (Some(raw), Some(f)) = (fig(a.raw), fig(&crate::fio::id(a.shape, a.qd))) else {
+            continue;
+        };
+        out.push(Comparison::new(raw, f, a.metric, None).on("engine"));
+        if a.qd == 1 {
+            out.push(Comparison::new(raw, f, Metric::P50Us, Some(1.15)).on("engine"));
+            out.push(Comparison::new(raw, f, Metric::P99Us, Some(1.15)).on("engine"));
+        }
+        if raw.cpu_s_per_gib.is_some() && f.cpu_s_per_gib.is_some() {
+            out.push(Comparison::new(raw, f, Metric::CpuPerGib, None).on("engine"));
+        }
+    }
+    out
 }
 
 /// Now as RFC 3339 UTC, without a date crate: days since the epoch to a civil date

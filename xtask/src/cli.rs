@@ -50,10 +50,12 @@ pub struct BenchArgs {
     /// Run only these workloads (the raw baselines always run).
     #[arg(long, value_name = "WORKLOAD", num_args = 1.., value_enum)]
     pub only: Vec<Workload>,
-    /// Where to write the JSON, markdown and plots [default: benchmarks/results].
+    /// Where to write the JSON, markdown and plots [default: benchmarks/results with
+    /// --name, else benchmarks/results/latest, which git ignores].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Name of the result files, `<out>/<name>.json` [default: `quick` or `full`].
+    /// Name of the result files, `<out>/<name>.json` [default: `quick` or `full`]. Only a
+    /// run given --name writes beside the committed reference runs (and may replace one).
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
     /// Use plain files even where loop devices are available.
@@ -134,7 +136,11 @@ impl BenchArgs {
             fio: self.fio,
             kernel_baseline: self.kernel_baseline,
             workloads,
-            out: self.out.clone().unwrap_or_else(default_out),
+            // Without --name a run never replaces the committed reference files.
+            out: self.out.clone().unwrap_or_else(|| match &self.name {
+                Some(_) => results_dir(),
+                None => results_dir().join("latest"),
+            }),
             name: self
                 .name
                 .clone()
@@ -150,12 +156,14 @@ impl Plan {
     }
 }
 
-/// `benchmarks/results` of the workspace this xtask was built from.
-fn default_out() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../benchmarks/results"
-    ))
+/// `benchmarks/results` of the workspace this xtask was built from, without `..` in it.
+pub fn results_dir() -> PathBuf {
+    let xtask = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    xtask
+        .parent()
+        .unwrap_or(xtask)
+        .join("benchmarks")
+        .join("results")
 }
 
 #[cfg(test)]
@@ -174,6 +182,25 @@ mod tests {
             (4, 64 << 20, "quick")
         );
         assert_eq!(plan.workloads.len(), Workload::ALL.len());
+        // Not over the committed reference run, and no `..` in the printed paths.
+        assert!(
+            plan.out.ends_with("benchmarks/results/latest"),
+            "{:?}",
+            plan.out
+        );
+        let up = std::path::Component::ParentDir;
+        assert!(!plan.out.components().any(|c| c == up), "{:?}", plan.out);
+    }
+
+    #[test]
+    fn only_a_named_run_writes_beside_the_reference_runs() {
+        let cli = Cli::parse_from(["cargo xtask", "bench", "--name", "full"]);
+        let Command::Bench(args) = cli.command else {
+            panic!("not bench")
+        };
+        let plan = args.plan();
+        assert!(plan.out.ends_with("benchmarks/results"), "{:?}", plan.out);
+        assert_eq!(plan.name, "full");
     }
 
     #[test]

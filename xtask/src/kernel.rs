@@ -34,7 +34,15 @@ pub struct Kernel {
 }
 
 /// Run it; `data_bytes` is what the child writes, `limit_bytes` its memory cap.
-pub fn run(paths: &[PathBuf], data_bytes: u64, limit_bytes: u64) -> Result<Kernel, Error> {
+///
+/// The read back uses `readers` threads, each reading its own contiguous share in order:
+/// the thread count of the pager's `pagein-seq` it is compared with.
+pub fn run(
+    paths: &[PathBuf],
+    data_bytes: u64,
+    limit_bytes: u64,
+    readers: u32,
+) -> Result<Kernel, Error> {
     if !nix::unistd::geteuid().is_root() {
         return Err(Error::skipped(
             "kernel-baseline",
@@ -62,7 +70,7 @@ pub fn run(paths: &[PathBuf], data_bytes: u64, limit_bytes: u64) -> Result<Kerne
     let pswpin0 = vmstat("pswpin");
     let write_ns = child.step("go", "written")?;
     let pswpin1 = vmstat("pswpin");
-    let read_ns = child.step("read", "read")?;
+    let read_ns = child.step(&format!("read {}", readers.max(1)), "read")?;
     let pswpin2 = vmstat("pswpin");
     let swapped_in = (pswpin2 - pswpin1.min(pswpin2)) * PAGE;
     let _ = pswpin0;
@@ -94,11 +102,15 @@ pub fn run(paths: &[PathBuf], data_bytes: u64, limit_bytes: u64) -> Result<Kerne
             ),
             Figure::new(
                 "kernel-pagein-seq",
-                "the same process reads its pages back in order (bytes: pages swapped in)",
+                format!(
+                    "the same process reads its pages back in order, {readers} threads each \
+                     on its own share (bytes: pages swapped in)"
+                ),
                 swapped_in,
                 swapped_in / PAGE,
                 secs(read_ns),
-            ),
+            )
+            .with_shape(readers.max(1), 1),
             Figure::new(
                 "kernel-swapoff",
                 format!(
@@ -329,14 +341,16 @@ impl Drop for KernelChild {
 }
 
 /// The child's side: wait for `go`, write `pages` pages of non-zero data, report; wait for
-/// `read`, read them back in order, report; exit on end of input.
+/// `read N`, read them back in order with N threads (each its own contiguous share), report;
+/// exit on end of input.
 pub fn child_main(pages: u64) -> Result<(), Error> {
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     let mut data: Vec<u8> = Vec::new();
     let mut out = std::io::stdout().lock();
     while let Some(Ok(cmd)) = lines.next() {
-        match cmd.trim() {
+        let mut words = cmd.split_whitespace();
+        match words.next().unwrap_or("") {
             "go" => {
                 let t = Instant::now();
                 data = vec![0u8; (pages * PAGE) as usize];
@@ -346,12 +360,9 @@ pub fn child_main(pages: u64) -> Result<(), Error> {
                 let _ = writeln!(out, "written {}", t.elapsed().as_nanos());
             }
             "read" => {
+                let readers: usize = words.next().and_then(|n| n.parse().ok()).unwrap_or(1);
                 let t = Instant::now();
-                let mut sum = 0u64;
-                for page in data.chunks(PAGE as usize) {
-                    sum = sum.wrapping_add(u64::from(page[0]) + u64::from(page[PAGE as usize - 1]));
-                }
-                std::hint::black_box(sum);
+                std::hint::black_box(read_back(&data, readers));
                 let _ = writeln!(out, "read {}", t.elapsed().as_nanos());
             }
             _ => break,
@@ -359,4 +370,47 @@ pub fn child_main(pages: u64) -> Result<(), Error> {
         let _ = out.flush();
     }
     Ok(())
+}
+
+/// Touches every page of `data` in order, `readers` threads each on its own contiguous
+/// share (whole pages); a checksum so nothing is optimised away.
+fn read_back(data: &[u8], readers: usize) -> u64 {
+    let pages = data.len().div_ceil(PAGE as usize);
+    let share = pages.div_ceil(readers.max(1)).max(1) * PAGE as usize;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = data
+            .chunks(share)
+            .map(|part| {
+                s.spawn(move || {
+                    part.chunks(PAGE as usize).fold(0u64, |sum, page| {
+                        let last = page.last().copied().unwrap_or(0);
+                        sum.wrapping_add(u64::from(page[0]) + u64::from(last))
+                    })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(0))
+            .fold(0u64, u64::wrapping_add)
+    })
+}
+
+#[cfg(test)]
+mod read_tests {
+    use super::*;
+
+    #[test]
+    fn reading_back_with_several_threads_touches_every_page_once() {
+        // 7 pages over 4 readers: shares of 2, 2, 2 and 1 page.
+        let mut data = vec![0u8; 7 * PAGE as usize];
+        for (i, page) in data.chunks_mut(PAGE as usize).enumerate() {
+            page.fill(i as u8 + 1);
+        }
+        let one = read_back(&data, 1);
+        assert_eq!(one, (1..=7u64).map(|i| 2 * i).sum::<u64>());
+        assert_eq!(read_back(&data, 4), one);
+        assert_eq!(read_back(&data, 16), one);
+        assert_eq!(read_back(&[], 4), 0);
+    }
 }

@@ -16,6 +16,7 @@
 mod bench;
 mod cancel;
 mod cli;
+mod cpu;
 mod demo;
 mod error;
 mod fio;

@@ -2,7 +2,8 @@
 //! engine, with the shapes the pager produces. They are the physical limit every pager figure
 //! is divided by, taken in the same run on the same devices.
 //!
-//! One driver thread keeps `queue_depth` I/Os in flight across all devices at once: sequential
+//! At queue depth 1 the driver waits on each I/O with `Engine::submit_wait` (it reaps its own
+//! completion, as fio does). Above that, one driver thread keeps `queue_depth` I/Os in flight across all devices at once: sequential
 //! clusters go round-robin over the devices (each with its own cursor, the way interleaved
 //! pageout stripes), random reads pick a device and a page at random. Latency is taken from
 //! submission to the moment the driver sees the completion, which is what a caller of the
@@ -168,6 +169,9 @@ pub fn drive(
     if areas.is_empty() {
         return Err(Error::workload("raw", "no devices"));
     }
+    if queue_depth <= 1 {
+        return drive_waiting(engine, areas, op, pattern, budget, label);
+    }
     let mut picker = Picker::new(areas, pattern);
     let io_bytes = picker.pages * device::PAGE_SIZE as u64;
     let (tx, rx) = mpsc::channel::<Done>();
@@ -237,6 +241,58 @@ pub fn drive(
     })
 }
 
+/// Queue depth 1: one I/O at a time with [`Engine::submit_wait`], so this thread issues
+/// each I/O and reaps its own completion (no engine thread, no hand-off), as fio does at
+/// `--iodepth=1` and as a pager caller waiting on its page does. Same budget and figures
+/// as [`drive`].
+fn drive_waiting(
+    engine: &Engine,
+    areas: &[Arc<SwapArea>],
+    op: IoOp,
+    pattern: Pattern,
+    budget: Budget,
+    label: &str,
+) -> Result<Measured, Error> {
+    let mut picker = Picker::new(areas, pattern);
+    let io_bytes = picker.pages * device::PAGE_SIZE as u64;
+    let progress = Progress::start(label, budget.bytes);
+    let mut latency = Recorder::new();
+    let (mut bytes, mut ops) = (0u64, 0u64);
+    let mut buf = filled(picker.pages as usize);
+    let start = Instant::now();
+    while !cancel::cancelled()
+        && start.elapsed() < budget.max_time
+        && (bytes < budget.bytes || start.elapsed() < budget.min_time)
+    {
+        let Some((a, page)) = picker.next() else {
+            return Err(Error::workload("raw", "devices too small for one cluster"));
+        };
+        let req = IoRequest {
+            tag: a as u64,
+            op,
+            page,
+            buf,
+        };
+        let t = Instant::now();
+        let c = engine.submit_wait(&areas[a], req);
+        latency.record(t.elapsed());
+        c.result?;
+        buf = c.buf;
+        bytes += io_bytes;
+        ops += 1;
+        progress.add(io_bytes);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    drop(progress);
+    cancel::check()?;
+    Ok(Measured {
+        bytes,
+        ops,
+        seconds,
+        latency,
+    })
+}
+
 /// A buffer of non-zero data, so writes never look like holes to a clever backing store.
 fn filled(pages: usize) -> PageBuf {
     let mut b = PageBuf::new(pages);
@@ -252,10 +308,12 @@ pub struct RawPlan {
     /// In-flight clusters for the sequential runs: the pager's `swap_async_max`.
     pub seq_queue_depth: usize,
     pub cluster_pages: usize,
+    /// The fixed work of each sequential run (passes wrap over the devices).
     pub seq_bytes: u64,
-    /// Sequential runs last at least this long (passes repeat).
-    pub seq_min_time: Duration,
-    pub rand_time: Duration,
+    /// The fixed work of each random run.
+    pub rand_bytes: u64,
+    /// Each run is repeated this often; its figure is the median (all are kept).
+    pub repetitions: usize,
     /// Also `raw-seq-read-1dev` (the limit of a swapoff), over this many bytes.
     pub one_device_bytes: Option<u64>,
 }
@@ -288,16 +346,22 @@ pub fn baselines(
     let mut out = Vec::new();
     for r in runs(plan, areas.len()) {
         let label = r.id.replace('-', " ");
-        let m = drive(
-            engine,
-            &areas[..r.devices],
-            r.op,
-            r.pattern,
-            r.depth,
-            r.budget,
-            &label,
-        )?;
-        out.push(m.figure(&r.id, &r.what, r.depth as u32));
+        let mut reps = Vec::new();
+        for _ in 0..plan.repetitions.max(1) {
+            let (m, cpu) = crate::cpu::measure(|| {
+                drive(
+                    engine,
+                    &areas[..r.devices],
+                    r.op,
+                    r.pattern,
+                    r.depth,
+                    r.budget,
+                    &label,
+                )
+            });
+            reps.push(m?.figure(&r.id, &r.what, r.depth as u32).with_cpu(cpu));
+        }
+        out.extend(Figure::median_of(reps));
     }
     Ok(out)
 }
@@ -305,15 +369,16 @@ pub fn baselines(
 /// The baselines of `plan` over `devices` devices, in the order they run: sequential write
 /// and read over all devices, random reads at QD1 and QD16, and one device alone when asked.
 fn runs(plan: &RawPlan, devices: usize) -> Vec<Run> {
+    // A fixed amount of work each (no minimum time), so repetitions compare like with like;
+    // the maximum only guards against a device that has stalled.
     let seq_budget = Budget {
         bytes: plan.seq_bytes,
-        min_time: plan.seq_min_time,
+        min_time: Duration::ZERO,
         max_time: Duration::from_secs(120),
     };
     let rand_budget = Budget {
-        bytes: 0,
-        min_time: plan.rand_time,
-        max_time: plan.rand_time,
+        bytes: plan.rand_bytes,
+        ..seq_budget
     };
     let (qd, cl) = (plan.seq_queue_depth, plan.cluster_pages);
     let kib = cl * device::PAGE_SIZE / 1024;
@@ -441,8 +506,8 @@ mod tests {
             seq_queue_depth: 4,
             cluster_pages: 32,
             seq_bytes: 1 << 20,
-            seq_min_time: Duration::from_secs(1),
-            rand_time: Duration::from_secs(2),
+            rand_bytes: 3 << 20,
+            repetitions: 3,
             one_device_bytes: Some(5 << 20),
         };
         let runs = runs(&plan, 3);
@@ -462,8 +527,10 @@ mod tests {
         let devices: Vec<usize> = runs.iter().map(|r| r.devices).collect();
         assert_eq!(devices, [3, 3, 3, 3, 1]);
         assert_eq!(runs[4].budget.bytes, 5 << 20);
-        assert_eq!(runs[4].budget.min_time, Duration::from_secs(1));
-        assert_eq!(runs[2].budget.max_time, Duration::from_secs(2));
+        // Fixed work: no minimum time stretches a fast run.
+        assert!(runs.iter().all(|r| r.budget.min_time.is_zero()));
+        assert_eq!(runs[2].budget.bytes, 3 << 20);
+        assert_eq!(runs[0].budget.bytes, 1 << 20);
         let without = RawPlan {
             one_device_bytes: None,
             ..plan

@@ -103,6 +103,32 @@ pub struct Figure {
     pub mib_s: f64,
     pub iops: f64,
     pub latency: Option<LatencyStats>,
+    /// User + system CPU seconds of the phase (getrusage of the bench; fio's usr + sys).
+    #[serde(default)]
+    pub cpu_seconds: Option<f64>,
+    /// `cpu_seconds` per GiB moved.
+    #[serde(default)]
+    pub cpu_s_per_gib: Option<f64>,
+    /// Every repetition of a repeated workload, in the order they ran; the figure's own
+    /// numbers are those of the median one (by MiB/s, or IOPS when no bytes move).
+    #[serde(default)]
+    pub repetitions: Vec<Rep>,
+    /// (max − min) / median of the repetitions' MiB/s (IOPS), in percent.
+    #[serde(default)]
+    pub spread_pct: Option<f64>,
+}
+
+/// One repetition of a figure, as the JSON keeps it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Rep {
+    pub bytes: u64,
+    pub ops: u64,
+    pub seconds: f64,
+    pub mib_s: f64,
+    pub iops: f64,
+    pub p50_us: Option<u64>,
+    pub p99_us: Option<u64>,
+    pub cpu_seconds: Option<f64>,
 }
 
 impl Figure {
@@ -119,6 +145,45 @@ impl Figure {
             mib_s: bytes as f64 / (1u64 << 20) as f64 / secs,
             iops: ops as f64 / secs,
             latency: None,
+            cpu_seconds: None,
+            cpu_s_per_gib: None,
+            repetitions: Vec::new(),
+            spread_pct: None,
+        }
+    }
+
+    /// With the CPU seconds the phase took.
+    pub fn with_cpu(mut self, cpu_seconds: f64) -> Figure {
+        self.cpu_seconds = Some(cpu_seconds);
+        self.cpu_s_per_gib = crate::cpu::per_gib(cpu_seconds, self.bytes);
+        self
+    }
+
+    /// The figure to report for repetitions of one workload: the median one (by MiB/s, or
+    /// IOPS when no bytes move), keeping every repetition and their spread. `None` for none.
+    pub fn median_of(reps: Vec<Figure>) -> Option<Figure> {
+        let key = |f: &Figure| if f.bytes > 0 { f.mib_s } else { f.iops };
+        let all: Vec<Rep> = reps.iter().map(Figure::rep).collect();
+        let mut sorted = reps;
+        sorted.sort_by(|a, b| key(a).total_cmp(&key(b)));
+        let (lo, hi) = (key(sorted.first()?), key(sorted.last()?));
+        let mut median = sorted.swap_remove(sorted.len() / 2);
+        let mid = key(&median);
+        median.spread_pct = (mid > 0.0).then(|| (hi - lo) / mid * 100.0);
+        median.repetitions = all;
+        Some(median)
+    }
+
+    fn rep(&self) -> Rep {
+        Rep {
+            bytes: self.bytes,
+            ops: self.ops,
+            seconds: self.seconds,
+            mib_s: self.mib_s,
+            iops: self.iops,
+            p50_us: self.p(50.0),
+            p99_us: self.p(99.0),
+            cpu_seconds: self.cpu_seconds,
         }
     }
 
@@ -145,6 +210,9 @@ pub enum Metric {
     MibS,
     Iops,
     P99Us,
+    P50Us,
+    /// CPU seconds per GiB moved.
+    CpuPerGib,
 }
 
 impl Metric {
@@ -153,12 +221,14 @@ impl Metric {
             Metric::MibS => "MiB/s",
             Metric::Iops => "IOPS",
             Metric::P99Us => "p99 µs",
+            Metric::P50Us => "p50 µs",
+            Metric::CpuPerGib => "CPU s/GiB",
         }
     }
 
     /// For throughput more is better; for latency less is.
     pub fn higher_is_better(self) -> bool {
-        !matches!(self, Metric::P99Us)
+        !matches!(self, Metric::P99Us | Metric::P50Us | Metric::CpuPerGib)
     }
 
     pub fn of(self, f: &Figure) -> f64 {
@@ -166,6 +236,8 @@ impl Metric {
             Metric::MibS => f.mib_s,
             Metric::Iops => f.iops,
             Metric::P99Us => f.p(99.0).unwrap_or(0) as f64,
+            Metric::P50Us => f.p(50.0).unwrap_or(0) as f64,
+            Metric::CpuPerGib => f.cpu_s_per_gib.unwrap_or(0.0),
         }
     }
 }
@@ -174,6 +246,11 @@ impl Metric {
 pub struct Comparison {
     pub workload: String,
     pub baseline: String,
+    /// What the baseline stands for: `same shape` (the best of our raw engine and fio at
+    /// the workload's own depth), `any QD ≤ 32` (the best of the whole sweep), `fio` (fio
+    /// itself), `kernel`, or `engine` (our raw engine against fio).
+    #[serde(default)]
+    pub basis: String,
     pub metric: Metric,
     pub value: f64,
     pub base: f64,
@@ -185,6 +262,12 @@ pub struct Comparison {
 }
 
 impl Comparison {
+    /// The same with its basis named.
+    pub fn on(mut self, basis: &str) -> Comparison {
+        self.basis = basis.to_owned();
+        self
+    }
+
     pub fn new(work: &Figure, base: &Figure, metric: Metric, target: Option<f64>) -> Comparison {
         let value = metric.of(work);
         let b = metric.of(base);
@@ -199,6 +282,7 @@ impl Comparison {
         Comparison {
             workload: work.id.clone(),
             baseline: base.id.clone(),
+            basis: String::new(),
             metric,
             value,
             base: b,
@@ -282,6 +366,21 @@ mod tests {
         let c = Comparison::new(&a, &b, Metric::P99Us, Some(1.25));
         assert!((c.ratio - 1.1).abs() < 1e-9);
         assert_eq!(c.met, Some(true));
+    }
+
+    #[test]
+    fn the_median_repetition_is_reported_and_every_one_kept() {
+        let reps = [300u64, 100, 200]
+            .iter()
+            .map(|&mib| Figure::new("w", "", mib << 20, 1, 1.0).with_cpu(1.0))
+            .collect();
+        let f = Figure::median_of(reps).unwrap();
+        assert!((f.mib_s - 200.0).abs() < 1e-9);
+        let kept: Vec<f64> = f.repetitions.iter().map(|r| r.mib_s.round()).collect();
+        assert_eq!(kept, [300.0, 100.0, 200.0]);
+        assert!((f.spread_pct.unwrap() - 100.0).abs() < 1e-9);
+        assert!((f.cpu_s_per_gib.unwrap() - 5.12).abs() < 1e-9);
+        assert!(Figure::median_of(Vec::new()).is_none());
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! Each engine runs each workload twice: `io_uring`/`threads` rows hand every completion to
 //! the bench's thread, which submits the next I/O (a client waiting on its I/O, one thread
 //! hand-off per I/O); `io_uring/cb`/`threads/cb` rows submit the next I/O from the
-//! completion callback (the engine's own path, as fio keeps its queue full in one thread).
+//! completion callback (the engine's own path, as fio keeps its queue full in one thread);
+//! at QD1, `io_uring/wait`/`threads/wait` rows call `Engine::submit_wait` in a loop (the
+//! caller does the I/O and reaps its own completion, as fio does at `--iodepth=1`).
 //!
 //! Knobs: `SWAPKIT_BENCH_SECS` (per workload, default 2), `SWAPKIT_BENCH_MIB` (device
 //! size, default 512), `SWAPKIT_BENCH_NO_FIO=1`.
@@ -86,6 +88,9 @@ fn bench() -> BenchResult<()> {
         for engine in &engines {
             ours.push(rawbench::run(engine, &area, spec)?);
             ours.push(rawbench::run_chained(engine, &area, spec)?);
+            if spec.queue_depth == 1 {
+                ours.push(rawbench::run_waiting(engine, &area, spec)?);
+            }
         }
         let theirs = if fio {
             run_fio(&target, spec, area.last_page())
@@ -94,7 +99,7 @@ fn bench() -> BenchResult<()> {
         };
         fio_iops.push(theirs);
         rows.extend(ours.into_iter().map(|r| {
-            let ratio = theirs.map(|f| r.iops / f);
+            let ratio = theirs.map(|f| r.iops / f.iops);
             (r, ratio)
         }));
     }
@@ -147,7 +152,7 @@ fn fill(area: &Arc<SwapArea>) -> BenchResult<()> {
 }
 
 /// The table with its ours/fio column, then fio's own IOPS per workload when it ran.
-fn print_table(rows: &[(RawResult, Option<f64>)], fio: Option<(&[RawSpec], &[Option<f64>])>) {
+fn print_table(rows: &[(RawResult, Option<f64>)], fio: Option<(&[RawSpec], &[Option<Fio>])>) {
     println!();
     println!("{}  {:>8}", RawResult::header(), "ours/fio");
     for (r, ratio) in rows {
@@ -156,12 +161,15 @@ fn print_table(rows: &[(RawResult, Option<f64>)], fio: Option<(&[RawSpec], &[Opt
     }
     if let Some((suite, fio_iops)) = fio {
         println!();
-        println!("fio (io_uring, direct, same device and depth), IOPS:");
-        for (spec, iops) in suite.iter().zip(fio_iops) {
+        println!("fio (io_uring, direct, same device and depth): IOPS, p50 us, p99 us:");
+        for (spec, f) in suite.iter().zip(fio_iops) {
             println!(
                 "  {:<22} {}",
                 spec.name,
-                iops.map_or("failed".to_owned(), |x| format!("{x:.0}"))
+                f.as_ref().map_or("failed".to_owned(), |f| format!(
+                    "{:>8.0} {:>8} {:>8}",
+                    f.iops, f.p50_us, f.p99_us
+                ))
             );
         }
     }
@@ -174,9 +182,18 @@ fn fio_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// What fio measured for one workload.
+#[derive(Clone, Copy)]
+struct Fio {
+    iops: f64,
+    p50_us: u64,
+    p99_us: u64,
+}
+
 /// Runs `spec` with fio's io_uring engine on `dev`, over the data pages only (page 0 holds
-/// the header); returns IOPS, or `None` (printing why) when fio fails.
-fn run_fio(dev: &Path, spec: &RawSpec, last_page: u64) -> Option<f64> {
+/// the header); returns its IOPS and completion latency, or `None` (printing why) when fio
+/// fails.
+fn run_fio(dev: &Path, spec: &RawSpec, last_page: u64) -> Option<Fio> {
     let rw = match (spec.op, spec.pattern) {
         (IoOp::Write, Pattern::Sequential) => "write",
         (IoOp::Read, Pattern::Sequential) => "read",
@@ -217,5 +234,17 @@ fn run_fio(dev: &Path, spec: &RawSpec, last_page: u64) -> Option<f64> {
     } else {
         "read"
     };
-    job.get(side)?.get("iops")?.as_f64()
+    let side = job.get(side)?;
+    let pct = |key: &str| {
+        side.get("clat_ns")
+            .and_then(|c| c.get("percentile"))
+            .and_then(|p| p.get(key))
+            .and_then(|ns| ns.as_u64())
+            .map_or(0, |ns| ns / 1000)
+    };
+    Some(Fio {
+        iops: side.get("iops")?.as_f64()?,
+        p50_us: pct("50.000000"),
+        p99_us: pct("99.000000"),
+    })
 }

@@ -678,3 +678,63 @@ fn a_request_succeeds_after_the_thread_that_submitted_it_has_exited() {
     }
     assert_eq!(area.stats().in_flight, 0);
 }
+
+/// `submit_wait` does its I/O on the caller's thread: it completes while every engine
+/// thread (the one pool worker, the io_uring reaper) is held up in a callback. A wait that
+/// went through the engine's threads would only complete after the release (the old path).
+#[test]
+fn submit_wait_reaps_its_own_completion_while_every_engine_thread_is_busy() {
+    let dir = common::scratch();
+    let file = common::backing_file(dir.path(), "selfreap", 64);
+    device::mkswap(&file, &MkswapOptions::default()).unwrap();
+    let area = open(&file);
+    for kind in [EngineKind::ThreadPool, EngineKind::IoUring] {
+        let config = device::EngineConfig {
+            kind,
+            threads: 1,
+            ..Default::default()
+        };
+        let Ok(engine) = Engine::with_config(config) else {
+            println!("{kind}: unavailable here, not tested");
+            continue;
+        };
+        let (busy_tx, busy_rx) = crossbeam_channel::bounded::<()>(1);
+        let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(1);
+        engine.submit(
+            &area,
+            read_req(1, 1, 1),
+            Box::new(move |_| {
+                busy_tx.send(()).unwrap();
+                // Held until the test has its answer (or gave up waiting for it).
+                let _ = release_rx.recv();
+            }),
+        );
+        busy_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        let before = area.stats();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let w = engine.submit_wait(&area, write_req(2, 7, 2, 5));
+                let r = engine.submit_wait(&area, read_req(3, 7, 2));
+                let bad = engine.submit_wait(&area, read_req(4, 0, 1));
+                let _ = tx.send((w, r, bad));
+            });
+            let got = rx.recv_timeout(Duration::from_secs(20));
+            release_tx.send(()).unwrap();
+            let (w, r, bad) = got.expect("submit_wait waited for a busy engine thread");
+            w.result.unwrap();
+            assert_eq!((w.tag, r.tag), (2, 3), "{kind}");
+            assert_eq!(r.buf.page(1), common::pattern(8, 5).as_slice(), "{kind}");
+            assert!(
+                matches!(bad.result, Err(DeviceError::OutOfRange { .. })),
+                "{kind}: {:?}",
+                bad.result
+            );
+        });
+        let after = area.stats();
+        assert_eq!(after.writes - before.writes, 1, "{kind}");
+        assert_eq!(after.reads - before.reads, 1, "{kind}");
+        drop(engine);
+        assert_eq!(area.stats().in_flight, 0, "{kind}");
+    }
+}

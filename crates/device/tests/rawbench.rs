@@ -14,7 +14,7 @@ use device::{Engine, EngineKind, MkswapOptions, OpenOptions, SwapArea};
 use rawbench::RawSpec;
 
 #[test]
-fn each_standard_workload_runs_its_io_budget_on_each_engine_in_both_modes() {
+fn each_standard_workload_runs_its_io_budget_on_each_engine_in_every_mode() {
     let dir = common::scratch();
     let file = common::backing_file(dir.path(), "raw", 512);
     let header = device::mkswap(&file, &MkswapOptions::default()).unwrap();
@@ -43,6 +43,11 @@ fn each_standard_workload_runs_its_io_budget_on_each_engine_in_both_modes() {
             assert_eq!(r.engine, format!("{kind}/cb"));
             assert_eq!(r.latency.count, 40);
             results.push(r);
+            let r = rawbench::run_waiting(&engine, &area, &spec).unwrap();
+            assert_eq!(r.ios, 40, "waiting {}", spec.name);
+            assert_eq!(r.bytes, 40 * spec.pages_per_io as u64 * 4096);
+            assert_eq!(r.engine, format!("{kind}/wait"));
+            assert_eq!(r.latency.count, 40);
         }
         let table = rawbench::table(&results);
         assert_eq!(table.lines().count(), 9);

@@ -92,10 +92,18 @@ fn figures(title: &str, caption: &str, figs: &[Figure]) -> Table {
             "p99 µs",
             "p99.9 µs",
             "seconds",
+            "spread",
+            "CPU s/GiB",
         ],
     );
     for f in figs {
         let p = |q| f.p(q).map_or("-".to_string(), |v| v.to_string());
+        let spread = f.spread_pct.map_or("-".to_string(), |s| {
+            format!("±{:.0}% ({})", s / 2.0, f.repetitions.len())
+        });
+        let cpu = f
+            .cpu_s_per_gib
+            .map_or("-".to_string(), |c| format!("{c:.2}"));
         t.row(vec![
             f.id.clone(),
             f.threads.to_string(),
@@ -106,6 +114,8 @@ fn figures(title: &str, caption: &str, figs: &[Figure]) -> Table {
             p(99.0),
             p(99.9),
             format!("{:.2}", f.seconds),
+            spread,
+            cpu,
         ]);
     }
     t
@@ -114,15 +124,17 @@ fn figures(title: &str, caption: &str, figs: &[Figure]) -> Table {
 fn comparisons(cs: &[Comparison]) -> Table {
     let mut t = Table::new(
         "Pager vs raw",
-        "ratio = figure / baseline: the pager against the raw devices (and, with \
-         --kernel-baseline, against the kernel's swap); with --fio, our raw engine against fio. \
-         For throughput higher is better; for latency lower is better. Targets are the issue's, \
-         read from the report and never asserted.",
+        "ratio = figure / baseline. basis `same shape`: the best of our raw engine and fio at \
+         the workload's own queue depth; `any QD ≤ 32`: the device's best over the whole sweep \
+         (QD 1, 4, 16, 32); `fio`: fio itself at the same shape (latency, CPU s/GiB); `kernel`: \
+         the kernel's swap (--kernel-baseline); `engine`: our raw engine against fio. For \
+         throughput higher is better; for latency and CPU lower is better. Figures are medians \
+         of their repetitions. Targets are the issue's, read from the report and never asserted.",
         &[
-            "workload", "baseline", "metric", "figure", "base", "ratio", "target",
+            "workload", "basis", "baseline", "metric", "figure", "base", "ratio", "target",
         ],
     );
-    t.left = vec![0, 1, 2];
+    t.left = vec![0, 1, 2, 3];
     for c in cs {
         let target = match (c.target, c.met) {
             (Some(x), Some(met)) => format!(
@@ -138,10 +150,11 @@ fn comparisons(cs: &[Comparison]) -> Table {
         };
         t.row(vec![
             c.workload.clone(),
+            c.basis.clone(),
             c.baseline.clone(),
             c.metric.unit().to_string(),
-            format!("{:.1}", c.value),
-            format!("{:.1}", c.base),
+            format!("{:.2}", c.value),
+            format!("{:.2}", c.base),
             format!("{:.2}×", c.ratio),
             target,
         ]);

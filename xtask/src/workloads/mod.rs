@@ -57,12 +57,17 @@ pub struct Sizes {
     pub data_fraction: f64,
     /// Time of each random / mixed / churn phase.
     pub phase: Duration,
-    /// Sequential phases repeat their passes until at least this long.
-    pub seq_min_time: Duration,
     /// The same for each interleave cell.
     pub cell_min_time: Duration,
     /// Data set of one interleave cell, per device, in pages (a quarter for interleave 1).
     pub interleave_pages_per_device: u64,
+    /// How often each raw, fio and streaming workload is repeated (its figure is the
+    /// median; the JSON keeps them all).
+    pub repetitions: usize,
+    /// The fixed work of each random raw / fio run, in 4 KiB reads.
+    pub rand_ops: u64,
+    /// The fixed work of each sequential fio run, in bytes.
+    pub fio_seq_bytes: u64,
 }
 
 impl Sizes {
@@ -71,19 +76,23 @@ impl Sizes {
             Sizes {
                 object_pages: 1024,
                 data_fraction: 0.5,
-                phase: Duration::from_secs(3),
-                seq_min_time: Duration::from_secs(1),
+                phase: Duration::from_secs(1),
                 cell_min_time: Duration::from_millis(500),
                 interleave_pages_per_device: 8192,
+                repetitions: 3,
+                rand_ops: 4096,
+                fio_seq_bytes: 128 << 20,
             }
         } else {
             Sizes {
                 object_pages: 4096,
                 data_fraction: 0.5,
-                phase: Duration::from_secs(10),
-                seq_min_time: Duration::from_secs(5),
+                phase: Duration::from_secs(5),
                 cell_min_time: Duration::from_secs(2),
                 interleave_pages_per_device: 32768,
+                repetitions: 3,
+                rand_ops: 32768,
+                fio_seq_bytes: 1 << 30,
             }
         }
     }

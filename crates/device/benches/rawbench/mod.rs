@@ -216,6 +216,46 @@ pub fn run(
     ))
 }
 
+/// Queue depth 1 the way a caller waiting on each I/O does it: [`Engine::submit_wait`]
+/// in a loop, so the calling thread issues every I/O and reaps its own completion (no
+/// engine thread, no hand-off), as fio does at `--iodepth=1`. Latency is the caller's:
+/// from the call to its return. Rows of this run are named `<engine>/wait`.
+pub fn run_waiting(
+    engine: &Engine,
+    area: &Arc<SwapArea>,
+    spec: &RawSpec,
+) -> Result<RawResult, DeviceError> {
+    let mut next = Placement::for_run(area, spec)?;
+    let pages = next.pages;
+    let mut buf = PageBuf::new(pages as usize);
+    buf.as_mut_slice().fill(0x5a);
+    let mut hist = latency::histogram();
+    let start = Instant::now();
+    let mut done = 0u64;
+    while done < spec.max_ios && start.elapsed() < spec.duration {
+        let req = IoRequest {
+            tag: done,
+            op: spec.op,
+            page: next.page(),
+            buf,
+        };
+        let t = Instant::now();
+        let c = engine.submit_wait(area, req);
+        latency::record(&mut hist, t.elapsed());
+        c.result?;
+        buf = c.buf;
+        done += 1;
+    }
+    Ok(RawResult::of(
+        spec,
+        format!("{}/wait", engine.kind()),
+        done,
+        pages,
+        start.elapsed(),
+        &hist,
+    ))
+}
+
 /// Like [`run`], but each completion's callback submits the next I/O itself, on the
 /// engine's thread, the way an asynchronous program (or fio, in its one thread) keeps its
 /// queue full. [`run`] instead hands every completion to the calling thread, which then

@@ -9,6 +9,7 @@
 //!
 //! Contract of every back end:
 //! - `done` runs exactly once per request, on an engine thread, never on the caller's;
+//! - [`Engine::submit_wait`] does its I/O on the caller's thread (no callback, no hand-off);
 //! - a request touching page 0, a page past `last_page`, or with an empty buffer completes
 //!   with [`DeviceError::OutOfRange`] and does no I/O;
 //! - the area's [`FaultInjector`](crate::FaultInjector) is asked before each I/O;
@@ -16,17 +17,18 @@
 //! - counters and latency go to the area's [`stats`](crate::SwapArea::stats);
 //! - dropping the engine waits for every queued request to complete.
 //!
-//! Callbacks run on the engine's few threads: they must be short, must not panic, and must
-//! not call [`Engine::submit_wait`] (it would wait for the thread it runs on); they may
+//! Callbacks run on the engine's few threads: they must be short, must not panic, and
+//! should not call [`Engine::submit_wait`] (it blocks that engine thread for the I/O); they may
 //! [`Engine::submit`] more I/O (never blocking: on a full io_uring ring such a request
 //! waits in a backlog the reaper pushes first). A caller on another thread may block in
 //! `submit` while the ring is full, until completions make room.
 //!
 //! Speed: on io_uring a request costs its caller one short lock and usually one syscall,
-//! and its completion one wake-up of the reaper. A caller that waits on its own thread for
-//! each completion pays one more hand-off (reaper to caller) per I/O; that is most of the
-//! gap to fio at queue depth 1. Submitting the next I/O from the callback avoids it
-//! (the device bench, `benches/rawbench/`, measures both paths).
+//! and its completion one wake-up of the reaper. A caller that waited on its own thread for
+//! each completion of `submit` would pay one more hand-off (reaper to caller) per I/O; that
+//! was most of the gap to fio at queue depth 1. So [`Engine::submit_wait`] skips the engine's
+//! threads altogether (the caller reaps its own completion), and async work submits the next
+//! I/O from the callback (the device bench, `benches/rawbench/`, measures all three paths).
 
 mod threads;
 mod uring;
@@ -163,11 +165,18 @@ pub(crate) struct Job {
 
 impl Job {
     /// Accounts for and delivers the completion. Runs on an engine thread.
-    ///
-    /// The job's reference to the area is dropped before the callback runs: the caller woken
-    /// by the callback may close the area (swapoff) and expects its file closed with it, so
-    /// nothing the engine holds may outlive the completion.
     pub(crate) fn finish(self, result: Result<(), DeviceError>) {
+        let (completion, done) = self.settle(result);
+        done(completion);
+    }
+
+    /// Accounts for the request and turns it into its completion, handing back the
+    /// callback still to run (or, for [`Engine::submit_wait`], to drop unused).
+    ///
+    /// The job's reference to the area is dropped here, before the callback runs: the
+    /// caller woken by the callback may close the area (swapoff) and expects its file
+    /// closed with it, so nothing the engine holds may outlive the completion.
+    fn settle(self, result: Result<(), DeviceError>) -> (IoCompletion, Done) {
         // A file area or loop device whose file shrank fails every I/O (see `settle`).
         let result = self.area.settle(result);
         let latency = self.start.elapsed();
@@ -185,14 +194,15 @@ impl Job {
         } = self;
         drop(area);
         let IoRequest { tag, op, page, buf } = req;
-        done(IoCompletion {
+        let completion = IoCompletion {
             tag,
             op,
             page,
             buf,
             result,
             latency,
-        });
+        };
+        (completion, done)
     }
 }
 
@@ -269,40 +279,49 @@ impl Engine {
         req: IoRequest,
         done: Box<dyn FnOnce(IoCompletion) + Send>,
     ) {
-        area.counters().begin();
-        let error = area.check_range(req.page, req.buf.pages() as u64).err();
-        let job = Job {
-            area: Arc::clone(area),
-            req,
-            done,
-            start: Instant::now(),
-            error,
-        };
+        let job = Job::new(area, req, done);
         match &self.backend {
             Backend::Threads(pool) => pool.submit(job),
             Backend::Uring(ring) => ring.submit(job),
         }
     }
 
-    /// Submits and waits for the completion.
+    /// Does one I/O on the caller's thread and returns its completion.
+    ///
+    /// The caller issues the I/O and reaps its own completion, as fio does at queue depth
+    /// 1: on io_uring, one `io_uring_enter` on the thread's own small ring (made on first
+    /// use; `pread`/`pwrite` where it cannot be set up); on the thread pool, one
+    /// `pread`/`pwrite`. Handing the request to an engine thread instead would cost a
+    /// wake-up of that thread and one more of the caller (reaper to caller) per I/O, which
+    /// at queue depth 1 is most of the gap to fio. Range check, injected faults and
+    /// latency, short transfers, accounting and errors are those of [`Engine::submit`],
+    /// on either back end. Async work (many I/Os in flight) keeps using `submit` and its
+    /// callbacks. From a callback this blocks that engine thread for the I/O's time.
     pub fn submit_wait(&self, area: &Arc<SwapArea>, req: IoRequest) -> IoCompletion {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let (tag, op, page) = (req.tag, req.op, req.page);
-        self.submit(
-            area,
+        let mut job = Job::new(area, req, Box::new(|_| {}));
+        let result = match &self.backend {
+            Backend::Uring(_) => {
+                uring::wait_on_own_ring(&mut job).unwrap_or_else(|| blocking_io(&mut job))
+            }
+            Backend::Threads(_) => blocking_io(&mut job),
+        };
+        job.settle(result).0
+    }
+}
+
+impl Job {
+    /// A request counted as begun, with its range checked (a bad range fails it later,
+    /// without I/O).
+    fn new(area: &Arc<SwapArea>, req: IoRequest, done: Done) -> Job {
+        area.counters().begin();
+        let error = area.check_range(req.page, req.buf.pages() as u64).err();
+        Job {
+            area: Arc::clone(area),
             req,
-            Box::new(move |c| {
-                let _ = tx.send(c);
-            }),
-        );
-        rx.recv().unwrap_or_else(|_| IoCompletion {
-            tag,
-            op,
-            page,
-            buf: PageBuf::new(0),
-            result: Err(DeviceError::completion_lost()),
-            latency: Duration::ZERO,
-        })
+            done,
+            start: Instant::now(),
+            error,
+        }
     }
 }
 
@@ -315,17 +334,22 @@ pub(crate) fn on_engine_thread(threads: &[std::thread::JoinHandle<()>]) -> bool 
 /// Does one job's I/O synchronously with `pread`/`pwrite` (the thread pool's worker body).
 /// The range was checked and the I/O counted as begun at submit; `finish` accounts for it.
 pub(crate) fn run_blocking(mut job: Job) {
+    let result = blocking_io(&mut job);
+    job.finish(result);
+}
+
+/// The I/O of `job` with `pread`/`pwrite` on the calling thread (or its refusal).
+fn blocking_io(job: &mut Job) -> Result<(), DeviceError> {
     if let Some(e) = job.error.take() {
-        return job.finish(Err(e));
+        return Err(e);
     }
     let area = Arc::clone(&job.area);
     let (op, page, pages) = (job.req.op, job.req.page, job.req.buf.pages() as u64);
     let buf = &mut job.req.buf;
-    let result = sync_io(&area, op, page, pages, |file, offset| match op {
+    sync_io(&area, op, page, pages, |file, offset| match op {
         IoOp::Read => crate::sys::read_full(file, buf.as_mut_slice(), offset),
         IoOp::Write => crate::sys::write_full(file, buf.as_slice(), offset),
-    });
-    job.finish(result);
+    })
 }
 
 /// One synchronous I/O of `pages` pages at `page`, the way every blocking path does it: the
