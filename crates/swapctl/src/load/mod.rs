@@ -137,7 +137,7 @@ impl Worker<'_> {
         let mut data = vec![0u8; count as usize * PAGE_SIZE];
         let mut gens = Vec::with_capacity(count as usize);
         for (i, page) in data.chunks_mut(PAGE_SIZE).enumerate() {
-            let g = self.objects[k].2[pindex as usize + i].next();
+            let g = self.objects[k].2[pindex as usize + i].next_generation();
             fill_page(page, obj, pindex + i as u64, g);
             gens.push(g);
         }

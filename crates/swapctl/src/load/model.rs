@@ -61,7 +61,7 @@ pub enum Verdict {
 
 impl Page {
     /// The generation the next put of this page carries.
-    pub fn next(&mut self) -> u32 {
+    pub fn next_generation(&mut self) -> u32 {
         self.last += 1;
         self.last
     }
@@ -121,9 +121,9 @@ mod tests {
     #[test]
     fn data_must_be_the_last_acknowledged_generation_whatever_the_state() {
         let mut p = Page::default();
-        let g1 = p.next();
+        let g1 = p.next_generation();
         p.put(g1, true);
-        let g2 = p.next();
+        let g2 = p.next_generation();
         p.put(g2, false);
         assert_eq!(p.state, State::Unknown);
         assert_eq!(
@@ -155,7 +155,7 @@ mod tests {
             p.judge(GetStatus::Ok, &page_of(1), 1, 2),
             Verdict::Wrong(_)
         ));
-        let g = p.next();
+        let g = p.next_generation();
         p.put(g, true);
         assert!(matches!(
             p.judge(GetStatus::Absent, &[], 1, 2),
@@ -167,9 +167,9 @@ mod tests {
     #[test]
     fn generations_are_never_reused() {
         let mut p = Page::default();
-        let a = p.next();
+        let a = p.next_generation();
         p.put(a, false);
-        let b = p.next();
+        let b = p.next_generation();
         assert_ne!(a, b);
     }
 }
