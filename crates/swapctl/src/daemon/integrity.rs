@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 
 use pager::{DeviceId, Pager, PagerEvent};
 
-use super::log::{self, BURST, WINDOW, log_info, log_warn};
+use super::log::{self, BURST, WINDOW, log_debug, log_warn};
 
 /// What one key of the limiter has passed and held back in its window.
 #[derive(Debug, Clone, Copy)]
@@ -192,7 +192,7 @@ pub fn watch(pager: &Pager) {
     if let Err(e) = started {
         log_warn!("cannot start the pager event thread ({e}): failing areas are not logged");
     } else {
-        log_info!("logging failing areas and corrupt pages");
+        log_debug!("logging failing areas and corrupt pages");
     }
 }
 

@@ -94,8 +94,7 @@ fn sync_without_an_object_covers_this_connections_objects_only() {
     backend.lose_async(o2, &[5]);
     assert_eq!(c2.sync(None).unwrap(), vec![(o2, 5)]);
     assert_eq!(c1.sync(None).unwrap(), vec![(o1, 4)]);
-    // Another connection's object by id: its uid is ours here (the test runs as one user),
-    // so it is found; a missing one is not.
+    // An object that does not exist (or is another uid's: the same answer) is not found.
     assert!(matches!(
         c1.sync(Some(999)),
         Err(ClientError::Daemon {
