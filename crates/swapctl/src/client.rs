@@ -17,8 +17,8 @@ use device::PAGE_SIZE;
 use pager::PagerStats;
 
 use crate::proto::{
-    ConfigDevice, ErrorKind, FailReason, Frame, GetStatus, ProtoError, PutStatus, Reply, Request,
-    UidUsage,
+    ConfigDevice, ErrorKind, FailReason, Frame, GetStatus, LostRun, ProtoError, PutStatus, Reply,
+    Request, UidUsage,
 };
 
 /// How long connecting may take.
@@ -391,6 +391,34 @@ impl Client {
             pindex,
             count,
         })
+    }
+
+    /// One `sync` of `object` (of every object this connection created, with `None`): the
+    /// runs of pages whose async writes failed since the last `sync`, and whether more wait.
+    pub fn sync_once(&mut self, object: Option<u64>) -> Result<(Vec<LostRun>, bool), ClientError> {
+        match self.call(&Request::Sync { object }, Vec::new())?.0 {
+            Reply::Synced { lost, more } => Ok((lost, more)),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    /// Wait for the async puts in flight of `object` (every object of this connection with
+    /// `None`) and return every page whose write failed since the last `sync`, as
+    /// `(object, pindex)` ascending: the daemon's `fsync`.
+    pub fn sync(&mut self, object: Option<u64>) -> Result<Vec<(u64, u64)>, ClientError> {
+        let mut out = Vec::new();
+        loop {
+            let (lost, more) = self.sync_once(object)?;
+            for r in lost {
+                out.extend((r.pindex..r.pindex.saturating_add(r.count)).map(|p| (r.object, p)));
+            }
+            if !more {
+                break;
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
     }
 }
 

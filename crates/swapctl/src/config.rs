@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Every field is optional except a device's `path`; unknown keys and unknown values of the
-//! typed fields (`log_level`, `engine`) are refused at parse time, with the file's line, so
+//! typed fields (`log_level`, `engine`, `checksum`) are refused at parse time, with the file's line, so
 //! that a typo does not silently change nothing. Command-line flags win over the file. The
 //! `[limits]` table (time limits, per-uid quotas, pacing) is described in `docs/protocol.md`;
 //! SIGHUP re-reads it, with the devices and `log_level`.
@@ -69,6 +69,9 @@ pub struct DaemonConfig {
     pub log_level: Option<Level>,
     /// I/O engine: auto, io_uring or threads.
     pub engine: Option<EngineName>,
+    /// Page checksums kept in memory and checked on every read: `"crc32c"` (the pager's
+    /// default) or `"none"`. Another value is a parse error, never a silent default.
+    pub checksum: Option<pager::Checksum>,
 }
 
 /// One `[[device]]` table.
@@ -197,6 +200,19 @@ noauto = true
         .unwrap();
         assert_eq!(c.daemon.engine, Some(EngineName::Threads));
         assert_eq!(c.daemon.log_level, Some(Level::Warn));
+    }
+
+    #[test]
+    fn checksum_is_typed() {
+        let c = Config::parse("[daemon]\nchecksum = \"none\"\n", Path::new("c.toml")).unwrap();
+        assert_eq!(c.daemon.checksum, Some(pager::Checksum::None));
+        let c = Config::parse("[daemon]\nchecksum = \"crc32c\"\n", Path::new("c.toml")).unwrap();
+        assert_eq!(c.daemon.checksum, Some(pager::Checksum::Crc32c));
+        assert_eq!(Config::default().daemon.checksum, None);
+        let err = Config::parse("[daemon]\n\nchecksum = \"crc32\"\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3") && err.contains("crc32"), "{err}");
     }
 
     #[test]

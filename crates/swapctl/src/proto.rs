@@ -266,6 +266,14 @@ pub enum Request {
         pindex: u64,
         count: u64,
     },
+    /// Wait for the async puts in flight of `object` (of every object this connection
+    /// created, without one), then report the pages whose async writes failed on every swap
+    /// area since the last `sync` — the way `fsync` reports write-back errors. Each failure
+    /// is reported once; reads of those pages answer `error` until they are written again.
+    Sync {
+        #[serde(default)]
+        object: Option<u64>,
+    },
 }
 
 impl Request {
@@ -286,6 +294,7 @@ impl Request {
                 | Request::GetPages { .. }
                 | Request::HasPage { .. }
                 | Request::FreeSpace { .. }
+                | Request::Sync { .. }
         )
     }
 
@@ -303,6 +312,7 @@ impl Request {
             Request::GetPages { .. } => "get_pages",
             Request::HasPage { .. } => "has_page",
             Request::FreeSpace { .. } => "free_space",
+            Request::Sync { .. } => "sync",
         }
     }
 
@@ -346,6 +356,7 @@ const KNOWN_OPS: &[&str] = &[
     "get_pages",
     "has_page",
     "free_space",
+    "sync",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -407,6 +418,34 @@ pub enum GetStatus {
     Error,
 }
 
+/// Most runs one `synced` reply carries (its JSON stays far below [`MAX_META`]); the rest
+/// wait for the next `sync`, and `more` says so.
+pub const MAX_SYNC_RUNS: usize = 2048;
+
+/// `count` pages from `pindex` of `object` whose async writes were lost (a `synced` reply).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LostRun {
+    pub object: u64,
+    pub pindex: u64,
+    pub count: u64,
+}
+
+/// Pages ascending (each once) as runs of consecutive pages.
+pub fn lost_runs(object: u64, pages: &[u64]) -> Vec<LostRun> {
+    let mut out: Vec<LostRun> = Vec::new();
+    for &p in pages {
+        match out.last_mut() {
+            Some(r) if r.pindex + r.count == p => r.count += 1,
+            _ => out.push(LostRun {
+                object,
+                pindex: p,
+                count: 1,
+            }),
+        }
+    }
+    out
+}
+
 /// A config file device as the daemon reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConfigDevice {
@@ -454,6 +493,13 @@ pub enum Reply {
         has: bool,
         before: u64,
         after: u64,
+    },
+    /// The answer to `sync`: the pages whose async writes failed since the last `sync`, as
+    /// runs (at most [`MAX_SYNC_RUNS`]); `more`: further runs wait for the next `sync`.
+    Synced {
+        lost: Vec<LostRun>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        more: bool,
     },
 }
 
@@ -524,6 +570,7 @@ pub(crate) mod tests {
             }),
             (any::<u64>(), any::<u64>())
                 .prop_map(|(object, pindex)| Request::HasPage { object, pindex }),
+            any::<Option<u64>>().prop_map(|object| Request::Sync { object }),
         ]
     }
 
@@ -620,6 +667,39 @@ pub(crate) mod tests {
         assert!(matches!(Request::decode(&f), Err(ProtoError::Malformed(_))));
         let f = Frame::new(FrameKind::Request, b"{not json".to_vec(), vec![]);
         assert!(Request::decode(&f).unwrap_err().is_recoverable());
+    }
+
+    #[test]
+    fn lost_pages_become_runs_and_a_sync_reply_round_trips() {
+        let runs = lost_runs(7, &[1, 2, 3, 9, 11, 12]);
+        let want = |pindex, count| LostRun {
+            object: 7,
+            pindex,
+            count,
+        };
+        assert_eq!(runs, vec![want(1, 3), want(9, 1), want(11, 2)]);
+        assert!(lost_runs(7, &[]).is_empty());
+        let r = Reply::Synced {
+            lost: runs,
+            more: true,
+        };
+        let (f, _) = Frame::decode(&r.frame(vec![]).encode()).unwrap();
+        assert_eq!(Reply::decode(&f).unwrap(), r);
+        // The largest reply stays well inside a frame.
+        let big = Reply::Synced {
+            lost: vec![
+                LostRun {
+                    object: u64::MAX,
+                    pindex: MAX_PINDEX,
+                    count: MAX_PINDEX,
+                };
+                MAX_SYNC_RUNS
+            ],
+            more: true,
+        };
+        assert!(big.frame(vec![]).meta.len() < MAX_META);
+        let f = Frame::new(FrameKind::Request, br#"{"op":"sync"}"#.to_vec(), vec![]);
+        assert_eq!(Request::decode(&f).unwrap(), Request::Sync { object: None });
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub fn daemon(a: DaemonArgs) -> Result<i32, CliError> {
         nswbuf: a.nswbuf.or(d.nswbuf),
         swap_async_max: a.async_max.or(d.swap_async_max),
         engine: d.engine,
+        checksum: d.checksum,
     };
     let shutdown = Shutdown::default();
     let bound = Daemon::bind(DaemonOptions {

@@ -42,8 +42,35 @@ pub trait Backend: Send + Sync + 'static {
     fn freespace(&self, object: u64, pindex: u64, count: u64);
     /// Pages of `object` that hold swap (what its uid is charged against its quota).
     fn swapped_pages(&self, object: u64) -> u64;
+    /// Wait for the async puts of `object` in flight, then take the pages whose async
+    /// writes failed on every area since the last `sync` (ascending, each once), at most as
+    /// many as form `max_runs` runs of consecutive pages; `true` if more wait for the next
+    /// call. Like `fsync`: each failure is reported once. The default suits a backend whose
+    /// writes never fail after they are acknowledged.
+    fn sync(&self, object: u64, max_runs: usize) -> (Vec<u64>, bool) {
+        let _ = (object, max_runs);
+        (Vec::new(), false)
+    }
     /// Wait for async writes still in flight (called once at shutdown).
     fn flush(&self) {}
+}
+
+/// Take from `pages` (ascending) the prefix that forms at most `max_runs` runs of consecutive
+/// pages; returns it and leaves the rest in `pages`.
+pub fn take_runs(pages: &mut Vec<u64>, max_runs: usize) -> Vec<u64> {
+    let mut runs = 0;
+    let mut cut = pages.len();
+    for (i, p) in pages.iter().enumerate() {
+        if i == 0 || pages[i - 1] + 1 != *p {
+            if runs == max_runs {
+                cut = i;
+                break;
+            }
+            runs += 1;
+        }
+    }
+    let rest = pages.split_off(cut);
+    std::mem::replace(pages, rest)
 }
 
 /// An in-memory swap space of `capacity` pages with named devices that hold no data: enough
@@ -60,6 +87,8 @@ struct Memory {
     objects: HashMap<u64, HashMap<u64, Vec<u8>>>,
     devices: Vec<(String, i32)>,
     async_max: u64,
+    /// Pages `lose_async` marked, per object, for the next `sync`.
+    lost: HashMap<u64, Vec<u64>>,
 }
 
 impl MemoryBackend {
@@ -71,6 +100,20 @@ impl MemoryBackend {
                 ..Default::default()
             }),
         }
+    }
+}
+
+impl MemoryBackend {
+    /// Make pages of `object` behave like pages whose async write failed everywhere: they
+    /// are dropped (reads answer `error`) and reported by the next `sync`.
+    pub fn lose_async(&self, object: u64, pages: &[u64]) {
+        let mut m = self.inner.lock();
+        if let Some(o) = m.objects.get_mut(&object) {
+            for p in pages {
+                o.insert(*p, Vec::new());
+            }
+        }
+        m.lost.entry(object).or_default().extend_from_slice(pages);
     }
 }
 
@@ -148,7 +191,9 @@ impl Backend for MemoryBackend {
     }
 
     fn destroy(&self, object: u64) {
-        self.inner.lock().objects.remove(&object);
+        let mut m = self.inner.lock();
+        m.objects.remove(&object);
+        m.lost.remove(&object);
     }
 
     fn putpages(&self, object: u64, pindex: u64, data: &[u8], _sync: bool) -> Vec<PutStatus> {
@@ -181,6 +226,7 @@ impl Backend for MemoryBackend {
                     .get(&object)
                     .and_then(|o| o.get(&(pindex + i as u64)))
                 {
+                    Some(p) if p.is_empty() => GetStatus::Error,
                     Some(p) => {
                         page.copy_from_slice(p);
                         GetStatus::Ok
@@ -206,6 +252,17 @@ impl Backend for MemoryBackend {
         (true, before, after)
     }
 
+    fn sync(&self, object: u64, max_runs: usize) -> (Vec<u64>, bool) {
+        let mut m = self.inner.lock();
+        let Some(lost) = m.lost.get_mut(&object) else {
+            return (Vec::new(), false);
+        };
+        lost.sort_unstable();
+        lost.dedup();
+        let taken = take_runs(lost, max_runs);
+        (taken, !lost.is_empty())
+    }
+
     fn swapped_pages(&self, object: u64) -> u64 {
         self.inner
             .lock()
@@ -218,5 +275,22 @@ impl Backend for MemoryBackend {
         if let Some(o) = self.inner.lock().objects.get_mut(&object) {
             o.retain(|p, _| !(pindex..pindex.saturating_add(count)).contains(p));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::take_runs;
+
+    #[test]
+    fn take_runs_cuts_at_a_run_boundary() {
+        let mut pages = vec![1, 2, 3, 7, 8, 10];
+        assert_eq!(take_runs(&mut pages, 2), vec![1, 2, 3, 7, 8]);
+        assert_eq!(pages, vec![10]);
+        assert_eq!(take_runs(&mut pages, 2), vec![10]);
+        assert!(pages.is_empty());
+        let mut pages = vec![4, 5];
+        assert!(take_runs(&mut pages, 0).is_empty());
+        assert_eq!(pages, vec![4, 5]);
     }
 }

@@ -14,6 +14,7 @@
 //! client's mistake.
 
 pub mod backend;
+pub mod integrity;
 pub mod limits;
 pub mod log;
 pub mod pager_backend;
@@ -234,6 +235,9 @@ impl Daemon {
                     "{name} changed: takes effect when the daemon restarts"
                 ));
             }
+        }
+        if new.daemon.checksum != old.daemon.checksum {
+            changes.push("checksum changed: takes effect when the daemon restarts".into());
         }
         if new.daemon.socket != old.daemon.socket
             || new.daemon.socket_group != old.daemon.socket_group
@@ -458,5 +462,7 @@ fn refuse(stream: UnixStream, why: &str) {
 
 #[cfg(test)]
 mod model_tests;
+#[cfg(test)]
+mod sync_tests;
 #[cfg(test)]
 mod tests;

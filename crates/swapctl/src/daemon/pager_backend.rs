@@ -2,12 +2,16 @@
 //!
 //! The daemon's object table maps wire ids to the ids handed out here; this file keeps the
 //! `pager::Object` handles alive (dropping the last one frees the object's swap, the seed's
-//! `swap_pager_dealloc`).
+//! `swap_pager_dealloc`), with a count of each object's async puts in flight, so `sync` waits
+//! for that object's writes only (not for every client's, which under load may never all be
+//! idle at once).
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use parking_lot::Mutex;
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
 
 use device::PAGE_SIZE;
 use pager::{
@@ -15,7 +19,8 @@ use pager::{
     SwaponOptions,
 };
 
-use super::backend::{Backend, BackendError};
+use super::backend::{Backend, BackendError, take_runs};
+use super::integrity;
 use crate::proto::{GetStatus, PutStatus};
 
 /// Pager settings resolved from flags and the config file; `None` takes the pager's default.
@@ -25,6 +30,7 @@ pub struct PagerSettings {
     pub nswbuf: Option<u64>,
     pub swap_async_max: Option<u64>,
     pub engine: Option<crate::config::EngineName>,
+    pub checksum: Option<pager::Checksum>,
 }
 
 /// Objects have no size on the wire; this bounds only `copy` and `strategy`, which the
@@ -34,7 +40,46 @@ const OBJECT_PAGES: u64 = u32::MAX as u64;
 #[derive(Debug)]
 pub struct PagerBackend {
     pager: Pager,
-    objects: Mutex<HashMap<u64, Object>>,
+    objects: Mutex<HashMap<u64, Served>>,
+}
+
+/// One object served: its handle, its async puts in flight, and the failures `sync` took
+/// from the pager but has not reported yet (a reply carries at most so many).
+#[derive(Debug, Clone)]
+struct Served {
+    obj: Object,
+    inflight: Arc<Inflight>,
+    unreported: Arc<Mutex<Vec<u64>>>,
+}
+
+/// Async puts of one object whose completion callback has not run yet.
+#[derive(Debug, Default)]
+struct Inflight {
+    n: Mutex<u64>,
+    idle: Condvar,
+}
+
+impl Inflight {
+    fn start(&self) {
+        *self.n.lock() += 1;
+    }
+
+    /// Called from the pager's completion callback: it takes only this object's counter,
+    /// which no one holds while waiting for I/O (the pager's lock rule).
+    fn done(&self) {
+        let mut n = self.n.lock();
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            self.idle.notify_all();
+        }
+    }
+
+    fn wait_idle(&self) {
+        let mut n = self.n.lock();
+        while *n > 0 {
+            self.idle.wait(&mut n);
+        }
+    }
 }
 
 impl PagerBackend {
@@ -52,10 +97,14 @@ impl PagerBackend {
         if let Some(e) = &s.engine {
             cfg.engine = e.as_str().parse().map_err(|e| format!("engine {e}"))?;
         }
+        if let Some(c) = s.checksum {
+            cfg.checksum = c;
+        }
         let pager = Pager::new(cfg).map_err(|e| e.to_string())?;
         if let Some(v) = s.swap_async_max {
             pager.set_swap_async_max(v);
         }
+        integrity::watch(&pager);
         Ok(PagerBackend {
             pager,
             objects: Mutex::default(),
@@ -63,6 +112,10 @@ impl PagerBackend {
     }
 
     fn object(&self, id: u64) -> Option<Object> {
+        self.objects.lock().get(&id).map(|s| s.obj.clone())
+    }
+
+    fn served(&self, id: u64) -> Option<Served> {
         self.objects.lock().get(&id).cloned()
     }
 }
@@ -105,7 +158,12 @@ impl Backend for PagerBackend {
             .alloc_object(None, OBJECT_PAGES)
             .map_err(failed)?;
         let id = o.id();
-        self.objects.lock().insert(id, o);
+        let served = Served {
+            obj: o,
+            inflight: Arc::default(),
+            unreported: Arc::default(),
+        };
+        self.objects.lock().insert(id, served);
         Ok(id)
     }
 
@@ -116,16 +174,19 @@ impl Backend for PagerBackend {
     }
 
     fn putpages(&self, object: u64, pindex: u64, data: &[u8], sync: bool) -> Vec<PutStatus> {
-        let Some(o) = self.object(object) else {
+        let Some(s) = self.served(object) else {
             return vec![PutStatus::Error; data.len() / PAGE_SIZE];
         };
         let mode = if sync {
             PutMode::Sync
         } else {
-            PutMode::Async(None)
+            // The batch's callback runs exactly once, when its last cluster is final.
+            s.inflight.start();
+            let inflight = Arc::clone(&s.inflight);
+            PutMode::Async(Some(Box::new(move |_| inflight.done())))
         };
         self.pager
-            .putpages(&o, pindex, data, mode)
+            .putpages(&s.obj, pindex, data, mode)
             .into_iter()
             .map(|r| match r {
                 PageResult::Ok | PageResult::Pend => PutStatus::Ok,
@@ -153,7 +214,12 @@ impl Backend for PagerBackend {
                     i = end;
                 }
                 Err(PagerError::NotOnSwap { .. }) => i += 1,
-                Err(_) => {
+                // Corrupt, lost with a failed async write or a forced swapoff, or an I/O
+                // error: an explicit error, and the buffer wiped, never the bytes.
+                Err(e) => {
+                    if let PagerError::Corrupt { device, block, .. } = &e {
+                        integrity::corrupt_read(&self.pager, *device, *block);
+                    }
                     st[i as usize] = GetStatus::Error;
                     dst[..PAGE_SIZE].fill(0);
                     i += 1;
@@ -177,6 +243,19 @@ impl Backend for PagerBackend {
         if let Some(o) = self.object(object) {
             self.pager.freespace(&o, pindex, count);
         }
+    }
+
+    fn sync(&self, object: u64, max_runs: usize) -> (Vec<u64>, bool) {
+        let Some(s) = self.served(object) else {
+            return (Vec::new(), false);
+        };
+        s.inflight.wait_idle();
+        let mut pending = s.unreported.lock();
+        pending.extend(self.pager.take_async_failures(&s.obj));
+        pending.sort_unstable();
+        pending.dedup();
+        let taken = take_runs(&mut pending, max_runs);
+        (taken, !pending.is_empty())
     }
 
     fn swapped_pages(&self, object: u64) -> u64 {

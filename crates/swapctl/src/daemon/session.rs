@@ -26,8 +26,8 @@ use super::timed::{self, DeadlineReader, DeadlineWriter, Ready};
 use super::uids::Uids;
 use crate::config::Config;
 use crate::proto::{
-    ConfigDevice, ErrorKind, FailReason, Frame, MAX_PAGES, MAX_PINDEX, ProtoError, PutStatus,
-    Reply, Request,
+    ConfigDevice, ErrorKind, FailReason, Frame, MAX_PAGES, MAX_PINDEX, MAX_SYNC_RUNS, ProtoError,
+    PutStatus, Reply, Request, lost_runs,
 };
 
 /// An object as the daemon tracks it: whose it is, what keeps it alive, and the swap pages
@@ -435,7 +435,53 @@ fn run(shared: &Shared, peer: &Peer, req: Request, data: Vec<u8>) -> Answer {
             recount(shared, object);
             ok(Reply::Ok)
         }
+        Request::Sync { object } => sync(shared, peer, object),
     }
+}
+
+/// `sync`: the pages of `object` (of every object this connection created, without one)
+/// whose async writes failed since the last `sync`, each reported once, as runs; at most
+/// [`MAX_SYNC_RUNS`] per reply, `more` when others wait.
+fn sync(shared: &Shared, peer: &Peer, object: Option<u64>) -> Answer {
+    let ids: Vec<(u64, u64)> = match object {
+        Some(o) => vec![(o, lookup(shared, peer.uid, o)?)],
+        None => {
+            let t = shared.objects.lock();
+            let mut v: Vec<(u64, u64)> = t
+                .by_id
+                .iter()
+                .filter(|(_, o)| o.conn == peer.conn && o.uid == peer.uid)
+                .map(|(id, o)| (*id, o.backend))
+                .collect();
+            v.sort_unstable();
+            v
+        }
+    };
+    let mut lost = Vec::new();
+    let mut more = false;
+    for (wire, id) in ids {
+        let budget = MAX_SYNC_RUNS - lost.len();
+        if budget == 0 {
+            more = true;
+            break;
+        }
+        let (pages, left) = shared.backend.sync(id, budget);
+        more |= left;
+        lost.extend(lost_runs(wire, &pages));
+        if !pages.is_empty() {
+            // Lost pages hold no swap any more.
+            recount(shared, wire);
+            log_uid!(
+                Warn,
+                peer.uid,
+                "client {} (uid {}): object {wire}: {} pages whose async writes failed on every swap device reported by sync",
+                peer.conn,
+                peer.uid,
+                pages.len()
+            );
+        }
+    }
+    ok(Reply::Synced { lost, more })
 }
 
 fn stats(shared: &Shared, peer: &Peer) -> Answer {

@@ -3,11 +3,16 @@
 //!
 //! Each thread has its own connection and its own objects (object `i` belongs to thread
 //! `i % threads`), so a thread knows the generation of every page it owns without locks.
-//! A page whose write failed (no space, I/O error) is "unknown" until written again and is not
-//! checked. With `--verify` the run ends with a full read-back of every page, and the first
-//! mismatch stops all threads and exits 1 with its location.
+//! What a read may return is [`model`]'s rule: data must be exactly the last acknowledged
+//! generation; an explicit read error is counted, never a failure; a page whose put failed
+//! may be absent. With `--async`, each thread sends `sync` every [`SYNC_EVERY`] writes and
+//! before the final read-back: pages it reports lost (their acknowledged async write failed
+//! on every swap area) are counted as `async writes lost` and expected to read as errors.
+//! With `--verify` the run ends with a full read-back of every page, and the first wrong page
+//! stops all threads and exits 1 with its location.
 
 pub mod content;
+pub mod model;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,11 +32,10 @@ use crate::client::{Client, ClientError};
 use crate::commands::{CliError, print};
 use crate::proto::{GetStatus, PutStatus};
 
-/// Generation of a page never written: swap must not hold it.
-const NEVER: u32 = 0;
-/// Set on the generation of a page whose last write failed: it is not checked until
-/// written again, and the next write takes a generation never used before for it.
-const UNKNOWN: u32 = 1 << 31;
+use model::{Page, Verdict};
+
+/// Async writes between two `sync`s of a thread.
+const SYNC_EVERY: u64 = 64;
 
 #[derive(Debug, Clone)]
 struct Plan {
@@ -54,6 +58,9 @@ struct Tally {
     put_failures: u64,
     read_errors: u64,
     verified: u64,
+    async_lost: u64,
+    /// Async write requests since the last `sync`.
+    unsynced: u64,
 }
 
 impl Tally {
@@ -65,6 +72,8 @@ impl Tally {
             put_failures: 0,
             read_errors: 0,
             verified: 0,
+            async_lost: 0,
+            unsynced: 0,
         }
     }
 }
@@ -82,16 +91,23 @@ pub struct Report {
     pub p99_us: u64,
     pub p999_us: u64,
     pub max_us: u64,
+    /// Pages a put did not store (`fail`: no space; `error`: I/O on every area).
     pub put_failures: u64,
+    /// Reads answered with an explicit error (corrupt, lost or unreadable pages): allowed.
     pub read_errors: u64,
+    /// Pages whose acknowledged async write failed on every area, as `sync` reported them.
+    pub async_writes_lost: u64,
     pub verified_pages: Option<u64>,
+    /// Pages read back with other bytes than their last acknowledged generation (or read as
+    /// absent when acknowledged): with `--verify` always 0, since the first one ends the run.
+    pub wrong_pages: Option<u64>,
 }
 
 struct Worker<'a> {
     plan: &'a Plan,
     client: Client,
-    /// (global object index, wire id, generation per page)
-    objects: Vec<(u64, u64, Vec<u32>)>,
+    /// (global object index, wire id, model of each page)
+    objects: Vec<(u64, u64, Vec<Page>)>,
     tally: Tally,
     rng: SmallRng,
     stop: &'a AtomicBool,
@@ -114,67 +130,80 @@ impl Worker<'_> {
     }
 
     /// Page out `count` pages of object `k` at `pindex`, each with the next generation. A
-    /// page swap did not take (FAIL/ERROR) becomes "unknown": swap may still hold its
-    /// previous copy, or nothing, and both are legal.
+    /// page swap did not take (FAIL/ERROR) becomes "unknown": swap may still hold its last
+    /// acknowledged copy, or nothing, and both are legal.
     fn write(&mut self, k: usize, pindex: u64, count: u64) -> Result<(), String> {
         let (obj, id) = (self.objects[k].0, self.objects[k].1);
         let mut data = vec![0u8; count as usize * PAGE_SIZE];
         let mut gens = Vec::with_capacity(count as usize);
         for (i, page) in data.chunks_mut(PAGE_SIZE).enumerate() {
-            let old = self.objects[k].2[pindex as usize + i];
-            let g = (old & !UNKNOWN) + 1;
+            let g = self.objects[k].2[pindex as usize + i].next_generation();
             fill_page(page, obj, pindex + i as u64, g);
             gens.push(g);
         }
         let sync = self.plan.sync;
         let res = self.timed(|c| c.putpages(id, pindex, data, sync))?;
         for (i, st) in res.iter().enumerate() {
-            let slot = &mut self.objects[k].2[pindex as usize + i];
-            if *st == PutStatus::Ok {
-                *slot = gens[i];
+            let ok = *st == PutStatus::Ok;
+            self.objects[k].2[pindex as usize + i].put(gens[i], ok);
+            if ok {
                 self.tally.pages_out += 1;
             } else {
-                *slot = gens[i] | UNKNOWN;
                 self.tally.put_failures += 1;
+            }
+        }
+        if !sync {
+            self.tally.unsynced += 1;
+            if self.tally.unsynced >= SYNC_EVERY {
+                self.sync()?;
             }
         }
         Ok(())
     }
 
-    /// Page in `count` pages of object `k` at `pindex`; with `verify`, every known page must
-    /// be exactly its last generation, and a never-written page must be absent. The first
-    /// difference is the run's error.
+    /// Ask which acknowledged async writes of this thread's objects failed since the last
+    /// `sync` (waiting for those in flight): those pages are lost, expected to read as errors.
+    fn sync(&mut self) -> Result<(), String> {
+        self.tally.unsynced = 0;
+        let lost = self
+            .timed(|c| c.sync(None))
+            .map_err(|e| format!("sync: {e}"))?;
+        for (id, p) in lost {
+            let Some(o) = self.objects.iter_mut().find(|o| o.1 == id) else {
+                return Err(format!("sync reported object {id}, which is not ours"));
+            };
+            let Some(page) = o.2.get_mut(p as usize) else {
+                return Err(format!(
+                    "sync reported page {p} of object {id}, never written"
+                ));
+            };
+            page.lost();
+            self.tally.async_lost += 1;
+        }
+        Ok(())
+    }
+
+    /// Page in `count` pages of object `k` at `pindex`; with `verify`, each is judged by
+    /// [`model`]: data must be exactly the last acknowledged generation, read errors are
+    /// counted. The first wrong page is the run's error.
     fn read(&mut self, k: usize, pindex: u64, count: u64) -> Result<(), String> {
         let (obj, id) = (self.objects[k].0, self.objects[k].1);
         let (st, data) = self.timed(|c| c.getpages(id, pindex, count as u32))?;
         for (i, (s, page)) in st.iter().zip(data.chunks(PAGE_SIZE)).enumerate() {
             let p = pindex + i as u64;
-            let g = self.objects[k].2[p as usize];
             match s {
                 GetStatus::Ok => self.tally.pages_in += 1,
                 GetStatus::Error => self.tally.read_errors += 1,
                 GetStatus::Absent => {}
             }
-            if !self.plan.verify || g & UNKNOWN != 0 {
+            if !self.plan.verify {
                 continue;
             }
-            let bad = match (s, g) {
-                (GetStatus::Absent, NEVER) => None,
-                (GetStatus::Ok, NEVER) => Some(format!(
-                    "object {obj} page {p}: never written, but swap returned data"
-                )),
-                (GetStatus::Absent, g) => Some(format!(
-                    "object {obj} page {p} (generation {g}): swap lost the page"
-                )),
-                (GetStatus::Error, g) => Some(format!(
-                    "object {obj} page {p} (generation {g}): read error"
-                )),
-                (GetStatus::Ok, g) => content::check(page, obj, p, g).err(),
-            };
-            if let Some(m) = bad {
-                return Err(format!("verify failed: {m}"));
+            match self.objects[k].2[p as usize].judge(*s, page, obj, p) {
+                Verdict::Verified => self.tally.verified += 1,
+                Verdict::ReadError | Verdict::Unchecked => {}
+                Verdict::Wrong(m) => return Err(format!("verify failed: {m}")),
             }
-            self.tally.verified += 1;
         }
         Ok(())
     }
@@ -231,6 +260,9 @@ impl Worker<'_> {
                 }
             }
         }
+        if !self.plan.sync && !self.stop.load(Ordering::Relaxed) {
+            self.sync()?;
+        }
         if self.plan.verify && !self.stop.load(Ordering::Relaxed) {
             for k in 0..self.objects.len() {
                 let mut p = 0;
@@ -264,7 +296,7 @@ fn worker(
         let id = client
             .create(None)
             .map_err(|e| format!("create object: {e}"))?;
-        owned.push((obj, id, vec![NEVER; plan.pages as usize]));
+        owned.push((obj, id, vec![Page::default(); plan.pages as usize]));
     }
     let mut w = Worker {
         plan,
@@ -359,7 +391,9 @@ fn summarize(tallies: &[Tally], elapsed: Duration, verify: bool) -> Report {
         max_us: lat.max_us,
         put_failures: sum(|t| t.put_failures),
         read_errors: sum(|t| t.read_errors),
+        async_writes_lost: sum(|t| t.async_lost),
         verified_pages: verify.then(|| sum(|t| t.verified)),
+        wrong_pages: verify.then_some(0),
     }
 }
 
@@ -378,14 +412,16 @@ fn render(r: &Report) -> String {
         r.p999_us,
         r.max_us
     );
-    if r.put_failures > 0 || r.read_errors > 0 {
+    if r.put_failures > 0 || r.read_errors > 0 || r.async_writes_lost > 0 {
         s.push_str(&format!(
-            "failures   {} pages not stored, {} read errors\n",
-            r.put_failures, r.read_errors
+            "errors     {} pages not stored, {} async writes lost (reported by sync), {} read errors (explicit errors, never data)\n",
+            r.put_failures, r.async_writes_lost, r.read_errors
         ));
     }
-    if let Some(v) = r.verified_pages {
-        s.push_str(&format!("verified   {v} pages, no mismatch\n"));
+    if let (Some(v), Some(w)) = (r.verified_pages, r.wrong_pages) {
+        s.push_str(&format!(
+            "verified   {v} pages, no mismatch: {w} wrong (every page read as data was its last acknowledged write)\n"
+        ));
     }
     s
 }
