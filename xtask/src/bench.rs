@@ -104,6 +104,9 @@ fn measure(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> 
     // The raw baselines, always: everything else is read against them.
     raw_baselines(plan, paths, &sizes, r)?;
     streaming(plan, paths, &sizes, r)?;
+    if plan.runs(Workload::PageoutSeq) && plan.runs(Workload::PageinSeq) {
+        checksum_cost(paths, &sizes, r)?;
+    }
     if plan.runs(Workload::Interleave) {
         interleave_matrix(paths, &sizes, r)?;
     }
@@ -274,6 +277,40 @@ fn streaming(plan: &Plan, paths: &[PathBuf], sizes: &Sizes, r: &mut Report) -> R
                 keep(f);
             }
         }
+    }
+    Ok(())
+}
+
+/// The price of the end-to-end page checksums: sequential pageout and pagein again, on a
+/// pager with `checksum = none` and the same data set size, as `*-nocsum` figures that
+/// [`comparisons`] sets beside the checksummed ones (target: ≥ 0.97×).
+fn checksum_cost(paths: &[PathBuf], sizes: &Sizes, r: &mut Report) -> Result<(), Error> {
+    cancel::check()?;
+    let qd = queue_depth();
+    let rig = Rig::with_config(
+        paths,
+        PagerConfig {
+            checksum: pager::Checksum::None,
+            ..PagerConfig::default()
+        },
+    )?;
+    let pages = (rig.usable_pages() as f64 * sizes.data_fraction) as u64;
+    let ds = DataSet::alloc(
+        &rig,
+        (pages / sizes.object_pages).max(1),
+        sizes.object_pages,
+    )?;
+    let n = sizes.repetitions;
+    for f in [
+        repeated(n, || {
+            stream::pageout_seq(&rig, &ds, "pageout-seq-nocsum", qd as u32, Duration::ZERO)
+        })?,
+        repeated(n, || {
+            stream::pagein_seq(&rig, &ds, qd, "pagein-seq-nocsum", Duration::ZERO)
+        })?,
+    ] {
+        line(&f);
+        r.pager.push(f);
     }
     Ok(())
 }
@@ -467,6 +504,15 @@ fn comparisons(r: &Report) -> Vec<Comparison> {
             if w.cpu_s_per_gib.is_some() && f.cpu_s_per_gib.is_some() {
                 out.push(Comparison::new(w, f, Metric::CpuPerGib, Some(1.5)).on("fio"));
             }
+        }
+    }
+    // What the page checksums cost (issue #11: with ≥ 0.97× without).
+    for (w, plain) in [
+        ("pageout-seq", "pageout-seq-nocsum"),
+        ("pagein-seq", "pagein-seq-nocsum"),
+    ] {
+        if let (Some(w), Some(p)) = (fig(w), fig(plain)) {
+            out.push(Comparison::new(w, p, Metric::MibS, Some(0.97)).on("no checksum"));
         }
     }
     for (w, k, t) in [

@@ -30,12 +30,20 @@ pub struct Rig {
 impl Rig {
     /// A pager with the seed's defaults but `interleave`, swapped on to `paths`.
     pub fn new(paths: &[PathBuf], interleave: u64) -> Result<Rig, Error> {
+        Rig::with_config(
+            paths,
+            PagerConfig {
+                interleave,
+                ..PagerConfig::default()
+            },
+        )
+    }
+
+    /// A pager with `cfg`, swapped on to `paths`.
+    pub fn with_config(paths: &[PathBuf], cfg: PagerConfig) -> Result<Rig, Error> {
         // The previous rig's devices may still be closing (see `setup::wait_free`).
         crate::setup::wait_all_free(paths);
-        let pager = Pager::new(PagerConfig {
-            interleave,
-            ..PagerConfig::default()
-        })?;
+        let pager = Pager::new(cfg)?;
         let mut devices = Vec::new();
         for p in paths {
             devices.push(pager.swapon(p, SwaponOptions::default())?);
