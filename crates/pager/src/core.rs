@@ -101,6 +101,8 @@ pub(crate) struct Core {
     pub events: Arc<Events>,
     pub started: Instant,
     pub next_object: AtomicU64,
+    /// Heap bytes of every object's metadata, kept by the object locks (`objlock`).
+    pub meta_bytes: Arc<AtomicU64>,
 }
 
 impl Core {
@@ -137,6 +139,7 @@ impl Core {
             events,
             started: Instant::now(),
             next_object: AtomicU64::new(1),
+            meta_bytes: Arc::new(AtomicU64::new(0)),
         }
     }
 

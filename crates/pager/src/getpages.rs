@@ -6,12 +6,12 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use device::{DeviceError, IoOp, IoRequest, PAGE_SIZE};
-use parking_lot::MutexGuard;
 
 use crate::core::{Core, bump};
 use crate::error::PagerError;
 use crate::integrity;
 use crate::object::{Lost, ObjState, ObjectInner};
+use crate::objlock::StateGuard;
 use crate::space::{Loc, Space};
 
 /// A read planned under the object lock: `len` pages from `pindex`, on one area from `page`.
@@ -27,16 +27,11 @@ pub(crate) struct ReadRun {
 impl Core {
     /// Waits while page `pindex` has a write in flight (the seed sleeps on
     /// `PG_SWAPINPROG`), counting the wait as `intrans`.
-    pub(crate) fn wait_intrans(
-        &self,
-        obj: &ObjectInner,
-        st: &mut MutexGuard<'_, ObjState>,
-        pindex: u64,
-    ) {
+    pub(crate) fn wait_intrans(&self, obj: &ObjectInner, st: &mut StateGuard<'_>, pindex: u64) {
         if st.pending.contains_key(&pindex) {
             bump(&self.counters.intrans_waits, 1);
             while st.pending.contains_key(&pindex) {
-                obj.cond.wait(st);
+                st.wait(&obj.cond);
             }
         }
     }

@@ -132,6 +132,7 @@ mod getpages;
 mod integrity;
 mod io;
 mod object;
+mod objlock;
 mod ops;
 mod pbuf;
 mod putpages;
@@ -397,9 +398,25 @@ impl Pager {
         self.core.verify()
     }
 
-    /// A snapshot for monitors; cheap enough to call every 100 ms.
+    /// A snapshot for monitors; cheap enough to call every 100 ms and from many clients:
+    /// the space lock that paging needs is held only to copy counters. Each device's
+    /// `frag` is left empty ([`FragStats::default`]); ask [`Pager::stats_with_frag`] or
+    /// [`Pager::frag`] for it.
     pub fn stats(&self) -> PagerStats {
         self.core.stats()
+    }
+
+    /// [`Pager::stats`] with every device's `frag` filled in. Walks each area's whole free
+    /// list (under the space lock, one area at a time): for a fragmentation view, not for
+    /// polling many times a second.
+    pub fn stats_with_frag(&self) -> PagerStats {
+        self.core.stats_with_frag()
+    }
+
+    /// The free-space fragmentation of area `dev` (its blist's `stats()`), or `None` if
+    /// no such area is on.
+    pub fn frag(&self, dev: DeviceId) -> Option<FragStats> {
+        self.core.frag(dev)
     }
 
     /// Objects belong to the pager that made them: using one with another pager would mix

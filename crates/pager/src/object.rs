@@ -6,11 +6,12 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Condvar;
 use swmeta::{Block, SwapMeta};
 
 use crate::config::DeviceId;
 use crate::core::Core;
+use crate::objlock::StateLock;
 use crate::space::Space;
 
 /// A swap-backed object: a sparse array of pages indexed by `pindex`. Cheap to clone;
@@ -62,7 +63,7 @@ pub(crate) struct ObjectInner {
     pub handle: Option<String>,
     pub size: u64,
     pub core: Arc<Core>,
-    pub st: Mutex<ObjState>,
+    pub st: StateLock,
     /// Signalled when a pending write completes or is cancelled, and when reads end.
     pub cond: Condvar,
 }
@@ -120,6 +121,8 @@ pub(crate) struct ObjState {
     /// Pages whose async write failed everywhere since the last
     /// [`crate::Pager::take_async_failures`], in order of failure.
     pub async_failures: Vec<u64>,
+    /// `meta.memory_bytes()` as last added to the pager's count (see `objlock`).
+    pub accounted: u64,
 }
 
 impl ObjState {
@@ -219,6 +222,8 @@ impl Drop for ObjectInner {
     fn drop(&mut self) {
         {
             let mut reg = self.core.registry.lock();
+            // Uncounted together with unlisting, so `verify` sees both or neither.
+            self.st.uncount();
             reg.all.remove(&self.id);
             if let Some(h) = &self.handle {
                 let me: *const ObjectInner = self;

@@ -141,7 +141,7 @@ impl Core {
                 if (pindex..pindex + len).any(|p| st.pending.contains_key(&p)) {
                     bump(&self.counters.intrans_waits, 1);
                     while (pindex..pindex + len).any(|p| st.pending.contains_key(&p)) {
-                        obj.cond.wait(&mut st);
+                        st.wait(&obj.cond);
                     }
                 }
                 let seq = st.next_seq;

@@ -37,7 +37,7 @@ pub struct PagerStats {
     pub objects: u64,
     /// Named objects among them.
     pub named_objects: u64,
-    /// Heap bytes held by all objects' swap metadata.
+    /// Heap bytes held by all objects' swap metadata (a running count).
     pub meta_bytes: u64,
 }
 
@@ -168,7 +168,8 @@ pub struct DeviceStats {
     pub corrupt: u64,
     pub read_latency: device::LatencySummary,
     pub write_latency: device::LatencySummary,
-    /// The device's free-space fragmentation (its blist `stats()`).
+    /// The device's free-space fragmentation (its blist `stats()`): filled only by
+    /// `Pager::stats_with_frag` (empty in `Pager::stats`, which must stay cheap).
     pub frag: FragStats,
 }
 

@@ -240,6 +240,15 @@ fn stats_describe_devices_pools_counters_and_objects() {
         (3, 64, 10, 0)
     );
     assert_eq!((d.writes, d.pages_written), (2, 10));
+    // Fragmentation walks the free list: only when asked for (#12).
+    assert_eq!(
+        d.frag,
+        pager::FragStats::default(),
+        "stats() computes no frag"
+    );
+    let with = p.stats_with_frag();
+    let d = &with.devices[0];
+    assert_eq!(p.frag(pager::DeviceId(d.id)).as_ref(), Some(&d.frag));
     assert_eq!(d.frag.free_ranges, 1);
     assert_eq!(d.frag.largest, 54);
     assert!(
@@ -249,8 +258,11 @@ fn stats_describe_devices_pools_counters_and_objects() {
     );
     assert_eq!(d.kind, "file");
     assert_eq!(d.uuid.len(), 36);
-    let json = serde_json_roundtrip(&s);
-    assert_eq!(json, s);
+    let json = serde_json_roundtrip(&with);
+    assert_eq!(json, with);
+    drop((named, _anon));
+    let s = p.stats();
+    assert_eq!((s.objects, s.named_objects, s.meta_bytes), (0, 0, 0));
 }
 
 fn serde_json_roundtrip(s: &pager::PagerStats) -> pager::PagerStats {
