@@ -107,7 +107,8 @@ pub(crate) struct Core {
 
 impl Core {
     /// The pools as `swap_pager_swap_init` sizes them: reads `(nswbuf+1)/2`, sync writes
-    /// `(nswbuf+3)/4`, async writes `swap_async_max` (clamped).
+    /// `(nswbuf+3)/4`, async writes `swap_async_max` (clamped) per area in service (see
+    /// [`async_total`]; resized by swapon, swapoff and `set_swap_async_max`).
     pub(crate) fn new(cfg: &PagerConfig, engine: Engine) -> Core {
         let events = Arc::new(Events::default());
         let max_cluster = cfg.max_cluster as usize;
@@ -200,6 +201,19 @@ impl Core {
         if write {
             space.write_result(dev, false);
         }
+        // An area out of service (failed or failing) takes no more writes: its share
+        // of async pbufs goes. Cheap, and only on errors.
+        self.retune_async(&space);
+    }
+
+    /// Sizes the async pool for the areas in `space` (which the caller holds locked, so
+    /// concurrent swapon, swapoff and `set_swap_async_max` apply in one order; the pool's
+    /// lock is a leaf). Lowering takes effect as writes complete.
+    pub(crate) fn retune_async(&self, space: &Space) {
+        let areas = space.areas.iter().filter(|a| a.allocatable()).count() as u64;
+        let per_area = self.async_max.load(Ordering::Relaxed);
+        self.async_pool
+            .set_max(async_total(per_area, areas, self.tun.nswbuf));
     }
 
     /// Counts `n` pages of area `dev` that failed their checksum.
@@ -226,4 +240,17 @@ impl Drop for Core {
 /// The seed's clamp of `swap_async_max`: at most `nswbuf / 2`, at least 1.
 pub(crate) fn clamp_async(n: u64, nswbuf: u64) -> u64 {
     n.min(nswbuf / 2).max(1)
+}
+
+/// The async write pbufs for `per_area` clusters in flight on each of `areas` areas in
+/// service, bounded as the seed bounds `nsw_wcount_async_max`: at most `nswbuf / 2` in
+/// all (the other half is for reads), at least 1.
+///
+/// Why per area: one global 4 (the seed's default, for one disk) left a striped pageout
+/// over four devices with one cluster in flight per device, each idle while its next
+/// cluster waited for a pbuf (issue #13). Striping spreads consecutive clusters over the
+/// areas of a priority, so `per_area × areas` pbufs give each device about `per_area`
+/// writes in flight, the queue depth one device needs, whatever the number of devices.
+pub(crate) fn async_total(per_area: u64, areas: u64, nswbuf: u64) -> u64 {
+    per_area.saturating_mul(areas.max(1)).min(nswbuf / 2).max(1)
 }

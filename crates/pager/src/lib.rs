@@ -345,14 +345,21 @@ impl Pager {
         self.core.strategy(&obj.inner, bio)
     }
 
-    /// Sets the live limit of in-flight async write clusters, clamped to `1..=nswbuf/2`
-    /// as the seed does; lowering takes effect as writes complete. Returns the value in force.
+    /// Sets the live limit of in-flight async write clusters **per swap area in
+    /// service** (allocatable: not draining, failing or failed), clamped to
+    /// `1..=nswbuf/2` as the seed does; the async pool then holds `n × areas` pbufs, at
+    /// most `nswbuf/2` in all ([`PbufStats::async_write`]`.max` shows the total). Striping
+    /// spreads a pageout over the areas, so each device gets about `n` writes in flight
+    /// however many there are; the seed's one global limit (4, for one disk) left
+    /// several devices mostly idle. Lowering takes effect as writes complete. Returns the
+    /// per-area value in force.
     pub fn set_swap_async_max(&self, n: u64) -> u64 {
         let n = core::clamp_async(n, self.core.tun.nswbuf);
+        let space = self.core.space.lock();
         self.core
             .async_max
             .store(n, std::sync::atomic::Ordering::Relaxed);
-        self.core.async_pool.set_max(n);
+        self.core.retune_async(&space);
         n
     }
 

@@ -281,6 +281,46 @@ fn set_swap_async_max_is_clamped_as_the_seed_does() {
     assert_eq!(p.stats().pbufs.async_write.max, 5);
 }
 
+/// Issue #13: one global limit of 4 async clusters left several devices mostly idle; the
+/// limit is per area in service, the total still at most `nswbuf / 2`.
+#[test]
+fn the_async_limit_applies_per_area_in_service() {
+    for engine in common::ENGINES {
+        let dir = tempdir();
+        let p = common::pager_on(engine, 32); // nswbuf 16: 8 async pbufs at most
+        let max = || p.stats().pbufs.async_write.max;
+        assert_eq!(p.set_swap_async_max(3), 3);
+        assert_eq!(max(), 3, "no area yet: as one");
+        let on = |name: &str| {
+            p.swapon(&area(dir.path(), name, 64), SwaponOptions::default())
+                .unwrap()
+        };
+        let a = on("a");
+        assert_eq!(max(), 3, "{engine:?}");
+        let b = on("b");
+        assert_eq!(max(), 6, "{engine:?}: 3 per area");
+        let c = on("c");
+        assert_eq!(max(), 8, "{engine:?}: nswbuf / 2 in all");
+        assert_eq!(p.set_swap_async_max(2), 2);
+        assert_eq!(max(), 6, "{engine:?}: live");
+        assert_eq!(p.stats().tunables.swap_async_max, 2);
+        p.swapoff(c, SwapoffOptions::default(), &mut |_, _| {})
+            .unwrap();
+        assert_eq!(max(), 4, "{engine:?}: swapoff gives its share back");
+        // An area whose writes keep failing takes no new writes, nor their pbufs.
+        p.area(b).unwrap().faults().fail_writes(0..u64::MAX);
+        let obj = p.alloc_object(None, 64).unwrap();
+        for k in 0..pager::FAILING_AFTER as u64 {
+            p.putpages(&obj, k * 32, &pages(k, 32), PutMode::Sync);
+        }
+        assert_eq!(max(), 2, "{engine:?}: b is failing");
+        p.verify().unwrap();
+        drop(obj);
+        p.swapoff(a, SwapoffOptions::default(), &mut |_, _| {})
+            .unwrap();
+    }
+}
+
 #[test]
 fn swapoff_reports_progress_up_to_the_total_and_catches_writes_in_flight() {
     let dir = tempdir();
