@@ -1,7 +1,6 @@
 //! The shared state behind a [`crate::Pager`] handle and every [`crate::Object`]: the
 //! engine, the swap space, the object registry, the pbuf pools, counters and events.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -16,11 +15,6 @@ use crate::object::ObjectInner;
 use crate::pbuf::Pool;
 use crate::space::Space;
 use crate::stats::Counters;
-
-thread_local! {
-    /// Set while one of our completion callbacks runs on an engine thread.
-    static IN_ENGINE: Cell<bool> = const { Cell::new(false) };
-}
 
 /// The tunables fixed at creation.
 #[derive(Debug, Clone, Copy)]
@@ -87,7 +81,10 @@ pub(crate) struct Registry {
 #[derive(Debug)]
 pub(crate) struct Core {
     pub tun: Tun,
-    engine: Option<Engine>,
+    /// The last reference to the core may go away inside a completion callback, on an
+    /// engine thread: the engine itself then does not join its own thread (the one guard
+    /// for that lives in the engine, `device::engine::on_engine_thread`).
+    engine: Engine,
     pub space: Mutex<Space>,
     pub registry: Mutex<Registry>,
     pub read_pool: Pool,
@@ -122,7 +119,7 @@ impl Core {
                 hiwat: cfg.nswap_hiwat,
                 checksum: cfg.checksum,
             },
-            engine: Some(engine),
+            engine,
             space: Mutex::new(Space::new(
                 cfg.interleave,
                 cfg.nswap_lowat,
@@ -145,9 +142,7 @@ impl Core {
     }
 
     pub(crate) fn engine(&self) -> &Engine {
-        self.engine
-            .as_ref()
-            .expect("the engine lives as long as the core")
+        &self.engine
     }
 
     /// Queues one I/O; `done` runs on an engine thread. Never call with a lock held: a
@@ -158,15 +153,7 @@ impl Core {
         req: IoRequest,
         done: impl FnOnce(IoCompletion) + Send + 'static,
     ) {
-        self.engine().submit(
-            area,
-            req,
-            Box::new(move |c| {
-                IN_ENGINE.with(|f| f.set(true));
-                done(c);
-                IN_ENGINE.with(|f| f.set(false));
-            }),
-        );
+        self.engine.submit(area, req, Box::new(done));
     }
 
     /// One I/O, waited for.
@@ -220,20 +207,6 @@ impl Core {
     pub(crate) fn corrupt(&self, dev: crate::DeviceId, n: u64) {
         bump(&self.counters.corrupt_pages, n);
         self.space.lock().count_corrupt(dev, n);
-    }
-}
-
-impl Drop for Core {
-    /// The last reference may go away inside a completion callback, on an engine thread;
-    /// the engine joins its threads when dropped, so there it is dropped from a new thread.
-    fn drop(&mut self) {
-        if let Some(engine) = self.engine.take() {
-            if IN_ENGINE.with(|f| f.get()) {
-                std::thread::spawn(move || drop(engine));
-            } else {
-                drop(engine);
-            }
-        }
     }
 }
 

@@ -436,3 +436,43 @@ fn a_config_file_may_give_only_some_tunables() {
         serde_json::from_str(&serde_json::to_string(&want).unwrap()).unwrap();
     assert_eq!(back, want);
 }
+
+/// The last handle on a pager may go away inside a completion, on an engine thread: the
+/// engine must not join its own thread there (one guard, in the engine, since #17).
+#[test]
+fn the_last_pager_handle_may_be_dropped_in_an_async_callback() {
+    for engine in common::ENGINES {
+        let dir = tempdir();
+        let path = area(dir.path(), "a", 64);
+        let p = common::pager_on(engine, 32);
+        p.swapon(&path, SwaponOptions::default()).unwrap();
+        let obj = p.alloc_object(None, 8).unwrap();
+        let (go_tx, go_rx) = crossbeam_channel::bounded::<()>(1);
+        let (done_tx, done_rx) = crossbeam_channel::bounded::<bool>(1);
+        let mine = p.clone();
+        let cb = Box::new(move |d: pager::AsyncDone| {
+            // The test lets go of its handles first: this one is the last but the
+            // completion's own.
+            go_rx.recv().unwrap();
+            drop(mine);
+            done_tx
+                .send(d.results.iter().all(|r| *r == PageResult::Ok))
+                .unwrap();
+        });
+        p.putpages(&obj, 0, &pages(0, 8), PutMode::Async(Some(cb)));
+        drop((obj, p));
+        go_tx.send(()).unwrap();
+        let ok = done_rx.recv_timeout(std::time::Duration::from_secs(30));
+        assert_eq!(ok, Ok(true), "{engine:?}");
+        // The area is closed once the core is gone: another pager can take it.
+        let again = common::pager_on(engine, 32);
+        let t = std::time::Instant::now();
+        while again.swapon(&path, SwaponOptions::default()).is_err() {
+            assert!(
+                t.elapsed().as_secs() < 30,
+                "{engine:?}: the core never went"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+}
