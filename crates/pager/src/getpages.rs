@@ -113,11 +113,16 @@ impl Core {
     }
 
     /// Ends a read of `len` blocks from `first` registered with `ObjState::begin_read`.
+    /// The space lock only when blocks are parked (they are parked under the object's
+    /// lock, held here): most reads end without it.
     pub(crate) fn end_read(&self, obj: &ObjectInner, first: u64, len: u64) {
         let mut st = obj.st.lock();
-        let mut space = self.space.lock();
-        st.end_read(&mut space, first, len);
-        drop(space);
+        if st.deferred.is_empty() {
+            st.forget_read(first, len);
+        } else {
+            let mut space = self.space.lock();
+            st.end_read(&mut space, first, len);
+        }
         drop(st);
         obj.cond.notify_all();
     }
