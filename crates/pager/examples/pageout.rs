@@ -2,10 +2,11 @@
 //! devices are unavailable), and prints the throughput of each direction.
 //!
 //! ```text
-//! cargo run --release -p pager --example pageout -- [MiB (1024)] [devices (2)] [checksum (crc32c)]
+//! cargo run --release -p pager --example pageout -- [MiB (1024)] [devices (2)] [checksum (crc32c)] [swap_async_max (4)]
 //! ```
 //!
-//! The third argument, `none`, turns page checksums off, to see what they cost.
+//! The third argument, `none`, turns page checksums off, to see what they cost. The fourth
+//! sets `swap_async_max` (the pager's default, 4, unless given).
 //!
 //! The backing files live in a temp dir whose name contains `swapkit`. Everything is torn
 //! down on success, on error and on Ctrl-C (which stops the run between clusters); the loop
@@ -207,6 +208,10 @@ fn main() {
         Some("none") => pager::Checksum::None,
         _ => pager::Checksum::Crc32c,
     };
+    let async_max: u64 = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(PagerConfig::default().swap_async_max);
     let result = (|| -> Result<(), Box<dyn Error>> {
         catch_ctrl_c()?;
         let dir = tempfile::Builder::new()
@@ -217,7 +222,7 @@ fn main() {
         let per_device = total_pages.div_ceil(count) + total_pages / 8 / count + 64;
         let devs = make_devices(dir.path(), count, per_device)?;
         let p = Pager::new(PagerConfig {
-            swap_async_max: 16,
+            swap_async_max: async_max,
             checksum,
             ..PagerConfig::default()
         })?;
@@ -225,7 +230,7 @@ fn main() {
             p.swapon(path, SwaponOptions::default())?;
         }
         println!(
-            "{} MiB over {} devices: {:?} (swap_async_max 16, checksum {checksum})",
+            "{} MiB over {} devices: {:?} (swap_async_max {async_max}, checksum {checksum})",
             mib, count, devs.paths
         );
         let result = run(&p, total_pages);

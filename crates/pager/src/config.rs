@@ -24,7 +24,9 @@ pub struct PagerConfig {
     pub interleave: u64,
     /// Total pbufs (`nswbuf`, 256): reads get `(nswbuf+1)/2`, sync writes `(nswbuf+3)/4`.
     pub nswbuf: u64,
-    /// In-flight async write clusters (4), clamped to `1..=nswbuf/2`.
+    /// In-flight async write clusters per swap area in service (4), clamped to
+    /// `1..=nswbuf/2`; the async pool holds this many per area, at most `nswbuf/2` in all
+    /// (see `Pager::set_swap_async_max`).
     pub swap_async_max: u64,
     /// Free blocks below which swap is "almost full" (128).
     pub nswap_lowat: u64,

@@ -1,7 +1,6 @@
 //! The shared state behind a [`crate::Pager`] handle and every [`crate::Object`]: the
 //! engine, the swap space, the object registry, the pbuf pools, counters and events.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -16,11 +15,6 @@ use crate::object::ObjectInner;
 use crate::pbuf::Pool;
 use crate::space::Space;
 use crate::stats::Counters;
-
-thread_local! {
-    /// Set while one of our completion callbacks runs on an engine thread.
-    static IN_ENGINE: Cell<bool> = const { Cell::new(false) };
-}
 
 /// The tunables fixed at creation.
 #[derive(Debug, Clone, Copy)]
@@ -87,7 +81,10 @@ pub(crate) struct Registry {
 #[derive(Debug)]
 pub(crate) struct Core {
     pub tun: Tun,
-    engine: Option<Engine>,
+    /// The last reference to the core may go away inside a completion callback, on an
+    /// engine thread: the engine itself then does not join its own thread (the one guard
+    /// for that lives in the engine, `device::engine::on_engine_thread`).
+    engine: Engine,
     pub space: Mutex<Space>,
     pub registry: Mutex<Registry>,
     pub read_pool: Pool,
@@ -101,11 +98,14 @@ pub(crate) struct Core {
     pub events: Arc<Events>,
     pub started: Instant,
     pub next_object: AtomicU64,
+    /// Heap bytes of every object's metadata, kept by the object locks (`objlock`).
+    pub meta_bytes: Arc<AtomicU64>,
 }
 
 impl Core {
     /// The pools as `swap_pager_swap_init` sizes them: reads `(nswbuf+1)/2`, sync writes
-    /// `(nswbuf+3)/4`, async writes `swap_async_max` (clamped).
+    /// `(nswbuf+3)/4`, async writes `swap_async_max` (clamped) per area in service (see
+    /// [`async_total`]; resized by swapon, swapoff and `set_swap_async_max`).
     pub(crate) fn new(cfg: &PagerConfig, engine: Engine) -> Core {
         let events = Arc::new(Events::default());
         let max_cluster = cfg.max_cluster as usize;
@@ -119,7 +119,7 @@ impl Core {
                 hiwat: cfg.nswap_hiwat,
                 checksum: cfg.checksum,
             },
-            engine: Some(engine),
+            engine,
             space: Mutex::new(Space::new(
                 cfg.interleave,
                 cfg.nswap_lowat,
@@ -137,13 +137,12 @@ impl Core {
             events,
             started: Instant::now(),
             next_object: AtomicU64::new(1),
+            meta_bytes: Arc::new(AtomicU64::new(0)),
         }
     }
 
     pub(crate) fn engine(&self) -> &Engine {
-        self.engine
-            .as_ref()
-            .expect("the engine lives as long as the core")
+        &self.engine
     }
 
     /// Queues one I/O; `done` runs on an engine thread. Never call with a lock held: a
@@ -154,15 +153,7 @@ impl Core {
         req: IoRequest,
         done: impl FnOnce(IoCompletion) + Send + 'static,
     ) {
-        self.engine().submit(
-            area,
-            req,
-            Box::new(move |c| {
-                IN_ENGINE.with(|f| f.set(true));
-                done(c);
-                IN_ENGINE.with(|f| f.set(false));
-            }),
-        );
+        self.engine.submit(area, req, Box::new(done));
     }
 
     /// One I/O, waited for.
@@ -197,6 +188,19 @@ impl Core {
         if write {
             space.write_result(dev, false);
         }
+        // An area out of service (failed or failing) takes no more writes: its share
+        // of async pbufs goes. Cheap, and only on errors.
+        self.retune_async(&space);
+    }
+
+    /// Sizes the async pool for the areas in `space` (which the caller holds locked, so
+    /// concurrent swapon, swapoff and `set_swap_async_max` apply in one order; the pool's
+    /// lock is a leaf). Lowering takes effect as writes complete.
+    pub(crate) fn retune_async(&self, space: &Space) {
+        let areas = space.areas.iter().filter(|a| a.allocatable()).count() as u64;
+        let per_area = self.async_max.load(Ordering::Relaxed);
+        self.async_pool
+            .set_max(async_total(per_area, areas, self.tun.nswbuf));
     }
 
     /// Counts `n` pages of area `dev` that failed their checksum.
@@ -206,21 +210,20 @@ impl Core {
     }
 }
 
-impl Drop for Core {
-    /// The last reference may go away inside a completion callback, on an engine thread;
-    /// the engine joins its threads when dropped, so there it is dropped from a new thread.
-    fn drop(&mut self) {
-        if let Some(engine) = self.engine.take() {
-            if IN_ENGINE.with(|f| f.get()) {
-                std::thread::spawn(move || drop(engine));
-            } else {
-                drop(engine);
-            }
-        }
-    }
-}
-
 /// The seed's clamp of `swap_async_max`: at most `nswbuf / 2`, at least 1.
 pub(crate) fn clamp_async(n: u64, nswbuf: u64) -> u64 {
     n.min(nswbuf / 2).max(1)
+}
+
+/// The async write pbufs for `per_area` clusters in flight on each of `areas` areas in
+/// service, bounded as the seed bounds `nsw_wcount_async_max`: at most `nswbuf / 2` in
+/// all (the other half is for reads), at least 1.
+///
+/// Why per area: one global 4 (the seed's default, for one disk) left a striped pageout
+/// over four devices with one cluster in flight per device, each idle while its next
+/// cluster waited for a pbuf (issue #13). Striping spreads consecutive clusters over the
+/// areas of a priority, so `per_area × areas` pbufs give each device about `per_area`
+/// writes in flight, the queue depth one device needs, whatever the number of devices.
+pub(crate) fn async_total(per_area: u64, areas: u64, nswbuf: u64) -> u64 {
+    per_area.saturating_mul(areas.max(1)).min(nswbuf / 2).max(1)
 }

@@ -6,12 +6,12 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use device::{DeviceError, IoOp, IoRequest, PAGE_SIZE};
-use parking_lot::MutexGuard;
 
 use crate::core::{Core, bump};
 use crate::error::PagerError;
 use crate::integrity;
 use crate::object::{Lost, ObjState, ObjectInner};
+use crate::objlock::StateGuard;
 use crate::space::{Loc, Space};
 
 /// A read planned under the object lock: `len` pages from `pindex`, on one area from `page`.
@@ -27,16 +27,11 @@ pub(crate) struct ReadRun {
 impl Core {
     /// Waits while page `pindex` has a write in flight (the seed sleeps on
     /// `PG_SWAPINPROG`), counting the wait as `intrans`.
-    pub(crate) fn wait_intrans(
-        &self,
-        obj: &ObjectInner,
-        st: &mut MutexGuard<'_, ObjState>,
-        pindex: u64,
-    ) {
+    pub(crate) fn wait_intrans(&self, obj: &ObjectInner, st: &mut StateGuard<'_>, pindex: u64) {
         if st.pending.contains_key(&pindex) {
             bump(&self.counters.intrans_waits, 1);
             while st.pending.contains_key(&pindex) {
-                obj.cond.wait(st);
+                st.wait(&obj.cond);
             }
         }
     }
@@ -118,11 +113,16 @@ impl Core {
     }
 
     /// Ends a read of `len` blocks from `first` registered with `ObjState::begin_read`.
+    /// The space lock only when blocks are parked (they are parked under the object's
+    /// lock, held here): most reads end without it.
     pub(crate) fn end_read(&self, obj: &ObjectInner, first: u64, len: u64) {
         let mut st = obj.st.lock();
-        let mut space = self.space.lock();
-        st.end_read(&mut space, first, len);
-        drop(space);
+        if st.deferred.is_empty() {
+            st.forget_read(first, len);
+        } else {
+            let mut space = self.space.lock();
+            st.end_read(&mut space, first, len);
+        }
         drop(st);
         obj.cond.notify_all();
     }

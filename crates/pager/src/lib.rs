@@ -132,6 +132,7 @@ mod getpages;
 mod integrity;
 mod io;
 mod object;
+mod objlock;
 mod ops;
 mod pbuf;
 mod putpages;
@@ -344,14 +345,21 @@ impl Pager {
         self.core.strategy(&obj.inner, bio)
     }
 
-    /// Sets the live limit of in-flight async write clusters, clamped to `1..=nswbuf/2`
-    /// as the seed does; lowering takes effect as writes complete. Returns the value in force.
+    /// Sets the live limit of in-flight async write clusters **per swap area in
+    /// service** (allocatable: not draining, failing or failed), clamped to
+    /// `1..=nswbuf/2` as the seed does; the async pool then holds `n × areas` pbufs, at
+    /// most `nswbuf/2` in all ([`PbufStats::async_write`]`.max` shows the total). Striping
+    /// spreads a pageout over the areas, so each device gets about `n` writes in flight
+    /// however many there are; the seed's one global limit (4, for one disk) left
+    /// several devices mostly idle. Lowering takes effect as writes complete. Returns the
+    /// per-area value in force.
     pub fn set_swap_async_max(&self, n: u64) -> u64 {
         let n = core::clamp_async(n, self.core.tun.nswbuf);
+        let space = self.core.space.lock();
         self.core
             .async_max
             .store(n, std::sync::atomic::Ordering::Relaxed);
-        self.core.async_pool.set_max(n);
+        self.core.retune_async(&space);
         n
     }
 
@@ -397,9 +405,25 @@ impl Pager {
         self.core.verify()
     }
 
-    /// A snapshot for monitors; cheap enough to call every 100 ms.
+    /// A snapshot for monitors; cheap enough to call every 100 ms and from many clients:
+    /// the space lock that paging needs is held only to copy counters. Each device's
+    /// `frag` is left empty ([`FragStats::default`]); ask [`Pager::stats_with_frag`] or
+    /// [`Pager::frag`] for it.
     pub fn stats(&self) -> PagerStats {
         self.core.stats()
+    }
+
+    /// [`Pager::stats`] with every device's `frag` filled in. Walks each area's whole free
+    /// list (under the space lock, one area at a time): for a fragmentation view, not for
+    /// polling many times a second.
+    pub fn stats_with_frag(&self) -> PagerStats {
+        self.core.stats_with_frag()
+    }
+
+    /// The free-space fragmentation of area `dev` (its blist's `stats()`), or `None` if
+    /// no such area is on.
+    pub fn frag(&self, dev: DeviceId) -> Option<FragStats> {
+        self.core.frag(dev)
     }
 
     /// Objects belong to the pager that made them: using one with another pager would mix

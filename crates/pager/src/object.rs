@@ -6,11 +6,12 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Condvar;
 use swmeta::{Block, SwapMeta};
 
 use crate::config::DeviceId;
 use crate::core::Core;
+use crate::objlock::StateLock;
 use crate::space::Space;
 
 /// A swap-backed object: a sparse array of pages indexed by `pindex`. Cheap to clone;
@@ -62,7 +63,7 @@ pub(crate) struct ObjectInner {
     pub handle: Option<String>,
     pub size: u64,
     pub core: Arc<Core>,
-    pub st: Mutex<ObjState>,
+    pub st: StateLock,
     /// Signalled when a pending write completes or is cancelled, and when reads end.
     pub cond: Condvar,
 }
@@ -120,6 +121,8 @@ pub(crate) struct ObjState {
     /// Pages whose async write failed everywhere since the last
     /// [`crate::Pager::take_async_failures`], in order of failure.
     pub async_failures: Vec<u64>,
+    /// `meta.memory_bytes()` as last added to the pager's count (see `objlock`).
+    pub accounted: u64,
 }
 
 impl ObjState {
@@ -160,17 +163,34 @@ impl ObjState {
         }
     }
 
+    /// [`ObjState::release`] without the space lock: a block to free now goes to `free`
+    /// (for [`free_blocks`] under one later hold of the space lock), one being read is
+    /// parked. The caller keeps this object locked until then, so nobody sees the block
+    /// between.
+    pub(crate) fn release_into(&mut self, blk: Block, free: &mut Vec<u64>) {
+        if self.being_read(u64::from(blk)) {
+            self.deferred.push(blk);
+        } else {
+            free.push(u64::from(blk));
+        }
+    }
+
     /// Registers a read of `len` blocks from `first`: none of them is freed until
     /// [`ObjState::end_read`] of the same range.
     pub(crate) fn begin_read(&mut self, first: u64, len: u64) {
         self.reads.push((first, len));
     }
 
-    /// Ends one read; frees the parked blocks no other read covers.
-    pub(crate) fn end_read(&mut self, space: &mut Space, first: u64, len: u64) {
+    /// Forgets one read (nothing is parked: see [`ObjState::end_read`]).
+    pub(crate) fn forget_read(&mut self, first: u64, len: u64) {
         if let Some(i) = self.reads.iter().position(|&r| r == (first, len)) {
             self.reads.swap_remove(i);
         }
+    }
+
+    /// Ends one read; frees the parked blocks no other read covers.
+    pub(crate) fn end_read(&mut self, space: &mut Space, first: u64, len: u64) {
+        self.forget_read(first, len);
         if self.deferred.is_empty() {
             return;
         }
@@ -219,6 +239,8 @@ impl Drop for ObjectInner {
     fn drop(&mut self) {
         {
             let mut reg = self.core.registry.lock();
+            // Uncounted together with unlisting, so `verify` sees both or neither.
+            self.st.uncount();
             reg.all.remove(&self.id);
             if let Some(h) = &self.handle {
                 let me: *const ObjectInner = self;
@@ -237,5 +259,21 @@ impl Drop for ObjectInner {
         for b in st.deferred.drain(..) {
             space.free(u64::from(b), 1);
         }
+    }
+}
+
+/// Frees `blocks` (any order), coalesced into runs of consecutive numbers: one blist free
+/// and one hysteresis check per run instead of per block. Consecutive numbers are on one
+/// area (areas keep a gap between them).
+pub(crate) fn free_blocks(space: &mut Space, blocks: &mut [u64]) {
+    blocks.sort_unstable();
+    let mut i = 0;
+    while i < blocks.len() {
+        let mut n = 1;
+        while i + n < blocks.len() && blocks[i + n] == blocks[i] + n as u64 {
+            n += 1;
+        }
+        space.free(blocks[i], n as u64);
+        i += n;
     }
 }

@@ -4,12 +4,13 @@
 
 use std::sync::Arc;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Condvar;
 
 use crate::config::Checksum;
 use crate::core::Core;
 use crate::error::PagerError;
 use crate::object::{Lost, ObjState, Object, ObjectInner};
+use crate::objlock::StateLock;
 
 impl Core {
     /// `swap_pager_alloc`: a named object is found again by its handle; otherwise a new
@@ -29,7 +30,10 @@ impl Core {
             handle: handle.map(str::to_owned),
             size,
             core: Arc::clone(self),
-            st: Mutex::new(ObjState::new(self.tun.checksum != Checksum::None)),
+            st: StateLock::new(
+                ObjState::new(self.tun.checksum != Checksum::None),
+                Arc::clone(&self.meta_bytes),
+            ),
             cond: Condvar::new(),
         });
         reg.all.insert(id, Arc::downgrade(&inner));
@@ -145,7 +149,7 @@ impl Core {
             {
                 let mut s = src.st.lock();
                 while busy(&s) {
-                    src.cond.wait(&mut s);
+                    s.wait(&src.cond);
                 }
             }
             let (s, d) = if src.id < dst.id {

@@ -49,29 +49,29 @@ impl Pool {
     /// Takes a pbuf of `pages` pages (`getpbuf`), blocking while the pool is empty. The
     /// buffer's content is whatever it last held: callers overwrite all of it.
     pub(crate) fn acquire(&self, pages: usize) -> PageBuf {
-        let mut st = self.state.lock();
-        if st.in_use >= st.max {
-            st.waits += 1;
-            while st.in_use >= st.max {
-                self.freed.wait(&mut st);
-            }
-        }
-        st.in_use += 1;
-        let cached = st.cache.iter().position(|b| b.pages() == pages);
-        let buf = cached.map(|i| st.cache.swap_remove(i));
-        if let Some(b) = &buf {
-            st.cached_pages -= b.pages();
-        }
-        drop(st);
-        buf.unwrap_or_else(|| PageBuf::new(pages))
+        self.take(pages, true)
+            .unwrap_or_else(|| PageBuf::new(pages))
     }
 
     /// Takes a pbuf if one is free at once (for callers that already hold pbufs in flight
     /// and must not wait on themselves).
     pub(crate) fn try_acquire(&self, pages: usize) -> Option<PageBuf> {
+        self.take(pages, false)
+    }
+
+    /// The body of both: a permit (waiting for one if `wait`, counted; else `None` when
+    /// there is none), then a cached buffer of the size or a new one. Only `None` without
+    /// `wait`.
+    fn take(&self, pages: usize, wait: bool) -> Option<PageBuf> {
         let mut st = self.state.lock();
         if st.in_use >= st.max {
-            return None;
+            if !wait {
+                return None;
+            }
+            st.waits += 1;
+            while st.in_use >= st.max {
+                self.freed.wait(&mut st);
+            }
         }
         st.in_use += 1;
         let cached = st.cache.iter().position(|b| b.pages() == pages);

@@ -19,7 +19,7 @@ use crate::config::{Checksum, DeviceId};
 use crate::core::{Core, bump};
 use crate::integrity;
 use crate::io::{AsyncCallback, AsyncDone, PageResult, PutMode};
-use crate::object::{Lost, ObjectInner};
+use crate::object::{Lost, ObjectInner, free_blocks};
 use crate::space::Run;
 
 /// One `putpages` call: the results of its pages and the clusters still in flight.
@@ -141,7 +141,7 @@ impl Core {
                 if (pindex..pindex + len).any(|p| st.pending.contains_key(&p)) {
                     bump(&self.counters.intrans_waits, 1);
                     while (pindex..pindex + len).any(|p| st.pending.contains_key(&p)) {
-                        obj.cond.wait(&mut st);
+                        st.wait(&obj.cond);
                     }
                 }
                 let seq = st.next_seq;
@@ -284,8 +284,10 @@ impl Core {
         };
         let blk = run.blk;
         let mut st = obj.st.lock();
-        let mut space = self.space.lock();
-        space.write_result(run.dev, true);
+        // The metadata is changed under the object's lock alone; the space lock, which
+        // every completion and allocation takes, only for the error count and the frees,
+        // coalesced (a pageout over fresh pages frees nothing).
+        let mut free = Vec::new();
         for j in 0..n {
             let p = w.pindex + k + j;
             let b = blk + j;
@@ -294,13 +296,16 @@ impl Core {
                 st.lost.remove(&p);
                 let crc = w.crcs.get((k + j) as usize).copied();
                 if let Some(old) = st.meta.insert_checked(p, b as u32, crc) {
-                    st.release(&mut space, old);
+                    st.release_into(old, &mut free);
                 }
             } else {
                 // Superseded or cancelled while in flight: nobody has seen this block.
-                space.free(b, 1);
+                free.push(b);
             }
         }
+        let mut space = self.space.lock();
+        space.write_result(run.dev, true);
+        free_blocks(&mut space, &mut free);
     }
 
     /// Pages `k..k+n` of a cluster could go to no area. A sync write leaves the previous

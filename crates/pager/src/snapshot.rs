@@ -1,31 +1,118 @@
 //! `Pager::stats`: the snapshot monitors read, built from the space, the pools, the
 //! counters and each area's own I/O statistics.
+//!
+//! Monitoring must be cheap for the paging it watches (issue #12): under the space lock,
+//! which every completion takes, the snapshot only copies each area's counters and an
+//! `Arc` of it; the device's I/O statistics, its header, the UUID text and the totals are
+//! built after the lock is released. Object counts and metadata bytes are running
+//! counters, so no object lock is taken at all. Fragmentation walks an area's whole free
+//! list, so it is computed only when asked for ([`Core::stats_with_frag`],
+//! [`Core::frag`]), one area per lock hold.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use device::SwapArea;
 use device::units::format_uuid;
 
+use crate::config::DeviceId;
 use crate::core::Core;
 use crate::space::Area;
 use crate::stats::{DeviceState, DeviceStats, FragStats, PagerStats, PbufStats, Tunables};
 
-impl Core {
-    /// The snapshot: the space under its lock once, then each object's metadata size under
-    /// its own lock, never both at once.
-    pub(crate) fn stats(&self) -> PagerStats {
-        let (devices, hysteresis, free_pages) = {
-            let space = self.space.lock();
-            let devices: Vec<DeviceStats> = space.areas.iter().map(device_stats).collect();
-            (devices, space.hyst, space.free_blocks())
+/// What the snapshot copies of one area under the space lock: counters only.
+struct AreaCopy {
+    id: DeviceId,
+    area: Arc<SwapArea>,
+    priority: i32,
+    state: DeviceState,
+    first: u64,
+    total: u64,
+    used: u64,
+    free: u64,
+    bad: u64,
+    corrupt: u64,
+}
+
+impl AreaCopy {
+    fn of(a: &Area) -> AreaCopy {
+        let state = if a.failed {
+            DeviceState::Failed
+        } else if let Some(d) = &a.draining {
+            DeviceState::Draining {
+                moved: d.moved,
+                total: d.total,
+            }
+        } else if a.failing {
+            DeviceState::Failing
+        } else {
+            DeviceState::Active
         };
-        let objects = self.objects();
-        let named_objects = objects.iter().filter(|o| o.handle.is_some()).count() as u64;
-        let meta_bytes = objects
-            .iter()
-            .map(|o| o.st.lock().meta.memory_bytes() as u64)
-            .sum();
-        let object_count = objects.len() as u64;
-        drop(objects);
+        AreaCopy {
+            id: a.id,
+            area: Arc::clone(&a.area),
+            priority: a.priority,
+            state,
+            first: a.first,
+            total: a.usable(),
+            used: a.used,
+            free: if a.allocatable() { a.avail() } else { 0 },
+            bad: a.header_bad + a.quarantined,
+            corrupt: a.corrupt,
+        }
+    }
+
+    /// The monitor's view, built with no lock held.
+    fn into_stats(self) -> DeviceStats {
+        let io = self.area.stats();
+        let header = self.area.header();
+        DeviceStats {
+            id: self.id.0,
+            path: self.area.path().display().to_string(),
+            priority: self.priority,
+            state: self.state,
+            kind: match self.area.kind() {
+                device::AreaKind::BlockDevice => "block".into(),
+                device::AreaKind::File => "file".into(),
+            },
+            direct_io: self.area.direct_io(),
+            uuid: format_uuid(&header.uuid),
+            label: header.label.clone(),
+            first_block: self.first,
+            size_bytes: self.area.size_bytes(),
+            total_pages: self.total,
+            used_pages: self.used,
+            free_pages: self.free,
+            bad_pages: self.bad,
+            in_flight: io.in_flight,
+            reads: io.reads,
+            writes: io.writes,
+            pages_read: io.pages_read,
+            pages_written: io.pages_written,
+            read_errors: io.read_errors,
+            write_errors: io.write_errors,
+            corrupt: self.corrupt,
+            read_latency: io.read_latency,
+            write_latency: io.write_latency,
+            frag: FragStats::default(),
+        }
+    }
+}
+
+impl Core {
+    /// The snapshot, with `frag` left empty: the space lock is held only to copy each
+    /// area's counters; the registry lock (a leaf paging never takes) only to count.
+    pub(crate) fn stats(&self) -> PagerStats {
+        let (copies, hysteresis, free_pages) = {
+            let space = self.space.lock();
+            let copies: Vec<AreaCopy> = space.areas.iter().map(AreaCopy::of).collect();
+            (copies, space.hyst, space.free_blocks())
+        };
+        let devices: Vec<DeviceStats> = copies.into_iter().map(AreaCopy::into_stats).collect();
+        let (object_count, named_objects) = {
+            let reg = self.registry.lock();
+            (reg.all.len() as u64, reg.named.len() as u64)
+        };
         PagerStats {
             uptime_ms: self.started.elapsed().as_millis() as u64,
             page_size: device::PAGE_SIZE as u64,
@@ -55,65 +142,36 @@ impl Core {
             devices,
             objects: object_count,
             named_objects,
-            meta_bytes,
+            meta_bytes: self.meta_bytes.load(Ordering::Relaxed),
         }
     }
-}
 
-fn device_stats(a: &Area) -> DeviceStats {
-    let io = a.area.stats();
-    let header = a.area.header();
-    let state = if a.failed {
-        DeviceState::Failed
-    } else if let Some(d) = &a.draining {
-        DeviceState::Draining {
-            moved: d.moved,
-            total: d.total,
+    /// [`Core::stats`] with every area's `frag` filled in (each area's free list walked
+    /// under its own hold of the space lock, so paging waits for one walk at a time).
+    pub(crate) fn stats_with_frag(&self) -> PagerStats {
+        let mut s = self.stats();
+        for d in &mut s.devices {
+            if let Some(f) = self.frag(DeviceId(d.id)) {
+                d.frag = f;
+            }
         }
-    } else if a.failing {
-        DeviceState::Failing
-    } else {
-        DeviceState::Active
-    };
-    DeviceStats {
-        id: a.id.0,
-        path: a.area.path().display().to_string(),
-        priority: a.priority,
-        state,
-        kind: match a.area.kind() {
-            device::AreaKind::BlockDevice => "block".into(),
-            device::AreaKind::File => "file".into(),
-        },
-        direct_io: a.area.direct_io(),
-        uuid: format_uuid(&header.uuid),
-        label: header.label.clone(),
-        first_block: a.first,
-        size_bytes: a.area.size_bytes(),
-        total_pages: a.usable(),
-        used_pages: a.used,
-        free_pages: if a.allocatable() { a.avail() } else { 0 },
-        bad_pages: a.header_bad + a.quarantined,
-        in_flight: io.in_flight,
-        reads: io.reads,
-        writes: io.writes,
-        pages_read: io.pages_read,
-        pages_written: io.pages_written,
-        read_errors: io.read_errors,
-        write_errors: io.write_errors,
-        corrupt: a.corrupt,
-        read_latency: io.read_latency,
-        write_latency: io.write_latency,
-        frag: frag_stats(&a.blist),
+        s
     }
-}
 
-fn frag_stats(b: &blist::Blist) -> FragStats {
-    let s = b.stats();
-    FragStats {
-        free_ranges: s.ranges,
-        largest: s.largest,
-        average: s.average,
-        buckets: s.buckets().filter(|&(_, _, n)| n > 0).collect(),
-        text: s.to_string(),
+    /// Area `dev`'s free-space fragmentation, or `None` if it is not on. Only the blist
+    /// summary is taken under the lock; the text is formatted after.
+    pub(crate) fn frag(&self, dev: DeviceId) -> Option<FragStats> {
+        let s = {
+            let space = self.space.lock();
+            let idx = space.index(dev)?;
+            space.areas[idx].blist.stats()
+        };
+        Some(FragStats {
+            free_ranges: s.ranges,
+            largest: s.largest,
+            average: s.average,
+            buckets: s.buckets().filter(|&(_, _, n)| n > 0).collect(),
+            text: s.to_string(),
+        })
     }
 }

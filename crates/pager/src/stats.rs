@@ -37,7 +37,7 @@ pub struct PagerStats {
     pub objects: u64,
     /// Named objects among them.
     pub named_objects: u64,
-    /// Heap bytes held by all objects' swap metadata.
+    /// Heap bytes held by all objects' swap metadata (a running count).
     pub meta_bytes: u64,
 }
 
@@ -67,7 +67,8 @@ pub struct Tunables {
     pub interleave: u64,
     /// Total pbufs (`nswbuf`).
     pub nswbuf: u64,
-    /// Live limit on in-flight async write clusters, in `1..=nswbuf/2`.
+    /// Live limit on in-flight async write clusters per area in service, in
+    /// `1..=nswbuf/2` (the pool's total is `pbufs.async_write.max`).
     pub swap_async_max: u64,
     /// Largest cluster, in pages.
     pub max_cluster: u64,
@@ -83,7 +84,8 @@ pub struct PbufStats {
     pub read: PoolStats,
     /// `nsw_wcount_sync`: synchronous writes.
     pub sync_write: PoolStats,
-    /// `nsw_wcount_async`: asynchronous writes; `max` is the live `swap_async_max`.
+    /// `nsw_wcount_async`: asynchronous writes; `max` is the live `swap_async_max` times
+    /// the areas in service (at least one), at most `nswbuf / 2`.
     pub async_write: PoolStats,
 }
 
@@ -168,7 +170,8 @@ pub struct DeviceStats {
     pub corrupt: u64,
     pub read_latency: device::LatencySummary,
     pub write_latency: device::LatencySummary,
-    /// The device's free-space fragmentation (its blist `stats()`).
+    /// The device's free-space fragmentation (its blist `stats()`): filled only by
+    /// `Pager::stats_with_frag` (empty in `Pager::stats`, which must stay cheap).
     pub frag: FragStats,
 }
 

@@ -92,7 +92,7 @@ impl Core {
             if st.pending.keys().any(|p| (start..end).contains(p)) {
                 bump(&self.counters.intrans_waits, 1);
                 while st.pending.keys().any(|p| (start..end).contains(p)) {
-                    obj.cond.wait(&mut st);
+                    st.wait(&obj.cond);
                 }
             }
             // A page whose acknowledged bytes are gone reads as an error, not as zeroes.

@@ -104,6 +104,7 @@ impl Core {
             stash: None,
         });
         space.sizecheck();
+        self.retune_async(&space);
         drop(space);
         self.events.emit(PagerEvent::DeviceAdded {
             id: id.0,
@@ -178,6 +179,7 @@ impl Core {
                 .ok_or(PagerError::NoSuchDevice { id: dev.0 })?;
             let area = space.areas.remove(idx);
             space.sizecheck();
+            self.retune_async(&space);
             area
         };
         close(area.area);
@@ -238,6 +240,7 @@ impl Core {
         });
         let failed = a.failed;
         space.sizecheck();
+        self.retune_async(&space);
         Ok((path, failed))
     }
 
@@ -254,6 +257,7 @@ impl Core {
             a.filled = 0;
         }
         space.sizecheck();
+        self.retune_async(&space);
     }
 
     /// Writes one cluster read from the draining area to fresh blocks elsewhere and

@@ -2,10 +2,13 @@
 //! every object's metadata must agree.
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use crate::config::DeviceId;
 use crate::core::Core;
 use crate::object::ObjectInner;
+use crate::objlock::StateGuard;
 
 /// What [`crate::Pager::verify`] found wrong: a bug in the pager, never in its input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,6 +32,8 @@ pub enum VerifyError {
     UsedTwice(Where),
     #[error("object {object} page {pindex}: marked lost but mapped")]
     LostButMapped { object: String, pindex: u64 },
+    #[error("metadata bytes counted {counted}, but the objects hold {held}")]
+    MetaBytes { counted: u64, held: u64 },
     #[error("device {device}: objects hold {held} blocks but {used} are used")]
     Held {
         device: DeviceId,
@@ -113,6 +118,7 @@ impl Core {
                 held[i] += 1;
             }
         }
+        self.verify_meta_bytes(&guards)?;
         if quiet {
             for (a, &h) in space.areas.iter().zip(&held) {
                 if h != a.used {
@@ -123,6 +129,36 @@ impl Core {
                     });
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Checks the running count of metadata bytes (`objlock`) against the objects, all
+    /// locked by the caller. Exact only when the registry lists just those objects: an
+    /// object is uncounted under the registry lock as it is unlisted, and created ones
+    /// are listed before they are used; otherwise it checks nothing.
+    fn verify_meta_bytes(
+        &self,
+        guards: &[(&Arc<ObjectInner>, StateGuard<'_>)],
+    ) -> Result<(), VerifyError> {
+        let mut held = 0;
+        for (_, st) in guards {
+            let bytes = st.meta.memory_bytes() as u64;
+            if st.accounted != bytes {
+                return Err(VerifyError::MetaBytes {
+                    counted: st.accounted,
+                    held: bytes,
+                });
+            }
+            held += bytes;
+        }
+        let reg = self.registry.lock();
+        let same = reg.all.len() == guards.len()
+            && guards.iter().all(|(o, _)| reg.all.contains_key(&o.id));
+        let counted = self.meta_bytes.load(Ordering::Relaxed);
+        drop(reg);
+        if same && counted != held {
+            return Err(VerifyError::MetaBytes { counted, held });
         }
         Ok(())
     }

@@ -240,6 +240,15 @@ fn stats_describe_devices_pools_counters_and_objects() {
         (3, 64, 10, 0)
     );
     assert_eq!((d.writes, d.pages_written), (2, 10));
+    // Fragmentation walks the free list: only when asked for (#12).
+    assert_eq!(
+        d.frag,
+        pager::FragStats::default(),
+        "stats() computes no frag"
+    );
+    let with = p.stats_with_frag();
+    let d = &with.devices[0];
+    assert_eq!(p.frag(pager::DeviceId(d.id)).as_ref(), Some(&d.frag));
     assert_eq!(d.frag.free_ranges, 1);
     assert_eq!(d.frag.largest, 54);
     assert!(
@@ -249,8 +258,11 @@ fn stats_describe_devices_pools_counters_and_objects() {
     );
     assert_eq!(d.kind, "file");
     assert_eq!(d.uuid.len(), 36);
-    let json = serde_json_roundtrip(&s);
-    assert_eq!(json, s);
+    let json = serde_json_roundtrip(&with);
+    assert_eq!(json, with);
+    drop((named, _anon));
+    let s = p.stats();
+    assert_eq!((s.objects, s.named_objects, s.meta_bytes), (0, 0, 0));
 }
 
 fn serde_json_roundtrip(s: &pager::PagerStats) -> pager::PagerStats {
@@ -267,6 +279,46 @@ fn set_swap_async_max_is_clamped_as_the_seed_does() {
     assert_eq!(p.set_swap_async_max(5), 5);
     assert_eq!(p.stats().tunables.swap_async_max, 5);
     assert_eq!(p.stats().pbufs.async_write.max, 5);
+}
+
+/// Issue #13: one global limit of 4 async clusters left several devices mostly idle; the
+/// limit is per area in service, the total still at most `nswbuf / 2`.
+#[test]
+fn the_async_limit_applies_per_area_in_service() {
+    for engine in common::ENGINES {
+        let dir = tempdir();
+        let p = common::pager_on(engine, 32); // nswbuf 16: 8 async pbufs at most
+        let max = || p.stats().pbufs.async_write.max;
+        assert_eq!(p.set_swap_async_max(3), 3);
+        assert_eq!(max(), 3, "no area yet: as one");
+        let on = |name: &str| {
+            p.swapon(&area(dir.path(), name, 64), SwaponOptions::default())
+                .unwrap()
+        };
+        let a = on("a");
+        assert_eq!(max(), 3, "{engine:?}");
+        let b = on("b");
+        assert_eq!(max(), 6, "{engine:?}: 3 per area");
+        let c = on("c");
+        assert_eq!(max(), 8, "{engine:?}: nswbuf / 2 in all");
+        assert_eq!(p.set_swap_async_max(2), 2);
+        assert_eq!(max(), 6, "{engine:?}: live");
+        assert_eq!(p.stats().tunables.swap_async_max, 2);
+        p.swapoff(c, SwapoffOptions::default(), &mut |_, _| {})
+            .unwrap();
+        assert_eq!(max(), 4, "{engine:?}: swapoff gives its share back");
+        // An area whose writes keep failing takes no new writes, nor their pbufs.
+        p.area(b).unwrap().faults().fail_writes(0..u64::MAX);
+        let obj = p.alloc_object(None, 64).unwrap();
+        for k in 0..pager::FAILING_AFTER as u64 {
+            p.putpages(&obj, k * 32, &pages(k, 32), PutMode::Sync);
+        }
+        assert_eq!(max(), 2, "{engine:?}: b is failing");
+        p.verify().unwrap();
+        drop(obj);
+        p.swapoff(a, SwapoffOptions::default(), &mut |_, _| {})
+            .unwrap();
+    }
 }
 
 #[test]
@@ -383,4 +435,44 @@ fn a_config_file_may_give_only_some_tunables() {
     let back: pager::PagerConfig =
         serde_json::from_str(&serde_json::to_string(&want).unwrap()).unwrap();
     assert_eq!(back, want);
+}
+
+/// The last handle on a pager may go away inside a completion, on an engine thread: the
+/// engine must not join its own thread there (one guard, in the engine, since #17).
+#[test]
+fn the_last_pager_handle_may_be_dropped_in_an_async_callback() {
+    for engine in common::ENGINES {
+        let dir = tempdir();
+        let path = area(dir.path(), "a", 64);
+        let p = common::pager_on(engine, 32);
+        p.swapon(&path, SwaponOptions::default()).unwrap();
+        let obj = p.alloc_object(None, 8).unwrap();
+        let (go_tx, go_rx) = crossbeam_channel::bounded::<()>(1);
+        let (done_tx, done_rx) = crossbeam_channel::bounded::<bool>(1);
+        let mine = p.clone();
+        let cb = Box::new(move |d: pager::AsyncDone| {
+            // The test lets go of its handles first: this one is the last but the
+            // completion's own.
+            go_rx.recv().unwrap();
+            drop(mine);
+            done_tx
+                .send(d.results.iter().all(|r| *r == PageResult::Ok))
+                .unwrap();
+        });
+        p.putpages(&obj, 0, &pages(0, 8), PutMode::Async(Some(cb)));
+        drop((obj, p));
+        go_tx.send(()).unwrap();
+        let ok = done_rx.recv_timeout(std::time::Duration::from_secs(30));
+        assert_eq!(ok, Ok(true), "{engine:?}");
+        // The area is closed once the core is gone: another pager can take it.
+        let again = common::pager_on(engine, 32);
+        let t = std::time::Instant::now();
+        while again.swapon(&path, SwaponOptions::default()).is_err() {
+            assert!(
+                t.elapsed().as_secs() < 30,
+                "{engine:?}: the core never went"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
 }
