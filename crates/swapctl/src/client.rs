@@ -237,9 +237,17 @@ impl Client {
         Ok(self.stats_and_usage()?.0)
     }
 
+    /// The snapshot with each device's fragmentation (`swapctl frag`, top's panel).
+    pub fn stats_with_frag(&mut self) -> Result<PagerStats, ClientError> {
+        match self.call(&Request::Stats { frag: true }, Vec::new())?.0 {
+            Reply::Stats { stats, .. } => Ok(*stats),
+            r => Err(unexpected(r)),
+        }
+    }
+
     /// The snapshot and the per-uid usage the daemon shows us (every uid's for root).
     pub fn stats_and_usage(&mut self) -> Result<(PagerStats, Vec<UidUsage>), ClientError> {
-        match self.call(&Request::Stats, Vec::new())?.0 {
+        match self.call(&Request::Stats { frag: false }, Vec::new())?.0 {
             Reply::Stats { stats, uids } => Ok((*stats, uids)),
             r => Err(unexpected(r)),
         }
@@ -458,8 +466,9 @@ impl DaemonSource {
 }
 
 impl crate::top::StatsSource for DaemonSource {
+    /// With fragmentation: the TUI shows it in its own panel.
     fn fetch(&mut self) -> Result<PagerStats, String> {
-        self.with(Client::stats)
+        self.with(Client::stats_with_frag)
     }
 
     fn set_swap_async_max(&mut self, n: u64) -> Result<u64, String> {

@@ -220,8 +220,12 @@ fn eof_is_incomplete(e: std::io::Error) -> ProtoError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
-    /// The pager's `stats()` snapshot (open to everyone).
-    Stats,
+    /// The pager's `stats()` snapshot (open to everyone). With `frag`, each device's
+    /// fragmentation too (a walk of its free list: ask only when it is shown).
+    Stats {
+        #[serde(default)]
+        frag: bool,
+    },
     /// The devices of the daemon's config file (open to everyone).
     Config,
     /// Swap on a device (root or the daemon's uid).
@@ -301,7 +305,7 @@ impl Request {
     /// The request's `op` name, for log lines (never a peer's strings).
     pub fn op(&self) -> &'static str {
         match self {
-            Request::Stats => "stats",
+            Request::Stats { .. } => "stats",
             Request::Config => "config",
             Request::SwapOn { .. } => "swap_on",
             Request::SwapOff { .. } => "swap_off",
@@ -531,7 +535,7 @@ pub(crate) mod tests {
 
     pub(crate) fn any_request() -> impl Strategy<Value = Request> {
         prop_oneof![
-            Just(Request::Stats),
+            any::<bool>().prop_map(|frag| Request::Stats { frag }),
             Just(Request::Config),
             (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(object, pindex, count)| {
                 Request::FreeSpace {

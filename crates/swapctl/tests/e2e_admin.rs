@@ -106,6 +106,13 @@ fn set_clamps_swap_async_max_and_status_and_frag_report_the_devices() {
     );
     let frag = d.ok(&["frag"]);
     assert_eq!(frag.matches("Free space on device").count(), 2, "{frag}");
+    // A fresh area is one free range: the daemon walked its free list for `frag` (a plain
+    // `stats` leaves fragmentation out).
+    assert_eq!(
+        frag.matches("number of maximal free ranges: 1\n").count(),
+        2,
+        "{frag}"
+    );
     let one = d.ok(&["frag", devs.path(1)]);
     assert_eq!(one.matches("Free space on device").count(), 1, "{one}");
     let out = d.run(&["frag", "/nonexistent/swapkit"]);

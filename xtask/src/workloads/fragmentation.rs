@@ -59,7 +59,7 @@ pub fn churn(paths: &[PathBuf], fill: f64, time: Duration) -> Result<Fragmentati
     let total = rig.usable_pages();
     let target = (total as f64 * fill) as u64;
     let ds = reserve_until(&rig, target)?;
-    let before_stats = rig.pager.stats();
+    let before_stats = rig.pager.stats_with_frag();
     let fill_percent = before_stats.used_pages as f64 * 100.0 / total.max(1) as f64;
     let areas: Vec<Arc<device::SwapArea>> = rig
         .devices
@@ -106,7 +106,7 @@ pub fn churn(paths: &[PathBuf], fill: f64, time: Duration) -> Result<Fragmentati
     let churn_seconds = start.elapsed().as_secs_f64();
     drop(progress);
     cancel::check()?;
-    let after_stats = rig.pager.stats();
+    let after_stats = rig.pager.stats_with_frag();
     Ok(Fragmentation {
         fill_percent,
         churn_ops: ops,

@@ -244,7 +244,7 @@ pub fn status(a: &StatusArgs) -> Result<i32, CliError> {
 
 pub fn frag(a: &FragArgs) -> Result<i32, CliError> {
     let stats = connect(&a.socket.socket, "frag")?
-        .stats()
+        .stats_with_frag()
         .map_err(daemon_err("frag"))?;
     let only = a
         .device

@@ -25,6 +25,10 @@ pub enum BackendError {
 /// them to per-uid wire ids. Implementations are thread-safe: one thread serves each client.
 pub trait Backend: Send + Sync + 'static {
     fn stats(&self) -> PagerStats;
+    /// The same with each device's fragmentation filled in (costs a free-list walk).
+    fn stats_with_frag(&self) -> PagerStats {
+        self.stats()
+    }
     fn swapon(&self, path: &Path, priority: i32, discard: bool) -> Result<(), BackendError>;
     /// Move every page off `path`, then detach it. Blocks until done.
     fn swapoff(&self, path: &Path) -> Result<(), BackendError>;

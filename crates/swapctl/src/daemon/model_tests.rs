@@ -151,7 +151,7 @@ proptest! {
                 let mut req = req.clone();
                 // Swapping on arbitrary paths is not what this test is about.
                 if matches!(req, Request::SwapOn { .. } | Request::SwapOff { .. }) {
-                    req = Request::Stats;
+                    req = Request::Stats { frag: false };
                 }
                 // Bias toward requests that pass validation: known objects, indices near
                 // and below the limit, data that matches the count.

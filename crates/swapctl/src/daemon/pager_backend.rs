@@ -129,6 +129,10 @@ impl Backend for PagerBackend {
         self.pager.stats()
     }
 
+    fn stats_with_frag(&self) -> PagerStats {
+        self.pager.stats_with_frag()
+    }
+
     fn swapon(&self, path: &Path, priority: i32, discard: bool) -> Result<(), BackendError> {
         let opts = SwaponOptions {
             priority,

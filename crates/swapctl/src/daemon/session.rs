@@ -50,6 +50,9 @@ pub struct ObjectTable {
     named: HashMap<(u32, String), u64>,
 }
 
+/// A snapshot and when it was taken.
+type CachedStats = (Instant, Arc<PagerStats>);
+
 /// What every session shares.
 pub struct Shared {
     pub backend: Arc<dyn Backend>,
@@ -59,8 +62,9 @@ pub struct Shared {
     pub uids: Uids,
     /// The daemon's effective uid: it may run privileged requests, as root may.
     pub daemon_uid: u32,
-    /// The last `stats` snapshot, shared by non-root monitors for `stats_max_age_ms`.
-    stats_cache: Mutex<Option<(Instant, Arc<PagerStats>)>>,
+    /// The last `stats` snapshot without and with fragmentation, shared by non-root
+    /// monitors for `stats_max_age_ms`.
+    stats_cache: Mutex<[Option<CachedStats>; 2]>,
     pub shutdown: Shutdown,
 }
 
@@ -80,7 +84,7 @@ impl Shared {
             objects: Mutex::new(ObjectTable::default()),
             uids: Uids::default(),
             daemon_uid,
-            stats_cache: Mutex::new(None),
+            stats_cache: Mutex::new([None, None]),
             shutdown: Shutdown::default(),
         }
     }
@@ -101,25 +105,34 @@ impl Shared {
 
     /// A fresh snapshot for an admin; for anyone else one at most `stats_max_age_ms` old,
     /// so any number of monitors take the pager's locks at most once per period.
-    fn stats(&self, uid: u32) -> Arc<PagerStats> {
+    /// With `frag`, the snapshot carries each device's fragmentation (cached apart).
+    fn stats(&self, uid: u32, frag: bool) -> Arc<PagerStats> {
+        let fetch = || {
+            if frag {
+                self.backend.stats_with_frag()
+            } else {
+                self.backend.stats()
+            }
+        };
         let max_age = self.limits().stats_max_age();
         if !self.is_admin(uid) {
             let mut cache = self.stats_cache.lock();
-            if let Some((at, s)) = cache.as_ref()
+            let slot = &mut cache[usize::from(frag)];
+            if let Some((at, s)) = slot.as_ref()
                 && at.elapsed() <= max_age
             {
                 return Arc::clone(s);
             }
-            let s = Arc::new(self.backend.stats());
-            *cache = Some((Instant::now(), Arc::clone(&s)));
+            let s = Arc::new(fetch());
+            *slot = Some((Instant::now(), Arc::clone(&s)));
             return s;
         }
-        Arc::new(self.backend.stats())
+        Arc::new(fetch())
     }
 
     /// Forget the cached snapshot: a device came or went, or a tunable changed.
     fn stats_changed(&self) {
-        *self.stats_cache.lock() = None;
+        *self.stats_cache.lock() = [None, None];
     }
 }
 
@@ -396,7 +409,7 @@ fn ok(r: Reply) -> Answer {
 /// One function per request kind.
 fn run(shared: &Shared, peer: &Peer, req: Request, data: Vec<u8>) -> Answer {
     match req {
-        Request::Stats => stats(shared, peer),
+        Request::Stats { frag } => stats(shared, peer, frag),
         Request::Config => config(shared),
         Request::SwapOn {
             path,
@@ -484,13 +497,13 @@ fn sync(shared: &Shared, peer: &Peer, object: Option<u64>) -> Answer {
     ok(Reply::Synced { lost, more })
 }
 
-fn stats(shared: &Shared, peer: &Peer) -> Answer {
+fn stats(shared: &Shared, peer: &Peer, frag: bool) -> Answer {
     let only = (!shared.is_admin(peer.uid)).then_some(peer.uid);
     let uids = shared
         .uids
         .usage(only, |u| shared.is_admin(u), &shared.limits());
     ok(Reply::Stats {
-        stats: Box::new(PagerStats::clone(&shared.stats(peer.uid))),
+        stats: Box::new(PagerStats::clone(&shared.stats(peer.uid, frag))),
         uids,
     })
 }

@@ -173,7 +173,7 @@ fn control_requests_need_root_or_the_daemons_uid() {
         ErrorKind::Permission
     );
     assert!(matches!(
-        call(&s, 65534, Request::Stats, vec![]),
+        call(&s, 65534, Request::Stats { frag: false }, vec![]),
         Reply::Stats { .. }
     ));
     assert_eq!(call(&s, 0, on, vec![]), Reply::Ok);
