@@ -119,8 +119,7 @@ pub enum Command {
     /// Write a Linux-compatible swap header on a device or file
     Mkswap(MkswapArgs),
     /// Attach, detach and list loop devices for swap (direct I/O, 4096-byte blocks)
-    #[command(subcommand)]
-    Loop(LoopCommand),
+    Loop(LoopArgs),
     /// Host the swap pager and serve the control socket
     Daemon(DaemonArgs),
     /// Start swapping on devices (swapon)
@@ -151,12 +150,24 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ManArgs {
+    #[command(flatten)]
+    pub help: HelpFlag,
     /// The page: swapctl (the default), a command (`on`, `loop`...) or `swapctl.toml`
     #[arg(conflicts_with = "dir")]
     pub page: Option<String>,
     /// Write every page (swapctl.1, swapctl-COMMAND.1, swapctl.toml.5) into DIR
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+}
+
+/// `-h`/`--help` of the commands, as in util-linux. The top level turns clap's help flag
+/// off (there `-h` is FreeBSD's "human"), and clap turns it off for every command with it:
+/// each command puts it back with this.
+#[derive(Debug, Clone, Args)]
+pub struct HelpFlag {
+    /// Print help
+    #[arg(short = 'h', long = "help", action = ArgAction::Help)]
+    help: Option<bool>,
 }
 
 /// Where to find the daemon; shared by every client command.
@@ -175,6 +186,8 @@ under a loop device in use), even with --force, and one that holds a filesystem 
 --force is given."
 )]
 pub struct MkswapArgs {
+    #[command(flatten)]
+    pub help: HelpFlag,
     /// Block device or file to prepare
     pub device: PathBuf,
     /// Use only the first SIZE of the device (e.g. 64M; 1K-blocks when bare, as in util-linux)
@@ -203,10 +216,20 @@ pub struct MkswapArgs {
     pub force: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct LoopArgs {
+    #[command(flatten)]
+    pub help: HelpFlag,
+    #[command(subcommand)]
+    pub command: LoopCommand,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum LoopCommand {
     /// Attach FILE to a free loop device and print its path; it stays until `loop detach`
     Attach {
+        #[command(flatten)]
+        help: HelpFlag,
         /// Backing file
         file: PathBuf,
         /// Grow (or create) the file to SIZE first, e.g. 256M
@@ -222,6 +245,8 @@ pub enum LoopCommand {
     },
     /// Detach a loop device (one in use is refused)
     Detach {
+        #[command(flatten)]
+        help: HelpFlag,
         /// The loop device, e.g. /dev/loop3
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         device: Option<PathBuf>,
@@ -232,6 +257,8 @@ pub enum LoopCommand {
     },
     /// List attached loop devices and their backing files
     List {
+        #[command(flatten)]
+        help: HelpFlag,
         /// Print JSON
         #[arg(long)]
         json: bool,
@@ -240,6 +267,8 @@ pub enum LoopCommand {
 
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
+    #[command(flatten)]
+    pub help: HelpFlag,
     /// Listen on this socket (a stale one is replaced, a live one refused)
     #[arg(long, value_name = "PATH", env = "SWAPKIT_SOCKET")]
     pub socket: Option<PathBuf>,
@@ -284,6 +313,8 @@ permission, 32 all failed (-a), 64 some failed (-a); see `swapctl man on`."
 )]
 pub struct OnArgs {
     #[command(flatten)]
+    pub help: HelpFlag,
+    #[command(flatten)]
     pub socket: SocketArg,
     /// Devices or files holding a swap header
     #[arg(conflicts_with = "all")]
@@ -315,6 +346,9 @@ pub struct OnArgs {
     #[arg(long, value_name = "COLUMNS", num_args = 0..=1, require_equals = true,
           default_missing_value = "NAME,TYPE,SIZE,USED,PRIO", conflicts_with_all = ["devices", "all"])]
     pub show: Option<String>,
+    /// Sizes in bytes instead of human units
+    #[arg(long)]
+    pub bytes: bool,
     #[command(flatten)]
     pub script: ScriptArgs,
 }
@@ -340,6 +374,8 @@ follows util-linux swapoff: 0 success, 2 not enough free swap to move the data, 
 8 system error, 16 usage or permission, 32 all failed, 64 some failed (bits may combine)."
 )]
 pub struct OffArgs {
+    #[command(flatten)]
+    pub help: HelpFlag,
     #[command(flatten)]
     pub socket: SocketArg,
     #[arg(required_unless_present = "all", conflicts_with = "all")]
@@ -406,6 +442,8 @@ pub struct SummaryArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     #[command(flatten)]
+    pub help: HelpFlag,
+    #[command(flatten)]
     pub socket: SocketArg,
     /// Print the full snapshot as JSON
     #[arg(long)]
@@ -415,6 +453,8 @@ pub struct StatusArgs {
 #[derive(Debug, Args)]
 pub struct FragArgs {
     #[command(flatten)]
+    pub help: HelpFlag,
+    #[command(flatten)]
     pub socket: SocketArg,
     /// Only this device
     pub device: Option<PathBuf>,
@@ -422,6 +462,8 @@ pub struct FragArgs {
 
 #[derive(Debug, Args)]
 pub struct SetArgs {
+    #[command(flatten)]
+    pub help: HelpFlag,
     #[command(flatten)]
     pub socket: SocketArg,
     /// The tunable
@@ -449,6 +491,8 @@ pub enum Pattern {
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
+    #[command(flatten)]
+    pub help: HelpFlag,
     #[command(flatten)]
     pub socket: SocketArg,
     /// Objects to create
@@ -486,6 +530,8 @@ pub struct LoadArgs {
 #[derive(Debug, Args)]
 pub struct TopArgs {
     #[command(flatten)]
+    pub help: HelpFlag,
+    #[command(flatten)]
     pub socket: SocketArg,
     /// Refresh interval in seconds
     #[arg(
@@ -499,6 +545,8 @@ pub struct TopArgs {
 
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
+    #[command(flatten)]
+    pub help: HelpFlag,
     /// bash, zsh, fish, elvish or powershell
     pub shell: clap_complete::Shell,
 }

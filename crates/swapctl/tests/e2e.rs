@@ -92,7 +92,7 @@ fn mkswap_on_list_and_off_with_data_on_the_device_lose_nothing() {
         "file"
     };
     assert!(types.lines().all(|t| t.trim() == want), "{types}");
-    assert!(d.ok(&["-s"]).starts_with("total: "));
+    assert!(d.ok(&["-s"]).starts_with("Total: "));
     let json: serde_json::Value = serde_json::from_str(&d.ok(&["list", "--json"])).unwrap();
     assert_eq!(json["swapdevices"].as_array().unwrap().len(), 3);
 

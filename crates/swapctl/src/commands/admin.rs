@@ -93,7 +93,12 @@ pub fn on(a: &OnArgs) -> Result<i32, CliError> {
     if a.devices.is_empty() && !a.all {
         // Bare `swapon` shows the table, as `swapon --show` does.
         let cols = a.show.as_deref().unwrap_or("NAME,TYPE,SIZE,USED,PRIO");
-        return show(&a.socket.socket, "on", cols, &a.script, SizeUnit::Human);
+        let unit = if a.bytes {
+            SizeUnit::Bytes
+        } else {
+            SizeUnit::Human
+        };
+        return show(&a.socket.socket, "on", cols, &a.script, unit);
     }
     if a.discard == Some(DiscardPolicy::Once) {
         return Err(CliError::usage(

@@ -309,15 +309,16 @@ pub fn loop_command(c: LoopCommand) -> Result<i32, CliError> {
             size,
             create,
             shared,
+            ..
         } => attach(&file, size, create, shared),
-        LoopCommand::Detach { device, all } => match device {
+        LoopCommand::Detach { device, all, .. } => match device {
             Some(dev) if !all => {
                 detach_one(&dev)?;
                 Ok(0)
             }
             _ => detach_ours(),
         },
-        LoopCommand::List { json } => {
+        LoopCommand::List { json, .. } => {
             let list = loopdev::list().map_err(device_err)?;
             if json {
                 let rows: Vec<_> = list

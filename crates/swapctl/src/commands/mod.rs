@@ -88,7 +88,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
     };
     match command {
         Command::Mkswap(a) => devices::mkswap(&a),
-        Command::Loop(c) => devices::loop_command(c),
+        Command::Loop(c) => devices::loop_command(c.command),
         Command::Daemon(a) => serve::daemon(a),
         Command::On(a) => admin::on(&a),
         Command::Off(a) => admin::off(&a),
