@@ -24,7 +24,9 @@ pub fn pages() -> Result<Vec<(String, String)>, CliError> {
 }
 
 fn page(cmd: &clap::Command, name: Option<&str>) -> Result<String, CliError> {
-    let mut man = clap_mangen::Man::new(cmd.clone());
+    let mut man = clap_mangen::Man::new(cmd.clone())
+        .source(format!("swapctl {}", env!("CARGO_PKG_VERSION")))
+        .manual("swapkit");
     if let Some(n) = name {
         man = man.title(n.to_ascii_uppercase());
     }
@@ -58,9 +60,12 @@ fn common_sections(name: &str) -> String {
         "The daemon's control socket when \\fB\\-\\-socket\\fR is not given (default {}).\n",
         roff(DEFAULT_SOCKET)
     ));
+    s.push_str(
+        ".TP\nSWAPKIT_STATE_DIR\nWhere \\fBloop attach\\fR records the devices it attached, for \\fBloop detach \\-a\\fR (default /run/swapkit).\n",
+    );
     s.push_str(".SH FILES\n");
     s.push_str(&format!(
-        ".TP\n{}\nThe daemon's control socket.\n.TP\n{}\nThe daemon's config file, see \\fBswapctl.toml\\fR(5).\n",
+        ".TP\n{}\nThe daemon's control socket.\n.TP\n{}\nThe daemon's config file, see \\fBswapctl.toml\\fR(5).\n.TP\n/run/swapkit/loops\nThe loop devices \\fBloop attach\\fR made, one \\fIDEVICE\\fR<tab>\\fIFILE\\fR a line.\n",
         roff(DEFAULT_SOCKET),
         roff(DEFAULT_CONFIG)
     ));
