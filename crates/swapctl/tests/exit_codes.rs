@@ -133,3 +133,30 @@ fn failed_operations_exit_4_and_no_room_exits_2() {
     c.destroy(o).unwrap();
     d.ok(&["off", "-a"]);
 }
+
+#[test]
+fn a_path_that_is_not_utf8_is_named_as_such_not_as_missing() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::Builder::new()
+        .prefix("swapkit-utf8")
+        .tempdir()
+        .unwrap();
+    let name = dir
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"swap-\xff.img"));
+    std::fs::write(&name, b"").unwrap();
+    for cmd in ["on", "off", "frag"] {
+        let out = std::process::Command::new(common::BIN)
+            .arg(cmd)
+            .arg(&name)
+            .env("SWAPKIT_SOCKET", dir.path().join("none.sock"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(16), "{cmd}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("not valid UTF-8"),
+            "{cmd}: {}",
+            stderr(&out)
+        );
+    }
+}

@@ -319,10 +319,10 @@ pub fn status(a: &StatusArgs) -> Result<i32, CliError> {
 }
 
 pub fn frag(a: &FragArgs) -> Result<i32, CliError> {
+    let only = a.device.as_deref().map(absolute).transpose()?;
     let stats = connect(&a.socket.socket, "frag")?
         .stats()
         .map_err(daemon_err("frag"))?;
-    let only = a.device.as_deref().map(absolute).transpose()?;
     match format::frag(&stats, only.as_deref()) {
         Some(text) => {
             print(&text);
