@@ -70,3 +70,36 @@ fn man_dir_writes_a_page_per_command_and_the_config_page() {
         std::fs::read_to_string(out.join("swapctl-on.1")).unwrap()
     );
 }
+
+/// FreeBSD's options and the commands exclude each other: after `swapctl -l ` bash offers
+/// options only, while the first word still offers the commands.
+#[test]
+fn bash_completion_offers_no_commands_after_an_option() {
+    let none = Path::new("/nonexistent/swapkit.sock");
+    let script = common::stdout(&common::swapctl_env(&["completions", "bash"], none));
+    let dir = tempfile::Builder::new()
+        .prefix("swapkit-comp")
+        .tempdir()
+        .unwrap();
+    let file = dir.path().join("swapctl.bash");
+    std::fs::write(&file, script).unwrap();
+    let probe = format!(
+        "source {}; COMP_WORDS=(swapctl -l ''); COMP_CWORD=2; _swapctl swapctl '' -l; \
+         echo \"${{COMPREPLY[*]}}\"; COMP_WORDS=(swapctl ''); COMP_CWORD=1; \
+         _swapctl swapctl '' swapctl; echo \"${{COMPREPLY[*]}}\"",
+        file.display()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &probe])
+        .output()
+        .unwrap();
+    let text = common::stdout(&out);
+    let mut lines = text.lines();
+    let after_l = lines.next().unwrap_or_default();
+    let first = lines.next().unwrap_or_default();
+    assert!(
+        after_l.contains("-s") && !after_l.contains("mkswap"),
+        "{after_l}"
+    );
+    assert!(first.contains("mkswap") && first.contains("on"), "{first}");
+}

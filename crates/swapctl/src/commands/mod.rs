@@ -68,6 +68,25 @@ pub(crate) fn print(text: &str) {
     let _ = out.flush();
 }
 
+/// FreeBSD's options and the commands exclude each other (`swapctl -l list` is an error), but
+/// clap's bash script offers the commands after `swapctl -l ` too: past the first word, keep
+/// only the options (the commands follow them in the word list, `mkswap` first).
+fn bash_no_commands_after_options(script: &str) -> String {
+    let head = "        swapctl)\n            opts=\"";
+    let Some(at) = script.find(head) else {
+        return script.to_owned();
+    };
+    let Some(eol) = script[at + head.len()..].find('\n') else {
+        return script.to_owned();
+    };
+    let cut = at + head.len() + eol + 1;
+    format!(
+        "{}            [[ ${{COMP_CWORD}} -gt 1 ]] && opts=\"${{opts%% mkswap *}}\"\n{}",
+        &script[..cut],
+        &script[cut..]
+    )
+}
+
 /// Run `cli`; `Ok(code)` is the exit status of a command that reports through it
 /// (`off`, `on`), 0 for the others.
 pub fn run(cli: Cli) -> Result<i32, CliError> {
@@ -101,7 +120,13 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Top(a) => admin::top(&a),
         Command::Completions(a) => {
             let mut cmd = Cli::command();
-            clap_complete::generate(a.shell, &mut cmd, "swapctl", &mut std::io::stdout());
+            let mut buf = Vec::new();
+            clap_complete::generate(a.shell, &mut cmd, "swapctl", &mut buf);
+            let mut text = String::from_utf8_lossy(&buf).into_owned();
+            if a.shell == clap_complete::Shell::Bash {
+                text = bash_no_commands_after_options(&text);
+            }
+            print(&text);
             Ok(0)
         }
         Command::Man(a) => man::run(&a),
