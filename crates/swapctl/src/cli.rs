@@ -117,14 +117,31 @@ impl BsdArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write a Linux-compatible swap header on a device or file
+    #[command(
+        long_about = "Write a Linux-compatible swap header (SWAPSPACE2) on DEVICE. \
+    Refuses a device that is in use (mounted, swapped on by the kernel, held by a daemon, or a file \
+    under a loop device in use), even with --force, and one that holds a filesystem signature unless \
+    --force is given."
+    )]
     Mkswap(MkswapArgs),
     /// Attach, detach and list loop devices for swap (direct I/O, 4096-byte blocks)
     Loop(LoopArgs),
     /// Host the swap pager and serve the control socket
     Daemon(DaemonArgs),
     /// Start swapping on devices (swapon)
+    #[command(
+        long_about = "Start swapping on DEVICE (swapon). Without devices and without -a it shows \
+    the devices that are on, as bare `swapon` does (`--show`'s table; nothing when none is on).",
+        after_help = "Exit status: 0 success, 4 failed, 8 system error (no daemon), 16 usage or \
+    permission, 32 all failed (-a), 64 some failed (-a); see `swapctl man on`."
+    )]
     On(OnArgs),
     /// Move data off devices and stop swapping on them (swapoff)
+    #[command(
+        long_about = "Move every page off DEVICE and stop swapping on it. The exit status \
+    follows util-linux swapoff: 0 success, 2 not enough free swap to move the data, 4 failure, \
+    8 system error, 16 usage or permission, 32 all failed, 64 some failed (bits may combine)."
+    )]
     Off(OffArgs),
     /// List swap devices with their usage (swapinfo, swapon --show)
     #[command(disable_help_flag = true)]
@@ -179,12 +196,6 @@ pub struct SocketArg {
 }
 
 #[derive(Debug, Args)]
-#[command(
-    long_about = "Write a Linux-compatible swap header (SWAPSPACE2) on DEVICE. \
-Refuses a device that is in use (mounted, swapped on by the kernel, held by a daemon, or a file \
-under a loop device in use), even with --force, and one that holds a filesystem signature unless \
---force is given."
-)]
 pub struct MkswapArgs {
     #[command(flatten)]
     pub help: HelpFlag,
@@ -305,12 +316,6 @@ pub enum DiscardPolicy {
 }
 
 #[derive(Debug, Args)]
-#[command(
-    long_about = "Start swapping on DEVICE (swapon). Without devices and without -a it shows \
-the devices that are on, as bare `swapon` does (`--show`'s table; nothing when none is on).",
-    after_help = "Exit status: 0 success, 4 failed, 8 system error (no daemon), 16 usage or \
-permission, 32 all failed (-a), 64 some failed (-a); see `swapctl man on`."
-)]
 pub struct OnArgs {
     #[command(flatten)]
     pub help: HelpFlag,
@@ -368,11 +373,6 @@ pub struct ScriptArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(
-    long_about = "Move every page off DEVICE and stop swapping on it. The exit status \
-follows util-linux swapoff: 0 success, 2 not enough free swap to move the data, 4 failure, \
-8 system error, 16 usage or permission, 32 all failed, 64 some failed (bits may combine)."
-)]
 pub struct OffArgs {
     #[command(flatten)]
     pub help: HelpFlag,
