@@ -202,11 +202,11 @@ fn detach_one(dev: &Path) -> Result<(), CliError> {
         ));
     }
     loopdev::detach_path(dev).map_err(device_err)?;
-    let rest: Vec<_> = read_registry()
-        .into_iter()
-        .filter(|(d, _)| d != dev)
-        .collect();
-    write_registry(&rest);
+    let all = read_registry();
+    let rest: Vec<_> = all.iter().filter(|(d, _)| d != dev).cloned().collect();
+    if rest.len() != all.len() {
+        write_registry(&rest);
+    }
     Ok(())
 }
 
