@@ -88,6 +88,19 @@ fn mkswap_takes_util_linux_arguments_and_never_grows_the_file() {
         "{}",
         stderr(&out)
     );
+    // A missing file with a size is made, mode 0600, with no permission warning.
+    let new = dir.path().join("swapkit-new.img");
+    let out = swapctl(
+        &["mkswap", new.to_str().unwrap(), "--pages", "64"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+    let m = std::fs::metadata(&new).unwrap();
+    assert_eq!(
+        (m.len(), m.permissions().mode() & 0o777),
+        (64 * 4096, 0o600)
+    );
     // Too small: the message quotes what was asked for, not the file's size.
     let out = swapctl(&["mkswap", fs, "16K"], dir.path());
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));

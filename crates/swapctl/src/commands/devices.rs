@@ -68,8 +68,30 @@ pub fn mkswap(a: &MkswapArgs) -> Result<i32, CliError> {
         None => None,
     };
     let asked = a.pages.or(a.size.map(|b| b / device::PAGE_SIZE as u64));
-    let Some(have) = size_of(&a.device)? else {
-        return Err(CliError::new(&what, "no such file or device"));
+    let have = match (size_of(&a.device)?, asked) {
+        (Some(have), _) => have,
+        // A missing file with a size asked for is made, readable by root only: swap holds
+        // anyone's memory. An existing one is never grown (below).
+        (None, Some(pages)) => {
+            let bytes = pages.saturating_mul(device::PAGE_SIZE as u64);
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&a.device)
+                .map_err(|e| CliError::new(&what, e))?;
+            f.set_len(bytes).map_err(|e| {
+                let _ = std::fs::remove_file(&a.device);
+                CliError::new(&what, e)
+            })?;
+            bytes
+        }
+        (None, None) => {
+            return Err(CliError::new(
+                &what,
+                "no such file or device (give a size to create a file)",
+            ));
+        }
     };
     if let Some(pages) = asked {
         let want = pages.saturating_mul(device::PAGE_SIZE as u64);
@@ -93,16 +115,6 @@ pub fn mkswap(a: &MkswapArgs) -> Result<i32, CliError> {
             cut -= 1;
         }
         l.truncate(cut);
-        eprintln!("swapctl: warning: Label was truncated to {cut} bytes: {l}");
-    }
-    if let Ok(m) = std::fs::metadata(&a.device)
-        && m.file_type().is_file()
-        && m.permissions().mode() & 0o077 != 0
-    {
-        eprintln!(
-            "swapctl: {what}: insecure permissions {:04o}, 0600 suggested",
-            m.permissions().mode() & 0o7777
-        );
     }
     if a.verbose {
         eprintln!("swapctl: {what}: writing a swap header");
@@ -126,6 +138,25 @@ pub fn mkswap(a: &MkswapArgs) -> Result<i32, CliError> {
         ),
         e => device_err(e),
     })?;
+    // Warnings after the work, so that a refusal stays one line.
+    if let Some(asked) = &a.label
+        && asked.len() > h.label.len()
+    {
+        eprintln!(
+            "swapctl: warning: Label was truncated to {} bytes: {}",
+            h.label.len(),
+            h.label
+        );
+    }
+    if let Ok(m) = std::fs::metadata(&a.device)
+        && m.file_type().is_file()
+        && m.permissions().mode() & 0o077 != 0
+    {
+        eprintln!(
+            "swapctl: {what}: insecure permissions {:04o}, 0600 suggested",
+            m.permissions().mode() & 0o7777
+        );
+    }
     let bytes = h.usable_pages() * device::PAGE_SIZE as u64;
     let label = if h.label.is_empty() {
         "no label".to_owned()
