@@ -167,10 +167,11 @@ fn loop_detach_refuses_a_device_in_use_and_dash_a_takes_ours_only() {
             dir.path(),
         );
         assert!(out.status.success(), "{}", stderr(&out));
+        // Into the guard first, so a failed assertion below still detaches it.
+        let canon = std::fs::canonicalize(&f).unwrap();
+        ours.0.push((PathBuf::from(stdout(&out).trim()), canon));
         let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "loop attach --create made a {mode:o} file");
-        let f = std::fs::canonicalize(&f).unwrap();
-        ours.0.push((PathBuf::from(stdout(&out).trim()), f));
     }
     // Not ours: attached here, not by swapctl. `detach -a` must leave it alone.
     let other_file = file(dir.path(), "swapkit-other.img", 4 * MIB, 0o600);
