@@ -92,7 +92,7 @@ fn mkswap_on_list_and_off_with_data_on_the_device_lose_nothing() {
         "file"
     };
     assert!(types.lines().all(|t| t.trim() == want), "{types}");
-    assert!(d.ok(&["-s"]).starts_with("total: "));
+    assert!(d.ok(&["-s"]).starts_with("Total: "));
     let json: serde_json::Value = serde_json::from_str(&d.ok(&["list", "--json"])).unwrap();
     assert_eq!(json["swapdevices"].as_array().unwrap().len(), 3);
 
@@ -115,9 +115,9 @@ fn mkswap_on_list_and_off_with_data_on_the_device_lose_nothing() {
     assert!(stderr(&out).starts_with("swapctl: "));
 
     // The last device cannot go while it holds the only copy: "some failed" with the
-    // failure bit, and the data is still there.
+    // no-room bit, and the data is still there.
     let out = d.run(&["off", "-a"]);
-    assert_eq!(out.status.code(), Some(4 | 64), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(2 | 64), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("not enough free swap"),
         "{}",
@@ -278,6 +278,15 @@ fn a_non_root_peer_may_list_but_not_swap_on() {
         "{}",
         stderr(&out)
     );
+    // The same permission bit for every command that needs root (exit-status table).
+    for args in [
+        &["off", devs.path(0)][..],
+        &["set", "swap_async_max", "2"],
+        &["-a", devs.path(0)],
+    ] {
+        let out = as_nobody(args);
+        assert_eq!(out.status.code(), Some(16), "{args:?}: {}", stderr(&out));
+    }
     let out = as_nobody(&["list"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(

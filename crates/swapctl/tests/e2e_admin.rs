@@ -94,9 +94,12 @@ fn set_clamps_swap_async_max_and_status_and_frag_report_the_devices() {
     d.ok(&["on", devs.path(0), devs.path(1)]);
     assert_eq!(
         d.ok(&["set", "swap_async_max", "1000"]),
-        "swap_async_max: 8\n"
+        "swap_async_max: clamped to 8 (asked for 1000; it must be 1..=nswbuf/2)\n"
     );
-    assert_eq!(d.ok(&["set", "swap_async_max", "0"]), "swap_async_max: 1\n");
+    assert_eq!(
+        d.ok(&["set", "swap_async_max", "0"]),
+        "swap_async_max: clamped to 1 (asked for 0; it must be 1..=nswbuf/2)\n"
+    );
     let status = d.ok(&["status"]);
     assert!(status.contains("swap_async_max 1"), "{status}");
     assert_eq!(

@@ -8,23 +8,17 @@ use std::time::Duration;
 
 use pager::DeviceState;
 
+use super::exit;
 use super::{CliError, print};
 use crate::cli::{
-    FragArgs, ListArgs, OffArgs, OnArgs, SetArgs, StatusArgs, SummaryArgs, TopArgs, UnitArgs,
+    DiscardPolicy, FragArgs, ListArgs, OffArgs, OnArgs, ScriptArgs, SetArgs, StatusArgs,
+    SummaryArgs, TopArgs, UnitArgs,
 };
 use crate::client::{Client, ClientError};
 use crate::format::{self, ListOptions, ShowColumn};
-use crate::proto::ErrorKind;
 use crate::units::SizeUnit;
 
-/// util-linux swapoff's exit status bits.
-pub const EX_FAILURE: i32 = 4;
-pub const EX_SYSERR: i32 = 8;
-pub const EX_USAGE: i32 = 16;
-pub const EX_ALLERR: i32 = 32;
-pub const EX_SOMEOK: i32 = 64;
-
-fn unit(u: &UnitArgs) -> SizeUnit {
+pub(super) fn unit(u: &UnitArgs) -> SizeUnit {
     if u.human {
         SizeUnit::Human
     } else if u.mega {
@@ -38,31 +32,33 @@ fn unit(u: &UnitArgs) -> SizeUnit {
     }
 }
 
-fn connect(socket: &Path, cmd: &'static str) -> Result<Client, CliError> {
+pub(super) fn connect(socket: &Path, cmd: &'static str) -> Result<Client, CliError> {
     Client::connect(socket).map_err(daemon_err(cmd))
 }
 
 /// A failed call of command `cmd` as one line: `swapctl: list: the daemon at PATH did not
 /// answer within 5 s`. Connection failures say what they say without the command.
-fn daemon_err(cmd: &'static str) -> impl Fn(ClientError) -> CliError {
+pub(super) fn daemon_err(cmd: &'static str) -> impl Fn(ClientError) -> CliError {
     move |e| match e {
         ClientError::Connect { .. } | ClientError::Permission { .. } => CliError::from(e),
-        e => CliError::new(cmd, e),
+        e => {
+            let code = exit::of_client(&e);
+            CliError::new(cmd, e).with_code(code)
+        }
     }
 }
 
-/// The daemon needs absolute paths: it does not share our working directory.
-fn absolute(p: &Path) -> PathBuf {
-    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned())
-}
-
-/// The exit bit for one device's failure, as util-linux swapoff classifies it.
-fn failure_bits(e: &ClientError) -> i32 {
-    match e.kind() {
-        Some(ErrorKind::Permission) => EX_USAGE,
-        Some(_) => EX_FAILURE,
-        None => EX_SYSERR,
-    }
+/// The daemon needs absolute paths: it does not share our working directory. A path that
+/// is not valid UTF-8 cannot cross the protocol (JSON strings): refused by name, as a usage
+/// error, rather than reported as "no such file" later.
+fn absolute(p: &Path) -> Result<String, CliError> {
+    let abs = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
+    abs.to_str().map(str::to_owned).ok_or_else(|| {
+        CliError::usage(
+            p.to_string_lossy(),
+            "the path is not valid UTF-8 (rename it, or use a symlink with a UTF-8 name)",
+        )
+    })
 }
 
 /// The daemon's message without a leading `PATH: ` we already print.
@@ -75,22 +71,62 @@ fn without_path(path: &str, e: &ClientError) -> String {
         .to_owned()
 }
 
-/// Combine per-device results; with `all`, add "all failed" or "some failed" as swapoff -a does.
-fn exit_status(bits: i32, failed: usize, total: usize, all: bool) -> i32 {
-    let mut s = bits;
-    if all && failed > 0 {
-        s |= if failed == total {
-            EX_ALLERR
-        } else {
-            EX_SOMEOK
-        };
-    }
-    s
+/// What `on` does, from `swapctl on` or `swapctl -a/-A`.
+pub(super) struct OnPlan<'a> {
+    pub socket: &'a Path,
+    pub devices: &'a [PathBuf],
+    pub all: bool,
+    pub priority: Option<i32>,
+    pub discard: bool,
+    pub ifexists: bool,
+    pub verbose: bool,
 }
 
 pub fn on(a: &OnArgs) -> Result<i32, CliError> {
-    let mut c = connect(&a.socket.socket, "on")?;
-    let targets: Vec<(String, Option<i32>)> = if a.all {
+    if a.summary {
+        let stats = connect(&a.socket.socket, "on")?
+            .stats()
+            .map_err(daemon_err("on"))?;
+        print(&format::proc_swaps(&stats));
+        return Ok(0);
+    }
+    if a.devices.is_empty() && !a.all {
+        // Bare `swapon` shows the table, as `swapon --show` does.
+        let cols = a.show.as_deref().unwrap_or("NAME,TYPE,SIZE,USED,PRIO");
+        let unit = if a.bytes {
+            SizeUnit::Bytes
+        } else {
+            SizeUnit::Human
+        };
+        return show(&a.socket.socket, "on", cols, &a.script, unit);
+    }
+    if a.discard == Some(DiscardPolicy::Once) {
+        return Err(CliError::usage(
+            "on --discard=once",
+            "not supported: swapkit discards freed pages only (--discard or --discard=pages)",
+        ));
+    }
+    on_devices(&OnPlan {
+        socket: &a.socket.socket,
+        devices: &a.devices,
+        all: a.all,
+        priority: a.priority,
+        discard: a.discard.is_some(),
+        ifexists: a.ifexists,
+        verbose: a.verbose,
+    })
+}
+
+pub(super) fn on_devices(p: &OnPlan<'_>) -> Result<i32, CliError> {
+    let mut targets: Vec<String> = Vec::new();
+    for d in p.devices {
+        if p.ifexists && std::fs::symlink_metadata(d).is_err() {
+            continue;
+        }
+        targets.push(absolute(d)?);
+    }
+    let mut c = connect(p.socket, "on")?;
+    if p.all {
         let on: Vec<String> = c
             .stats()
             .map_err(daemon_err("on"))?
@@ -98,27 +134,27 @@ pub fn on(a: &OnArgs) -> Result<i32, CliError> {
             .into_iter()
             .map(|d| d.path)
             .collect();
-        c.config()
+        targets = c
+            .config()
             .map_err(daemon_err("on"))?
             .into_iter()
             .filter(|d| !d.noauto && !on.contains(&d.path))
-            .map(|d| (d.path, a.priority))
-            .collect()
-    } else {
-        a.devices
-            .iter()
-            .map(|d| (absolute(d).display().to_string(), a.priority))
-            .collect()
-    };
+            .filter(|d| !p.ifexists || Path::new(&d.path).exists())
+            .map(|d| d.path)
+            .collect();
+    }
     let (mut bits, mut failed) = (0, 0);
-    for (path, prio) in &targets {
-        if let Err(e) = c.swapon(path, *prio, a.discard) {
+    for path in &targets {
+        if p.verbose {
+            print(&format!("swapon {path}\n"));
+        }
+        if let Err(e) = c.swapon(path, p.priority, p.discard) {
             eprintln!("swapctl: {path}: swapon failed: {}", without_path(path, &e));
-            bits |= failure_bits(&e);
+            bits |= exit::of_client(&e);
             failed += 1;
         }
     }
-    Ok(exit_status(bits, failed, targets.len(), a.all))
+    Ok(exit::combine(bits, failed, targets.len(), p.all))
 }
 
 /// Show a bar on stderr while `path` drains, from a second connection's stats.
@@ -154,27 +190,35 @@ fn progress(socket: PathBuf, path: String, done: Arc<AtomicBool>) -> std::thread
 }
 
 pub fn off(a: &OffArgs) -> Result<i32, CliError> {
-    let mut c = match Client::connect(&a.socket.socket) {
-        Ok(c) => c,
-        Err(e) => return Err(daemon_err("off")(e).with_code(EX_SYSERR)),
-    };
-    let stats = c
-        .stats()
-        .map_err(|e| daemon_err("off")(e).with_code(EX_SYSERR))?;
-    let targets: Vec<String> = if a.all {
+    off_devices(&a.socket.socket, &a.devices, a.all, a.quiet, a.verbose)
+}
+
+pub(super) fn off_devices(
+    socket: &Path,
+    devices: &[PathBuf],
+    all: bool,
+    quiet: bool,
+    verbose: bool,
+) -> Result<i32, CliError> {
+    let targets_given = devices
+        .iter()
+        .map(|d| absolute(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut c = connect(socket, "off")?;
+    let stats = c.stats().map_err(daemon_err("off"))?;
+    let targets: Vec<String> = if all {
         stats.devices.iter().map(|d| d.path.clone()).collect()
     } else {
-        a.devices
-            .iter()
-            .map(|d| absolute(d).display().to_string())
-            .collect()
+        targets_given
     };
-    let bar = !a.quiet && std::io::stderr().is_terminal();
+    let bar = !quiet && std::io::stderr().is_terminal();
     let (mut bits, mut failed) = (0, 0);
     for path in &targets {
+        if verbose {
+            print(&format!("swapoff {path}\n"));
+        }
         let done = Arc::new(AtomicBool::new(false));
-        let shower =
-            bar.then(|| progress(a.socket.socket.clone(), path.clone(), Arc::clone(&done)));
+        let shower = bar.then(|| progress(socket.to_owned(), path.clone(), Arc::clone(&done)));
         let result = c.swapoff(path);
         done.store(true, Ordering::Relaxed);
         if let Some(t) = shower {
@@ -185,27 +229,59 @@ pub fn off(a: &OffArgs) -> Result<i32, CliError> {
                 "swapctl: {path}: swapoff failed: {}",
                 without_path(path, &e)
             );
-            bits |= failure_bits(&e);
+            bits |= exit::of_client(&e);
             failed += 1;
         }
     }
-    Ok(exit_status(bits, failed, targets.len(), a.all))
+    Ok(exit::combine(bits, failed, targets.len(), all))
+}
+
+/// `swapon --show[=COLS]` for `on` and `list`: nothing at all when no device is on, as
+/// swapon prints it; with `--json` only the columns asked for.
+fn show(
+    socket: &Path,
+    cmd: &'static str,
+    cols: &str,
+    script: &ScriptArgs,
+    unit: SizeUnit,
+) -> Result<i32, CliError> {
+    let cols = ShowColumn::parse_list(cols).map_err(|e| CliError::usage("--show", e))?;
+    let stats = connect(socket, cmd)?.stats().map_err(daemon_err(cmd))?;
+    if stats.devices.is_empty() {
+        return Ok(0);
+    }
+    let opts = ListOptions {
+        unit,
+        noheadings: script.noheadings,
+        raw: script.raw,
+    };
+    let text = if script.json {
+        format::list_show_json(&stats, &cols, unit == SizeUnit::Bytes)
+    } else {
+        format::list_show(&stats, &cols, &opts)
+    };
+    print(&text);
+    Ok(0)
 }
 
 pub fn list(a: &ListArgs) -> Result<i32, CliError> {
+    if let Some(cols) = &a.show {
+        let u = match unit(&a.unit) {
+            SizeUnit::Kilo => SizeUnit::Human,
+            u => u,
+        };
+        return show(&a.socket.socket, "list", cols, &a.script, u);
+    }
     let stats = connect(&a.socket.socket, "list")?
         .stats()
         .map_err(daemon_err("list"))?;
     let opts = ListOptions {
         unit: unit(&a.unit),
-        noheadings: a.noheadings,
-        raw: a.raw,
+        noheadings: a.script.noheadings,
+        raw: a.script.raw,
     };
-    let text = if a.json {
+    let text = if a.script.json {
         format::list_json(&stats)
-    } else if let Some(cols) = &a.show {
-        let cols = ShowColumn::parse_list(cols).map_err(|e| CliError::new("list --show", e))?;
-        format::list_show(&stats, &cols, &opts)
     } else {
         format::list_table(&stats, &opts)
     };
@@ -217,7 +293,7 @@ pub fn summary(a: &SummaryArgs) -> Result<i32, CliError> {
     let stats = connect(&a.socket.socket, "summary")?
         .stats()
         .map_err(daemon_err("summary"))?;
-    print(&format::summary(&stats, unit(&a.unit)));
+    print(&format::bsd_total(&stats, unit(&a.unit)));
     Ok(0)
 }
 
@@ -243,13 +319,10 @@ pub fn status(a: &StatusArgs) -> Result<i32, CliError> {
 }
 
 pub fn frag(a: &FragArgs) -> Result<i32, CliError> {
+    let only = a.device.as_deref().map(absolute).transpose()?;
     let stats = connect(&a.socket.socket, "frag")?
         .stats_with_frag()
         .map_err(daemon_err("frag"))?;
-    let only = a
-        .device
-        .as_deref()
-        .map(|d| absolute(d).display().to_string());
     match format::frag(&stats, only.as_deref()) {
         Some(text) => {
             print(&text);
@@ -264,10 +337,18 @@ pub fn frag(a: &FragArgs) -> Result<i32, CliError> {
 
 pub fn set(a: &SetArgs) -> Result<i32, CliError> {
     let mut c = connect(&a.socket.socket, "set")?;
-    let v = c
-        .set("swap_async_max", a.value)
-        .map_err(|e| CliError::new("set swap_async_max", e))?;
-    print(&format!("swap_async_max: {v}\n"));
+    let v = c.set("swap_async_max", a.value).map_err(|e| {
+        let code = exit::of_client(&e);
+        CliError::new("set swap_async_max", e).with_code(code)
+    })?;
+    if v == a.value {
+        print(&format!("swap_async_max: {v}\n"));
+    } else {
+        print(&format!(
+            "swap_async_max: clamped to {v} (asked for {}; it must be 1..=nswbuf/2)\n",
+            a.value
+        ));
+    }
     Ok(0)
 }
 
@@ -279,7 +360,7 @@ pub fn top(a: &TopArgs) -> Result<i32, CliError> {
         ));
     }
     if !a.delay.is_finite() || a.delay <= 0.0 {
-        return Err(CliError::new(
+        return Err(CliError::usage(
             "top",
             "-d needs a positive number of seconds",
         ));

@@ -2,7 +2,10 @@
 //! the device crate, and every failure into one [`CliError`] line with an exit code.
 
 mod admin;
+mod bsd;
 mod devices;
+pub mod exit;
+mod man;
 mod serve;
 
 use std::io::Write;
@@ -12,7 +15,8 @@ use clap::CommandFactory;
 use crate::cli::{Cli, Command};
 use crate::client::ClientError;
 
-/// A command's failure: printed as `swapctl: <message>`, exits with `code`.
+/// A command's failure: printed as `swapctl: <message>`, exits with `code` (a bit of
+/// [`exit::TABLE`]: [`exit::EX_FAILURE`] unless said otherwise).
 #[derive(Debug)]
 pub struct CliError {
     pub message: String,
@@ -23,8 +27,13 @@ impl CliError {
     pub fn new(what: impl std::fmt::Display, why: impl std::fmt::Display) -> CliError {
         CliError {
             message: format!("{what}: {why}"),
-            code: 1,
+            code: exit::EX_FAILURE,
         }
+    }
+
+    /// A usage error: exit status [`exit::EX_USAGE`].
+    pub fn usage(what: impl std::fmt::Display, why: impl std::fmt::Display) -> CliError {
+        CliError::new(what, why).with_code(exit::EX_USAGE)
     }
 
     pub fn with_code(mut self, code: i32) -> CliError {
@@ -41,12 +50,13 @@ impl std::fmt::Display for CliError {
 
 impl From<ClientError> for CliError {
     fn from(e: ClientError) -> CliError {
+        let code = exit::of_client(&e);
         match &e {
             ClientError::Connect { .. } | ClientError::Permission { .. } => CliError {
                 message: e.to_string(),
-                code: 1,
+                code,
             },
-            _ => CliError::new("daemon", e),
+            _ => CliError::new("daemon", e).with_code(code),
         }
     }
 }
@@ -58,12 +68,46 @@ pub(crate) fn print(text: &str) {
     let _ = out.flush();
 }
 
+/// FreeBSD's options and the commands exclude each other (`swapctl -l list` is an error), but
+/// clap's bash script offers the commands after `swapctl -l ` too: past the first word, keep
+/// only the options (the commands follow them in the word list, `mkswap` first).
+fn bash_no_commands_after_options(script: &str) -> String {
+    let head = "        swapctl)\n            opts=\"";
+    let Some(at) = script.find(head) else {
+        return script.to_owned();
+    };
+    let Some(eol) = script[at + head.len()..].find('\n') else {
+        return script.to_owned();
+    };
+    let cut = at + head.len() + eol + 1;
+    format!(
+        "{}            [[ ${{COMP_CWORD}} -gt 1 ]] && opts=\"${{opts%% mkswap *}}\"\n{}",
+        &script[..cut],
+        &script[cut..]
+    )
+}
+
 /// Run `cli`; `Ok(code)` is the exit status of a command that reports through it
 /// (`off`, `on`), 0 for the others.
 pub fn run(cli: Cli) -> Result<i32, CliError> {
-    match cli.command {
+    let Some(command) = cli.command else {
+        if cli.bsd.any_action() {
+            return bsd::run(&cli.bsd);
+        }
+        if cli.bsd.unit.human {
+            // `swapctl -h` alone: the help util-linux users expect.
+            let mut cmd = Cli::command();
+            print(&format!("{}\n", cmd.render_help()));
+            return Ok(0);
+        }
+        return Err(CliError::usage(
+            "usage",
+            "a command or one of -a, -d, -A, -U, -l, -s is required (swapctl --help lists them)",
+        ));
+    };
+    match command {
         Command::Mkswap(a) => devices::mkswap(&a),
-        Command::Loop(c) => devices::loop_command(c),
+        Command::Loop(c) => devices::loop_command(c.command),
         Command::Daemon(a) => serve::daemon(a),
         Command::On(a) => admin::on(&a),
         Command::Off(a) => admin::off(&a),
@@ -76,16 +120,15 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Top(a) => admin::top(&a),
         Command::Completions(a) => {
             let mut cmd = Cli::command();
-            clap_complete::generate(a.shell, &mut cmd, "swapctl", &mut std::io::stdout());
-            Ok(0)
-        }
-        Command::Man => {
             let mut buf = Vec::new();
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut buf)
-                .map_err(|e| CliError::new("man", e))?;
-            print(&String::from_utf8_lossy(&buf));
+            clap_complete::generate(a.shell, &mut cmd, "swapctl", &mut buf);
+            let mut text = String::from_utf8_lossy(&buf).into_owned();
+            if a.shell == clap_complete::Shell::Bash {
+                text = bash_no_commands_after_options(&text);
+            }
+            print(&text);
             Ok(0)
         }
+        Command::Man(a) => man::run(&a),
     }
 }

@@ -1,4 +1,5 @@
-//! `swapctl list` (swapinfo's table, or `swapon --show` columns) and `swapctl summary`.
+//! `swapctl list` (swapinfo's table, or `swapon --show` columns), FreeBSD's `swapctl -l/-s`
+//! layouts (also `summary`) and `/proc/swaps`' (`on -s`).
 
 use std::str::FromStr;
 
@@ -51,10 +52,15 @@ impl FromStr for ShowColumn {
 impl ShowColumn {
     /// Parse `NAME,SIZE,...`.
     pub fn parse_list(text: &str) -> Result<Vec<ShowColumn>, String> {
-        text.split(',')
+        let cols: Vec<ShowColumn> = text
+            .split(',')
             .filter(|s| !s.is_empty())
             .map(str::parse)
-            .collect()
+            .collect::<Result<_, _>>()?;
+        if cols.is_empty() {
+            return Err("no columns (columns: NAME,TYPE,SIZE,USED,PRIO,UUID,LABEL)".into());
+        }
+        Ok(cols)
     }
 
     fn heading(self) -> &'static str {
@@ -208,28 +214,106 @@ pub fn list_json(stats: &PagerStats) -> String {
     text
 }
 
-/// The totals line of BSD `swapctl -s`.
-pub fn summary(stats: &PagerStats, unit: SizeUnit) -> String {
+/// `swapon --show=COLUMNS --json`: only the columns asked for, keyed by their lower-case
+/// names as swapon does; sizes are numbers of bytes with `--bytes`, else human strings.
+pub fn list_show_json(stats: &PagerStats, columns: &[ShowColumn], bytes: bool) -> String {
     let ps = page_size(stats);
-    let (total, used, free) = (
-        stats.total_pages * ps,
-        stats.used_pages * ps,
-        stats.free_pages * ps,
-    );
-    if unit == SizeUnit::Human {
-        format!(
-            "total: {} allocated, {} used, {} available\n",
-            human(total),
-            human(used),
-            human(free)
-        )
-    } else {
-        format!(
-            "total: {} {} allocated, {} used, {} available\n",
-            unit.format(total),
-            unit.heading(),
-            unit.format(used),
-            unit.format(free)
-        )
+    let size = |n: u64| {
+        if bytes {
+            json!(n * ps)
+        } else {
+            json!(human(n * ps))
+        }
+    };
+    let devices: Vec<_> = stats
+        .devices
+        .iter()
+        .map(|d| {
+            let mut row = serde_json::Map::new();
+            for c in columns {
+                let v = match c {
+                    ShowColumn::Name => json!(device_name(d)),
+                    ShowColumn::Type => json!(swap_type(&d.kind)),
+                    ShowColumn::Size => size(d.total_pages),
+                    ShowColumn::Used => size(d.used_pages),
+                    ShowColumn::Prio => json!(d.priority),
+                    ShowColumn::Uuid => json!(d.uuid),
+                    ShowColumn::Label => json!(d.label),
+                };
+                row.insert(c.heading().to_ascii_lowercase(), v);
+            }
+            serde_json::Value::Object(row)
+        })
+        .collect();
+    let mut text =
+        serde_json::to_string_pretty(&json!({ "swapdevices": devices })).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// FreeBSD's heading of a size column and the width of its fields (`hlen`).
+fn bsd_heading(unit: SizeUnit) -> &'static str {
+    match unit {
+        SizeUnit::Kilo => "1kB-blocks",
+        SizeUnit::Mega => "1MB-blocks",
+        SizeUnit::Giga => "1GB-blocks",
+        SizeUnit::Bytes | SizeUnit::Human => "Bytes",
     }
+}
+
+const BSD_HLEN: usize = 10;
+
+fn bsd_line(first: &str, size: &str, used: &str) -> String {
+    format!("{first:<13} {size:>BSD_HLEN$} {used:>BSD_HLEN$}\n")
+}
+
+/// FreeBSD `swapctl -l`: `Device:`, the size column in the unit, `Used:`; sizes are
+/// usable swap, as everywhere in swapctl.
+pub fn bsd_list(stats: &PagerStats, unit: SizeUnit) -> String {
+    let ps = page_size(stats);
+    let mut out = bsd_line("Device:", bsd_heading(unit), "Used:");
+    for d in &stats.devices {
+        out.push_str(&bsd_line(
+            device_name(d),
+            &unit.format(d.total_pages * ps),
+            &unit.format(d.used_pages * ps),
+        ));
+    }
+    out
+}
+
+/// FreeBSD `swapctl -s`: `Total:` with the size and the used space in the unit.
+pub fn bsd_total(stats: &PagerStats, unit: SizeUnit) -> String {
+    let ps = page_size(stats);
+    bsd_line(
+        "Total:",
+        &unit.format(stats.total_pages * ps),
+        &unit.format(stats.used_pages * ps),
+    )
+}
+
+/// `swapon -s`: the layout of Linux's `/proc/swaps` (sizes in KiB, tabs as the kernel puts
+/// them).
+pub fn proc_swaps(stats: &PagerStats) -> String {
+    let ps = page_size(stats);
+    let mut out = String::from("Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n");
+    for d in &stats.devices {
+        let name = device_name(d);
+        let pad = 40usize.saturating_sub(name.len()).max(1);
+        let kind = if d.kind == "block" {
+            "partition"
+        } else {
+            "file\t"
+        };
+        let size = (d.total_pages * ps) >> 10;
+        let used = (d.used_pages * ps) >> 10;
+        out.push_str(&format!(
+            "{name}{}{kind}\t{size}\t{}{used}\t{}{}\n",
+            " ".repeat(pad),
+            if size < 10_000_000 { "\t" } else { "" },
+            if used < 10_000_000 { "\t" } else { "" },
+            d.priority
+        ));
+    }
+    out
 }

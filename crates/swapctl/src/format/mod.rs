@@ -7,7 +7,10 @@ mod status;
 pub mod table;
 mod usage;
 
-pub use list::{ListOptions, ShowColumn, list_json, list_show, list_table, summary};
+pub use list::{
+    ListOptions, ShowColumn, bsd_list, bsd_total, list_json, list_show, list_show_json, list_table,
+    proc_swaps,
+};
 pub use status::{frag, status};
 pub use usage::usage;
 

@@ -92,7 +92,7 @@ pub fn status(s: &PagerStats) -> String {
         let _ = writeln!(
             out,
             "device {}  {}  prio {}  {}{}  used {}/{}  bad {}  corrupt {}  in flight {}  reads {}  writes {}  \
-             read p99 {}us  write p99 {}us",
+             read p99 {}  write p99 {}",
             device_name(d),
             state(d),
             d.priority,
@@ -105,11 +105,21 @@ pub fn status(s: &PagerStats) -> String {
             d.in_flight,
             d.reads,
             d.writes,
-            d.read_latency.p99_us,
-            d.write_latency.p99_us
+            p99(d.reads, d.read_latency.p99_us),
+            p99(d.writes, d.write_latency.p99_us)
         );
     }
     out
+}
+
+/// A p99 latency, or `-` when there was no I/O to measure (as `top` shows it): `0us` would
+/// claim a measurement.
+fn p99(ios: u64, us: u64) -> String {
+    if ios == 0 {
+        "-".into()
+    } else {
+        format!("{us}us")
+    }
 }
 
 /// FreeBSD's `blist_stats` text, built from the numbers when the pager left `text` empty.

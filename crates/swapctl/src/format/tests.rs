@@ -80,11 +80,34 @@ fn list_json_has_bytes_for_every_device() {
 }
 
 #[test]
-fn summary_is_one_totals_line() {
+fn freebsd_list_and_total_in_every_unit() {
+    let mut text = String::new();
+    for u in [
+        SizeUnit::Kilo,
+        SizeUnit::Mega,
+        SizeUnit::Giga,
+        SizeUnit::Human,
+        SizeUnit::Bytes,
+    ] {
+        text.push_str(&bsd_list(&two_devices(), u));
+        text.push_str(&bsd_total(&two_devices(), u));
+    }
+    snap!("bsd_list_total", text);
+}
+
+#[test]
+fn proc_swaps_layout_for_swapon_s() {
+    snap!("proc_swaps", proc_swaps(&two_devices()));
+}
+
+#[test]
+fn show_json_has_only_the_columns_asked_for() {
+    let cols = ShowColumn::parse_list("NAME,SIZE").unwrap();
     snap!(
-        "summary",
-        summary(&two_devices(), SizeUnit::Kilo) + &summary(&two_devices(), SizeUnit::Human)
+        "list_show_json",
+        list_show_json(&two_devices(), &cols, false) + &list_show_json(&two_devices(), &cols, true)
     );
+    assert!(ShowColumn::parse_list("").is_err());
 }
 
 #[test]
@@ -118,4 +141,13 @@ fn list_and_status_name_a_failing_area_and_its_corrupt_pages() {
         status.contains("device /dev/loop0  failing") && status.contains("corrupt 3"),
         "status:\n{status}"
     );
+}
+
+#[test]
+fn status_shows_a_dash_for_the_latency_of_a_device_without_io() {
+    let mut stats = two_devices();
+    stats.devices[1].reads = 0;
+    stats.devices[1].writes = 0;
+    let text = status(&stats);
+    assert!(text.contains("read p99 -  write p99 -"), "status:\n{text}");
 }

@@ -329,9 +329,12 @@ impl Drop for Daemon {
 }
 
 pub fn swapctl_env(args: &[&str], socket: &Path) -> Output {
+    // `loop attach` records its devices beside the socket, not in /run/swapkit.
+    let state = socket.parent().unwrap_or(Path::new("/nonexistent"));
     Command::new(BIN)
         .args(args)
         .env("SWAPKIT_SOCKET", socket)
+        .env("SWAPKIT_STATE_DIR", state)
         .stdin(Stdio::null())
         .output()
         .unwrap()

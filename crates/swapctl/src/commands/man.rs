@@ -1,0 +1,228 @@
+//! `swapctl man`: the man pages, generated from the clap definitions plus the sections clap
+//! does not know (EXIT STATUS, FILES, ENVIRONMENT, SEE ALSO), and `swapctl.toml(5)` written
+//! here by hand. `swapctl man [PAGE]` prints one page; `--dir DIR` writes them all.
+
+use std::path::Path;
+
+use clap::CommandFactory;
+
+use super::exit::TABLE;
+use super::{CliError, print};
+use crate::cli::{Cli, DEFAULT_CONFIG, DEFAULT_SOCKET, ManArgs};
+
+/// Every page: (file name, roff text).
+pub fn pages() -> Result<Vec<(String, String)>, CliError> {
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    let mut out = vec![("swapctl.1".to_owned(), page(&cmd, None)?)];
+    for sub in cmd.get_subcommands() {
+        let name = format!("swapctl-{}", sub.get_name());
+        out.push((format!("{name}.1"), page(sub, Some(&name))?));
+    }
+    out.push(("swapctl.toml.5".to_owned(), config_page()));
+    Ok(out)
+}
+
+fn page(cmd: &clap::Command, name: Option<&str>) -> Result<String, CliError> {
+    let mut man = clap_mangen::Man::new(cmd.clone())
+        .source(format!("swapctl {}", env!("CARGO_PKG_VERSION")))
+        .manual("swapkit");
+    if let Some(n) = name {
+        man = man.title(n.to_ascii_uppercase());
+    }
+    let mut buf = Vec::new();
+    man.render(&mut buf).map_err(|e| CliError::new("man", e))?;
+    let mut text = String::from_utf8_lossy(&buf).into_owned();
+    text.push_str(&common_sections(cmd.get_name()));
+    Ok(text)
+}
+
+/// Escape text for roff: backslashes, and a leading dot or quote.
+fn roff(text: &str) -> String {
+    let t = text.replace('\\', "\\e").replace('-', "\\-");
+    if t.starts_with('.') || t.starts_with('\'') {
+        format!("\\&{t}")
+    } else {
+        t
+    }
+}
+
+fn common_sections(name: &str) -> String {
+    let mut s = String::from(".SH \"EXIT STATUS\"\n");
+    s.push_str(
+        "Every swapctl command exits with the bits of util\\-linux swapoff(8); they combine:\n",
+    );
+    for (code, what) in TABLE {
+        s.push_str(&format!(".TP\n{code}\n{}\n", roff(what)));
+    }
+    s.push_str(".SH ENVIRONMENT\n.TP\nSWAPKIT_SOCKET\n");
+    s.push_str(&format!(
+        "The daemon's control socket when \\fB\\-\\-socket\\fR is not given (default {}).\n",
+        roff(DEFAULT_SOCKET)
+    ));
+    s.push_str(
+        ".TP\nSWAPKIT_STATE_DIR\nWhere \\fBloop attach\\fR records the devices it attached, for \\fBloop detach \\-a\\fR (default /run/swapkit).\n",
+    );
+    s.push_str(".SH FILES\n");
+    s.push_str(&format!(
+        ".TP\n{}\nThe daemon's control socket.\n.TP\n{}\nThe daemon's config file, see \\fBswapctl.toml\\fR(5).\n.TP\n/run/swapkit/loops\nThe loop devices \\fBloop attach\\fR made, one \\fIDEVICE\\fR<tab>\\fIFILE\\fR a line.\n",
+        roff(DEFAULT_SOCKET),
+        roff(DEFAULT_CONFIG)
+    ));
+    s.push_str(".SH \"SEE ALSO\"\n");
+    let mut see = Vec::new();
+    if name != "swapctl" {
+        see.push("\\fBswapctl\\fR(1)".to_owned());
+    }
+    see.extend(
+        [
+            "swapctl.toml(5)",
+            "swapon(8)",
+            "swapoff(8)",
+            "mkswap(8)",
+            "losetup(8)",
+        ]
+        .iter()
+        .map(|p| {
+            let (n, sec) = p.split_once('(').unwrap_or((p, ")"));
+            format!("\\fB{}\\fR({}", roff(n), sec)
+        }),
+    );
+    s.push_str(&see.join(", "));
+    s.push('\n');
+    s
+}
+
+/// `swapctl.toml(5)`: the daemon's config file.
+fn config_page() -> String {
+    let version = env!("CARGO_PKG_VERSION");
+    format!(
+        r#".TH SWAPCTL.TOML 5 "" "swapctl {version}"
+.SH NAME
+swapctl.toml \- the swapkit daemon's config file
+.SH SYNOPSIS
+{config}
+.SH DESCRIPTION
+\fBswapctl daemon\fR reads \fB\-\-config\fR FILE, or {config} when it exists. Flags win over the
+file. The file is TOML; unknown keys and unknown values of \fBlog_level\fR and \fBengine\fR are
+errors, reported with their line. SIGHUP makes the daemon read it again (limits, devices,
+\fBlog_level\fR, \fBswap_async_max\fR) and log what changed.
+.SH "[daemon]"
+.TP
+socket = "PATH"
+The control socket (default {socket}).
+.TP
+socket_group = "GROUP"
+Open the socket to GROUP: mode 0660 instead of 0600.
+.TP
+interleave = N
+Blocks taken from one device before moving to the next of the same priority.
+.TP
+nswbuf = N
+In\-flight cluster I/Os (pbufs).
+.TP
+swap_async_max = N
+Limit on in\-flight async write clusters, clamped to 1..=nswbuf/2.
+.TP
+log_level = "LEVEL"
+error, warn, info or debug.
+.TP
+engine = "ENGINE"
+auto, io_uring or threads.
+.SH "[limits]"
+Every key is optional; the defaults are shown.
+.TP
+read_timeout_ms = 10000
+A started request must arrive whole within this.
+.TP
+idle_timeout_ms = 300000
+A connection without requests is closed after this.
+.TP
+write_timeout_ms = 30000
+A reply not taken whole within this drops the client.
+.TP
+max_connections_per_uid = 64
+Root and the daemon's user are exempt.
+.TP
+max_connections = 1024
+.TP
+max_objects_per_uid = 4096
+.TP
+max_handle_len = 256
+.TP
+max_swap_pages_per_uid = N
+Unset: unlimited; over it a put fails with reason quota.
+.TP
+control_rate = 50.0
+Control requests per second per non\-root uid.
+.TP
+control_burst = 100
+.TP
+stats_max_age_ms = 100
+How old a non\-root uid's stats snapshot may be.
+.SH "[[device]]"
+One table per device the daemon swaps on at start (and \fBswapctl on \-a\fR).
+.TP
+path = "PATH"
+The device or file, holding a swap header (\fBswapctl mkswap\fR).
+.TP
+priority = N
+\-1..32767, higher is used first (default \-1).
+.TP
+discard = true
+Discard (TRIM) freed pages (default false).
+.TP
+noauto = true
+Not at start and not by \fBon \-a\fR; \fBswapctl on PATH\fR still uses its priority.
+.SH EXAMPLE
+.nf
+[daemon]
+socket_group = "swapkit"
+
+[[device]]
+path = "/dev/loop0"
+priority = 10
+.fi
+.SH "SEE ALSO"
+\fBswapctl\fR(1), \fBswapctl\-daemon\fR(1)
+"#,
+        config = roff(DEFAULT_CONFIG),
+        socket = roff(DEFAULT_SOCKET),
+    )
+}
+
+pub fn run(a: &ManArgs) -> Result<i32, CliError> {
+    let all = pages()?;
+    if let Some(dir) = &a.dir {
+        return write_all(dir, &all);
+    }
+    let want = match a.page.as_deref() {
+        None | Some("swapctl") => "swapctl.1".to_owned(),
+        Some("swapctl.toml") => "swapctl.toml.5".to_owned(),
+        Some(p) => format!("swapctl-{}.1", p.strip_prefix("swapctl-").unwrap_or(p)),
+    };
+    match all.into_iter().find(|(n, _)| *n == want) {
+        Some((_, text)) => {
+            print(&text);
+            Ok(0)
+        }
+        None => Err(CliError::usage(
+            "man",
+            format!(
+                "no page {:?} (swapctl, a command name, or swapctl.toml)",
+                a.page.as_deref().unwrap_or_default()
+            ),
+        )),
+    }
+}
+
+fn write_all(dir: &Path, all: &[(String, String)]) -> Result<i32, CliError> {
+    let what = dir.display().to_string();
+    std::fs::create_dir_all(dir).map_err(|e| CliError::new(&what, e))?;
+    for (name, text) in all {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| CliError::new(path.display(), e))?;
+    }
+    print(&format!("{} pages written to {what}\n", all.len()));
+    Ok(0)
+}

@@ -1,0 +1,162 @@
+//! End to end, docs/swapctl.md's exit-status table for every command: the real binary,
+//! without a daemon (8), with bad arguments (16, one line `swapctl: <what>: <why>`), with
+//! an operation the daemon or the device refuses (4), no room to move data off (2), and
+//! `-a`'s all (32) and some (64) failed.
+
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+mod common;
+
+use std::path::Path;
+
+use common::{Daemon, Devices, stderr};
+use device::PAGE_SIZE;
+use swapctl::client::Client;
+
+const MIB: u64 = 1 << 20;
+
+/// Run without a daemon behind `$SWAPKIT_SOCKET`.
+fn run_alone(args: &[&str]) -> std::process::Output {
+    common::swapctl_env(args, Path::new("/nonexistent/swapkit-exit.sock"))
+}
+
+fn assert_one_line(args: &[&str], out: &std::process::Output) {
+    let err = stderr(out);
+    assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    assert!(err.starts_with("swapctl: "), "{args:?}: {err}");
+}
+
+#[test]
+fn no_daemon_is_a_system_error_for_every_client_command() {
+    for args in [
+        &["on", "/dev/null"][..],
+        &["off", "/dev/null"],
+        &["list"],
+        &["summary"],
+        &["status"],
+        &["frag"],
+        &["set", "swap_async_max", "2"],
+        &["load", "--duration", "1s"],
+        &["-l"],
+        &["-s"],
+        &["-a", "/dev/null"],
+        &["-d", "/dev/null"],
+        &["-A"],
+        &["-U"],
+        &["on"],
+        &["on", "-s"],
+    ] {
+        let out = run_alone(args);
+        assert_eq!(out.status.code(), Some(8), "{args:?}: {}", stderr(&out));
+        assert_one_line(args, &out);
+        assert!(stderr(&out).contains("cannot connect"), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn usage_errors_exit_16_with_one_line_for_every_command() {
+    for args in [
+        &[][..],
+        &["-x"],
+        &["nosuchcommand"],
+        &["mkswap"],
+        &["mkswap", "/dev/null", "-p", "8192"],
+        &["loop"],
+        &["loop", "attach"],
+        &["loop", "detach"],
+        &["daemon", "--bogus"],
+        &["on", "-p", "99999", "/dev/null"],
+        &["on", "--discard=once", "/dev/null"],
+        &["off"],
+        &["list", "--show=NOPE"],
+        &["list", "--show="],
+        &["summary", "--bogus"],
+        &["status", "--bogus"],
+        &["frag", "a", "b"],
+        &["set", "nope", "1"],
+        &["set", "swap_async_max", "x"],
+        &["load", "--duration", "forever"],
+        &["top", "-d", "x"],
+        &["completions", "nosh"],
+        &["man", "nosuchpage"],
+        &["-p", "5", "-l"],
+    ] {
+        let out = run_alone(args);
+        assert_eq!(out.status.code(), Some(16), "{args:?}: {}", stderr(&out));
+        assert_one_line(args, &out);
+    }
+    // Help and version are not errors.
+    for args in [&["--help"][..], &["--version"], &["on", "--help"]] {
+        assert_eq!(run_alone(args).status.code(), Some(0), "{args:?}");
+    }
+}
+
+#[test]
+fn failed_operations_exit_4_and_no_room_exits_2() {
+    let devs = Devices::new(&[16 * MIB]);
+    let d = Daemon::start(&[]);
+    let none = devs.dir.path().join("none");
+    // mkswap: a device smaller than asked for.
+    let out = common::swapctl_env(&["mkswap", devs.path(0), "--pages", "999999"], &none);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_one_line(&["mkswap"], &out);
+    let out = common::swapctl_env(&["mkswap", devs.path(0)], &none);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // on: not a swap area; off, -d and frag: not on.
+    let plain = devs.dir.path().join("plain");
+    std::fs::write(&plain, vec![0u8; 1 << 20]).unwrap();
+    for args in [
+        &["on", plain.to_str().unwrap()][..],
+        &["off", devs.path(0)],
+        &["-d", devs.path(0)],
+        &["frag", devs.path(0)],
+    ] {
+        let out = d.run(args);
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {}", stderr(&out));
+        assert_one_line(args, &out);
+    }
+    // The only device holding data cannot go: 2, with -a also 32 (every device failed).
+    d.ok(&["on", devs.path(0)]);
+    let mut c = Client::connect(&d.socket).unwrap();
+    let o = c.create(Some("held")).unwrap();
+    let st = c.putpages(o, 0, vec![7u8; 16 * PAGE_SIZE], true).unwrap();
+    assert!(
+        st.iter().all(|s| *s == swapctl::proto::PutStatus::Ok),
+        "{st:?}"
+    );
+    let out = d.run(&["off", devs.path(0)]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = d.run(&["off", "-a"]);
+    assert_eq!(out.status.code(), Some(2 | 32), "{}", stderr(&out));
+    let out = d.run(&["-U"]);
+    assert_eq!(out.status.code(), Some(2 | 32), "{}", stderr(&out));
+    c.destroy(o).unwrap();
+    d.ok(&["off", "-a"]);
+}
+
+#[test]
+fn a_path_that_is_not_utf8_is_named_as_such_not_as_missing() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::Builder::new()
+        .prefix("swapkit-utf8")
+        .tempdir()
+        .unwrap();
+    let name = dir
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"swap-\xff.img"));
+    std::fs::write(&name, b"").unwrap();
+    for cmd in ["on", "off", "frag"] {
+        let out = std::process::Command::new(common::BIN)
+            .arg(cmd)
+            .arg(&name)
+            .env("SWAPKIT_SOCKET", dir.path().join("none.sock"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(16), "{cmd}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("not valid UTF-8"),
+            "{cmd}: {}",
+            stderr(&out)
+        );
+    }
+}
