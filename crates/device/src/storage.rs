@@ -186,15 +186,37 @@ fn unescape(s: &[u8]) -> Vec<u8> {
     out
 }
 
+/// How long [`lock`] keeps trying before it calls the storage locked. An OFD lock lives as
+/// long as any descriptor of its open file description, and a process that forks copies
+/// every descriptor into the child until the child's `exec` closes them: so right after
+/// a previous owner in this process let go (a `mkswap`, a swapoff), a fork elsewhere in
+/// the process can keep its lock alive for a moment. A real second owner holds it for
+/// far longer than this.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Takes the whole-file OFD lock on `file` (a write lock, or a read lock when it is open
-/// read-only), without waiting: a conflict is [`DeviceError::Locked`] for `path`, naming
-/// `locked` (the file itself, or a loop device's backing file).
+/// read-only), retrying a conflict for [`LOCK_PATIENCE`]: a conflict that outlasts it is
+/// [`DeviceError::Locked`] for `path`, naming `locked` (the file itself, or a loop
+/// device's backing file).
 pub(crate) fn lock(
     file: &File,
     read_only: bool,
     path: &Path,
     locked: &Path,
 ) -> Result<(), DeviceError> {
+    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+    loop {
+        match try_lock(file, read_only, path, locked) {
+            Err(DeviceError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            result => return result,
+        }
+    }
+}
+
+/// One attempt of [`lock`], without waiting.
+fn try_lock(file: &File, read_only: bool, path: &Path, locked: &Path) -> Result<(), DeviceError> {
     // SAFETY: flock is a plain C struct for which all-zero bytes are valid.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = if read_only {
