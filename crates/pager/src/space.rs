@@ -68,6 +68,8 @@ pub(crate) struct Area {
     pub area: Arc<SwapArea>,
     pub key: Option<FileKey>,
     pub priority: i32,
+    /// Added with discard (TRIM of its data pages at swapon): shown by `Pager::stats`.
+    pub discard: bool,
     /// Global block number of data page 1.
     pub first: u64,
     /// Data pages (`last_page`): blist blocks.

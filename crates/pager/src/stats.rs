@@ -147,6 +147,10 @@ pub struct DeviceStats {
     /// "block" or "file".
     pub kind: String,
     pub direct_io: bool,
+    /// Added with discard (`swapon --discard`, `discard = true`): its data pages were
+    /// discarded at swapon. Absent in replies of older daemons, hence the default.
+    #[serde(default)]
+    pub discard: bool,
     pub uuid: String,
     pub label: String,
     /// First global block number of this area.

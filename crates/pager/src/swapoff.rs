@@ -89,6 +89,7 @@ impl Core {
             area: Arc::clone(&area),
             key,
             priority: opts.priority,
+            discard: opts.discard,
             first,
             blocks,
             blist,

@@ -347,7 +347,7 @@ pub struct OnArgs {
     /// Print the devices in /proc/swaps' layout (swapon -s)
     #[arg(short = 's', long, conflicts_with_all = ["devices", "all", "show"])]
     pub summary: bool,
-    /// Show the devices that are on, with COLUMNS from NAME,TYPE,SIZE,USED,PRIO,UUID,LABEL
+    /// Show the devices that are on, with COLUMNS from NAME,TYPE,SIZE,USED,PRIO,UUID,LABEL,DISCARD
     #[arg(long, value_name = "COLUMNS", num_args = 0..=1, require_equals = true,
           default_missing_value = "NAME,TYPE,SIZE,USED,PRIO", conflicts_with_all = ["devices", "all"])]
     pub show: Option<String>,
@@ -417,7 +417,7 @@ pub struct ListArgs {
     pub socket: SocketArg,
     #[command(flatten)]
     pub unit: UnitArgs,
-    /// swapon --show columns; COLUMNS from NAME,TYPE,SIZE,USED,PRIO,UUID,LABEL
+    /// swapon --show columns; COLUMNS from NAME,TYPE,SIZE,USED,PRIO,UUID,LABEL,DISCARD
     #[arg(long, value_name = "COLUMNS", num_args = 0..=1, require_equals = true,
           default_missing_value = "NAME,TYPE,SIZE,USED,PRIO")]
     pub show: Option<String>,

@@ -99,18 +99,60 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Displayed in one line (`file: line L, column C: what`), for the daemon's log;
+    /// `snippet` is toml's picture of the spot, for a terminal ([`ConfigError::detail`]).
     #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    Parse {
+        path: PathBuf,
+        message: String,
+        snippet: String,
+    },
+}
+
+impl ConfigError {
+    /// The lines to print below the one-line error on a terminal: toml's excerpt of the
+    /// file with the caret under the spot, as toml drew it (joining it into the first
+    /// line, as the log must, moves the caret away from the column it points at).
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            ConfigError::Parse { snippet, .. } if !snippet.is_empty() => Some(snippet),
+            _ => None,
+        }
+    }
+}
+
+/// toml's error text is a header (`TOML parse error at line L, column C`), an excerpt in a
+/// `|` gutter with a caret line, then the message: keep the header's place and the message
+/// on one line, and the excerpt verbatim.
+fn parse_error(e: &toml::de::Error, text: &str, path: &Path) -> ConfigError {
+    let full = e.to_string();
+    let is_gutter = |l: &&str| {
+        let t = l.trim_start_matches(|c: char| c == ' ' || c.is_ascii_digit());
+        t.starts_with('|') && l.len() > t.len()
+    };
+    let snippet: Vec<&str> = full.lines().skip(1).take_while(is_gutter).collect();
+    let at = e.span().map(|span| {
+        let before = text.get(..span.start).unwrap_or(text);
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = before[line_start..].chars().count() + 1;
+        format!("line {line}, column {column}: ")
+    });
+    ConfigError::Parse {
+        path: path.to_owned(),
+        message: format!(
+            "{}{}",
+            at.unwrap_or_default(),
+            e.message().replace('\n', " ").trim()
+        ),
+        snippet: snippet.join("\n"),
+    }
 }
 
 impl Config {
     /// Parse config text; `path` only names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            // toml's message spans several lines (a caret under the spot); keep one.
-            message: e.to_string().replace('\n', " ").trim().to_owned(),
-        })
+        toml::from_str(text).map_err(|e| parse_error(&e, text, path))
     }
 
     /// Read `path`. With `must_exist` false a missing file is an empty config: that is how
@@ -200,6 +242,32 @@ noauto = true
         .unwrap();
         assert_eq!(c.daemon.engine, Some(EngineName::Threads));
         assert_eq!(c.daemon.log_level, Some(Level::Warn));
+    }
+
+    #[test]
+    fn the_caret_stays_under_the_spot() {
+        let text = "[daemon]\n\nengine = \"io_urin\"\n";
+        let err = Config::parse(text, Path::new("c.toml")).unwrap_err();
+        let line = err.to_string();
+        assert!(
+            line.starts_with("c.toml: line 3, column 10: ") && line.contains("io_urin"),
+            "{line}"
+        );
+        let detail = err.detail().expect("an excerpt");
+        let lines: Vec<&str> = detail.lines().collect();
+        let src = lines
+            .iter()
+            .find(|l| l.contains("engine ="))
+            .expect("the line");
+        let caret = lines.iter().find(|l| l.contains('^')).expect("a caret");
+        let bar = src.find('|').unwrap();
+        assert_eq!(caret.find('|'), Some(bar), "same gutter:\n{detail}");
+        assert_eq!(
+            caret.find('^').unwrap() - bar,
+            src.find("\"io_urin").unwrap() - bar,
+            "caret under the value:\n{detail}"
+        );
+        assert!(!detail.contains("TOML parse error"), "{detail}");
     }
 
     #[test]

@@ -42,7 +42,7 @@ fn the_daemon_swaps_on_its_config_devices_except_noauto_ones() {
 }
 
 #[test]
-fn a_bad_config_file_stops_the_daemon_with_one_line() {
+fn a_bad_config_file_stops_the_daemon_with_one_line_and_the_spot() {
     let dir = tempfile::Builder::new()
         .prefix("swapkit-cfg")
         .tempdir()
@@ -60,10 +60,17 @@ fn a_bad_config_file_stops_the_daemon_with_one_line() {
         &dir.path().join("s"),
     );
     assert!(!out.status.success());
+    // One line saying what, then toml's excerpt with the caret under the spot.
     let err = stderr(&out);
-    assert_eq!(err.lines().count(), 1, "{err}");
+    let lines: Vec<&str> = err.lines().collect();
     assert!(
-        err.starts_with("swapctl: config: ") && err.contains("interleve"),
+        lines[0].starts_with("swapctl: config: ")
+            && lines[0].contains("bad.toml: line 2, column 1: unknown field `interleve`"),
+        "{err}"
+    );
+    assert_eq!(
+        &lines[1..],
+        ["  |", "2 | interleve = 3", "  | ^^^^^^^^^"],
         "{err}"
     );
 }

@@ -158,12 +158,16 @@ fn scribble(file: &Path, offset: u64, len: u64, seed: u8) {
     f.sync_all().unwrap();
 }
 
-/// The JSON report of a finished `swapctl load`.
+/// The JSON report of a finished `swapctl load`. Areas going bad leave pages not stored,
+/// which `load` reports with exit status 4 and that one line; a wrong page ends it otherwise.
 fn report(out: &Output) -> serde_json::Value {
+    let err = stderr(out);
+    let not_stored = out.status.code() == Some(4)
+        && err.lines().count() == 1
+        && err.ends_with("could not be stored\n");
     assert!(
-        out.status.success(),
-        "load failed (a wrong page ends it): {}\n{}",
-        stderr(out),
+        out.status.success() || not_stored,
+        "load failed (a wrong page ends it): {err}\n{}",
         stdout(out)
     );
     serde_json::from_str(&stdout(out)).unwrap()

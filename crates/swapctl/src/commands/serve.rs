@@ -16,7 +16,12 @@ pub fn daemon(a: DaemonArgs) -> Result<i32, CliError> {
         Some(p) => (p.clone(), true),
         None => (PathBuf::from(DEFAULT_CONFIG), false),
     };
-    let config = Config::load(&path, must_exist).map_err(|e| CliError::new("config", e))?;
+    // One line `swapctl: config: FILE: line L, column C: what`, then toml's excerpt with
+    // its caret, whose column only holds when printed as toml drew it.
+    let config = Config::load(&path, must_exist).map_err(|e| match e.detail() {
+        Some(detail) => CliError::new("config", format!("{e}\n{detail}")),
+        None => CliError::new("config", e),
+    })?;
     let d = &config.daemon;
     let level = match &a.log_level {
         Some(l) => Level::parse(l).map_err(|e| CliError::new("--log-level", e))?,

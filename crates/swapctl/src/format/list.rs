@@ -27,6 +27,9 @@ pub enum ShowColumn {
     Prio,
     Uuid,
     Label,
+    /// Whether the area was added with discard: shown only when asked for, as util-linux
+    /// shows `--show=DISCARD` only when named.
+    Discard,
 }
 
 impl FromStr for ShowColumn {
@@ -40,9 +43,10 @@ impl FromStr for ShowColumn {
             "PRIO" => ShowColumn::Prio,
             "UUID" => ShowColumn::Uuid,
             "LABEL" => ShowColumn::Label,
+            "DISCARD" => ShowColumn::Discard,
             _ => {
                 return Err(format!(
-                    "unknown column {s:?} (columns: NAME,TYPE,SIZE,USED,PRIO,UUID,LABEL)"
+                    "unknown column {s:?} (columns: NAME,TYPE,SIZE,USED,PRIO,UUID,LABEL,DISCARD)"
                 ));
             }
         })
@@ -58,7 +62,7 @@ impl ShowColumn {
             .map(str::parse)
             .collect::<Result<_, _>>()?;
         if cols.is_empty() {
-            return Err("no columns (columns: NAME,TYPE,SIZE,USED,PRIO,UUID,LABEL)".into());
+            return Err("no columns (columns: NAME,TYPE,SIZE,USED,PRIO,UUID,LABEL,DISCARD)".into());
         }
         Ok(cols)
     }
@@ -72,6 +76,7 @@ impl ShowColumn {
             ShowColumn::Prio => "PRIO",
             ShowColumn::Uuid => "UUID",
             ShowColumn::Label => "LABEL",
+            ShowColumn::Discard => "DISCARD",
         }
     }
 
@@ -179,6 +184,7 @@ pub fn list_show(stats: &PagerStats, columns: &[ShowColumn], opts: &ListOptions)
                     ShowColumn::Prio => d.priority.to_string(),
                     ShowColumn::Uuid => d.uuid.clone(),
                     ShowColumn::Label => d.label.clone(),
+                    ShowColumn::Discard => if d.discard { "yes" } else { "no" }.to_owned(),
                 })
                 .collect(),
         );
@@ -204,6 +210,7 @@ pub fn list_json(stats: &PagerStats) -> String {
                 "prio": d.priority,
                 "uuid": d.uuid,
                 "label": d.label,
+                "discard": d.discard,
                 "state": d.state,
             })
         })
@@ -239,6 +246,7 @@ pub fn list_show_json(stats: &PagerStats, columns: &[ShowColumn], bytes: bool) -
                     ShowColumn::Prio => json!(d.priority),
                     ShowColumn::Uuid => json!(d.uuid),
                     ShowColumn::Label => json!(d.label),
+                    ShowColumn::Discard => json!(d.discard),
                 };
                 row.insert(c.heading().to_ascii_lowercase(), v);
             }

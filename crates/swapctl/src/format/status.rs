@@ -97,7 +97,7 @@ pub fn status(s: &PagerStats) -> String {
             state(d),
             d.priority,
             d.kind,
-            if d.direct_io { " direct" } else { "" },
+            flags(d),
             d.used_pages,
             d.total_pages,
             d.bad_pages,
@@ -110,6 +110,19 @@ pub fn status(s: &PagerStats) -> String {
         );
     }
     out
+}
+
+/// The open and swapon flags after the kind: ` direct` (O_DIRECT), ` discard` (its data
+/// pages were discarded at swapon).
+fn flags(d: &pager::DeviceStats) -> String {
+    let mut f = String::new();
+    if d.direct_io {
+        f.push_str(" direct");
+    }
+    if d.discard {
+        f.push_str(" discard");
+    }
+    f
 }
 
 /// A p99 latency, or `-` when there was no I/O to measure (as `top` shows it): `0us` would

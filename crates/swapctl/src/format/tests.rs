@@ -75,6 +75,24 @@ fn list_show_prints_swapon_columns() {
 }
 
 #[test]
+fn discard_is_a_column_only_when_asked_for() {
+    let d = ShowColumn::parse_list("NAME,DISCARD").unwrap();
+    snap!(
+        "list_show_discard",
+        list_show(&two_devices(), &d, &opts(SizeUnit::Kilo))
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&list_show_json(&two_devices(), &d, true)).unwrap();
+    assert_eq!(json["swapdevices"][0]["discard"], true);
+    assert_eq!(json["swapdevices"][1]["discard"], false);
+    let all = ShowColumn::parse_list("NAME,TYPE,SIZE,USED,PRIO,UUID,LABEL").unwrap();
+    assert!(!list_show(&two_devices(), &all, &opts(SizeUnit::Kilo)).contains("DISCARD"));
+    let status = status(&two_devices());
+    assert!(status.contains("block direct discard"), "status:\n{status}");
+    assert!(list_json(&two_devices()).contains("\"discard\": true"));
+}
+
+#[test]
 fn list_json_has_bytes_for_every_device() {
     snap!("list_json", list_json(&two_devices()));
 }

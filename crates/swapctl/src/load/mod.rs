@@ -9,7 +9,12 @@
 //! before the final read-back: pages it reports lost (their acknowledged async write failed
 //! on every swap area) are counted as `async writes lost` and expected to read as errors.
 //! With `--verify` the run ends with a full read-back of every page, and the first wrong page
-//! stops all threads and exits 1 with its location.
+//! stops all threads and exits 4 with its location.
+//!
+//! Exit status (`commands::exit`): 0 when every page was stored; 4 when some were not (a put
+//! that failed, an async write `sync` reported lost) or a page read back wrong; 8 when the
+//! daemon went away; 16 for bad arguments. Before the run, a warning on stderr when the
+//! objects do not fit in the free swap space: the run then measures failures, not paging.
 
 pub mod content;
 pub mod model;
@@ -29,7 +34,9 @@ use device::latency::{self, LatencySummary};
 
 use crate::cli::{LoadArgs, Pattern};
 use crate::client::{Client, ClientError};
+use crate::commands::exit::{EX_FAILURE, EX_SYSERR};
 use crate::commands::{CliError, print};
+use crate::proto::ProtoError;
 use crate::proto::{GetStatus, PutStatus};
 
 use model::{Page, Verdict};
@@ -113,8 +120,58 @@ struct Worker<'a> {
     stop: &'a AtomicBool,
 }
 
-fn daemon_err(e: ClientError) -> String {
-    e.to_string()
+/// Why a thread stopped, and the exit status it means.
+#[derive(Debug)]
+struct Stop {
+    code: i32,
+    why: String,
+}
+
+impl Stop {
+    /// The same stop, its text prefixed with what was being done.
+    fn context(self, what: &str) -> Stop {
+        Stop {
+            why: format!("{what}: {}", self.why),
+            ..self
+        }
+    }
+}
+
+impl From<String> for Stop {
+    fn from(why: String) -> Stop {
+        Stop {
+            code: EX_FAILURE,
+            why,
+        }
+    }
+}
+
+/// A connection the daemon closed (it exited, crashed or was killed): the socket error
+/// (`Broken pipe`, `Connection reset`, a truncated reply) says nothing an admin can use.
+fn daemon_went_away(e: &ClientError) -> bool {
+    use std::io::ErrorKind as K;
+    match e {
+        ClientError::Proto(ProtoError::Closed | ProtoError::Incomplete(_)) => true,
+        ClientError::Proto(ProtoError::Io(io)) => matches!(
+            io.kind(),
+            K::BrokenPipe | K::ConnectionReset | K::ConnectionAborted | K::UnexpectedEof
+        ),
+        _ => false,
+    }
+}
+
+fn daemon_err(e: ClientError) -> Stop {
+    if daemon_went_away(&e) {
+        Stop {
+            code: EX_SYSERR,
+            why: "the daemon went away".into(),
+        }
+    } else {
+        Stop {
+            code: crate::commands::exit::of_client(&e),
+            why: e.to_string(),
+        }
+    }
 }
 
 impl Worker<'_> {
@@ -122,7 +179,7 @@ impl Worker<'_> {
     fn timed<T>(
         &mut self,
         f: impl FnOnce(&mut Client) -> Result<T, ClientError>,
-    ) -> Result<T, String> {
+    ) -> Result<T, Stop> {
         let t = Instant::now();
         let r = f(&mut self.client).map_err(daemon_err);
         latency::record(&mut self.tally.hist, t.elapsed());
@@ -132,7 +189,7 @@ impl Worker<'_> {
     /// Page out `count` pages of object `k` at `pindex`, each with the next generation. A
     /// page swap did not take (FAIL/ERROR) becomes "unknown": swap may still hold its last
     /// acknowledged copy, or nothing, and both are legal.
-    fn write(&mut self, k: usize, pindex: u64, count: u64) -> Result<(), String> {
+    fn write(&mut self, k: usize, pindex: u64, count: u64) -> Result<(), Stop> {
         let (obj, id) = (self.objects[k].0, self.objects[k].1);
         let mut data = vec![0u8; count as usize * PAGE_SIZE];
         let mut gens = Vec::with_capacity(count as usize);
@@ -163,19 +220,17 @@ impl Worker<'_> {
 
     /// Ask which acknowledged async writes of this thread's objects failed since the last
     /// `sync` (waiting for those in flight): those pages are lost, expected to read as errors.
-    fn sync(&mut self) -> Result<(), String> {
+    fn sync(&mut self) -> Result<(), Stop> {
         self.tally.unsynced = 0;
         let lost = self
             .timed(|c| c.sync(None))
-            .map_err(|e| format!("sync: {e}"))?;
+            .map_err(|e| e.context("sync"))?;
         for (id, p) in lost {
             let Some(o) = self.objects.iter_mut().find(|o| o.1 == id) else {
-                return Err(format!("sync reported object {id}, which is not ours"));
+                return Err(format!("sync reported object {id}, which is not ours").into());
             };
             let Some(page) = o.2.get_mut(p as usize) else {
-                return Err(format!(
-                    "sync reported page {p} of object {id}, never written"
-                ));
+                return Err(format!("sync reported page {p} of object {id}, never written").into());
             };
             page.lost();
             self.tally.async_lost += 1;
@@ -186,7 +241,7 @@ impl Worker<'_> {
     /// Page in `count` pages of object `k` at `pindex`; with `verify`, each is judged by
     /// [`model`]: data must be exactly the last acknowledged generation, read errors are
     /// counted. The first wrong page is the run's error.
-    fn read(&mut self, k: usize, pindex: u64, count: u64) -> Result<(), String> {
+    fn read(&mut self, k: usize, pindex: u64, count: u64) -> Result<(), Stop> {
         let (obj, id) = (self.objects[k].0, self.objects[k].1);
         let (st, data) = self.timed(|c| c.getpages(id, pindex, count as u32))?;
         for (i, (s, page)) in st.iter().zip(data.chunks(PAGE_SIZE)).enumerate() {
@@ -202,7 +257,7 @@ impl Worker<'_> {
             match self.objects[k].2[p as usize].judge(*s, page, obj, p) {
                 Verdict::Verified => self.tally.verified += 1,
                 Verdict::ReadError | Verdict::Unchecked => {}
-                Verdict::Wrong(m) => return Err(format!("verify failed: {m}")),
+                Verdict::Wrong(m) => return Err(format!("verify failed: {m}").into()),
             }
         }
         Ok(())
@@ -218,7 +273,7 @@ impl Worker<'_> {
 
     /// The pattern until the deadline (or another thread's failure), then, with `verify`,
     /// a read-back of every page of every object this thread owns.
-    fn run(&mut self) -> Result<(), String> {
+    fn run(&mut self) -> Result<(), Stop> {
         let (pages, cluster) = (self.plan.pages, self.plan.cluster);
         let mut seq_pos = 0u64; // position in the concatenation of all objects, write then read
         let span = pages * self.objects.len() as u64;
@@ -289,13 +344,13 @@ fn worker(
     threads: u64,
     objects: u64,
     stop: &AtomicBool,
-) -> Result<Tally, String> {
+) -> Result<Tally, Stop> {
     let mut client = Client::connect(&plan.socket).map_err(daemon_err)?;
     let mut owned = Vec::new();
     for obj in (t..objects).step_by(threads as usize) {
         let id = client
             .create(None)
-            .map_err(|e| format!("create object: {e}"))?;
+            .map_err(|e| daemon_err(e).context("create object"))?;
         owned.push((obj, id, vec![Page::default(); plan.pages as usize]));
     }
     let mut w = Worker {
@@ -316,10 +371,10 @@ fn worker(
 /// `swapctl load`: start the threads, stop them all at the first error, report.
 pub fn run(a: &LoadArgs) -> Result<i32, CliError> {
     if a.cluster == 0 || a.cluster > 32 {
-        return Err(CliError::new("load", "--cluster must be in 1..=32"));
+        return Err(CliError::usage("load", "--cluster must be in 1..=32"));
     }
     if a.objects == 0 || a.threads == 0 || a.size < PAGE_SIZE as u64 {
-        return Err(CliError::new(
+        return Err(CliError::usage(
             "load",
             "--objects and --threads must be at least 1, --size at least 4K",
         ));
@@ -335,13 +390,22 @@ pub fn run(a: &LoadArgs) -> Result<i32, CliError> {
         deadline: Instant::now() + a.duration,
         seed: a.seed,
     };
-    // Fail fast, in one line, when there is no daemon.
-    Client::connect(&plan.socket).map_err(|e| match e {
+    // Fail fast, in one line, when there is no daemon; warn when the objects cannot fit.
+    let fail = |e: ClientError| match e {
         ClientError::Connect { .. } | ClientError::Permission { .. } => CliError::from(e),
-        e => CliError::new("load", e),
-    })?;
+        e => {
+            let s = daemon_err(e);
+            CliError::new("load", s.why).with_code(s.code)
+        }
+    };
+    let stats = Client::connect(&plan.socket)
+        .and_then(|mut c| c.stats())
+        .map_err(fail)?;
+    if let Some(w) = size_warning(a.objects, plan.pages, stats.free_pages) {
+        eprintln!("swapctl: load: {w}");
+    }
     let stop = AtomicBool::new(false);
-    let first_error: Mutex<Option<String>> = Mutex::new(None);
+    let first_error: Mutex<Option<Stop>> = Mutex::new(None);
     let tallies: Mutex<Vec<Tally>> = Mutex::default();
     let start = Instant::now();
     std::thread::scope(|s| {
@@ -357,7 +421,7 @@ pub fn run(a: &LoadArgs) -> Result<i32, CliError> {
         }
     });
     if let Some(e) = first_error.into_inner() {
-        return Err(CliError::new("load", e));
+        return Err(CliError::new("load", e.why).with_code(e.code));
     }
     let report = summarize(&tallies.into_inner(), start.elapsed(), a.verify);
     if a.json {
@@ -365,7 +429,35 @@ pub fn run(a: &LoadArgs) -> Result<i32, CliError> {
     } else {
         print(&render(&report));
     }
-    Ok(0)
+    let (code, why) = outcome(&report);
+    if let Some(why) = why {
+        eprintln!("swapctl: load: {why}");
+    }
+    Ok(code)
+}
+
+/// The warning before the run when `objects` of `pages` each exceed the free swap space.
+fn size_warning(objects: u64, pages: u64, free_pages: u64) -> Option<String> {
+    let asked = objects.saturating_mul(pages);
+    (asked > free_pages).then(|| {
+        format!(
+            "warning: {objects} objects of {pages} pages ({asked} pages) exceed the free swap space ({free_pages} pages): pages that do not fit will not be stored"
+        )
+    })
+}
+
+/// The exit status of a finished run, and why it is not 0: a page that could not be stored
+/// (a failed put, an async write lost) is a failure of the operation, as in `swapoff(8)`'s 4.
+fn outcome(r: &Report) -> (i32, Option<String>) {
+    let lost = r.put_failures + r.async_writes_lost;
+    if lost == 0 {
+        return (0, None);
+    }
+    let pages = if lost == 1 { "page" } else { "pages" };
+    (
+        EX_FAILURE,
+        Some(format!("{lost} {pages} could not be stored")),
+    )
 }
 
 fn summarize(tallies: &[Tally], elapsed: Duration, verify: bool) -> Report {
@@ -424,4 +516,62 @@ fn render(r: &Report) -> String {
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(put_failures: u64, async_writes_lost: u64) -> Report {
+        summarize(&[], Duration::from_secs(1), false).with_failures(put_failures, async_writes_lost)
+    }
+
+    impl Report {
+        fn with_failures(mut self, put_failures: u64, async_writes_lost: u64) -> Report {
+            self.put_failures = put_failures;
+            self.async_writes_lost = async_writes_lost;
+            self
+        }
+    }
+
+    #[test]
+    fn pages_not_stored_make_the_run_fail() {
+        assert_eq!(outcome(&report(0, 0)), (0, None));
+        let (code, why) = outcome(&report(791_565, 0));
+        assert_eq!(code, EX_FAILURE);
+        assert_eq!(why.as_deref(), Some("791565 pages could not be stored"));
+        let (code, why) = outcome(&report(0, 1));
+        assert_eq!(code, EX_FAILURE);
+        assert_eq!(why.as_deref(), Some("1 page could not be stored"));
+    }
+
+    #[test]
+    fn a_size_over_the_free_swap_space_is_warned_about() {
+        assert_eq!(size_warning(4, 4096, 16384), None);
+        let w = size_warning(4, 4096, 16383).expect("one page short");
+        assert!(
+            w.contains("16384 pages") && w.contains("16383 pages"),
+            "{w}"
+        );
+        assert!(size_warning(u64::MAX, u64::MAX, 0).is_some(), "no overflow");
+    }
+
+    #[test]
+    fn a_closed_connection_is_the_daemon_going_away() {
+        use std::io::{Error, ErrorKind};
+        for e in [
+            ClientError::Proto(ProtoError::Io(Error::from(ErrorKind::BrokenPipe))),
+            ClientError::Proto(ProtoError::Io(Error::from(ErrorKind::ConnectionReset))),
+            ClientError::Proto(ProtoError::Closed),
+        ] {
+            let s = daemon_err(e).context("sync");
+            assert_eq!(s.why, "sync: the daemon went away");
+            assert_eq!(s.code, EX_SYSERR);
+        }
+        let s = daemon_err(ClientError::Daemon {
+            kind: crate::proto::ErrorKind::Quota,
+            message: "over quota".into(),
+        });
+        assert_eq!((s.code, s.why.as_str()), (EX_FAILURE, "over quota"));
+    }
 }

@@ -226,6 +226,7 @@ fn snapshot(kind: Fixture, t: u64) -> PagerStats {
                 state,
                 kind: kind_name.to_string(),
                 direct_io: true,
+                discard: false,
                 uuid: format!("6c1d8a3e-0000-4000-8000-00000000000{i}"),
                 label: format!("swapkit{i}"),
                 first_block,

@@ -44,8 +44,13 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
 /// One line: how many free ranges, the largest, the average size.
 pub fn summary(frag: &FragStats) -> String {
     format!(
-        "{} ranges  largest {}  avg {}",
+        "{} {}  largest {}  avg {}",
         format::count(frag.free_ranges),
+        if frag.free_ranges == 1 {
+            "range"
+        } else {
+            "ranges"
+        },
         format::short_count(frag.largest),
         format::short_count(frag.average)
     )
@@ -114,4 +119,22 @@ fn fit_count(n: u64, width: usize) -> String {
                 "+".to_string()
             }
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_range_is_singular() {
+        let frag = |n| FragStats {
+            free_ranges: n,
+            largest: 7,
+            average: 7,
+            ..FragStats::default()
+        };
+        assert_eq!(summary(&frag(1)), "1 range  largest 7  avg 7");
+        assert_eq!(summary(&frag(0)), "0 ranges  largest 7  avg 7");
+        assert_eq!(summary(&frag(2)), "2 ranges  largest 7  avg 7");
+    }
 }
