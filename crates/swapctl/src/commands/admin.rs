@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use pager::DeviceState;
 
-use super::exit;
-use super::{CliError, print};
 use crate::cli::{
     DiscardPolicy, FragArgs, ListArgs, OffArgs, OnArgs, ScriptArgs, SetArgs, StatusArgs,
     SummaryArgs, TopArgs, UnitArgs,
 };
 use crate::client::{Client, ClientError};
 use crate::format::{self, ListOptions, ShowColumn};
+use crate::output::exit;
+use crate::output::{CliError, print};
 use crate::units::SizeUnit;
 
 pub(super) fn unit(u: &UnitArgs) -> SizeUnit {

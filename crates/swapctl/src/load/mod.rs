@@ -29,7 +29,7 @@ use device::latency::{self, LatencySummary};
 
 use crate::cli::{LoadArgs, Pattern};
 use crate::client::{Client, ClientError};
-use crate::commands::{CliError, print};
+use crate::output::{CliError, print};
 use crate::proto::{GetStatus, PutStatus};
 
 use model::{Page, Verdict};
