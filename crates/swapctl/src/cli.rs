@@ -309,9 +309,9 @@ pub struct DaemonArgs {
 /// `--discard`'s policies, as util-linux names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DiscardPolicy {
-    /// Discard freed pages (what swapkit does)
+    /// Discard freed pages (not supported: refused with a reason)
     Pages,
-    /// Discard the whole area once at swapon (not supported: refused with a reason)
+    /// Discard the whole area once at swapon (what swapkit does)
     Once,
 }
 
@@ -331,9 +331,9 @@ pub struct OnArgs {
     #[arg(short, long, value_name = "PRIO", allow_negative_numbers = true,
           value_parser = clap::value_parser!(i32).range(-1..=32767))]
     pub priority: Option<i32>,
-    /// Discard (TRIM) freed pages; `once` (the whole area at swapon) is not supported
+    /// Discard (TRIM) the whole area once at swapon; `pages` (freed pages) is not supported
     #[arg(short, long, value_name = "POLICY", num_args = 0..=1, require_equals = true,
-          default_missing_value = "pages")]
+          default_missing_value = "once")]
     pub discard: Option<DiscardPolicy>,
     /// Silently skip devices that do not exist
     #[arg(short = 'e', long)]

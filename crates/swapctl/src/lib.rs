@@ -3,7 +3,8 @@
 //! The crate is a library plus the `swapctl` binary (`main.rs` only parses and exits).
 //! The library, by module:
 //! - [`cli`]: every command and flag (clap derive); the man page and completions come
-//!   from it. [`commands`] runs a parsed command line.
+//!   from it. [`commands`] runs a parsed command line; [`output`] is how a command
+//!   reports (its error line, exit status and stdout), shared with [`load`].
 //! - [`config`]: the daemon's TOML config file.
 //! - [`proto`]: the framed, versioned, size-limited wire protocol (`docs/protocol.md`).
 //! - [`daemon`]: `swapctl daemon`, serving a [`daemon::Backend`] (the real
@@ -37,6 +38,7 @@ pub mod config;
 pub mod daemon;
 pub mod format;
 pub mod load;
+pub mod output;
 pub mod proto;
 pub mod top;
 pub mod units;

@@ -4,7 +4,7 @@ use clap::Parser;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 
 use swapctl::cli::Cli;
-use swapctl::commands::exit::{EX_OK, EX_USAGE};
+use swapctl::output::exit::{EX_OK, EX_USAGE};
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();

@@ -96,7 +96,7 @@ fn freebsd_and_netbsd_swapctl_forms() {
 
 /// Rows: util-linux bare `swapon`, `swapon --show` (nothing when nothing is on),
 /// `swapon --show=NAME,SIZE --json`, `swapon -s`, `swapon -v`, `swapon -e`,
-/// `swapon --discard[=pages|once]`, `swapon -f`, `swapon -p` range, `swapoff -v`,
+/// `swapon --discard[=once|pages]`, `swapon -f`, `swapon -p` range, `swapoff -v`,
 /// `swapoff -a`.
 #[test]
 fn util_linux_swapon_and_swapoff_habits() {
@@ -108,23 +108,23 @@ fn util_linux_swapon_and_swapoff_habits() {
     assert_eq!(d.ok(&["on"]), "");
     assert_eq!(d.ok(&["on", "--show"]), "");
     assert_eq!(d.ok(&["list", "--show"]), "");
-    // -v says what it does; -e skips what does not exist; --discard=pages and -f are taken.
+    // -v says what it does; -e skips what does not exist; --discard=once and -f are taken.
     let missing = devs.dir.path().join("no-such-device");
     let out = d.ok(&[
         "on",
         "-v",
         "-e",
         "-f",
-        "--discard=pages",
+        "--discard=once",
         devs.path(0),
         missing.to_str().unwrap(),
     ]);
     assert_eq!(out, format!("swapon {}\n", devs.path(0)));
-    // --discard=once is refused with its reason, as a usage error.
-    let out = d.run(&["on", "--discard=once", devs.path(1)]);
+    // --discard=pages is refused with its reason, as a usage error.
+    let out = d.run(&["on", "--discard=pages", devs.path(1)]);
     assert_eq!(out.status.code(), Some(16), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("freed pages only"),
+        stderr(&out).contains("a whole area once"),
         "{}",
         stderr(&out)
     );

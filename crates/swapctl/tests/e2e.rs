@@ -129,22 +129,27 @@ fn mkswap_on_list_and_off_with_data_on_the_device_lose_nothing() {
     assert_eq!(d.ok(&["list", "--noheadings"]), "");
 }
 
-/// `on` right after `off`. The io_uring engine closes a removed area's registered file only
-/// at its next sweep, so for a moment the device is still held (O_EXCL): retry, saying so.
-fn on_again(d: &Daemon, dev: &str) {
-    let end = std::time::Instant::now() + Duration::from_secs(15);
+/// Pages the daemon holds on `dev`, waiting (bounded) until there are some: a test that
+/// swaps a device off must know it had data to move, not hope a sleep was long enough.
+fn wait_for_pages_on(d: &Daemon, dev: &str) -> u64 {
+    let mut c = Client::connect(&d.socket).unwrap();
+    let end = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let out = d.run(&["on", dev]);
-        if out.status.success() {
-            return;
+        let stats = c.stats().unwrap();
+        let used = stats
+            .devices
+            .iter()
+            .find(|s| s.path == dev)
+            .map_or(0, |s| s.used_pages);
+        if used > 0 {
+            return used;
         }
-        let err = stderr(&out);
         assert!(
-            err.contains("in use") && std::time::Instant::now() < end,
-            "on {dev} failed: {err}"
+            std::time::Instant::now() < end,
+            "no page ever reached {dev}: {:?}",
+            stats.devices
         );
-        eprintln!("{dev} still held after off ({}); retrying", err.trim());
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -168,9 +173,16 @@ fn load_verify_holds_while_a_device_goes_off_and_comes_back() {
         "--pattern",
         "mixed",
     ]);
-    std::thread::sleep(Duration::from_millis(1500));
+    let held = wait_for_pages_on(&d, devs.path(1));
+    // swapoff returns only once every page on the device has moved (or it fails), and
+    // `--verify` checks each of them afterwards.
     d.ok(&["off", devs.path(1)]);
-    on_again(&d, devs.path(1));
+    let after = d.ok(&["list", "--noheadings", "--raw"]);
+    assert!(!after.contains(devs.path(1)), "{after}");
+    eprintln!("{held} pages were on {} when it went off", devs.path(1));
+    // No retry: after a successful swapoff the device is no longer held (O_EXCL), so an
+    // immediate swapon must succeed.
+    d.ok(&["on", devs.path(1)]);
     let out = load.wait_with_output().unwrap();
     assert!(out.status.success(), "load failed: {}", stderr(&out));
     assert!(stdout(&out).contains("no mismatch"), "{}", stdout(&out));

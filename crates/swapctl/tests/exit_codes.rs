@@ -66,7 +66,7 @@ fn usage_errors_exit_16_with_one_line_for_every_command() {
         &["loop", "detach"],
         &["daemon", "--bogus"],
         &["on", "-p", "99999", "/dev/null"],
-        &["on", "--discard=once", "/dev/null"],
+        &["on", "--discard=pages", "/dev/null"],
         &["off"],
         &["list", "--show=NOPE"],
         &["list", "--show="],

@@ -155,7 +155,16 @@ fn scribble(file: &Path, offset: u64, len: u64, seed: u8) {
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) | 1)
         .collect();
     f.write_all(&junk).unwrap();
-    f.sync_all().unwrap();
+    // The garbage is in the file either way: a direct-I/O read through the loop device
+    // flushes the page cache first. `fsync` may still report EIO here (seen once under
+    // heavy load while the area's own I/O went on); this test asserts what the daemon
+    // hands back, not that the host's writeback of the garbage succeeded.
+    if let Err(e) = f.sync_all() {
+        eprintln!(
+            "scribble: fsync of {}: {e} (the garbage stays written)",
+            file.display()
+        );
+    }
 }
 
 /// The JSON report of a finished `swapctl load`. Areas going bad leave pages not stored,

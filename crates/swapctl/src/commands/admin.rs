@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use pager::DeviceState;
 
-use super::exit;
-use super::{CliError, print};
 use crate::cli::{
     DiscardPolicy, FragArgs, ListArgs, OffArgs, OnArgs, ScriptArgs, SetArgs, StatusArgs,
     SummaryArgs, TopArgs, UnitArgs,
 };
 use crate::client::{Client, ClientError};
 use crate::format::{self, ListOptions, ShowColumn};
+use crate::output::exit;
+use crate::output::{CliError, print};
 use crate::units::SizeUnit;
 
 pub(super) fn unit(u: &UnitArgs) -> SizeUnit {
@@ -100,10 +100,10 @@ pub fn on(a: &OnArgs) -> Result<i32, CliError> {
         };
         return show(&a.socket.socket, "on", cols, &a.script, unit);
     }
-    if a.discard == Some(DiscardPolicy::Once) {
+    if a.discard == Some(DiscardPolicy::Pages) {
         return Err(CliError::usage(
-            "on --discard=once",
-            "not supported: swapkit discards freed pages only (--discard or --discard=pages)",
+            "on --discard=pages",
+            "not supported: swapkit discards a whole area once, at swapon (--discard or --discard=once)",
         ));
     }
     on_devices(&OnPlan {

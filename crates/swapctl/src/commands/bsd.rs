@@ -3,9 +3,9 @@
 //! FreeBSD's layouts (`Device: 1kB-blocks Used:`, `Total: SIZE USED`).
 
 use super::admin::{self, OnPlan};
-use super::{CliError, print};
 use crate::cli::BsdArgs;
 use crate::format;
+use crate::output::{CliError, print};
 
 pub fn run(a: &BsdArgs) -> Result<i32, CliError> {
     let socket = &a.socket.socket;

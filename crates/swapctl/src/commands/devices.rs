@@ -7,10 +7,10 @@ use device::loopdev::{self, LoopDevice, LoopOptions};
 use device::mkswap::MkswapOptions;
 use device::units::{format_uuid, parse_uuid};
 
-use super::exit::{self, EX_FAILURE, EX_SYSERR};
-use super::{CliError, print};
 use crate::cli::{LoopCommand, MkswapArgs};
 use crate::format::table::{Align, render};
+use crate::output::exit::{self, EX_FAILURE, EX_SYSERR};
+use crate::output::{CliError, print};
 use crate::units::human;
 
 /// Bytes a swap label holds (`volume_name[16]` of the header).

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use clap::CommandFactory;
 
-use super::exit::TABLE;
-use super::{CliError, print};
 use crate::cli::{Cli, DEFAULT_CONFIG, DEFAULT_SOCKET, ManArgs};
+use crate::output::exit::TABLE;
+use crate::output::{CliError, print};
 
 /// Every page: (file name, roff text).
 pub fn pages() -> Result<Vec<(String, String)>, CliError> {

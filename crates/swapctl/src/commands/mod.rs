@@ -4,69 +4,13 @@
 mod admin;
 mod bsd;
 mod devices;
-pub mod exit;
 mod man;
 mod serve;
-
-use std::io::Write;
 
 use clap::CommandFactory;
 
 use crate::cli::{Cli, Command};
-use crate::client::ClientError;
-
-/// A command's failure: printed as `swapctl: <message>`, exits with `code` (a bit of
-/// [`exit::TABLE`]: [`exit::EX_FAILURE`] unless said otherwise).
-#[derive(Debug)]
-pub struct CliError {
-    pub message: String,
-    pub code: i32,
-}
-
-impl CliError {
-    pub fn new(what: impl std::fmt::Display, why: impl std::fmt::Display) -> CliError {
-        CliError {
-            message: format!("{what}: {why}"),
-            code: exit::EX_FAILURE,
-        }
-    }
-
-    /// A usage error: exit status [`exit::EX_USAGE`].
-    pub fn usage(what: impl std::fmt::Display, why: impl std::fmt::Display) -> CliError {
-        CliError::new(what, why).with_code(exit::EX_USAGE)
-    }
-
-    pub fn with_code(mut self, code: i32) -> CliError {
-        self.code = code;
-        self
-    }
-}
-
-impl std::fmt::Display for CliError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl From<ClientError> for CliError {
-    fn from(e: ClientError) -> CliError {
-        let code = exit::of_client(&e);
-        match &e {
-            ClientError::Connect { .. } | ClientError::Permission { .. } => CliError {
-                message: e.to_string(),
-                code,
-            },
-            _ => CliError::new("daemon", e).with_code(code),
-        }
-    }
-}
-
-/// Write to stdout; a closed pipe (`swapctl list | head -1`) is not an error.
-pub(crate) fn print(text: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes());
-    let _ = out.flush();
-}
+use crate::output::{CliError, print};
 
 /// FreeBSD's options and the commands exclude each other (`swapctl -l list` is an error), but
 /// clap's bash script offers the commands after `swapctl -l ` too: past the first word, keep

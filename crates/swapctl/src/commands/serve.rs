@@ -4,12 +4,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::CliError;
 use crate::cli::{DEFAULT_CONFIG, DEFAULT_SOCKET, DaemonArgs};
 use crate::config::Config;
 use crate::daemon::log::{self, Level};
 use crate::daemon::pager_backend::{PagerBackend, PagerSettings};
 use crate::daemon::{Daemon, DaemonOptions, Shutdown, handle_signals};
+use crate::output::CliError;
 
 pub fn daemon(a: DaemonArgs) -> Result<i32, CliError> {
     let (path, must_exist) = match &a.config {

@@ -444,7 +444,7 @@ fn load_args(socket: &Path, verify: bool) -> crate::cli::LoadArgs {
 fn load_verify_stops_at_the_first_corrupt_page_and_names_it() {
     let d = start(Arc::new(Corrupting(MemoryBackend::new(1 << 20), 40.into())));
     let err = crate::load::run(&load_args(&d.socket, true)).unwrap_err();
-    assert_eq!(err.code, crate::commands::exit::EX_FAILURE);
+    assert_eq!(err.code, crate::output::exit::EX_FAILURE);
     assert!(
         err.message.starts_with("load: verify failed: object "),
         "{}",

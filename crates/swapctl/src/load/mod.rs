@@ -11,7 +11,7 @@
 //! With `--verify` the run ends with a full read-back of every page, and the first wrong page
 //! stops all threads and exits 4 with its location.
 //!
-//! Exit status (`commands::exit`): 0 when every page was stored; 4 when some were not (a put
+//! Exit status (`output::exit`): 0 when every page was stored; 4 when some were not (a put
 //! that failed, an async write `sync` reported lost) or a page read back wrong; 8 when the
 //! daemon went away; 16 for bad arguments. Before the run, a warning on stderr when the
 //! objects do not fit in the free swap space: the run then measures failures, not paging.
@@ -34,8 +34,8 @@ use device::latency::{self, LatencySummary};
 
 use crate::cli::{LoadArgs, Pattern};
 use crate::client::{Client, ClientError};
-use crate::commands::exit::{EX_FAILURE, EX_SYSERR};
-use crate::commands::{CliError, print};
+use crate::output::exit::{EX_FAILURE, EX_SYSERR};
+use crate::output::{CliError, print};
 use crate::proto::ProtoError;
 use crate::proto::{GetStatus, PutStatus};
 
@@ -168,7 +168,7 @@ fn daemon_err(e: ClientError) -> Stop {
         }
     } else {
         Stop {
-            code: crate::commands::exit::of_client(&e),
+            code: crate::output::exit::of_client(&e),
             why: e.to_string(),
         }
     }
