@@ -2,57 +2,14 @@
 //! once, per object or per connection, as runs, in several replies when there are many; the
 //! pages read as errors, never as data.
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use device::PAGE_SIZE;
 
+use super::tests::start;
 use super::*;
 use crate::client::{Client, ClientError};
 use crate::proto::{ErrorKind, GetStatus, MAX_SYNC_RUNS};
-
-struct Running {
-    _dir: tempfile::TempDir,
-    socket: PathBuf,
-    shutdown: Shutdown,
-    thread: Option<JoinHandle<Result<(), DaemonError>>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.shutdown.trigger();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn start(backend: Arc<dyn Backend>) -> Running {
-    let dir = tempfile::Builder::new()
-        .prefix("swapkit-sync")
-        .tempdir()
-        .unwrap();
-    let socket = dir.path().join("s.sock");
-    let d = Daemon::bind(DaemonOptions {
-        socket: socket.clone(),
-        socket_group: None,
-        config: Config::default(),
-        config_path: None,
-        log_level_flag: false,
-        auto_on: false,
-    })
-    .unwrap();
-    let shutdown = Shutdown::default();
-    let s2 = shutdown.clone();
-    let thread = std::thread::spawn(move || d.serve(backend, s2));
-    Running {
-        _dir: dir,
-        socket,
-        shutdown,
-        thread: Some(thread),
-    }
-}
 
 #[test]
 fn sync_reports_each_lost_page_once_and_the_pages_read_as_errors() {

@@ -14,9 +14,10 @@ use super::*;
 use crate::client::{Client, ClientError};
 use crate::proto::{ErrorKind, MAGIC, PROTOCOL_VERSION, Reply, Request};
 
-struct Running {
+/// A daemon serving on a socket in a temp dir, shut down on drop (also for `sync_tests`).
+pub(super) struct Running {
     _dir: tempfile::TempDir,
-    socket: PathBuf,
+    pub(super) socket: PathBuf,
     shutdown: Shutdown,
     thread: Option<JoinHandle<Result<(), DaemonError>>>,
 }
@@ -30,7 +31,7 @@ impl Drop for Running {
     }
 }
 
-fn start(backend: Arc<dyn Backend>) -> Running {
+pub(super) fn start(backend: Arc<dyn Backend>) -> Running {
     let dir = tempfile::Builder::new()
         .prefix("swapkit-daemon")
         .tempdir()
