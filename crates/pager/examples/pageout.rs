@@ -95,7 +95,7 @@ fn mib_per_s(bytes: u64, secs: f64) -> f64 {
 }
 
 fn run(p: &Pager, total_pages: u64) -> Result<(), Box<dyn Error>> {
-    let obj = p.alloc_object(Some("pageout"), total_pages)?;
+    let obj = p.alloc_object(Some("pageout"), total_pages);
     let cluster = 32u64;
     let mut buf = vec![0u8; cluster as usize * PAGE_SIZE];
     let failed = std::sync::Arc::new(AtomicBool::new(false));

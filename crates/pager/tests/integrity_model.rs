@@ -101,7 +101,7 @@ impl Run {
             })
             .collect();
         let objs = (0..OBJECTS)
-            .map(|_| p.alloc_object(None, OBJ_PAGES).unwrap())
+            .map(|_| p.alloc_object(None, OBJ_PAGES))
             .collect();
         Run {
             p,
@@ -418,7 +418,7 @@ impl Run {
             }
             _ => {
                 self.note(format!("new object {obj}"));
-                self.objs[obj] = p.alloc_object(None, OBJ_PAGES).unwrap();
+                self.objs[obj] = p.alloc_object(None, OBJ_PAGES);
                 self.model[obj].clear();
             }
         }

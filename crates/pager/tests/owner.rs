@@ -244,7 +244,7 @@ fn a_truncated_area_gives_read_errors_never_zeroes() {
                 .unwrap();
             device::mkswap(&path, &device::MkswapOptions::default()).unwrap();
             let id = p.swapon(&path, SwaponOptions::default()).unwrap();
-            let obj = p.alloc_object(None, 32).unwrap();
+            let obj = p.alloc_object(None, 32);
             let res = p.putpages(&obj, 0, &common::pages(0, 32), pager::PutMode::Sync);
             assert!(res.iter().all(|r| *r == pager::PageResult::Ok), "{res:?}");
             std::fs::OpenOptions::new()

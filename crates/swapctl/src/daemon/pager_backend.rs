@@ -157,10 +157,7 @@ impl Backend for PagerBackend {
     }
 
     fn create(&self) -> Result<u64, BackendError> {
-        let o = self
-            .pager
-            .alloc_object(None, OBJECT_PAGES)
-            .map_err(failed)?;
+        let o = self.pager.alloc_object(None, OBJECT_PAGES);
         let id = o.id();
         let served = Served {
             obj: o,
