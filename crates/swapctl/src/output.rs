@@ -6,7 +6,7 @@ pub mod exit;
 
 use std::io::Write;
 
-use crate::client::ClientError;
+use control::client::ClientError;
 
 /// A command's failure: printed as `swapctl: <message>`, exits with `code` (a bit of
 /// [`exit::TABLE`]: [`exit::EX_FAILURE`] unless said otherwise).

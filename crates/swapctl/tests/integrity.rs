@@ -17,9 +17,9 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::{Daemon, Devices, stderr, stdout};
+use control::client::Client;
 use device::loopdev::{self, LoopDevice, LoopOptions};
 use pager::DeviceState;
-use swapctl::client::Client;
 
 const MIB: u64 = 1 << 20;
 /// The tmpfs of the area that fills up: smaller than the area, so its writes fail (ENOSPC,

@@ -33,11 +33,11 @@ use device::PAGE_SIZE;
 use device::latency::{self, LatencySummary};
 
 use crate::cli::{LoadArgs, Pattern};
-use crate::client::{Client, ClientError};
 use crate::output::exit::{EX_FAILURE, EX_SYSERR};
 use crate::output::{CliError, print};
-use crate::proto::ProtoError;
-use crate::proto::{GetStatus, PutStatus};
+use control::client::{Client, ClientError};
+use control::proto::ProtoError;
+use control::proto::{GetStatus, PutStatus};
 
 use model::{Page, Verdict};
 
@@ -519,6 +519,9 @@ fn render(r: &Report) -> String {
 }
 
 #[cfg(test)]
+mod daemon_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -569,7 +572,7 @@ mod tests {
             assert_eq!(s.code, EX_SYSERR);
         }
         let s = daemon_err(ClientError::Daemon {
-            kind: crate::proto::ErrorKind::Quota,
+            kind: control::proto::ErrorKind::Quota,
             message: "over quota".into(),
         });
         assert_eq!((s.code, s.why.as_str()), (EX_FAILURE, "over quota"));

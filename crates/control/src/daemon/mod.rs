@@ -1,4 +1,5 @@
-//! `swapctl daemon`: host a swap space and serve it on a Unix socket.
+//! The daemon server (`swapctl daemon`, or an embedder's own program): host a swap space and
+//! serve it on a Unix socket.
 //!
 //! One thread accepts; one thread serves each client ([`session`]). What one peer may cost is
 //! bounded by [`limits::Limits`]: connections per uid and in all, objects, handle length and
@@ -18,6 +19,7 @@ pub mod integrity;
 pub mod limits;
 pub mod log;
 pub mod pager_backend;
+mod server;
 pub mod session;
 mod signals;
 pub mod socket;
@@ -38,6 +40,7 @@ use parking_lot::Mutex;
 
 pub use backend::{Backend, BackendError, MemoryBackend};
 use log::{log_error, log_info, log_uid, log_warn};
+pub use server::Server;
 use session::Shared;
 
 use crate::config::Config;
@@ -72,6 +75,8 @@ pub enum DaemonError {
     Socket(#[from] socket::SocketError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("the daemon's thread panicked")]
+    Panicked,
 }
 
 #[derive(Debug)]
@@ -85,6 +90,22 @@ pub struct DaemonOptions {
     pub log_level_flag: bool,
     /// Swap on the config file's non-`noauto` devices at start.
     pub auto_on: bool,
+}
+
+impl DaemonOptions {
+    /// Serve on `socket` (mode 0600, no group) with the default config, no
+    /// config file to reload, no device swapped on at start (an embedder's own pager has its
+    /// areas already).
+    pub fn new(socket: impl Into<PathBuf>) -> DaemonOptions {
+        DaemonOptions {
+            socket: socket.into(),
+            socket_group: None,
+            config: Config::default(),
+            config_path: None,
+            log_level_flag: false,
+            auto_on: false,
+        }
+    }
 }
 
 /// The listening daemon, between `bind` and `serve`.

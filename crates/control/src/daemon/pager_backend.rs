@@ -83,6 +83,7 @@ impl Inflight {
 }
 
 impl PagerBackend {
+    /// A new pager with `s` over the defaults, served.
     pub fn start(s: &PagerSettings) -> Result<PagerBackend, String> {
         let mut cfg = PagerConfig::default();
         if let Some(v) = s.interleave {
@@ -104,11 +105,17 @@ impl PagerBackend {
         if let Some(v) = s.swap_async_max {
             pager.set_swap_async_max(v);
         }
+        Ok(PagerBackend::new(pager))
+    }
+
+    /// Serve a pager the caller made (and may keep using: `Pager` is a shared handle).
+    /// Its events and corrupt reads are logged from now on (`integrity`).
+    pub fn new(pager: Pager) -> PagerBackend {
         integrity::watch(&pager);
-        Ok(PagerBackend {
+        PagerBackend {
             pager,
             objects: Mutex::default(),
-        })
+        }
     }
 
     fn object(&self, id: u64) -> Option<Object> {
