@@ -1,13 +1,12 @@
 //! The view for terminals narrower than 80 columns: the same facts, fewer columns.
 
 use ratatui::Frame;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::header::{hysteresis_style, title};
-use super::split::{self, Size};
 use super::{devices, format, frag, io};
 use crate::top::state::State;
 
@@ -23,18 +22,16 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
         pbuf_area,
         frag_area,
         io_area,
-    ] = split::vertical(
-        area,
-        [
-            Size::Fixed(1),
-            Size::Fixed(1),
-            Size::Fixed(1),
-            Size::Fixed(devices_height),
-            Size::Fixed(1),
-            Size::Fixed(1),
-            Size::Fill,
-        ],
-    );
+    ] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Length(devices_height),
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Fill(1),
+    ])
+    .areas(area);
     title(frame, title_area, state);
 
     let page = stats.page_size.max(1);
