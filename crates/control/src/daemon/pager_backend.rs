@@ -84,7 +84,7 @@ impl Inflight {
 
 impl PagerBackend {
     /// A new pager with `s` over the defaults, served.
-    pub fn start(s: &PagerSettings) -> Result<PagerBackend, String> {
+    pub fn start(s: &PagerSettings) -> Result<PagerBackend, PagerError> {
         let mut cfg = PagerConfig::default();
         if let Some(v) = s.interleave {
             cfg.interleave = v;
@@ -95,13 +95,13 @@ impl PagerBackend {
         if let Some(v) = s.swap_async_max {
             cfg.swap_async_max = v;
         }
-        if let Some(e) = &s.engine {
-            cfg.engine = e.as_str().parse().map_err(|e| format!("engine {e}"))?;
+        if let Some(e) = s.engine {
+            cfg.engine = e.kind();
         }
         if let Some(c) = s.checksum {
             cfg.checksum = c;
         }
-        let pager = Pager::new(cfg).map_err(|e| e.to_string())?;
+        let pager = Pager::new(cfg)?;
         if let Some(v) = s.swap_async_max {
             pager.set_swap_async_max(v);
         }
@@ -127,10 +127,6 @@ impl PagerBackend {
     }
 }
 
-fn failed(e: PagerError) -> BackendError {
-    BackendError::Failed(e.to_string())
-}
-
 impl Backend for PagerBackend {
     fn stats(&self) -> PagerStats {
         self.pager.stats()
@@ -146,7 +142,10 @@ impl Backend for PagerBackend {
             discard,
             ..Default::default()
         };
-        self.pager.swapon(path, opts).map(|_| ()).map_err(failed)
+        self.pager
+            .swapon(path, opts)
+            .map(|_| ())
+            .map_err(BackendError::from)
     }
 
     fn swapoff(&self, path: &Path) -> Result<(), BackendError> {
@@ -156,7 +155,7 @@ impl Backend for PagerBackend {
         self.pager
             .swapoff(dev, SwapoffOptions::default(), &mut |_, _| {})
             .map(|_| ())
-            .map_err(failed)
+            .map_err(BackendError::from)
     }
 
     fn set_swap_async_max(&self, n: u64) -> u64 {
@@ -272,5 +271,33 @@ impl Backend for PagerBackend {
 
     fn flush(&self) {
         self.pager.wait_async();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refusal of the pager reaches the daemon as the pager's error, matchable down to the
+    /// device's, not as a string; the client is told the same one line.
+    #[test]
+    fn a_pager_refusal_keeps_its_error_and_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.img");
+        let backend = PagerBackend::new(Pager::new(PagerConfig::default()).unwrap());
+        let err = backend.swapon(&missing, 0, false).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                BackendError::Pager(PagerError::Device(device::DeviceError::NotFound { .. }))
+            ),
+            "{err:?}"
+        );
+        let pager_line = Pager::new(PagerConfig::default())
+            .unwrap()
+            .swapon(&missing, SwaponOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err.to_string(), pager_line);
     }
 }

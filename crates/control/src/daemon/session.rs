@@ -157,7 +157,9 @@ pub fn peer_of(stream: &UnixStream, conn: u64) -> std::io::Result<Peer> {
 fn backend_error(e: BackendError) -> Reply {
     match e {
         BackendError::NotFound(m) => Reply::error(ErrorKind::NotFound, m),
-        BackendError::Failed(m) => Reply::error(ErrorKind::Failed, m),
+        e @ (BackendError::Pager(_) | BackendError::Failed(_)) => {
+            Reply::error(ErrorKind::Failed, e.to_string())
+        }
     }
 }
 
