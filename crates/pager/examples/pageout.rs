@@ -94,6 +94,7 @@ fn mib_per_s(bytes: u64, secs: f64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0) / secs.max(1e-9)
 }
 
+/// One piece: the example reads top to bottom: write, read back, report.
 fn run(p: &Pager, total_pages: u64) -> Result<(), Box<dyn Error>> {
     let obj = p.alloc_object(Some("pageout"), total_pages);
     let cluster = 32u64;

@@ -146,6 +146,7 @@ impl Run {
             .collect()
     }
 
+    /// One piece: one match arm per operation, each checked against the model.
     fn step(&mut self, t: &mut Tally) {
         t.ops += 1;
         let obj = self.rng.random_range(0..OBJECTS);

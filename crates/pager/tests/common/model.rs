@@ -242,6 +242,7 @@ impl Harness {
         Ok(())
     }
 
+    /// One piece: one match arm per operation, each checked against the model.
     pub fn apply(&mut self, op: &Op) -> Result<(), TestCaseError> {
         let p = self.pager.clone();
         match *op {
