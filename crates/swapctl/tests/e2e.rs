@@ -326,7 +326,8 @@ fn sigterm_with_io_in_flight_exits_zero_and_removes_the_socket() {
         "30s",
         "--async",
     ]);
-    std::thread::sleep(Duration::from_millis(1000));
+    // The load is paging (pages reached the device), not merely started.
+    wait_for_pages_on(&d, devs.path(0));
     d.signal(nix::sys::signal::Signal::SIGTERM);
     let status = d.wait();
     assert_eq!(status.code(), Some(0));
