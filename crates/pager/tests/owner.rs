@@ -152,7 +152,7 @@ fn two_loop_devices_on_one_file_are_one_storage() {
     let dir = tempdir();
     let file = area(dir.path(), "a", 64);
     let Some(first) = attach(&file) else { return };
-    let second = LoopDevice::attach(&file, &LoopOptions::default()).unwrap();
+    let second = LoopDevice::attach_shared(&file, &LoopOptions::default()).unwrap();
     for p in pagers() {
         p.swapon(first.path(), SwaponOptions::default()).unwrap();
         assert_in_use_as(&p, second.path(), first.path());

@@ -296,6 +296,17 @@ fn attach(file: &Path, size: Option<u64>, create: bool, shared: bool) -> Result<
     r
 }
 
+/// A device error; a second device on an attached file says how to get one anyway.
+fn refused_unless_shared(e: device::DeviceError) -> CliError {
+    match e {
+        e @ device::DeviceError::AlreadyAttached { .. } => CliError {
+            message: format!("{e} (--shared attaches another device anyway)"),
+            code: EX_FAILURE,
+        },
+        e => device_err(e),
+    }
+}
+
 fn attach_inner(
     file: &Path,
     size: Option<u64>,
@@ -303,18 +314,9 @@ fn attach_inner(
     shared: bool,
 ) -> Result<i32, CliError> {
     let what = file.display().to_string();
+    // Refused before the file is made or grown, so a refusal changes nothing.
     if !shared && file.exists() {
-        let attached = loopdev::attached_to(file).map_err(device_err)?;
-        if let Some(device) = attached.into_iter().next() {
-            let e = device::DeviceError::AlreadyAttached {
-                path: file.to_owned(),
-                device,
-            };
-            return Err(CliError {
-                message: format!("{e} (--shared attaches another device anyway)"),
-                code: EX_FAILURE,
-            });
-        }
+        loopdev::refuse_attached(file).map_err(refused_unless_shared)?;
     }
     if let Some(size) = size {
         // Swap may hold anyone's memory: a file we create is readable by root only.
@@ -342,7 +344,11 @@ fn attach_inner(
         autoclear: false,
         read_only: false,
     };
-    let dev = LoopDevice::attach(file, &opts).map_err(device_err)?;
+    let dev = if shared {
+        LoopDevice::attach_shared(file, &opts).map_err(device_err)?
+    } else {
+        LoopDevice::attach(file, &opts).map_err(refused_unless_shared)?
+    };
     let path = dev.persist();
     let backing = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned());
     let mut reg = read_registry();
