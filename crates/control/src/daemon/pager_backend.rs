@@ -15,8 +15,8 @@ use parking_lot::{Condvar, Mutex};
 
 use device::PAGE_SIZE;
 use pager::{
-    Object, PageResult, Pager, PagerConfig, PagerError, PagerStats, PutMode, SwapoffOptions,
-    SwaponOptions,
+    DeviceId, Object, PageResult, Pager, PagerConfig, PagerError, PagerStats, PutMode,
+    SwapoffOptions, SwaponOptions,
 };
 
 use super::backend::{Backend, BackendError, take_runs};
@@ -118,6 +118,21 @@ impl PagerBackend {
         }
     }
 
+    /// The area `path` names: the one swapped on by that path, else the one on the same
+    /// storage (`device::storage`), so `swapctl off FILE` finds the area swapped on as the
+    /// loop device attached to FILE. The pager refuses overlapping areas: at most one.
+    fn area_of(&self, path: &Path) -> Option<DeviceId> {
+        if let Some(dev) = self.pager.device_id(path) {
+            return Some(dev);
+        }
+        let ids = device::storage::identify(path).ok()?;
+        self.pager.devices().into_iter().find(|&dev| {
+            self.pager
+                .area(dev)
+                .is_some_and(|a| device::storage::overlap(a.storage(), &ids))
+        })
+    }
+
     fn object(&self, id: u64) -> Option<Object> {
         self.objects.lock().get(&id).map(|s| s.obj.clone())
     }
@@ -149,7 +164,7 @@ impl Backend for PagerBackend {
     }
 
     fn swapoff(&self, path: &Path) -> Result<(), BackendError> {
-        let dev = self.pager.device_id(path).ok_or_else(|| {
+        let dev = self.area_of(path).ok_or_else(|| {
             BackendError::NotFound(format!("{}: not a swap device that is on", path.display()))
         })?;
         self.pager
@@ -277,6 +292,7 @@ impl Backend for PagerBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::EngineName;
 
     /// A refusal of the pager reaches the daemon as the pager's error, matchable down to the
     /// device's, not as a string; the client is told the same one line.
@@ -299,5 +315,64 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(err.to_string(), pager_line);
+    }
+
+    /// `swapctl off FILE` of an area swapped on as the loop device attached to FILE finds
+    /// it by storage identity, on both engines; a file that backs no area is not found.
+    #[test]
+    fn swapoff_of_a_file_finds_the_area_on_its_loop_device() {
+        use device::loopdev::{self, LoopDevice, LoopOptions};
+        if let Err(why) = loopdev::available() {
+            println!("skipped: loop devices unavailable ({why})");
+            return;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("swapkit-test-")
+            .tempdir()
+            .unwrap();
+        let file = dir.path().join("swapkit-off-by-file");
+        let other = dir.path().join("swapkit-unrelated");
+        std::fs::write(&other, b"x").unwrap();
+        // A plain file area beside it takes the pages the swapoff moves.
+        let spare = dir.path().join("swapkit-spare");
+        for f in [&file, &spare] {
+            let opts = device::mkswap::MkswapOptions {
+                pages: Some(256),
+                ..Default::default()
+            };
+            device::mkswap::mkswap(f, &opts).unwrap();
+        }
+        let dev = LoopDevice::attach(&file, &LoopOptions::default()).unwrap();
+        for engine in [EngineName::Threads, EngineName::IoUring] {
+            let settings = PagerSettings {
+                engine: Some(engine),
+                ..Default::default()
+            };
+            let Ok(backend) = PagerBackend::start(&settings) else {
+                println!("skipped {engine:?}: the engine does not start here");
+                continue;
+            };
+            backend.swapon(dev.path(), 10, false).unwrap();
+            backend.swapon(&spare, 0, false).unwrap();
+            let id = backend.create().unwrap();
+            let st = backend.putpages(id, 0, &vec![5u8; 4 * PAGE_SIZE], true);
+            assert!(st.iter().all(|s| *s == PutStatus::Ok), "{st:?}");
+            assert!(matches!(
+                backend.swapoff(&other),
+                Err(BackendError::NotFound(_))
+            ));
+            assert_eq!(backend.stats().devices[0].used_pages, 4);
+            backend.swapoff(&file).unwrap();
+            let left = backend.stats().devices;
+            assert_eq!(left.len(), 1);
+            assert_eq!(left[0].path, spare.display().to_string());
+            let mut back = vec![0u8; 4 * PAGE_SIZE];
+            let st = backend.getpages(id, 0, &mut back);
+            assert!(st.iter().all(|s| *s == GetStatus::Ok), "{st:?}");
+            assert!(back.iter().all(|b| *b == 5));
+            backend.destroy(id);
+            backend.swapoff(&spare).unwrap();
+        }
+        dev.detach().unwrap();
     }
 }
