@@ -395,7 +395,7 @@ impl Pager {
     }
 
     /// Checks that the allocators and every object's metadata agree: per area
-    /// `avail + used + bad + filled == usable`, every mapped block allocated and used
+    /// `avail + used + quarantined + filled == usable`, every mapped block allocated and used
     /// once, and, when no I/O is in flight, blocks held == blocks used. For tests and
     /// debugging: it locks every object at once.
     pub fn verify(&self) -> Result<(), VerifyError> {
