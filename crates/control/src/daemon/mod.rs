@@ -3,7 +3,7 @@
 //!
 //! One thread accepts; one thread serves each client ([`session`]). What one peer may cost is
 //! bounded by [`limits::Limits`]: connections per uid and in all, objects, handle length and
-//! swap pages per uid ([`uids`]), a read, idle and write timeout per connection ([`timed`]),
+//! swap pages per uid (`uids.rs`), a read, idle and write timeout per connection (`timed.rs`),
 //! and a pace for control requests. File descriptors: the soft `RLIMIT_NOFILE` is raised to
 //! the hard one at start, and a reserve is kept so that a refused client is always told why.
 //!
@@ -11,8 +11,8 @@
 //! accepting, removes the socket, shuts the read side of every client so no new request
 //! starts, lets the requests in flight finish and answer for up to [`DRAIN`], then cuts every
 //! connection and returns within [`SHUTDOWN_LIMIT`] whatever the clients do, after waiting
-//! for async writes. SIGHUP reloads the config file ([`reload`]). The daemon never exits on a
-//! client's mistake.
+//! for async writes. SIGHUP reloads the config file (the accept loop re-reads it). The
+//! daemon never exits on a client's mistake.
 
 pub mod backend;
 pub mod integrity;
@@ -59,7 +59,7 @@ impl Shutdown {
     }
 }
 
-/// Handle the daemon's signals (see [`signals`]): the terminating ones trigger `shutdown`,
+/// Handle the daemon's signals (see `signals.rs`): the terminating ones trigger `shutdown`,
 /// SIGHUP sets `reload`, SIGUSR1/2 are ignored, and a fatal one unlinks `socket` first.
 pub fn handle_signals(
     shutdown: Shutdown,

@@ -3,7 +3,7 @@
 //!
 //! Invariants: a bad frame gets an error reply, never a panic or a silent close; the session
 //! only ever touches objects of its peer's uid; what a uid holds is counted against its quotas
-//! ([`super::uids`]) and uncounted exactly once; when the connection ends, the anonymous
+//! (`uids.rs`) and uncounted exactly once; when the connection ends, the anonymous
 //! objects it created are freed; no peer holds the thread longer than the idle, read or write
 //! timeout of [`super::limits::Limits`].
 
