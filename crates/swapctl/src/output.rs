@@ -1,5 +1,5 @@
 //! How a command reports: [`CliError`] (one `swapctl: <message>` line and an exit code from
-//! [`exit`]) and [`print`] for stdout. Its own module so that everything that runs a command
+//! [`exit`]) and [`print()`] for stdout. Its own module so that everything that runs a command
 //! ([`crate::commands`], [`crate::load`]) uses it without depending on the others.
 
 pub mod exit;

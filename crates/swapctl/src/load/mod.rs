@@ -5,7 +5,7 @@
 //! `i % threads`), so a thread knows the generation of every page it owns without locks.
 //! What a read may return is [`model`]'s rule: data must be exactly the last acknowledged
 //! generation; an explicit read error is counted, never a failure; a page whose put failed
-//! may be absent. With `--async`, each thread sends `sync` every [`SYNC_EVERY`] writes and
+//! may be absent. With `--async`, each thread sends `sync` every `SYNC_EVERY` writes and
 //! before the final read-back: pages it reports lost (their acknowledged async write failed
 //! on every swap area) are counted as `async writes lost` and expected to read as errors.
 //! With `--verify` the run ends with a full read-back of every page, and the first wrong page
