@@ -155,6 +155,8 @@ fn sizes() -> impl Strategy<Value = u64> {
 }
 
 /// Runs one operation on both and asserts the answers are the same.
+///
+/// One piece: one match arm per operation, each checked against the model.
 fn apply(bl: &mut Blist, model: &mut Model, op: &Op) {
     match *op {
         Op::Alloc(n) => {

@@ -157,9 +157,20 @@ pub struct LoopDevice {
 }
 
 impl LoopDevice {
-    /// Attaches `file` to a free loop device configured as `opts` says.
+    /// Attaches `file` to a free loop device configured as `opts` says. A file that has a
+    /// loop device already is refused ([`DeviceError::AlreadyAttached`], naming it): two
+    /// devices on one file invite swapping on both ([`LoopDevice::attach_shared`] is the
+    /// explicit way to get a second one).
     pub fn attach(file: impl AsRef<Path>, opts: &LoopOptions) -> Result<LoopDevice, DeviceError> {
-        Self::attach_with(file.as_ref(), opts, false)
+        Self::attach_with(file.as_ref(), opts, false, false)
+    }
+
+    /// Like [`LoopDevice::attach`], also when `file` has a loop device already.
+    pub fn attach_shared(
+        file: impl AsRef<Path>,
+        opts: &LoopOptions,
+    ) -> Result<LoopDevice, DeviceError> {
+        Self::attach_with(file.as_ref(), opts, false, true)
     }
 
     /// Like [`LoopDevice::attach`], but always through the pre-5.8 ioctls (`LOOP_SET_FD`,
@@ -168,13 +179,14 @@ impl LoopDevice {
         file: impl AsRef<Path>,
         opts: &LoopOptions,
     ) -> Result<LoopDevice, DeviceError> {
-        Self::attach_with(file.as_ref(), opts, true)
+        Self::attach_with(file.as_ref(), opts, true, false)
     }
 
     fn attach_with(
         file: &Path,
         opts: &LoopOptions,
         legacy: bool,
+        shared: bool,
     ) -> Result<LoopDevice, DeviceError> {
         let backing = std::fs::OpenOptions::new()
             .read(true)
@@ -189,6 +201,9 @@ impl LoopDevice {
                     source,
                 },
             })?;
+        if !shared {
+            refuse_attached(file)?;
+        }
         let backing_name = std::fs::canonicalize(file).unwrap_or_else(|_| file.into());
         let control = std::fs::OpenOptions::new()
             .read(true)
@@ -543,6 +558,18 @@ pub fn attached_to(file: &Path) -> Result<Vec<PathBuf>, DeviceError> {
     Ok(attached_over(&storage::identify(file)?))
 }
 
+/// Refuses `file` when a loop device is attached to it already
+/// ([`DeviceError::AlreadyAttached`], naming the first such device).
+pub fn refuse_attached(file: &Path) -> Result<(), DeviceError> {
+    match attached_to(file)?.into_iter().next() {
+        Some(device) => Err(DeviceError::AlreadyAttached {
+            path: file.into(),
+            device,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Detaches the loop device `dev` (`LOOP_CLR_FD`). Only for devices the caller attached.
 pub fn detach_path(dev: &Path) -> Result<(), DeviceError> {
     let file = std::fs::OpenOptions::new()
@@ -625,5 +652,41 @@ mod tests {
         );
         assert_eq!(dev.info().unwrap().backing_file, file);
         dev.detach().unwrap();
+    }
+
+    /// A second device on a file that has one is refused, naming the first, unless asked
+    /// for with `attach_shared`; the refusal leaves nothing attached.
+    #[test]
+    fn a_file_with_a_loop_device_gets_a_second_only_when_shared() {
+        if let Err(why) = available() {
+            println!("skipped: loop devices unavailable ({why})");
+            return;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("swapkit-test-")
+            .tempdir()
+            .unwrap();
+        let file = dir.path().join("swapkit-twice");
+        File::create(&file)
+            .unwrap()
+            .set_len(64 * crate::PAGE_SIZE as u64)
+            .unwrap();
+        let first = LoopDevice::attach(&file, &LoopOptions::default()).unwrap();
+        for refused in [
+            LoopDevice::attach(&file, &LoopOptions::default()),
+            LoopDevice::attach_legacy(&file, &LoopOptions::default()),
+        ] {
+            match refused {
+                Err(DeviceError::AlreadyAttached { device, .. }) => {
+                    assert_eq!(device, first.path())
+                }
+                other => panic!("a second device was not refused: {other:?}"),
+            }
+        }
+        assert_eq!(attached_to(&file).unwrap(), vec![first.path().to_owned()]);
+        let second = LoopDevice::attach_shared(&file, &LoopOptions::default()).unwrap();
+        assert_eq!(attached_to(&file).unwrap().len(), 2);
+        second.detach().unwrap();
+        first.detach().unwrap();
     }
 }

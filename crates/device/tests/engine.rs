@@ -208,6 +208,7 @@ fn requests_outside_the_data_pages_fail_without_doing_io() {
     assert!(SwapArea::open(&file, &OpenOptions::default()).is_ok());
 }
 
+/// One piece: the same fault plan run on each engine, step by step.
 #[test]
 fn injected_faults_fail_exactly_the_chosen_ios_on_each_engine() {
     let dir = common::scratch();

@@ -115,7 +115,7 @@ fn an_area_on_a_loop_device_owns_the_device_and_its_file() {
     };
     let dir = common::scratch();
     let t = common::swap_target(dir.path(), "owned", 64);
-    let other = LoopDevice::attach(&t.file, &LoopOptions::default()).unwrap();
+    let other = LoopDevice::attach_shared(&t.file, &LoopOptions::default()).unwrap();
     let area = open(&t.path).unwrap();
 
     for result in [open(&t.file).map(|_| ()), mkswap_force(&t.file).map(|_| ())] {

@@ -15,30 +15,18 @@
 use std::error::Error;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use device::{LoopDevice, LoopOptions, MkswapOptions, PAGE_SIZE};
 use pager::{PageResult, Pager, PagerConfig, PutMode, SwaponOptions};
 
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_sigint(_: libc_int) {
-    STOP.store(true, Ordering::Relaxed);
-}
-
-#[allow(non_camel_case_types)]
-type libc_int = std::os::raw::c_int;
+/// Set by Ctrl-C (through signal-hook, as the daemon, the TUI and xtask do).
+static STOP: LazyLock<Arc<AtomicBool>> = LazyLock::new(Arc::default);
 
 /// Ctrl-C sets `STOP`; the run checks it between clusters and unwinds normally.
 fn catch_ctrl_c() -> Result<(), Box<dyn Error>> {
-    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-    let action = SigAction::new(
-        SigHandler::Handler(on_sigint),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe { sigaction(Signal::SIGINT, &action) }?;
+    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&STOP))?;
     Ok(())
 }
 
@@ -94,8 +82,9 @@ fn mib_per_s(bytes: u64, secs: f64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0) / secs.max(1e-9)
 }
 
+/// One piece: the example reads top to bottom: write, read back, report.
 fn run(p: &Pager, total_pages: u64) -> Result<(), Box<dyn Error>> {
-    let obj = p.alloc_object(Some("pageout"), total_pages)?;
+    let obj = p.alloc_object(Some("pageout"), total_pages);
     let cluster = 32u64;
     let mut buf = vec![0u8; cluster as usize * PAGE_SIZE];
     let failed = std::sync::Arc::new(AtomicBool::new(false));

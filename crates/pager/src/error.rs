@@ -31,6 +31,10 @@ pub enum PagerError {
         first: u64,
     },
 
+    /// A swapon of storage that has room for the header only.
+    #[error("{}: swap area has no data pages", path.display())]
+    NoDataPages { path: PathBuf },
+
     #[error("no swap device {id}")]
     NoSuchDevice { id: u32 },
 

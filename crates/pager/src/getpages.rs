@@ -130,6 +130,9 @@ impl Core {
     /// `swap_pager_getpages` (see [`crate::Pager::getpages`]): under the object lock,
     /// wait out a write in flight on the page, plan the run and register as a reader (so
     /// no block of the run is freed and reused under the read); then read with no lock.
+    ///
+    /// One piece: the wait, the plan and the reader's registration happen under one hold of
+    /// the object lock, which a split would have to hand across functions.
     pub(crate) fn getpages(
         &self,
         obj: &Arc<ObjectInner>,

@@ -114,7 +114,7 @@
 //! use pager::{Pager, PagerConfig, PutMode, PageResult, SwaponOptions};
 //! let pager = Pager::new(PagerConfig::default())?;
 //! pager.swapon("/dev/loop7".as_ref(), SwaponOptions::default())?;
-//! let obj = pager.alloc_object(None, 16)?;
+//! let obj = pager.alloc_object(None, 16);
 //! let page = vec![7u8; device::PAGE_SIZE];
 //! assert_eq!(pager.putpages(&obj, 3, &page, PutMode::Sync), vec![PageResult::Ok]);
 //! let mut back = vec![0u8; device::PAGE_SIZE];
@@ -240,12 +240,9 @@ impl Pager {
     /// A new object of `size_pages` pages (`swap_pager_alloc`). With a handle, an existing
     /// object of that handle is returned instead (the seed's `NOBJLIST` lookup), so
     /// unrelated users can share it.
-    pub fn alloc_object(
-        &self,
-        handle: Option<&str>,
-        size_pages: u64,
-    ) -> Result<Object, PagerError> {
-        Ok(self.core.alloc_object(handle, size_pages))
+    /// It cannot fail: an object is only metadata until its pages are put.
+    pub fn alloc_object(&self, handle: Option<&str>, size_pages: u64) -> Object {
+        self.core.alloc_object(handle, size_pages)
     }
 
     /// The live named object with `handle` (`vm_pager_object_lookup`).
@@ -398,7 +395,7 @@ impl Pager {
     }
 
     /// Checks that the allocators and every object's metadata agree: per area
-    /// `avail + used + bad + filled == usable`, every mapped block allocated and used
+    /// `avail + used + quarantined + filled == usable`, every mapped block allocated and used
     /// once, and, when no I/O is in flight, blocks held == blocks used. For tests and
     /// debugging: it locks every object at once.
     pub fn verify(&self) -> Result<(), VerifyError> {

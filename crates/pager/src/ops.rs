@@ -121,6 +121,8 @@ impl Core {
     /// paging is still in progress on the source"), since their blocks change owner.
     /// It waits holding no lock but the source's: a completion of a write to `dst` takes
     /// `dst`'s lock, and holding it here stalled every completion behind that one.
+    ///
+    /// One piece: the wait and the moves of blocks happen under one hold of the source's lock.
     pub(crate) fn copy(&self, src: &ObjectInner, dst: &ObjectInner, offset: u64, destroy: bool) {
         if src.id == dst.id {
             return;

@@ -79,6 +79,9 @@ impl Core {
     /// with a fresh sequence (the object lock only), submit with no lock held. The
     /// submitter holds one count of the batch until every cluster is out, so a batch
     /// cannot finish while clusters are still being submitted.
+    ///
+    /// One piece: every step of a cluster shares the batch count, the pbuf and the lock order
+    /// above; split, each part would need all of that state passed in.
     pub(crate) fn putpages(
         self: &Arc<Core>,
         obj: &Arc<ObjectInner>,

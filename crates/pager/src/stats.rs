@@ -19,9 +19,11 @@ pub struct PagerStats {
     pub total_pages: u64,
     /// Blocks that hold a page or are reserved.
     pub used_pages: u64,
-    /// Blocks the allocator can still hand out (`total - used - bad`, closing devices excluded).
+    /// Blocks the allocator can still hand out: the free blocks of the areas in service (the
+    /// seed's `vm_swap_size`); an area that drains or fails counts none. Not `total - used -
+    /// bad`: `bad` counts header bad pages, which `total` already leaves out.
     pub free_pages: u64,
-    /// Blocks quarantined after a write error, on all devices.
+    /// Bad pages of all devices: header bad pages plus blocks quarantined after write errors.
     pub bad_pages: u64,
     /// The seed's hysteresis flags (`swp_sizecheck`).
     pub hysteresis: Hysteresis,
@@ -160,6 +162,7 @@ pub struct DeviceStats {
     /// Usable blocks (pages 1..=last_page minus header bad pages).
     pub total_pages: u64,
     pub used_pages: u64,
+    /// Free blocks the allocator can hand out here (0 while the area drains or fails).
     pub free_pages: u64,
     /// Header bad pages plus blocks quarantined after write errors.
     pub bad_pages: u64,

@@ -50,9 +50,8 @@ impl Core {
         let area = Arc::new(SwapArea::open(path, &opts.open)?);
         let blocks = area.last_page();
         if blocks == 0 {
-            return Err(PagerError::BadRequest {
-                object: path.display().to_string(),
-                what: "swap area has no data pages".into(),
+            return Err(PagerError::NoDataPages {
+                path: path.to_owned(),
             });
         }
         // Refuse an area that cannot get block numbers before building its blist (which

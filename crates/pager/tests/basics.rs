@@ -14,7 +14,7 @@ fn putpages_then_getpages_returns_the_same_bytes() {
     let p = pager(32);
     p.swapon(&area(dir.path(), "a", 256), SwaponOptions::default())
         .unwrap();
-    let obj = p.alloc_object(None, 100).unwrap();
+    let obj = p.alloc_object(None, 100);
     let res = p.putpages(&obj, 10, &pages(1, 20), PutMode::Sync);
     assert_eq!(res, vec![PageResult::Ok; 20]);
     let mut out = vec![0u8; 5 * PAGE_SIZE];
@@ -30,7 +30,7 @@ fn getpages_of_a_page_without_swap_is_not_on_swap() {
     let p = pager(32);
     p.swapon(&area(dir.path(), "a", 64), SwaponOptions::default())
         .unwrap();
-    let obj = p.alloc_object(None, 10).unwrap();
+    let obj = p.alloc_object(None, 10);
     let mut out = vec![0u8; PAGE_SIZE];
     let err = p.getpages(&obj, 3, 0, 0, &mut out).unwrap_err();
     assert!(
@@ -45,7 +45,7 @@ fn rewriting_a_page_frees_its_previous_block() {
     let p = pager(32);
     p.swapon(&area(dir.path(), "a", 64), SwaponOptions::default())
         .unwrap();
-    let obj = p.alloc_object(None, 10).unwrap();
+    let obj = p.alloc_object(None, 10);
     for round in 0..200 {
         assert_eq!(
             p.putpages(&obj, 0, &pages(round, 4), PutMode::Sync),
@@ -62,7 +62,7 @@ fn async_putpages_reports_pend_then_ok_in_the_callback() {
     let p = pager(32);
     p.swapon(&area(dir.path(), "a", 256), SwaponOptions::default())
         .unwrap();
-    let obj = p.alloc_object(None, 100).unwrap();
+    let obj = p.alloc_object(None, 100);
     let (tx, rx) = crossbeam_channel::unbounded();
     let cb = Box::new(move |d| tx.send(d).unwrap());
     let res = p.putpages(&obj, 0, &pages(7, 40), PutMode::Async(Some(cb)));
@@ -81,8 +81,8 @@ fn named_objects_are_found_again_and_dropping_frees_swap() {
     let p = pager(32);
     p.swapon(&area(dir.path(), "a", 64), SwaponOptions::default())
         .unwrap();
-    let a = p.alloc_object(Some("shm"), 10).unwrap();
-    let b = p.alloc_object(Some("shm"), 10).unwrap();
+    let a = p.alloc_object(Some("shm"), 10);
+    let b = p.alloc_object(Some("shm"), 10);
     assert!(a.same(&b));
     p.putpages(&a, 0, &pages(1, 3), PutMode::Sync);
     assert_eq!(p.stats().used_pages, 3);
@@ -99,7 +99,7 @@ fn strategy_reads_zeroes_where_nothing_was_written_and_refuses_unaligned_io() {
     let p = pager(32);
     p.swapon(&area(dir.path(), "a", 64), SwaponOptions::default())
         .unwrap();
-    let obj = p.alloc_object(None, 8).unwrap();
+    let obj = p.alloc_object(None, 8);
     p.strategy(
         &obj,
         Bio::Write {
@@ -151,7 +151,7 @@ fn swapoff_moves_every_page_and_loses_none() {
     let _b = p
         .swapon(&area(dir.path(), "b", 128), SwaponOptions::default())
         .unwrap();
-    let obj = p.alloc_object(None, 100).unwrap();
+    let obj = p.alloc_object(None, 100);
     assert_eq!(
         p.putpages(&obj, 0, &pages(100, 64), PutMode::Sync),
         vec![PageResult::Ok; 64]
@@ -178,7 +178,7 @@ fn swapoff_refuses_up_front_when_the_others_cannot_hold_its_pages() {
     let a = p
         .swapon(&area(dir.path(), "a", 128), SwaponOptions::default())
         .unwrap();
-    let obj = p.alloc_object(None, 100).unwrap();
+    let obj = p.alloc_object(None, 100);
     p.putpages(&obj, 0, &pages(1, 60), PutMode::Sync);
     let _b = p
         .swapon(&area(dir.path(), "b", 32), SwaponOptions::default())
@@ -216,8 +216,8 @@ fn stats_describe_devices_pools_counters_and_objects() {
         ..SwaponOptions::default()
     };
     p.swapon(&area(dir.path(), "a", 65), opts).unwrap();
-    let named = p.alloc_object(Some("n"), 64).unwrap();
-    let _anon = p.alloc_object(None, 64).unwrap();
+    let named = p.alloc_object(Some("n"), 64);
+    let _anon = p.alloc_object(None, 64);
     p.putpages(&named, 0, &pages(0, 10), PutMode::Sync);
     let mut out = vec![0u8; 10 * PAGE_SIZE];
     let got = p.getpages(&named, 0, 0, 9, &mut out).unwrap();
@@ -309,7 +309,7 @@ fn the_async_limit_applies_per_area_in_service() {
         assert_eq!(max(), 4, "{engine:?}: swapoff gives its share back");
         // An area whose writes keep failing takes no new writes, nor their pbufs.
         p.area(b).unwrap().faults().fail_writes(0..u64::MAX);
-        let obj = p.alloc_object(None, 64).unwrap();
+        let obj = p.alloc_object(None, 64);
         for k in 0..pager::FAILING_AFTER as u64 {
             p.putpages(&obj, k * 32, &pages(k, 32), PutMode::Sync);
         }
@@ -331,7 +331,7 @@ fn swapoff_reports_progress_up_to_the_total_and_catches_writes_in_flight() {
     let _b = p
         .swapon(&area(dir.path(), "b", 200), SwaponOptions::default())
         .unwrap();
-    let obj = p.alloc_object(None, 160).unwrap();
+    let obj = p.alloc_object(None, 160);
     p.putpages(&obj, 0, &pages(0, 96), PutMode::Sync);
     p.area(a)
         .unwrap()
@@ -406,7 +406,7 @@ fn async_writes_beyond_swap_async_max_wait_for_a_pbuf_and_the_wait_is_counted() 
         .faults()
         .set_latency(std::time::Duration::from_millis(100));
     assert_eq!(p.set_swap_async_max(1), 1);
-    let obj = p.alloc_object(None, 32).unwrap();
+    let obj = p.alloc_object(None, 32);
     for k in 0..4 {
         let res = p.putpages(&obj, k * 8, &pages(k * 8, 8), PutMode::Async(None));
         assert_eq!(res, vec![PageResult::Pend; 8]);
@@ -446,7 +446,7 @@ fn the_last_pager_handle_may_be_dropped_in_an_async_callback() {
         let path = area(dir.path(), "a", 64);
         let p = common::pager_on(engine, 32);
         p.swapon(&path, SwaponOptions::default()).unwrap();
-        let obj = p.alloc_object(None, 8).unwrap();
+        let obj = p.alloc_object(None, 8);
         let (go_tx, go_rx) = crossbeam_channel::bounded::<()>(1);
         let (done_tx, done_rx) = crossbeam_channel::bounded::<bool>(1);
         let mine = p.clone();

@@ -103,7 +103,7 @@ fn paging_during_swapoff_and_swapon(engine: EngineKind) {
     for path in &paths {
         p.swapon(path, SwaponOptions::default()).unwrap();
     }
-    let shared = p.alloc_object(Some("shared"), WORKERS * SLICE).unwrap();
+    let shared = p.alloc_object(Some("shared"), WORKERS * SLICE);
     let stop = Arc::new(AtomicBool::new(false));
     let (models, swapoffs) = std::thread::scope(|s| {
         let swapper = s.spawn(|| {
@@ -137,7 +137,7 @@ fn paging_during_swapoff_and_swapon(engine: EngineKind) {
             .map(|w| {
                 let (p, shared) = (p.clone(), shared.clone());
                 s.spawn(move || {
-                    let own = p.alloc_object(None, SLICE).unwrap();
+                    let own = p.alloc_object(None, SLICE);
                     let (mine, ours) = worker(&p, &own, &shared, w);
                     (own, mine, ours)
                 })
@@ -248,7 +248,7 @@ fn faulty_paging(engine: EngineKind) {
 /// read checked: right bytes or an error.
 fn faulty_worker(p: &Pager, w: u64) {
     let mut rng = SmallRng::seed_from_u64(1000 + w);
-    let obj = p.alloc_object(None, SLICE).unwrap();
+    let obj = p.alloc_object(None, SLICE);
     let mut model: HashMap<u64, u64> = HashMap::new();
     let mut out = vec![0u8; PAGE_SIZE];
     for round in 0..ROUNDS {

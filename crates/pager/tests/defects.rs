@@ -36,7 +36,7 @@ fn an_acknowledged_async_write_survives_a_later_failing_write_of_the_same_page()
         let a = p
             .swapon(&area(dir.path(), "a", 64), SwaponOptions::default())
             .unwrap();
-        let obj = p.alloc_object(None, 4).unwrap();
+        let obj = p.alloc_object(None, 4);
         let faults = p.area(a).unwrap();
         faults.faults().set_latency(Duration::from_millis(50));
         // A lands on page 1 of the area; every later block fails.
@@ -77,8 +77,8 @@ fn copy_while_writes_of_both_objects_are_in_flight_does_not_deadlock() {
             .unwrap()
             .faults()
             .set_latency(Duration::from_millis(400));
-        let src = p.alloc_object(None, 4).unwrap();
-        let dst = p.alloc_object(None, 4).unwrap();
+        let src = p.alloc_object(None, 4);
+        let dst = p.alloc_object(None, 4);
         assert_eq!(
             p.putpages(&src, 0, &page(1), PutMode::Async(None)),
             vec![PageResult::Pend]
@@ -146,7 +146,7 @@ fn a_sequential_pageout_in_random_sized_calls_stripes_exactly() {
                     .unwrap()
                 })
                 .collect();
-            let obj = p.alloc_object(None, 300).unwrap();
+            let obj = p.alloc_object(None, 300);
             let mut rng = SmallRng::seed_from_u64(seed);
             let mut at = 0;
             while at < 300 {
@@ -186,7 +186,7 @@ fn blocks_freed_during_a_swapoff_pass_are_free_at_once() {
         let a = p
             .swapon(&area(dir.path(), "a", 128), SwaponOptions::default())
             .unwrap();
-        let obj = p.alloc_object(None, 200).unwrap();
+        let obj = p.alloc_object(None, 200);
         assert_eq!(
             p.putpages(&obj, 0, &pages(0, 64), PutMode::Sync),
             vec![PageResult::Ok; 64]

@@ -40,7 +40,7 @@ mod one_by_one {
         let a = p
             .swapon(&area(dir.path(), "a", 64), SwaponOptions::default())
             .unwrap();
-        let obj = p.alloc_object(None, 4).unwrap();
+        let obj = p.alloc_object(None, 4);
         assert_eq!(
             p.putpages(&obj, 0, &page(1), PutMode::Sync),
             vec![PageResult::Ok]
@@ -80,7 +80,7 @@ mod one_by_one {
         let a = p
             .swapon(&area(dir.path(), "a", 64), SwaponOptions::default())
             .unwrap();
-        let obj = p.alloc_object(None, 8).unwrap();
+        let obj = p.alloc_object(None, 8);
         p.area(a).unwrap().faults().fail_writes(1..3);
         let (tx, rx) = crossbeam_channel::unbounded();
         let res = p.putpages(
@@ -100,7 +100,7 @@ mod one_by_one {
         let a = p
             .swapon(&area(dir.path(), "a", 64), SwaponOptions::default())
             .unwrap();
-        let obj = p.alloc_object(None, 4).unwrap();
+        let obj = p.alloc_object(None, 4);
         p.putpages(&obj, 0, &pages(5, 4), PutMode::Sync);
         p.area(a).unwrap().faults().fail_reads(1..64);
         let mut out = vec![0u8; PAGE_SIZE];
@@ -130,7 +130,7 @@ mod one_by_one {
         let b = p
             .swapon(&area(dir.path(), "b", 64), SwaponOptions::default())
             .unwrap();
-        let obj = p.alloc_object(None, 32).unwrap();
+        let obj = p.alloc_object(None, 32);
         assert_eq!(
             p.putpages(&obj, 0, &pages(0, 32), PutMode::Sync),
             vec![PageResult::Ok; 32]
@@ -147,7 +147,7 @@ mod one_by_one {
                 .any(|e| matches!(e, PagerEvent::DeviceFailed { id, .. } if id == a.0))
         );
         assert_eq!(p.stats().devices[0].state, DeviceState::Failed);
-        let more = p.alloc_object(None, 16).unwrap();
+        let more = p.alloc_object(None, 16);
         assert_eq!(
             p.putpages(&more, 0, &pages(100, 16), PutMode::Sync),
             vec![PageResult::Ok; 16]
@@ -188,7 +188,7 @@ mod one_by_one {
         let a = p
             .swapon(&area(dir.path(), "a", 128), SwaponOptions::default())
             .unwrap();
-        let obj = p.alloc_object(None, 96).unwrap();
+        let obj = p.alloc_object(None, 96);
         assert_eq!(
             p.putpages(&obj, 0, &pages(0, 96), PutMode::Sync),
             vec![PageResult::Ok; 96]

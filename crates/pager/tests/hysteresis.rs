@@ -15,7 +15,7 @@ fn filling_swap_fails_pages_and_announces_each_threshold_once() {
     let events = p.subscribe();
     p.swapon(&area(dir.path(), "a", 65), SwaponOptions::default())
         .unwrap(); // 64 blocks
-    let obj = p.alloc_object(None, 100).unwrap();
+    let obj = p.alloc_object(None, 100);
     for i in 0..48 {
         assert_eq!(
             p.putpages(&obj, i, &page(i), PutMode::Sync),
@@ -60,7 +60,7 @@ fn reserve_is_all_or_nothing() {
     let p = pager(32);
     p.swapon(&area(dir.path(), "a", 33), SwaponOptions::default())
         .unwrap(); // 32 blocks
-    let obj = p.alloc_object(None, 100).unwrap();
+    let obj = p.alloc_object(None, 100);
     p.reserve(&obj, 0, 20).unwrap();
     assert_eq!(obj.swapped_pages(), 20);
     assert!(p.reserve(&obj, 20, 13).is_err());

@@ -39,7 +39,7 @@ fn a_page_overwritten_underneath_reads_as_corrupt_never_as_its_new_bytes() {
         let a = p
             .swapon(&area(dir.path(), "a", 64), SwaponOptions::default())
             .unwrap();
-        let obj = p.alloc_object(None, 8).unwrap();
+        let obj = p.alloc_object(None, 8);
         assert_eq!(
             p.putpages(&obj, 0, &pages(0, 8), PutMode::Sync),
             vec![PageResult::Ok; 8]
@@ -92,7 +92,7 @@ fn a_truncated_backing_file_is_an_error_never_zeroes() {
         let p = pager_on(engine, 0);
         let path = area(dir.path(), "a", 64);
         p.swapon(&path, SwaponOptions::default()).unwrap();
-        let obj = p.alloc_object(None, 8).unwrap();
+        let obj = p.alloc_object(None, 8);
         p.putpages(&obj, 0, &pages(0, 8), PutMode::Sync);
         // Cut the file after page 4 and grow it back: pages 5.. read as zeroes now.
         let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
@@ -126,7 +126,7 @@ fn without_checksums_the_garbage_would_come_back_as_data() {
     assert_eq!(p.stats().tunables.checksum, Checksum::None);
     p.swapon(&area(dir.path(), "a", 64), SwaponOptions::default())
         .unwrap();
-    let obj = p.alloc_object(None, 1).unwrap();
+    let obj = p.alloc_object(None, 1);
     p.putpages(&obj, 0, &page(1), PutMode::Sync);
     scribble(&p, &obj, 0);
     let mut out = vec![0u8; PAGE_SIZE];
@@ -149,7 +149,7 @@ fn swapoff_drops_a_corrupt_page_and_later_reads_of_it_are_an_error() {
             .unwrap();
         p.swapon(&area(dir.path(), "b", 64), SwaponOptions::default())
             .unwrap();
-        let obj = p.alloc_object(None, 8).unwrap();
+        let obj = p.alloc_object(None, 8);
         p.putpages(&obj, 0, &pages(0, 8), PutMode::Sync);
         scribble(&p, &obj, 2);
         let report = p
@@ -171,7 +171,7 @@ fn swapoff_drops_a_corrupt_page_and_later_reads_of_it_are_an_error() {
         }
         assert!(p.haspage(&obj, 2).is_none());
         // A copy carries checksums (and the loss) along with the blocks.
-        let dst = p.alloc_object(None, 8).unwrap();
+        let dst = p.alloc_object(None, 8);
         p.copy(&obj, &dst, 0, true);
         assert!(matches!(
             p.getpages(&dst, 2, 0, 0, &mut out),
@@ -207,7 +207,7 @@ fn a_write_that_fails_on_one_area_lands_on_another_and_the_caller_sees_ok() {
                 .swapon(&area(dir.path(), "b", 64), SwaponOptions::default())
                 .unwrap();
             p.area(a).unwrap().faults().fail_writes(1..3);
-            let obj = p.alloc_object(None, 16).unwrap();
+            let obj = p.alloc_object(None, 16);
             let (tx, rx) = crossbeam_channel::unbounded();
             let mode = if asynch {
                 PutMode::Async(Some(Box::new(move |d| tx.send(d.results).unwrap())))
@@ -245,7 +245,7 @@ fn an_area_whose_writes_keep_failing_is_marked_failing_and_drained_by_swapoff() 
         let a = p
             .swapon(&area(dir.path(), "a", 128), SwaponOptions::default())
             .unwrap();
-        let obj = p.alloc_object(None, 64).unwrap();
+        let obj = p.alloc_object(None, 64);
         p.putpages(&obj, 0, &pages(0, 16), PutMode::Sync);
         let b = p
             .swapon(&area(dir.path(), "b", 128), SwaponOptions::default())
@@ -298,7 +298,7 @@ fn an_async_write_that_fails_everywhere_reads_as_an_error_and_is_reported_once()
         let a = p
             .swapon(&area(dir.path(), "a", 64), SwaponOptions::default())
             .unwrap();
-        let obj = p.alloc_object(None, 8).unwrap();
+        let obj = p.alloc_object(None, 8);
         assert_eq!(
             p.putpages(&obj, 0, &pages(0, 4), PutMode::Sync),
             vec![PageResult::Ok; 4]

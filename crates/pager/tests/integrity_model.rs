@@ -101,7 +101,7 @@ impl Run {
             })
             .collect();
         let objs = (0..OBJECTS)
-            .map(|_| p.alloc_object(None, OBJ_PAGES).unwrap())
+            .map(|_| p.alloc_object(None, OBJ_PAGES))
             .collect();
         Run {
             p,
@@ -146,6 +146,7 @@ impl Run {
             .collect()
     }
 
+    /// One piece: one match arm per operation, each checked against the model.
     fn step(&mut self, t: &mut Tally) {
         t.ops += 1;
         let obj = self.rng.random_range(0..OBJECTS);
@@ -418,7 +419,7 @@ impl Run {
             }
             _ => {
                 self.note(format!("new object {obj}"));
-                self.objs[obj] = p.alloc_object(None, OBJ_PAGES).unwrap();
+                self.objs[obj] = p.alloc_object(None, OBJ_PAGES);
                 self.model[obj].clear();
             }
         }

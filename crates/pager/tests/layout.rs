@@ -30,7 +30,7 @@ fn interleave_32_stripes_a_sequential_pageout_across_devices() {
     let b = p
         .swapon(&area(dir.path(), "b", 129), SwaponOptions::default())
         .unwrap();
-    let obj = p.alloc_object(None, 128).unwrap();
+    let obj = p.alloc_object(None, 128);
     assert_eq!(
         p.putpages(&obj, 0, &pages(0, 128), PutMode::Sync),
         vec![PageResult::Ok; 128]
@@ -55,7 +55,7 @@ fn interleave_1_alternates_devices_page_by_page() {
     let b = p
         .swapon(&area(dir.path(), "b", 64), SwaponOptions::default())
         .unwrap();
-    let obj = p.alloc_object(None, 16).unwrap();
+    let obj = p.alloc_object(None, 16);
     p.putpages(&obj, 0, &pages(0, 16), PutMode::Sync);
     let got = where_(&p, &obj, 0..16);
     let want: Vec<_> = (0..16)
@@ -74,7 +74,7 @@ fn interleave_0_fills_a_device_before_the_next() {
     let b = p
         .swapon(&area(dir.path(), "b", 64), SwaponOptions::default())
         .unwrap();
-    let obj = p.alloc_object(None, 60).unwrap();
+    let obj = p.alloc_object(None, 60);
     assert_eq!(
         p.putpages(&obj, 0, &pages(0, 60), PutMode::Sync),
         vec![PageResult::Ok; 60]
@@ -96,9 +96,9 @@ fn a_cluster_is_trimmed_at_the_stripe_boundary_and_the_rest_goes_to_the_next_dev
     let b = p
         .swapon(&area(dir.path(), "b", 129), SwaponOptions::default())
         .unwrap();
-    let first = p.alloc_object(None, 5).unwrap();
+    let first = p.alloc_object(None, 5);
     p.putpages(&first, 0, &pages(0, 5), PutMode::Sync);
-    let obj = p.alloc_object(None, 32).unwrap();
+    let obj = p.alloc_object(None, 32);
     let before = p.stats().counters.swapout;
     p.putpages(&obj, 0, &pages(100, 32), PutMode::Sync);
     assert_eq!(
@@ -126,7 +126,7 @@ fn higher_priority_devices_are_used_first() {
         ..SwaponOptions::default()
     };
     let high = p.swapon(&area(dir.path(), "high", 17), opts).unwrap();
-    let obj = p.alloc_object(None, 20).unwrap();
+    let obj = p.alloc_object(None, 20);
     p.putpages(&obj, 0, &pages(0, 20), PutMode::Sync);
     let got = where_(&p, &obj, 0..20);
     assert!(got[..16].iter().all(|&(d, _)| d == high), "{got:?}");
@@ -139,7 +139,7 @@ fn getpages_reads_ahead_only_within_one_stripe() {
     let p = pager_with(4, 32);
     p.swapon(&area(dir.path(), "a", 64), SwaponOptions::default())
         .unwrap();
-    let obj = p.alloc_object(None, 16).unwrap();
+    let obj = p.alloc_object(None, 16);
     p.putpages(&obj, 0, &pages(0, 16), PutMode::Sync);
     let mut out = vec![0u8; 9 * device::PAGE_SIZE];
     // Page 5 is in the stripe of pages 4..8: three behind would cross into 0..4.

@@ -50,7 +50,7 @@ fn pages_go_out_and_back_on_loop_devices_and_survive_a_swapoff() {
         println!("engine: {}", p.stats().engine);
         let a = p.swapon(&a_path, SwaponOptions::default()).unwrap();
         p.swapon(&b_path, SwaponOptions::default()).unwrap();
-        let obj = p.alloc_object(None, 1536).unwrap();
+        let obj = p.alloc_object(None, 1536);
         for chunk in 0..48 {
             let res = p.putpages(
                 &obj,
@@ -134,7 +134,7 @@ fn swapoff_closes_the_device_so_an_exclusive_open_succeeds_at_once() {
         };
         println!("engine: {}", p.stats().engine);
         p.swapon(&b_path, SwaponOptions::default()).unwrap();
-        let obj = p.alloc_object(None, 256).unwrap();
+        let obj = p.alloc_object(None, 256);
         for round in 0..5u64 {
             let a = p.swapon(&a_path, excl.clone()).unwrap();
             let data = pages(round * 1000, 256);
@@ -186,7 +186,7 @@ fn on_loop_devices_a_truncated_or_overwritten_backing_file_is_an_error_never_dat
         {
             let p = common::pager_on(engine, 32);
             let a = p.swapon(&a_path, SwaponOptions::default()).unwrap();
-            let obj = p.alloc_object(None, 256).unwrap();
+            let obj = p.alloc_object(None, 256);
             assert_eq!(
                 p.putpages(&obj, 0, &pages(0, 256), PutMode::Sync),
                 vec![PageResult::Ok; 256]

@@ -152,7 +152,7 @@ fn two_loop_devices_on_one_file_are_one_storage() {
     let dir = tempdir();
     let file = area(dir.path(), "a", 64);
     let Some(first) = attach(&file) else { return };
-    let second = LoopDevice::attach(&file, &LoopOptions::default()).unwrap();
+    let second = LoopDevice::attach_shared(&file, &LoopOptions::default()).unwrap();
     for p in pagers() {
         p.swapon(first.path(), SwaponOptions::default()).unwrap();
         assert_in_use_as(&p, second.path(), first.path());
@@ -244,7 +244,7 @@ fn a_truncated_area_gives_read_errors_never_zeroes() {
                 .unwrap();
             device::mkswap(&path, &device::MkswapOptions::default()).unwrap();
             let id = p.swapon(&path, SwaponOptions::default()).unwrap();
-            let obj = p.alloc_object(None, 32).unwrap();
+            let obj = p.alloc_object(None, 32);
             let res = p.putpages(&obj, 0, &common::pages(0, 32), pager::PutMode::Sync);
             assert!(res.iter().all(|r| *r == pager::PageResult::Ok), "{res:?}");
             std::fs::OpenOptions::new()

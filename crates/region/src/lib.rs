@@ -144,7 +144,7 @@ impl Region {
                 what: "register",
                 source,
             })?;
-        let obj = pager.alloc_object(None, pages)?;
+        let obj = pager.alloc_object(None, pages);
         // SAFETY: eventfd(2) with flags by value; returns a new fd or -1.
         let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if efd < 0 {

@@ -1,12 +1,12 @@
 //! How a command reports: [`CliError`] (one `swapctl: <message>` line and an exit code from
-//! [`exit`]) and [`print`] for stdout. Its own module so that everything that runs a command
+//! [`exit`]) and [`print()`] for stdout. Its own module so that everything that runs a command
 //! ([`crate::commands`], [`crate::load`]) uses it without depending on the others.
 
 pub mod exit;
 
 use std::io::Write;
 
-use crate::client::ClientError;
+use control::client::ClientError;
 
 /// A command's failure: printed as `swapctl: <message>`, exits with `code` (a bit of
 /// [`exit::TABLE`]: [`exit::EX_FAILURE`] unless said otherwise).

@@ -8,10 +8,10 @@ mod common;
 use std::time::Duration;
 
 use common::{Daemon, Devices, stderr, stdout};
+use control::client::Client;
+use control::proto::GetStatus;
 use device::PAGE_SIZE;
-use swapctl::client::Client;
 use swapctl::load::content;
-use swapctl::proto::GetStatus;
 
 const MIB: u64 = 1 << 20;
 
@@ -53,7 +53,7 @@ fn fill_object(d: &Daemon, name: &str, pages: u64) -> (Client, u64) {
         }
         let st = c.putpages(o, start, data, true).unwrap();
         assert!(
-            st.iter().all(|s| *s == swapctl::proto::PutStatus::Ok),
+            st.iter().all(|s| *s == control::proto::PutStatus::Ok),
             "{st:?}"
         );
     }
@@ -246,9 +246,9 @@ fn malformed_requests_are_answered_while_a_load_continues() {
                 break;
             }
             reply.extend_from_slice(&buf[..n]);
-            if let Ok((f, _)) = swapctl::proto::Frame::decode(&reply) {
-                let r = swapctl::proto::Reply::decode(&f).unwrap();
-                assert!(matches!(r, swapctl::proto::Reply::Error { .. }), "{r:?}");
+            if let Ok((f, _)) = control::proto::Frame::decode(&reply) {
+                let r = control::proto::Reply::decode(&f).unwrap();
+                assert!(matches!(r, control::proto::Reply::Error { .. }), "{r:?}");
                 break;
             }
         }
@@ -326,7 +326,8 @@ fn sigterm_with_io_in_flight_exits_zero_and_removes_the_socket() {
         "30s",
         "--async",
     ]);
-    std::thread::sleep(Duration::from_millis(1000));
+    // The load is paging (pages reached the device), not merely started.
+    wait_for_pages_on(&d, devs.path(0));
     d.signal(nix::sys::signal::Signal::SIGTERM);
     let status = d.wait();
     assert_eq!(status.code(), Some(0));

@@ -10,8 +10,8 @@ mod common;
 use std::path::Path;
 
 use common::{Daemon, Devices, stderr};
+use control::client::Client;
 use device::PAGE_SIZE;
-use swapctl::client::Client;
 
 const MIB: u64 = 1 << 20;
 
@@ -121,7 +121,7 @@ fn failed_operations_exit_4_and_no_room_exits_2() {
     let o = c.create(Some("held")).unwrap();
     let st = c.putpages(o, 0, vec![7u8; 16 * PAGE_SIZE], true).unwrap();
     assert!(
-        st.iter().all(|s| *s == swapctl::proto::PutStatus::Ok),
+        st.iter().all(|s| *s == control::proto::PutStatus::Ok),
         "{st:?}"
     );
     let out = d.run(&["off", devs.path(0)]);

@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 
 use common::users::Throwaway;
 use common::{Daemon, Devices, stderr, stdout};
+use control::client::Client;
+use control::proto::{FailReason, PutStatus, Request};
 use nix::sys::signal::Signal;
-use swapctl::client::Client;
-use swapctl::proto::{FailReason, PutStatus, Request};
 
 const ATTACK: &str = "SWAPKIT_ATTACK";
 const MIB: u64 = 1 << 20;
@@ -119,8 +119,8 @@ fn many_objects(socket: &Path, n: usize) {
 /// that each send bad magic.
 fn log_flood(socket: &Path, n: usize) {
     let mut c = Client::connect(socket).unwrap();
-    let bad = swapctl::proto::Frame::new(
-        swapctl::proto::FrameKind::Request,
+    let bad = control::proto::Frame::new(
+        control::proto::FrameKind::Request,
         format!("{{\"op\":\"{}\"}}", "x".repeat(1000)).into_bytes(),
         Vec::new(),
     )

@@ -17,9 +17,9 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::{Daemon, Devices, stderr, stdout};
+use control::client::Client;
 use device::loopdev::{self, LoopDevice, LoopOptions};
 use pager::DeviceState;
-use swapctl::client::Client;
 
 const MIB: u64 = 1 << 20;
 /// The tmpfs of the area that fills up: smaller than the area, so its writes fail (ENOSPC,
@@ -258,6 +258,8 @@ fn no_page_reads_back_wrong_while_areas_go_bad_on_threads() {
 }
 
 /// The scenario of the file's doc, with the daemon on `engine`.
+///
+/// One piece: the scenario's steps in order, as the module doc tells them.
 fn areas_go_bad_under_load(engine: &str) {
     let started = Instant::now();
     // Areas 0..3: healthy, truncated, overwritten. Declared before the daemon, so they are

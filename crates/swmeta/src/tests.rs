@@ -120,6 +120,7 @@ fn crc_of(blk: Block) -> Option<u32> {
     (!blk.is_multiple_of(7)).then(|| blk.rotate_left(13) ^ 0xa5a5_5a5a)
 }
 
+/// One piece: one match arm per operation, each checked against the model.
 fn run_ops(ops: Vec<Op>, checksums: bool) {
     let mut meta = if checksums {
         SwapMeta::with_checksums()

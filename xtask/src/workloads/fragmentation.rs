@@ -28,7 +28,7 @@ fn reserve_until(rig: &Rig, target: u64) -> Result<DataSet, Error> {
     let mut filled = 0;
     while filled + OBJECT_PAGES <= target {
         cancel::check()?;
-        let obj = rig.pager.alloc_object(None, OBJECT_PAGES)?;
+        let obj = rig.pager.alloc_object(None, OBJECT_PAGES);
         if rig.pager.reserve(&obj, 0, OBJECT_PAGES).is_err() {
             break;
         }

@@ -118,7 +118,7 @@ impl DataSet {
     pub fn alloc(rig: &Rig, count: u64, object_pages: u64) -> Result<DataSet, Error> {
         let objects = (0..count)
             .map(|_| rig.pager.alloc_object(None, object_pages))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Vec<_>>();
         Ok(DataSet {
             objects,
             object_pages,

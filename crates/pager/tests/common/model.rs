@@ -191,7 +191,7 @@ impl Harness {
             areas.push((path, id));
         }
         let objs = (0..OBJECTS)
-            .map(|_| pager.alloc_object(None, OBJ_PAGES).unwrap())
+            .map(|_| pager.alloc_object(None, OBJ_PAGES))
             .collect();
         Harness {
             pager,
@@ -242,6 +242,7 @@ impl Harness {
         Ok(())
     }
 
+    /// One piece: one match arm per operation, each checked against the model.
     pub fn apply(&mut self, op: &Op) -> Result<(), TestCaseError> {
         let p = self.pager.clone();
         match *op {
@@ -366,7 +367,7 @@ impl Harness {
                 }
             }
             Op::Dealloc { obj } => {
-                self.objs[obj] = p.alloc_object(None, OBJ_PAGES).unwrap();
+                self.objs[obj] = p.alloc_object(None, OBJ_PAGES);
                 self.model[obj].clear();
             }
             Op::SRead { obj, start, n } => {

@@ -12,11 +12,11 @@ use crate::cli::{
     DiscardPolicy, FragArgs, ListArgs, OffArgs, OnArgs, ScriptArgs, SetArgs, StatusArgs,
     SummaryArgs, TopArgs, UnitArgs,
 };
-use crate::client::{Client, ClientError};
 use crate::format::{self, ListOptions, ShowColumn};
 use crate::output::exit;
 use crate::output::{CliError, print};
 use crate::units::SizeUnit;
+use control::client::{Client, ClientError};
 
 pub(super) fn unit(u: &UnitArgs) -> SizeUnit {
     if u.human {
@@ -365,7 +365,7 @@ pub fn top(a: &TopArgs) -> Result<i32, CliError> {
             "-d needs a positive number of seconds",
         ));
     }
-    let source = crate::client::DaemonSource::new(&a.socket.socket);
+    let source = crate::top::DaemonSource::new(&a.socket.socket);
     let opts = crate::top::TopOptions {
         interval: Duration::from_secs_f64(a.delay.clamp(0.1, 60.0)),
         source: a.socket.socket.display().to_string(),

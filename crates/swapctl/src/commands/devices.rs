@@ -68,10 +68,41 @@ pub fn mkswap(a: &MkswapArgs) -> Result<i32, CliError> {
         None => None,
     };
     let asked = a.pages.or(a.size.map(|b| b / device::PAGE_SIZE as u64));
+    let have = storage_bytes(a, asked)?;
+    if a.verbose {
+        eprintln!("swapctl: {what}: writing a swap header");
+    }
+    let opts = MkswapOptions {
+        label: a.label.clone().map(cut_label),
+        uuid,
+        pages: asked,
+        check: a.check,
+        force: a.force,
+    };
+    let h = device::mkswap::mkswap(&a.device, &opts).map_err(|e| match e {
+        // The device error quotes the device's size; what was asked for is what matters.
+        device::DeviceError::TooSmall { needed_bytes, .. } => CliError::new(
+            &what,
+            format!(
+                "too small: a swap area needs at least {}, asked for {}",
+                human(needed_bytes),
+                human(asked.map_or(have, |p| p * device::PAGE_SIZE as u64))
+            ),
+        ),
+        e => device_err(e),
+    })?;
+    warn_after_mkswap(a, &h);
+    print(&mkswap_report(&h));
+    Ok(0)
+}
+
+/// The bytes of `a.device`, made first as a file of `asked` pages when it does not exist
+/// (readable by root only: swap holds anyone's memory). An existing one is never grown:
+/// asking for more than it holds is refused.
+fn storage_bytes(a: &MkswapArgs, asked: Option<u64>) -> Result<u64, CliError> {
+    let what = a.device.display().to_string();
     let have = match (size_of(&a.device)?, asked) {
         (Some(have), _) => have,
-        // A missing file with a size asked for is made, readable by root only: swap holds
-        // anyone's memory. An existing one is never grown (below).
         (None, Some(pages)) => {
             let bytes = pages.saturating_mul(device::PAGE_SIZE as u64);
             let f = std::fs::OpenOptions::new()
@@ -106,39 +137,25 @@ pub fn mkswap(a: &MkswapArgs) -> Result<i32, CliError> {
             ));
         }
     }
-    let mut label = a.label.clone();
-    if let Some(l) = &mut label
-        && l.len() > LABEL_BYTES
-    {
+    Ok(have)
+}
+
+/// A label cut to the header's `LABEL_BYTES`, at a char boundary.
+fn cut_label(mut label: String) -> String {
+    if label.len() > LABEL_BYTES {
         let mut cut = LABEL_BYTES;
-        while !l.is_char_boundary(cut) {
+        while !label.is_char_boundary(cut) {
             cut -= 1;
         }
-        l.truncate(cut);
+        label.truncate(cut);
     }
-    if a.verbose {
-        eprintln!("swapctl: {what}: writing a swap header");
-    }
-    let opts = MkswapOptions {
-        label,
-        uuid,
-        pages: asked,
-        check: a.check,
-        force: a.force,
-    };
-    let h = device::mkswap::mkswap(&a.device, &opts).map_err(|e| match e {
-        // The device error quotes the device's size; what was asked for is what matters.
-        device::DeviceError::TooSmall { needed_bytes, .. } => CliError::new(
-            &what,
-            format!(
-                "too small: a swap area needs at least {}, asked for {}",
-                human(needed_bytes),
-                human(asked.map_or(have, |p| p * device::PAGE_SIZE as u64))
-            ),
-        ),
-        e => device_err(e),
-    })?;
-    // Warnings after the work, so that a refusal stays one line.
+    label
+}
+
+/// Warnings after the work, so that a refusal stays one line: a label that was cut, a
+/// file others may read.
+fn warn_after_mkswap(a: &MkswapArgs, h: &device::SwapHeader) {
+    let what = a.device.display();
     if let Some(asked) = &a.label
         && asked.len() > h.label.len()
     {
@@ -157,6 +174,10 @@ pub fn mkswap(a: &MkswapArgs) -> Result<i32, CliError> {
             m.permissions().mode() & 0o7777
         );
     }
+}
+
+/// What util-linux's mkswap prints: the size, the label and UUID, and bad pages if any.
+fn mkswap_report(h: &device::SwapHeader) -> String {
     let bytes = h.usable_pages() * device::PAGE_SIZE as u64;
     let label = if h.label.is_empty() {
         "no label".to_owned()
@@ -172,8 +193,7 @@ pub fn mkswap(a: &MkswapArgs) -> Result<i32, CliError> {
         let n = h.bad_pages.len();
         text.push_str(&format!("{n} bad page{}\n", if n == 1 { "" } else { "s" }));
     }
-    print(&text);
-    Ok(0)
+    text
 }
 
 /// Where `loop attach` records the devices it attached, so `loop detach -a` takes ours
@@ -276,6 +296,17 @@ fn attach(file: &Path, size: Option<u64>, create: bool, shared: bool) -> Result<
     r
 }
 
+/// A device error; a second device on an attached file says how to get one anyway.
+fn refused_unless_shared(e: device::DeviceError) -> CliError {
+    match e {
+        e @ device::DeviceError::AlreadyAttached { .. } => CliError {
+            message: format!("{e} (--shared attaches another device anyway)"),
+            code: EX_FAILURE,
+        },
+        e => device_err(e),
+    }
+}
+
 fn attach_inner(
     file: &Path,
     size: Option<u64>,
@@ -283,18 +314,9 @@ fn attach_inner(
     shared: bool,
 ) -> Result<i32, CliError> {
     let what = file.display().to_string();
+    // Refused before the file is made or grown, so a refusal changes nothing.
     if !shared && file.exists() {
-        let attached = loopdev::attached_to(file).map_err(device_err)?;
-        if let Some(device) = attached.into_iter().next() {
-            let e = device::DeviceError::AlreadyAttached {
-                path: file.to_owned(),
-                device,
-            };
-            return Err(CliError {
-                message: format!("{e} (--shared attaches another device anyway)"),
-                code: EX_FAILURE,
-            });
-        }
+        loopdev::refuse_attached(file).map_err(refused_unless_shared)?;
     }
     if let Some(size) = size {
         // Swap may hold anyone's memory: a file we create is readable by root only.
@@ -322,7 +344,11 @@ fn attach_inner(
         autoclear: false,
         read_only: false,
     };
-    let dev = LoopDevice::attach(file, &opts).map_err(device_err)?;
+    let dev = if shared {
+        LoopDevice::attach_shared(file, &opts).map_err(device_err)?
+    } else {
+        LoopDevice::attach(file, &opts).map_err(refused_unless_shared)?
+    };
     let path = dev.persist();
     let backing = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned());
     let mut reg = read_registry();

@@ -94,6 +94,8 @@ fn common_sections(name: &str) -> String {
 }
 
 /// `swapctl.toml(5)`: the daemon's config file.
+///
+/// One piece: the page's roff text, top to bottom.
 fn config_page() -> String {
     let version = env!("CARGO_PKG_VERSION");
     format!(

@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::cli::{DEFAULT_CONFIG, DEFAULT_SOCKET, DaemonArgs};
-use crate::config::Config;
-use crate::daemon::log::{self, Level};
-use crate::daemon::pager_backend::{PagerBackend, PagerSettings};
-use crate::daemon::{Daemon, DaemonOptions, Shutdown, handle_signals};
 use crate::output::CliError;
+use control::config::Config;
+use control::daemon::log::{self, Level};
+use control::daemon::pager_backend::{PagerBackend, PagerSettings};
+use control::daemon::{Daemon, DaemonOptions, Shutdown, handle_signals};
 
 pub fn daemon(a: DaemonArgs) -> Result<i32, CliError> {
     let (path, must_exist) = match &a.config {

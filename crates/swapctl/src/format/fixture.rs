@@ -2,6 +2,7 @@
 
 use pager::*;
 
+/// One piece: a literal snapshot, field by field.
 pub fn two_devices() -> PagerStats {
     let frag = FragStats {
         free_ranges: 3,

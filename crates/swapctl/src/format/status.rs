@@ -27,6 +27,8 @@ fn state(d: &DeviceStats) -> String {
 }
 
 /// The human form of `status`: one labelled line per aspect, then one line per device.
+///
+/// One piece: the page's lines in the order they print, each a few `writeln!`s.
 pub fn status(s: &PagerStats) -> String {
     let ps = page_size(s);
     let t = &s.tunables;

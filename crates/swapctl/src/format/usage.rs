@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::proto::UidUsage;
+use control::proto::UidUsage;
 
 fn of(n: u64, max: Option<u64>) -> String {
     match max {

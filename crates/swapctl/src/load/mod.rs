@@ -5,7 +5,7 @@
 //! `i % threads`), so a thread knows the generation of every page it owns without locks.
 //! What a read may return is [`model`]'s rule: data must be exactly the last acknowledged
 //! generation; an explicit read error is counted, never a failure; a page whose put failed
-//! may be absent. With `--async`, each thread sends `sync` every [`SYNC_EVERY`] writes and
+//! may be absent. With `--async`, each thread sends `sync` every `SYNC_EVERY` writes and
 //! before the final read-back: pages it reports lost (their acknowledged async write failed
 //! on every swap area) are counted as `async writes lost` and expected to read as errors.
 //! With `--verify` the run ends with a full read-back of every page, and the first wrong page
@@ -33,11 +33,11 @@ use device::PAGE_SIZE;
 use device::latency::{self, LatencySummary};
 
 use crate::cli::{LoadArgs, Pattern};
-use crate::client::{Client, ClientError};
 use crate::output::exit::{EX_FAILURE, EX_SYSERR};
 use crate::output::{CliError, print};
-use crate::proto::ProtoError;
-use crate::proto::{GetStatus, PutStatus};
+use control::client::{Client, ClientError};
+use control::proto::ProtoError;
+use control::proto::{GetStatus, PutStatus};
 
 use model::{Page, Verdict};
 
@@ -519,6 +519,9 @@ fn render(r: &Report) -> String {
 }
 
 #[cfg(test)]
+mod daemon_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -569,7 +572,7 @@ mod tests {
             assert_eq!(s.code, EX_SYSERR);
         }
         let s = daemon_err(ClientError::Daemon {
-            kind: crate::proto::ErrorKind::Quota,
+            kind: control::proto::ErrorKind::Quota,
             message: "over quota".into(),
         });
         assert_eq!((s.code, s.why.as_str()), (EX_FAILURE, "over quota"));

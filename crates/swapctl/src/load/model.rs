@@ -12,7 +12,7 @@
 //!   is written again ("absent" is allowed too); data, if a later put succeeded meanwhile,
 //!   must be the last acknowledged generation.
 
-use crate::proto::GetStatus;
+use control::proto::GetStatus;
 
 use super::content;
 

@@ -3,8 +3,8 @@
 //! one device had no room and another went off exits `2 | 4 | 64`... never more than the
 //! bits that happened.
 
-use crate::client::ClientError;
-use crate::proto::ErrorKind;
+use control::client::ClientError;
+use control::proto::ErrorKind;
 
 /// Success.
 pub const EX_OK: i32 = 0;

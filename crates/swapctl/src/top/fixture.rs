@@ -190,6 +190,7 @@ fn used_permille(kind: Fixture) -> [u64; 3] {
     }
 }
 
+/// One piece: a literal snapshot, field by field.
 fn snapshot(kind: Fixture, t: u64) -> PagerStats {
     let (out_total, in_total) = paging_totals(t);
     let permille = used_permille(kind);

@@ -32,11 +32,14 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+mod daemon_source;
 pub mod fixture;
 pub mod input;
 pub mod render;
 pub mod state;
 mod terminal;
+
+pub use daemon_source::DaemonSource;
 
 use std::io;
 use std::time::{Duration, Instant};

@@ -28,7 +28,6 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, compact: bool) {
     if inner.height < 2 {
         return;
     }
-    let order = state.device_order();
     let longest = stats
         .devices
         .iter()
@@ -36,12 +35,28 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, compact: bool) {
         .max()
         .unwrap_or(0)
         .max(6) as u16;
+    let (widths, shape) = columns(inner.width, longest, compact);
+    let buf = frame.buffer_mut();
+    put_row(buf, inner, inner.y, &widths, header(state, shape));
+    buf.set_style(
+        line(inner, inner.y),
+        Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED),
+    );
+    // Rows between the column header and the Total row (which needs a third line).
+    let has_total = inner.height >= 3;
+    let visible = (inner.height - 1 - u16::from(has_total)) as usize;
+    device_rows(buf, inner, state, &widths, shape, visible);
+    if has_total {
+        total_row(buf, inner, state, &widths, shape);
+    }
+}
+
+/// The widths of the columns in `width` cells, and the shape of a row: the fixed columns
+/// get theirs, the name what it needs up to half the rest, the bar the remainder.
+fn columns(width: u16, longest: u16, compact: bool) -> (Vec<u16>, Shape) {
     let fixed: &[u16] = if compact { &COMPACT_FIXED } else { &FIXED };
     let spacing = COLUMN_SPACING * (fixed.len() as u16 + 1);
-    let flexible = inner
-        .width
-        .saturating_sub(fixed.iter().sum::<u16>() + spacing);
-    // The name gets what it needs up to half the flexible room, the bar the rest.
+    let flexible = width.saturating_sub(fixed.iter().sum::<u16>() + spacing);
     let name_width = longest.min(flexible / 2).max(flexible.min(8));
     let bar_width = flexible.saturating_sub(name_width);
     let mut widths = vec![name_width];
@@ -53,7 +68,16 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, compact: bool) {
         widths.push(bar_width);
         widths.extend(&FIXED[3..]);
     }
+    let shape = Shape {
+        name_width,
+        bar_width,
+        compact,
+    };
+    (widths, shape)
+}
 
+/// The column titles, the sort column marked with `▼`, the bar's title its scale.
+fn header(state: &State, shape: Shape) -> Vec<Line<'static>> {
     let sorted = |column: SortColumn, title: &'static str| {
         if state.sort == column {
             format!("{title}▼")
@@ -61,8 +85,8 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, compact: bool) {
             title.to_string()
         }
     };
-    let scale = scale(bar_width as usize);
-    let header: Vec<Line> = if compact {
+    let scale = scale(shape.bar_width as usize);
+    if shape.compact {
         vec![
             left(sorted(SortColumn::Name, "Device")),
             right(sorted(SortColumn::Used, "Use")),
@@ -84,88 +108,81 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, compact: bool) {
             right("r p99".to_string()),
             right("w p99".to_string()),
         ]
-    };
-    let buf = frame.buffer_mut();
-    let mut y = inner.y;
-    put_row(buf, inner, y, &widths, header);
-    buf.set_style(
-        Rect {
-            y,
-            height: 1,
-            ..inner
-        },
-        Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED),
-    );
-    y += 1;
+    }
+}
 
-    // Rows between the column header and the Total row (which needs a third line).
-    let has_total = inner.height >= 3;
-    let visible = (inner.height - 1 - u16::from(has_total)) as usize;
+/// One line of `area` at `y`.
+fn line(area: Rect, y: u16) -> Rect {
+    Rect {
+        y,
+        height: 1,
+        ..area
+    }
+}
+
+/// The device rows under the header, in the state's order, `visible` of them, scrolled
+/// just enough to keep the selection on screen (and shown reversed).
+fn device_rows(
+    buf: &mut Buffer,
+    inner: Rect,
+    state: &State,
+    widths: &[u16],
+    shape: Shape,
+    visible: usize,
+) {
+    let Some(stats) = &state.stats else { return };
+    let order = state.device_order();
     let selected = order
         .iter()
         .position(|&i| Some(stats.devices[i].id) == state.selected);
-    // Scroll just enough to keep the selection on screen.
     let first = selected.map_or(0, |s| (s + 1).saturating_sub(visible));
     let page = stats.page_size.max(1);
-    let shape = Shape {
-        name_width,
-        bar_width,
-        compact,
-    };
-    for (row, &i) in order.iter().enumerate().skip(first).take(visible) {
+    let rows = order.iter().enumerate().skip(first).take(visible);
+    for (y, (row, &i)) in (inner.y + 1..).zip(rows) {
         let d = &stats.devices[i];
         let rates = state.rates.devices.get(&d.id).copied().unwrap_or_default();
         put_row(
             buf,
             inner,
             y,
-            &widths,
+            widths,
             device_row(d, rates, page, shape, false),
         );
         if Some(row) == selected {
             buf.set_style(
-                Rect {
-                    y,
-                    height: 1,
-                    ..inner
-                },
+                line(inner, y),
                 Style::new().add_modifier(Modifier::REVERSED),
             );
         }
-        y += 1;
     }
+}
 
-    if has_total {
-        let total = DeviceStats {
-            path: "Total".to_string(),
-            size_bytes: stats.devices.iter().map(|d| d.size_bytes).sum(),
-            total_pages: stats.total_pages,
-            used_pages: stats.used_pages,
-            bad_pages: stats.bad_pages,
-            in_flight: stats.devices.iter().map(|d| d.in_flight).sum(),
-            ..DeviceStats::default()
-        };
-        let rates = DeviceRates {
-            reads: state.rates.devices.values().map(|r| r.reads).sum(),
-            writes: state.rates.devices.values().map(|r| r.writes).sum(),
-        };
-        let y = inner.y + inner.height - 1;
-        put_row(
-            buf,
-            inner,
-            y,
-            &widths,
-            device_row(&total, rates, page, shape, true),
-        );
-        buf.set_style(
-            Rect {
-                y,
-                height: 1,
-                ..inner
-            },
-            Style::new().add_modifier(Modifier::BOLD),
-        );
-    }
+/// The Total row on the last line: sizes and pages of the whole space, rates summed.
+fn total_row(buf: &mut Buffer, inner: Rect, state: &State, widths: &[u16], shape: Shape) {
+    let Some(stats) = &state.stats else { return };
+    let total = DeviceStats {
+        path: "Total".to_string(),
+        size_bytes: stats.devices.iter().map(|d| d.size_bytes).sum(),
+        total_pages: stats.total_pages,
+        used_pages: stats.used_pages,
+        bad_pages: stats.bad_pages,
+        in_flight: stats.devices.iter().map(|d| d.in_flight).sum(),
+        ..DeviceStats::default()
+    };
+    let rates = DeviceRates {
+        reads: state.rates.devices.values().map(|r| r.reads).sum(),
+        writes: state.rates.devices.values().map(|r| r.writes).sum(),
+    };
+    let y = inner.y + inner.height - 1;
+    let page = stats.page_size.max(1);
+    put_row(
+        buf,
+        inner,
+        y,
+        widths,
+        device_row(&total, rates, page, shape, true),
+    );
+    buf.set_style(line(inner, y), Style::new().add_modifier(Modifier::BOLD));
 }
 
 /// Write one row's cells at line `y` of `area`, each in its column, one space apart.

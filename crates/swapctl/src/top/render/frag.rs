@@ -1,12 +1,11 @@
 //! Fragmentation of the selected device: its blist's free ranges by Fibonacci size class.
 
 use ratatui::Frame;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Bar, BarChart, BarGroup, Paragraph};
 
-use super::split::{self, Size};
 use super::{format, panel};
 use crate::top::state::State;
 use pager::FragStats;
@@ -28,7 +27,8 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let Some(device) = device else { return };
-    let [summary_area, chart_area] = split::vertical(inner, [Size::Fixed(1), Size::Fill]);
+    let [summary_area, chart_area] =
+        Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(inner);
     frame.render_widget(Paragraph::new(summary(&device.frag)), summary_area);
     if device.frag.buckets.is_empty() {
         let text = match device.state {

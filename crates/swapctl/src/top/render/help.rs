@@ -1,12 +1,12 @@
 //! The help overlay: every key, drawn over the panels.
 
 use ratatui::Frame;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph};
 
-use super::{panel, split};
+use super::panel;
 
 const KEYS: [(&str, &str); 9] = [
     ("q, Ctrl-C", "quit"),
@@ -24,7 +24,7 @@ const KEYS: [(&str, &str); 9] = [
 pub fn draw(frame: &mut Frame, area: Rect) {
     let width = area.width.min(64);
     let height = area.height.min(KEYS.len() as u16 + 6);
-    let popup = split::centered(area, width, height);
+    let popup = area.centered(Constraint::Length(width), Constraint::Length(height));
     frame.render_widget(Clear, popup);
     let block =
         panel(" Help — Esc or ? to close ".to_string()).border_style(Style::new().fg(Color::Cyan));

@@ -1,13 +1,12 @@
 //! Throughput sparklines (pages in/s, out/s) and the selected device's latency percentiles.
 
 use ratatui::Frame;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::Line;
 use ratatui::widgets::{Paragraph, Sparkline};
 use std::collections::VecDeque;
 
-use super::split::{self, Size};
 use super::{format, panel};
 use crate::top::state::{History, State};
 
@@ -18,7 +17,8 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let latency_rows = if inner.height >= 5 { 3 } else { 0 };
-    let [sparks, latency_area] = split::vertical(inner, [Size::Fill, Size::Fixed(latency_rows)]);
+    let [sparks, latency_area] =
+        Layout::vertical([Constraint::Fill(1), Constraint::Length(latency_rows)]).areas(inner);
     sparklines(frame, sparks, state);
     if latency_rows > 0 {
         latency(frame, latency_area, state);
@@ -36,7 +36,7 @@ pub fn sparklines(frame: &mut Frame, area: Rect, state: &State) {
     });
     match device {
         Some((reads, writes, rates)) if area.height >= 8 => {
-            let rows: [Rect; 4] = split::vertical(area, [Size::Fill; 4]);
+            let rows: [Rect; 4] = Layout::vertical([Constraint::Fill(1); 4]).areas(area);
             series(
                 frame,
                 rows[0],
@@ -57,7 +57,8 @@ pub fn sparklines(frame: &mut Frame, area: Rect, state: &State) {
             series(frame, rows[3], "writes", rates.writes, writes, Color::Blue);
         }
         _ => {
-            let [top, bottom] = split::vertical(area, [Size::Fill, Size::Fill]);
+            let [top, bottom] =
+                Layout::vertical([Constraint::Fill(1), Constraint::Fill(1)]).areas(area);
             series(
                 frame,
                 top,
@@ -80,7 +81,8 @@ pub fn sparklines(frame: &mut Frame, area: Rect, state: &State) {
 
 /// One sparkline with its name, current rate and peak to its left.
 fn series(frame: &mut Frame, row: Rect, name: &str, now: f64, ring: &VecDeque<u64>, color: Color) {
-    let [label, spark] = split::horizontal(row, [Size::Fixed(10), Size::Fill]);
+    let [label, spark] =
+        Layout::horizontal([Constraint::Length(10), Constraint::Fill(1)]).areas(row);
     let text = if label.height >= 2 {
         let mut lines = vec![
             Line::from(format::fit_left(name, label.width as usize))

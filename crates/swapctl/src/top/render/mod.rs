@@ -13,16 +13,14 @@ mod header;
 mod help;
 mod io;
 mod pbufs;
-mod split;
 
 use ratatui::Frame;
-use ratatui::layout::{Alignment, Rect};
+use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
 use super::state::{Connection, State};
-use split::Size;
 
 /// Below this width the compact view is drawn.
 pub const FULL_WIDTH: u16 = 80;
@@ -38,7 +36,7 @@ pub fn draw(frame: &mut Frame, state: &State) {
         frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), area);
         return;
     }
-    let [body, status] = split::vertical(area, [Size::Fill, Size::Fixed(1)]);
+    let [body, status] = Layout::vertical([Constraint::Fill(1), Constraint::Length(1)]).areas(area);
     if state.stats.is_none() {
         header::title(frame, Rect { height: 1, ..body }, state);
         let rest = Rect {
@@ -77,19 +75,18 @@ fn full(frame: &mut Frame, area: Rect, state: &State) {
     let devices_height = (device_rows + 4)
         .min(area.height.saturating_sub(header::HEIGHT + lower_min))
         .max(5);
-    let [head, table, lower] = split::vertical(
-        area,
-        [
-            Size::Fixed(header::HEIGHT),
-            Size::Fixed(devices_height),
-            Size::Fill,
-        ],
-    );
+    let [head, table, lower] = Layout::vertical([
+        Constraint::Length(header::HEIGHT),
+        Constraint::Length(devices_height),
+        Constraint::Fill(1),
+    ])
+    .areas(area);
     header::draw(frame, head, state);
     devices::draw(frame, table, state, false);
-    let [left, right] = split::horizontal(lower, [Size::Fill, Size::Fill]);
+    let [left, right] = Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(lower);
     frag::draw(frame, left, state);
-    let [pbuf_area, io_area] = split::vertical(right, [Size::Fixed(pbufs::HEIGHT), Size::Fill]);
+    let [pbuf_area, io_area] =
+        Layout::vertical([Constraint::Length(pbufs::HEIGHT), Constraint::Fill(1)]).areas(right);
     pbufs::draw(frame, pbuf_area, state);
     io::draw(frame, io_area, state);
 }

@@ -1,12 +1,11 @@
 //! The three pbuf pools as gauges: in use against the limit, and how many callers waited.
 
 use ratatui::Frame;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::Line;
 use ratatui::widgets::{Gauge, Paragraph};
 
-use super::split::{self, Size};
 use super::{fill_color, format, panel};
 use crate::top::state::State;
 use pager::PoolStats;
@@ -24,7 +23,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
         ("sync", stats.pbufs.sync_write),
         ("async", stats.pbufs.async_write),
     ];
-    let rows: [Rect; 3] = split::vertical(inner, [Size::Fixed(1); 3]);
+    let rows: [Rect; 3] = Layout::vertical([Constraint::Length(1); 3]).areas(inner);
     for ((name, pool), row) in pools.into_iter().zip(rows.iter()) {
         pool_row(frame, *row, name, pool);
     }
@@ -32,8 +31,12 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State) {
 
 /// `name [gauge in_use/max] waits N`.
 pub fn pool_row(frame: &mut Frame, area: Rect, name: &'static str, pool: PoolStats) {
-    let [label, gauge, waits] =
-        split::horizontal(area, [Size::Fixed(6), Size::Fill, Size::Fixed(12)]);
+    let [label, gauge, waits] = Layout::horizontal([
+        Constraint::Length(6),
+        Constraint::Fill(1),
+        Constraint::Length(12),
+    ])
+    .areas(area);
     let ratio = if pool.max == 0 {
         0.0
     } else {

@@ -15,8 +15,8 @@ use parking_lot::{Condvar, Mutex};
 
 use device::PAGE_SIZE;
 use pager::{
-    Object, PageResult, Pager, PagerConfig, PagerError, PagerStats, PutMode, SwapoffOptions,
-    SwaponOptions,
+    DeviceId, Object, PageResult, Pager, PagerConfig, PagerError, PagerStats, PutMode,
+    SwapoffOptions, SwaponOptions,
 };
 
 use super::backend::{Backend, BackendError, take_runs};
@@ -83,7 +83,8 @@ impl Inflight {
 }
 
 impl PagerBackend {
-    pub fn start(s: &PagerSettings) -> Result<PagerBackend, String> {
+    /// A new pager with `s` over the defaults, served.
+    pub fn start(s: &PagerSettings) -> Result<PagerBackend, PagerError> {
         let mut cfg = PagerConfig::default();
         if let Some(v) = s.interleave {
             cfg.interleave = v;
@@ -94,20 +95,41 @@ impl PagerBackend {
         if let Some(v) = s.swap_async_max {
             cfg.swap_async_max = v;
         }
-        if let Some(e) = &s.engine {
-            cfg.engine = e.as_str().parse().map_err(|e| format!("engine {e}"))?;
+        if let Some(e) = s.engine {
+            cfg.engine = e.kind();
         }
         if let Some(c) = s.checksum {
             cfg.checksum = c;
         }
-        let pager = Pager::new(cfg).map_err(|e| e.to_string())?;
+        let pager = Pager::new(cfg)?;
         if let Some(v) = s.swap_async_max {
             pager.set_swap_async_max(v);
         }
+        Ok(PagerBackend::new(pager))
+    }
+
+    /// Serve a pager the caller made (and may keep using: `Pager` is a shared handle).
+    /// Its events and corrupt reads are logged from now on (`integrity`).
+    pub fn new(pager: Pager) -> PagerBackend {
         integrity::watch(&pager);
-        Ok(PagerBackend {
+        PagerBackend {
             pager,
             objects: Mutex::default(),
+        }
+    }
+
+    /// The area `path` names: the one swapped on by that path, else the one on the same
+    /// storage (`device::storage`), so `swapctl off FILE` finds the area swapped on as the
+    /// loop device attached to FILE. The pager refuses overlapping areas: at most one.
+    fn area_of(&self, path: &Path) -> Option<DeviceId> {
+        if let Some(dev) = self.pager.device_id(path) {
+            return Some(dev);
+        }
+        let ids = device::storage::identify(path).ok()?;
+        self.pager.devices().into_iter().find(|&dev| {
+            self.pager
+                .area(dev)
+                .is_some_and(|a| device::storage::overlap(a.storage(), &ids))
         })
     }
 
@@ -118,10 +140,6 @@ impl PagerBackend {
     fn served(&self, id: u64) -> Option<Served> {
         self.objects.lock().get(&id).cloned()
     }
-}
-
-fn failed(e: PagerError) -> BackendError {
-    BackendError::Failed(e.to_string())
 }
 
 impl Backend for PagerBackend {
@@ -139,17 +157,20 @@ impl Backend for PagerBackend {
             discard,
             ..Default::default()
         };
-        self.pager.swapon(path, opts).map(|_| ()).map_err(failed)
+        self.pager
+            .swapon(path, opts)
+            .map(|_| ())
+            .map_err(BackendError::from)
     }
 
     fn swapoff(&self, path: &Path) -> Result<(), BackendError> {
-        let dev = self.pager.device_id(path).ok_or_else(|| {
+        let dev = self.area_of(path).ok_or_else(|| {
             BackendError::NotFound(format!("{}: not a swap device that is on", path.display()))
         })?;
         self.pager
             .swapoff(dev, SwapoffOptions::default(), &mut |_, _| {})
             .map(|_| ())
-            .map_err(failed)
+            .map_err(BackendError::from)
     }
 
     fn set_swap_async_max(&self, n: u64) -> u64 {
@@ -157,10 +178,7 @@ impl Backend for PagerBackend {
     }
 
     fn create(&self) -> Result<u64, BackendError> {
-        let o = self
-            .pager
-            .alloc_object(None, OBJECT_PAGES)
-            .map_err(failed)?;
+        let o = self.pager.alloc_object(None, OBJECT_PAGES);
         let id = o.id();
         let served = Served {
             obj: o,
@@ -268,5 +286,93 @@ impl Backend for PagerBackend {
 
     fn flush(&self) {
         self.pager.wait_async();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EngineName;
+
+    /// A refusal of the pager reaches the daemon as the pager's error, matchable down to the
+    /// device's, not as a string; the client is told the same one line.
+    #[test]
+    fn a_pager_refusal_keeps_its_error_and_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.img");
+        let backend = PagerBackend::new(Pager::new(PagerConfig::default()).unwrap());
+        let err = backend.swapon(&missing, 0, false).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                BackendError::Pager(PagerError::Device(device::DeviceError::NotFound { .. }))
+            ),
+            "{err:?}"
+        );
+        let pager_line = Pager::new(PagerConfig::default())
+            .unwrap()
+            .swapon(&missing, SwaponOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err.to_string(), pager_line);
+    }
+
+    /// `swapctl off FILE` of an area swapped on as the loop device attached to FILE finds
+    /// it by storage identity, on both engines; a file that backs no area is not found.
+    #[test]
+    fn swapoff_of_a_file_finds_the_area_on_its_loop_device() {
+        use device::loopdev::{self, LoopDevice, LoopOptions};
+        if let Err(why) = loopdev::available() {
+            println!("skipped: loop devices unavailable ({why})");
+            return;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("swapkit-test-")
+            .tempdir()
+            .unwrap();
+        let file = dir.path().join("swapkit-off-by-file");
+        let other = dir.path().join("swapkit-unrelated");
+        std::fs::write(&other, b"x").unwrap();
+        // A plain file area beside it takes the pages the swapoff moves.
+        let spare = dir.path().join("swapkit-spare");
+        for f in [&file, &spare] {
+            let opts = device::mkswap::MkswapOptions {
+                pages: Some(256),
+                ..Default::default()
+            };
+            device::mkswap::mkswap(f, &opts).unwrap();
+        }
+        let dev = LoopDevice::attach(&file, &LoopOptions::default()).unwrap();
+        for engine in [EngineName::Threads, EngineName::IoUring] {
+            let settings = PagerSettings {
+                engine: Some(engine),
+                ..Default::default()
+            };
+            let Ok(backend) = PagerBackend::start(&settings) else {
+                println!("skipped {engine:?}: the engine does not start here");
+                continue;
+            };
+            backend.swapon(dev.path(), 10, false).unwrap();
+            backend.swapon(&spare, 0, false).unwrap();
+            let id = backend.create().unwrap();
+            let st = backend.putpages(id, 0, &vec![5u8; 4 * PAGE_SIZE], true);
+            assert!(st.iter().all(|s| *s == PutStatus::Ok), "{st:?}");
+            assert!(matches!(
+                backend.swapoff(&other),
+                Err(BackendError::NotFound(_))
+            ));
+            assert_eq!(backend.stats().devices[0].used_pages, 4);
+            backend.swapoff(&file).unwrap();
+            let left = backend.stats().devices;
+            assert_eq!(left.len(), 1);
+            assert_eq!(left[0].path, spare.display().to_string());
+            let mut back = vec![0u8; 4 * PAGE_SIZE];
+            let st = backend.getpages(id, 0, &mut back);
+            assert!(st.iter().all(|s| *s == GetStatus::Ok), "{st:?}");
+            assert!(back.iter().all(|b| *b == 5));
+            backend.destroy(id);
+            backend.swapoff(&spare).unwrap();
+        }
+        dev.detach().unwrap();
     }
 }

@@ -4,7 +4,7 @@
 //! - every event is exactly one line: control characters (a newline in a peer's handle or
 //!   path) are shown as `\u{..}` escapes, never written;
 //! - a line is at most [`MAX_LINE`] bytes; a longer one is cut and says how much was cut;
-//! - events caused by one non-root uid ([`log_uid!`](crate::daemon::log::log_uid)) pass at most
+//! - events caused by one non-root uid (`log_uid!`) pass at most
 //!   [`BURST`] per [`WINDOW`]; the rest are counted and summarised in one line
 //!   ("uid 1000: ... 1,204 more like this") when the window ends ([`flush_suppressed`]).
 //! - a failed write to stderr (a closed terminal) is ignored: logging never kills the daemon.
@@ -34,7 +34,7 @@ static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
 pub const MAX_LINE: usize = 512;
 /// Lines one non-root uid may cause per [`WINDOW`] before they are summarised.
 pub const BURST: u32 = 20;
-/// The rate-limit window of [`log_uid!`](crate::daemon::log::log_uid).
+/// The rate-limit window of `log_uid!`.
 pub const WINDOW: Duration = Duration::from_secs(10);
 
 impl Level {

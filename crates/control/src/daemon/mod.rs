@@ -1,8 +1,9 @@
-//! `swapctl daemon`: host a swap space and serve it on a Unix socket.
+//! The daemon server (`swapctl daemon`, or an embedder's own program): host a swap space and
+//! serve it on a Unix socket.
 //!
 //! One thread accepts; one thread serves each client ([`session`]). What one peer may cost is
 //! bounded by [`limits::Limits`]: connections per uid and in all, objects, handle length and
-//! swap pages per uid ([`uids`]), a read, idle and write timeout per connection ([`timed`]),
+//! swap pages per uid (`uids.rs`), a read, idle and write timeout per connection (`timed.rs`),
 //! and a pace for control requests. File descriptors: the soft `RLIMIT_NOFILE` is raised to
 //! the hard one at start, and a reserve is kept so that a refused client is always told why.
 //!
@@ -10,14 +11,15 @@
 //! accepting, removes the socket, shuts the read side of every client so no new request
 //! starts, lets the requests in flight finish and answer for up to [`DRAIN`], then cuts every
 //! connection and returns within [`SHUTDOWN_LIMIT`] whatever the clients do, after waiting
-//! for async writes. SIGHUP reloads the config file ([`reload`]). The daemon never exits on a
-//! client's mistake.
+//! for async writes. SIGHUP reloads the config file (the accept loop re-reads it). The
+//! daemon never exits on a client's mistake.
 
 pub mod backend;
 pub mod integrity;
 pub mod limits;
 pub mod log;
 pub mod pager_backend;
+mod server;
 pub mod session;
 mod signals;
 pub mod socket;
@@ -38,6 +40,7 @@ use parking_lot::Mutex;
 
 pub use backend::{Backend, BackendError, MemoryBackend};
 use log::{log_error, log_info, log_uid, log_warn};
+pub use server::Server;
 use session::Shared;
 
 use crate::config::Config;
@@ -56,7 +59,7 @@ impl Shutdown {
     }
 }
 
-/// Handle the daemon's signals (see [`signals`]): the terminating ones trigger `shutdown`,
+/// Handle the daemon's signals (see `signals.rs`): the terminating ones trigger `shutdown`,
 /// SIGHUP sets `reload`, SIGUSR1/2 are ignored, and a fatal one unlinks `socket` first.
 pub fn handle_signals(
     shutdown: Shutdown,
@@ -72,6 +75,8 @@ pub enum DaemonError {
     Socket(#[from] socket::SocketError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("the daemon's thread panicked")]
+    Panicked,
 }
 
 #[derive(Debug)]
@@ -85,6 +90,22 @@ pub struct DaemonOptions {
     pub log_level_flag: bool,
     /// Swap on the config file's non-`noauto` devices at start.
     pub auto_on: bool,
+}
+
+impl DaemonOptions {
+    /// Serve on `socket` (mode 0600, no group) with the default config, no
+    /// config file to reload, no device swapped on at start (an embedder's own pager has its
+    /// areas already).
+    pub fn new(socket: impl Into<PathBuf>) -> DaemonOptions {
+        DaemonOptions {
+            socket: socket.into(),
+            socket_group: None,
+            config: Config::default(),
+            config_path: None,
+            log_level_flag: false,
+            auto_on: false,
+        }
+    }
 }
 
 /// The listening daemon, between `bind` and `serve`.

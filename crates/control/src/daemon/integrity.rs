@@ -4,7 +4,7 @@
 //! Pager events ([`pager::PagerEvent`]) come from a subscription a thread of its own drains
 //! ([`watch`]); each is one line, once. Corrupt reads are seen where the daemon gets the
 //! error back ([`corrupt_read`]): each is a line, but per device at most
-//! [`log::BURST`](super::log::BURST) per [`log::WINDOW`](super::log::WINDOW) (the limiter of
+//! [`log::BURST`] per [`log::WINDOW`] (the limiter of
 //! the daemon's log, keyed by device instead of uid), the rest summed up in one line when
 //! the window ends, so a truncated area read in a loop costs a few lines, not thousands.
 

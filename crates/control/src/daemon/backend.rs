@@ -12,11 +12,16 @@ use pager::PagerStats;
 
 use crate::proto::{GetStatus, PutStatus};
 
-/// Why a backend refused: `NoSpace`/`Failed` carry the pager's one-line reason.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a backend refused. Its `Display` is the one line the client is told.
+#[derive(Debug, thiserror::Error)]
 pub enum BackendError {
+    /// No such thing to act on (a swapoff of a path that is not on).
     #[error("{0}")]
     NotFound(String),
+    /// The pager refused or failed: its error, cause and all.
+    #[error(transparent)]
+    Pager(#[from] pager::PagerError),
+    /// A refusal of a backend that is not the pager (the in-memory model).
     #[error("{0}")]
     Failed(String),
 }

@@ -46,12 +46,12 @@ pub enum EngineName {
 }
 
 impl EngineName {
-    /// The name `device::EngineKind` parses.
-    pub fn as_str(self) -> &'static str {
+    /// The engine the pager is started with.
+    pub fn kind(self) -> device::EngineKind {
         match self {
-            EngineName::Auto => "auto",
-            EngineName::IoUring => "io_uring",
-            EngineName::Threads => "threads",
+            EngineName::Auto => device::EngineKind::Auto,
+            EngineName::IoUring => device::EngineKind::IoUring,
+            EngineName::Threads => device::EngineKind::ThreadPool,
         }
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! Invariants: a bad frame gets an error reply, never a panic or a silent close; the session
 //! only ever touches objects of its peer's uid; what a uid holds is counted against its quotas
-//! ([`super::uids`]) and uncounted exactly once; when the connection ends, the anonymous
+//! (`uids.rs`) and uncounted exactly once; when the connection ends, the anonymous
 //! objects it created are freed; no peer holds the thread longer than the idle, read or write
 //! timeout of [`super::limits::Limits`].
 
@@ -157,7 +157,9 @@ pub fn peer_of(stream: &UnixStream, conn: u64) -> std::io::Result<Peer> {
 fn backend_error(e: BackendError) -> Reply {
     match e {
         BackendError::NotFound(m) => Reply::error(ErrorKind::NotFound, m),
-        BackendError::Failed(m) => Reply::error(ErrorKind::Failed, m),
+        e @ (BackendError::Pager(_) | BackendError::Failed(_)) => {
+            Reply::error(ErrorKind::Failed, e.to_string())
+        }
     }
 }
 

@@ -4,7 +4,6 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -16,45 +15,13 @@ use crate::proto::{ErrorKind, MAGIC, PROTOCOL_VERSION, Reply, Request};
 
 /// A daemon serving on a socket in a temp dir, shut down on drop (also for `sync_tests`).
 pub(super) struct Running {
-    _dir: tempfile::TempDir,
     pub(super) socket: PathBuf,
-    shutdown: Shutdown,
-    thread: Option<JoinHandle<Result<(), DaemonError>>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.shutdown.trigger();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+    server: Server,
+    _dir: tempfile::TempDir,
 }
 
 pub(super) fn start(backend: Arc<dyn Backend>) -> Running {
-    let dir = tempfile::Builder::new()
-        .prefix("swapkit-daemon")
-        .tempdir()
-        .unwrap();
-    let socket = dir.path().join("s.sock");
-    let d = Daemon::bind(DaemonOptions {
-        socket: socket.clone(),
-        socket_group: None,
-        config: Config::default(),
-        config_path: None,
-        log_level_flag: false,
-        auto_on: false,
-    })
-    .unwrap();
-    let shutdown = Shutdown::default();
-    let s2 = shutdown.clone();
-    let thread = std::thread::spawn(move || d.serve(backend, s2));
-    Running {
-        _dir: dir,
-        socket,
-        shutdown,
-        thread: Some(thread),
-    }
+    start_with(backend, Config::default())
 }
 
 fn wait_until(mut f: impl FnMut() -> bool) -> bool {
@@ -325,14 +292,13 @@ fn shutdown_lets_the_request_in_flight_finish_and_answer() {
         Mutex::new(false),
         std::sync::Barrier::new(2),
     ));
-    let mut d = start(backend.clone());
+    let d = start(backend.clone());
     let mut c = Client::connect(&d.socket).unwrap();
     c.swapon("/x", None, false).unwrap();
     let sock = d.socket.clone();
     let off = std::thread::spawn(move || c.swapoff("/x"));
     backend.2.wait();
-    d.shutdown.trigger();
-    d.thread.take().unwrap().join().unwrap().unwrap();
+    d.server.stop().unwrap();
     assert!(
         *backend.1.lock(),
         "the daemon returned before the swapoff finished"
@@ -370,103 +336,13 @@ fn a_stale_socket_is_replaced_and_a_live_one_refused() {
     ));
 }
 
-/// Flips one byte of the `nth` page it returns: a pager bug, as `load --verify` must see it.
-struct Corrupting(MemoryBackend, std::sync::atomic::AtomicU64);
-
-impl Backend for Corrupting {
-    fn stats(&self) -> pager::PagerStats {
-        self.0.stats()
-    }
-    fn swapon(&self, p: &Path, prio: i32, d: bool) -> Result<(), BackendError> {
-        self.0.swapon(p, prio, d)
-    }
-    fn swapoff(&self, p: &Path) -> Result<(), BackendError> {
-        self.0.swapoff(p)
-    }
-    fn set_swap_async_max(&self, n: u64) -> u64 {
-        self.0.set_swap_async_max(n)
-    }
-    fn create(&self) -> Result<u64, BackendError> {
-        self.0.create()
-    }
-    fn destroy(&self, o: u64) {
-        self.0.destroy(o)
-    }
-    fn putpages(&self, o: u64, p: u64, d: &[u8], s: bool) -> Vec<crate::proto::PutStatus> {
-        self.0.putpages(o, p, d, s)
-    }
-    fn getpages(&self, o: u64, p: u64, out: &mut [u8]) -> Vec<crate::proto::GetStatus> {
-        let st = self.0.getpages(o, p, out);
-        for (i, s) in st.iter().enumerate() {
-            if *s == crate::proto::GetStatus::Ok
-                && self.1.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1
-            {
-                out[i * device::PAGE_SIZE + 100] ^= 0x40;
-            }
-        }
-        st
-    }
-    fn haspage(&self, o: u64, p: u64) -> (bool, u64, u64) {
-        self.0.haspage(o, p)
-    }
-    fn freespace(&self, o: u64, p: u64, n: u64) {
-        self.0.freespace(o, p, n)
-    }
-    fn swapped_pages(&self, o: u64) -> u64 {
-        self.0.swapped_pages(o)
-    }
-}
-
-fn load_args(socket: &Path, verify: bool) -> crate::cli::LoadArgs {
-    use clap::Parser;
-    let cli = crate::cli::Cli::try_parse_from([
-        "swapctl",
-        "load",
-        "--socket",
-        socket.to_str().unwrap(),
-        "--objects",
-        "2",
-        "--size",
-        "256K",
-        "--duration",
-        "300ms",
-        "--pattern",
-        "random",
-    ])
-    .unwrap();
-    let Some(crate::cli::Command::Load(mut a)) = cli.command else {
-        panic!()
-    };
-    a.verify = verify;
-    a
-}
-
-#[test]
-fn load_verify_stops_at_the_first_corrupt_page_and_names_it() {
-    let d = start(Arc::new(Corrupting(MemoryBackend::new(1 << 20), 40.into())));
-    let err = crate::load::run(&load_args(&d.socket, true)).unwrap_err();
-    assert_eq!(err.code, crate::output::exit::EX_FAILURE);
-    assert!(
-        err.message.starts_with("load: verify failed: object "),
-        "{}",
-        err.message
-    );
-    assert!(err.message.contains("byte 100"), "{}", err.message);
-}
-
-#[test]
-fn load_verify_passes_on_a_faithful_backend() {
-    let d = start(Arc::new(MemoryBackend::new(1 << 20)));
-    assert_eq!(crate::load::run(&load_args(&d.socket, true)).unwrap(), 0);
-}
-
 fn start_with(backend: Arc<dyn Backend>, config: Config) -> Running {
     let dir = tempfile::Builder::new()
         .prefix("swapkit-daemon")
         .tempdir()
         .unwrap();
     let socket = dir.path().join("s.sock");
-    let d = Daemon::bind(DaemonOptions {
+    let server = Daemon::bind(DaemonOptions {
         socket: socket.clone(),
         socket_group: None,
         config,
@@ -474,15 +350,13 @@ fn start_with(backend: Arc<dyn Backend>, config: Config) -> Running {
         log_level_flag: false,
         auto_on: false,
     })
+    .unwrap()
+    .spawn(backend)
     .unwrap();
-    let shutdown = Shutdown::default();
-    let s2 = shutdown.clone();
-    let thread = std::thread::spawn(move || d.serve(backend, s2));
     Running {
-        _dir: dir,
         socket,
-        shutdown,
-        thread: Some(thread),
+        server,
+        _dir: dir,
     }
 }
 
@@ -530,14 +404,10 @@ fn a_reload_applies_the_new_limits_and_devices() {
     })
     .unwrap();
     let reload = d.reload_flag();
-    let shutdown = Shutdown::default();
-    let s2 = shutdown.clone();
-    let thread = std::thread::spawn(move || d.serve(Arc::new(MemoryBackend::new(10)), s2));
     let _running = Running {
-        _dir: dir,
         socket: socket.clone(),
-        shutdown,
-        thread: Some(thread),
+        server: d.spawn(Arc::new(MemoryBackend::new(10))).unwrap(),
+        _dir: dir,
     };
     std::fs::write(
         &path,

@@ -1,0 +1,118 @@
+//! `swapctl load --verify` against an in-process daemon over the in-memory backend: a wrong
+//! page stops the run and is named; a faithful backend passes.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use control::daemon::{Backend, BackendError, Daemon, DaemonOptions, MemoryBackend, Server};
+
+/// A daemon on a socket in a temp dir, stopped on drop before the dir goes.
+struct Running {
+    server: Server,
+    _dir: tempfile::TempDir,
+}
+
+fn start(backend: Arc<dyn Backend>) -> Running {
+    let dir = tempfile::Builder::new()
+        .prefix("swapkit-load")
+        .tempdir()
+        .unwrap();
+    let server = Daemon::bind(DaemonOptions::new(dir.path().join("s.sock")))
+        .unwrap()
+        .spawn(backend)
+        .unwrap();
+    Running { server, _dir: dir }
+}
+
+/// Flips one byte of the `nth` page it returns: a pager bug, as `load --verify` must see it.
+struct Corrupting(MemoryBackend, std::sync::atomic::AtomicU64);
+
+impl Backend for Corrupting {
+    fn stats(&self) -> pager::PagerStats {
+        self.0.stats()
+    }
+    fn swapon(&self, p: &Path, prio: i32, d: bool) -> Result<(), BackendError> {
+        self.0.swapon(p, prio, d)
+    }
+    fn swapoff(&self, p: &Path) -> Result<(), BackendError> {
+        self.0.swapoff(p)
+    }
+    fn set_swap_async_max(&self, n: u64) -> u64 {
+        self.0.set_swap_async_max(n)
+    }
+    fn create(&self) -> Result<u64, BackendError> {
+        self.0.create()
+    }
+    fn destroy(&self, o: u64) {
+        self.0.destroy(o)
+    }
+    fn putpages(&self, o: u64, p: u64, d: &[u8], s: bool) -> Vec<control::proto::PutStatus> {
+        self.0.putpages(o, p, d, s)
+    }
+    fn getpages(&self, o: u64, p: u64, out: &mut [u8]) -> Vec<control::proto::GetStatus> {
+        let st = self.0.getpages(o, p, out);
+        for (i, s) in st.iter().enumerate() {
+            if *s == control::proto::GetStatus::Ok
+                && self.1.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1
+            {
+                out[i * device::PAGE_SIZE + 100] ^= 0x40;
+            }
+        }
+        st
+    }
+    fn haspage(&self, o: u64, p: u64) -> (bool, u64, u64) {
+        self.0.haspage(o, p)
+    }
+    fn freespace(&self, o: u64, p: u64, n: u64) {
+        self.0.freespace(o, p, n)
+    }
+    fn swapped_pages(&self, o: u64) -> u64 {
+        self.0.swapped_pages(o)
+    }
+}
+
+fn load_args(socket: &Path, verify: bool) -> crate::cli::LoadArgs {
+    use clap::Parser;
+    let cli = crate::cli::Cli::try_parse_from([
+        "swapctl",
+        "load",
+        "--socket",
+        socket.to_str().unwrap(),
+        "--objects",
+        "2",
+        "--size",
+        "256K",
+        "--duration",
+        "300ms",
+        "--pattern",
+        "random",
+    ])
+    .unwrap();
+    let Some(crate::cli::Command::Load(mut a)) = cli.command else {
+        panic!()
+    };
+    a.verify = verify;
+    a
+}
+
+#[test]
+fn load_verify_stops_at_the_first_corrupt_page_and_names_it() {
+    let d = start(Arc::new(Corrupting(MemoryBackend::new(1 << 20), 40.into())));
+    let err = crate::load::run(&load_args(d.server.socket(), true)).unwrap_err();
+    assert_eq!(err.code, crate::output::exit::EX_FAILURE);
+    assert!(
+        err.message.starts_with("load: verify failed: object "),
+        "{}",
+        err.message
+    );
+    assert!(err.message.contains("byte 100"), "{}", err.message);
+}
+
+#[test]
+fn load_verify_passes_on_a_faithful_backend() {
+    let d = start(Arc::new(MemoryBackend::new(1 << 20)));
+    assert_eq!(
+        crate::load::run(&load_args(d.server.socket(), true)).unwrap(),
+        0
+    );
+}
