@@ -419,3 +419,8 @@ pub(crate) fn identify(path: &Path) -> Result<Vec<crate::StorageId>, DeviceError
         key: uri.storage_key(),
     }])
 }
+
+/// The size in bytes of the export an NBD URI names (one connection, closed again).
+pub fn export_size(path: &Path) -> Result<u64, DeviceError> {
+    Ok(Remote::open(path, true)?.size_bytes())
+}

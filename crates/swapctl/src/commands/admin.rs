@@ -48,7 +48,13 @@ pub(super) fn daemon_err(cmd: &'static str) -> impl Fn(ClientError) -> CliError 
     }
 }
 
-/// The daemon needs absolute paths: it does not share our working directory. A path that
+/// Whether a device exists, for `--ifexists`: an NBD URI is taken to (the swapon says).
+fn exists(p: &Path) -> bool {
+    device::nbd::is_uri(p) || p.exists()
+}
+
+/// The daemon needs absolute paths (an NBD URI stays as it is): it does not share our
+/// working directory. A path that
 /// is not valid UTF-8 cannot cross the protocol (JSON strings): refused by name, as a usage
 /// error, rather than reported as "no such file" later.
 fn absolute(p: &Path) -> Result<String, CliError> {
@@ -120,7 +126,7 @@ pub fn on(a: &OnArgs) -> Result<i32, CliError> {
 pub(super) fn on_devices(p: &OnPlan<'_>) -> Result<i32, CliError> {
     let mut targets: Vec<String> = Vec::new();
     for d in p.devices {
-        if p.ifexists && std::fs::symlink_metadata(d).is_err() {
+        if p.ifexists && !device::nbd::is_uri(d) && std::fs::symlink_metadata(d).is_err() {
             continue;
         }
         targets.push(absolute(d)?);
@@ -139,7 +145,7 @@ pub(super) fn on_devices(p: &OnPlan<'_>) -> Result<i32, CliError> {
             .map_err(daemon_err("on"))?
             .into_iter()
             .filter(|d| !d.noauto && !on.contains(&d.path))
-            .filter(|d| !p.ifexists || Path::new(&d.path).exists())
+            .filter(|d| !p.ifexists || exists(Path::new(&d.path)))
             .map(|d| d.path)
             .collect();
     }
