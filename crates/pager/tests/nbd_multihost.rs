@@ -9,8 +9,8 @@
 //! namespace only, `nodad`); the host end keeps only the link-local address the kernel
 //! gives every interface, so nothing is configured outside the namespaces. This kernel
 //! has no `sch_netem`, so the delay is a small TCP relay of the test's own on loopback
-//! (`127.0.0.1:port` → `[fe80::2%host-end]:10809`) that holds every chunk 100 µs before
-//! passing it on, in each direction. Deleting a namespace deletes its veth pair.
+//! (`127.0.0.1:port` → `[fe80::2%host-end]:10809`) that holds every chunk from the server
+//! 100 µs before passing it on: 100 µs more per round trip. Deleting a namespace deletes its veth pair.
 //!
 //! Skips, saying so, without root, `ip netns`, libnbd or nbdkit/qemu-nbd.
 
@@ -18,17 +18,15 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, SocketAddrV6, TcpListener, TcpStream};
+use std::net::{SocketAddr, SocketAddrV6};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{ENGINES, page, pager_on};
 use device::PAGE_SIZE;
-use device::nbd::server::{self, Backend, Listen, Server};
+use device::nbd::server::{self, Backend, DelayRelay, Listen, Server};
 use pager::{PageResult, PutMode, SwaponOptions};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -113,103 +111,6 @@ impl Drop for Netns {
     }
 }
 
-/// A TCP relay on loopback that delays every chunk by `DELAY` in each direction.
-struct Relay {
-    port: u16,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Relay {
-    fn start(target: SocketAddr) -> Relay {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((client, _)) => {
-                        std::thread::spawn(move || relay_one(client, target));
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        Relay {
-            port,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Connects to `target` (the server may be restarting: a few tries) and pumps both ways.
-fn relay_one(client: TcpStream, target: SocketAddr) {
-    let mut server = None;
-    for _ in 0..50 {
-        if let Ok(s) = TcpStream::connect_timeout(&target, Duration::from_secs(1)) {
-            server = Some(s);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let Some(server) = server else {
-        let _ = client.shutdown(Shutdown::Both);
-        return;
-    };
-    let _ = client.set_nodelay(true);
-    let _ = server.set_nodelay(true);
-    let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-    let up = std::thread::spawn(move || pump(client, server));
-    pump(s2, c2);
-    let _ = up.join();
-}
-
-/// Copies `from` to `to`, each chunk `DELAY` after it arrived (a reader and a writer
-/// thread, so chunks arriving meanwhile are not delayed twice).
-fn pump(mut from: TcpStream, to: TcpStream) {
-    let (tx, rx) = crossbeam_channel::unbounded::<(Instant, Vec<u8>)>();
-    let mut to_w = to;
-    let writer = std::thread::spawn(move || {
-        for (at, chunk) in rx {
-            let due = at + DELAY;
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
-            if to_w.write_all(&chunk).is_err() {
-                break;
-            }
-        }
-        let _ = to_w.shutdown(Shutdown::Both);
-    });
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if tx.send((Instant::now(), buf[..n].to_vec())).is_err() {
-                    break;
-                }
-            }
-        }
-    }
-    drop(tx);
-    let _ = from.shutdown(Shutdown::Both);
-    let _ = writer.join();
-}
-
 /// Every page's expected tag: `u64::MAX` while unknown (its last write failed).
 const UNKNOWN: u64 = u64::MAX;
 
@@ -254,12 +155,12 @@ fn two_remote_hosts_striped_with_one_killed_and_restarted() {
         )
         .unwrap();
         let (relay_a, relay_b) = (
-            Relay::start(ns_a.server_addr()),
-            Relay::start(ns_b.server_addr()),
+            DelayRelay::start(ns_a.server_addr(), DELAY).unwrap(),
+            DelayRelay::start(ns_b.server_addr(), DELAY).unwrap(),
         );
         let params = "request-timeout=3&dead-after=60&connect-timeout=2";
-        let uri_a = format!("nbd://127.0.0.1:{}/swap?{params}", relay_a.port);
-        let uri_b = format!("nbd://127.0.0.1:{}/swap?{params}", relay_b.port);
+        let uri_a = format!("nbd://127.0.0.1:{}/swap?{params}", relay_a.port());
+        let uri_b = format!("nbd://127.0.0.1:{}/swap?{params}", relay_b.port());
         for uri in [&uri_a, &uri_b] {
             device::mkswap(uri, &device::MkswapOptions::default()).unwrap();
         }

@@ -1,16 +1,20 @@
 //! NBD servers for tests and benches: `nbdkit` or `qemu-nbd` as child processes, on a Unix
-//! socket or loopback TCP (optionally inside a network namespace), killed on drop.
+//! socket or loopback TCP (optionally inside a network namespace), killed on drop; and
+//! [`DelayRelay`], a TCP relay that adds latency.
 //!
 //! Not used by the areas themselves: swapkit runs no server of its own. It lives here so
 //! the device tests, the pager tests and `cargo xtask bench --nbd` share one way of starting
 //! and removing servers.
 
-use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// What serves the export.
@@ -220,4 +224,128 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A TCP relay on loopback that holds every chunk from the server `delay` before passing
+/// it on, so each round trip takes `delay` longer: added network latency where the kernel
+/// has no `sch_netem`. Stops accepting
+/// on drop; open connections end when either side closes.
+#[derive(Debug)]
+pub struct DelayRelay {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl DelayRelay {
+    /// Listens on a free loopback port and relays each connection to `target`.
+    pub fn start(target: SocketAddr, delay: Duration) -> io::Result<DelayRelay> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let port = listener.local_addr()?.port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        std::thread::spawn(move || relay_one(client, target, delay));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Ok(DelayRelay {
+            port,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The loopback port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for DelayRelay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Connects to `target` (the server may be restarting: a few tries) and pumps both ways.
+fn relay_one(client: TcpStream, target: SocketAddr, delay: Duration) {
+    let mut server = None;
+    for _ in 0..50 {
+        if let Ok(s) = TcpStream::connect_timeout(&target, Duration::from_secs(1)) {
+            server = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let Some(server) = server else {
+        let _ = client.shutdown(Shutdown::Both);
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
+        return;
+    };
+    // Requests pass at once, replies `delay` late: each round trip is `delay` longer, as
+    // with `tc netem delay` on the server's side of the link.
+    let up = std::thread::spawn(move || pump(client, server, Duration::ZERO));
+    pump(s2, c2, delay);
+    let _ = up.join();
+}
+
+/// Waits until `due`: sleeps while far from it, then spins, since a sleep of 100 µs
+/// overshoots by about half as much again here.
+fn wait_until(due: Instant) {
+    loop {
+        let now = Instant::now();
+        if now >= due {
+            return;
+        }
+        let left = due - now;
+        if left > Duration::from_micros(200) {
+            std::thread::sleep(left - Duration::from_micros(150));
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// Copies `from` to `to`, each chunk `delay` after it arrived (a reader and a writer
+/// thread, so chunks arriving meanwhile are not delayed twice).
+fn pump(mut from: TcpStream, to: TcpStream, delay: Duration) {
+    let (tx, rx) = crossbeam_channel::unbounded::<(Instant, Vec<u8>)>();
+    let mut to_w = to;
+    let writer = std::thread::spawn(move || {
+        for (at, chunk) in rx {
+            wait_until(at + delay);
+            if to_w.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        let _ = to_w.shutdown(Shutdown::Both);
+    });
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if tx.send((Instant::now(), buf[..n].to_vec())).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    drop(tx);
+    let _ = from.shutdown(Shutdown::Both);
+    let _ = writer.join();
 }
