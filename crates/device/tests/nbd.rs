@@ -361,3 +361,41 @@ fn server_killed_and_restarted_fails_in_flight_then_resumes() {
     let err = write(6, 1).unwrap_err();
     assert!(matches!(err, DeviceError::Vanished { .. }), "{err}");
 }
+
+#[test]
+fn tls_with_a_pre_shared_key() {
+    if !can_run("nbdkit") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let psk = dir.path().join("keys.psk");
+    let key: String = (0..32)
+        .map(|i| format!("{:02x}", (i * 37 + 11) as u8))
+        .collect();
+    std::fs::write(&psk, format!("alice:{key}\n")).unwrap();
+    let port = server::free_port().unwrap();
+    let s = match Server::start_tls(
+        Backend::NbdkitMemory { bytes: 4 << 20 },
+        Listen::Tcp(([127, 0, 0, 1], port).into()),
+        "alice",
+        &psk,
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("SKIP: nbdkit without TLS here ({e})");
+            return;
+        }
+    };
+    let uri = s.uri();
+    assert!(uri.starts_with("nbds://alice@"), "{uri}");
+    let area = mkswap_and_open(&uri, None);
+    let data = PageBuf::from_bytes(&pattern(3, 3));
+    area.write_pages(3, &data).unwrap();
+    let mut buf = PageBuf::new(1);
+    area.read_pages(3, &mut buf).unwrap();
+    assert_eq!(buf, data);
+    // Cleartext to a server that requires TLS: refused, never served.
+    let plain = format!("nbd://127.0.0.1:{port}/?connect-timeout=3");
+    let err = SwapArea::open(&plain, &OpenOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("cannot connect"), "{err}");
+}

@@ -43,6 +43,8 @@ pub struct Server {
     listen: Listen,
     netns: Option<String>,
     export: String,
+    /// TLS with a pre-shared key: (user name, PSK file). nbdkit only.
+    tls: Option<(String, PathBuf)>,
 }
 
 /// Whether `program` can be run here.
@@ -75,6 +77,27 @@ impl Server {
             listen,
             netns: netns.map(str::to_owned),
             export: export.to_owned(),
+            tls: None,
+        };
+        server.spawn()?;
+        Ok(server)
+    }
+
+    /// `nbdkit --tls=require` with the PSK file `psk` (lines `user:hexkey`); the URI is
+    /// `nbds://USER@...?tls-psk-file=PSK`.
+    pub fn start_tls(
+        backend: Backend,
+        listen: Listen,
+        user: &str,
+        psk: &Path,
+    ) -> io::Result<Server> {
+        let mut server = Server {
+            child: None,
+            backend,
+            listen,
+            netns: None,
+            export: String::new(),
+            tls: Some((user.to_owned(), psk.to_owned())),
         };
         server.spawn()?;
         Ok(server)
@@ -116,6 +139,10 @@ impl Server {
                 cmd.arg(file);
             }
             (backend, listen) => {
+                if let Some((_, psk)) = &self.tls {
+                    cmd.arg("--tls=require")
+                        .arg(format!("--tls-psk={}", psk.display()));
+                }
                 cmd.args(["--foreground", "--exit-with-parent", "-e"]);
                 cmd.arg(&self.export);
                 match listen {
@@ -188,9 +215,27 @@ impl Server {
 
     /// The URI of the export.
     pub fn uri(&self) -> String {
+        let (s, user, tls) = match &self.tls {
+            Some((user, psk)) => (
+                "s",
+                format!("{user}@"),
+                format!("tls-psk-file={}", psk.display()),
+            ),
+            None => ("", String::new(), String::new()),
+        };
         match &self.listen {
-            Listen::Unix(p) => format!("nbd+unix:///{}?socket={}", self.export, p.display()),
-            Listen::Tcp(a) => format!("nbd://{a}/{}", self.export),
+            Listen::Unix(p) => {
+                let amp = if tls.is_empty() { "" } else { "&" };
+                format!(
+                    "nbd{s}+unix:///{}?socket={}{amp}{tls}",
+                    self.export,
+                    p.display()
+                )
+            }
+            Listen::Tcp(a) => {
+                let q = if tls.is_empty() { "" } else { "?" };
+                format!("nbd{s}://{user}{a}/{}{q}{tls}", self.export)
+            }
         }
     }
 

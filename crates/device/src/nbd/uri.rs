@@ -1,7 +1,7 @@
 //! NBD URIs (the NBD URI standard, as libnbd and qemu read them) and our own query
 //! parameters for timeouts and connections.
 //!
-//! Accepted: `nbd://HOST[:PORT]/EXPORT`, `nbds://...` (TLS), `nbd+unix:///EXPORT?socket=PATH`
+//! Accepted: `nbd://HOST[:PORT]/EXPORT`, `nbds://[USER@]HOST...` (TLS; USER names the PSK), `nbd+unix:///EXPORT?socket=PATH`
 //! and `nbds+unix://...`; IPv6 hosts in brackets. Our parameters (`connect-timeout`,
 //! `request-timeout`, `dead-after`: seconds, fractions allowed; `connections`: a count)
 //! are taken out before libnbd sees the URI; every other query parameter (`socket`,
@@ -138,8 +138,12 @@ impl NbdUri {
             if authority.is_empty() {
                 return Err(bad("no host"));
             }
-            if authority.contains('@') {
-                return Err(bad("user names are not supported"));
+            // `user@`: the TLS PSK user name (libnbd reads it); not part of the identity.
+            let authority = authority
+                .rsplit_once('@')
+                .map_or(authority, |(_, host)| host);
+            if authority.is_empty() {
+                return Err(bad("no host"));
             }
             let has_port = match authority.rfind(']') {
                 Some(end) => authority[end..].contains(':'),
@@ -217,8 +221,9 @@ mod tests {
         assert_eq!(u.connect_uri(), "nbd+unix:///e?socket=/run/s.sock");
         assert_eq!(u.tuning.connections, 2);
         assert_eq!(u.tuning.dead_after, Duration::from_millis(1500));
-        let tls = NbdUri::parse("nbds://h/e?tls-psk-file=/k&connect-timeout=3s").unwrap();
-        assert_eq!(tls.connect_uri(), "nbds://h/e?tls-psk-file=/k");
+        let tls = NbdUri::parse("nbds://alice@h/e?tls-psk-file=/k&connect-timeout=3s").unwrap();
+        assert_eq!(tls.connect_uri(), "nbds://alice@h/e?tls-psk-file=/k");
+        assert_eq!(tls.server, "h:10809");
         assert_eq!(tls.tuning.connect_timeout, Duration::from_secs(3));
     }
 
@@ -233,7 +238,7 @@ mod tests {
             "nbd+unix://h/x?socket=/s",
             "nbd://h/x?request-timeout=soon",
             "nbd://h/x?connections=0",
-            "nbd://u@h/x",
+            "nbd://u@/x",
         ] {
             assert!(NbdUri::parse(bad).is_err(), "{bad} was accepted");
         }
