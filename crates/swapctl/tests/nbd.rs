@@ -88,3 +88,57 @@ fn mkswap_on_list_status_and_off_take_a_uri() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("cannot connect"), "{err}");
 }
+
+#[test]
+fn off_force_of_a_dead_remote_area_reports_its_pages_lost() {
+    use device::PAGE_SIZE;
+    use swapctl::client::Client;
+    use swapctl::proto::GetStatus;
+    if !can_run() {
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("swapkit-nbd")
+        .tempdir()
+        .unwrap();
+    let mut s = Server::start(
+        Backend::NbdkitMemory { bytes: 8 << 20 },
+        Listen::Unix(dir.path().join("dead.sock")),
+        "swap",
+        None,
+    )
+    .unwrap();
+    let uri = format!("{}&request-timeout=1&dead-after=1", s.uri());
+    let d = Daemon::start(&[]);
+    d.ok(&["mkswap", &uri]);
+    d.ok(&["on", &uri]);
+    let mut c = Client::connect(&d.socket).unwrap();
+    let o = c.create(Some("far")).unwrap();
+    let st = c.putpages(o, 0, vec![7u8; 24 * PAGE_SIZE], true).unwrap();
+    assert!(
+        st.iter().all(|s| *s == swapctl::proto::PutStatus::Ok),
+        "{st:?}"
+    );
+    s.kill();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // A read finds the server gone for longer than dead-after: the area is failed.
+    let read = |c: &mut Client| c.getpages(o, 0, 1).unwrap().0[0];
+    assert_eq!(read(&mut c), GetStatus::Error);
+    let list = d.ok(&["status"]);
+    assert!(list.contains("failed"), "{list}");
+    let out = d.run(&["off", &uri]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("force drops them"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.ok(&["off", "--force", &uri]);
+    assert_eq!(out, format!("{uri}: 24 pages lost\n"));
+    assert_eq!(
+        read(&mut c),
+        GetStatus::Error,
+        "a lost page reads as an error"
+    );
+    assert_eq!(d.ok(&["list", "--noheadings"]), "");
+}

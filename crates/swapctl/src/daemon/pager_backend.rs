@@ -142,12 +142,12 @@ impl Backend for PagerBackend {
         self.pager.swapon(path, opts).map(|_| ()).map_err(failed)
     }
 
-    fn swapoff(&self, path: &Path) -> Result<(), BackendError> {
+    fn swapoff(&self, path: &Path, force: bool) -> Result<(), BackendError> {
         let dev = self.pager.device_id(path).ok_or_else(|| {
             BackendError::NotFound(format!("{}: not a swap device that is on", path.display()))
         })?;
         self.pager
-            .swapoff(dev, SwapoffOptions::default(), &mut |_, _| {})
+            .swapoff(dev, SwapoffOptions { force }, &mut |_, _| {})
             .map(|_| ())
             .map_err(failed)
     }
