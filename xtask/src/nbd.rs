@@ -195,7 +195,8 @@ fn median(
     let mut reps = Vec::new();
     for _ in 0..sizes.repetitions.max(1) {
         crate::cancel::check()?;
-        reps.push(phase()?);
+        let (f, cpu) = crate::cpu::measure(&mut phase);
+        reps.push(f?.with_cpu(cpu));
     }
     Figure::median_of(reps).ok_or_else(|| Error::workload("nbd", "no repetitions"))
 }
@@ -319,20 +320,22 @@ fn parse_fio(id: &str, rw: &str, qd: u32, json: &[u8]) -> Option<Figure> {
 
 fn table(rows: &[Row]) -> String {
     let mut t = String::from(
-        "| setup | workload | QD | MiB/s | IOPS | p50 µs | p99 µs |\n|---|---|---|---|---|---|---|\n",
+        "| setup | workload | QD | MiB/s | IOPS | p50 µs | p99 µs | CPU s/GiB |\n|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let f = &r.fig;
         let p = |q| f.p(q).map_or("-".to_owned(), |v| v.to_string());
         t.push_str(&format!(
-            "| {} | {} | {} | {:.1} | {:.0} | {} | {} |\n",
+            "| {} | {} | {} | {:.1} | {:.0} | {} | {} | {} |\n",
             r.setup,
             f.id,
             f.queue_depth,
             f.mib_s,
             f.iops,
             p(50.0),
-            p(99.0)
+            p(99.0),
+            f.cpu_s_per_gib
+                .map_or("-".to_owned(), |c| format!("{c:.2}"))
         ));
     }
     t
