@@ -10,7 +10,8 @@
 //! gives every interface, so nothing is configured outside the namespaces. This kernel
 //! has no `sch_netem`, so the delay is a small TCP relay of the test's own on loopback
 //! (`127.0.0.1:port` → `[fe80::2%host-end]:10809`) that holds every chunk from the server
-//! 100 µs before passing it on: 100 µs more per round trip. Deleting a namespace deletes its veth pair.
+//! 100 µs before passing it on: 100 µs more per round trip. Deleting a namespace deletes
+//! its veth pair.
 //!
 //! Skips, saying so, without root, `ip netns`, libnbd or nbdkit/qemu-nbd.
 

@@ -13,6 +13,9 @@
 //!   `connections=`, 4 by default) only when the server announces multi-conn, which makes
 //!   a flush on one cover all; else one. Requests go round-robin.
 //! - **Discard** is NBD `TRIM` where the server supports it (advice, like `BLKDISCARD`).
+//! - **Faults**: the area's injected errors apply as on local areas (checked on the
+//!   connection thread before a request is sent); injected *latency* does not (the thread
+//!   serves many requests and cannot sleep for one).
 //! - **Identity**: the server (`host:port` or socket path) and the export name, whatever
 //!   else the URI says: [`StorageId::Remote`](crate::StorageId), so the pager refuses the
 //!   same export twice. Nothing locks an export across processes (NBD has no such thing):
