@@ -142,3 +142,18 @@ fn off_force_of_a_dead_remote_area_reports_its_pages_lost() {
     );
     assert_eq!(d.ok(&["list", "--noheadings"]), "");
 }
+
+#[test]
+fn without_libnbd_a_uri_fails_in_one_line_saying_what_to_install() {
+    let out = std::process::Command::new(common::BIN)
+        .args(["mkswap", "nbd://127.0.0.1/swap"])
+        .env(device::nbd::LIB_ENV, "/nonexistent/libnbd.so.0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(
+        err,
+        "swapctl: nbd://127.0.0.1/swap: nbd areas need libnbd.so.0: apt-get install libnbd0\n"
+    );
+}

@@ -19,6 +19,10 @@ use std::sync::OnceLock;
 /// The one line a swapon of an NBD URI fails with where libnbd is missing.
 pub(crate) const MISSING: &str = "nbd areas need libnbd.so.0: apt-get install libnbd0";
 
+/// Loads the library from this path instead of `libnbd.so.0` (an unusual install; tests
+/// point it at nothing to see the message of a machine without libnbd).
+pub const LIB_ENV: &str = "SWAPKIT_LIBNBD";
+
 /// `struct nbd_handle`, opaque.
 #[repr(C)]
 pub(crate) struct Handle {
@@ -77,8 +81,9 @@ impl Lib {
     }
 
     fn load() -> Option<Lib> {
+        let name = std::env::var_os(LIB_ENV).unwrap_or_else(|| "libnbd.so.0".into());
         // SAFETY: loading libnbd runs its initialisers, which only set up its own state.
-        let lib = unsafe { libloading::Library::new("libnbd.so.0") }.ok()?;
+        let lib = unsafe { libloading::Library::new(name) }.ok()?;
         macro_rules! sym {
             ($name:literal) => {
                 // SAFETY: the symbol has, in every libnbd.so.0 since 1.2, the C signature

@@ -25,6 +25,8 @@
 
 mod conn;
 mod ffi;
+
+pub use ffi::LIB_ENV;
 pub mod server;
 pub mod uri;
 
