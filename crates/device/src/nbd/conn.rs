@@ -495,6 +495,12 @@ impl Conn {
                 Ok(()) => {
                     self.in_flight.insert(id, (req, Instant::now()));
                 }
+                // The connection died under us: the request was never sent, so it waits
+                // for the next connection like those behind it.
+                Err(_) if nbd.is_dead() => {
+                    self.waiting.push_front(req);
+                    return;
+                }
                 Err(e) => req.finish(Err(e)),
             }
         }
