@@ -357,7 +357,7 @@ fn server_killed_and_restarted_fails_in_flight_then_resumes() {
     assert_eq!(buf.page(0), pattern(3, 1));
     // Gone for longer than dead-after: the area vanished (the pager marks it failed).
     s.kill();
-    std::thread::sleep(Duration::from_millis(3500));
+    std::thread::sleep(Duration::from_millis(4500));
     let err = write(6, 1).unwrap_err();
     assert!(matches!(err, DeviceError::Vanished { .. }), "{err}");
 }

@@ -153,7 +153,7 @@ fn a_dead_remote_area_fails_and_force_off_reports_its_pages_lost() {
         let obj = p.alloc_object(None, 64).unwrap();
         p.putpages(&obj, 0, &pages(7, 40), PutMode::Sync);
         s.kill();
-        std::thread::sleep(Duration::from_millis(1500));
+        std::thread::sleep(Duration::from_millis(2500));
         let mut out = vec![0u8; PAGE_SIZE];
         let err = p.getpages(&obj, 3, 0, 0, &mut out).unwrap_err();
         assert!(matches!(err, PagerError::Read { .. }), "{err}");

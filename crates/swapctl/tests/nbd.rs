@@ -120,7 +120,7 @@ fn off_force_of_a_dead_remote_area_reports_its_pages_lost() {
         "{st:?}"
     );
     s.kill();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    std::thread::sleep(std::time::Duration::from_millis(2500));
     // A read finds the server gone for longer than dead-after: the area is failed.
     let read = |c: &mut Client| c.getpages(o, 0, 1).unwrap().0[0];
     assert_eq!(read(&mut c), GetStatus::Error);
