@@ -214,7 +214,14 @@ fn qemu_nbd_file_over_tcp_and_unix() {
         area.sync().unwrap();
     }
     tcp.kill();
-    // The header and data are in the file: util-linux's view of the header agrees.
+    // The header and data are in the file, and util-linux reads the header as swap.
+    if let Ok(out) = std::process::Command::new("blkid")
+        .args(["-p", "-o", "value", "-s", "TYPE"])
+        .arg(&file)
+        .output()
+    {
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "swap");
+    }
     let area = SwapArea::open(&file, &OpenOptions::default()).unwrap();
     assert_eq!(area.last_page(), 1023);
     let mut buf = PageBuf::new(1);
