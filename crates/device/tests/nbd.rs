@@ -349,6 +349,15 @@ fn server_killed_and_restarted_fails_in_flight_then_resumes() {
     // and never returns wrong data.
     assert!(write(4, 1).is_err());
     s.restart().unwrap();
+    // The idle area notices the server's return on its own (it keeps trying).
+    let remote = area.remote().unwrap();
+    for _ in 0..100 {
+        if remote.reconnects() > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(remote.reconnects() > 0, "no reconnection without I/O");
     // It came back with its data: reads and writes work again.
     let mut ok = false;
     for _ in 0..50 {

@@ -14,7 +14,8 @@
 //! unanswered past `request_timeout`, the handle is closed and every request in flight
 //! fails (`ECONNRESET`, `ETIMEDOUT`): we cannot know whether a write landed, so it is the
 //! caller's to retry elsewhere. The thread then reconnects, at once and then with back-off
-//! (50 ms doubling to 2 s). Requests that arrive meanwhile wait for the connection up to
+//! (50 ms doubling to 2 s), whether or not requests wait, so an idle area notices its
+//! server's return (`Remote::reconnects` counts it). Requests that arrive meanwhile wait for the connection up to
 //! `request_timeout`, then fail with `ENOTCONN`; once the server has been unreachable for
 //! `dead_after`, they fail with `ENXIO` at once (the area is gone: the pager marks it
 //! failed). A server that comes back with its data (persistent backing) is used again.
@@ -387,6 +388,8 @@ pub(crate) struct Conn {
     down_since: Option<Instant>,
     next_try: Instant,
     backoff: Duration,
+    /// Connections re-established, shared by the area's connections (see `Remote`).
+    reconnects: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Conn {
@@ -397,6 +400,7 @@ impl Conn {
         nbd: Option<Nbd>,
         rx: Receiver<Request>,
         wake: std::sync::Arc<Wake>,
+        reconnects: std::sync::Arc<std::sync::atomic::AtomicU64>,
     ) -> Conn {
         let now = Instant::now();
         Conn {
@@ -412,6 +416,7 @@ impl Conn {
             next_id: 1,
             next_try: now,
             backoff: BACKOFF_MIN,
+            reconnects,
         }
     }
 
@@ -434,7 +439,7 @@ impl Conn {
                 break;
             }
             let now = Instant::now();
-            if self.nbd.is_none() && now >= self.next_try && !self.waiting.is_empty() {
+            if self.nbd.is_none() && now >= self.next_try && !closing {
                 self.reconnect();
             }
             if self.nbd.is_some() {
@@ -478,6 +483,8 @@ impl Conn {
                 self.nbd = Some(nbd);
                 self.down_since = None;
                 self.backoff = BACKOFF_MIN;
+                self.reconnects
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             Err(_) => {
                 self.next_try = Instant::now() + self.backoff;
@@ -538,9 +545,7 @@ impl Conn {
             for req in &self.waiting {
                 until = until.min(req.queued + self.tuning.request_timeout);
             }
-            if !self.waiting.is_empty() {
-                until = until.min(self.next_try);
-            }
+            until = until.min(self.next_try);
         }
         until.saturating_duration_since(now)
     }

@@ -34,7 +34,7 @@ use std::fmt;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -57,6 +57,8 @@ pub struct Remote {
     info: ExportInfo,
     conns: Vec<ConnHandle>,
     next: AtomicUsize,
+    /// Connections re-established after a break, all connections together.
+    reconnects: Arc<AtomicU64>,
 }
 
 struct ConnHandle {
@@ -112,6 +114,7 @@ impl Remote {
                 }
             }
         }
+        let reconnects = Arc::new(AtomicU64::new(0));
         let mut conns = Vec::with_capacity(handles.len());
         for (i, nbd) in handles.into_iter().enumerate() {
             let (tx, rx) = crossbeam_channel::unbounded();
@@ -123,6 +126,7 @@ impl Remote {
                 Some(nbd),
                 rx,
                 Arc::clone(&wake),
+                Arc::clone(&reconnects),
             );
             let thread = std::thread::Builder::new()
                 .name(format!("swapkit-nbd{i}"))
@@ -142,6 +146,7 @@ impl Remote {
             info,
             conns,
             next: AtomicUsize::new(0),
+            reconnects,
         })
     }
 
@@ -157,6 +162,13 @@ impl Remote {
     /// Connections in use (more than one only with multi-conn).
     pub fn connections(&self) -> usize {
         self.conns.len()
+    }
+
+    /// How often a connection was made again after it broke (its server went away and
+    /// came back, or stopped answering). The pager puts a remote area it marked failing
+    /// back in service when this moves.
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
     }
 
     /// Queues `req` on the next connection.
