@@ -97,6 +97,7 @@ impl Core {
             failed: false,
             failing: false,
             write_errors_in_row: 0,
+            failing_at: 0,
             corrupt: 0,
             used: 0,
             quarantined: 0,

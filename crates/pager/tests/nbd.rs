@@ -181,3 +181,71 @@ fn a_dead_remote_area_fails_and_force_off_reports_its_pages_lost() {
         assert_eq!(out, page(90));
     }
 }
+
+#[test]
+fn a_remote_area_failing_while_its_server_was_away_is_back_once_it_returns() {
+    if !can_run() {
+        return;
+    }
+    for engine in ENGINES {
+        let dir = tempdir();
+        let file = dir.path().join("swapkit-persist.img");
+        std::fs::File::create(&file)
+            .unwrap()
+            .set_len(512 * PAGE_SIZE as u64)
+            .unwrap();
+        let mut s = Server::start(
+            Backend::NbdkitFile { file },
+            Listen::Unix(dir.path().join("swapkit-back.sock")),
+            "",
+            None,
+        )
+        .unwrap();
+        let uri = format!("{}&request-timeout=0.3&dead-after=60", s.uri());
+        device::mkswap(&uri, &device::MkswapOptions::default()).unwrap();
+        let p = pager_on(engine, 0);
+        p.swapon(&area(dir.path(), "local", 512), SwaponOptions::default())
+            .unwrap();
+        let opts = SwaponOptions {
+            priority: 5,
+            ..SwaponOptions::default()
+        };
+        let r = p.swapon(uri.as_ref(), opts).unwrap();
+        let obj = p.alloc_object(None, 256).unwrap();
+        p.putpages(&obj, 0, &pages(1, 16), PutMode::Sync);
+        let state = |p: &pager::Pager| {
+            let st = p.stats();
+            let d = st.devices.iter().find(|d| d.id == r.0).unwrap();
+            (d.state, d.used_pages)
+        };
+        s.kill();
+        // Writes meant for it fail (after waiting 0.3 s each) and land on the local area;
+        // after three in a row it is failing.
+        for k in 0..4 {
+            let at = 16 + 8 * k;
+            assert_eq!(
+                p.putpages(&obj, at, &pages(100 + at, 8), PutMode::Sync),
+                vec![PageResult::Ok; 8]
+            );
+        }
+        assert_eq!(state(&p).0, DeviceState::Failing, "{engine:?}");
+        s.restart().unwrap();
+        // Its connection is made again in the background; the next allocation puts it
+        // back in service, and new pages go to it again (it has the higher priority).
+        let mut back = false;
+        for i in 0..100 {
+            p.putpages(&obj, 100 + i, &page(500 + i), PutMode::Sync);
+            if state(&p).0 == DeviceState::Active {
+                back = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(back, "{engine:?}: still failing after the server returned");
+        let used = state(&p).1;
+        p.putpages(&obj, 200, &pages(900, 16), PutMode::Sync);
+        assert!(state(&p).1 >= used + 16, "{engine:?}: no new pages on it");
+        check_all(&p, &obj, 1, 16);
+        p.verify().unwrap();
+    }
+}
