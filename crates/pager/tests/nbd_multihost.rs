@@ -1,9 +1,9 @@
 //! "Multi-host": two remote areas on two NBD servers, each in a network namespace of its
 //! own (a veth pair per namespace), striped with interleave 32, under a verifying load
 //! from several threads; one server is killed mid-run and restarted on its persistent
-//! file. Wanted: 0 wrong pages, every error counted, and after the restart every page
-//! whose last write was acknowledged reads back right (the server came back with its
-//! data). On both engines.
+//! file. Wanted: 0 wrong pages, every error counted, after the restart every page whose
+//! last write was acknowledged reads back right (the server came back with its data), and
+//! the restarted host back in service. On both engines.
 //!
 //! The network: the namespace end of each veth pair gets `fe80::2` (added inside the
 //! namespace only, `nodad`); the host end keeps only the link-local address the kernel
@@ -252,6 +252,21 @@ fn two_remote_hosts_striped_with_one_killed_and_restarted() {
                 checked += 1;
             }
         }
+        // Host a is back in service (if its write errors had marked it failing): writes
+        // reach it again.
+        let state_a = || {
+            let st = p.stats();
+            st.devices.iter().find(|d| d.id == a.0).unwrap().state
+        };
+        let (obj0, _) = &finished[0];
+        for i in 0..100 {
+            if state_a() == pager::DeviceState::Active {
+                break;
+            }
+            p.putpages(obj0, PAGES - 1, &page(i), PutMode::Sync);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(state_a(), pager::DeviceState::Active, "{engine:?}");
         let st = p.stats();
         let dev_a = st.devices.iter().find(|d| d.id == a.0).unwrap();
         println!(
