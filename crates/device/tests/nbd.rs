@@ -415,3 +415,34 @@ fn tls_with_a_pre_shared_key() {
     let err = SwapArea::open(&plain, &OpenOptions::default()).unwrap_err();
     assert!(err.to_string().contains("cannot connect"), "{err}");
 }
+
+#[test]
+fn closing_an_area_does_not_wait_out_a_hanging_reconnection() {
+    if !can_run("nbdkit") {
+        return;
+    }
+    let port = server::free_port().unwrap();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut s = Server::start(
+        Backend::NbdkitMemory { bytes: 1 << 20 },
+        Listen::Tcp(addr),
+        "",
+        None,
+    )
+    .unwrap();
+    let uri = format!("{}?connect-timeout=60", s.uri());
+    device::mkswap(&uri, &MkswapOptions::default()).unwrap();
+    let area = SwapArea::open(&uri, &OpenOptions::default()).unwrap();
+    s.kill();
+    // A "server" that accepts connections (the kernel's backlog) and never says a word:
+    // every reconnection now hangs in the handshake, for up to the 60 s connect timeout.
+    let _silent = std::net::TcpListener::bind(addr).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let start = std::time::Instant::now();
+    drop(area);
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "closing waited {:?} for a connection attempt",
+        start.elapsed()
+    );
+}

@@ -25,6 +25,8 @@ use std::collections::{HashMap, VecDeque};
 use std::ffi::{CString, c_int, c_void};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
@@ -153,8 +155,15 @@ pub(crate) struct ExportInfo {
 
 impl Nbd {
     /// Connects to `uri` (libnbd's form) within `timeout`: TCP or Unix connect, TLS if the
-    /// URI asks for it, and the handshake.
-    pub(crate) fn connect(lib: &'static Lib, uri: &str, timeout: Duration) -> io::Result<Nbd> {
+    /// URI asks for it, and the handshake. Gives up early once `stop` is set (the area is
+    /// being closed), so closing an area whose server is unreachable does not wait out
+    /// the connect timeout.
+    pub(crate) fn connect(
+        lib: &'static Lib,
+        uri: &str,
+        timeout: Duration,
+        stop: &AtomicBool,
+    ) -> io::Result<Nbd> {
         let curi = CString::new(uri).map_err(|_| io::Error::other("NUL in URI"))?;
         // SAFETY: plain constructor; NULL on failure.
         let h = unsafe { (lib.create)() };
@@ -183,8 +192,11 @@ impl Nbd {
                     format!("connect timed out after {timeout:?}"),
                 ));
             }
+            if stop.load(Ordering::Relaxed) {
+                return Err(io::Error::other("area closed while connecting"));
+            }
             let mut fds = [nbd.pollfd()];
-            poll(&mut fds, left)?;
+            poll(&mut fds, left.min(STOP_CHECK))?;
             nbd.notify(fds[0].revents)?;
         }
     }
@@ -369,6 +381,9 @@ impl Wake {
     }
 }
 
+/// How often a connection attempt looks at its `stop` flag.
+const STOP_CHECK: Duration = Duration::from_millis(50);
+
 /// First back-off between reconnection attempts, and the longest.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
@@ -380,7 +395,7 @@ pub(crate) struct Conn {
     pub(crate) tuning: NbdTuning,
     pub(crate) nbd: Option<Nbd>,
     pub(crate) rx: Receiver<Request>,
-    pub(crate) wake: std::sync::Arc<Wake>,
+    pub(crate) wake: Arc<Wake>,
     /// Requests waiting for a connection.
     waiting: VecDeque<Request>,
     in_flight: HashMap<u64, (Request, Instant)>,
@@ -388,8 +403,16 @@ pub(crate) struct Conn {
     down_since: Option<Instant>,
     next_try: Instant,
     backoff: Duration,
-    /// Connections re-established, shared by the area's connections (see `Remote`).
-    reconnects: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    shared: Arc<Shared>,
+}
+
+/// What an area's connections share with it.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    /// Connections re-established after a break, all connections together.
+    pub(crate) reconnects: AtomicU64,
+    /// Set when the area is closed (with the channels), for connection attempts under way.
+    pub(crate) stop: AtomicBool,
 }
 
 impl Conn {
@@ -399,8 +422,8 @@ impl Conn {
         tuning: NbdTuning,
         nbd: Option<Nbd>,
         rx: Receiver<Request>,
-        wake: std::sync::Arc<Wake>,
-        reconnects: std::sync::Arc<std::sync::atomic::AtomicU64>,
+        wake: Arc<Wake>,
+        shared: Arc<Shared>,
     ) -> Conn {
         let now = Instant::now();
         Conn {
@@ -416,7 +439,7 @@ impl Conn {
             next_id: 1,
             next_try: now,
             backoff: BACKOFF_MIN,
-            reconnects,
+            shared,
         }
     }
 
@@ -478,13 +501,17 @@ impl Conn {
     }
 
     fn reconnect(&mut self) {
-        match Nbd::connect(self.lib, &self.uri, self.tuning.connect_timeout) {
+        match Nbd::connect(
+            self.lib,
+            &self.uri,
+            self.tuning.connect_timeout,
+            &self.shared.stop,
+        ) {
             Ok(nbd) => {
                 self.nbd = Some(nbd);
                 self.down_since = None;
                 self.backoff = BACKOFF_MIN;
-                self.reconnects
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.shared.reconnects.fetch_add(1, Ordering::Relaxed);
             }
             Err(_) => {
                 self.next_try = Instant::now() + self.backoff;

@@ -34,7 +34,7 @@ use std::fmt;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -44,7 +44,7 @@ pub use uri::{NbdTuning, NbdUri, is_uri};
 
 use crate::engine::{IoCompletion, IoOp, Job};
 use crate::{DeviceError, PAGE_SIZE, PageBuf, SwapArea};
-use conn::{Cmd, Conn, ExportInfo, Nbd, Reply, Request, Wake};
+use conn::{Cmd, Conn, ExportInfo, Nbd, Reply, Request, Shared, Wake};
 
 /// Whether libnbd can be loaded here (tests skip where it cannot).
 pub fn available() -> bool {
@@ -57,8 +57,8 @@ pub struct Remote {
     info: ExportInfo,
     conns: Vec<ConnHandle>,
     next: AtomicUsize,
-    /// Connections re-established after a break, all connections together.
-    reconnects: Arc<AtomicU64>,
+    /// Reconnections, and the flag that stops connection attempts on close.
+    shared: Arc<Shared>,
 }
 
 struct ConnHandle {
@@ -97,7 +97,8 @@ impl Remote {
         let uri = NbdUri::parse(text).map_err(|e| remote_error(path, e))?;
         let lib = ffi::Lib::get().map_err(|e| remote_error(path, e))?;
         let t = uri.tuning;
-        let first = Nbd::connect(lib, uri.connect_uri(), t.connect_timeout)
+        let never = AtomicBool::new(false);
+        let first = Nbd::connect(lib, uri.connect_uri(), t.connect_timeout, &never)
             .map_err(|e| remote_error(path, format!("cannot connect: {e}")))?;
         let info = first
             .info()
@@ -108,13 +109,13 @@ impl Remote {
         let mut handles = vec![first];
         if info.multi_conn {
             while handles.len() < t.connections {
-                match Nbd::connect(lib, uri.connect_uri(), t.connect_timeout) {
+                match Nbd::connect(lib, uri.connect_uri(), t.connect_timeout, &never) {
                     Ok(h) => handles.push(h),
                     Err(_) => break,
                 }
             }
         }
-        let reconnects = Arc::new(AtomicU64::new(0));
+        let shared = Arc::new(Shared::default());
         let mut conns = Vec::with_capacity(handles.len());
         for (i, nbd) in handles.into_iter().enumerate() {
             let (tx, rx) = crossbeam_channel::unbounded();
@@ -126,7 +127,7 @@ impl Remote {
                 Some(nbd),
                 rx,
                 Arc::clone(&wake),
-                Arc::clone(&reconnects),
+                Arc::clone(&shared),
             );
             let thread = std::thread::Builder::new()
                 .name(format!("swapkit-nbd{i}"))
@@ -146,7 +147,7 @@ impl Remote {
             info,
             conns,
             next: AtomicUsize::new(0),
-            reconnects,
+            shared,
         })
     }
 
@@ -168,7 +169,7 @@ impl Remote {
     /// came back, or stopped answering). The pager puts a remote area it marked failing
     /// back in service when this moves.
     pub fn reconnects(&self) -> u64 {
-        self.reconnects.load(Ordering::Relaxed)
+        self.shared.reconnects.load(Ordering::Relaxed)
     }
 
     /// Queues `req` on the next connection.
@@ -297,6 +298,7 @@ fn finish_unsent(req: Request) {
 
 impl Drop for Remote {
     fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
         for c in &mut self.conns {
             c.tx = None;
             c.wake.ring();
