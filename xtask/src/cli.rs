@@ -61,6 +61,10 @@ pub struct BenchArgs {
     /// Use plain files even where loop devices are available.
     #[arg(long)]
     pub files: bool,
+    /// Remote swap areas over NBD instead (`nbdkit memory` exports on loopback TCP):
+    /// see `xtask/src/nbd.rs`.
+    #[arg(long)]
+    pub nbd: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -24,6 +24,7 @@ mod kernel;
 mod latency;
 mod machine;
 mod micro;
+mod nbd;
 mod progress;
 mod raw;
 mod report;
@@ -59,6 +60,7 @@ fn run() -> Result<(), Error> {
     }
     cancel::install()?;
     match cli.command {
+        Command::Bench(args) if args.nbd => nbd::run(&args.plan()),
         Command::Bench(args) => bench::run(&args.plan()),
         Command::Demo(args) => demo::run(&args),
         Command::KernelChild { .. } => Ok(()),

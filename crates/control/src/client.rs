@@ -280,8 +280,11 @@ impl Client {
         })
     }
 
-    pub fn swapoff(&mut self, path: &str) -> Result<(), ClientError> {
-        self.expect_ok(Request::SwapOff { path: path.into() })
+    pub fn swapoff(&mut self, path: &str, force: bool) -> Result<(), ClientError> {
+        self.expect_ok(Request::SwapOff {
+            path: path.into(),
+            force,
+        })
     }
 
     /// Set a tunable; returns the value in force after clamping.

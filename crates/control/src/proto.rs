@@ -235,8 +235,13 @@ pub enum Request {
         #[serde(default)]
         discard: bool,
     },
-    /// Move data off a device and detach it (root or the daemon's uid).
-    SwapOff { path: String },
+    /// Move data off a device and detach it (root or the daemon's uid). `force` removes a
+    /// failed device, dropping the pages it held (absent from older clients: false).
+    SwapOff {
+        path: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        force: bool,
+    },
     /// Change a live tunable (root or the daemon's uid).
     Set { name: String, value: u64 },
     /// Create an object owned by the caller's uid. Named objects (with a `handle`) outlive
@@ -553,7 +558,7 @@ pub(crate) mod tests {
                     }
                 }
             ),
-            ".{0,40}".prop_map(|path| Request::SwapOff { path }),
+            ".{0,40}".prop_map(|path| Request::SwapOff { path, force: false }),
             (".{0,20}", any::<u64>()).prop_map(|(name, value)| Request::Set { name, value }),
             proptest::option::of(".{0,20}").prop_map(|handle| Request::Create { handle }),
             any::<u64>().prop_map(|object| Request::Destroy { object }),

@@ -62,6 +62,8 @@ impl Default for OpenOptions {
 pub enum AreaKind {
     BlockDevice,
     File,
+    /// A remote export over NBD (the area's path is the URI).
+    Nbd,
 }
 
 /// Identity of the storage behind an area: `st_rdev` (and `ino` 0) for block devices,
@@ -111,8 +113,9 @@ pub(crate) fn open_raw(path: &Path, opts: &OpenOptions) -> Result<RawDevice, Dev
         _ => DeviceError::io(path, "stat", 0, e),
     })?;
     let kind = kind_of(path, &meta)?;
+    // (`kind_of` never gives `Nbd`: URIs open through `SwapArea::open_remote`.)
     let id = match kind {
-        AreaKind::BlockDevice => AreaId {
+        AreaKind::BlockDevice | AreaKind::Nbd => AreaId {
             dev: meta.rdev(),
             ino: 0,
         },
@@ -164,14 +167,14 @@ pub(crate) fn open_raw(path: &Path, opts: &OpenOptions) -> Result<RawDevice, Dev
     if opts.exclusive {
         match (&kind, &backing) {
             (AreaKind::File, _) => storage::lock(&file, opts.read_only, path, path)?,
-            (AreaKind::BlockDevice, Some(b)) => {
+            (AreaKind::BlockDevice | AreaKind::Nbd, Some(b)) => {
                 storage::lock(&b.file, b.read_only, path, &b.path)?;
             }
-            (AreaKind::BlockDevice, None) => {}
+            (AreaKind::BlockDevice | AreaKind::Nbd, None) => {}
         }
     }
     let size_bytes = match kind {
-        AreaKind::File => meta.len(),
+        AreaKind::File | AreaKind::Nbd => meta.len(),
         AreaKind::BlockDevice => {
             let size = sys::block_size_bytes(&file)
                 .map_err(|e| DeviceError::io(path, "BLKGETSIZE64", 0, e))?;
@@ -297,6 +300,8 @@ pub struct SwapArea {
     /// The size the backing file was found to have shrunk to, or [`NOT_SHRUNK`]. Once set it
     /// stays: the pages past the cut are gone even if the file grows again.
     shrunk_to: AtomicU64,
+    /// The connections of a remote (NBD) area, which does its I/O through them.
+    remote: Option<crate::nbd::Remote>,
 }
 
 /// `shrunk_to` of an area whose backing file was never seen shorter than the area.
@@ -309,6 +314,9 @@ impl SwapArea {
     /// Opens a swap area. The header is required and checked against the device's size.
     pub fn open(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<SwapArea, DeviceError> {
         let path = path.as_ref();
+        if crate::nbd::is_uri(path) {
+            return SwapArea::open_remote(path, opts);
+        }
         let mut raw = open_raw(path, opts)?;
         let probe = read_probe(&raw);
         let page0 = match probe {
@@ -332,6 +340,46 @@ impl SwapArea {
             other => other,
         }
         .map_err(|e| DeviceError::io(path, "read header", 0, e))?;
+        SwapArea::with_header(path, raw, page0, opts, None)
+    }
+
+    /// Opens the remote export an NBD URI names: its header is read over NBD. No lock:
+    /// NBD has none; the pager refuses the same export twice by its identity.
+    fn open_remote(path: &Path, opts: &OpenOptions) -> Result<SwapArea, DeviceError> {
+        let remote = crate::nbd::Remote::open(path, opts.read_only)?;
+        let key = remote.uri().storage_key();
+        let raw = RawDevice {
+            // Never used for I/O (a remote area's I/O goes to its connections); an open
+            // file keeps `file()` total for the engines' types.
+            file: File::open("/dev/null").map_err(|e| DeviceError::io(path, "open", 0, e))?,
+            kind: AreaKind::Nbd,
+            id: AreaId { dev: 0, ino: key },
+            ids: vec![StorageId::Remote { key }],
+            backing: None,
+            size_bytes: remote.size_bytes(),
+            direct: false,
+        };
+        let pages = (raw.size_bytes.min(HEADER_PROBE_BYTES) / PAGE_SIZE as u64) as usize;
+        let page0 = if pages == 0 {
+            None
+        } else {
+            let mut buf = PageBuf::new(pages);
+            remote
+                .read_at(0, &mut buf)
+                .map_err(|e| DeviceError::io(path, "read header", 0, e))?;
+            Some(buf)
+        };
+        SwapArea::with_header(path, raw, page0, opts, Some(remote))
+    }
+
+    /// The area over `raw` once its first pages are read: checks the header.
+    fn with_header(
+        path: &Path,
+        raw: RawDevice,
+        page0: Option<PageBuf>,
+        opts: &OpenOptions,
+        remote: Option<crate::nbd::Remote>,
+    ) -> Result<SwapArea, DeviceError> {
         let Some(page0) = page0 else {
             return Err(DeviceError::NoHeader { path: path.into() });
         };
@@ -367,6 +415,7 @@ impl SwapArea {
             counters: Counters::new(),
             faults: FaultInjector::new(),
             shrunk_to: AtomicU64::new(NOT_SHRUNK),
+            remote,
         })
     }
 
@@ -445,8 +494,19 @@ impl SwapArea {
     pub fn discard(&self, page: u64, count: u64) -> Result<(), DeviceError> {
         self.check_range(page, count)?;
         let (offset, len) = (page * PAGE_SIZE as u64, count * PAGE_SIZE as u64);
+        if let Some(remote) = &self.remote {
+            return match remote.trim(offset, len) {
+                Ok(true) => {
+                    self.counters.discarded();
+                    Ok(())
+                }
+                Ok(false) => Ok(()),
+                Err(e) => Err(DeviceError::io(&self.path, "discard", page, e)),
+            };
+        }
         let result = match self.raw.kind {
             AreaKind::BlockDevice => sys::discard_block(&self.raw.file, offset, len),
+            AreaKind::Nbd => Ok(()),
             AreaKind::File => sys::punch_hole(&self.raw.file, offset, len).and_then(|()| {
                 let (offset, len) = (offset as i64, len as i64);
                 let keep = nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE;
@@ -465,6 +525,12 @@ impl SwapArea {
 
     /// Reads `buf.pages()` pages from `page`, blocking, without an engine.
     pub fn read_pages(&self, page: u64, buf: &mut PageBuf) -> Result<(), DeviceError> {
+        if let Some(remote) = &self.remote {
+            let pages = buf.pages() as u64;
+            return self.accounted(IoOp::Read, page, pages, || {
+                crate::nbd::blocking(self, remote, IoOp::Read, page, buf)
+            });
+        }
         self.blocking_io(IoOp::Read, page, buf.pages() as u64, |file, offset| {
             sys::read_full(file, buf.as_mut_slice(), offset)
         })
@@ -472,6 +538,12 @@ impl SwapArea {
 
     /// Writes `buf.pages()` pages at `page`, blocking, without an engine.
     pub fn write_pages(&self, page: u64, buf: &PageBuf) -> Result<(), DeviceError> {
+        if let Some(remote) = &self.remote {
+            let mut copy = buf.clone();
+            return self.accounted(IoOp::Write, page, buf.pages() as u64, || {
+                crate::nbd::blocking(self, remote, IoOp::Write, page, &mut copy)
+            });
+        }
         self.blocking_io(IoOp::Write, page, buf.pages() as u64, |file, offset| {
             sys::write_full(file, buf.as_slice(), offset)
         })
@@ -479,6 +551,11 @@ impl SwapArea {
 
     /// Flushes written data to stable storage (`fdatasync`).
     pub fn sync(&self) -> Result<(), DeviceError> {
+        if let Some(remote) = &self.remote {
+            return remote
+                .flush()
+                .map_err(|e| DeviceError::io(&self.path, "sync", 0, e));
+        }
         self.raw
             .file
             .sync_data()
@@ -493,13 +570,31 @@ impl SwapArea {
         pages: u64,
         io: impl FnOnce(&File, u64) -> io::Result<()>,
     ) -> Result<(), DeviceError> {
+        self.accounted(op, page, pages, || {
+            crate::engine::sync_io(self, op, page, pages, io)
+        })
+    }
+
+    /// Range check and accounting around one synchronous I/O `io`.
+    fn accounted(
+        &self,
+        op: IoOp,
+        page: u64,
+        pages: u64,
+        io: impl FnOnce() -> Result<(), DeviceError>,
+    ) -> Result<(), DeviceError> {
         self.check_range(page, pages)?;
         let start = Instant::now();
         self.counters.begin();
-        let result = self.settle(crate::engine::sync_io(self, op, page, pages, io));
+        let result = self.settle(io());
         self.counters
             .end(op, pages, result.is_ok(), start.elapsed());
         result
+    }
+
+    /// The connections of a remote (NBD) area; `None` for local ones.
+    pub fn remote(&self) -> Option<&crate::nbd::Remote> {
+        self.remote.as_ref()
     }
 
     /// Every finished I/O on the area passes here (the engines' and the blocking path's):
@@ -515,7 +610,8 @@ impl SwapArea {
         let (file, name, offset) = match (&self.raw.kind, &self.raw.backing) {
             (AreaKind::File, _) => (&self.raw.file, &self.path, 0),
             (AreaKind::BlockDevice, Some(b)) => (&b.file, &b.path, b.offset),
-            (AreaKind::BlockDevice, None) => return result,
+            (AreaKind::BlockDevice | AreaKind::Nbd, None) => return result,
+            (AreaKind::Nbd, Some(_)) => return result,
         };
         let needed_bytes = offset.saturating_add(area_bytes(&self.header));
         let mut size_bytes = self.shrunk_to.load(Ordering::Relaxed);

@@ -113,6 +113,10 @@ pub enum DeviceError {
         source: io::Error,
     },
 
+    /// A remote (NBD) area could not be reached or used: bad URI, no libnbd, no server.
+    #[error("{}: {what}", path.display())]
+    Remote { path: PathBuf, what: String },
+
     /// The I/O engine could not start or was asked for something it cannot do.
     #[error("I/O engine: {what}: {source}")]
     Engine { what: String, source: io::Error },

@@ -11,6 +11,8 @@
 //!   it (the kernel's swap, a busy loop device).
 //! - [`loopdev`]: attach files as loop devices (`LOOP_CONFIGURE`), detach, list.
 //! - [`mkswap`](mod@mkswap): write a header, refusing devices in use or holding a filesystem.
+//! - [`nbd`]: remote areas named by NBD URIs (`nbd://HOST/EXPORT`), through libnbd loaded
+//!   at run time; their I/O goes over their own connections, not the engine's back end.
 //! - [`fault`]: make chosen I/Os fail, for tests.
 //! - [`units`]: sizes and UUIDs as text (`64M`, `1.5G`, `xxxxxxxx-xxxx-...`), and
 //!   [`latency`]: the one latency histogram and its summary; both shared by every crate above.
@@ -59,6 +61,7 @@ pub mod header;
 pub mod latency;
 pub mod loopdev;
 pub mod mkswap;
+pub mod nbd;
 mod stats;
 pub mod storage;
 mod sys;

@@ -39,11 +39,15 @@ const EXCLUSIVE: OpenOptions = OpenOptions {
 };
 
 /// Pages read to look for other signatures: btrfs keeps its superblock at 64 KiB.
-const SIGNATURE_PROBE_PAGES: usize = 17;
+pub(crate) const SIGNATURE_PROBE_PAGES: usize = 17;
 
-/// Writes a swap header on `path` and returns it.
+/// Writes a swap header on `path` and returns it. `path` may be an NBD URI: the export's
+/// size is the device's, and `pages` cannot grow it.
 pub fn mkswap(path: impl AsRef<Path>, opts: &MkswapOptions) -> Result<SwapHeader, DeviceError> {
     let path = path.as_ref();
+    if crate::nbd::is_uri(path) {
+        return crate::nbd::mkswap(path, opts);
+    }
     if let Some(pages) = opts.pages {
         prepare_file(path, pages)?;
     }

@@ -42,6 +42,8 @@ pub enum StorageId {
     Block { rdev: u64 },
     /// A regular file, by `(st_dev, st_ino)`.
     File { dev: u64, ino: u64 },
+    /// A remote NBD export, by a hash of its server and export name (`nbd::NbdUri`).
+    Remote { key: u64 },
 }
 
 impl fmt::Display for StorageId {
@@ -60,6 +62,7 @@ impl fmt::Display for StorageId {
                 nix::sys::stat::major(dev),
                 nix::sys::stat::minor(dev)
             ),
+            StorageId::Remote { key } => write!(f, "NBD export {key:016x}"),
         }
     }
 }
@@ -72,6 +75,9 @@ pub fn overlap(a: &[StorageId], b: &[StorageId]) -> bool {
 /// Every identity `path` stands for: its own, and for a loop device its backing file's.
 /// Opens a loop device read-only for an instant (no `O_EXCL`) to ask for its status.
 pub fn identify(path: &Path) -> Result<Vec<StorageId>, DeviceError> {
+    if crate::nbd::is_uri(path) {
+        return crate::nbd::identify(path);
+    }
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => DeviceError::NotFound { path: path.into() },
         _ => DeviceError::io(path, "stat", 0, e),

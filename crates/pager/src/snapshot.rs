@@ -76,6 +76,7 @@ impl AreaCopy {
             kind: match self.area.kind() {
                 device::AreaKind::BlockDevice => "block".into(),
                 device::AreaKind::File => "file".into(),
+                device::AreaKind::Nbd => "nbd".into(),
             },
             direct_io: self.area.direct_io(),
             discard: self.discard,

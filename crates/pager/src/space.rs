@@ -97,6 +97,8 @@ pub(crate) struct Area {
     /// a cursor already past it, so without this the area's next run would start after a
     /// hole, reach the stripe end early and rotate too soon.
     pub stash: Option<(u64, u64)>,
+    /// A remote area's `reconnects()` when it was marked failing (see `Space::revive`).
+    pub failing_at: u64,
 }
 
 impl Area {
@@ -245,6 +247,7 @@ impl Space {
     /// just failed). Failing over to another priority is fine: the data must land.
     pub(crate) fn alloc_avoiding(&mut self, n: u64, avoid: &[DeviceId]) -> Option<Run> {
         debug_assert!(n >= 1);
+        self.revive();
         let n = if self.interleave > 0 {
             n.min(self.interleave)
         } else {
@@ -388,7 +391,8 @@ impl Space {
 
     /// Records a write's outcome on `dev`: a success resets its count of errors in a row;
     /// the [`FAILING_AFTER`]th error in a row marks it failing (no new allocations), once,
-    /// with an event. Only swapoff and swapon bring it back.
+    /// with an event. Only swapoff and swapon bring it back (and, for a remote area, its
+    /// connection made again: `revive`).
     pub(crate) fn write_result(&mut self, dev: DeviceId, ok: bool) {
         let Some(idx) = self.index(dev) else { return };
         let area = &mut self.areas[idx];
@@ -399,12 +403,37 @@ impl Space {
         area.write_errors_in_row = area.write_errors_in_row.saturating_add(1);
         if area.write_errors_in_row >= FAILING_AFTER && !area.failing && !area.failed {
             area.failing = true;
+            area.failing_at = area.area.remote().map_or(0, |r| r.reconnects());
             let ev = PagerEvent::DeviceFailing {
                 id: dev.0,
                 path: area.area.path().display().to_string(),
                 errors: area.write_errors_in_row,
             };
             self.events.emit(ev);
+            self.sizecheck();
+        }
+    }
+
+    /// Puts back in service a remote (NBD) area marked failing whose connection has been
+    /// made again since: its write errors were the server's absence, and the server is
+    /// back (with its data, or reads would fail). Local areas stay failing until swapoff.
+    /// One flag test per area when none is failing; the async pool follows at its next
+    /// retune.
+    fn revive(&mut self) {
+        let mut revived = false;
+        for a in &mut self.areas {
+            if a.failing
+                && !a.failed
+                && a.area
+                    .remote()
+                    .is_some_and(|r| r.reconnects() != a.failing_at)
+            {
+                a.failing = false;
+                a.write_errors_in_row = 0;
+                revived = true;
+            }
+        }
+        if revived {
             self.sizecheck();
         }
     }

@@ -135,7 +135,8 @@ pub enum DeviceState {
     /// The device vanished or failed; its blocks read as errors.
     Failed,
     /// Its writes kept failing: no new allocations; what it holds is still read, and
-    /// `swapoff` drains it. Back in service only through swapoff and swapon.
+    /// `swapoff` drains it. Back in service only through swapoff and swapon, or for a
+    /// remote area once its connection is made again.
     Failing,
 }
 

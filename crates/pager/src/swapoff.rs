@@ -96,6 +96,7 @@ impl Core {
             failed: false,
             failing: false,
             write_errors_in_row: 0,
+            failing_at: 0,
             corrupt: 0,
             used: 0,
             quarantined: 0,
@@ -124,6 +125,17 @@ impl Core {
     }
 
     pub(crate) fn device_id(&self, path: &Path) -> Option<DeviceId> {
+        if device::nbd::is_uri(path) {
+            // A remote area by its export (server and export name), whatever the URI's
+            // other parameters.
+            let ids = device::storage::identify(path).ok()?;
+            let space = self.space.lock();
+            let a = space.areas.iter();
+            return a
+                .filter(|a| device::storage::overlap(a.area.storage(), &ids))
+                .map(|a| a.id)
+                .next();
+        }
         self.find_key(FileKey::of(path))
     }
 

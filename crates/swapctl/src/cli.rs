@@ -389,6 +389,10 @@ pub struct OffArgs {
     /// Say what is being done
     #[arg(short = 'v', long)]
     pub verbose: bool,
+    /// Remove a failed device (a dead remote area, a vanished disk) even though its pages
+    /// cannot be read: they are dropped, read as errors after, and counted as lost
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// The unit flags of `list` and `summary`, swapinfo-style.

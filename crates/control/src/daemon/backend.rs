@@ -35,8 +35,9 @@ pub trait Backend: Send + Sync + 'static {
         self.stats()
     }
     fn swapon(&self, path: &Path, priority: i32, discard: bool) -> Result<(), BackendError>;
-    /// Move every page off `path`, then detach it. Blocks until done.
-    fn swapoff(&self, path: &Path) -> Result<(), BackendError>;
+    /// Move every page off `path`, then detach it. Blocks until done. `force` removes a
+    /// failed device, dropping its pages.
+    fn swapoff(&self, path: &Path, force: bool) -> Result<(), BackendError>;
     /// Set `swap_async_max`; returns the clamped value in force.
     fn set_swap_async_max(&self, n: u64) -> u64;
     fn create(&self) -> Result<u64, BackendError>;
@@ -172,7 +173,7 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
-    fn swapoff(&self, path: &Path) -> Result<(), BackendError> {
+    fn swapoff(&self, path: &Path, _force: bool) -> Result<(), BackendError> {
         let mut m = self.inner.lock();
         let p = path.display().to_string();
         let before = m.devices.len();

@@ -163,12 +163,12 @@ impl Backend for PagerBackend {
             .map_err(BackendError::from)
     }
 
-    fn swapoff(&self, path: &Path) -> Result<(), BackendError> {
+    fn swapoff(&self, path: &Path, force: bool) -> Result<(), BackendError> {
         let dev = self.area_of(path).ok_or_else(|| {
             BackendError::NotFound(format!("{}: not a swap device that is on", path.display()))
         })?;
         self.pager
-            .swapoff(dev, SwapoffOptions::default(), &mut |_, _| {})
+            .swapoff(dev, SwapoffOptions { force }, &mut |_, _| {})
             .map(|_| ())
             .map_err(BackendError::from)
     }
@@ -358,11 +358,11 @@ mod tests {
             let st = backend.putpages(id, 0, &vec![5u8; 4 * PAGE_SIZE], true);
             assert!(st.iter().all(|s| *s == PutStatus::Ok), "{st:?}");
             assert!(matches!(
-                backend.swapoff(&other),
+                backend.swapoff(&other, false),
                 Err(BackendError::NotFound(_))
             ));
             assert_eq!(backend.stats().devices[0].used_pages, 4);
-            backend.swapoff(&file).unwrap();
+            backend.swapoff(&file, false).unwrap();
             let left = backend.stats().devices;
             assert_eq!(left.len(), 1);
             assert_eq!(left[0].path, spare.display().to_string());
@@ -371,7 +371,7 @@ mod tests {
             assert!(st.iter().all(|s| *s == GetStatus::Ok), "{st:?}");
             assert!(back.iter().all(|b| *b == 5));
             backend.destroy(id);
-            backend.swapoff(&spare).unwrap();
+            backend.swapoff(&spare, false).unwrap();
         }
         dev.detach().unwrap();
     }

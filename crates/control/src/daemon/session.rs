@@ -418,7 +418,7 @@ fn run(shared: &Shared, peer: &Peer, req: Request, data: Vec<u8>) -> Answer {
             priority,
             discard,
         } => swapon(shared, peer, &path, priority, discard),
-        Request::SwapOff { path } => swapoff(shared, peer, &path),
+        Request::SwapOff { path, force } => swapoff(shared, peer, &path, force),
         Request::Set { name, value } => set(shared, peer, &name, value),
         Request::Create { handle } => create(shared, peer, handle),
         Request::Destroy { object } => destroy(shared, peer, object),
@@ -551,9 +551,10 @@ fn swapon(
     }
 }
 
-fn swapoff(shared: &Shared, peer: &Peer, path: &str) -> Answer {
-    log_info!("swapoff {path} (uid {}) started", peer.uid);
-    let result = shared.backend.swapoff(Path::new(path));
+fn swapoff(shared: &Shared, peer: &Peer, path: &str, force: bool) -> Answer {
+    let forced = if force { " --force" } else { "" };
+    log_info!("swapoff{forced} {path} (uid {}) started", peer.uid);
+    let result = shared.backend.swapoff(Path::new(path), force);
     shared.stats_changed();
     match result {
         Ok(()) => {

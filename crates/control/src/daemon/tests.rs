@@ -252,10 +252,10 @@ impl Backend for SlowOff {
     fn swapon(&self, p: &Path, prio: i32, d: bool) -> Result<(), BackendError> {
         self.0.swapon(p, prio, d)
     }
-    fn swapoff(&self, p: &Path) -> Result<(), BackendError> {
+    fn swapoff(&self, p: &Path, force: bool) -> Result<(), BackendError> {
         self.2.wait();
         std::thread::sleep(Duration::from_millis(300));
-        let r = self.0.swapoff(p);
+        let r = self.0.swapoff(p, force);
         *self.1.lock() = true;
         r
     }
@@ -296,7 +296,7 @@ fn shutdown_lets_the_request_in_flight_finish_and_answer() {
     let mut c = Client::connect(&d.socket).unwrap();
     c.swapon("/x", None, false).unwrap();
     let sock = d.socket.clone();
-    let off = std::thread::spawn(move || c.swapoff("/x"));
+    let off = std::thread::spawn(move || c.swapoff("/x", false));
     backend.2.wait();
     d.server.stop().unwrap();
     assert!(

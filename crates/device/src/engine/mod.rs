@@ -280,6 +280,9 @@ impl Engine {
         done: Box<dyn FnOnce(IoCompletion) + Send>,
     ) {
         let job = Job::new(area, req, done);
+        if let Some(remote) = area.remote() {
+            return remote.submit(job);
+        }
         match &self.backend {
             Backend::Threads(pool) => pool.submit(job),
             Backend::Uring(ring) => ring.submit(job),
@@ -299,6 +302,9 @@ impl Engine {
     /// callbacks. From a callback this blocks that engine thread for the I/O's time.
     pub fn submit_wait(&self, area: &Arc<SwapArea>, req: IoRequest) -> IoCompletion {
         let mut job = Job::new(area, req, Box::new(|_| {}));
+        if let Some(remote) = area.remote() {
+            return crate::nbd::submit_wait(remote, job);
+        }
         let result = match &self.backend {
             Backend::Uring(_) => {
                 uring::wait_on_own_ring(&mut job).unwrap_or_else(|| blocking_io(&mut job))

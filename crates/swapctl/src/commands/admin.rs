@@ -48,7 +48,24 @@ pub(super) fn daemon_err(cmd: &'static str) -> impl Fn(ClientError) -> CliError 
     }
 }
 
-/// The daemon needs absolute paths: it does not share our working directory. A path that
+/// Whether `listed` (a path from the daemon) is the device `given` names: the same text, or
+/// NBD URIs of one export.
+fn same_device(listed: &str, given: &str) -> bool {
+    let (a, b) = (Path::new(listed), Path::new(given));
+    use device::storage::identify;
+    listed == given
+        || (device::nbd::is_uri(a)
+            && device::nbd::is_uri(b)
+            && matches!((identify(a), identify(b)), (Ok(x), Ok(y)) if x == y))
+}
+
+/// Whether a device exists, for `--ifexists`: an NBD URI is taken to (the swapon says).
+fn exists(p: &Path) -> bool {
+    device::nbd::is_uri(p) || p.exists()
+}
+
+/// The daemon needs absolute paths (an NBD URI stays as it is): it does not share our
+/// working directory. A path that
 /// is not valid UTF-8 cannot cross the protocol (JSON strings): refused by name, as a usage
 /// error, rather than reported as "no such file" later.
 fn absolute(p: &Path) -> Result<String, CliError> {
@@ -120,7 +137,7 @@ pub fn on(a: &OnArgs) -> Result<i32, CliError> {
 pub(super) fn on_devices(p: &OnPlan<'_>) -> Result<i32, CliError> {
     let mut targets: Vec<String> = Vec::new();
     for d in p.devices {
-        if p.ifexists && std::fs::symlink_metadata(d).is_err() {
+        if p.ifexists && !device::nbd::is_uri(d) && std::fs::symlink_metadata(d).is_err() {
             continue;
         }
         targets.push(absolute(d)?);
@@ -139,7 +156,7 @@ pub(super) fn on_devices(p: &OnPlan<'_>) -> Result<i32, CliError> {
             .map_err(daemon_err("on"))?
             .into_iter()
             .filter(|d| !d.noauto && !on.contains(&d.path))
-            .filter(|d| !p.ifexists || Path::new(&d.path).exists())
+            .filter(|d| !p.ifexists || exists(Path::new(&d.path)))
             .map(|d| d.path)
             .collect();
     }
@@ -190,7 +207,13 @@ fn progress(socket: PathBuf, path: String, done: Arc<AtomicBool>) -> std::thread
 }
 
 pub fn off(a: &OffArgs) -> Result<i32, CliError> {
-    off_devices(&a.socket.socket, &a.devices, a.all, a.quiet, a.verbose)
+    off_forced(
+        &a.socket.socket,
+        &a.devices,
+        a.all,
+        (a.quiet, a.verbose),
+        a.force,
+    )
 }
 
 pub(super) fn off_devices(
@@ -199,6 +222,18 @@ pub(super) fn off_devices(
     all: bool,
     quiet: bool,
     verbose: bool,
+) -> Result<i32, CliError> {
+    off_forced(socket, devices, all, (quiet, verbose), false)
+}
+
+/// `off`; with `force`, a failed device is removed too and its pages reported lost (all
+/// it held: a failed device's pages cannot be read).
+fn off_forced(
+    socket: &Path,
+    devices: &[PathBuf],
+    all: bool,
+    (quiet, verbose): (bool, bool),
+    force: bool,
 ) -> Result<i32, CliError> {
     let targets_given = devices
         .iter()
@@ -219,8 +254,17 @@ pub(super) fn off_devices(
         }
         let done = Arc::new(AtomicBool::new(false));
         let shower = bar.then(|| progress(socket.to_owned(), path.clone(), Arc::clone(&done)));
-        let result = c.swapoff(path);
+        let lost = stats
+            .devices
+            .iter()
+            .find(|d| same_device(&d.path, path))
+            .filter(|d| force && d.state == pager::DeviceState::Failed)
+            .map(|d| d.used_pages);
+        let result = c.swapoff(path, force);
         done.store(true, Ordering::Relaxed);
+        if let (Ok(()), Some(n)) = (&result, lost) {
+            print(&format!("{path}: {n} pages lost\n"));
+        }
         if let Some(t) = shower {
             let _ = t.join();
         }

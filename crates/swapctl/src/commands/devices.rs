@@ -28,9 +28,12 @@ fn device_err(e: device::DeviceError) -> CliError {
     }
 }
 
-/// The size of a block device or regular file, or `None` when it does not exist.
+/// The size of a block device, regular file or NBD export, or `None` when it does not exist.
 fn size_of(path: &Path) -> Result<Option<u64>, CliError> {
     let what = path.display().to_string();
+    if device::nbd::is_uri(path) {
+        return device::nbd::export_size(path).map(Some).map_err(device_err);
+    }
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

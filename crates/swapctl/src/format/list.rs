@@ -88,9 +88,14 @@ impl ShowColumn {
     }
 }
 
-/// `swapon`'s TYPE: "partition" for block devices, "file" for files.
+/// `swapon`'s TYPE: "partition" for block devices, "file" for files, "nbd" for remote
+/// areas (which the kernel's swapon does not have).
 fn swap_type(kind: &str) -> &'static str {
-    if kind == "block" { "partition" } else { "file" }
+    match kind {
+        "block" => "partition",
+        "nbd" => "nbd",
+        _ => "file",
+    }
 }
 
 fn percent(used: u64, total: u64) -> String {
@@ -308,10 +313,10 @@ pub fn proc_swaps(stats: &PagerStats) -> String {
     for d in &stats.devices {
         let name = device_name(d);
         let pad = 40usize.saturating_sub(name.len()).max(1);
-        let kind = if d.kind == "block" {
-            "partition"
-        } else {
-            "file\t"
+        let kind = match d.kind.as_str() {
+            "block" => "partition",
+            "nbd" => "nbd\t",
+            _ => "file\t",
         };
         let size = (d.total_pages * ps) >> 10;
         let used = (d.used_pages * ps) >> 10;

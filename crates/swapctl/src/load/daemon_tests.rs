@@ -34,8 +34,8 @@ impl Backend for Corrupting {
     fn swapon(&self, p: &Path, prio: i32, d: bool) -> Result<(), BackendError> {
         self.0.swapon(p, prio, d)
     }
-    fn swapoff(&self, p: &Path) -> Result<(), BackendError> {
-        self.0.swapoff(p)
+    fn swapoff(&self, p: &Path, force: bool) -> Result<(), BackendError> {
+        self.0.swapoff(p, force)
     }
     fn set_swap_async_max(&self, n: u64) -> u64 {
         self.0.set_swap_async_max(n)

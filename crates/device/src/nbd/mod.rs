@@ -1,0 +1,445 @@
+//! Remote swap areas over NBD (the Network Block Device protocol), through libnbd.
+//!
+//! An area named by an NBD URI (`nbd://HOST[:PORT]/EXPORT`, `nbd+unix:///EXPORT?socket=PATH`,
+//! `nbds://` for TLS; see [`uri`]) is a [`SwapArea`](crate::SwapArea) like any other: the
+//! same mkswap header on page 0 (read and written over NBD), the same range checks,
+//! counters and fault injector. Only its I/O path differs: [`Engine::submit`](crate::Engine)
+//! hands a remote area's requests to the area's own connections instead of io_uring or the
+//! thread pool, whichever engine runs.
+//!
+//! - **Connections** (`conn`): one thread per connection owns a libnbd handle, keeps any
+//!   number of requests in flight on it (pipelined, matched by libnbd's cookies), and
+//!   reconnects with back-off when it breaks. Several connections (the URI's
+//!   `connections=`, 4 by default) only when the server announces multi-conn, which makes
+//!   a flush on one cover all; else one. Requests go round-robin.
+//! - **Discard** is NBD `TRIM` where the server supports it (advice, like `BLKDISCARD`).
+//! - **Faults**: the area's injected errors apply as on local areas (checked on the
+//!   connection thread before a request is sent); injected *latency* does not (the thread
+//!   serves many requests and cannot sleep for one).
+//! - **Identity**: the server (`host:port` or socket path) and the export name, whatever
+//!   else the URI says: [`StorageId::Remote`](crate::StorageId), so the pager refuses the
+//!   same export twice. Nothing locks an export across processes (NBD has no such thing):
+//!   two machines pointed at one export would overwrite each other.
+//! - **libnbd** is loaded at run time (`ffi`): without `libnbd.so.0` an NBD swapon fails
+//!   with one line saying what to install.
+
+mod conn;
+mod ffi;
+
+pub use ffi::LIB_ENV;
+pub mod server;
+pub mod uri;
+
+use std::fmt;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::Sender;
+
+pub use uri::{NbdTuning, NbdUri, is_uri};
+
+use crate::engine::{IoCompletion, IoOp, Job};
+use crate::{DeviceError, PAGE_SIZE, PageBuf, SwapArea};
+use conn::{Cmd, Conn, ExportInfo, Nbd, Reply, Request, Shared, Wake};
+
+/// Whether libnbd can be loaded here (tests skip where it cannot).
+pub fn available() -> bool {
+    ffi::Lib::get().is_ok()
+}
+
+/// The open connections to one export.
+pub struct Remote {
+    uri: NbdUri,
+    info: ExportInfo,
+    conns: Vec<ConnHandle>,
+    next: AtomicUsize,
+    /// Reconnections, and the flag that stops connection attempts on close.
+    shared: Arc<Shared>,
+}
+
+struct ConnHandle {
+    /// `None` only while dropping: closing the channel tells the thread to finish.
+    tx: Option<Sender<Request>>,
+    wake: Arc<Wake>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for Remote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Remote")
+            .field("uri", &self.uri.connect_uri())
+            .field("connections", &self.conns.len())
+            .field("size", &self.info.size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The error of a remote area that could not be opened.
+fn remote_error(path: &Path, what: impl fmt::Display) -> DeviceError {
+    DeviceError::Remote {
+        path: path.into(),
+        what: what.to_string(),
+    }
+}
+
+impl Remote {
+    /// Connects to the export `path` names: the first connection here (so a server that
+    /// is not there fails the swapon at once, within the connect timeout), more when the
+    /// server allows multi-conn. Refuses a read-only export unless `read_only`.
+    pub(crate) fn open(path: &Path, read_only: bool) -> Result<Remote, DeviceError> {
+        let text = path
+            .to_str()
+            .ok_or_else(|| remote_error(path, "URI is not UTF-8"))?;
+        let uri = NbdUri::parse(text).map_err(|e| remote_error(path, e))?;
+        let lib = ffi::Lib::get().map_err(|e| remote_error(path, e))?;
+        let t = uri.tuning;
+        let never = AtomicBool::new(false);
+        let first = Nbd::connect(lib, uri.connect_uri(), t.connect_timeout, &never)
+            .map_err(|e| remote_error(path, format!("cannot connect: {e}")))?;
+        let info = first
+            .info()
+            .map_err(|e| remote_error(path, format!("export size: {e}")))?;
+        if info.read_only && !read_only {
+            return Err(DeviceError::ReadOnly { path: path.into() });
+        }
+        let mut handles = vec![first];
+        if info.multi_conn {
+            while handles.len() < t.connections {
+                match Nbd::connect(lib, uri.connect_uri(), t.connect_timeout, &never) {
+                    Ok(h) => handles.push(h),
+                    Err(_) => break,
+                }
+            }
+        }
+        let shared = Arc::new(Shared::default());
+        let mut conns = Vec::with_capacity(handles.len());
+        for (i, nbd) in handles.into_iter().enumerate() {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let wake = Arc::new(Wake::new().map_err(|e| DeviceError::io(path, "eventfd", 0, e))?);
+            let conn = Conn::new(
+                lib,
+                uri.connect_uri().to_owned(),
+                t,
+                Some(nbd),
+                rx,
+                Arc::clone(&wake),
+                Arc::clone(&shared),
+            );
+            let thread = std::thread::Builder::new()
+                .name(format!("swapkit-nbd{i}"))
+                .spawn(move || conn.run())
+                .map_err(|source| DeviceError::Engine {
+                    what: "start NBD connection thread".into(),
+                    source,
+                })?;
+            conns.push(ConnHandle {
+                tx: Some(tx),
+                wake,
+                thread: Some(thread),
+            });
+        }
+        Ok(Remote {
+            uri,
+            info,
+            conns,
+            next: AtomicUsize::new(0),
+            shared,
+        })
+    }
+
+    pub(crate) fn uri(&self) -> &NbdUri {
+        &self.uri
+    }
+
+    /// The export's size in bytes.
+    pub(crate) fn size_bytes(&self) -> u64 {
+        self.info.size
+    }
+
+    /// Connections in use (more than one only with multi-conn).
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// How often a connection was made again after it broke (its server went away and
+    /// came back, or stopped answering). The pager puts a remote area it marked failing
+    /// back in service when this moves.
+    pub fn reconnects(&self) -> u64 {
+        self.shared.reconnects.load(Ordering::Relaxed)
+    }
+
+    /// Queues `req` on the next connection.
+    fn send(&self, req: Request) {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
+        self.send_on(i, req);
+    }
+
+    fn send_on(&self, i: usize, req: Request) {
+        let c = &self.conns[i];
+        match &c.tx {
+            Some(tx) => match tx.send(req) {
+                Ok(()) => c.wake.ring(),
+                // The thread is gone (it only stops when we drop): still answer.
+                Err(crossbeam_channel::SendError(req)) => {
+                    finish_unsent(req);
+                }
+            },
+            None => finish_unsent(req),
+        }
+    }
+
+    /// An engine request on this remote area: its callback runs on a connection thread.
+    pub(crate) fn submit(&self, mut job: Job) {
+        let buf = std::mem::replace(&mut job.req.buf, PageBuf::new(0));
+        let cmd = match job.req.op {
+            IoOp::Read => Cmd::Read,
+            IoOp::Write => Cmd::Write,
+        };
+        let offset = job.req.page * PAGE_SIZE as u64;
+        self.send(Request {
+            cmd,
+            offset,
+            buf,
+            reply: Reply::Job(Box::new(job)),
+            queued: Instant::now(),
+        });
+    }
+
+    /// One command, waited for on the caller's thread, on connection `on` (or the next).
+    fn wait(
+        &self,
+        on: Option<usize>,
+        cmd: Cmd,
+        offset: u64,
+        buf: PageBuf,
+    ) -> (PageBuf, io::Result<()>) {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let req = Request {
+            cmd,
+            offset,
+            buf,
+            reply: Reply::Wait(tx),
+            queued: Instant::now(),
+        };
+        match on {
+            Some(i) => self.send_on(i, req),
+            None => self.send(req),
+        }
+        rx.recv().unwrap_or_else(|_| {
+            (
+                PageBuf::new(0),
+                Err(io::Error::other("NBD connection thread died")),
+            )
+        })
+    }
+
+    /// Reads `buf.len()` bytes at byte `offset` (header and mkswap: page 0 included).
+    pub(crate) fn read_at(&self, offset: u64, buf: &mut PageBuf) -> io::Result<()> {
+        let taken = std::mem::replace(buf, PageBuf::new(0));
+        let (back, result) = self.wait(None, Cmd::Read, offset, taken);
+        if back.pages() > 0 {
+            *buf = back;
+        }
+        result
+    }
+
+    /// Writes `buf` at byte `offset`.
+    pub(crate) fn write_at(&self, offset: u64, buf: &PageBuf) -> io::Result<()> {
+        self.wait(None, Cmd::Write, offset, buf.clone()).1
+    }
+
+    /// NBD `TRIM` of `len` bytes at `offset` (nothing where the server cannot).
+    pub(crate) fn trim(&self, offset: u64, len: u64) -> io::Result<bool> {
+        if !self.info.can_trim {
+            return Ok(false);
+        }
+        // Within the NBD limit of 32-bit lengths, in whole pages.
+        const STEP: u64 = 1 << 30;
+        let mut at = 0;
+        while at < len {
+            let n = (len - at).min(STEP);
+            self.wait(None, Cmd::Trim { len: n }, offset + at, PageBuf::new(0))
+                .1?;
+            at += n;
+        }
+        Ok(true)
+    }
+
+    /// NBD `FLUSH` on every connection (one would do with multi-conn; all is simpler).
+    pub(crate) fn flush(&self) -> io::Result<()> {
+        if !self.info.can_flush {
+            return Ok(());
+        }
+        for i in 0..self.conns.len() {
+            self.wait(Some(i), Cmd::Flush, 0, PageBuf::new(0)).1?;
+        }
+        Ok(())
+    }
+}
+
+/// Answers a request whose connection thread is gone.
+fn finish_unsent(req: Request) {
+    let gone = || io::Error::from_raw_os_error(libc::ENOTCONN);
+    match req.reply {
+        Reply::Wait(tx) => {
+            let _ = tx.send((req.buf, Err(gone())));
+        }
+        Reply::Job(mut job) => {
+            job.req.buf = req.buf;
+            let err = DeviceError::io(job.area.path(), job.req.op.name(), job.req.page, gone());
+            job.finish(Err(err));
+        }
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        for c in &mut self.conns {
+            c.tx = None;
+            c.wake.ring();
+        }
+        let me = std::thread::current().id();
+        for c in &mut self.conns {
+            if let Some(t) = c.thread.take() {
+                // Dropped on one of our own threads (the last reference to the area went
+                // with a completion): that thread finishes on its own.
+                if t.thread().id() != me {
+                    let _ = t.join();
+                }
+            }
+        }
+    }
+}
+
+/// [`Engine::submit_wait`](crate::Engine::submit_wait) on a remote area: submits and waits.
+pub(crate) fn submit_wait(remote: &Remote, job: Job) -> IoCompletion {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let (tag, op, page) = (job.req.tag, job.req.op, job.req.page);
+    let job = Job {
+        done: Box::new(move |c| {
+            let _ = tx.send(c);
+        }),
+        ..job
+    };
+    remote.submit(job);
+    rx.recv().unwrap_or_else(|_| IoCompletion {
+        tag,
+        op,
+        page,
+        buf: PageBuf::new(0),
+        result: Err(DeviceError::completion_lost()),
+        latency: std::time::Duration::ZERO,
+    })
+}
+
+/// Writes a swap header on a remote export (see [`crate::mkswap`]).
+pub(crate) fn mkswap(
+    path: &Path,
+    opts: &crate::MkswapOptions,
+) -> Result<crate::SwapHeader, DeviceError> {
+    use crate::header::{MIN_USABLE_PAGES, SwapHeader};
+    let remote = Remote::open(path, false)?;
+    let size_bytes = remote.size_bytes();
+    let device_pages = size_bytes / PAGE_SIZE as u64;
+    let pages = opts.pages.unwrap_or(device_pages).min(u64::from(u32::MAX));
+    if pages > device_pages || pages < MIN_USABLE_PAGES + 1 {
+        let (why, needed_bytes) = if pages > device_pages {
+            ("the requested size", pages * PAGE_SIZE as u64)
+        } else {
+            ("a swap area", (MIN_USABLE_PAGES + 1) * PAGE_SIZE as u64)
+        };
+        return Err(DeviceError::TooSmall {
+            path: path.into(),
+            size_bytes,
+            needed_bytes,
+            why,
+        });
+    }
+    let mut start = PageBuf::new(crate::mkswap::SIGNATURE_PROBE_PAGES.min(device_pages as usize));
+    remote
+        .read_at(0, &mut start)
+        .map_err(|e| DeviceError::io(path, "read", 0, e))?;
+    if let Some(what) = crate::mkswap::foreign_signature(start.as_slice())
+        && !opts.force
+    {
+        return Err(DeviceError::HasSignature {
+            path: path.into(),
+            what,
+        });
+    }
+    let last_page = (pages - 1) as u32;
+    let mut header = SwapHeader::new(last_page);
+    if let Some(uuid) = opts.uuid {
+        header.uuid = uuid;
+    }
+    header.label = opts.label.clone().unwrap_or_default();
+    if opts.check {
+        // As `mkswap -c`: every data page read once; those that fail are bad.
+        let mut buf = PageBuf::new(1);
+        for page in 1..=u64::from(last_page) {
+            if remote.read_at(page * PAGE_SIZE as u64, &mut buf).is_err() {
+                header.bad_pages.push(page as u32);
+            }
+        }
+        if header.bad_pages.len() > crate::header::MAX_BAD_PAGES
+            || header.usable_pages() < MIN_USABLE_PAGES
+        {
+            return Err(DeviceError::Io {
+                path: path.into(),
+                op: "check",
+                page: 1,
+                source: io::Error::other(format!("{} bad pages found", header.bad_pages.len())),
+            });
+        }
+    }
+    let mut page0 = PageBuf::new(1);
+    header.write(page0.as_mut_slice());
+    remote
+        .write_at(0, &page0)
+        .map_err(|e| DeviceError::io(path, "write header", 0, e))?;
+    remote
+        .flush()
+        .map_err(|e| DeviceError::io(path, "sync", 0, e))?;
+    Ok(header)
+}
+
+/// The blocking read or write of `SwapArea::read_pages`/`write_pages` on a remote area
+/// (range, faults and accounting are the caller's).
+pub(crate) fn blocking(
+    area: &SwapArea,
+    remote: &Remote,
+    op: IoOp,
+    page: u64,
+    buf: &mut PageBuf,
+) -> Result<(), DeviceError> {
+    if let Some(e) = area.faults().check(op, page, buf.pages() as u64) {
+        return Err(DeviceError::io(area.path(), op.name(), page, e));
+    }
+    let offset = page * PAGE_SIZE as u64;
+    let result = match op {
+        IoOp::Read => remote.read_at(offset, buf),
+        IoOp::Write => remote.write_at(offset, buf),
+    };
+    result.map_err(|e| DeviceError::io(area.path(), op.name(), page, e))
+}
+
+/// The identity of the export an NBD URI names (no connection made).
+pub(crate) fn identify(path: &Path) -> Result<Vec<crate::StorageId>, DeviceError> {
+    let text = path
+        .to_str()
+        .ok_or_else(|| remote_error(path, "URI is not UTF-8"))?;
+    let uri = NbdUri::parse(text).map_err(|e| remote_error(path, e))?;
+    Ok(vec![crate::StorageId::Remote {
+        key: uri.storage_key(),
+    }])
+}
+
+/// The size in bytes of the export an NBD URI names (one connection, closed again).
+pub fn export_size(path: &Path) -> Result<u64, DeviceError> {
+    Ok(Remote::open(path, true)?.size_bytes())
+}

@@ -1,0 +1,248 @@
+//! NBD URIs (the NBD URI standard, as libnbd and qemu read them) and our own query
+//! parameters for timeouts and connections.
+//!
+//! Accepted: `nbd://HOST[:PORT]/EXPORT`, `nbds://[USER@]HOST...` (TLS; USER names the PSK), `nbd+unix:///EXPORT?socket=PATH`
+//! and `nbds+unix://...`; IPv6 hosts in brackets. Our parameters (`connect-timeout`,
+//! `request-timeout`, `dead-after`: seconds, fractions allowed; `connections`: a count)
+//! are taken out before libnbd sees the URI; every other query parameter (`socket`,
+//! `tls-psk-file`, `tls-username`, ...) is passed on untouched.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+use std::time::Duration;
+
+/// The schemes we accept, with whether they carry a Unix socket.
+const SCHEMES: [(&str, bool); 4] = [
+    ("nbd://", false),
+    ("nbds://", false),
+    ("nbd+unix://", true),
+    ("nbds+unix://", true),
+];
+
+/// The NBD port when the URI gives none.
+const DEFAULT_PORT: u16 = 10809;
+
+/// Whether `path` is an NBD URI rather than a path (it starts with one of the schemes).
+pub fn is_uri(path: &Path) -> bool {
+    path.to_str()
+        .is_some_and(|s| SCHEMES.iter().any(|(scheme, _)| s.starts_with(scheme)))
+}
+
+/// How to talk to one export, and our settings for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NbdUri {
+    /// The URI handed to libnbd: as given, without our own parameters.
+    pub(crate) libnbd: String,
+    /// `host:port` or the socket path: with `export`, the export's identity.
+    pub(crate) server: String,
+    pub(crate) export: String,
+    pub tuning: NbdTuning,
+}
+
+/// Timeouts and connections of one remote area.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NbdTuning {
+    /// How long a connection (TCP or Unix connect, handshake) may take.
+    pub connect_timeout: Duration,
+    /// How long one request may stay unanswered before its connection is taken as broken:
+    /// it is closed, its requests fail, and it reconnects.
+    pub request_timeout: Duration,
+    /// How long the server may stay unreachable before the area counts as gone (its I/O
+    /// then fails as `Vanished`, which marks it failed in the pager).
+    pub dead_after: Duration,
+    /// The most connections (used only when the server allows multi-conn).
+    pub connections: usize,
+}
+
+impl Default for NbdTuning {
+    fn default() -> NbdTuning {
+        NbdTuning {
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            dead_after: Duration::from_secs(120),
+            connections: 4,
+        }
+    }
+}
+
+/// Why a URI was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UriError(pub String);
+
+impl NbdUri {
+    /// Parses `text`, an NBD URI.
+    pub fn parse(text: &str) -> Result<NbdUri, UriError> {
+        let bad = |why: &str| UriError(format!("bad NBD URI `{text}`: {why}"));
+        let (scheme, unix) = SCHEMES
+            .iter()
+            .find(|(scheme, _)| text.starts_with(scheme))
+            .copied()
+            .ok_or_else(|| bad("expected nbd://, nbds://, nbd+unix:// or nbds+unix://"))?;
+        let rest = &text[scheme.len()..];
+        let (rest, query) = match rest.split_once('?') {
+            Some((r, q)) => (r, Some(q)),
+            None => (rest, None),
+        };
+        let (authority, export) = match rest.split_once('/') {
+            Some((a, e)) => (a, e),
+            None => (rest, ""),
+        };
+        let mut tuning = NbdTuning::default();
+        let mut passed = Vec::new();
+        let mut socket = None;
+        for param in query.into_iter().flat_map(|q| q.split('&')) {
+            if param.is_empty() {
+                continue;
+            }
+            let (key, value) = param.split_once('=').unwrap_or((param, ""));
+            let secs = || {
+                value
+                    .trim_end_matches('s')
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s > 0.0 && *s < 1e9)
+                    .map(Duration::from_secs_f64)
+                    .ok_or_else(|| bad(&format!("{key} wants seconds, got `{value}`")))
+            };
+            match key {
+                "connect-timeout" => tuning.connect_timeout = secs()?,
+                "request-timeout" => tuning.request_timeout = secs()?,
+                "dead-after" => tuning.dead_after = secs()?,
+                "connections" => {
+                    tuning.connections = value
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=64).contains(n))
+                        .ok_or_else(|| bad("connections wants 1 to 64"))?;
+                }
+                _ => {
+                    if key == "socket" {
+                        socket = Some(value.to_owned());
+                    }
+                    passed.push(param);
+                }
+            }
+        }
+        let server = if unix {
+            if !authority.is_empty() {
+                return Err(bad(
+                    "a Unix socket URI has no host (nbd+unix:///EXPORT?socket=PATH)",
+                ));
+            }
+            socket
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| bad("nbd+unix needs ?socket=PATH"))?
+        } else {
+            if authority.is_empty() {
+                return Err(bad("no host"));
+            }
+            // `user@`: the TLS PSK user name (libnbd reads it); not part of the identity.
+            let authority = authority
+                .rsplit_once('@')
+                .map_or(authority, |(_, host)| host);
+            if authority.is_empty() {
+                return Err(bad("no host"));
+            }
+            let has_port = match authority.rfind(']') {
+                Some(end) => authority[end..].contains(':'),
+                None => authority.contains(':'),
+            };
+            if has_port {
+                let (host, port) = authority.rsplit_once(':').unwrap_or((authority, ""));
+                let port: u16 = port.parse().map_err(|_| bad("bad port"))?;
+                format!("{host}:{port}")
+            } else {
+                format!("{authority}:{DEFAULT_PORT}")
+            }
+        };
+        let mut libnbd = format!("{scheme}{rest}");
+        if !passed.is_empty() {
+            libnbd.push('?');
+            libnbd.push_str(&passed.join("&"));
+        }
+        Ok(NbdUri {
+            libnbd,
+            server,
+            export: export.to_owned(),
+            tuning,
+        })
+    }
+
+    /// The URI libnbd connects to (ours without our own parameters).
+    pub fn connect_uri(&self) -> &str {
+        &self.libnbd
+    }
+
+    /// A number for the export (server and export name, whatever the scheme or settings):
+    /// two URIs naming one export have the same key.
+    pub fn storage_key(&self) -> u64 {
+        // DefaultHasher::new() has fixed keys: the same text always gives the same number.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.server.hash(&mut h);
+        self.export.hash(&mut h);
+        h.finish()
+    }
+}
+
+impl fmt::Display for NbdUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.libnbd)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_with_and_without_port() {
+        let a = NbdUri::parse("nbd://10.0.0.1/swap").unwrap();
+        assert_eq!(a.server, "10.0.0.1:10809");
+        assert_eq!(a.export, "swap");
+        let b = NbdUri::parse("nbd://10.0.0.1:10809/swap?request-timeout=5").unwrap();
+        assert_eq!(a.storage_key(), b.storage_key());
+        assert_eq!(b.connect_uri(), "nbd://10.0.0.1:10809/swap");
+        assert_eq!(b.tuning.request_timeout, Duration::from_secs(5));
+        let c = NbdUri::parse("nbd://10.0.0.1/other").unwrap();
+        assert_ne!(a.storage_key(), c.storage_key());
+        let v6 = NbdUri::parse("nbd://[::1]:2000/x").unwrap();
+        assert_eq!(v6.server, "[::1]:2000");
+        assert_eq!(NbdUri::parse("nbd://[::1]/").unwrap().server, "[::1]:10809");
+    }
+
+    #[test]
+    fn unix_socket_and_passed_parameters() {
+        let u =
+            NbdUri::parse("nbd+unix:///e?socket=/run/s.sock&connections=2&dead-after=1.5").unwrap();
+        assert_eq!(u.server, "/run/s.sock");
+        assert_eq!(u.connect_uri(), "nbd+unix:///e?socket=/run/s.sock");
+        assert_eq!(u.tuning.connections, 2);
+        assert_eq!(u.tuning.dead_after, Duration::from_millis(1500));
+        let tls = NbdUri::parse("nbds://alice@h/e?tls-psk-file=/k&connect-timeout=3s").unwrap();
+        assert_eq!(tls.connect_uri(), "nbds://alice@h/e?tls-psk-file=/k");
+        assert_eq!(tls.server, "h:10809");
+        assert_eq!(tls.tuning.connect_timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn refusals() {
+        for bad in [
+            "/dev/loop0",
+            "nbd://",
+            "nbd:///x",
+            "nbd://h:99999/x",
+            "nbd+unix:///x",
+            "nbd+unix://h/x?socket=/s",
+            "nbd://h/x?request-timeout=soon",
+            "nbd://h/x?connections=0",
+            "nbd://u@/x",
+        ] {
+            assert!(NbdUri::parse(bad).is_err(), "{bad} was accepted");
+        }
+        assert!(is_uri(Path::new("nbd+unix:///x?socket=/s")));
+        assert!(!is_uri(Path::new("/tmp/nbd://x")));
+    }
+}

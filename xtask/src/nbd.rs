@@ -1,0 +1,379 @@
+//! `cargo xtask bench --nbd`: remote swap areas over NBD (issue 16), against the same
+//! exports raw, in one run:
+//!
+//! 1. two `nbdkit memory` exports over loopback TCP: raw baselines through our NBD
+//!    client (`raw::baselines`, the same shapes as the main bench), then the pager on them;
+//! 2. two local devices (loop devices, files where there are none) + the two exports at
+//!    equal priority (striped): raw, then the pager;
+//! 3. fio's `nbd` engine on one export, where fio has it: the client's own limit;
+//! 4. 100 µs of added delay (a relay of our own; this kernel has no `sch_netem`): random
+//!    4 KiB pagein at QD1 on one export behind the relay against one local device alone.
+//!    Target: p99 within 1.2 × (delay + local p99).
+//!
+//! Prints one markdown table with ratios against the issue's targets; nothing is written
+//! to `benchmarks/results` (the main bench owns that). Servers, relay, devices and files
+//! are guards dropped on every way out.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use device::nbd::server::{self, Backend, DelayRelay, Listen, Server};
+use device::{Engine, EngineKind, MkswapOptions};
+use pager::PagerConfig;
+
+use crate::cli::Plan;
+use crate::error::Error;
+use crate::raw::{self, RawPlan};
+use crate::results::Figure;
+use crate::setup::{Want, Workbench};
+use crate::workloads::{DataSet, Rig, Sizes, random, stream};
+
+/// The added network delay of part 4.
+const DELAY: Duration = Duration::from_micros(100);
+
+/// One row of the table.
+struct Row {
+    setup: &'static str,
+    fig: Figure,
+}
+
+pub fn run(plan: &Plan) -> Result<(), Error> {
+    if !device::nbd::available() {
+        return Err(Error::Setup(
+            "nbd areas need libnbd.so.0: apt-get install libnbd0".into(),
+        ));
+    }
+    if !server::have("nbdkit") {
+        return Err(Error::Setup(
+            "the NBD bench needs nbdkit: apt-get install nbdkit".into(),
+        ));
+    }
+    // nbdkit memory keeps the export in RAM: 2 × this.
+    let size = plan.size.min(if plan.quick { 64 << 20 } else { 512 << 20 });
+    let sizes = Sizes::new(plan.quick);
+    eprintln!(
+        "swapkit bench --nbd: 2 nbdkit memory exports of {} over loopback TCP",
+        device::units::human_iec(size)
+    );
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let port = server::free_port().map_err(|e| Error::io("free port", "127.0.0.1", e))?;
+        let s = Server::start(
+            Backend::NbdkitMemory { bytes: size },
+            Listen::Tcp(([127, 0, 0, 1], port).into()),
+            "swap",
+            None,
+        )
+        .map_err(|e| Error::Setup(format!("nbdkit: {e}")))?;
+        device::mkswap(s.uri(), &MkswapOptions::default())?;
+        servers.push(s);
+    }
+    let remote: Vec<PathBuf> = servers.iter().map(|s| PathBuf::from(s.uri())).collect();
+    let mut rows = Vec::new();
+
+    eprintln!(" 1. two remote areas");
+    measure("2 remote", &remote, size, &sizes, &mut rows)?;
+
+    let wb = Workbench::create(&Want {
+        devices: 2,
+        size,
+        parent: plan.dir.clone(),
+        force_files: plan.files,
+        tag: "swapkit-bench-nbd",
+    })?;
+    let local = wb.paths();
+    let mixed: Vec<PathBuf> = local.iter().chain(&remote).cloned().collect();
+    eprintln!(" 2. two local + two remote areas");
+    measure("2 local + 2 remote", &mixed, size, &sizes, &mut rows)?;
+
+    let fio_note = fio_nbd(&remote[0], &sizes, &mut rows);
+
+    eprintln!(" 4. {} µs of added delay", DELAY.as_micros());
+    let relay = DelayRelay::start(([127, 0, 0, 1], tcp_port(&servers[0])).into(), DELAY)
+        .map_err(|e| Error::io("relay", "127.0.0.1", e))?;
+    let delayed = PathBuf::from(format!("nbd://127.0.0.1:{}/swap", relay.port()));
+    let far = pagein_rand_qd1(&delayed, &sizes)?;
+    let near = pagein_rand_qd1(&local[0], &sizes)?;
+    rows.push(Row {
+        setup: "1 remote + 100 µs",
+        fig: far.clone(),
+    });
+    rows.push(Row {
+        setup: "1 local",
+        fig: near.clone(),
+    });
+    drop(relay);
+    drop(wb);
+    drop(servers);
+
+    println!("{}", table(&rows));
+    if let Some(note) = fio_note {
+        println!("{note}\n");
+    }
+    println!("{}", targets(&rows, &far, &near));
+    Ok(())
+}
+
+/// The port of a TCP server's URI (`nbd://127.0.0.1:PORT/...`).
+fn tcp_port(s: &Server) -> u16 {
+    s.uri()
+        .rsplit_once(':')
+        .and_then(|(_, rest)| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Raw baselines over `paths`, then the pager's sequential pageout and pagein and random
+/// pagein on them.
+fn measure(
+    setup: &'static str,
+    paths: &[PathBuf],
+    size: u64,
+    sizes: &Sizes,
+    rows: &mut Vec<Row>,
+) -> Result<(), Error> {
+    let qd = PagerConfig::default().swap_async_max as usize;
+    let engine = Engine::new(EngineKind::Auto)?;
+    let raw_plan = RawPlan {
+        seq_queue_depth: qd,
+        cluster_pages: PagerConfig::default().max_cluster as usize,
+        seq_bytes: (size as f64 * paths.len() as f64 * sizes.data_fraction) as u64,
+        rand_bytes: sizes.rand_ops * device::PAGE_SIZE as u64,
+        repetitions: sizes.repetitions,
+        one_device_bytes: None,
+    };
+    for f in raw::baselines(&engine, paths, &raw_plan)? {
+        crate::bench::line(&f);
+        rows.push(Row { setup, fig: f });
+    }
+    drop(engine);
+    let rig = Rig::new(paths, PagerConfig::default().interleave)?;
+    let pages = (rig.usable_pages() as f64 * sizes.data_fraction) as u64;
+    let ds = DataSet::alloc(
+        &rig,
+        (pages / sizes.object_pages).max(1),
+        sizes.object_pages,
+    )?;
+    let mut figs = Vec::new();
+    figs.push(median(sizes, || {
+        stream::pageout_seq(&rig, &ds, "pageout-seq", qd as u32, Duration::ZERO)
+    })?);
+    figs.push(median(sizes, || {
+        stream::pagein_seq(&rig, &ds, qd, "pagein-seq", Duration::ZERO)
+    })?);
+    figs.push(median(sizes, || {
+        random::pagein_rand(&rig, &ds, 1, sizes.phase)
+    })?);
+    for f in figs {
+        crate::bench::line(&f);
+        rows.push(Row { setup, fig: f });
+    }
+    Ok(())
+}
+
+/// Random single-page pagein at QD1 on one area (a fresh pager with a data set on it).
+fn pagein_rand_qd1(path: &Path, sizes: &Sizes) -> Result<Figure, Error> {
+    let rig = Rig::new(&[path.to_owned()], PagerConfig::default().interleave)?;
+    let pages = (rig.usable_pages() as f64 * sizes.data_fraction) as u64;
+    let ds = DataSet::alloc(
+        &rig,
+        (pages / sizes.object_pages).max(1),
+        sizes.object_pages,
+    )?;
+    let qd = PagerConfig::default().swap_async_max as u32;
+    stream::pageout_seq(&rig, &ds, "fill", qd, Duration::ZERO)?;
+    let f = median(sizes, || random::pagein_rand(&rig, &ds, 1, sizes.phase))?;
+    crate::bench::line(&f);
+    Ok(f)
+}
+
+fn median(
+    sizes: &Sizes,
+    mut phase: impl FnMut() -> Result<Figure, Error>,
+) -> Result<Figure, Error> {
+    let mut reps = Vec::new();
+    for _ in 0..sizes.repetitions.max(1) {
+        crate::cancel::check()?;
+        let (f, cpu) = crate::cpu::measure(&mut phase);
+        reps.push(f?.with_cpu(cpu));
+    }
+    Figure::median_of(reps).ok_or_else(|| Error::workload("nbd", "no repetitions"))
+}
+
+/// fio's `nbd` engine on `uri`: sequential 128 KiB writes and reads at the pager's depth,
+/// random 4 KiB reads at QD1. `None` when fio has it; else the note saying why not.
+fn fio_nbd(uri: &Path, sizes: &Sizes, rows: &mut Vec<Row>) -> Option<String> {
+    let has = Command::new("fio")
+        .arg("--enghelp")
+        .output()
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == "nbd")
+        });
+    if !has {
+        return Some("fio without its nbd engine here: no fio baseline".into());
+    }
+    eprintln!(" 3. fio --ioengine=nbd");
+    let qd = PagerConfig::default().swap_async_max as u32;
+    let shapes = [
+        (
+            "fio-nbd-seq-write",
+            "write",
+            "128k",
+            qd,
+            sizes.fio_seq_bytes / 4,
+        ),
+        (
+            "fio-nbd-seq-read",
+            "read",
+            "128k",
+            qd,
+            sizes.fio_seq_bytes / 4,
+        ),
+        (
+            "fio-nbd-rand-read-qd1",
+            "randread",
+            "4k",
+            1,
+            sizes.rand_ops * device::PAGE_SIZE as u64,
+        ),
+    ];
+    for (id, rw, bs, depth, bytes) in shapes {
+        let out = Command::new("fio")
+            .args([
+                "--name=swapkit-nbd",
+                "--ioengine=nbd",
+                &format!("--uri={}", uri.display()),
+                &format!("--rw={rw}"),
+                &format!("--bs={bs}"),
+                &format!("--iodepth={depth}"),
+                "--offset=4096",
+                &format!("--io_size={bytes}"),
+                "--randrepeat=0",
+                "--norandommap",
+                "--output-format=json",
+            ])
+            .output();
+        let Ok(out) = out else {
+            return Some("fio did not run".into());
+        };
+        match parse_fio(id, rw, depth, &out.stdout) {
+            Some(f) => {
+                crate::bench::line(&f);
+                rows.push(Row {
+                    setup: "fio nbd, 1 remote",
+                    fig: f,
+                });
+            }
+            None => {
+                let err = String::from_utf8_lossy(&out.stderr);
+                return Some(format!(
+                    "fio --ioengine=nbd failed: {}",
+                    err.lines().next().unwrap_or("")
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// The figure of one fio JSON report (bytes, ops, run time, p50/p99 completion latency).
+fn parse_fio(id: &str, rw: &str, qd: u32, json: &[u8]) -> Option<Figure> {
+    // The nbd engine prints "fio: connected to NBD server" before the JSON.
+    let json = &json[json.iter().position(|&b| b == b'{')?..];
+    let v: serde_json::Value = serde_json::from_slice(json).ok()?;
+    let side = v.get("jobs")?.get(0)?.get(if rw.contains("write") {
+        "write"
+    } else {
+        "read"
+    })?;
+    let bytes = side.get("io_bytes")?.as_u64()?;
+    let ops = side.get("total_ios")?.as_u64()?;
+    let ms = side.get("runtime")?.as_u64()?;
+    let mut f = Figure::new(
+        id,
+        format!("fio --ioengine=nbd --rw={rw}"),
+        bytes,
+        ops,
+        ms as f64 / 1000.0,
+    )
+    .with_shape(1, qd);
+    if let Some(p) = side.get("clat_ns").and_then(|c| c.get("percentile")) {
+        let mut lat = crate::latency::LatencyStats {
+            count: ops,
+            ..Default::default()
+        };
+        for q in [50.0, 99.0] {
+            if let Some(ns) = p.get(format!("{q:.6}")).and_then(|x| x.as_u64()) {
+                lat.percentiles.push(crate::latency::Percentile {
+                    p: q,
+                    us: ns / 1000,
+                });
+            }
+        }
+        f.latency = Some(lat);
+    }
+    Some(f)
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut t = String::from(
+        "| setup | workload | QD | MiB/s | IOPS | p50 µs | p99 µs | CPU s/GiB |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let f = &r.fig;
+        let p = |q| f.p(q).map_or("-".to_owned(), |v| v.to_string());
+        t.push_str(&format!(
+            "| {} | {} | {} | {:.1} | {:.0} | {} | {} | {} |\n",
+            r.setup,
+            f.id,
+            f.queue_depth,
+            f.mib_s,
+            f.iops,
+            p(50.0),
+            p(99.0),
+            f.cpu_s_per_gib
+                .map_or("-".to_owned(), |c| format!("{c:.2}"))
+        ));
+    }
+    t
+}
+
+/// The issue's targets: pageout/pagein through the pager ≥ 0.9 × raw of the same shape on
+/// the same exports; random pagein p99 over the delay ≤ 1.2 × (delay + local p99).
+fn targets(rows: &[Row], far: &Figure, near: &Figure) -> String {
+    let find = |setup: &str, id: &str| {
+        rows.iter()
+            .find(|r| r.setup == setup && r.fig.id == id)
+            .map(|r| r.fig.mib_s)
+    };
+    let mut out = String::from("| target | measured | met |\n|---|---|---|\n");
+    for setup in ["2 remote", "2 local + 2 remote"] {
+        for (work, base) in [
+            ("pageout-seq", "raw-seq-write"),
+            ("pagein-seq", "raw-seq-read"),
+        ] {
+            if let (Some(w), Some(b)) = (find(setup, work), find(setup, base))
+                && b > 0.0
+            {
+                let ratio = w / b;
+                out.push_str(&format!(
+                    "| {setup}: {work} ≥ 0.9 × {base} | {ratio:.2} × | {} |\n",
+                    if ratio >= 0.9 { "yes" } else { "no" }
+                ));
+            }
+        }
+    }
+    if let (Some(f), Some(n)) = (far.p(99.0), near.p(99.0)) {
+        let limit = 1.2 * (DELAY.as_micros() as f64 + n as f64);
+        out.push_str(&format!(
+            "| pagein-rand-1t p99 over {} µs ≤ 1.2 × ({} + {n}) = {limit:.0} µs | {f} µs | {} |\n",
+            DELAY.as_micros(),
+            DELAY.as_micros(),
+            if (f as f64) <= limit { "yes" } else { "no" }
+        ));
+    }
+    out
+}
