@@ -89,15 +89,35 @@ impl Core {
         })
     }
 
-    /// Reads a planned run into `out` (`len` pages) through a read pbuf and checks each
-    /// page against `crcs` as it is copied out (see [`integrity::copy_checked`]): returns,
-    /// per page, whether it failed. Counts the read; marks the area failed if it vanished.
+    /// Reads a planned run into `out` (`len` pages) and checks each page against `crcs`:
+    /// returns, per page, whether it failed. Counts the read; marks the area failed if it
+    /// vanished. On an error, `out` may hold part of the read: the caller wipes it.
+    ///
+    /// Page-aligned `out` (what a pager's client holds: pages) is read into directly on the
+    /// caller's thread ([`device::Engine::read_into`]): no pbuf and no copy, and the
+    /// checksums are computed once, over the bytes the caller gets. Other memory cannot take
+    /// `O_DIRECT` I/O: the run goes through a read pbuf and each page is checked as it is
+    /// copied out ([`integrity::copy_checked`]).
     pub(crate) fn read_run(
         &self,
         run: &ReadRun,
         out: &mut [u8],
         crcs: &[Option<u32>],
     ) -> Result<Vec<bool>, DeviceError> {
+        if device::Engine::lendable(out) {
+            let result = self.engine().read_into(&run.loc.area, run.loc.page, out);
+            bump(&self.counters.swapin, 1);
+            return match result {
+                Ok(()) => {
+                    bump(&self.counters.pages_in, run.len);
+                    Ok(integrity::bad_pages(out, crcs))
+                }
+                Err(e) => {
+                    self.io_error(run.loc.dev, &e, false);
+                    Err(e)
+                }
+            };
+        }
         let buf = self.read_pool.acquire(run.len as usize);
         let req = IoRequest {
             tag: run.pindex,
@@ -185,10 +205,14 @@ impl Core {
         // The integrity check (done by `read_run`): a page whose bytes do not match its
         // checksum is wiped from `out` and never returned; the wanted page failing is the
         // error, a neighbour failing just ends the run short of it.
-        let bad = result.map_err(|source| PagerError::Read {
-            object: obj.name(),
-            pindex,
-            source,
+        let bad = result.map_err(|source| {
+            // Never leave part of a failed read behind as if it were data.
+            dst.fill(0);
+            PagerError::Read {
+                object: obj.name(),
+                pindex,
+                source,
+            }
         })?;
         let nbad = bad.iter().filter(|&&b| b).count() as u64;
         if nbad == 0 {
