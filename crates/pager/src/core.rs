@@ -156,18 +156,18 @@ impl Core {
         self.engine.submit(area, req, Box::new(done));
     }
 
-    /// One I/O, waited for.
+    /// One I/O, done and waited for on the caller's thread ([`Engine::submit_wait`]): the
+    /// caller reaps its own completion, with no hand-off through an engine thread and no
+    /// wake-up. That hand-off (reaper to channel to caller) was most of a QD-1 page-in's
+    /// latency and CPU beyond the device's (issue #13). Never from a completion callback:
+    /// it would block that engine thread for the I/O.
     pub(crate) fn submit_wait(
         &self,
         area: &Arc<SwapArea>,
         req: IoRequest,
     ) -> (PageBuf, Result<(), DeviceError>) {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        self.submit(area, req, move |c| {
-            let _ = tx.send((c.buf, c.result));
-        });
-        rx.recv()
-            .unwrap_or_else(|_| (PageBuf::new(0), Err(DeviceError::completion_lost())))
+        let c = self.engine.submit_wait(area, req);
+        (c.buf, c.result)
     }
 
     /// Counts an I/O error and marks the area failed when the device vanished; a write

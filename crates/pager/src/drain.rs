@@ -3,7 +3,7 @@
 //!
 //! The pass gathers, across all objects, the runs of pages contiguous both in the object
 //! and on the area (at most `max_cluster` pages), sorts them by block so the area is read
-//! front to back, and keeps up to [`DEPTH`] cluster I/Os in flight: a finished read is
+//! front to back, and keeps up to [`Core::drain_depth`] cluster I/Os in flight: a finished read is
 //! written at once, asynchronously, to a fresh run elsewhere from the same pbuf, and a
 //! finished write is installed. All bookkeeping runs on the swapoff thread; completions
 //! only send on a channel, so no lock is ever taken on an engine thread here.
@@ -30,9 +30,8 @@ use crate::integrity;
 use crate::object::{Lost, ObjectInner};
 use crate::space::Loc;
 
-/// Cluster I/Os (reads plus the writes made from them) one swapoff keeps in flight, within
-/// what the read pbuf pool grants.
-const DEPTH: usize = 16;
+/// The fewest cluster I/Os a swapoff keeps in flight, however small `nswbuf`.
+const MIN_DEPTH: usize = 4;
 
 /// A run of `len` pages of object `obj` from `p0`, on the area from global block `b0`.
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +69,16 @@ struct Pass<'a> {
 }
 
 impl Core {
+    /// Cluster I/Os (reads plus the writes made from them) one swapoff keeps in flight: a
+    /// quarter of `nswbuf` (64 by default), within what the read pbuf pool grants. Half of
+    /// them are reads of the draining area, so that one device sees the queue depth it
+    /// needs to stream (the sweep of issue #13: QD 16-32) while the other half are writes
+    /// spread over the other areas. A fixed 16 left the drain at about half the device's
+    /// best read.
+    pub(crate) fn drain_depth(&self) -> usize {
+        (self.tun.nswbuf / 4).max(MIN_DEPTH as u64) as usize
+    }
+
     /// One pass over all objects (see the module doc). Returns how many pages it found
     /// on `dev`; on an error, returns it once all I/O of the pass has ended.
     pub(crate) fn drain_pass(
@@ -153,7 +162,7 @@ impl Core {
         })
     }
 
-    /// Runs the reads and writes of a pass, [`DEPTH`] at a time. A read pbuf is waited
+    /// Runs the reads and writes of a pass, [`Core::drain_depth`] at a time. A read pbuf is waited
     /// for only when none of ours is held (so we never wait on ourselves). On an error
     /// nothing more is submitted, but everything in flight is seen through.
     fn pipeline(&self, pass: &mut Pass<'_>, opts: SwapoffOptions) -> Result<(), PagerError> {
@@ -161,8 +170,9 @@ impl Core {
         let mut next = 0;
         let mut busy = 0;
         let mut err: Option<PagerError> = None;
+        let depth = self.drain_depth();
         loop {
-            while err.is_none() && next < pass.chunks.len() && busy < DEPTH {
+            while err.is_none() && next < pass.chunks.len() && busy < depth {
                 let len = pass.chunks[next].len as usize;
                 let buf = if busy == 0 {
                     Some(self.read_pool.acquire(len))

@@ -89,9 +89,35 @@ impl Core {
         })
     }
 
-    /// Reads a planned run into `out` (`len` pages) through a read pbuf. Counts it; marks
-    /// the area failed if it vanished.
-    pub(crate) fn read_run(&self, run: &ReadRun, out: &mut [u8]) -> Result<(), DeviceError> {
+    /// Reads a planned run into `out` (`len` pages) and checks each page against `crcs`:
+    /// returns, per page, whether it failed. Counts the read; marks the area failed if it
+    /// vanished. On an error, `out` may hold part of the read: the caller wipes it.
+    ///
+    /// Page-aligned `out` (what a pager's client holds: pages) is read into directly on the
+    /// caller's thread ([`device::Engine::read_into`]): no pbuf and no copy, and the
+    /// checksums are computed once, over the bytes the caller gets. Other memory cannot take
+    /// `O_DIRECT` I/O: the run goes through a read pbuf and each page is checked as it is
+    /// copied out ([`integrity::copy_checked`]).
+    pub(crate) fn read_run(
+        &self,
+        run: &ReadRun,
+        out: &mut [u8],
+        crcs: &[Option<u32>],
+    ) -> Result<Vec<bool>, DeviceError> {
+        if device::Engine::lendable(out) {
+            let result = self.engine().read_into(&run.loc.area, run.loc.page, out);
+            bump(&self.counters.swapin, 1);
+            return match result {
+                Ok(()) => {
+                    bump(&self.counters.pages_in, run.len);
+                    Ok(integrity::bad_pages(out, crcs))
+                }
+                Err(e) => {
+                    self.io_error(run.loc.dev, &e, false);
+                    Err(e)
+                }
+            };
+        }
         let buf = self.read_pool.acquire(run.len as usize);
         let req = IoRequest {
             tag: run.pindex,
@@ -101,13 +127,16 @@ impl Core {
         };
         let (buf, result) = self.submit_wait(&run.loc.area, req);
         bump(&self.counters.swapin, 1);
-        match &result {
+        let result = match result {
             Ok(()) => {
                 bump(&self.counters.pages_in, run.len);
-                out.copy_from_slice(buf.as_slice());
+                Ok(integrity::copy_checked(out, buf.as_slice(), crcs))
             }
-            Err(e) => self.io_error(run.loc.dev, e, false),
-        }
+            Err(e) => {
+                self.io_error(run.loc.dev, &e, false);
+                Err(e)
+            }
+        };
         self.read_pool.release(buf);
         result
     }
@@ -174,19 +203,20 @@ impl Core {
         };
         let skip = (run.pindex - (pindex - max_behind)) as usize * PAGE_SIZE;
         let dst = &mut out[skip..skip + run.len as usize * PAGE_SIZE];
-        let result = self.read_run(&run, dst);
+        let result = self.read_run(&run, dst, &crcs);
         self.end_read(obj, run.blk, run.len);
-        if let Err(source) = result {
-            return Err(PagerError::Read {
+        // The integrity check (done by `read_run`): a page whose bytes do not match its
+        // checksum is wiped from `out` and never returned; the wanted page failing is the
+        // error, a neighbour failing just ends the run short of it.
+        let bad = result.map_err(|source| {
+            // Never leave part of a failed read behind as if it were data.
+            dst.fill(0);
+            PagerError::Read {
                 object: obj.name(),
                 pindex,
                 source,
-            });
-        }
-        // The integrity check: a page whose bytes do not match its checksum is wiped from
-        // `out` and never returned; the wanted page failing is the error, a neighbour
-        // failing just ends the run short of it.
-        let bad = integrity::bad_pages(dst, &crcs);
+            }
+        })?;
         let nbad = bad.iter().filter(|&&b| b).count() as u64;
         if nbad == 0 {
             return Ok(run.pindex..run.pindex + run.len);

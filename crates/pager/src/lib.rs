@@ -279,7 +279,9 @@ impl Pager {
     /// flight. No block: [`PagerError::NotOnSwap`]; failed read: [`PagerError::Read`];
     /// checksum mismatch: [`PagerError::Corrupt`] (neighbours that fail theirs are left
     /// out of the range, and wiped in `out`); last async write failed everywhere:
-    /// [`PagerError::WriteLost`].
+    /// [`PagerError::WriteLost`]. After a failed read the pages it was to fill are wiped.
+    /// Page-aligned `out` is read into directly (no pbuf, no copy); other memory through a
+    /// pbuf and one copy.
     pub fn getpages(
         &self,
         obj: &Object,

@@ -128,12 +128,12 @@ impl Core {
             let len = run.len;
             let mut buf = pool.acquire(len as usize);
             let bytes = (i as usize * PAGE_SIZE)..((i + len) as usize * PAGE_SIZE);
-            buf.as_mut_slice().copy_from_slice(&data[bytes.clone()]);
-            let crcs = if self.tun.checksum == Checksum::None {
-                Vec::new()
-            } else {
-                integrity::page_crcs(&data[bytes])
-            };
+            // One pass: each page's checksum while the page is hot from its copy.
+            let crcs = integrity::copy_crcs(
+                buf.as_mut_slice(),
+                &data[bytes],
+                self.tun.checksum != Checksum::None,
+            );
             let pindex = start + i;
             let seq = {
                 let mut st = obj.st.lock();

@@ -198,10 +198,9 @@ impl Core {
             match c.result {
                 Ok(()) => {
                     bump(&self.counters.pages_in, run.len);
-                    let bad = integrity::bad_pages(c.buf.as_slice(), &crcs[c.tag as usize]);
                     let at = (run.pindex - start) as usize * PAGE_SIZE;
                     let dst = &mut buf[at..at + run.len as usize * PAGE_SIZE];
-                    dst.copy_from_slice(c.buf.as_slice());
+                    let bad = integrity::copy_checked(dst, c.buf.as_slice(), &crcs[c.tag as usize]);
                     if let Some(k) = bad.iter().position(|&b| b) {
                         let n = bad.iter().filter(|&&b| b).count();
                         self.corrupt(run.loc.dev, n as u64);

@@ -296,17 +296,24 @@ impl Core {
                     have,
                 });
             };
-            let mut buf = self.sync_pool.acquire(run.len as usize);
             let bytes = off as usize * PAGE_SIZE..(off + run.len) as usize * PAGE_SIZE;
-            buf.as_mut_slice().copy_from_slice(&data[bytes]);
-            let req = IoRequest {
-                tag: p0 + off,
-                op: IoOp::Write,
-                page: run.page,
-                buf,
+            let src = &data[bytes];
+            // `data` is a read pbuf, page-aligned: written from directly, on this thread.
+            let result = if device::Engine::lendable(src) {
+                self.engine().write_from(&run.area, run.page, src)
+            } else {
+                let mut buf = self.sync_pool.acquire(run.len as usize);
+                buf.as_mut_slice().copy_from_slice(src);
+                let req = IoRequest {
+                    tag: p0 + off,
+                    op: IoOp::Write,
+                    page: run.page,
+                    buf,
+                };
+                let (buf, result) = self.submit_wait(&run.area, req);
+                self.sync_pool.release(buf);
+                result
             };
-            let (buf, result) = self.submit_wait(&run.area, req);
-            self.sync_pool.release(buf);
             crate::core::bump(&self.counters.swapout, 1);
             crate::core::bump(&self.counters.pages_out, run.len);
             if let Err(e) = result {

@@ -476,3 +476,86 @@ fn the_last_pager_handle_may_be_dropped_in_an_async_callback() {
         }
     }
 }
+
+/// A synchronous page-in does its I/O on the caller's thread (`Engine::submit_wait`), so it
+/// completes while every engine thread is stuck in a slow async callback (issue #13: the
+/// hand-off of each completion through an engine thread was most of a QD-1 page-in's cost).
+/// Before, getpages waited for an engine thread to deliver its completion and hung here.
+#[test]
+fn getpages_completes_while_every_engine_thread_is_busy_in_a_callback() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+    // The thread pool's workers (the engine's default) or the io_uring reaper.
+    const POOL_THREADS: usize = 16;
+    for engine in common::ENGINES {
+        let dir = tempdir();
+        let path = area(dir.path(), "a", 256);
+        let p = common::pager_on(engine, 32);
+        p.swapon(&path, SwaponOptions::default()).unwrap();
+        let obj = p.alloc_object(None, 8);
+        assert!(
+            p.putpages(&obj, 0, &pages(7, 8), PutMode::Sync)
+                .iter()
+                .all(|r| *r == PageResult::Ok)
+        );
+        // Each async putpages' callback that runs on an engine thread (not inline, on this
+        // one, when the write was done before putpages returned) holds that thread until
+        // `go` is closed.
+        let busy = std::sync::Arc::new(AtomicUsize::new(0));
+        let ran = std::sync::Arc::new(AtomicUsize::new(0));
+        let (go_tx, go_rx) = crossbeam_channel::bounded::<()>(0);
+        let others = p.alloc_object(None, 64);
+        let blockers = match engine {
+            device::EngineKind::IoUring => 1,
+            _ => POOL_THREADS,
+        };
+        let mut k = 0;
+        while busy.load(Ordering::SeqCst) < blockers {
+            assert!(k < 64, "{engine:?}: callbacks kept running inline");
+            let (entered, started, go_rx) = (
+                std::sync::Arc::clone(&busy),
+                std::sync::Arc::clone(&ran),
+                go_rx.clone(),
+            );
+            let cb = Box::new(move |_: pager::AsyncDone| {
+                let name = std::thread::current().name().map(str::to_owned);
+                if name.is_some_and(|n| n.starts_with("swapkit-")) {
+                    entered.fetch_add(1, Ordering::SeqCst);
+                    started.fetch_add(1, Ordering::SeqCst);
+                    let _ = go_rx.recv();
+                } else {
+                    started.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+            p.putpages(&others, k, &page(100 + k), PutMode::Async(Some(cb)));
+            k += 1;
+            let t = std::time::Instant::now();
+            while ran.load(Ordering::SeqCst) < k as usize {
+                assert!(
+                    t.elapsed().as_secs() < 30,
+                    "{engine:?}: callback {k} never ran"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        std::thread::scope(|s| {
+            let (p, obj) = (&p, &obj);
+            s.spawn(move || {
+                let mut out = vec![0u8; 8 * PAGE_SIZE];
+                let got = p.getpages(obj, 0, 0, 7, &mut out).map(|r| (r, out));
+                let _ = tx.send(got);
+            });
+            let got = rx.recv_timeout(Duration::from_secs(30));
+            // Let the callbacks (and so the engine) go before judging, so a failure
+            // does not leave the scope's thread hanging.
+            drop(go_tx);
+            let (range, out) = got
+                .unwrap_or_else(|_| panic!("{engine:?}: getpages waited for an engine thread"))
+                .unwrap();
+            assert_eq!(range, 0..8, "{engine:?}");
+            assert!(out == pages(7, 8), "{engine:?}: wrong bytes");
+        });
+        p.wait_async();
+    }
+}

@@ -10,6 +10,9 @@
 //! Contract of every back end:
 //! - `done` runs exactly once per request, on an engine thread, never on the caller's;
 //! - [`Engine::submit_wait`] does its I/O on the caller's thread (no callback, no hand-off);
+//!   so do [`Engine::read_into`] and [`Engine::write_from`], straight on memory the caller
+//!   lends for the call (whole, page-aligned pages; anything else is refused without I/O),
+//!   which they never touch once they have returned;
 //! - a request touching page 0, a page past `last_page`, or with an empty buffer completes
 //!   with [`DeviceError::OutOfRange`] and does no I/O;
 //! - the area's [`FaultInjector`](crate::FaultInjector) is asked before each I/O;
@@ -38,7 +41,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::{DeviceError, PageBuf, SwapArea};
+use crate::{DeviceError, PAGE_SIZE, PageBuf, SwapArea};
 
 /// Which back end to use.
 #[derive(
@@ -177,18 +180,8 @@ impl Job {
     /// caller woken by the callback may close the area (swapoff) and expects its file
     /// closed with it, so nothing the engine holds may outlive the completion.
     fn settle(self, result: Result<(), DeviceError>) -> (IoCompletion, Done) {
-        // A file area or loop device whose file shrank fails every I/O (see `settle`).
-        let result = self.area.settle(result);
-        let latency = self.start.elapsed();
         let pages = self.req.buf.pages() as u64;
-        match &result {
-            // A refused request never reached the device: not a device error.
-            Err(DeviceError::OutOfRange { .. }) => self.area.counters().cancel(),
-            _ => self
-                .area
-                .counters()
-                .end(self.req.op, pages, result.is_ok(), latency),
-        }
+        let (result, latency) = account(&self.area, self.req.op, pages, self.start, result);
         let Job {
             req, done, area, ..
         } = self;
@@ -204,6 +197,70 @@ impl Job {
         };
         (completion, done)
     }
+}
+
+/// Ends one I/O counted as begun at `start` (`Counters::begin`): a file area or loop device
+/// whose file shrank fails it whatever it returned (see `SwapArea::settle`); a request
+/// refused before any I/O (bad range, unaligned lent buffer) is no device error. Returns the
+/// final result and the latency.
+fn account(
+    area: &SwapArea,
+    op: IoOp,
+    pages: u64,
+    start: Instant,
+    result: Result<(), DeviceError>,
+) -> (Result<(), DeviceError>, Duration) {
+    let result = area.settle(result);
+    let latency = start.elapsed();
+    match &result {
+        Err(DeviceError::OutOfRange { .. } | DeviceError::Unaligned { .. }) => {
+            area.counters().cancel()
+        }
+        _ => area.counters().end(op, pages, result.is_ok(), latency),
+    }
+    (result, latency)
+}
+
+/// The memory of one synchronous I/O: filled by a read, written out by a write.
+pub(crate) enum Mem<'a> {
+    Read(&'a mut [u8]),
+    Write(&'a [u8]),
+}
+
+impl Mem<'_> {
+    fn op(&self) -> IoOp {
+        match self {
+            Mem::Read(_) => IoOp::Read,
+            Mem::Write(_) => IoOp::Write,
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Mem::Read(b) => b.len(),
+            Mem::Write(b) => b.len(),
+        }
+    }
+
+    /// Start and length for the kernel. A write's memory is only ever read through it.
+    pub(crate) fn raw(&mut self) -> (*mut u8, usize) {
+        match self {
+            Mem::Read(b) => (b.as_mut_ptr(), b.len()),
+            Mem::Write(b) => (b.as_ptr().cast_mut(), b.len()),
+        }
+    }
+}
+
+/// What a synchronous I/O on io_uring does when the ring itself fails with the I/O
+/// perhaps still in the kernel's hands (never seen: `io_uring_enter` only fails that way
+/// on a broken ring), so that the memory cannot be given back yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IfStuck {
+    /// The memory is the engine's own ([`Engine::submit_wait`]'s `PageBuf`): leak it.
+    Leak,
+    /// The memory is lent by the caller ([`Engine::read_into`], [`Engine::write_from`]) and
+    /// must not be written after the call returns: wait for the I/O to end.
+    Wait,
 }
 
 enum Backend {
@@ -301,17 +358,163 @@ impl Engine {
     /// on either back end. Async work (many I/Os in flight) keeps using `submit` and its
     /// callbacks. From a callback this blocks that engine thread for the I/O's time.
     pub fn submit_wait(&self, area: &Arc<SwapArea>, req: IoRequest) -> IoCompletion {
-        let mut job = Job::new(area, req, Box::new(|_| {}));
         if let Some(remote) = area.remote() {
-            return crate::nbd::submit_wait(remote, job);
+            return crate::nbd::submit_wait(remote, Job::new(area, req, Box::new(|_| {})));
         }
-        let result = match &self.backend {
-            Backend::Uring(_) => {
-                uring::wait_on_own_ring(&mut job).unwrap_or_else(|| blocking_io(&mut job))
-            }
-            Backend::Threads(_) => blocking_io(&mut job),
+        let IoRequest {
+            tag,
+            op,
+            page,
+            mut buf,
+        } = req;
+        let mut leaked = false;
+        let (result, latency) = {
+            let mem = match op {
+                IoOp::Read => Mem::Read(buf.as_mut_slice()),
+                IoOp::Write => Mem::Write(buf.as_slice()),
+            };
+            self.wait_io(area, page, mem, Some(&mut leaked))
         };
-        job.settle(result).0
+        if leaked {
+            // The kernel may still write into it: never free or reuse it.
+            std::mem::forget(std::mem::replace(&mut buf, PageBuf::new(0)));
+        }
+        IoCompletion {
+            tag,
+            op,
+            page,
+            buf,
+            result,
+            latency,
+        }
+    }
+
+    /// Whether `buf` can be lent to [`Engine::read_into`] or [`Engine::write_from`]: whole
+    /// pages (at least one), starting on a page boundary, as `O_DIRECT` needs.
+    pub fn lendable(buf: &[u8]) -> bool {
+        !buf.is_empty()
+            && buf.len().is_multiple_of(PAGE_SIZE)
+            && (buf.as_ptr() as usize).is_multiple_of(PAGE_SIZE)
+    }
+
+    /// [`Engine::submit_wait`] of a read straight into the caller's `buf` (whole pages from
+    /// `page`): no engine buffer and no copy. The caller's memory outlives the I/O because
+    /// this returns only once the I/O has ended. A `buf` that is not
+    /// [lendable](Engine::lendable) is refused with [`DeviceError::Unaligned`], without I/O.
+    pub fn read_into(
+        &self,
+        area: &Arc<SwapArea>,
+        page: u64,
+        buf: &mut [u8],
+    ) -> Result<(), DeviceError> {
+        if area.remote().is_some() {
+            return self.lend_to_remote(area, page, Mem::Read(buf));
+        }
+        self.wait_io(area, page, Mem::Read(buf), None).0
+    }
+
+    /// [`Engine::submit_wait`] of a write straight from the caller's `buf`; see
+    /// [`Engine::read_into`].
+    pub fn write_from(
+        &self,
+        area: &Arc<SwapArea>,
+        page: u64,
+        buf: &[u8],
+    ) -> Result<(), DeviceError> {
+        if area.remote().is_some() {
+            return self.lend_to_remote(area, page, Mem::Write(buf));
+        }
+        self.wait_io(area, page, Mem::Write(buf), None).0
+    }
+
+    /// Lent memory on a remote area: the connection threads send and receive from engine
+    /// buffers only (they outlive a caller that gives up on a broken connection), so the
+    /// bytes go through one with a copy. The contract is [`Engine::read_into`]'s.
+    fn lend_to_remote(
+        &self,
+        area: &Arc<SwapArea>,
+        page: u64,
+        mem: Mem<'_>,
+    ) -> Result<(), DeviceError> {
+        let bytes = mem_bytes(&mem);
+        if !Self::lendable(bytes) {
+            return Err(DeviceError::Unaligned {
+                path: area.path().to_owned(),
+                what: format!(
+                    "a lent buffer of {} bytes is not whole, page-aligned pages",
+                    bytes.len()
+                ),
+            });
+        }
+        let mut buf = PageBuf::new(bytes.len() / PAGE_SIZE);
+        let op = mem.op();
+        if let Mem::Write(data) = &mem {
+            buf.as_mut_slice().copy_from_slice(data);
+        }
+        let done = self.submit_wait(
+            area,
+            IoRequest {
+                tag: 0,
+                op,
+                page,
+                buf,
+            },
+        );
+        done.result?;
+        if let Mem::Read(out) = mem {
+            out.copy_from_slice(done.buf.as_slice());
+        }
+        Ok(())
+    }
+
+    /// The body of the synchronous I/Os: counted, range (and for lent memory alignment)
+    /// checked, done on the caller's thread (its own ring on io_uring, else
+    /// `pread`/`pwrite`), accounted. `leaked` is `Some` for the engine's own buffer (set
+    /// when it must be leaked, see [`IfStuck`]), `None` for lent memory.
+    fn wait_io(
+        &self,
+        area: &Arc<SwapArea>,
+        page: u64,
+        mut mem: Mem<'_>,
+        leaked: Option<&mut bool>,
+    ) -> (Result<(), DeviceError>, Duration) {
+        let (op, len) = (mem.op(), mem.len());
+        let pages = (len / PAGE_SIZE) as u64;
+        area.counters().begin();
+        let start = Instant::now();
+        let lent = leaked.is_none();
+        let result = if lent && !Self::lendable(mem_bytes(&mem)) {
+            Err(DeviceError::Unaligned {
+                path: area.path().to_owned(),
+                what: format!("a lent buffer of {len} bytes is not whole, page-aligned pages"),
+            })
+        } else {
+            area.check_range(page, pages)
+        };
+        let result = result.and_then(|()| match &self.backend {
+            Backend::Uring(_) => {
+                let if_stuck = if lent { IfStuck::Wait } else { IfStuck::Leak };
+                match uring::wait_on_own_ring(area, page, &mut mem, if_stuck) {
+                    Some((result, stuck)) => {
+                        if let Some(leaked) = leaked {
+                            *leaked = stuck;
+                        }
+                        result
+                    }
+                    None => blocking_mem(area, page, &mut mem),
+                }
+            }
+            Backend::Threads(_) => blocking_mem(area, page, &mut mem),
+        });
+        account(area, op, pages, start, result)
+    }
+}
+
+/// The bytes of `mem`, for checks.
+fn mem_bytes<'a>(mem: &'a Mem<'_>) -> &'a [u8] {
+    match mem {
+        Mem::Read(b) => b,
+        Mem::Write(b) => b,
     }
 }
 
@@ -350,11 +553,20 @@ fn blocking_io(job: &mut Job) -> Result<(), DeviceError> {
         return Err(e);
     }
     let area = Arc::clone(&job.area);
-    let (op, page, pages) = (job.req.op, job.req.page, job.req.buf.pages() as u64);
-    let buf = &mut job.req.buf;
-    sync_io(&area, op, page, pages, |file, offset| match op {
-        IoOp::Read => crate::sys::read_full(file, buf.as_mut_slice(), offset),
-        IoOp::Write => crate::sys::write_full(file, buf.as_slice(), offset),
+    let page = job.req.page;
+    let mem = match job.req.op {
+        IoOp::Read => Mem::Read(job.req.buf.as_mut_slice()),
+        IoOp::Write => Mem::Write(job.req.buf.as_slice()),
+    };
+    blocking_mem(&area, page, &mut { mem })
+}
+
+/// `pread`/`pwrite` of `mem` at `page` on the calling thread (range already checked).
+fn blocking_mem(area: &SwapArea, page: u64, mem: &mut Mem<'_>) -> Result<(), DeviceError> {
+    let (op, pages) = (mem.op(), (mem.len() / PAGE_SIZE) as u64);
+    sync_io(area, op, page, pages, |file, offset| match mem {
+        Mem::Read(buf) => crate::sys::read_full(file, buf, offset),
+        Mem::Write(buf) => crate::sys::write_full(file, buf, offset),
     })
 }
 

@@ -59,7 +59,7 @@ use std::time::{Duration, Instant};
 use io_uring::{IoUring, opcode, squeue, types};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use super::{EngineConfig, IoOp, Job};
+use super::{EngineConfig, IfStuck, IoOp, Job, Mem};
 use crate::{DeviceError, PAGE_SIZE, SwapArea, sys};
 
 /// `user_data` of the NOP that tells the reaper to stop (never a valid pointer).
@@ -580,53 +580,90 @@ thread_local! {
     static OWN: std::cell::RefCell<Option<IoUring>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Does the I/O of `job` on the calling thread's own ring and waits for it there: the
-/// caller submits and reaps its own completion in one `io_uring_enter`, as fio does at
+/// Does one I/O of `mem` at `page` on the calling thread's own ring and waits for it there:
+/// the caller submits and reaps its own completion in one `io_uring_enter`, as fio does at
 /// queue depth 1 (no reaper, no hand-off). A sync `pread` would do the same on paper, but
 /// on loop devices with direct I/O it measured a tail of milliseconds (p99 ~4 ms against
 /// io_uring's ~70 µs with fio on the same device), so the io_uring engine waits on a ring.
 ///
 /// `None` when this thread has no ring (setup refused): the caller does the I/O with
-/// `pread`/`pwrite` instead. Injected latency and faults, refusals and short transfers are
-/// handled as on the engine's own path.
-pub(crate) fn wait_on_own_ring(job: &mut Job) -> Option<Result<(), DeviceError>> {
+/// `pread`/`pwrite` instead. Otherwise the result, and whether `mem` must be leaked: the
+/// ring failed with the I/O perhaps still in flight (never seen) and `if_stuck` is
+/// [`IfStuck::Leak`]; with [`IfStuck::Wait`] this waits for such an I/O to end instead (see
+/// [`wait_out`]). The range was checked by the caller; injected latency and faults and
+/// short transfers are handled as on the engine's own path.
+pub(crate) fn wait_on_own_ring(
+    area: &SwapArea,
+    page: u64,
+    mem: &mut Mem<'_>,
+    if_stuck: IfStuck,
+) -> Option<(Result<(), DeviceError>, bool)> {
     OWN.with(|cell| {
         let mut own = cell.try_borrow_mut().ok()?;
         if own.is_none() {
             *own = own_ring();
         }
         let ring = own.as_mut()?;
-        if let Some(e) = job.error.take() {
-            return Some(Err(e));
-        }
-        let area = Arc::clone(&job.area);
-        let (op, page, pages) = (job.req.op, job.req.page, job.req.buf.pages() as u64);
+        let op = mem.op();
+        let (ptr, len) = mem.raw();
+        let pages = (len / PAGE_SIZE) as u64;
         let delay = area.faults().latency();
         if !delay.is_zero() {
             std::thread::sleep(delay);
         }
         if let Some(e) = area.faults().check(op, page, pages) {
-            return Some(Err(DeviceError::io(area.path(), op.name(), page, e)));
+            return Some((Err(DeviceError::io(area.path(), op.name(), page, e)), false));
         }
         let fd = area.file().as_raw_fd();
         let offset = page * PAGE_SIZE as u64;
-        let result = match transfer(ring, fd, op, offset, job.req.buf.as_mut_slice()) {
-            Ok(()) => Ok(()),
-            Err(Failed::Io(e)) => Err(e),
+        // SAFETY: `ptr..ptr+len` is `mem`, borrowed for this call; `transfer` returns only
+        // once the kernel is done with it, except with `Failed::Ring`, handled below.
+        let (result, leak) = match unsafe { transfer(ring, fd, op, offset, ptr, len) } {
+            Ok(()) => (Ok(()), false),
+            Err(Failed::Io(e)) => (Err(e), false),
+            Err(Failed::NotIssued(e)) => {
+                // The SQE is still in the ring, unsubmitted: drop the ring with it (nothing
+                // was issued, so the memory is free) and make a new one next time.
+                *own = None;
+                (Err(e), false)
+            }
             Err(Failed::Ring(e)) => {
-                // The ring failed with the I/O perhaps still in the kernel's hands: neither
-                // its buffer nor the ring may be freed. Leak both (never seen; the price
-                // of memory safety) and make a new ring next time.
-                let buf = std::mem::replace(&mut job.req.buf, crate::PageBuf::new(0));
-                std::mem::forget(buf);
+                // The I/O may still be in the kernel's hands: neither the memory nor the
+                // ring may be freed until it ends.
+                let ended = if_stuck == IfStuck::Wait && wait_out(ring);
                 if let Some(ring) = own.take() {
                     std::mem::forget(ring);
                 }
-                Err(e)
+                (Err(e), !ended)
             }
         };
-        Some(result.map_err(|e| DeviceError::io(area.path(), op.name(), page, e)))
+        Some((
+            result.map_err(|e| DeviceError::io(area.path(), op.name(), page, e)),
+            leak,
+        ))
     })
+}
+
+/// How long [`wait_out`] waits for an I/O on a failed ring before it aborts.
+const WAIT_OUT: Duration = Duration::from_secs(60);
+
+/// Waits for the one I/O on `ring` (whose last enter failed) to complete, retrying every
+/// millisecond. Memory lent by a caller must not be written once the call returns, and
+/// there is no way to take an issued I/O back, so an I/O that does not end within
+/// [`WAIT_OUT`] aborts the process rather than let the kernel write into memory that is no
+/// longer the I/O's. Returns `true` once the I/O has ended.
+fn wait_out(ring: &mut IoUring) -> bool {
+    let since = Instant::now();
+    loop {
+        if ring.submit_and_wait(1).is_ok() && ring.completion().next().is_some() {
+            return true;
+        }
+        if since.elapsed() > WAIT_OUT {
+            eprintln!("swapkit: an io_uring read or write into lent memory never ended; aborting");
+            std::process::abort();
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// A new ring for this thread alone. Only this thread ever submits to it or waits on it, so
@@ -646,31 +683,44 @@ fn own_ring() -> Option<IoUring> {
 enum Failed {
     /// The I/O failed; the ring is idle and fine.
     Io(io::Error),
+    /// The ring failed before the kernel took the SQE: nothing is in flight, but the SQE is
+    /// still queued, so the ring must not be entered again.
+    NotIssued(io::Error),
     /// The ring itself failed while an I/O may be in flight.
     Ring(io::Error),
 }
 
-/// All of `buf` at byte `offset` of `fd`, one SQE at a time on `ring` (idle on entry and on
-/// return, except after [`Failed::Ring`]); short transfers continue, `EINTR`/`EAGAIN` retry.
-fn transfer(
+/// All of `len` bytes at `ptr` to or from byte `offset` of `fd`, one SQE at a time on
+/// `ring` (idle on entry and on return, except after [`Failed::Ring`]); short transfers
+/// continue, `EINTR`/`EAGAIN` retry.
+///
+/// # Safety
+/// `ptr..ptr+len` must be valid for the I/O (written by a read, read by a write) until this
+/// returns, and after [`Failed::Ring`] until the ring's I/O has ended (the caller leaks or
+/// waits).
+unsafe fn transfer(
     ring: &mut IoUring,
     fd: i32,
     op: IoOp,
     offset: u64,
-    buf: &mut [u8],
+    ptr: *mut u8,
+    len: usize,
 ) -> Result<(), Failed> {
-    let len = buf.len();
     let mut done = 0usize;
     while done < len {
-        let rest = &mut buf[done..];
-        let (ptr, n, at) = (rest.as_mut_ptr(), rest.len() as u32, offset + done as u64);
+        // SAFETY: `done < len`, so the pointer stays inside the caller's memory.
+        let at_ptr = unsafe { ptr.add(done) };
+        let (n, at) = ((len - done) as u32, offset + done as u64);
         let sqe = match op {
-            IoOp::Read => opcode::Read::new(types::Fd(fd), ptr, n).offset(at).build(),
-            IoOp::Write => opcode::Write::new(types::Fd(fd), ptr, n).offset(at).build(),
+            IoOp::Read => opcode::Read::new(types::Fd(fd), at_ptr, n)
+                .offset(at)
+                .build(),
+            IoOp::Write => opcode::Write::new(types::Fd(fd), at_ptr, n)
+                .offset(at)
+                .build(),
         };
-        // SAFETY: `buf` outlives the I/O: we wait for its CQE below before touching it or
-        // returning (or leak it, see `wait_on_own_ring`); `fd` is kept open by the caller's
-        // `Arc` of the area.
+        // SAFETY: the memory outlives the I/O (this function's contract): we wait for its
+        // CQE below before returning; `fd` is kept open by the caller's `Arc` of the area.
         if unsafe { ring.submission().push(&sqe) }.is_err() {
             // The ring is idle between I/Os, so this cannot happen; nothing was queued.
             return Err(Failed::Io(io::Error::other("own ring full")));
@@ -687,6 +737,9 @@ fn transfer(
                         e.raw_os_error(),
                         Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
                     ) => {}
+                // An enter that fails has submitted nothing: if the SQE is still queued,
+                // the kernel never saw it.
+                Err(e) if !ring.submission().is_empty() => return Err(Failed::NotIssued(e)),
                 Err(e) => return Err(Failed::Ring(e)),
             }
         };
