@@ -124,31 +124,8 @@ pub(crate) fn open_raw(path: &Path, opts: &OpenOptions) -> Result<RawDevice, Dev
             ino: meta.ino(),
         },
     };
-    let want_direct = opts.direct != DirectIo::Off;
     let exclusive = opts.exclusive && kind == AreaKind::BlockDevice;
-    let mut direct = want_direct;
-    let file = match open_file(path, opts.read_only, exclusive, direct) {
-        Err(e)
-            if direct
-                && opts.direct == DirectIo::Auto
-                && e.raw_os_error() == Some(libc::EINVAL) =>
-        {
-            direct = false;
-            open_file(path, opts.read_only, exclusive, false)
-        }
-        other => other,
-    };
-    let file = file.map_err(|e| match e.raw_os_error() {
-        Some(libc::EBUSY) => DeviceError::InUse { path: path.into() },
-        // EROFS: read-only filesystem or device; EPERM: an immutable file. (EACCES, a
-        // permission problem, stays an I/O error saying so.)
-        Some(libc::EROFS | libc::EPERM) if !opts.read_only => {
-            DeviceError::ReadOnly { path: path.into() }
-        }
-        Some(libc::EINVAL) if direct => DeviceError::NoDirectIo { path: path.into() },
-        Some(libc::ENOENT) => DeviceError::NotFound { path: path.into() },
-        _ => DeviceError::io(path, "open", 0, e),
-    })?;
+    let (file, direct) = open_with_fallback(path, opts, exclusive)?;
     // What was opened, not what the path named a moment before.
     let opened = file
         .metadata()
@@ -173,27 +150,7 @@ pub(crate) fn open_raw(path: &Path, opts: &OpenOptions) -> Result<RawDevice, Dev
             (AreaKind::BlockDevice | AreaKind::Nbd, None) => {}
         }
     }
-    let size_bytes = match kind {
-        AreaKind::File | AreaKind::Nbd => meta.len(),
-        AreaKind::BlockDevice => {
-            let size = sys::block_size_bytes(&file)
-                .map_err(|e| DeviceError::io(path, "BLKGETSIZE64", 0, e))?;
-            let lbs = sys::logical_block_size(&file)
-                .map_err(|e| DeviceError::io(path, "BLKSSZGET", 0, e))?;
-            if lbs == 0 || lbs as usize > PAGE_SIZE || !PAGE_SIZE.is_multiple_of(lbs as usize) {
-                return Err(DeviceError::Unaligned {
-                    path: path.into(),
-                    what: format!(
-                        "logical block size {lbs} does not divide the {PAGE_SIZE}-byte page"
-                    ),
-                });
-            }
-            if !opts.read_only && sys::block_read_only(&file).unwrap_or(false) {
-                return Err(DeviceError::ReadOnly { path: path.into() });
-            }
-            size
-        }
-    };
+    let size_bytes = size_of(path, kind, &file, &meta, opts.read_only)?;
     Ok(RawDevice {
         file,
         kind,
@@ -203,6 +160,72 @@ pub(crate) fn open_raw(path: &Path, opts: &OpenOptions) -> Result<RawDevice, Dev
         size_bytes,
         direct,
     })
+}
+
+/// Opens `path` as `opts` ask: `O_DIRECT` unless off, falling back to buffered I/O where the
+/// filesystem refuses it and `opts.direct` is `Auto`. Returns the file and whether it is
+/// direct. Each refusal becomes its own error (`InUse`, `ReadOnly`, `NoDirectIo`, ...).
+fn open_with_fallback(
+    path: &Path,
+    opts: &OpenOptions,
+    exclusive: bool,
+) -> Result<(File, bool), DeviceError> {
+    let mut direct = opts.direct != DirectIo::Off;
+    let file = match open_file(path, opts.read_only, exclusive, direct) {
+        Err(e)
+            if direct
+                && opts.direct == DirectIo::Auto
+                && e.raw_os_error() == Some(libc::EINVAL) =>
+        {
+            direct = false;
+            open_file(path, opts.read_only, exclusive, false)
+        }
+        other => other,
+    };
+    let file = file.map_err(|e| match e.raw_os_error() {
+        Some(libc::EBUSY) => DeviceError::InUse { path: path.into() },
+        // EROFS: read-only filesystem or device; EPERM: an immutable file. (EACCES, a
+        // permission problem, stays an I/O error saying so.)
+        Some(libc::EROFS | libc::EPERM) if !opts.read_only => {
+            DeviceError::ReadOnly { path: path.into() }
+        }
+        Some(libc::EINVAL) if direct => DeviceError::NoDirectIo { path: path.into() },
+        Some(libc::ENOENT) => DeviceError::NotFound { path: path.into() },
+        _ => DeviceError::io(path, "open", 0, e),
+    })?;
+    Ok((file, direct))
+}
+
+/// The size in bytes of what was opened: a file's length, or a block device's size once its
+/// logical block size is known to divide the page (and it is writable when it must be).
+fn size_of(
+    path: &Path,
+    kind: AreaKind,
+    file: &File,
+    meta: &Metadata,
+    read_only: bool,
+) -> Result<u64, DeviceError> {
+    match kind {
+        AreaKind::File | AreaKind::Nbd => Ok(meta.len()),
+        AreaKind::BlockDevice => {
+            let size = sys::block_size_bytes(file)
+                .map_err(|e| DeviceError::io(path, "BLKGETSIZE64", 0, e))?;
+            let lbs = sys::logical_block_size(file)
+                .map_err(|e| DeviceError::io(path, "BLKSSZGET", 0, e))?;
+            if lbs == 0 || lbs as usize > PAGE_SIZE || !PAGE_SIZE.is_multiple_of(lbs as usize) {
+                return Err(DeviceError::Unaligned {
+                    path: path.into(),
+                    what: format!(
+                        "logical block size {lbs} does not divide the {PAGE_SIZE}-byte page"
+                    ),
+                });
+            }
+            if !read_only && sys::block_read_only(file).unwrap_or(false) {
+                return Err(DeviceError::ReadOnly { path: path.into() });
+            }
+            Ok(size)
+        }
+    }
 }
 
 /// Opens the backing file of the loop device `meta` describes, by the path sysfs gives,
