@@ -74,12 +74,16 @@ pub struct UriError(pub String);
 impl NbdUri {
     /// Parses `text`, an NBD URI.
     pub fn parse(text: &str) -> Result<NbdUri, UriError> {
-        let bad = |why: &str| UriError(format!("bad NBD URI `{text}`: {why}"));
         let (scheme, unix) = SCHEMES
             .iter()
             .find(|(scheme, _)| text.starts_with(scheme))
             .copied()
-            .ok_or_else(|| bad("expected nbd://, nbds://, nbd+unix:// or nbds+unix://"))?;
+            .ok_or_else(|| {
+                bad(
+                    text,
+                    "expected nbd://, nbds://, nbd+unix:// or nbds+unix://",
+                )
+            })?;
         let rest = &text[scheme.len()..];
         let (rest, query) = match rest.split_once('?') {
             Some((r, q)) => (r, Some(q)),
@@ -89,84 +93,22 @@ impl NbdUri {
             Some((a, e)) => (a, e),
             None => (rest, ""),
         };
-        let mut tuning = NbdTuning::default();
-        let mut passed = Vec::new();
-        let mut socket = None;
-        for param in query.into_iter().flat_map(|q| q.split('&')) {
-            if param.is_empty() {
-                continue;
-            }
-            let (key, value) = param.split_once('=').unwrap_or((param, ""));
-            let secs = || {
-                value
-                    .trim_end_matches('s')
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|s| s.is_finite() && *s > 0.0 && *s < 1e9)
-                    .map(Duration::from_secs_f64)
-                    .ok_or_else(|| bad(&format!("{key} wants seconds, got `{value}`")))
-            };
-            match key {
-                "connect-timeout" => tuning.connect_timeout = secs()?,
-                "request-timeout" => tuning.request_timeout = secs()?,
-                "dead-after" => tuning.dead_after = secs()?,
-                "connections" => {
-                    tuning.connections = value
-                        .parse::<usize>()
-                        .ok()
-                        .filter(|n| (1..=64).contains(n))
-                        .ok_or_else(|| bad("connections wants 1 to 64"))?;
-                }
-                _ => {
-                    if key == "socket" {
-                        socket = Some(value.to_owned());
-                    }
-                    passed.push(param);
-                }
-            }
-        }
+        let query = Query::parse(text, query)?;
         let server = if unix {
-            if !authority.is_empty() {
-                return Err(bad(
-                    "a Unix socket URI has no host (nbd+unix:///EXPORT?socket=PATH)",
-                ));
-            }
-            socket
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| bad("nbd+unix needs ?socket=PATH"))?
+            unix_server(text, authority, query.socket)?
         } else {
-            if authority.is_empty() {
-                return Err(bad("no host"));
-            }
-            // `user@`: the TLS PSK user name (libnbd reads it); not part of the identity.
-            let authority = authority
-                .rsplit_once('@')
-                .map_or(authority, |(_, host)| host);
-            if authority.is_empty() {
-                return Err(bad("no host"));
-            }
-            let has_port = match authority.rfind(']') {
-                Some(end) => authority[end..].contains(':'),
-                None => authority.contains(':'),
-            };
-            if has_port {
-                let (host, port) = authority.rsplit_once(':').unwrap_or((authority, ""));
-                let port: u16 = port.parse().map_err(|_| bad("bad port"))?;
-                format!("{host}:{port}")
-            } else {
-                format!("{authority}:{DEFAULT_PORT}")
-            }
+            tcp_server(text, authority)?
         };
         let mut libnbd = format!("{scheme}{rest}");
-        if !passed.is_empty() {
+        if !query.passed.is_empty() {
             libnbd.push('?');
-            libnbd.push_str(&passed.join("&"));
+            libnbd.push_str(&query.passed.join("&"));
         }
         Ok(NbdUri {
             libnbd,
             server,
             export: export.to_owned(),
-            tuning,
+            tuning: query.tuning,
         })
     }
 
@@ -189,6 +131,100 @@ impl NbdUri {
 impl fmt::Display for NbdUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.libnbd)
+    }
+}
+
+/// The refusal of `text`, saying why.
+fn bad(text: &str, why: &str) -> UriError {
+    UriError(format!("bad NBD URI `{text}`: {why}"))
+}
+
+/// A URI's query: our own settings taken out, the rest passed on to libnbd.
+struct Query<'a> {
+    tuning: NbdTuning,
+    passed: Vec<&'a str>,
+    socket: Option<String>,
+}
+
+impl<'a> Query<'a> {
+    fn parse(text: &str, query: Option<&'a str>) -> Result<Query<'a>, UriError> {
+        let mut out = Query {
+            tuning: NbdTuning::default(),
+            passed: Vec::new(),
+            socket: None,
+        };
+        for param in query.into_iter().flat_map(|q| q.split('&')) {
+            if param.is_empty() {
+                continue;
+            }
+            let (key, value) = param.split_once('=').unwrap_or((param, ""));
+            let secs = || {
+                value
+                    .trim_end_matches('s')
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s > 0.0 && *s < 1e9)
+                    .map(Duration::from_secs_f64)
+                    .ok_or_else(|| bad(text, &format!("{key} wants seconds, got `{value}`")))
+            };
+            match key {
+                "connect-timeout" => out.tuning.connect_timeout = secs()?,
+                "request-timeout" => out.tuning.request_timeout = secs()?,
+                "dead-after" => out.tuning.dead_after = secs()?,
+                "connections" => {
+                    out.tuning.connections = value
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=64).contains(n))
+                        .ok_or_else(|| bad(text, "connections wants 1 to 64"))?;
+                }
+                _ => {
+                    if key == "socket" {
+                        out.socket = Some(value.to_owned());
+                    }
+                    out.passed.push(param);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The server of an `nbd+unix` URI: its socket path (and no host).
+fn unix_server(text: &str, authority: &str, socket: Option<String>) -> Result<String, UriError> {
+    if !authority.is_empty() {
+        return Err(bad(
+            text,
+            "a Unix socket URI has no host (nbd+unix:///EXPORT?socket=PATH)",
+        ));
+    }
+    socket
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| bad(text, "nbd+unix needs ?socket=PATH"))
+}
+
+/// The server of a TCP URI as `host:port`, the port defaulted.
+fn tcp_server(text: &str, authority: &str) -> Result<String, UriError> {
+    if authority.is_empty() {
+        return Err(bad(text, "no host"));
+    }
+    // `user@`: the TLS PSK user name (libnbd reads it); not part of the identity.
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    if authority.is_empty() {
+        return Err(bad(text, "no host"));
+    }
+    let has_port = match authority.rfind(']') {
+        Some(end) => authority[end..].contains(':'),
+        None => authority.contains(':'),
+    };
+    if has_port {
+        let (host, port) = authority.rsplit_once(':').unwrap_or((authority, ""));
+        let port: u16 = port.parse().map_err(|_| bad(text, "bad port"))?;
+        Ok(format!("{host}:{port}"))
+    } else {
+        Ok(format!("{authority}:{DEFAULT_PORT}"))
     }
 }
 
