@@ -169,9 +169,6 @@ fn two_remote_hosts_striped_with_one_killed_and_restarted() {
         let a = p.swapon(uri_a.as_ref(), SwaponOptions::default()).unwrap();
         p.swapon(uri_b.as_ref(), SwaponOptions::default()).unwrap();
 
-        const THREADS: u64 = 3;
-        const PAGES: u64 = 192;
-        const OPS: u64 = 600;
         let wrong = Arc::new(AtomicU64::new(0));
         let errors = Arc::new(AtomicU64::new(0));
         let done_ops = Arc::new(AtomicU64::new(0));
@@ -186,46 +183,16 @@ fn two_remote_hosts_striped_with_one_killed_and_restarted() {
                 Arc::clone(&start),
             );
             workers.push(std::thread::spawn(move || {
-                let obj = p.alloc_object(None, PAGES);
-                let mut expect = vec![UNKNOWN; PAGES as usize];
-                let mut rng = SmallRng::seed_from_u64(t);
-                let mut out = vec![0u8; PAGE_SIZE];
                 start.wait();
-                for op in 0..OPS {
-                    done_ops.fetch_add(1, Ordering::Relaxed);
-                    let at = rng.random_range(0..PAGES - 8);
-                    if op < 40 || rng.random_bool(0.5) {
-                        let n = rng.random_range(1..=8u64);
-                        let tag0 = (t << 40) | (op << 8);
-                        let data: Vec<u8> = (0..n).flat_map(|k| page(tag0 + k)).collect();
-                        let results = p.putpages(&obj, at, &data, PutMode::Sync);
-                        for (k, r) in results.iter().enumerate() {
-                            let slot = &mut expect[(at + k as u64) as usize];
-                            if *r == PageResult::Ok {
-                                *slot = tag0 + k as u64;
-                            } else {
-                                *slot = UNKNOWN;
-                                errors.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                    } else {
-                        let want = expect[at as usize];
-                        if want == UNKNOWN {
-                            // Never written, or its last write failed: nothing to check.
-                            continue;
-                        }
-                        match p.getpages(&obj, at, 0, 0, &mut out) {
-                            Ok(_) if out != page(want) => {
-                                wrong.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Ok(_) => {}
-                            Err(_) => {
-                                errors.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                    }
-                }
-                (obj, expect)
+                verifying_load(
+                    &p,
+                    t,
+                    &Tally {
+                        wrong,
+                        errors,
+                        done_ops,
+                    },
+                )
             }));
         }
         start.wait();
@@ -238,20 +205,7 @@ fn two_remote_hosts_striped_with_one_killed_and_restarted() {
         server_a.restart().unwrap();
         let finished: Vec<_> = workers.into_iter().map(|w| w.join().unwrap()).collect();
         // After the restart every acknowledged page reads back right.
-        let mut out = vec![0u8; PAGE_SIZE];
-        let mut checked = 0;
-        for (obj, expect) in &finished {
-            for (i, &want) in expect.iter().enumerate() {
-                if want == UNKNOWN {
-                    continue;
-                }
-                p.getpages(obj, i as u64, 0, 0, &mut out).unwrap();
-                if out != page(want) {
-                    wrong.fetch_add(1, Ordering::Relaxed);
-                }
-                checked += 1;
-            }
-        }
+        let checked = check_all(&p, &finished, &wrong);
         // Host a is back in service (if its write errors had marked it failing): writes
         // reach it again.
         let state_a = || {
@@ -280,9 +234,93 @@ fn two_remote_hosts_striped_with_one_killed_and_restarted() {
         );
         assert_eq!(wrong.load(Ordering::Relaxed), 0, "{engine:?}: wrong pages");
         assert!(checked > 0);
+        // The kill was noticed (else the test proved nothing about it).
+        let area_a = p.area(a).unwrap();
+        assert!(
+            area_a.remote().is_some_and(|r| r.reconnects() > 0),
+            "{engine:?}: host a's connections were never remade"
+        );
+        drop(area_a);
         drop(finished);
         drop(p);
         drop((relay_a, relay_b, server_a, server_b));
         drop((ns_a, ns_b));
     }
+}
+
+const THREADS: u64 = 3;
+const PAGES: u64 = 192;
+const OPS: u64 = 600;
+
+/// What the load threads count together.
+struct Tally {
+    wrong: Arc<AtomicU64>,
+    errors: Arc<AtomicU64>,
+    done_ops: Arc<AtomicU64>,
+}
+
+/// One thread of the load: `OPS` random puts (1-8 pages) and single-page gets on an object of
+/// its own, each get checked against the last acknowledged put. Returns the object and each
+/// page's expected tag.
+fn verifying_load(p: &pager::Pager, t: u64, tally: &Tally) -> (pager::Object, Vec<u64>) {
+    let obj = p.alloc_object(None, PAGES);
+    let mut expect = vec![UNKNOWN; PAGES as usize];
+    let mut rng = SmallRng::seed_from_u64(t);
+    let mut out = vec![0u8; PAGE_SIZE];
+    for op in 0..OPS {
+        tally.done_ops.fetch_add(1, Ordering::Relaxed);
+        let at = rng.random_range(0..PAGES - 8);
+        if op < 40 || rng.random_bool(0.5) {
+            let n = rng.random_range(1..=8u64);
+            let tag0 = (t << 40) | (op << 8);
+            let data: Vec<u8> = (0..n).flat_map(|k| page(tag0 + k)).collect();
+            let results = p.putpages(&obj, at, &data, PutMode::Sync);
+            for (k, r) in results.iter().enumerate() {
+                let slot = &mut expect[(at + k as u64) as usize];
+                if *r == PageResult::Ok {
+                    *slot = tag0 + k as u64;
+                } else {
+                    *slot = UNKNOWN;
+                    tally.errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        } else {
+            let want = expect[at as usize];
+            if want == UNKNOWN {
+                // Never written, or its last write failed: nothing to check.
+                continue;
+            }
+            match p.getpages(&obj, at, 0, 0, &mut out) {
+                Ok(_) if out != page(want) => {
+                    tally.wrong.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    tally.errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+    (obj, expect)
+}
+
+/// Reads every acknowledged page of every object back, counting wrong ones in `wrong`;
+/// returns how many were checked. A read error fails the test: after the restart all hosts
+/// serve.
+fn check_all(p: &pager::Pager, finished: &[(pager::Object, Vec<u64>)], wrong: &AtomicU64) -> u64 {
+    let mut out = vec![0u8; PAGE_SIZE];
+    let mut checked = 0;
+    for (obj, expect) in finished {
+        for (i, &want) in expect.iter().enumerate() {
+            if want == UNKNOWN {
+                continue;
+            }
+            p.getpages(obj, i as u64, 0, 0, &mut out).unwrap();
+            if out != page(want) {
+                wrong.fetch_add(1, Ordering::Relaxed);
+            }
+            checked += 1;
+        }
+    }
+    checked
 }
