@@ -11,7 +11,9 @@ pub struct RegionConfig {
     /// At most this much of it is resident at once (at least two pages).
     pub resident_limit: u64,
     /// Pages read around a major fault, each side, when they are contiguous on swap and
-    /// not resident (bounded by the pager's `max_cluster`). 0 reads the faulting page only.
+    /// not resident (bounded by the pager's `max_cluster`), if the fault is near the same
+    /// thread's previous one (a sequential or local pattern; a random fault reads its
+    /// page only). 0 reads the faulting page only.
     pub read_around: u64,
     /// Largest sequential read-ahead, in pages, started when faults walk the region front
     /// to back; 0 turns it off. See `prefetch.rs`: per thread, asynchronous, the window

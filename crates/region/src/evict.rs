@@ -9,6 +9,14 @@
 //! set by faults only. Victims the hand finds one after another are neighbours, which
 //! gives `putpages` whole clusters.
 //!
+//! What the missing accessed bits hide, refaults show: a page faulted back in fewer than
+//! `limit` evictions after it went out (its *refault distance*, as the kernel's
+//! `mm/workingset.c` measures it) would have stayed in a memory twice as large, so it is
+//! part of the working set. Such a page gets `ACTIVE_CHANCES` extra turns of the hand
+//! (`Table::refault`, counted in `activations`), so a hot page read often but never
+//! written stays resident for several turns instead of one, while a scan's pages (whose
+//! refault distance is the whole scan) keep only the first chance.
+//!
 //! # A round, and why no store is lost
 //! 1. Under the table lock: choose victims, mark them `Evicting`.
 //! 2. Write-protect them (`UFFDIO_WRITEPROTECT`). From here a store faults, and its handler
@@ -78,6 +86,8 @@ fn choose(sh: &Shared, t: &mut Table, want: u64) -> Vec<(u64, bool)> {
                     dirty,
                     referenced: false,
                 };
+            } else if t.chances[p as usize] > 0 {
+                t.chances[p as usize] -= 1;
             } else {
                 t.pages[p as usize] = Page::Evicting;
                 t.prefetched[p as usize] = false;
@@ -221,6 +231,7 @@ fn finish(sh: &Shared, pages: &[u64], to: Page) {
         for &p in &dropped {
             t.pages[p as usize] = to;
             t.resident -= 1;
+            t.evicted(p);
         }
     }
     let all_dirty: std::collections::HashSet<u64> = kept.iter().copied().collect();

@@ -111,6 +111,12 @@ fn wp_fault(sh: &Shared, p: u64) {
 
 /// A load or store to an unmapped page.
 fn missing(sh: &Shared, p: u64, thread: u32, buf: &mut Vec<u8>) {
+    // Before the table lock (lock order: streams, then table).
+    let around = if crate::prefetch::is_local(sh, thread, p) {
+        sh.read_around
+    } else {
+        0
+    };
     let mut t = sh.lock();
     let swap = loop {
         match t.pages[p as usize] {
@@ -133,7 +139,10 @@ fn missing(sh: &Shared, p: u64, thread: u32, buf: &mut Vec<u8>) {
         zero_fill(sh, &mut t, p);
         return;
     }
-    let (first, n) = plan(sh, &t, p);
+    if t.refault(p, sh.limit) {
+        bump(&sh.counters.activations, 1);
+    }
+    let (first, n) = plan(sh, &t, p, around);
     for q in first..first + n {
         t.pages[q as usize] = Page::Loading;
     }
@@ -202,25 +211,17 @@ pub(crate) fn install(
 }
 
 /// The window read for a fault at `p`: `p` and its non-resident neighbours with swap,
-/// ahead first, within `read_around` each side and the room left under the limit. The
-/// pager trims it further to what is contiguous on swap.
-fn plan(sh: &Shared, t: &Table, p: u64) -> (u64, u64) {
+/// ahead first, within `around` each side and the room left under the limit. The pager
+/// trims it further to what is contiguous on swap.
+fn plan(sh: &Shared, t: &Table, p: u64, around: u64) -> (u64, u64) {
     let room = sh.limit - t.resident;
     let absent = |q: u64| t.pages[q as usize] == Page::Absent { swap: true };
     let mut ahead = 0;
-    while ahead < sh.read_around
-        && ahead + 1 < room
-        && p + ahead + 1 < sh.pages
-        && absent(p + ahead + 1)
-    {
+    while ahead < around && ahead + 1 < room && p + ahead + 1 < sh.pages && absent(p + ahead + 1) {
         ahead += 1;
     }
     let mut behind = 0;
-    while behind < sh.read_around
-        && behind + ahead + 1 < room
-        && behind < p
-        && absent(p - behind - 1)
-    {
+    while behind < around && behind + ahead + 1 < room && behind < p && absent(p - behind - 1) {
         behind += 1;
     }
     (p - behind, behind + ahead + 1)

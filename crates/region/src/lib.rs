@@ -8,15 +8,17 @@
 //! which queues a message on the region's userfaultfd. A handler thread (`fault.rs`) reads
 //! it and looks the page up in the page table (`shared.rs`):
 //! - it has swap: the handler marks it and its swap-contiguous non-resident neighbours
-//!   (`read_around` each side) `Loading`, reads them with one [`pager::Pager::getpages`],
-//!   and maps them write-protected with one `UFFDIO_COPY` (`UFFDIO_COPY_MODE_WP`), which
-//!   wakes the toucher;
+//!   (`read_around` each side, when the fault is near the same thread's previous one;
+//!   a random fault reads its page alone) `Loading`, reads them with one
+//!   [`pager::Pager::getpages`], and maps them write-protected with one `UFFDIO_COPY`
+//!   (`UFFDIO_COPY_MODE_WP`), which wakes the toucher;
 //! - it never had data on swap: `UFFDIO_ZEROPAGE`;
 //! - its read failed: `UFFDIO_POISON`, and the toucher gets `SIGBUS`.
 //!
 //! A store to a clean (write-protected) page raises a write-protect fault: the handler
 //! marks the page dirty and lifts the protection. When resident pages pass the watermark
-//! the evictor (`evict.rs`) takes victims with a second-chance clock, writes the dirty ones
+//! the evictor (`evict.rs`) takes victims with a second-chance clock (pages that refault
+//! soon after their eviction get extra turns), writes the dirty ones
 //! with async [`pager::Pager::putpages`] in clusters of neighbours, and drops them
 //! (`MADV_DONTNEED`); clean pages with a valid swap copy are dropped with no write.
 //! When one thread's major faults walk the region front to back, the prefetch thread
@@ -53,7 +55,8 @@
 //! - **Huge pages off** (`MADV_NOHUGEPAGE`): every fault is one 4 KiB page.
 //! - The toucher of a poisoned page dies of `SIGBUS` unless it handles the signal.
 //! - Reads of resident pages are invisible to the clock (no accessed bits): a page read
-//!   often but written never gets its second chance only from the fault that brought it.
+//!   often but written never gets its second chance only from the fault that brought it,
+//!   and more turns only when it refaults soon after an eviction.
 //!
 //! # Example
 //! ```no_run
@@ -170,6 +173,9 @@ impl Region {
                 resident: 0,
                 hand: 0,
                 prefetched: vec![false; pages as usize],
+                evictions: 0,
+                evicted_at: vec![0; pages as usize],
+                chances: vec![0; pages as usize],
             }),
             changed: Condvar::new(),
             need_room: Condvar::new(),

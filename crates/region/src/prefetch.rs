@@ -50,9 +50,6 @@ pub(crate) type Streams = HashMap<u32, Stream>;
 
 /// Called after a major fault of `thread` at `p` that read up to page `end` (exclusive).
 pub(crate) fn after_major_fault(sh: &Shared, thread: u32, p: u64, end: u64) {
-    if sh.prefetch == 0 {
-        return;
-    }
     let mut streams = sh.streams.lock();
     if streams.len() >= MAX_STREAMS && !streams.contains_key(&thread) {
         streams.clear();
@@ -75,7 +72,7 @@ pub(crate) fn after_major_fault(sh: &Shared, thread: u32, p: u64, end: u64) {
     }
     s.last = Some(p);
     s.next = end;
-    if !sequential {
+    if !sequential || sh.prefetch == 0 {
         s.window = 0;
         return;
     }
@@ -93,6 +90,20 @@ pub(crate) fn after_major_fault(sh: &Shared, thread: u32, p: u64, end: u64) {
     s.next = end + n;
     drop(streams);
     let _ = sh.prefetch_tx.send(Job { first: end, n });
+}
+
+/// Whether a major fault of `thread` at `p` is near its previous one (within the span a
+/// read-around covers, or inside what was read for it): a sequential or local pattern,
+/// whose neighbours are worth reading with it. A thread's first fault and a fault far
+/// from its last one (random access) read only the page: the neighbours of a random
+/// fault are seldom touched, and mapping them would push out pages that are.
+pub(crate) fn is_local(sh: &Shared, thread: u32, p: u64) -> bool {
+    let streams = sh.streams.lock();
+    streams.get(&thread).is_some_and(|s| {
+        s.last.is_some_and(|last| {
+            p.abs_diff(last) <= 2 * sh.read_around + 1 || (p > last && p <= s.next)
+        })
+    })
 }
 
 /// The prefetch thread: serves jobs until the region stops.

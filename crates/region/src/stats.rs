@@ -38,6 +38,10 @@ pub struct RegionStats {
     pub prefetch_issued: u64,
     /// Prefetched pages later touched.
     pub prefetch_hit: u64,
+    /// Pages faulted back in soon after their eviction (refault distance under the
+    /// limit): the clock keeps them for extra turns.
+    #[serde(default)]
+    pub activations: u64,
     /// Time to serve a fault, from reading it to waking the toucher.
     pub fault_latency: LatencySummary,
 }
@@ -56,6 +60,7 @@ pub(crate) struct Counters {
     pub read_errors: AtomicU64,
     pub prefetch_issued: AtomicU64,
     pub prefetch_hit: AtomicU64,
+    pub activations: AtomicU64,
 }
 
 pub(crate) fn bump(c: &AtomicU64, n: u64) {
@@ -77,5 +82,6 @@ impl Counters {
         s.read_errors = get(&self.read_errors);
         s.prefetch_issued = get(&self.prefetch_issued);
         s.prefetch_hit = get(&self.prefetch_hit);
+        s.activations = get(&self.activations);
     }
 }
