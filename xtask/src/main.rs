@@ -23,6 +23,7 @@ mod fio;
 mod kernel;
 mod latency;
 mod machine;
+mod membench;
 mod micro;
 mod progress;
 mod raw;
@@ -57,10 +58,13 @@ fn run() -> Result<(), Error> {
         // No signal thread here: the child dies on the terminal's Ctrl-C like any process.
         return kernel::child_main(pages);
     }
+    if let Command::MemChild { pages } = cli.command {
+        return membench::child_main(pages);
+    }
     cancel::install()?;
     match cli.command {
         Command::Bench(args) => bench::run(&args.plan()),
         Command::Demo(args) => demo::run(&args),
-        Command::KernelChild { .. } => Ok(()),
+        Command::KernelChild { .. } | Command::MemChild { .. } => Ok(()),
     }
 }
