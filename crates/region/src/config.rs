@@ -19,7 +19,10 @@ pub struct RegionConfig {
     /// to back; 0 turns it off. See `prefetch.rs`: per thread, asynchronous, the window
     /// doubling while faults stay sequential.
     pub prefetch: u64,
-    /// Threads serving faults (at least 1).
+    /// Threads serving faults (at least 1). A handler serves one fault at a time (its
+    /// `getpages` is synchronous), so this bounds the reads in flight for faults: as many
+    /// as the program has threads faulting at random, or the kernel, which serves every
+    /// faulting thread at once, keeps more disks busy.
     pub handlers: usize,
     /// Pages the evictor takes out in one round (written as clusters of neighbours).
     pub evict_batch: u64,
@@ -32,7 +35,7 @@ impl Default for RegionConfig {
             resident_limit: 0,
             read_around: 15,
             prefetch: 256,
-            handlers: 2,
+            handlers: 4,
             evict_batch: 128,
         }
     }

@@ -72,7 +72,7 @@ impl Table {
 }
 
 /// Extra turns of the clock hand a refaulting (working set) page survives unreferenced.
-pub const ACTIVE_CHANCES: u8 = 2;
+pub const ACTIVE_CHANCES: u8 = 3;
 
 pub(crate) struct Shared {
     pub pager: Pager,
