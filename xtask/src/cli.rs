@@ -67,7 +67,7 @@ pub struct BenchArgs {
     /// Use plain files even where loop devices are available.
     #[arg(long)]
     pub files: bool,
-    /// The region bench's resident limit L (its data set is 4 × L) [default: 512M, or 16M
+    /// The region bench's resident limit L (its data set is 4 × L) [default: 512M, or 32M
     /// with --quick; at most an eighth of all swap].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub region_limit: Option<u64>,

@@ -37,31 +37,41 @@ pub struct MemSizes {
     pub limit: u64,
     /// The data set: 4 × L.
     pub data: u64,
-    /// Touches of `mem-rand-1t`; `mem-rand-4t` and the hot/cold phases make twice as many.
+    /// Touches of `mem-rand-1t`; `mem-rand-4t` makes twice as many.
     pub rand_touches: u64,
     /// No phase runs longer than this (it reports the touches it made).
     pub deadline_ms: u64,
     pub repetitions: usize,
+    /// No repetition starts when the ones so far say it would end after this.
+    pub budget: std::time::Duration,
 }
 
 impl MemSizes {
-    /// `L` = 512 MiB (16 MiB with `--quick`, or `limit` when given), but never more than
+    /// `L` = 512 MiB (32 MiB with `--quick`, or `limit` when given), but never more than
     /// an eighth of the swap (`swap_bytes`), so the data set fills at most half of it.
     pub fn new(quick: bool, limit: Option<u64>, swap_bytes: u64) -> MemSizes {
-        let want = limit.unwrap_or(if quick { 16 * MIB } else { 512 * MIB });
+        let want = limit.unwrap_or(if quick { 32 * MIB } else { 512 * MIB });
         let limit = (want.min(swap_bytes / 8) / MIB * MIB).max(4 * MIB);
         let limit_pages = limit / PAGE;
         MemSizes {
             limit,
             data: 4 * limit,
-            rand_touches: limit_pages / 2,
-            deadline_ms: if quick { 5_000 } else { 30_000 },
+            // A quarter of L's pages: a few seconds per phase at full size (the seq phases
+            // move 4 × L each).
+            rand_touches: if quick { limit_pages } else { limit_pages / 4 },
+            deadline_ms: if quick { 5_000 } else { 20_000 },
             repetitions: 3,
+            budget: std::time::Duration::from_secs(if quick { 60 } else { 360 }),
         }
     }
 
     fn pages(&self) -> u64 {
         self.data / PAGE
+    }
+
+    /// Touches of each hot/cold phase: twice L's pages (the hot set is L / 2).
+    fn hot_touches(&self) -> u64 {
+        2 * self.limit / PAGE
     }
 
     /// The phases of one repetition: (id, phase, reported).
@@ -107,14 +117,17 @@ impl MemSizes {
                 rand(2 * self.rand_touches, 4, Kind::Rand),
                 true,
             ),
+            // Both the warm-up and the measured phase touch each hot page about 3.6
+            // times: the measured phase sees the steady state of each side's policy, not
+            // how fast it learns.
             (
                 "mem-hotcold-warmup",
-                rand(2 * self.rand_touches, 1, Kind::HotCold),
+                rand(self.hot_touches(), 1, Kind::HotCold),
                 false,
             ),
             (
                 "mem-hotcold",
-                rand(2 * self.rand_touches, 1, Kind::HotCold),
+                rand(self.hot_touches(), 1, Kind::HotCold),
                 true,
             ),
         ];
@@ -174,7 +187,19 @@ pub fn run(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> 
     // outcomes[side][phase id] = one per repetition; side 0 the region, 1 the kernel.
     let mut outcomes: [BTreeMap<&'static str, Vec<Outcome>>; 2] = Default::default();
     let mut kernel_ok = true;
+    let started = std::time::Instant::now();
     for rep in 0..sizes.repetitions {
+        // Stop repeating when one more repetition (as long as the average so far) would
+        // end past the budget: `--only region` at full size stays under ~8 minutes.
+        let spent = started.elapsed();
+        if rep > 0 && spent + spent / rep as u32 > sizes.budget {
+            r.notes.push(format!(
+                "region bench: {rep} of {} repetitions (the next would pass the {} s budget)",
+                sizes.repetitions,
+                sizes.budget.as_secs()
+            ));
+            break;
+        }
         let phases = sizes.phases(rep);
         let order = if rep % 2 == 0 { [0, 1] } else { [1, 0] };
         for side in order {
@@ -365,7 +390,7 @@ mod tests {
         let full = MemSizes::new(false, None, 4 << 30);
         assert_eq!((full.limit, full.data), (512 * MIB, 2 << 30));
         let quick = MemSizes::new(true, None, 256 * MIB);
-        assert_eq!((quick.limit, quick.data), (16 * MIB, 64 * MIB));
+        assert_eq!((quick.limit, quick.data), (32 * MIB, 128 * MIB));
         // 4 × 64 MiB of swap: L at most 32 MiB, whatever was asked.
         let small = MemSizes::new(false, Some(1 << 30), 256 * MIB);
         assert_eq!(small.limit, 32 * MIB);
