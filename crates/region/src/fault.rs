@@ -100,7 +100,8 @@ fn wp_fault(sh: &Shared, p: u64) {
                 }
                 return;
             }
-            Page::Absent { .. } | Page::Poisoned => {
+            Page::Absent { .. } | Page::Poisoned | Page::Inactive { .. } => {
+                // Unmapped meanwhile: the toucher retries and takes a missing fault.
                 drop(t);
                 wake(sh, p);
                 return;
@@ -126,6 +127,10 @@ fn missing(sh: &Shared, p: u64, thread: u32, buf: &mut Vec<u8>) {
                 return;
             }
             Page::Loading | Page::Evicting => sh.changed.wait(&mut t),
+            Page::Inactive { slot, dirty } => {
+                map_back(sh, &mut t, p, slot, dirty);
+                return;
+            }
             Page::Absent { swap } => {
                 if t.resident < sh.limit {
                     break swap;
@@ -139,7 +144,8 @@ fn missing(sh: &Shared, p: u64, thread: u32, buf: &mut Vec<u8>) {
         zero_fill(sh, &mut t, p);
         return;
     }
-    if t.refault(p, sh.limit) {
+    let active = t.refault(p, sh.limit);
+    if active {
         bump(&sh.counters.activations, 1);
     }
     let (first, n) = plan(sh, &t, p, around);
@@ -165,12 +171,14 @@ fn missing(sh: &Shared, p: u64, thread: u32, buf: &mut Vec<u8>) {
                 give_back(&mut t, first, n, p..p + 1);
                 poison(sh, &mut t, p);
             } else {
-                // Only the faulting page gets the clock's second chance: a neighbour read
-                // around it that nobody touches goes first.
+                // Pages come in unreferenced, as the kernel starts anonymous pages on its
+                // inactive list: the hand deactivates them at its first pass, and only a
+                // touch on the inactive list keeps them. A page refaulting soon after its
+                // eviction (working set) comes in referenced, with extra turns.
                 for q in range.clone() {
                     t.pages[q as usize] = Page::Resident {
                         dirty: false,
-                        referenced: q == p,
+                        referenced: q == p && active,
                     };
                 }
                 give_back(&mut t, first, n, range.clone());
@@ -236,6 +244,27 @@ pub(crate) fn give_back(t: &mut Table, first: u64, n: u64, kept: std::ops::Range
             t.resident -= 1;
         }
     }
+}
+
+/// A touch of inactive page `p`: maps its bytes back from slot `slot` (write-protected;
+/// a dirty page takes one write-protect fault more on its next store), frees the slot
+/// and gives the page its second chance: it was in use. Under the lock: one ioctl.
+fn map_back(sh: &Shared, t: &mut Table, p: u64, slot: u32, dirty: bool) {
+    let src = t.slot_mut(slot).as_ptr();
+    // SAFETY: the slot holds one page and stays ours while the table lock is held; page
+    // `p` is unmapped (Inactive) inside the registered mapping.
+    let mapped = unsafe { sh.uffd.copy_wp(sh.map.page_addr(p), src, PAGE) };
+    if mapped.is_err() {
+        // The kernel could not map it (no memory): the toucher retries.
+        wake(sh, p);
+        return;
+    }
+    t.pages[p as usize] = Page::Resident {
+        dirty,
+        referenced: true,
+    };
+    t.free_slots.push(slot);
+    bump(&sh.counters.hint_faults, 1);
 }
 
 /// Maps the zero page at `p` (under the lock: one ioctl). A zero-filled page counts as

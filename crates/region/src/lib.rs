@@ -168,15 +168,8 @@ impl Region {
             streams: Mutex::new(prefetch::Streams::default()),
             prefetch_tx,
             evict_batch: cfg.evict_batch.max(1),
-            table: Mutex::new(Table {
-                pages: vec![Page::Absent { swap: false }; pages as usize],
-                resident: 0,
-                hand: 0,
-                prefetched: vec![false; pages as usize],
-                evictions: 0,
-                evicted_at: vec![0; pages as usize],
-                chances: vec![0; pages as usize],
-            }),
+            inactive_slots: Shared::inactive_slots(limit),
+            table: Mutex::new(Table::new(pages, Shared::inactive_slots(limit))),
             changed: Condvar::new(),
             need_room: Condvar::new(),
             counters: stats::Counters::default(),
@@ -276,7 +269,7 @@ impl Region {
         &self.sh.obj
     }
 
-    /// Whether page `p` is mapped now (see [`RegionMonitor::is_resident`]).
+    /// Whether page `p` is in memory now (see [`RegionMonitor::is_resident`]).
     pub fn is_resident(&self, p: u64) -> bool {
         self.monitor().is_resident(p)
     }
@@ -303,12 +296,13 @@ pub struct RegionMonitor {
 }
 
 impl RegionMonitor {
-    /// Whether page `p` is mapped now (being brought in or written out counts). For tests
-    /// and tools: the answer may change as soon as it is returned.
+    /// Whether page `p` is in memory now: mapped, being brought in or written out, or on
+    /// the inactive list (unmapped, its bytes held by the region). For tests and tools:
+    /// the answer may change as soon as it is returned.
     pub fn is_resident(&self, p: u64) -> bool {
         matches!(
             self.sh.lock().pages.get(p as usize),
-            Some(Page::Loading | Page::Resident { .. } | Page::Evicting)
+            Some(Page::Loading | Page::Resident { .. } | Page::Evicting | Page::Inactive { .. })
         )
     }
 

@@ -28,8 +28,12 @@ pub(crate) enum Page {
     /// writable (or was zero-filled) and its swap copy, if any, is stale.
     /// `referenced`: the clock's second-chance bit, set when it came in or was written.
     Resident { dirty: bool, referenced: bool },
-    /// Write-protected and on its way out; stores wait until it is gone or back.
+    /// On its way out: being moved to the inactive list (mapped, write-protected) or
+    /// written from it (unmapped); touches wait until it is gone or back.
     Evicting,
+    /// Unmapped, its bytes in slot `slot` of the inactive cache (still in memory, counted
+    /// resident); a touch maps it back from there without I/O. `dirty` as for `Resident`.
+    Inactive { slot: u32, dirty: bool },
     /// Its read failed: every access gets `SIGBUS`. It stays so until the region drops.
     Poisoned,
 }
@@ -50,9 +54,38 @@ pub(crate) struct Table {
     /// Extra turns of the hand a resident page survives unreferenced: set when it
     /// refaults soon after its eviction (see `evict.rs`).
     pub chances: Vec<u8>,
+    /// The inactive cache: one page of bytes per slot.
+    pub cache: Vec<u8>,
+    pub free_slots: Vec<u32>,
+    /// Inactive pages, oldest first (entries of pages mapped back since are stale).
+    pub inactive: std::collections::VecDeque<u64>,
 }
 
 impl Table {
+    /// The table of a region of `pages` pages with `slots` inactive cache slots, every
+    /// page absent and never written.
+    pub fn new(pages: u64, slots: u64) -> Table {
+        let n = pages as usize;
+        Table {
+            pages: vec![Page::Absent { swap: false }; n],
+            resident: 0,
+            hand: 0,
+            prefetched: vec![false; n],
+            evictions: 0,
+            evicted_at: vec![0; n],
+            chances: vec![0; n],
+            cache: vec![0; slots as usize * device::PAGE_SIZE],
+            free_slots: (0..slots as u32).rev().collect(),
+            inactive: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// The bytes of inactive cache slot `slot`.
+    pub fn slot_mut(&mut self, slot: u32) -> &mut [u8] {
+        let at = slot as usize * device::PAGE_SIZE;
+        &mut self.cache[at..at + device::PAGE_SIZE]
+    }
+
     /// Page `p` was just evicted: stamp it on the eviction clock.
     pub fn evicted(&mut self, p: u64) {
         self.evictions = self.evictions.wrapping_add(1).max(1);
@@ -72,7 +105,7 @@ impl Table {
 }
 
 /// Extra turns of the clock hand a refaulting (working set) page survives unreferenced.
-pub const ACTIVE_CHANCES: u8 = 3;
+pub const ACTIVE_CHANCES: u8 = 1;
 
 pub(crate) struct Shared {
     pub pager: Pager,
@@ -86,6 +119,8 @@ pub(crate) struct Shared {
     pub streams: Mutex<crate::prefetch::Streams>,
     pub prefetch_tx: crossbeam_channel::Sender<crate::prefetch::Job>,
     pub evict_batch: u64,
+    /// Slots of the inactive cache ([`Shared::inactive_slots`] of the limit).
+    pub inactive_slots: u64,
     pub table: Mutex<Table>,
     pub changed: Condvar,
     pub need_room: Condvar,
@@ -112,6 +147,11 @@ impl Shared {
         self.stop.load(Ordering::Acquire)
     }
 
+    /// Slots of the inactive cache: half the limit (at least one).
+    pub fn inactive_slots(limit: u64) -> u64 {
+        (limit / 2).max(1)
+    }
+
     /// Pages the evictor keeps free below the limit, so faults seldom wait for room.
     pub fn headroom(&self) -> u64 {
         (self.limit / 8).clamp(1, self.evict_batch.max(1))
@@ -134,16 +174,8 @@ impl Shared {
 mod tests {
     use super::*;
 
-    fn table(pages: usize) -> Table {
-        Table {
-            pages: vec![Page::Absent { swap: true }; pages],
-            resident: 0,
-            hand: 0,
-            prefetched: vec![false; pages],
-            evictions: 0,
-            evicted_at: vec![0; pages],
-            chances: vec![0; pages],
-        }
+    fn table(pages: u64) -> Table {
+        Table::new(pages, 1)
     }
 
     #[test]

@@ -12,7 +12,8 @@ pub struct RegionStats {
     pub pages: u64,
     /// The resident limit, in pages.
     pub resident_limit: u64,
-    /// Pages mapped now (including those being brought in or written out).
+    /// Pages in memory now: mapped (including those being brought in or written out) or
+    /// on the inactive list.
     pub resident: u64,
     /// Faults served from swap (one `getpages` each).
     pub major_faults: u64,
@@ -42,6 +43,12 @@ pub struct RegionStats {
     /// limit): the clock keeps them for extra turns.
     #[serde(default)]
     pub activations: u64,
+    /// Pages the clock moved to the inactive list (unmapped, kept in memory).
+    #[serde(default)]
+    pub deactivations: u64,
+    /// Touches of inactive pages: mapped back from memory, no I/O (the page was in use).
+    #[serde(default)]
+    pub hint_faults: u64,
     /// Time to serve a fault, from reading it to waking the toucher.
     pub fault_latency: LatencySummary,
 }
@@ -61,6 +68,8 @@ pub(crate) struct Counters {
     pub prefetch_issued: AtomicU64,
     pub prefetch_hit: AtomicU64,
     pub activations: AtomicU64,
+    pub deactivations: AtomicU64,
+    pub hint_faults: AtomicU64,
 }
 
 pub(crate) fn bump(c: &AtomicU64, n: u64) {
@@ -83,5 +92,7 @@ impl Counters {
         s.prefetch_issued = get(&self.prefetch_issued);
         s.prefetch_hit = get(&self.prefetch_hit);
         s.activations = get(&self.activations);
+        s.deactivations = get(&self.deactivations);
+        s.hint_faults = get(&self.hint_faults);
     }
 }
