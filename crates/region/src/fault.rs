@@ -66,7 +66,7 @@ fn serve(sh: &Shared, f: &Fault, buf: &mut Vec<u8>) {
     if f.wp {
         wp_fault(sh, p);
     } else {
-        missing(sh, p, f.thread, buf);
+        missing(sh, p, f.thread, f.write, buf);
     }
     device::latency::record(&mut sh.latency.lock(), start.elapsed());
 }
@@ -111,7 +111,7 @@ fn wp_fault(sh: &Shared, p: u64) {
 }
 
 /// A load or store to an unmapped page.
-fn missing(sh: &Shared, p: u64, thread: u32, buf: &mut Vec<u8>) {
+fn missing(sh: &Shared, p: u64, thread: u32, write: bool, buf: &mut Vec<u8>) {
     // Before the table lock (lock order: streams, then table).
     let around = if crate::prefetch::is_local(sh, thread, p) {
         sh.read_around
@@ -181,6 +181,11 @@ fn missing(sh: &Shared, p: u64, thread: u32, buf: &mut Vec<u8>) {
                         referenced: q == p && active,
                     };
                 }
+                if write {
+                    // A store brought it in: dirty now, writable at once, instead of one
+                    // more trip through a write-protect fault (under the lock, as there).
+                    dirty_now(sh, &mut t, p..p + 1);
+                }
                 give_back(&mut t, first, n, range.clone());
                 bump(&sh.counters.major_faults, 1);
                 bump(&sh.counters.pages_in, range.end - range.start);
@@ -195,8 +200,28 @@ fn missing(sh: &Shared, p: u64, thread: u32, buf: &mut Vec<u8>) {
     drop(t);
     sh.changed.notify_all();
     if let Some(end) = read_to {
-        crate::prefetch::after_major_fault(sh, thread, p, end);
+        crate::prefetch::after_major_fault(sh, thread, p, end, write);
     }
+}
+
+/// Marks the resident pages `range` dirty and lifts their write protection, under the
+/// table lock (so the evictor, which protects only pages it saw dirty, never sees a
+/// page it thinks clean become writable). A page that cannot be unprotected stays
+/// protected and dirty: its next store takes a write-protect fault, nothing more.
+pub(crate) fn dirty_now(sh: &Shared, t: &mut Table, range: std::ops::Range<u64>) {
+    for q in range.clone() {
+        if let Page::Resident { referenced, .. } = t.pages[q as usize] {
+            t.pages[q as usize] = Page::Resident {
+                dirty: true,
+                referenced,
+            };
+        }
+    }
+    let _ = sh.uffd.write_protect(
+        sh.map.page_addr(range.start),
+        (range.end - range.start) * PAGE,
+        false,
+    );
 }
 
 /// Maps the pages `range` from `buf` (which starts at page `first`) write-protected with
