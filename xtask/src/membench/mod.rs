@@ -122,7 +122,12 @@ impl MemSizes {
             // how fast it learns.
             (
                 "mem-hotcold-warmup",
-                rand(self.hot_touches(), 1, Kind::HotCold),
+                Phase {
+                    // A warm-up cut short would leave the measured phase colder on the
+                    // slower side: it gets four times the deadline.
+                    deadline_ms: 4 * self.deadline_ms,
+                    ..rand(self.hot_touches(), 1, Kind::HotCold)
+                },
                 false,
             ),
             (
