@@ -180,6 +180,15 @@ pub fn run(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> 
         human_iec(sizes.limit),
         sizes.repetitions
     );
+    if r.setup.max_cluster == 0 {
+        // `--only region`: no other phase said which pager tunables the run used; the
+        // region's pager has the defaults.
+        let d = pager::PagerConfig::default();
+        r.setup.interleave = d.interleave;
+        r.setup.max_cluster = d.max_cluster;
+        r.setup.swap_async_max = d.swap_async_max;
+        r.setup.nswbuf = d.nswbuf;
+    }
     let mut setup = MemSetup {
         limit_bytes: sizes.limit,
         data_bytes: sizes.data,
