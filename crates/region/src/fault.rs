@@ -19,41 +19,95 @@ use crate::uffd::Fault;
 
 const PAGE: u64 = PAGE_SIZE as u64;
 
-/// One handler thread: polls the userfaultfd and `stop_fd` (readable once the region
-/// drops) and serves every fault it reads.
+/// One handler thread: waits on the userfaultfd and `stop_fd` (readable once the region
+/// drops) and serves the faults it reads, one at a time.
+///
+/// Each handler has its own epoll instance holding the userfaultfd with `EPOLLEXCLUSIVE`:
+/// a new fault wakes one idle handler, not all of them (with `poll(2)` every fault woke
+/// every handler, and all but one went back to sleep: on a 2-core machine those wake-ups
+/// were in the faulting thread's way). Reading one message per wake-up leaves the other
+/// faults waiting to the other handlers, so concurrent faults are served concurrently.
 pub(crate) fn run(sh: Arc<Shared>, stop_fd: RawFd) {
+    let Some(ep) = Epoll::new(sh.uffd.raw(), stop_fd) else {
+        return;
+    };
     let mut faults = Vec::new();
     let mut buf = Vec::new();
     loop {
-        let mut fds = [
-            libc::pollfd {
-                fd: sh.uffd.raw(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: stop_fd,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: `fds` is an array of two initialised pollfds that outlives the call.
-        let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        if rc < 0 {
-            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return;
-        }
-        if fds[1].revents != 0 {
-            return;
+        match ep.wait() {
+            Wake::Stop => return,
+            Wake::Again => continue,
+            Wake::Fault => {}
         }
         faults.clear();
-        if sh.uffd.read_faults(&mut faults).is_err() {
+        if sh.uffd.read_faults(&mut faults, 1).is_err() {
             return;
         }
         for f in &faults {
             serve(&sh, f, &mut buf);
+        }
+    }
+}
+
+enum Wake {
+    Fault,
+    Stop,
+    /// Interrupted, or woken with nothing to do.
+    Again,
+}
+
+/// A handler's epoll instance: the userfaultfd (exclusive) and the stop eventfd.
+struct Epoll {
+    fd: std::os::fd::OwnedFd,
+    stop_fd: RawFd,
+}
+
+impl Epoll {
+    fn new(uffd: RawFd, stop_fd: RawFd) -> Option<Epoll> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: epoll_create1 with a flag by value; returns a new fd or -1.
+        let raw = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if raw < 0 {
+            return None;
+        }
+        // SAFETY: a fresh descriptor nothing else owns.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+        for (target, flags) in [
+            (uffd, (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32),
+            (stop_fd, libc::EPOLLIN as u32),
+        ] {
+            let mut ev = libc::epoll_event {
+                events: flags,
+                u64: target as u64,
+            };
+            // SAFETY: adds a descriptor we hold open to our epoll instance; `ev` is a
+            // valid epoll_event that outlives the call.
+            let rc = unsafe { libc::epoll_ctl(raw, libc::EPOLL_CTL_ADD, target, &mut ev) };
+            if rc < 0 {
+                return None;
+            }
+        }
+        Some(Epoll { fd, stop_fd })
+    }
+
+    fn wait(&self) -> Wake {
+        use std::os::fd::AsRawFd;
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 2];
+        // SAFETY: `evs` has room for the 2 events asked for and outlives the call.
+        let n = unsafe { libc::epoll_wait(self.fd.as_raw_fd(), evs.as_mut_ptr(), 2, -1) };
+        if n <= 0 {
+            let e = std::io::Error::last_os_error();
+            return if n == 0 || e.kind() == std::io::ErrorKind::Interrupted {
+                Wake::Again
+            } else {
+                Wake::Stop
+            };
+        }
+        let ready = &evs[..n as usize];
+        if ready.iter().any(|e| e.u64 == self.stop_fd as u64) {
+            Wake::Stop
+        } else {
+            Wake::Fault
         }
     }
 }
