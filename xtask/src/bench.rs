@@ -149,10 +149,14 @@ fn measure(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> 
             rand_bytes,
         ));
     }
+    if plan.runs(Workload::Region) {
+        crate::membench::run(plan, paths, r)?;
+    }
     if plan.kernel_baseline {
         kernel_baseline(plan, paths, r)?;
     }
     r.comparisons = comparisons(r);
+    r.comparisons.extend(crate::membench::comparisons(r));
     Ok(())
 }
 

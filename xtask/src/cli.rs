@@ -25,6 +25,12 @@ pub enum Command {
         #[arg(long)]
         pages: u64,
     },
+    /// Internal: the kernel side of the region bench (`bench --only region`).
+    #[command(hide = true)]
+    MemChild {
+        #[arg(long)]
+        pages: u64,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -65,6 +71,10 @@ pub struct BenchArgs {
     /// see `xtask/src/nbd.rs`.
     #[arg(long)]
     pub nbd: bool,
+    /// The region bench's resident limit L (its data set is 4 × L) [default: 512M, or 32M
+    /// with --quick; at most an eighth of all swap].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub region_limit: Option<u64>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -91,10 +101,12 @@ pub enum Workload {
     Fragmentation,
     Swapoff,
     Micro,
+    /// The region bench: a `region::Region` against the kernel's swap in a memory cgroup.
+    Region,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 8] = [
+    pub const ALL: [Workload; 9] = [
         Workload::PageoutSeq,
         Workload::PageinSeq,
         Workload::PageinRand,
@@ -103,6 +115,7 @@ impl Workload {
         Workload::Fragmentation,
         Workload::Swapoff,
         Workload::Micro,
+        Workload::Region,
     ];
 }
 
@@ -119,6 +132,7 @@ pub struct Plan {
     pub out: PathBuf,
     pub name: String,
     pub files: bool,
+    pub region_limit: Option<u64>,
 }
 
 impl BenchArgs {
@@ -150,6 +164,7 @@ impl BenchArgs {
                 .clone()
                 .unwrap_or_else(|| if quick { "quick" } else { "full" }.to_string()),
             files: self.files,
+            region_limit: self.region_limit,
         }
     }
 }

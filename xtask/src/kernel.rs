@@ -49,21 +49,7 @@ pub fn run(
             "needs root (swapon and cgroups)",
         ));
     }
-    // The pager's last devices may still be closing (see `setup::wait_free`).
-    crate::setup::wait_all_free(paths);
-    for p in paths {
-        device::mkswap(
-            p,
-            &device::MkswapOptions {
-                force: true,
-                ..Default::default()
-            },
-        )?;
-    }
-    let mut swap = KernelSwap::default();
-    for p in paths {
-        swap.on(p)?;
-    }
+    let mut swap = KernelSwap::on_all(paths)?;
     let cg = Cgroup::create(limit_bytes)?;
     let mut child = KernelChild::spawn(data_bytes / PAGE)?;
     cg.add(child.pid())?;
@@ -154,7 +140,7 @@ fn swap_used_bytes(dev: &Path) -> u64 {
 
 /// The devices we swapped on; swapped off again on drop (or by a forced exit).
 #[derive(Debug, Default)]
-struct KernelSwap {
+pub(crate) struct KernelSwap {
     on: Vec<(PathBuf, cancel::OnForcedExit)>,
 }
 
@@ -164,6 +150,33 @@ fn cpath(p: &Path) -> Result<CString, Error> {
 }
 
 impl KernelSwap {
+    /// A fresh swap header on every device of `paths` and `swapon(2)` of each, all at one
+    /// priority (the kernel stripes over them).
+    pub(crate) fn on_all(paths: &[PathBuf]) -> Result<KernelSwap, Error> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(Error::skipped(
+                "kernel swap",
+                "needs root (swapon and cgroups)",
+            ));
+        }
+        // The pager's last devices may still be closing (see `setup::wait_free`).
+        crate::setup::wait_all_free(paths);
+        for p in paths {
+            device::mkswap(
+                p,
+                &device::MkswapOptions {
+                    force: true,
+                    ..Default::default()
+                },
+            )?;
+        }
+        let mut swap = KernelSwap::default();
+        for p in paths {
+            swap.on(p)?;
+        }
+        Ok(swap)
+    }
+
     fn on(&mut self, p: &Path) -> Result<(), Error> {
         let c = cpath(p)?;
         // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
@@ -211,16 +224,17 @@ impl Drop for KernelSwap {
     }
 }
 
-/// Our memory cgroup: `swapkit-bench-<pid>` under the memory hierarchy.
+/// Our memory cgroup: `swapkit-bench-<pid>-<n>` under the memory hierarchy.
 #[derive(Debug)]
-struct Cgroup {
+pub(crate) struct Cgroup {
     dir: PathBuf,
     limit_file: &'static str,
     unlimited: &'static str,
+    _forced_exit: cancel::OnForcedExit,
 }
 
 impl Cgroup {
-    fn create(limit: u64) -> Result<Cgroup, Error> {
+    pub(crate) fn create(limit: u64) -> Result<Cgroup, Error> {
         let v1 = Path::new("/sys/fs/cgroup/memory");
         let v2 = Path::new("/sys/fs/cgroup");
         let (parent, limit_file, unlimited) = if v1.join("memory.limit_in_bytes").exists() {
@@ -237,12 +251,33 @@ impl Cgroup {
                 "no memory cgroup (v1 or v2) on this machine",
             ));
         };
-        let dir = parent.join(format!("swapkit-bench-{}", std::process::id()));
+        static SERIAL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = parent.join(format!("swapkit-bench-{}-{n}", std::process::id()));
         std::fs::create_dir(&dir).map_err(|e| Error::io("creating cgroup", &dir, e))?;
+        // A forced exit kills what is left in it (only our child can be) and removes it.
+        let forced = {
+            let dir = dir.clone();
+            cancel::on_forced_exit(move || {
+                if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+                    for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                        let pid = nix::unistd::Pid::from_raw(pid);
+                        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                    }
+                }
+                for _ in 0..20 {
+                    if std::fs::remove_dir(&dir).is_ok() {
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            })
+        };
         let cg = Cgroup {
             dir,
             limit_file,
             unlimited,
+            _forced_exit: forced,
         };
         cg.write(limit_file, &limit.to_string())?;
         if limit_file == "memory.max" {
@@ -259,7 +294,18 @@ impl Cgroup {
         std::fs::write(&p, value).map_err(|e| Error::io("writing", p, e))
     }
 
-    fn add(&self, pid: u32) -> Result<(), Error> {
+    /// A counter of the cgroup's `memory.stat` (`pgmajfault`, ...); 0 when absent.
+    pub(crate) fn stat(&self, key: &str) -> u64 {
+        std::fs::read_to_string(self.dir.join("memory.stat"))
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    pub(crate) fn add(&self, pid: u32) -> Result<(), Error> {
         self.write("cgroup.procs", &pid.to_string())
     }
 

@@ -23,6 +23,7 @@ mod fio;
 mod kernel;
 mod latency;
 mod machine;
+mod membench;
 mod micro;
 mod nbd;
 mod progress;
@@ -58,11 +59,14 @@ fn run() -> Result<(), Error> {
         // No signal thread here: the child dies on the terminal's Ctrl-C like any process.
         return kernel::child_main(pages);
     }
+    if let Command::MemChild { pages } = cli.command {
+        return membench::child_main(pages);
+    }
     cancel::install()?;
     match cli.command {
         Command::Bench(args) if args.nbd => nbd::run(&args.plan()),
         Command::Bench(args) => bench::run(&args.plan()),
         Command::Demo(args) => demo::run(&args),
-        Command::KernelChild { .. } => Ok(()),
+        Command::KernelChild { .. } | Command::MemChild { .. } => Ok(()),
     }
 }

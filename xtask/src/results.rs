@@ -34,6 +34,13 @@ pub struct Report {
     pub fio: Vec<Figure>,
     /// The kernel's own swap on the same devices (`--kernel-baseline`).
     pub kernel: Vec<Figure>,
+    /// The region bench (`--only region`): `region-mem-*` on a `region::Region`,
+    /// `kernel-mem-*` on the same workloads under the kernel's swap.
+    #[serde(default)]
+    pub memory: Vec<Figure>,
+    /// How the region bench ran.
+    #[serde(default)]
+    pub memory_setup: Option<MemSetup>,
     /// The blist / swmeta micro-benchmarks, summarised.
     pub micro: Vec<Micro>,
     /// What was skipped or degraded, and why. Shown in every output.
@@ -116,6 +123,9 @@ pub struct Figure {
     /// (max − min) / median of the repetitions' MiB/s (IOPS), in percent.
     #[serde(default)]
     pub spread_pct: Option<f64>,
+    /// Page faults that read from swap during the phase (the region bench).
+    #[serde(default)]
+    pub major_faults: Option<u64>,
 }
 
 /// One repetition of a figure, as the JSON keeps it.
@@ -129,6 +139,8 @@ pub struct Rep {
     pub p50_us: Option<u64>,
     pub p99_us: Option<u64>,
     pub cpu_seconds: Option<f64>,
+    #[serde(default)]
+    pub major_faults: Option<u64>,
 }
 
 impl Figure {
@@ -149,7 +161,14 @@ impl Figure {
             cpu_s_per_gib: None,
             repetitions: Vec::new(),
             spread_pct: None,
+            major_faults: None,
         }
+    }
+
+    /// With the major faults the phase took.
+    pub fn with_major_faults(mut self, n: u64) -> Figure {
+        self.major_faults = Some(n);
+        self
     }
 
     /// With the CPU seconds the phase took.
@@ -184,6 +203,7 @@ impl Figure {
             p50_us: self.p(50.0),
             p99_us: self.p(99.0),
             cpu_seconds: self.cpu_seconds,
+            major_faults: self.major_faults,
         }
     }
 
@@ -213,6 +233,8 @@ pub enum Metric {
     P50Us,
     /// CPU seconds per GiB moved.
     CpuPerGib,
+    /// Major faults per 1000 operations (touches).
+    MajorFaultsPerKTouch,
 }
 
 impl Metric {
@@ -223,12 +245,16 @@ impl Metric {
             Metric::P99Us => "p99 µs",
             Metric::P50Us => "p50 µs",
             Metric::CpuPerGib => "CPU s/GiB",
+            Metric::MajorFaultsPerKTouch => "major faults / 1k touches",
         }
     }
 
     /// For throughput more is better; for latency less is.
     pub fn higher_is_better(self) -> bool {
-        !matches!(self, Metric::P99Us | Metric::P50Us | Metric::CpuPerGib)
+        !matches!(
+            self,
+            Metric::P99Us | Metric::P50Us | Metric::CpuPerGib | Metric::MajorFaultsPerKTouch
+        )
     }
 
     pub fn of(self, f: &Figure) -> f64 {
@@ -238,6 +264,9 @@ impl Metric {
             Metric::P99Us => f.p(99.0).unwrap_or(0) as f64,
             Metric::P50Us => f.p(50.0).unwrap_or(0) as f64,
             Metric::CpuPerGib => f.cpu_s_per_gib.unwrap_or(0.0),
+            Metric::MajorFaultsPerKTouch => {
+                f.major_faults.unwrap_or(0) as f64 * 1000.0 / f.ops.max(1) as f64
+            }
         }
     }
 }
@@ -291,6 +320,25 @@ impl Comparison {
             met,
         }
     }
+}
+
+/// How the region bench ran (`--only region`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MemSetup {
+    /// `L`: the region's `resident_limit` and the kernel child's cgroup memory limit.
+    pub limit_bytes: u64,
+    /// The data set, 4 × L.
+    pub data_bytes: u64,
+    pub repetitions: usize,
+    pub region_config: Option<region::RegionConfig>,
+    /// `vm.page-cluster` and `vm.swappiness` of the kernel side.
+    pub kernel_page_cluster: Option<u64>,
+    pub kernel_swappiness: Option<u64>,
+    /// The region's counters at the end of each repetition.
+    pub region_stats: Vec<region::RegionStats>,
+    /// The kernel child's cgroup `pgmajfault` per phase, one per repetition (beside its
+    /// `ru_majflt` in the figures).
+    pub cgroup_pgmajfault: std::collections::BTreeMap<String, Vec<u64>>,
 }
 
 /// One cell of the interleave matrix.

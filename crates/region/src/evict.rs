@@ -1,24 +1,40 @@
 //! The evictor: one thread that keeps resident pages under the limit.
 //!
-//! # Policy: a clock with a second chance
-//! The hand walks the pages in index order. A resident page with its `referenced` bit set
-//! (it came in, or was first written, since the hand last passed) loses the bit and is
-//! skipped; one without it is a victim. So a page that was just faulted in or written
-//! survives one full turn of the hand, where umap's FIFO would drop it by age alone.
-//! Reads of resident pages are invisible to userspace (no accessed bits), so the bit is
-//! set by faults only. Victims the hand finds one after another are neighbours, which
-//! gives `putpages` whole clusters.
+//! # Policy: a clock, an inactive list, and refault distances
+//! Reads of mapped pages are invisible to userspace (no accessed bits). The region makes
+//! them visible the way BSD's page daemon did on machines without reference bits: it
+//! unmaps a page before it evicts it, and watches whether it is touched meanwhile.
+//!
+//! - **The clock.** The hand walks the mapped pages in index order. A page with its
+//!   `referenced` bit set (it came in, was first written, or was touched on the inactive
+//!   list since the hand last passed) loses the bit and is skipped; one with extra turns
+//!   left (below) spends one; any other page is *deactivated*.
+//! - **The inactive list.** A deactivated page is write-protected, copied into a slot of
+//!   the inactive cache (a quarter of the limit) and unmapped; its bytes stay in memory
+//!   and it still counts as resident. A touch maps it back from the slot with no I/O (a
+//!   *hint fault*, `hint_faults`) and sets its `referenced` bit: a page read often
+//!   survives. Pages leave the list oldest first: a clean one with a valid swap copy is
+//!   dropped, a dirty one is written with async `putpages`, in clusters of neighbours.
+//! - **Refault distance.** A page faulted back from swap fewer than `limit` evictions
+//!   after it went out (its refault distance, as the kernel's `mm/workingset.c`
+//!   measures it) would have stayed in a memory twice as large: it is working set, and
+//!   gets `ACTIVE_CHANCES` extra turns of the hand (`Table::refault`, `activations`).
+//!   A scan's pages (whose refault distance is the whole scan) keep only the first chance.
 //!
 //! # A round, and why no store is lost
-//! 1. Under the table lock: choose victims, mark them `Evicting`.
-//! 2. Write-protect them (`UFFDIO_WRITEPROTECT`). From here a store faults, and its handler
-//!    waits until the page is `Absent` (the toucher then retries, faults the page back in
-//!    and sees its last bytes) or `Resident` again.
-//! 3. Copy the dirty ones out (stable now) and write them with async `putpages`; clean
-//!    pages with a swap copy, and dirty pages holding only zeroes, need no write.
-//! 4. A page whose write is done is dropped (`MADV_DONTNEED`) and becomes `Absent`. A
-//!    page whose write failed or found swap full stays `Resident` and dirty (counted;
-//!    swap full blocks eviction for a while instead of losing the page).
+//! 1. Under the table lock: the hand chooses pages to deactivate and marks them
+//!    `Evicting`.
+//! 2. Write-protect the dirty ones (`UFFDIO_WRITEPROTECT`; clean pages are mapped
+//!    write-protected already). From here a store faults, and its handler
+//!    waits until the page is `Inactive` (the toucher then retries, faults, and the page is
+//!    mapped back from its slot with its last bytes) or `Resident` again.
+//! 3. Copy each into its slot (stable now), drop it (`MADV_DONTNEED`): `Inactive`. A
+//!    dirty page holding only zeroes needs no slot: it becomes `Absent` without swap.
+//! 4. The oldest inactive pages leave: clean ones become `Absent` at once; dirty ones are
+//!    marked `Evicting` (a fault on one waits) and written from their slots. A page whose
+//!    write is done becomes `Absent`; one whose write failed or found swap full goes back
+//!    on the list, dirty (counted; swap full blocks eviction for a while instead of
+//!    losing the page).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,7 +54,7 @@ const BACKOFF: Duration = Duration::from_millis(10);
 pub(crate) fn run(sh: Arc<Shared>) {
     let (tx, rx) = crossbeam_channel::unbounded();
     loop {
-        let victims = {
+        let (want, chosen) = {
             let mut t = sh.lock();
             while !sh.stopping() && t.resident <= sh.watermark() {
                 sh.need_room.wait_for(&mut t, Duration::from_millis(100));
@@ -47,14 +63,31 @@ pub(crate) fn run(sh: Arc<Shared>) {
                 return;
             }
             let want = (t.resident - sh.watermark() + sh.headroom()).min(sh.evict_batch.max(1));
-            let v = choose(&sh, &mut t, want);
-            if v.is_empty() {
-                sh.changed.wait_for(&mut t, BACKOFF);
-                continue;
-            }
-            v
+            // Refill the inactive list, as far as it has free slots.
+            let room = (t.free_slots.len() as u64).min(sh.evict_batch.max(1));
+            (want, choose(&sh, &mut t, room))
         };
-        let blocked = round(&sh, victims, &tx, &rx);
+        let refilled = !chosen.is_empty();
+        deactivate(&sh, chosen);
+        // Pages must stay on the list long enough to be touched: only what is beyond half
+        // of it leaves, unless the hand found nothing more to put on it.
+        let leave = if refilled {
+            let t = sh.lock();
+            let listed = sh.inactive_slots - t.free_slots.len() as u64;
+            want.min(listed.saturating_sub(sh.inactive_slots / 2))
+        } else {
+            want
+        };
+        let (left, victims) = oldest_inactive(&sh, leave);
+        if left == 0 {
+            if !refilled {
+                // Everything is referenced or on its way: let faults and the hand move on.
+                let mut t = sh.lock();
+                sh.changed.wait_for(&mut t, BACKOFF);
+            }
+            continue;
+        }
+        let blocked = write_out(&sh, victims, &tx, &rx);
         sh.changed.notify_all();
         if blocked {
             bump(&sh.counters.evict_blocked, 1);
@@ -63,8 +96,8 @@ pub(crate) fn run(sh: Arc<Shared>) {
     }
 }
 
-/// The clock sweep: up to `want` victims, in hand order, each marked `Evicting`. Returns
-/// `(page, dirty)`. At most two turns of the hand (the first may only clear bits).
+/// The clock sweep: up to `want` mapped pages to deactivate, in hand order, each marked
+/// `Evicting`. Returns `(page, dirty)`. At most two turns of the hand.
 fn choose(sh: &Shared, t: &mut Table, want: u64) -> Vec<(u64, bool)> {
     let mut out = Vec::new();
     let mut steps = 0;
@@ -78,6 +111,8 @@ fn choose(sh: &Shared, t: &mut Table, want: u64) -> Vec<(u64, bool)> {
                     dirty,
                     referenced: false,
                 };
+            } else if t.chances[p as usize] > 0 {
+                t.chances[p as usize] -= 1;
             } else {
                 t.pages[p as usize] = Page::Evicting;
                 t.prefetched[p as usize] = false;
@@ -100,16 +135,18 @@ fn runs(pages: impl IntoIterator<Item = u64>) -> Vec<(u64, u64)> {
     out
 }
 
-/// One eviction round over `victims` (all `Evicting`). Returns whether swap was full.
-fn round(
-    sh: &Shared,
-    victims: Vec<(u64, bool)>,
-    tx: &Sender<AsyncDone>,
-    rx: &Receiver<AsyncDone>,
-) -> bool {
-    let mut protected = Vec::new();
+/// Moves `chosen` (all `Evicting`, mapped) to the inactive list: write-protect, copy into a
+/// slot, unmap. A page that cannot be protected or unmapped stays `Resident`.
+fn deactivate(sh: &Shared, chosen: Vec<(u64, bool)>) {
+    if chosen.is_empty() {
+        return;
+    }
+    // A clean page is mapped write-protected already (a store to it would have made it
+    // dirty through a write-protect fault, which now waits on `Evicting`): only the
+    // dirty ones need the ioctl, which saves one per page when victims are scattered.
+    let mut protected: Vec<u64> = chosen.iter().filter(|v| !v.1).map(|v| v.0).collect();
     let mut failed = Vec::new();
-    for (first, len) in runs(victims.iter().map(|v| v.0)) {
+    for (first, len) in runs(chosen.iter().filter(|v| v.1).map(|v| v.0)) {
         match sh
             .uffd
             .write_protect(sh.map.page_addr(first), len * PAGE, true)
@@ -118,41 +155,136 @@ fn round(
             Err(_) => failed.extend(first..first + len),
         }
     }
+    protected.sort_unstable();
     let dirty: std::collections::HashSet<u64> =
-        victims.iter().filter(|v| v.1).map(|v| v.0).collect();
-    let mut clean = Vec::new();
-    let mut zero = Vec::new();
-    let mut to_write = Vec::new();
-    let mut page = vec![0u8; PAGE_SIZE];
-    for &p in &protected {
-        if !dirty.contains(&p) {
-            clean.push(p);
-            continue;
-        }
-        read_page(sh, p, &mut page);
-        if page.iter().all(|&b| b == 0) {
-            zero.push(p);
-        } else {
-            to_write.push(p);
-        }
-    }
-    // Protection failed (should not happen): such a page cannot be evicted safely.
+        chosen.iter().filter(|v| v.1).map(|v| v.0).collect();
     restore(sh, &failed, &dirty);
-    finish(sh, &clean, Page::Absent { swap: true });
-    if !zero.is_empty() {
-        for &p in &zero {
-            sh.pager.freespace(&sh.obj, p, 1);
+    // Copy into slots (the pages are stable: write-protected and `Evicting`).
+    let mut slotted = Vec::new();
+    let mut zero = Vec::new();
+    let mut no_slot = Vec::new();
+    {
+        let mut t = sh.lock();
+        for &p in &protected {
+            let Some(slot) = t.free_slots.pop() else {
+                no_slot.push(p);
+                continue;
+            };
+            let zeroes = {
+                let bytes = t.slot_mut(slot);
+                read_page(sh, p, bytes);
+                bytes.iter().all(|&b| b == 0)
+            };
+            if dirty.contains(&p) && zeroes {
+                t.free_slots.push(slot);
+                zero.push(p);
+            } else {
+                slotted.push((p, slot));
+            }
         }
-        finish(sh, &zero, Page::Absent { swap: false });
     }
-    bump(&sh.counters.evictions_clean, clean.len() as u64);
-    bump(&sh.counters.evictions_zero, zero.len() as u64);
+    restore(sh, &no_slot, &dirty);
+    let mut unmapped = std::collections::HashSet::new();
+    let all: Vec<u64> = {
+        let mut v: Vec<u64> = slotted
+            .iter()
+            .map(|s| s.0)
+            .chain(zero.iter().copied())
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    for (first, len) in runs(all) {
+        if sh.map.drop_pages(first, len).is_ok() {
+            unmapped.extend(first..first + len);
+        }
+    }
+    let mut kept = Vec::new();
+    {
+        let mut t = sh.lock();
+        for &(p, slot) in &slotted {
+            if unmapped.contains(&p) {
+                t.pages[p as usize] = Page::Inactive {
+                    slot,
+                    dirty: dirty.contains(&p),
+                };
+                t.inactive.push_back(p);
+                bump(&sh.counters.deactivations, 1);
+            } else {
+                t.free_slots.push(slot);
+                kept.push(p);
+            }
+        }
+        for &p in &zero {
+            if unmapped.contains(&p) {
+                sh.pager.freespace(&sh.obj, p, 1);
+                t.pages[p as usize] = Page::Absent { swap: false };
+                t.resident -= 1;
+                t.evicted(p);
+                bump(&sh.counters.evictions_zero, 1);
+            } else {
+                kept.push(p);
+            }
+        }
+    }
+    restore(sh, &kept, &dirty);
+    sh.changed.notify_all();
+}
 
+/// Up to `want` of the oldest inactive pages leave the list: clean ones are dropped here
+/// (`Absent`, their swap copy valid); dirty ones are marked `Evicting` and returned with
+/// their slots, to be written. Also returns how many left.
+fn oldest_inactive(sh: &Shared, want: u64) -> (u64, Vec<(u64, u32)>) {
+    let mut t = sh.lock();
+    let mut out = Vec::new();
+    let mut taken = 0;
+    while taken < want {
+        let Some(p) = t.inactive.pop_front() else {
+            break;
+        };
+        // Entries of pages touched (mapped back) since are stale: skip them.
+        let Page::Inactive { slot, dirty } = t.pages[p as usize] else {
+            continue;
+        };
+        taken += 1;
+        if dirty {
+            t.pages[p as usize] = Page::Evicting;
+            out.push((p, slot));
+        } else {
+            t.pages[p as usize] = Page::Absent { swap: true };
+            t.free_slots.push(slot);
+            t.resident -= 1;
+            t.evicted(p);
+            bump(&sh.counters.evictions_clean, 1);
+        }
+    }
+    drop(t);
+    if taken > 0 {
+        sh.changed.notify_all();
+    }
+    (taken, out)
+}
+
+/// Writes `victims` (dirty, `Evicting`, unmapped, their bytes in their slots) with async
+/// `putpages`, a cluster per run of neighbours. Returns whether swap was full.
+fn write_out(
+    sh: &Shared,
+    mut victims: Vec<(u64, u32)>,
+    tx: &Sender<AsyncDone>,
+    rx: &Receiver<AsyncDone>,
+) -> bool {
+    victims.sort_unstable();
+    let slot_of: std::collections::HashMap<u64, u32> = victims.iter().copied().collect();
     let mut in_flight = 0;
-    for (first, len) in runs(to_write) {
+    for (first, len) in runs(victims.iter().map(|v| v.0)) {
         let mut data = vec![0u8; (len * PAGE) as usize];
-        for (k, chunk) in data.chunks_mut(PAGE_SIZE).enumerate() {
-            read_page(sh, first + k as u64, chunk);
+        {
+            let mut t = sh.lock();
+            for (k, chunk) in data.chunks_mut(PAGE_SIZE).enumerate() {
+                if let Some(&slot) = slot_of.get(&(first + k as u64)) {
+                    chunk.copy_from_slice(t.slot_mut(slot));
+                }
+            }
         }
         let tx = tx.clone();
         let done = Box::new(move |d: AsyncDone| {
@@ -166,25 +298,34 @@ fn round(
     while in_flight > 0 {
         let Ok(d) = rx.recv() else { break };
         in_flight -= 1;
-        let mut ok = Vec::new();
-        let mut kept = Vec::new();
+        let mut t = sh.lock();
         for (k, r) in d.results.iter().enumerate() {
             let p = d.start + k as u64;
+            let Some(&slot) = slot_of.get(&p) else {
+                continue;
+            };
             match r {
-                PageResult::Ok | PageResult::Pend => ok.push(p),
-                PageResult::Fail => {
-                    full = true;
-                    kept.push(p);
+                PageResult::Ok | PageResult::Pend => {
+                    t.pages[p as usize] = Page::Absent { swap: true };
+                    t.free_slots.push(slot);
+                    t.resident -= 1;
+                    t.evicted(p);
+                    bump(&sh.counters.evictions_dirty, 1);
                 }
-                PageResult::Error => {
-                    bump(&sh.counters.write_errors, 1);
-                    kept.push(p);
+                PageResult::Fail | PageResult::Error => {
+                    if matches!(r, PageResult::Fail) {
+                        full = true;
+                    } else {
+                        bump(&sh.counters.write_errors, 1);
+                    }
+                    // Back on the list, dirty: its bytes are still in the slot.
+                    t.pages[p as usize] = Page::Inactive { slot, dirty: true };
+                    t.inactive.push_back(p);
                 }
             }
         }
-        finish(sh, &ok, Page::Absent { swap: true });
-        bump(&sh.counters.evictions_dirty, ok.len() as u64);
-        restore(sh, &kept, &dirty);
+        drop(t);
+        sh.changed.notify_all();
     }
     full
 }
@@ -201,31 +342,6 @@ fn read_page(sh: &Shared, p: u64, out: &mut [u8]) {
             PAGE_SIZE,
         )
     };
-}
-
-/// Drops `pages` (all `Evicting`) and gives them state `to`.
-fn finish(sh: &Shared, pages: &[u64], to: Page) {
-    if pages.is_empty() {
-        return;
-    }
-    let mut dropped = Vec::new();
-    let mut kept = Vec::new();
-    for (first, len) in runs(pages.iter().copied()) {
-        match sh.map.drop_pages(first, len) {
-            Ok(()) => dropped.extend(first..first + len),
-            Err(_) => kept.extend(first..first + len),
-        }
-    }
-    {
-        let mut t = sh.lock();
-        for &p in &dropped {
-            t.pages[p as usize] = to;
-            t.resident -= 1;
-        }
-    }
-    let all_dirty: std::collections::HashSet<u64> = kept.iter().copied().collect();
-    restore(sh, &kept, &all_dirty);
-    sh.changed.notify_all();
 }
 
 /// Puts `pages` (all `Evicting`, still mapped and write-protected) back as resident. A

@@ -19,41 +19,95 @@ use crate::uffd::Fault;
 
 const PAGE: u64 = PAGE_SIZE as u64;
 
-/// One handler thread: polls the userfaultfd and `stop_fd` (readable once the region
-/// drops) and serves every fault it reads.
+/// One handler thread: waits on the userfaultfd and `stop_fd` (readable once the region
+/// drops) and serves the faults it reads, one at a time.
+///
+/// Each handler has its own epoll instance holding the userfaultfd with `EPOLLEXCLUSIVE`:
+/// a new fault wakes one idle handler, not all of them (with `poll(2)` every fault woke
+/// every handler, and all but one went back to sleep: on a 2-core machine those wake-ups
+/// were in the faulting thread's way). Reading one message per wake-up leaves the other
+/// faults waiting to the other handlers, so concurrent faults are served concurrently.
 pub(crate) fn run(sh: Arc<Shared>, stop_fd: RawFd) {
+    let Some(ep) = Epoll::new(sh.uffd.raw(), stop_fd) else {
+        return;
+    };
     let mut faults = Vec::new();
     let mut buf = Vec::new();
     loop {
-        let mut fds = [
-            libc::pollfd {
-                fd: sh.uffd.raw(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: stop_fd,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: `fds` is an array of two initialised pollfds that outlives the call.
-        let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        if rc < 0 {
-            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return;
-        }
-        if fds[1].revents != 0 {
-            return;
+        match ep.wait() {
+            Wake::Stop => return,
+            Wake::Again => continue,
+            Wake::Fault => {}
         }
         faults.clear();
-        if sh.uffd.read_faults(&mut faults).is_err() {
+        if sh.uffd.read_faults(&mut faults, 1).is_err() {
             return;
         }
         for f in &faults {
             serve(&sh, f, &mut buf);
+        }
+    }
+}
+
+enum Wake {
+    Fault,
+    Stop,
+    /// Interrupted, or woken with nothing to do.
+    Again,
+}
+
+/// A handler's epoll instance: the userfaultfd (exclusive) and the stop eventfd.
+struct Epoll {
+    fd: std::os::fd::OwnedFd,
+    stop_fd: RawFd,
+}
+
+impl Epoll {
+    fn new(uffd: RawFd, stop_fd: RawFd) -> Option<Epoll> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: epoll_create1 with a flag by value; returns a new fd or -1.
+        let raw = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if raw < 0 {
+            return None;
+        }
+        // SAFETY: a fresh descriptor nothing else owns.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+        for (target, flags) in [
+            (uffd, (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32),
+            (stop_fd, libc::EPOLLIN as u32),
+        ] {
+            let mut ev = libc::epoll_event {
+                events: flags,
+                u64: target as u64,
+            };
+            // SAFETY: adds a descriptor we hold open to our epoll instance; `ev` is a
+            // valid epoll_event that outlives the call.
+            let rc = unsafe { libc::epoll_ctl(raw, libc::EPOLL_CTL_ADD, target, &mut ev) };
+            if rc < 0 {
+                return None;
+            }
+        }
+        Some(Epoll { fd, stop_fd })
+    }
+
+    fn wait(&self) -> Wake {
+        use std::os::fd::AsRawFd;
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 2];
+        // SAFETY: `evs` has room for the 2 events asked for and outlives the call.
+        let n = unsafe { libc::epoll_wait(self.fd.as_raw_fd(), evs.as_mut_ptr(), 2, -1) };
+        if n <= 0 {
+            let e = std::io::Error::last_os_error();
+            return if n == 0 || e.kind() == std::io::ErrorKind::Interrupted {
+                Wake::Again
+            } else {
+                Wake::Stop
+            };
+        }
+        let ready = &evs[..n as usize];
+        if ready.iter().any(|e| e.u64 == self.stop_fd as u64) {
+            Wake::Stop
+        } else {
+            Wake::Fault
         }
     }
 }
@@ -66,7 +120,7 @@ fn serve(sh: &Shared, f: &Fault, buf: &mut Vec<u8>) {
     if f.wp {
         wp_fault(sh, p);
     } else {
-        missing(sh, p, f.thread, buf);
+        missing(sh, p, f.thread, f.write, buf);
     }
     device::latency::record(&mut sh.latency.lock(), start.elapsed());
 }
@@ -100,7 +154,8 @@ fn wp_fault(sh: &Shared, p: u64) {
                 }
                 return;
             }
-            Page::Absent { .. } | Page::Poisoned => {
+            Page::Absent { .. } | Page::Poisoned | Page::Inactive { .. } => {
+                // Unmapped meanwhile: the toucher retries and takes a missing fault.
                 drop(t);
                 wake(sh, p);
                 return;
@@ -110,7 +165,13 @@ fn wp_fault(sh: &Shared, p: u64) {
 }
 
 /// A load or store to an unmapped page.
-fn missing(sh: &Shared, p: u64, thread: u32, buf: &mut Vec<u8>) {
+fn missing(sh: &Shared, p: u64, thread: u32, write: bool, buf: &mut Vec<u8>) {
+    // Before the table lock (lock order: streams, then table).
+    let around = if crate::prefetch::is_local(sh, thread, p) {
+        sh.read_around
+    } else {
+        0
+    };
     let mut t = sh.lock();
     let swap = loop {
         match t.pages[p as usize] {
@@ -120,6 +181,10 @@ fn missing(sh: &Shared, p: u64, thread: u32, buf: &mut Vec<u8>) {
                 return;
             }
             Page::Loading | Page::Evicting => sh.changed.wait(&mut t),
+            Page::Inactive { slot, dirty } => {
+                map_back(sh, &mut t, p, slot, dirty);
+                return;
+            }
             Page::Absent { swap } => {
                 if t.resident < sh.limit {
                     break swap;
@@ -133,7 +198,11 @@ fn missing(sh: &Shared, p: u64, thread: u32, buf: &mut Vec<u8>) {
         zero_fill(sh, &mut t, p);
         return;
     }
-    let (first, n) = plan(sh, &t, p);
+    let active = t.refault(p, sh.limit);
+    if active {
+        bump(&sh.counters.activations, 1);
+    }
+    let (first, n) = plan(sh, &t, p, around);
     for q in first..first + n {
         t.pages[q as usize] = Page::Loading;
     }
@@ -156,13 +225,20 @@ fn missing(sh: &Shared, p: u64, thread: u32, buf: &mut Vec<u8>) {
                 give_back(&mut t, first, n, p..p + 1);
                 poison(sh, &mut t, p);
             } else {
-                // Only the faulting page gets the clock's second chance: a neighbour read
-                // around it that nobody touches goes first.
+                // Pages come in unreferenced, as the kernel starts anonymous pages on its
+                // inactive list: the hand deactivates them at its first pass, and only a
+                // touch on the inactive list keeps them. A page refaulting soon after its
+                // eviction (working set) comes in referenced, with extra turns.
                 for q in range.clone() {
                     t.pages[q as usize] = Page::Resident {
                         dirty: false,
-                        referenced: q == p,
+                        referenced: q == p && active,
                     };
+                }
+                if write {
+                    // A store brought it in: dirty now, writable at once, instead of one
+                    // more trip through a write-protect fault (under the lock, as there).
+                    dirty_now(sh, &mut t, p..p + 1);
                 }
                 give_back(&mut t, first, n, range.clone());
                 bump(&sh.counters.major_faults, 1);
@@ -178,8 +254,28 @@ fn missing(sh: &Shared, p: u64, thread: u32, buf: &mut Vec<u8>) {
     drop(t);
     sh.changed.notify_all();
     if let Some(end) = read_to {
-        crate::prefetch::after_major_fault(sh, thread, p, end);
+        crate::prefetch::after_major_fault(sh, thread, p, end, write);
     }
+}
+
+/// Marks the resident pages `range` dirty and lifts their write protection, under the
+/// table lock (so the evictor, which protects only pages it saw dirty, never sees a
+/// page it thinks clean become writable). A page that cannot be unprotected stays
+/// protected and dirty: its next store takes a write-protect fault, nothing more.
+pub(crate) fn dirty_now(sh: &Shared, t: &mut Table, range: std::ops::Range<u64>) {
+    for q in range.clone() {
+        if let Page::Resident { referenced, .. } = t.pages[q as usize] {
+            t.pages[q as usize] = Page::Resident {
+                dirty: true,
+                referenced,
+            };
+        }
+    }
+    let _ = sh.uffd.write_protect(
+        sh.map.page_addr(range.start),
+        (range.end - range.start) * PAGE,
+        false,
+    );
 }
 
 /// Maps the pages `range` from `buf` (which starts at page `first`) write-protected with
@@ -202,25 +298,17 @@ pub(crate) fn install(
 }
 
 /// The window read for a fault at `p`: `p` and its non-resident neighbours with swap,
-/// ahead first, within `read_around` each side and the room left under the limit. The
-/// pager trims it further to what is contiguous on swap.
-fn plan(sh: &Shared, t: &Table, p: u64) -> (u64, u64) {
+/// ahead first, within `around` each side and the room left under the limit. The pager
+/// trims it further to what is contiguous on swap.
+fn plan(sh: &Shared, t: &Table, p: u64, around: u64) -> (u64, u64) {
     let room = sh.limit - t.resident;
     let absent = |q: u64| t.pages[q as usize] == Page::Absent { swap: true };
     let mut ahead = 0;
-    while ahead < sh.read_around
-        && ahead + 1 < room
-        && p + ahead + 1 < sh.pages
-        && absent(p + ahead + 1)
-    {
+    while ahead < around && ahead + 1 < room && p + ahead + 1 < sh.pages && absent(p + ahead + 1) {
         ahead += 1;
     }
     let mut behind = 0;
-    while behind < sh.read_around
-        && behind + ahead + 1 < room
-        && behind < p
-        && absent(p - behind - 1)
-    {
+    while behind < around && behind + ahead + 1 < room && behind < p && absent(p - behind - 1) {
         behind += 1;
     }
     (p - behind, behind + ahead + 1)
@@ -235,6 +323,27 @@ pub(crate) fn give_back(t: &mut Table, first: u64, n: u64, kept: std::ops::Range
             t.resident -= 1;
         }
     }
+}
+
+/// A touch of inactive page `p`: maps its bytes back from slot `slot` (write-protected;
+/// a dirty page takes one write-protect fault more on its next store), frees the slot
+/// and gives the page its second chance: it was in use. Under the lock: one ioctl.
+fn map_back(sh: &Shared, t: &mut Table, p: u64, slot: u32, dirty: bool) {
+    let src = t.slot_mut(slot).as_ptr();
+    // SAFETY: the slot holds one page and stays ours while the table lock is held; page
+    // `p` is unmapped (Inactive) inside the registered mapping.
+    let mapped = unsafe { sh.uffd.copy_wp(sh.map.page_addr(p), src, PAGE) };
+    if mapped.is_err() {
+        // The kernel could not map it (no memory): the toucher retries.
+        wake(sh, p);
+        return;
+    }
+    t.pages[p as usize] = Page::Resident {
+        dirty,
+        referenced: true,
+    };
+    t.free_slots.push(slot);
+    bump(&sh.counters.hint_faults, 1);
 }
 
 /// Maps the zero page at `p` (under the lock: one ioctl). A zero-filled page counts as

@@ -8,32 +8,41 @@
 //! which queues a message on the region's userfaultfd. A handler thread (`fault.rs`) reads
 //! it and looks the page up in the page table (`shared.rs`):
 //! - it has swap: the handler marks it and its swap-contiguous non-resident neighbours
-//!   (`read_around` each side) `Loading`, reads them with one [`pager::Pager::getpages`],
-//!   and maps them write-protected with one `UFFDIO_COPY` (`UFFDIO_COPY_MODE_WP`), which
-//!   wakes the toucher;
+//!   (`read_around` each side, when the fault is near the same thread's previous one;
+//!   a random fault reads its page alone) `Loading`, reads them with one
+//!   [`pager::Pager::getpages`], and maps them write-protected with one `UFFDIO_COPY`
+//!   (`UFFDIO_COPY_MODE_WP`), which wakes the toucher;
+//! - it is on the inactive list (below): its bytes are mapped back from memory with one
+//!   `UFFDIO_COPY`, no I/O (a *hint fault*), and it gets its second chance;
 //! - it never had data on swap: `UFFDIO_ZEROPAGE`;
 //! - its read failed: `UFFDIO_POISON`, and the toucher gets `SIGBUS`.
 //!
 //! A store to a clean (write-protected) page raises a write-protect fault: the handler
 //! marks the page dirty and lifts the protection. When resident pages pass the watermark
-//! the evictor (`evict.rs`) takes victims with a second-chance clock, writes the dirty ones
-//! with async [`pager::Pager::putpages`] in clusters of neighbours, and drops them
-//! (`MADV_DONTNEED`); clean pages with a valid swap copy are dropped with no write.
+//! the evictor (`evict.rs`) works in two stages, because reads of mapped pages are
+//! invisible to userspace: a second-chance clock *deactivates* pages (write-protects
+//! them, copies them into the inactive cache, half the limit, and unmaps them: a touch
+//! now faults and shows the page is in use), and the oldest inactive pages leave memory:
+//! dirty ones written with async [`pager::Pager::putpages`] in clusters of neighbours,
+//! clean ones with a valid swap copy dropped with no write. Pages that refault soon after
+//! their eviction (refault distance under the limit) get extra turns of the clock.
 //! When one thread's major faults walk the region front to back, the prefetch thread
 //! (`prefetch.rs`) reads ahead of it asynchronously, in a window that doubles while the
 //! walk goes on.
 //!
 //! # Invariants
-//! - **No store is lost by eviction.** A victim is write-protected before it is copied
-//!   out and stays mapped until its write is done; a store to it waits in its
-//!   write-protect fault until the page is gone (the store then faults the written copy
-//!   back in) or back (a failed write: the page stays resident and dirty).
+//! - **No store is lost by eviction.** A page is write-protected before it is copied
+//!   into the inactive cache and unmapped only after; a store to it meanwhile waits in its
+//!   write-protect fault until the page is inactive (the store then faults its bytes back
+//!   in from the cache) or back. A page being written from the cache is waited for by
+//!   its faults, and goes back on the list, dirty, if the write fails.
 //! - **No zero fill on error.** A page is zero-filled only if it never had data written to
 //!   swap (or was evicted holding zeroes); a page whose read fails is poisoned, never
 //!   mapped with other bytes. The error is counted (`read_errors`).
 //! - **No page is lost to a full swap.** A write that finds no swap leaves the page
 //!   resident and dirty; eviction backs off (`evict_blocked`) and faults wait for room.
-//! - At most `resident_limit` pages are mapped, counting pages being brought in and out.
+//! - At most `resident_limit` pages are in memory: mapped, being brought in or out, or
+//!   held on the inactive list.
 //! - Dropping the region unmaps it and frees all of its swap.
 //!
 //! # Limits
@@ -52,8 +61,8 @@
 //!   could not: the child has no handler, its holes would read as zeroes).
 //! - **Huge pages off** (`MADV_NOHUGEPAGE`): every fault is one 4 KiB page.
 //! - The toucher of a poisoned page dies of `SIGBUS` unless it handles the signal.
-//! - Reads of resident pages are invisible to the clock (no accessed bits): a page read
-//!   often but written never gets its second chance only from the fault that brought it.
+//! - Reads of mapped pages are invisible (no accessed bits): the clock learns of them only
+//!   when a page is touched on the inactive list (a hint fault, a few µs) or refaults.
 //!
 //! # Example
 //! ```no_run
@@ -165,12 +174,8 @@ impl Region {
             streams: Mutex::new(prefetch::Streams::default()),
             prefetch_tx,
             evict_batch: cfg.evict_batch.max(1),
-            table: Mutex::new(Table {
-                pages: vec![Page::Absent { swap: false }; pages as usize],
-                resident: 0,
-                hand: 0,
-                prefetched: vec![false; pages as usize],
-            }),
+            inactive_slots: Shared::inactive_slots(limit),
+            table: Mutex::new(Table::new(pages, Shared::inactive_slots(limit))),
             changed: Condvar::new(),
             need_room: Condvar::new(),
             counters: stats::Counters::default(),
@@ -270,7 +275,7 @@ impl Region {
         &self.sh.obj
     }
 
-    /// Whether page `p` is mapped now (see [`RegionMonitor::is_resident`]).
+    /// Whether page `p` is in memory now (see [`RegionMonitor::is_resident`]).
     pub fn is_resident(&self, p: u64) -> bool {
         self.monitor().is_resident(p)
     }
@@ -297,12 +302,13 @@ pub struct RegionMonitor {
 }
 
 impl RegionMonitor {
-    /// Whether page `p` is mapped now (being brought in or written out counts). For tests
-    /// and tools: the answer may change as soon as it is returned.
+    /// Whether page `p` is in memory now: mapped, being brought in or written out, or on
+    /// the inactive list (unmapped, its bytes held by the region). For tests and tools:
+    /// the answer may change as soon as it is returned.
     pub fn is_resident(&self, p: u64) -> bool {
         matches!(
             self.sh.lock().pages.get(p as usize),
-            Some(Page::Loading | Page::Resident { .. } | Page::Evicting)
+            Some(Page::Loading | Page::Resident { .. } | Page::Evicting | Page::Inactive { .. })
         )
     }
 

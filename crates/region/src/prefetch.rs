@@ -32,6 +32,8 @@ const MAX_STREAMS: usize = 256;
 pub(crate) struct Job {
     pub first: u64,
     pub n: u64,
+    /// The stream writes: map the pages dirty and writable (see [`after_major_fault`]).
+    pub dirty: bool,
 }
 
 /// One faulting thread's sequential state.
@@ -49,10 +51,10 @@ pub(crate) struct Stream {
 pub(crate) type Streams = HashMap<u32, Stream>;
 
 /// Called after a major fault of `thread` at `p` that read up to page `end` (exclusive).
-pub(crate) fn after_major_fault(sh: &Shared, thread: u32, p: u64, end: u64) {
-    if sh.prefetch == 0 {
-        return;
-    }
+/// `write`: the fault was a store. A thread storing front to back is taken to overwrite
+/// what is ahead too: its read-ahead is mapped dirty and writable, saving a write-protect
+/// fault per page; a wrong guess costs only a write of unchanged bytes at eviction.
+pub(crate) fn after_major_fault(sh: &Shared, thread: u32, p: u64, end: u64, write: bool) {
     let mut streams = sh.streams.lock();
     if streams.len() >= MAX_STREAMS && !streams.contains_key(&thread) {
         streams.clear();
@@ -75,7 +77,7 @@ pub(crate) fn after_major_fault(sh: &Shared, thread: u32, p: u64, end: u64) {
     }
     s.last = Some(p);
     s.next = end;
-    if !sequential {
+    if !sequential || sh.prefetch == 0 {
         s.window = 0;
         return;
     }
@@ -92,7 +94,25 @@ pub(crate) fn after_major_fault(sh: &Shared, thread: u32, p: u64, end: u64) {
     s.pf_end = end + n;
     s.next = end + n;
     drop(streams);
-    let _ = sh.prefetch_tx.send(Job { first: end, n });
+    let _ = sh.prefetch_tx.send(Job {
+        first: end,
+        n,
+        dirty: write,
+    });
+}
+
+/// Whether a major fault of `thread` at `p` is near its previous one (within the span a
+/// read-around covers, or inside what was read for it): a sequential or local pattern,
+/// whose neighbours are worth reading with it. A thread's first fault and a fault far
+/// from its last one (random access) read only the page: the neighbours of a random
+/// fault are seldom touched, and mapping them would push out pages that are.
+pub(crate) fn is_local(sh: &Shared, thread: u32, p: u64) -> bool {
+    let streams = sh.streams.lock();
+    streams.get(&thread).is_some_and(|s| {
+        s.last.is_some_and(|last| {
+            p.abs_diff(last) <= 2 * sh.read_around + 1 || (p > last && p <= s.next)
+        })
+    })
 }
 
 /// The prefetch thread: serves jobs until the region stops.
@@ -146,6 +166,9 @@ fn fetch(sh: &Shared, job: Job, buf: &mut Vec<u8>) {
                         referenced: false,
                     };
                     t.prefetched[q as usize] = true;
+                }
+                if job.dirty {
+                    crate::fault::dirty_now(sh, &mut t, range.clone());
                 }
                 give_back(&mut t, at, n, range.clone());
                 bump(&sh.counters.prefetch_issued, range.end - range.start);

@@ -12,7 +12,8 @@ pub struct RegionStats {
     pub pages: u64,
     /// The resident limit, in pages.
     pub resident_limit: u64,
-    /// Pages mapped now (including those being brought in or written out).
+    /// Pages in memory now: mapped (including those being brought in or written out) or
+    /// on the inactive list.
     pub resident: u64,
     /// Faults served from swap (one `getpages` each).
     pub major_faults: u64,
@@ -38,6 +39,16 @@ pub struct RegionStats {
     pub prefetch_issued: u64,
     /// Prefetched pages later touched.
     pub prefetch_hit: u64,
+    /// Pages faulted back in soon after their eviction (refault distance under the
+    /// limit): the clock keeps them for extra turns.
+    #[serde(default)]
+    pub activations: u64,
+    /// Pages the clock moved to the inactive list (unmapped, kept in memory).
+    #[serde(default)]
+    pub deactivations: u64,
+    /// Touches of inactive pages: mapped back from memory, no I/O (the page was in use).
+    #[serde(default)]
+    pub hint_faults: u64,
     /// Time to serve a fault, from reading it to waking the toucher.
     pub fault_latency: LatencySummary,
 }
@@ -56,6 +67,9 @@ pub(crate) struct Counters {
     pub read_errors: AtomicU64,
     pub prefetch_issued: AtomicU64,
     pub prefetch_hit: AtomicU64,
+    pub activations: AtomicU64,
+    pub deactivations: AtomicU64,
+    pub hint_faults: AtomicU64,
 }
 
 pub(crate) fn bump(c: &AtomicU64, n: u64) {
@@ -77,5 +91,8 @@ impl Counters {
         s.read_errors = get(&self.read_errors);
         s.prefetch_issued = get(&self.prefetch_issued);
         s.prefetch_hit = get(&self.prefetch_hit);
+        s.activations = get(&self.activations);
+        s.deactivations = get(&self.deactivations);
+        s.hint_faults = get(&self.hint_faults);
     }
 }

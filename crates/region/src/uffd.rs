@@ -227,8 +227,8 @@ impl Uffd {
         Ok(())
     }
 
-    /// Reads the faults waiting now (none if there are none).
-    pub fn read_faults(&self, out: &mut Vec<Fault>) -> io::Result<()> {
+    /// Reads up to `max` (at most 16) of the faults waiting now (none if there are none).
+    pub fn read_faults(&self, out: &mut Vec<Fault>, max: usize) -> io::Result<()> {
         let mut msgs = [Msg {
             event: 0,
             _reserved1: 0,
@@ -239,8 +239,9 @@ impl Uffd {
             ptid: 0,
             _pad: 0,
         }; 16];
-        let size = std::mem::size_of_val(&msgs);
-        // SAFETY: the kernel writes whole `uffd_msg`s, at most `size` bytes, into `msgs`.
+        let size = std::mem::size_of::<Msg>() * max.clamp(1, msgs.len());
+        // SAFETY: the kernel writes whole `uffd_msg`s, at most `size` bytes (no more than
+        // `msgs` holds), into `msgs`.
         let n = unsafe { libc::read(self.raw(), msgs.as_mut_ptr().cast(), size) };
         if n < 0 {
             let e = io::Error::last_os_error();

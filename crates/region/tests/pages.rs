@@ -69,6 +69,10 @@ fn a_clean_page_is_evicted_without_a_write() {
         assert_eq!(written, s.evictions_dirty, "only dirty evictions write");
         assert_eq!(s.wp_faults, 0, "nothing was stored to a clean page");
         // A store to a clean page makes it dirty again: the next eviction writes it.
+        // (Read first: a store that faults a page in from swap marks it dirty at once,
+        // with no write-protect fault. Nothing else faults meanwhile, so page 5 cannot
+        // leave memory between the two.)
+        check_page(mem, 5, 1);
         write_page(mem, 5, 2);
         for p in 16..64 {
             check_page(mem, p, 1);
@@ -186,6 +190,62 @@ fn a_sequential_scan_is_prefetched_and_every_page_is_right() {
             s.major_faults < 1024 / 4,
             "prefetch should spare most faults: {s:?}"
         );
+        drop(region);
+        pager.verify().unwrap();
+    }
+}
+
+#[test]
+fn a_page_read_on_the_inactive_list_comes_back_from_memory_and_stays() {
+    if !common::uffd_usable() {
+        return;
+    }
+    for engine in ENGINES {
+        let dir = common::tempdir();
+        let Some(pager) = common::pager(dir.path(), engine, 1, 1024) else {
+            continue;
+        };
+        // No read-around or prefetch: every cold page of the scan is one major fault.
+        let cfg = RegionConfig {
+            read_around: 0,
+            prefetch: 0,
+            ..config(512, 64)
+        };
+        let mut region = Region::new(&pager, cfg).unwrap();
+        let monitor = region.monitor();
+        let mem = region.as_atomic_u64s();
+        for p in 0..512 {
+            write_page(mem, p, 3);
+        }
+        // A hot set read between every cold page of a scan: the clock moves the hot pages
+        // to the inactive list now and then (reads are invisible to it), and each comes
+        // back from there with no read from swap, still holding its bytes.
+        let before = monitor.stats();
+        for round in 0..2 {
+            for cold in 8..512 {
+                check_page(mem, cold, 3);
+                for hot in 0..8 {
+                    assert_eq!(
+                        mem[hot as usize * WORDS].load(Ordering::Relaxed),
+                        stamp(hot, 3, 0),
+                        "hot page {hot}, round {round}"
+                    );
+                }
+            }
+        }
+        let s = monitor.stats();
+        eprintln!("{engine:?}: {s:?}");
+        assert!(s.hint_faults > 0, "{s:?}");
+        assert!(s.deactivations >= s.hint_faults, "{s:?}");
+        // The scan faults every cold page in twice; the hot pages add few faults of
+        // their own (a clock alone, blind to reads, would drop each of them once per
+        // turn of the hand: some 16 turns here, over a hundred faults).
+        let faults = s.major_faults - before.major_faults;
+        assert!(faults <= 2 * 504 + 8 * 4, "{faults} major faults: {s:?}");
+        for p in 0..512 {
+            check_page(mem, p, 3);
+        }
+        assert!(s.resident <= s.resident_limit, "{s:?}");
         drop(region);
         pager.verify().unwrap();
     }

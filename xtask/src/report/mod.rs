@@ -63,6 +63,9 @@ pub fn tables(r: &Report) -> Vec<Table> {
             &r.kernel,
         ));
     }
+    if !r.memory.is_empty() {
+        out.push(memory(r));
+    }
     for m in &r.micro {
         let mut t = Table::new(
             &format!("Micro-benchmarks: {}", m.crate_name),
@@ -121,14 +124,87 @@ fn figures(title: &str, caption: &str, figs: &[Figure]) -> Table {
     t
 }
 
+/// The region bench: each workload's region row above its kernel row.
+fn memory(r: &Report) -> Table {
+    let caption = match &r.memory_setup {
+        Some(s) => format!(
+            "The same workload code on a region with resident_limit L = {} and on plain \
+             memory in a process whose memory cgroup is limited to L, with the kernel's swap on \
+             the same devices; {} of data. A touch is one whole 4 KiB page read or written; \
+             MiB/s = touches × 4 KiB / s; latency per touch (every touch of the random \
+             phases, every 16th of the sequential ones); major faults: the region's faults \
+             served from swap, the kernel child's ru_majflt; CPU s/GiB: the whole process \
+             (the region's threads and the pager's included; the child's reclaim and swap-in).",
+            human_iec(s.limit_bytes),
+            human_iec(s.data_bytes)
+        ),
+        None => String::new(),
+    };
+    let mut t = Table::new(
+        "Region vs the kernel's swap (memory)",
+        &caption,
+        &[
+            "workload",
+            "side",
+            "MiB/s",
+            "touches/s",
+            "p50 µs",
+            "p99 µs",
+            "p99.9 µs",
+            "major faults",
+            "seconds",
+            "spread",
+            "CPU s/GiB",
+        ],
+    );
+    t.left = vec![0, 1];
+    let mut ids: Vec<&str> = r
+        .memory
+        .iter()
+        .filter_map(|f| {
+            f.id.strip_prefix("region-")
+                .or(f.id.strip_prefix("kernel-"))
+        })
+        .collect();
+    ids.dedup();
+    let mut seen = std::collections::HashSet::new();
+    ids.retain(|id| seen.insert(*id));
+    for id in ids {
+        for side in ["region", "kernel"] {
+            let Some(f) = r.memory.iter().find(|f| f.id == format!("{side}-{id}")) else {
+                continue;
+            };
+            let p = |q| f.p(q).map_or("-".to_string(), |v| v.to_string());
+            t.row(vec![
+                id.to_string(),
+                side.to_string(),
+                format!("{:.1}", f.mib_s),
+                format!("{:.0}", f.iops),
+                p(50.0),
+                p(99.0),
+                p(99.9),
+                f.major_faults.map_or("-".into(), |m| m.to_string()),
+                format!("{:.2}", f.seconds),
+                f.spread_pct.map_or("-".to_string(), |s| {
+                    format!("±{:.0}% ({})", s / 2.0, f.repetitions.len())
+                }),
+                f.cpu_s_per_gib
+                    .map_or("-".to_string(), |c| format!("{c:.2}")),
+            ]);
+        }
+    }
+    t
+}
+
 fn comparisons(cs: &[Comparison]) -> Table {
     let mut t = Table::new(
         "Pager vs raw",
         "ratio = figure / baseline. basis `same shape`: the best of our raw engine and fio at \
          the workload's own queue depth; `any QD ≤ 32`: the device's best over the whole sweep \
          (QD 1, 4, 16, 32); `fio`: fio itself at the same shape (latency, CPU s/GiB); `kernel`: \
-         the kernel's swap (--kernel-baseline); `engine`: our raw engine against fio. For \
-         throughput higher is better; for latency and CPU lower is better. Figures are medians \
+         the kernel's swap (--kernel-baseline); `kernel swap`: the region bench, region / \
+         kernel on the same memory workload; `engine`: our raw engine against fio. For \
+         throughput higher is better; for latency, CPU and major faults lower is better. Figures are medians \
          of their repetitions. Targets are the issue's, read from the report and never asserted.",
         &[
             "workload", "basis", "baseline", "metric", "figure", "base", "ratio", "target",

@@ -35,6 +35,13 @@ pub fn all(r: &Report, dir: &Path) -> Result<Vec<PathBuf>, Error> {
         latency(&pairs, &p).map_err(|e| plot_err(&p, e))?;
         out.push(p);
     }
+    if r.memory.iter().any(|f| f.id.starts_with("region-"))
+        && r.memory.iter().any(|f| f.id.starts_with("kernel-"))
+    {
+        let p = dir.join(format!("{}-region.svg", r.name));
+        region(r, &p).map_err(|e| plot_err(&p, e))?;
+        out.push(p);
+    }
     Ok(out)
 }
 
@@ -158,6 +165,130 @@ fn latency(figs: &[&Figure], path: &Path) -> PlotResult {
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// The region bench side by side: per workload a region bar and a kernel bar, for
+/// throughput (MiB/s, log scale), p99 per touch (µs, log scale) and major faults per 1000
+/// touches.
+fn region(r: &Report, path: &Path) -> PlotResult {
+    use crate::results::Metric;
+    let root = SVGBackend::new(path, (1200, 430)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut ids: Vec<&str> = Vec::new();
+    for f in &r.memory {
+        if let Some(id) = f.id.strip_prefix("region-")
+            && r.memory.iter().any(|k| k.id == format!("kernel-{id}"))
+            && !ids.contains(&id)
+        {
+            ids.push(id);
+        }
+    }
+    let get = |side: &str, id: &str| r.memory.iter().find(|f| f.id == format!("{side}-{id}"));
+    let panels = root.split_evenly((1, 3));
+    let specs = [
+        ("throughput (MiB/s, log)", Metric::MibS, true),
+        ("p99 per touch (µs, log)", Metric::P99Us, true),
+        (
+            "major faults per 1000 touches",
+            Metric::MajorFaultsPerKTouch,
+            false,
+        ),
+    ];
+    let sides = [("region", COLORS[0]), ("kernel", COLORS[1])];
+    for (panel, (title, metric, log)) in panels.iter().zip(specs) {
+        let vals: Vec<f64> = ids
+            .iter()
+            .flat_map(|id| sides.iter().filter_map(move |(s, _)| get(s, id)))
+            .map(|f| metric.of(f))
+            .collect();
+        let hi = vals.iter().copied().fold(1.0, f64::max) * 1.5;
+        let lo = vals
+            .iter()
+            .copied()
+            .filter(|v| *v > 0.0)
+            .fold(hi, f64::min)
+            .max(0.01)
+            / 2.0;
+        let n = ids.len() as f64;
+        let mut b = ChartBuilder::on(panel);
+        b.caption(title, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(70)
+            .y_label_area_size(55);
+        let labels = ids.clone();
+        let x_fmt = move |x: &f64| {
+            let i = x.floor();
+            if (x - i - 0.5).abs() < 0.01 && i >= 0.0 {
+                labels
+                    .get(i as usize)
+                    .map_or(String::new(), |s| s.trim_start_matches("mem-").to_string())
+            } else {
+                String::new()
+            }
+        };
+        // One bar pair per workload at x = i .. i + 1, region left, kernel right.
+        let bars = |i: usize, k: usize, v: f64, base: f64| {
+            let x0 = i as f64 + 0.1 + 0.4 * k as f64;
+            Rectangle::new([(x0, base), (x0 + 0.4, v.max(base))], sides[k].1.filled())
+        };
+        if log {
+            let mut chart = b.build_cartesian_2d(0f64..n, (lo..hi).log_scale())?;
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_labels(2 * ids.len() + 1)
+                .x_label_formatter(&x_fmt)
+                .y_label_formatter(&|y| format!("{y:.0}"))
+                .draw()?;
+            for (k, (side, color)) in sides.iter().enumerate() {
+                let rects = ids
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, id)| get(side, id).map(|f| bars(i, k, metric.of(f), lo)));
+                chart
+                    .draw_series(rects)?
+                    .label(*side)
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled())
+                    });
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()?;
+        } else {
+            let mut chart = b.build_cartesian_2d(0f64..n, 0f64..hi)?;
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_labels(2 * ids.len() + 1)
+                .x_label_formatter(&x_fmt)
+                .y_label_formatter(&|y| format!("{y:.0}"))
+                .draw()?;
+            for (k, (side, color)) in sides.iter().enumerate() {
+                let rects = ids
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, id)| get(side, id).map(|f| bars(i, k, metric.of(f), 0.0)));
+                chart
+                    .draw_series(rects)?
+                    .label(*side)
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled())
+                    });
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()?;
+        }
+    }
     root.present()?;
     Ok(())
 }

@@ -7,6 +7,7 @@
 
 pub mod fragmentation;
 pub mod interleave;
+pub mod mem;
 pub mod random;
 pub mod stream;
 pub mod swapoff;
