@@ -52,29 +52,59 @@ pub fn mkswap(path: impl AsRef<Path>, opts: &MkswapOptions) -> Result<SwapHeader
         prepare_file(path, pages)?;
     }
     let raw = open_raw(path, &EXCLUSIVE)?;
-    let device_pages = raw.size_bytes / PAGE_SIZE as u64;
+    // `raw` holds the storage (its lock) until the header is written.
+    write_header(path, opts, raw.size_bytes, &LocalMedium(&raw.file))
+}
+
+/// What a header is written on: a local device or file, or a remote export.
+pub(crate) trait Medium {
+    fn read_at(&self, offset: u64, buf: &mut PageBuf) -> io::Result<()>;
+    fn write_at(&self, offset: u64, buf: &PageBuf) -> io::Result<()>;
+    /// Makes what was written durable.
+    fn sync(&self) -> io::Result<()>;
+}
+
+/// A local block device or file, opened buffered.
+struct LocalMedium<'a>(&'a std::fs::File);
+
+impl Medium for LocalMedium<'_> {
+    fn read_at(&self, offset: u64, buf: &mut PageBuf) -> io::Result<()> {
+        sys::read_full(self.0, buf.as_mut_slice(), offset)
+    }
+    fn write_at(&self, offset: u64, buf: &PageBuf) -> io::Result<()> {
+        sys::write_full(self.0, buf.as_slice(), offset)
+    }
+    fn sync(&self) -> io::Result<()> {
+        self.0.sync_all()
+    }
+}
+
+/// The body of mkswap on storage of `size_bytes` the caller holds: the size and signature
+/// checks, the header (with bad pages when `opts.check`), written and synced.
+pub(crate) fn write_header(
+    path: &Path,
+    opts: &MkswapOptions,
+    size_bytes: u64,
+    medium: &dyn Medium,
+) -> Result<SwapHeader, DeviceError> {
+    let device_pages = size_bytes / PAGE_SIZE as u64;
     let pages = opts.pages.unwrap_or(device_pages).min(u64::from(u32::MAX));
-    let needed_bytes = (MIN_USABLE_PAGES + 1) * PAGE_SIZE as u64;
     if pages > device_pages || pages < MIN_USABLE_PAGES + 1 {
-        let why = if pages > device_pages {
-            "the requested size"
+        let (why, needed_bytes) = if pages > device_pages {
+            ("the requested size", pages * PAGE_SIZE as u64)
         } else {
-            "a swap area"
-        };
-        let needed_bytes = if pages > device_pages {
-            pages * PAGE_SIZE as u64
-        } else {
-            needed_bytes
+            ("a swap area", (MIN_USABLE_PAGES + 1) * PAGE_SIZE as u64)
         };
         return Err(DeviceError::TooSmall {
             path: path.into(),
-            size_bytes: raw.size_bytes,
+            size_bytes,
             needed_bytes,
             why,
         });
     }
     let mut start = PageBuf::new(SIGNATURE_PROBE_PAGES.min(device_pages as usize));
-    sys::read_full(&raw.file, start.as_mut_slice(), 0)
+    medium
+        .read_at(0, &mut start)
         .map_err(|e| DeviceError::io(path, "read", 0, e))?;
     if let Some(what) = foreign_signature(start.as_slice())
         && !opts.force
@@ -91,7 +121,7 @@ pub fn mkswap(path: impl AsRef<Path>, opts: &MkswapOptions) -> Result<SwapHeader
     }
     header.label = opts.label.clone().unwrap_or_default();
     if opts.check {
-        header.bad_pages = scan_bad_pages(&raw.file, last_page);
+        header.bad_pages = scan_bad_pages(medium, last_page);
         if header.bad_pages.len() > MAX_BAD_PAGES || header.usable_pages() < MIN_USABLE_PAGES {
             return Err(DeviceError::Io {
                 path: path.into(),
@@ -103,10 +133,11 @@ pub fn mkswap(path: impl AsRef<Path>, opts: &MkswapOptions) -> Result<SwapHeader
     }
     let mut page0 = PageBuf::new(1);
     header.write(page0.as_mut_slice());
-    sys::write_full(&raw.file, page0.as_slice(), 0)
+    medium
+        .write_at(0, &page0)
         .map_err(|e| DeviceError::io(path, "write header", 0, e))?;
-    raw.file
-        .sync_all()
+    medium
+        .sync()
         .map_err(|e| DeviceError::io(path, "sync", 0, e))?;
     Ok(header)
 }
@@ -140,11 +171,14 @@ fn prepare_file(path: &Path, pages: u64) -> Result<(), DeviceError> {
 }
 
 /// Reads every data page; those that fail are bad. Stops counting past what the header holds.
-fn scan_bad_pages(file: &std::fs::File, last_page: u32) -> Vec<u32> {
+fn scan_bad_pages(medium: &dyn Medium, last_page: u32) -> Vec<u32> {
     let mut bad = Vec::new();
     let mut buf = PageBuf::new(1);
     for page in 1..=last_page {
-        if sys::read_full(file, buf.as_mut_slice(), u64::from(page) * PAGE_SIZE as u64).is_err() {
+        if medium
+            .read_at(u64::from(page) * PAGE_SIZE as u64, &mut buf)
+            .is_err()
+        {
             bad.push(page);
             if bad.len() > MAX_BAD_PAGES {
                 break;

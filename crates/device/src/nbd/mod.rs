@@ -342,70 +342,20 @@ pub(crate) fn mkswap(
     path: &Path,
     opts: &crate::MkswapOptions,
 ) -> Result<crate::SwapHeader, DeviceError> {
-    use crate::header::{MIN_USABLE_PAGES, SwapHeader};
     let remote = Remote::open(path, false)?;
-    let size_bytes = remote.size_bytes();
-    let device_pages = size_bytes / PAGE_SIZE as u64;
-    let pages = opts.pages.unwrap_or(device_pages).min(u64::from(u32::MAX));
-    if pages > device_pages || pages < MIN_USABLE_PAGES + 1 {
-        let (why, needed_bytes) = if pages > device_pages {
-            ("the requested size", pages * PAGE_SIZE as u64)
-        } else {
-            ("a swap area", (MIN_USABLE_PAGES + 1) * PAGE_SIZE as u64)
-        };
-        return Err(DeviceError::TooSmall {
-            path: path.into(),
-            size_bytes,
-            needed_bytes,
-            why,
-        });
+    crate::mkswap::write_header(path, opts, remote.size_bytes(), &remote)
+}
+
+impl crate::mkswap::Medium for Remote {
+    fn read_at(&self, offset: u64, buf: &mut PageBuf) -> io::Result<()> {
+        Remote::read_at(self, offset, buf)
     }
-    let mut start = PageBuf::new(crate::mkswap::SIGNATURE_PROBE_PAGES.min(device_pages as usize));
-    remote
-        .read_at(0, &mut start)
-        .map_err(|e| DeviceError::io(path, "read", 0, e))?;
-    if let Some(what) = crate::mkswap::foreign_signature(start.as_slice())
-        && !opts.force
-    {
-        return Err(DeviceError::HasSignature {
-            path: path.into(),
-            what,
-        });
+    fn write_at(&self, offset: u64, buf: &PageBuf) -> io::Result<()> {
+        Remote::write_at(self, offset, buf)
     }
-    let last_page = (pages - 1) as u32;
-    let mut header = SwapHeader::new(last_page);
-    if let Some(uuid) = opts.uuid {
-        header.uuid = uuid;
+    fn sync(&self) -> io::Result<()> {
+        self.flush()
     }
-    header.label = opts.label.clone().unwrap_or_default();
-    if opts.check {
-        // As `mkswap -c`: every data page read once; those that fail are bad.
-        let mut buf = PageBuf::new(1);
-        for page in 1..=u64::from(last_page) {
-            if remote.read_at(page * PAGE_SIZE as u64, &mut buf).is_err() {
-                header.bad_pages.push(page as u32);
-            }
-        }
-        if header.bad_pages.len() > crate::header::MAX_BAD_PAGES
-            || header.usable_pages() < MIN_USABLE_PAGES
-        {
-            return Err(DeviceError::Io {
-                path: path.into(),
-                op: "check",
-                page: 1,
-                source: io::Error::other(format!("{} bad pages found", header.bad_pages.len())),
-            });
-        }
-    }
-    let mut page0 = PageBuf::new(1);
-    header.write(page0.as_mut_slice());
-    remote
-        .write_at(0, &page0)
-        .map_err(|e| DeviceError::io(path, "write header", 0, e))?;
-    remote
-        .flush()
-        .map_err(|e| DeviceError::io(path, "sync", 0, e))?;
-    Ok(header)
 }
 
 /// The blocking read or write of `SwapArea::read_pages`/`write_pages` on a remote area
