@@ -327,18 +327,25 @@ impl Drop for Cgroup {
     }
 }
 
-/// The child process (`xtask kernel-child --pages N`), driven line by line over its stdin.
+/// A child process of ours (`xtask SUBCOMMAND --pages N`), driven line by line over its
+/// stdin: the kernel baseline's and the region bench's kernel side. Killed on drop.
 #[derive(Debug)]
-struct KernelChild {
+pub(crate) struct ChildProcess {
     child: Child,
     out: BufReader<std::process::ChildStdout>,
+    /// What error messages call it.
+    name: &'static str,
 }
 
-impl KernelChild {
-    fn spawn(pages: u64) -> Result<KernelChild, Error> {
+impl ChildProcess {
+    pub(crate) fn spawn(
+        subcommand: &str,
+        pages: u64,
+        name: &'static str,
+    ) -> Result<ChildProcess, Error> {
         let exe = std::env::current_exe().map_err(|e| Error::io("finding", "/proc/self/exe", e))?;
         let mut child = Command::new(&exe)
-            .args(["kernel-child", "--pages", &pages.to_string()])
+            .args([subcommand, "--pages", &pages.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -347,27 +354,54 @@ impl KernelChild {
             .stdout
             .take()
             .map(BufReader::new)
-            .ok_or_else(|| Error::Setup("kernel child has no stdout".into()))?;
-        Ok(KernelChild { child, out })
+            .ok_or_else(|| Error::Setup(format!("{name} has no stdout")))?;
+        Ok(ChildProcess { child, out, name })
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends the line `cmd` and returns the child's one-line reply (empty if it died).
+    pub(crate) fn ask(&mut self, cmd: &str) -> Result<String, Error> {
+        let stdin = self
+            .child
+            .stdin
+            .as_mut()
+            .ok_or_else(|| Error::Setup(format!("{} has no stdin", self.name)))?;
+        writeln!(stdin, "{cmd}").map_err(|e| Error::io("talking to", self.name, e))?;
+        let mut line = String::new();
+        self.out
+            .read_line(&mut line)
+            .map_err(|e| Error::io("reading", self.name, e))?;
+        Ok(line)
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The kernel baseline's child (`xtask kernel-child`).
+#[derive(Debug)]
+struct KernelChild(ChildProcess);
+
+impl KernelChild {
+    fn spawn(pages: u64) -> Result<KernelChild, Error> {
+        ChildProcess::spawn("kernel-child", pages, "kernel child").map(KernelChild)
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.0.pid()
     }
 
     /// Send `cmd`, wait for the reply `<want> <nanoseconds>`.
     fn step(&mut self, cmd: &str, want: &str) -> Result<u64, Error> {
         cancel::check()?;
-        let stdin = self
-            .child
-            .stdin
-            .as_mut()
-            .ok_or_else(|| Error::Setup("kernel child has no stdin".into()))?;
-        writeln!(stdin, "{cmd}").map_err(|e| Error::io("talking to", "kernel child", e))?;
-        let mut line = String::new();
-        self.out
-            .read_line(&mut line)
-            .map_err(|e| Error::io("reading", "kernel child", e))?;
+        let line = self.0.ask(cmd)?;
         let mut f = line.split_whitespace();
         match (f.next(), f.next().and_then(|n| n.parse().ok())) {
             (Some(w), Some(ns)) if w == want => Ok(ns),
@@ -376,13 +410,6 @@ impl KernelChild {
                 format!("the child process stopped at `{cmd}` (killed by the OOM killer?)"),
             )),
         }
-    }
-}
-
-impl Drop for KernelChild {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

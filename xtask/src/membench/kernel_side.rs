@@ -10,13 +10,12 @@
 //! (`getrusage`: `ru_majflt`) and CPU. Dropping the [`KernelMem`] kills the child, removes
 //! the cgroup and swaps the devices off again, in that order, on every way out.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::AtomicU64;
 
 use crate::error::Error;
-use crate::kernel::{Cgroup, KernelSwap};
+use crate::kernel::{Cgroup, ChildProcess, KernelSwap};
 use crate::workloads::mem;
 
 /// One kernel run: swap on, a cgroup, a child with `pages` of memory.
@@ -33,7 +32,7 @@ impl KernelMem {
         let swap = KernelSwap::on_all(paths)?;
         let cgroup = Cgroup::create(limit_bytes)?;
         let child = MemChild::spawn(pages)?;
-        cgroup.add(child.child.id())?;
+        cgroup.add(child.0.pid())?;
         Ok(KernelMem {
             child,
             cgroup,
@@ -51,42 +50,19 @@ impl KernelMem {
     }
 }
 
+/// The region bench's kernel-side child (`xtask mem-child`).
 #[derive(Debug)]
-struct MemChild {
-    child: Child,
-    out: BufReader<std::process::ChildStdout>,
-}
+struct MemChild(ChildProcess);
 
 impl MemChild {
     fn spawn(pages: u64) -> Result<MemChild, Error> {
-        let exe = std::env::current_exe().map_err(|e| Error::io("finding", "/proc/self/exe", e))?;
-        let mut child = Command::new(&exe)
-            .args(["mem-child", "--pages", &pages.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| Error::io("starting", &exe, e))?;
-        let out = child
-            .stdout
-            .take()
-            .map(BufReader::new)
-            .ok_or_else(|| Error::Setup("memory child has no stdout".into()))?;
-        Ok(MemChild { child, out })
+        ChildProcess::spawn("mem-child", pages, "memory child").map(MemChild)
     }
 
     fn run(&mut self, phase: &mem::Phase) -> Result<mem::Outcome, Error> {
-        let stdin = self
-            .child
-            .stdin
-            .as_mut()
-            .ok_or_else(|| Error::Setup("memory child has no stdin".into()))?;
         let line = serde_json::to_string(phase)
             .map_err(|e| Error::Setup(format!("serialising a phase: {e}")))?;
-        writeln!(stdin, "{line}").map_err(|e| Error::io("talking to", "memory child", e))?;
-        let mut reply = String::new();
-        self.out
-            .read_line(&mut reply)
-            .map_err(|e| Error::io("reading", "memory child", e))?;
+        let reply = self.0.ask(&line)?;
         serde_json::from_str(&reply).map_err(|_| {
             Error::workload(
                 "region bench (kernel side)",
@@ -96,13 +72,6 @@ impl MemChild {
                 ),
             )
         })
-    }
-}
-
-impl Drop for MemChild {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
