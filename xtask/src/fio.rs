@@ -143,6 +143,18 @@ fn job(id: &str, shape: &Shape, qd: u32, files: &[String], bytes: u64) -> Result
 }
 
 fn parse(id: &str, rw: &str, qd: u32, json: &[u8]) -> Option<Figure> {
+    parse_report(id, format!("fio --rw={rw} --iodepth={qd}"), rw, qd, json)
+}
+
+/// The figure `id` (described as `what`) of one fio JSON report of a `rw` job at `qd`:
+/// bytes, ops, run time, CPU, and fio's completion latency percentiles.
+pub(crate) fn parse_report(
+    id: &str,
+    what: String,
+    rw: &str,
+    qd: u32,
+    json: &[u8],
+) -> Option<Figure> {
     let v: serde_json::Value = serde_json::from_slice(json).ok()?;
     let job = v.get("jobs")?.get(0)?;
     let side = job.get(if rw.contains("write") {
@@ -153,14 +165,7 @@ fn parse(id: &str, rw: &str, qd: u32, json: &[u8]) -> Option<Figure> {
     let bytes = side.get("io_bytes")?.as_u64()?;
     let ops = side.get("total_ios")?.as_u64()?;
     let ms = side.get("runtime")?.as_u64()?;
-    let mut f = Figure::new(
-        id,
-        format!("fio --rw={rw} --iodepth={qd}"),
-        bytes,
-        ops,
-        ms as f64 / 1000.0,
-    )
-    .with_shape(1, qd);
+    let mut f = Figure::new(id, what, bytes, ops, ms as f64 / 1000.0).with_shape(1, qd);
     // fio's usr/sys are percentages of the job's run time.
     let pct = |k: &str| job.get(k).and_then(|x| x.as_f64());
     let run_ms = job

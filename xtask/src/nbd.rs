@@ -279,43 +279,11 @@ fn fio_nbd(uri: &Path, sizes: &Sizes, rows: &mut Vec<Row>) -> Option<String> {
     None
 }
 
-/// The figure of one fio JSON report (bytes, ops, run time, p50/p99 completion latency).
+/// The figure of one fio JSON report of the `nbd` engine (see [`crate::fio::parse_report`]).
 fn parse_fio(id: &str, rw: &str, qd: u32, json: &[u8]) -> Option<Figure> {
     // The nbd engine prints "fio: connected to NBD server" before the JSON.
     let json = &json[json.iter().position(|&b| b == b'{')?..];
-    let v: serde_json::Value = serde_json::from_slice(json).ok()?;
-    let side = v.get("jobs")?.get(0)?.get(if rw.contains("write") {
-        "write"
-    } else {
-        "read"
-    })?;
-    let bytes = side.get("io_bytes")?.as_u64()?;
-    let ops = side.get("total_ios")?.as_u64()?;
-    let ms = side.get("runtime")?.as_u64()?;
-    let mut f = Figure::new(
-        id,
-        format!("fio --ioengine=nbd --rw={rw}"),
-        bytes,
-        ops,
-        ms as f64 / 1000.0,
-    )
-    .with_shape(1, qd);
-    if let Some(p) = side.get("clat_ns").and_then(|c| c.get("percentile")) {
-        let mut lat = crate::latency::LatencyStats {
-            count: ops,
-            ..Default::default()
-        };
-        for q in [50.0, 99.0] {
-            if let Some(ns) = p.get(format!("{q:.6}")).and_then(|x| x.as_u64()) {
-                lat.percentiles.push(crate::latency::Percentile {
-                    p: q,
-                    us: ns / 1000,
-                });
-            }
-        }
-        f.latency = Some(lat);
-    }
-    Some(f)
+    crate::fio::parse_report(id, format!("fio --ioengine=nbd --rw={rw}"), rw, qd, json)
 }
 
 fn table(rows: &[Row]) -> String {
