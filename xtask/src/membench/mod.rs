@@ -180,15 +180,7 @@ pub fn run(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> 
         human_iec(sizes.limit),
         sizes.repetitions
     );
-    if r.setup.max_cluster == 0 {
-        // `--only region`: no other phase said which pager tunables the run used; the
-        // region's pager has the defaults.
-        let d = pager::PagerConfig::default();
-        r.setup.interleave = d.interleave;
-        r.setup.max_cluster = d.max_cluster;
-        r.setup.swap_async_max = d.swap_async_max;
-        r.setup.nswbuf = d.nswbuf;
-    }
+    pager_tunables_if_unset(r);
     let mut setup = MemSetup {
         limit_bytes: sizes.limit,
         data_bytes: sizes.data,
@@ -244,6 +236,30 @@ pub fn run(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> 
             }
         }
     }
+    record_medians(&outcomes, &sizes, r);
+    r.notes.push(setup_note(&sizes, &setup));
+    r.memory_setup = Some(setup);
+    Ok(())
+}
+
+/// `--only region`: no other phase said which pager tunables the run used; the region's
+/// pager has the defaults.
+fn pager_tunables_if_unset(r: &mut Report) {
+    if r.setup.max_cluster == 0 {
+        let d = pager::PagerConfig::default();
+        r.setup.interleave = d.interleave;
+        r.setup.max_cluster = d.max_cluster;
+        r.setup.swap_async_max = d.swap_async_max;
+        r.setup.nswbuf = d.nswbuf;
+    }
+}
+
+/// The median of each reported phase's repetitions, per side, printed and kept in `r.memory`.
+fn record_medians(
+    outcomes: &[BTreeMap<&'static str, Vec<Outcome>>; 2],
+    sizes: &MemSizes,
+    r: &mut Report,
+) {
     for (side, prefix) in [(0, "region"), (1, "kernel")] {
         for (id, _, reported) in sizes.phases(0) {
             let Some(reps) = outcomes[side].get(id).filter(|_| reported) else {
@@ -251,7 +267,7 @@ pub fn run(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> 
             };
             let figs = reps
                 .iter()
-                .map(|o| figure(&format!("{prefix}-{id}"), &what(id, &sizes), o))
+                .map(|o| figure(&format!("{prefix}-{id}"), &what(id, sizes), o))
                 .collect();
             if let Some(f) = Figure::median_of(figs) {
                 crate::bench::line(&f);
@@ -259,7 +275,11 @@ pub fn run(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> 
             }
         }
     }
-    r.notes.push(format!(
+}
+
+/// The report's note on how the two sides were set up.
+fn setup_note(sizes: &MemSizes, setup: &MemSetup) -> String {
+    format!(
         "region bench: L = {} (region resident_limit = the kernel child's memory cgroup \
          limit), {} of data; kernel side: vm.page-cluster {}, swappiness {}; major faults: \
          the region's faults served from swap, the child's ru_majflt",
@@ -271,9 +291,7 @@ pub fn run(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> 
         setup
             .kernel_swappiness
             .map_or("?".into(), |v| v.to_string()),
-    ));
-    r.memory_setup = Some(setup);
-    Ok(())
+    )
 }
 
 /// Each phase's outcome, in order.

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::error::Error;
@@ -169,13 +171,8 @@ fn latency(figs: &[&Figure], path: &Path) -> PlotResult {
     Ok(())
 }
 
-/// The region bench side by side: per workload a region bar and a kernel bar, for
-/// throughput (MiB/s, log scale), p99 per touch (µs, log scale) and major faults per 1000
-/// touches.
-fn region(r: &Report, path: &Path) -> PlotResult {
-    use crate::results::Metric;
-    let root = SVGBackend::new(path, (1200, 430)).into_drawing_area();
-    root.fill(&WHITE)?;
+/// The region bench's workloads that have both a region and a kernel figure, in order.
+fn paired_workloads(r: &Report) -> Vec<&str> {
     let mut ids: Vec<&str> = Vec::new();
     for f in &r.memory {
         if let Some(id) = f.id.strip_prefix("region-")
@@ -185,6 +182,17 @@ fn region(r: &Report, path: &Path) -> PlotResult {
             ids.push(id);
         }
     }
+    ids
+}
+
+/// The region bench side by side: per workload a region bar and a kernel bar, for
+/// throughput (MiB/s, log scale), p99 per touch (µs, log scale) and major faults per 1000
+/// touches.
+fn region(r: &Report, path: &Path) -> PlotResult {
+    use crate::results::Metric;
+    let root = SVGBackend::new(path, (1200, 430)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let ids = paired_workloads(r);
     let get = |side: &str, id: &str| r.memory.iter().find(|f| f.id == format!("{side}-{id}"));
     let panels = root.split_evenly((1, 3));
     let specs = [
@@ -229,66 +237,63 @@ fn region(r: &Report, path: &Path) -> PlotResult {
             }
         };
         // One bar pair per workload at x = i .. i + 1, region left, kernel right.
-        let bars = |i: usize, k: usize, v: f64, base: f64| {
-            let x0 = i as f64 + 0.1 + 0.4 * k as f64;
-            Rectangle::new([(x0, base), (x0 + 0.4, v.max(base))], sides[k].1.filled())
+        let bars = |k: usize, base: f64| -> Vec<Rectangle<(f64, f64)>> {
+            let side = sides[k].0;
+            ids.iter()
+                .enumerate()
+                .filter_map(|(i, id)| {
+                    let v = metric.of(get(side, id)?);
+                    let x0 = i as f64 + 0.1 + 0.4 * k as f64;
+                    Some(Rectangle::new(
+                        [(x0, base), (x0 + 0.4, v.max(base))],
+                        sides[k].1.filled(),
+                    ))
+                })
+                .collect()
         };
         if log {
-            let mut chart = b.build_cartesian_2d(0f64..n, (lo..hi).log_scale())?;
-            chart
-                .configure_mesh()
-                .disable_x_mesh()
-                .x_labels(2 * ids.len() + 1)
-                .x_label_formatter(&x_fmt)
-                .y_label_formatter(&|y| format!("{y:.0}"))
-                .draw()?;
-            for (k, (side, color)) in sides.iter().enumerate() {
-                let rects = ids
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, id)| get(side, id).map(|f| bars(i, k, metric.of(f), lo)));
-                chart
-                    .draw_series(rects)?
-                    .label(*side)
-                    .legend(move |(x, y)| {
-                        Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled())
-                    });
-            }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()?;
+            let chart = b.build_cartesian_2d(0f64..n, (lo..hi).log_scale())?;
+            bar_pairs(chart, ids.len(), &x_fmt, &sides, &|k| bars(k, lo))?;
         } else {
-            let mut chart = b.build_cartesian_2d(0f64..n, 0f64..hi)?;
-            chart
-                .configure_mesh()
-                .disable_x_mesh()
-                .x_labels(2 * ids.len() + 1)
-                .x_label_formatter(&x_fmt)
-                .y_label_formatter(&|y| format!("{y:.0}"))
-                .draw()?;
-            for (k, (side, color)) in sides.iter().enumerate() {
-                let rects = ids
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, id)| get(side, id).map(|f| bars(i, k, metric.of(f), 0.0)));
-                chart
-                    .draw_series(rects)?
-                    .label(*side)
-                    .legend(move |(x, y)| {
-                        Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled())
-                    });
-            }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()?;
+            let chart = b.build_cartesian_2d(0f64..n, 0f64..hi)?;
+            bar_pairs(chart, ids.len(), &x_fmt, &sides, &|k| bars(k, 0.0))?;
         }
     }
     root.present()?;
+    Ok(())
+}
+
+/// Draws the mesh, a pair of bars per workload (`bars(k)` gives side `k`'s) and the legend
+/// of the two `sides` on `chart`, whatever its y axis (linear or log).
+fn bar_pairs<'a, Y>(
+    mut chart: ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, Y>>,
+    workloads: usize,
+    x_fmt: &dyn Fn(&f64) -> String,
+    sides: &[(&str, RGBColor); 2],
+    bars: &dyn Fn(usize) -> Vec<Rectangle<(f64, f64)>>,
+) -> PlotResult
+where
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(2 * workloads + 1)
+        .x_label_formatter(x_fmt)
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .draw()?;
+    for (k, (side, color)) in sides.iter().enumerate() {
+        let color = *color;
+        chart
+            .draw_series(bars(k))?
+            .label(*side)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
     Ok(())
 }
