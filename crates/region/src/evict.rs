@@ -36,6 +36,7 @@
 //!    on the list, dirty (counted; swap full blocks eviction for a while instead of
 //!    losing the page).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -136,14 +137,40 @@ fn runs(pages: impl IntoIterator<Item = u64>) -> Vec<(u64, u64)> {
 }
 
 /// Moves `chosen` (all `Evicting`, mapped) to the inactive list: write-protect, copy into a
-/// slot, unmap. A page that cannot be protected or unmapped stays `Resident`.
+/// slot, unmap. A page that cannot be protected or unmapped stays `Resident`. Each stage
+/// hands the pages it could not do back to `Resident` before the next one starts.
 fn deactivate(sh: &Shared, chosen: Vec<(u64, bool)>) {
     if chosen.is_empty() {
         return;
     }
-    // A clean page is mapped write-protected already (a store to it would have made it
-    // dirty through a write-protect fault, which now waits on `Evicting`): only the
-    // dirty ones need the ioctl, which saves one per page when victims are scattered.
+    let dirty: HashSet<u64> = chosen.iter().filter(|v| v.1).map(|v| v.0).collect();
+    let (protected, failed) = protect(sh, &chosen);
+    restore(sh, &failed, &dirty);
+    let copied = copy_into_slots(sh, &protected, &dirty);
+    restore(sh, &copied.no_slot, &dirty);
+    let mut all: Vec<u64> = copied
+        .slotted
+        .iter()
+        .map(|s| s.0)
+        .chain(copied.zero.iter().copied())
+        .collect();
+    all.sort_unstable();
+    let mut unmapped = HashSet::new();
+    for (first, len) in runs(all) {
+        if sh.map.drop_pages(first, len).is_ok() {
+            unmapped.extend(first..first + len);
+        }
+    }
+    let kept = settle_unmapped(sh, &copied, &unmapped, &dirty);
+    restore(sh, &kept, &dirty);
+    sh.changed.notify_all();
+}
+
+/// Write-protects the dirty pages of `chosen`, in runs. A clean page is mapped
+/// write-protected already (a store to it would have made it dirty through a write-protect
+/// fault, which now waits on `Evicting`): only the dirty ones need the ioctl, which saves one
+/// per page when victims are scattered. Returns (protected, sorted; failed).
+fn protect(sh: &Shared, chosen: &[(u64, bool)]) -> (Vec<u64>, Vec<u64>) {
     let mut protected: Vec<u64> = chosen.iter().filter(|v| !v.1).map(|v| v.0).collect();
     let mut failed = Vec::new();
     for (first, len) in runs(chosen.iter().filter(|v| v.1).map(|v| v.0)) {
@@ -156,79 +183,83 @@ fn deactivate(sh: &Shared, chosen: Vec<(u64, bool)>) {
         }
     }
     protected.sort_unstable();
-    let dirty: std::collections::HashSet<u64> =
-        chosen.iter().filter(|v| v.1).map(|v| v.0).collect();
-    restore(sh, &failed, &dirty);
-    // Copy into slots (the pages are stable: write-protected and `Evicting`).
-    let mut slotted = Vec::new();
-    let mut zero = Vec::new();
-    let mut no_slot = Vec::new();
-    {
-        let mut t = sh.lock();
-        for &p in &protected {
-            let Some(slot) = t.free_slots.pop() else {
-                no_slot.push(p);
-                continue;
-            };
-            let zeroes = {
-                let bytes = t.slot_mut(slot);
-                read_page(sh, p, bytes);
-                bytes.iter().all(|&b| b == 0)
-            };
-            if dirty.contains(&p) && zeroes {
-                t.free_slots.push(slot);
-                zero.push(p);
-            } else {
-                slotted.push((p, slot));
-            }
-        }
-    }
-    restore(sh, &no_slot, &dirty);
-    let mut unmapped = std::collections::HashSet::new();
-    let all: Vec<u64> = {
-        let mut v: Vec<u64> = slotted
-            .iter()
-            .map(|s| s.0)
-            .chain(zero.iter().copied())
-            .collect();
-        v.sort_unstable();
-        v
+    (protected, failed)
+}
+
+/// Where [`copy_into_slots`] put each page.
+struct Copied {
+    /// Copied into an inactive slot.
+    slotted: Vec<(u64, u32)>,
+    /// Dirty and all zeroes: no slot, its swap is freed instead.
+    zero: Vec<u64>,
+    /// No slot was free.
+    no_slot: Vec<u64>,
+}
+
+/// Copies each protected page into a free slot (the pages are stable: write-protected and
+/// `Evicting`).
+fn copy_into_slots(sh: &Shared, protected: &[u64], dirty: &HashSet<u64>) -> Copied {
+    let mut out = Copied {
+        slotted: Vec::new(),
+        zero: Vec::new(),
+        no_slot: Vec::new(),
     };
-    for (first, len) in runs(all) {
-        if sh.map.drop_pages(first, len).is_ok() {
-            unmapped.extend(first..first + len);
+    let mut t = sh.lock();
+    for &p in protected {
+        let Some(slot) = t.free_slots.pop() else {
+            out.no_slot.push(p);
+            continue;
+        };
+        let zeroes = {
+            let bytes = t.slot_mut(slot);
+            read_page(sh, p, bytes);
+            bytes.iter().all(|&b| b == 0)
+        };
+        if dirty.contains(&p) && zeroes {
+            t.free_slots.push(slot);
+            out.zero.push(p);
+        } else {
+            out.slotted.push((p, slot));
         }
     }
+    out
+}
+
+/// The pages that were unmapped become `Inactive` (or `Absent`, the zero pages); the others
+/// give their slots back and are returned, to be restored.
+fn settle_unmapped(
+    sh: &Shared,
+    copied: &Copied,
+    unmapped: &HashSet<u64>,
+    dirty: &HashSet<u64>,
+) -> Vec<u64> {
     let mut kept = Vec::new();
-    {
-        let mut t = sh.lock();
-        for &(p, slot) in &slotted {
-            if unmapped.contains(&p) {
-                t.pages[p as usize] = Page::Inactive {
-                    slot,
-                    dirty: dirty.contains(&p),
-                };
-                t.inactive.push_back(p);
-                bump(&sh.counters.deactivations, 1);
-            } else {
-                t.free_slots.push(slot);
-                kept.push(p);
-            }
-        }
-        for &p in &zero {
-            if unmapped.contains(&p) {
-                sh.pager.freespace(&sh.obj, p, 1);
-                t.pages[p as usize] = Page::Absent { swap: false };
-                t.resident -= 1;
-                t.evicted(p);
-                bump(&sh.counters.evictions_zero, 1);
-            } else {
-                kept.push(p);
-            }
+    let mut t = sh.lock();
+    for &(p, slot) in &copied.slotted {
+        if unmapped.contains(&p) {
+            t.pages[p as usize] = Page::Inactive {
+                slot,
+                dirty: dirty.contains(&p),
+            };
+            t.inactive.push_back(p);
+            bump(&sh.counters.deactivations, 1);
+        } else {
+            t.free_slots.push(slot);
+            kept.push(p);
         }
     }
-    restore(sh, &kept, &dirty);
-    sh.changed.notify_all();
+    for &p in &copied.zero {
+        if unmapped.contains(&p) {
+            sh.pager.freespace(&sh.obj, p, 1);
+            t.pages[p as usize] = Page::Absent { swap: false };
+            t.resident -= 1;
+            t.evicted(p);
+            bump(&sh.counters.evictions_zero, 1);
+        } else {
+            kept.push(p);
+        }
+    }
+    kept
 }
 
 /// Up to `want` of the oldest inactive pages leave the list: clean ones are dropped here
@@ -346,7 +377,7 @@ fn read_page(sh: &Shared, p: u64, out: &mut [u8]) {
 
 /// Puts `pages` (all `Evicting`, still mapped and write-protected) back as resident. A
 /// store waiting on one of them is woken by its handler, which lifts the protection.
-fn restore(sh: &Shared, pages: &[u64], dirty: &std::collections::HashSet<u64>) {
+fn restore(sh: &Shared, pages: &[u64], dirty: &HashSet<u64>) {
     if pages.is_empty() {
         return;
     }

@@ -215,47 +215,73 @@ fn missing(sh: &Shared, p: u64, thread: u32, write: bool, buf: &mut Vec<u8>) {
     let got = sh
         .pager
         .getpages(&sh.obj, p, p - first, first + n - 1 - p, buf);
-    let mut read_to = None;
     let mut t = sh.lock();
-    match got {
-        Ok(range) => {
-            let copied = install(sh, first, buf, range.clone());
-            if copied.is_err() {
-                // The kernel refused to map the bytes (no memory): treat as a failed read.
-                give_back(&mut t, first, n, p..p + 1);
-                poison(sh, &mut t, p);
-            } else {
-                // Pages come in unreferenced, as the kernel starts anonymous pages on its
-                // inactive list: the hand deactivates them at its first pass, and only a
-                // touch on the inactive list keeps them. A page refaulting soon after its
-                // eviction (working set) comes in referenced, with extra turns.
-                for q in range.clone() {
-                    t.pages[q as usize] = Page::Resident {
-                        dirty: false,
-                        referenced: q == p && active,
-                    };
-                }
-                if write {
-                    // A store brought it in: dirty now, writable at once, instead of one
-                    // more trip through a write-protect fault (under the lock, as there).
-                    dirty_now(sh, &mut t, p..p + 1);
-                }
-                give_back(&mut t, first, n, range.clone());
-                bump(&sh.counters.major_faults, 1);
-                bump(&sh.counters.pages_in, range.end - range.start);
-                read_to = Some(range.end);
-            }
-        }
-        Err(_) => {
-            give_back(&mut t, first, n, p..p + 1);
-            poison(sh, &mut t, p);
-        }
-    }
+    let read = Read {
+        p,
+        first,
+        n,
+        active,
+        write,
+    };
+    let read_to = settle_read(sh, &mut t, &read, buf, got);
     drop(t);
     sh.changed.notify_all();
     if let Some(end) = read_to {
         crate::prefetch::after_major_fault(sh, thread, p, end, write);
     }
+}
+
+/// One fault's read: page `p` in the run `first..first + n` marked `Loading`.
+struct Read {
+    p: u64,
+    first: u64,
+    n: u64,
+    /// The page refaulted soon after its eviction: it comes in referenced.
+    active: bool,
+    /// A store faulted it in: it comes in dirty and writable.
+    write: bool,
+}
+
+/// Maps what `got` read (or poisons the faulting page if the read or the map failed) and
+/// gives the rest of the run back to `Absent`. Returns where the read ended, for prefetch.
+fn settle_read(
+    sh: &Shared,
+    t: &mut Table,
+    r: &Read,
+    buf: &[u8],
+    got: Result<std::ops::Range<u64>, pager::PagerError>,
+) -> Option<u64> {
+    let (p, first, n) = (r.p, r.first, r.n);
+    let Ok(range) = got else {
+        give_back(t, first, n, p..p + 1);
+        poison(sh, t, p);
+        return None;
+    };
+    if install(sh, first, buf, range.clone()).is_err() {
+        // The kernel refused to map the bytes (no memory): treat as a failed read.
+        give_back(t, first, n, p..p + 1);
+        poison(sh, t, p);
+        return None;
+    }
+    // Pages come in unreferenced, as the kernel starts anonymous pages on its inactive
+    // list: the hand deactivates them at its first pass, and only a touch on the inactive
+    // list keeps them. A page refaulting soon after its eviction (working set) comes in
+    // referenced, with extra turns.
+    for q in range.clone() {
+        t.pages[q as usize] = Page::Resident {
+            dirty: false,
+            referenced: q == p && r.active,
+        };
+    }
+    if r.write {
+        // A store brought it in: dirty now, writable at once, instead of one more trip
+        // through a write-protect fault (under the lock, as there).
+        dirty_now(sh, t, p..p + 1);
+    }
+    give_back(t, first, n, range.clone());
+    bump(&sh.counters.major_faults, 1);
+    bump(&sh.counters.pages_in, range.end - range.start);
+    Some(range.end)
 }
 
 /// Marks the resident pages `range` dirty and lifts their write protection, under the

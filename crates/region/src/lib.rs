@@ -121,24 +121,41 @@ fn pages_of(bytes: u64) -> u64 {
     bytes.div_ceil(PAGE_SIZE as u64)
 }
 
+/// `cfg`'s length and resident limit in pages, or why they cannot be.
+fn checked_sizes(cfg: &RegionConfig) -> Result<(u64, u64), RegionError> {
+    let pages = pages_of(cfg.len);
+    let limit = pages_of(cfg.resident_limit);
+    if pages == 0 {
+        return Err(RegionError::Config("len must be at least one byte".into()));
+    }
+    if limit < 2 {
+        return Err(RegionError::Config(
+            "resident_limit must be at least two pages".into(),
+        ));
+    }
+    if cfg.handlers == 0 {
+        return Err(RegionError::Config("handlers must be at least 1".into()));
+    }
+    Ok((pages, limit))
+}
+
+/// The eventfd that wakes the handler threads out of their epoll when the region stops.
+fn stop_eventfd() -> Result<OwnedFd, RegionError> {
+    // SAFETY: eventfd(2) with flags by value; returns a new fd or -1.
+    let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if efd < 0 {
+        return Err(RegionError::Thread(std::io::Error::last_os_error()));
+    }
+    // SAFETY: a fresh descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(efd) })
+}
+
 impl Region {
     /// Maps `cfg.len` bytes (`MAP_NORESERVE`), backs them with a new anonymous object of
     /// `pager`, registers them with a userfaultfd for missing and write-protect faults and
     /// starts the handler threads and the evictor. Every page reads as zeroes at first.
     pub fn new(pager: &Pager, cfg: RegionConfig) -> Result<Region, RegionError> {
-        let pages = pages_of(cfg.len);
-        let limit = pages_of(cfg.resident_limit);
-        if pages == 0 {
-            return Err(RegionError::Config("len must be at least one byte".into()));
-        }
-        if limit < 2 {
-            return Err(RegionError::Config(
-                "resident_limit must be at least two pages".into(),
-            ));
-        }
-        if cfg.handlers == 0 {
-            return Err(RegionError::Config("handlers must be at least 1".into()));
-        }
+        let (pages, limit) = checked_sizes(&cfg)?;
         let uffd = uffd::Uffd::open().map_err(|source| RegionError::Userfaultfd {
             what: "open",
             source,
@@ -154,13 +171,7 @@ impl Region {
                 source,
             })?;
         let obj = pager.alloc_object(None, pages);
-        // SAFETY: eventfd(2) with flags by value; returns a new fd or -1.
-        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if efd < 0 {
-            return Err(RegionError::Thread(std::io::Error::last_os_error()));
-        }
-        // SAFETY: a fresh descriptor nothing else owns.
-        let stop_fd = unsafe { OwnedFd::from_raw_fd(efd) };
+        let stop_fd = stop_eventfd()?;
         let (prefetch_tx, prefetch_rx) = crossbeam_channel::unbounded();
         let sh = Arc::new(Shared {
             pager: pager.clone(),
@@ -188,29 +199,31 @@ impl Region {
             stop_fd,
         };
         for i in 0..cfg.handlers {
-            let sh = Arc::clone(&region.sh);
             let fd = region.stop_fd.as_raw_fd();
-            let h = std::thread::Builder::new()
-                .name(format!("region-fault-{i}"))
-                .spawn(move || fault::run(sh, fd))
-                .map_err(RegionError::Thread)?;
-            region.threads.push(h);
+            region.spawn(format!("region-fault-{i}"), move |sh| fault::run(sh, fd))?;
         }
-        let sh = Arc::clone(&region.sh);
-        let h = std::thread::Builder::new()
-            .name("region-evict".into())
-            .spawn(move || evict::run(sh))
-            .map_err(RegionError::Thread)?;
-        region.threads.push(h);
+        region.spawn("region-evict".into(), evict::run)?;
         if cfg.prefetch > 0 {
-            let sh = Arc::clone(&region.sh);
-            let h = std::thread::Builder::new()
-                .name("region-prefetch".into())
-                .spawn(move || prefetch::run(sh, prefetch_rx))
-                .map_err(RegionError::Thread)?;
-            region.threads.push(h);
+            region.spawn("region-prefetch".into(), move |sh| {
+                prefetch::run(sh, prefetch_rx)
+            })?;
         }
         Ok(region)
+    }
+
+    /// Starts one of the region's threads on its shared state; `Drop` stops and joins it.
+    fn spawn(
+        &mut self,
+        name: String,
+        body: impl FnOnce(Arc<Shared>) + Send + 'static,
+    ) -> Result<(), RegionError> {
+        let sh = Arc::clone(&self.sh);
+        let h = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || body(sh))
+            .map_err(RegionError::Thread)?;
+        self.threads.push(h);
+        Ok(())
     }
 
     /// Length in bytes (whole pages).

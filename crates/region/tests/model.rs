@@ -25,6 +25,8 @@ fn touches() -> u64 {
 }
 
 /// One run: `threads` threads, `pages` pages, a limit of `pages / 4`.
+/// One piece: set-up, the racing threads and the final check against the model read as
+/// one scenario, top to bottom.
 fn run(engine: device::EngineKind, threads: u64, pages: u64, loops: bool) {
     if !common::uffd_usable() {
         return;
