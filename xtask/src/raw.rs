@@ -157,6 +157,8 @@ impl Submitter<'_> {
 ///
 /// Returns only once every I/O it submitted has completed, also on error or Ctrl-C, so no
 /// buffer is still in the engine's hands when the caller moves on.
+/// One piece: the first fill and the refill loop share the in-flight count and the byte
+/// counters, which split functions would pass back and forth.
 pub fn drive(
     engine: &Engine,
     areas: &[Arc<SwapArea>],

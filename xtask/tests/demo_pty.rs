@@ -54,6 +54,8 @@ fn processes_with(needle: &str) -> Vec<String> {
     found
 }
 
+/// One piece: the demo is started, its terminal closed and every kind of leftover looked
+/// for in one scenario that reads top to bottom.
 #[test]
 fn closing_the_demos_terminal_tears_everything_down_within_two_seconds() {
     if !nix::unistd::geteuid().is_root() {

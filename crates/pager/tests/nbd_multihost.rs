@@ -115,6 +115,8 @@ impl Drop for Netns {
 /// Every page's expected tag: `u64::MAX` while unknown (its last write failed).
 const UNKNOWN: u64 = u64::MAX;
 
+/// One piece: two hosts are set up, loaded, one is killed and restarted, and the result is
+/// checked, as one scenario that reads top to bottom (the load and the check are functions).
 #[test]
 fn two_remote_hosts_striped_with_one_killed_and_restarted() {
     if !nix::unistd::geteuid().is_root() || !device::nbd::available() {

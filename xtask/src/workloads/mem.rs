@@ -70,6 +70,8 @@ pub struct Outcome {
 
 /// Runs `phase` on `mem` (whole pages), timing it; `major_faults` reads the side's fault
 /// counter before and after, `cancelled` is polled every few hundred touches.
+/// One piece: the threads, the clock and the counters read around them are one
+/// measurement, and each side (region, kernel child) runs exactly this code.
 pub fn measure(
     mem: &[AtomicU64],
     phase: &Phase,
