@@ -88,6 +88,8 @@ pub enum PagerEvent {
     /// A device's writes kept failing (`errors` in a row): it gets no new allocations; its
     /// pages are still read, and `swapoff` drains it.
     DeviceFailing { id: u32, path: String, errors: u32 },
+    /// A remote area that was failing is back in service: its connection was made again.
+    DeviceRevived { id: u32, path: String },
     /// A swap area was removed; `lost` pages could not be moved (forced swapoff).
     DeviceRemoved {
         id: u32,

@@ -420,7 +420,7 @@ impl Space {
     /// One flag test per area when none is failing; the async pool follows at its next
     /// retune.
     fn revive(&mut self) {
-        let mut revived = false;
+        let mut revived = Vec::new();
         for a in &mut self.areas {
             if a.failing
                 && !a.failed
@@ -430,10 +430,16 @@ impl Space {
             {
                 a.failing = false;
                 a.write_errors_in_row = 0;
-                revived = true;
+                revived.push(PagerEvent::DeviceRevived {
+                    id: a.id.0,
+                    path: a.area.path().display().to_string(),
+                });
             }
         }
-        if revived {
+        if !revived.is_empty() {
+            for ev in revived {
+                self.events.emit(ev);
+            }
             self.sizecheck();
         }
     }

@@ -211,6 +211,7 @@ fn a_remote_area_failing_while_its_server_was_away_is_back_once_it_returns() {
             ..SwaponOptions::default()
         };
         let r = p.swapon(uri.as_ref(), opts).unwrap();
+        let events = p.subscribe();
         let obj = p.alloc_object(None, 256);
         p.putpages(&obj, 0, &pages(1, 16), PutMode::Sync);
         let state = |p: &pager::Pager| {
@@ -242,6 +243,12 @@ fn a_remote_area_failing_while_its_server_was_away_is_back_once_it_returns() {
             std::thread::sleep(Duration::from_millis(50));
         }
         assert!(back, "{engine:?}: still failing after the server returned");
+        let seen: Vec<_> = events.try_iter().collect();
+        assert!(
+            seen.iter()
+                .any(|e| matches!(e, pager::PagerEvent::DeviceRevived { id, .. } if *id == r.0)),
+            "{engine:?}: no DeviceRevived event in {seen:?}"
+        );
         let used = state(&p).1;
         p.putpages(&obj, 200, &pages(900, 16), PutMode::Sync);
         assert!(state(&p).1 >= used + 16, "{engine:?}: no new pages on it");

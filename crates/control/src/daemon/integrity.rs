@@ -137,6 +137,10 @@ pub fn event_line(e: &PagerEvent) -> Option<(log::Level, String)> {
                 "swap device {id} ({path}) is failing: {errors} writes in a row failed; it gets no new pages, what it holds is still read, `swapctl off {path}` drains it"
             ),
         ),
+        PagerEvent::DeviceRevived { id, path } => (
+            Info,
+            format!("swap device {id} ({path}) is back in service: its connection was made again"),
+        ),
         PagerEvent::DeviceFailed { id, path } => (
             Warn,
             format!(
