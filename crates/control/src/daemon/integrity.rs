@@ -8,78 +8,13 @@
 //! the daemon's log, keyed by device instead of uid), the rest summed up in one line when
 //! the window ends, so a truncated area read in a loop costs a few lines, not thousands.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
 use pager::{DeviceId, Pager, PagerEvent};
 
-use super::log::{self, BURST, WINDOW, log_debug, log_warn};
-
-/// What one key of the limiter has passed and held back in its window.
-#[derive(Debug, Clone, Copy)]
-struct Window {
-    start: Instant,
-    passed: u32,
-    held: u64,
-}
-
-/// A rate limit per key: [`BURST`] lines per [`WINDOW`], the rest counted.
-#[derive(Debug, Default)]
-struct Limiter {
-    windows: HashMap<u32, (String, Window)>,
-}
-
-impl Limiter {
-    /// Whether a line for `key` may pass now; a window that ended with lines held back
-    /// returns its summary first.
-    fn admit(&mut self, key: u32, name: &str, now: Instant) -> (bool, Option<String>) {
-        let (n, w) = self.windows.entry(key).or_insert_with(|| {
-            (
-                name.to_owned(),
-                Window {
-                    start: now,
-                    passed: 0,
-                    held: 0,
-                },
-            )
-        });
-        let mut summary = None;
-        if now.duration_since(w.start) >= WINDOW {
-            if w.held > 0 {
-                summary = Some(summary_line(n, w.held));
-            }
-            *w = Window {
-                start: now,
-                passed: 0,
-                held: 0,
-            };
-        }
-        *n = name.to_owned();
-        if w.passed >= BURST {
-            w.held += 1;
-            return (false, summary);
-        }
-        w.passed += 1;
-        (true, summary)
-    }
-
-    /// Summaries of the windows that have ended (all of them with `all`), which are forgotten.
-    fn flush(&mut self, now: Instant, all: bool) -> Vec<String> {
-        let mut out = Vec::new();
-        self.windows.retain(|_, (n, w)| {
-            if !all && now.duration_since(w.start) < WINDOW {
-                return true;
-            }
-            if w.held > 0 {
-                out.push(summary_line(n, w.held));
-            }
-            false
-        });
-        out
-    }
-}
+use super::log::{self, Limiter, log_debug, log_warn};
 
 fn summary_line(device: &str, held: u64) -> String {
     format!(
@@ -102,13 +37,13 @@ fn device_name(pager: &Pager, device: DeviceId) -> String {
 /// never the bytes), rate-limited per device.
 pub fn corrupt_read(pager: &Pager, device: DeviceId, block: u64) {
     let name = device_name(pager, device);
-    let (pass, summary) =
-        CORRUPT
-            .lock()
-            .get_or_insert_with(Limiter::default)
-            .admit(device.0, &name, Instant::now());
-    if let Some(s) = summary {
-        log_warn!("{s}");
+    let (pass, ended) = CORRUPT.lock().get_or_insert_with(Limiter::default).admit(
+        device.0,
+        || name.clone(),
+        Instant::now(),
+    );
+    if let Some((label, held)) = ended {
+        log_warn!("{}", summary_line(&label, held));
     }
     if pass {
         log_warn!(
@@ -122,8 +57,8 @@ fn flush_corrupt(all: bool) {
         Some(l) => l.flush(Instant::now(), all),
         None => return,
     };
-    for s in lines {
-        log_warn!("{s}");
+    for (label, held) in lines {
+        log_warn!("{}", summary_line(&label, held));
     }
 }
 
@@ -203,23 +138,24 @@ pub fn watch(pager: &Pager) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemon::log::{BURST, WINDOW};
 
     #[test]
     fn corrupt_reads_pass_a_burst_per_device_then_are_summed_up() {
         let mut l = Limiter::default();
         let t0 = Instant::now();
-        let passed = (0..BURST + 5)
-            .filter(|_| l.admit(3, "swap device 3 (/a)", t0).0)
-            .count();
+        let a = || "swap device 3 (/a)".to_string();
+        let passed = (0..BURST + 5).filter(|_| l.admit(3, a, t0).0).count();
         assert_eq!(passed, BURST as usize);
         // Another device has its own budget.
-        assert!(l.admit(4, "swap device 4 (/b)", t0).0);
+        assert!(l.admit(4, || "swap device 4 (/b)".into(), t0).0);
         assert!(l.flush(t0, false).is_empty());
-        let (pass, summary) = l.admit(3, "swap device 3 (/a)", t0 + WINDOW);
+        let (pass, ended) = l.admit(3, a, t0 + WINDOW);
         assert!(pass);
+        let (label, held) = ended.unwrap();
         assert_eq!(
-            summary.as_deref(),
-            Some("swap device 3 (/a): ... 5 more corrupt pages (checksum mismatch)")
+            summary_line(&label, held),
+            "swap device 3 (/a): ... 5 more corrupt pages (checksum mismatch)"
         );
         assert!(l.flush(t0 + WINDOW, true).is_empty());
     }

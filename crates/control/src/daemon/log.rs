@@ -112,7 +112,7 @@ pub fn write(l: Level, args: std::fmt::Arguments<'_>) {
     }
 }
 
-/// Per-uid rate-limit state: the window's start, lines passed in it, lines held back.
+/// What one key of a [`Limiter`] has passed and held back in its window.
 #[derive(Debug, Clone, Copy)]
 struct Window {
     start: Instant,
@@ -120,7 +120,63 @@ struct Window {
     held: u64,
 }
 
-static WINDOWS: Mutex<Option<HashMap<u32, Window>>> = Mutex::new(None);
+/// A rate limit per key: [`BURST`] lines per [`WINDOW`], the rest counted, to be summed up
+/// in one line once the window has ended. The log keys it by uid, corrupt reads by device
+/// (`integrity.rs`); each key keeps the label its summary names.
+#[derive(Debug, Default)]
+pub(crate) struct Limiter {
+    windows: HashMap<u32, (String, Window)>,
+}
+
+impl Limiter {
+    /// Whether a line for `key` may pass at `now`. When the key's last window ended with
+    /// lines held back, also its label and how many (for the summary, which goes first).
+    /// `label` is called only for a key not seen in the current window.
+    pub(crate) fn admit(
+        &mut self,
+        key: u32,
+        label: impl FnOnce() -> String,
+        now: Instant,
+    ) -> (bool, Option<(String, u64)>) {
+        let fresh = Window {
+            start: now,
+            passed: 0,
+            held: 0,
+        };
+        let (name, w) = self.windows.entry(key).or_insert_with(|| (label(), fresh));
+        let mut ended = None;
+        if now.duration_since(w.start) >= WINDOW {
+            if w.held > 0 {
+                ended = Some((name.clone(), w.held));
+            }
+            *w = fresh;
+        }
+        if w.passed >= BURST {
+            w.held += 1;
+            return (false, ended);
+        }
+        w.passed += 1;
+        (true, ended)
+    }
+
+    /// The labels and held-back counts of the windows that have ended at `now` (all of them
+    /// with `all`); those keys are forgotten.
+    pub(crate) fn flush(&mut self, now: Instant, all: bool) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        self.windows.retain(|_, (name, w)| {
+            if !all && now.duration_since(w.start) < WINDOW {
+                return true;
+            }
+            if w.held > 0 {
+                out.push((std::mem::take(name), w.held));
+            }
+            false
+        });
+        out
+    }
+}
+
+static WINDOWS: Mutex<Option<Limiter>> = Mutex::new(None);
 
 /// 1204 as "1,204".
 pub fn thousands(n: u64) -> String {
@@ -135,10 +191,10 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-fn summary(uid: u32, held: u64) -> String {
+fn summary(label: &str, held: u64) -> String {
     line(
         Level::Warn,
-        format_args!("uid {uid}: ... {} more like this", thousands(held)),
+        format_args!("{label}: ... {} more like this", thousands(held)),
     )
 }
 
@@ -152,38 +208,17 @@ pub fn write_uid(l: Level, uid: u32, args: std::fmt::Arguments<'_>) {
         emit(&line(l, args));
         return;
     }
-    let now = Instant::now();
-    let mut before = None;
-    {
-        let mut guard = WINDOWS.lock();
-        let w = guard
-            .get_or_insert_with(HashMap::new)
-            .entry(uid)
-            .or_insert(Window {
-                start: now,
-                passed: 0,
-                held: 0,
-            });
-        if now.duration_since(w.start) >= WINDOW {
-            if w.held > 0 {
-                before = Some(summary(uid, w.held));
-            }
-            *w = Window {
-                start: now,
-                passed: 0,
-                held: 0,
-            };
-        }
-        if w.passed >= BURST {
-            w.held += 1;
-            return;
-        }
-        w.passed += 1;
+    let (pass, ended) = WINDOWS.lock().get_or_insert_with(Limiter::default).admit(
+        uid,
+        || format!("uid {uid}"),
+        Instant::now(),
+    );
+    if let Some((label, held)) = ended {
+        emit(&summary(&label, held));
     }
-    if let Some(s) = before {
-        emit(&s);
+    if pass {
+        emit(&line(l, args));
     }
-    emit(&line(l, args));
 }
 
 /// Write the summary of every window that has ended with lines held back, and forget quiet
@@ -198,23 +233,12 @@ pub fn flush_all_suppressed() {
 }
 
 fn flush_windows(all: bool) {
-    let now = Instant::now();
-    let mut out = Vec::new();
-    {
-        let mut guard = WINDOWS.lock();
-        let Some(map) = guard.as_mut() else { return };
-        map.retain(|uid, w| {
-            if !all && now.duration_since(w.start) < WINDOW {
-                return true;
-            }
-            if w.held > 0 {
-                out.push(summary(*uid, w.held));
-            }
-            false
-        });
-    }
-    for s in out {
-        emit(&s);
+    let ended = match WINDOWS.lock().as_mut() {
+        Some(l) => l.flush(Instant::now(), all),
+        None => return,
+    };
+    for (label, held) in ended {
+        emit(&summary(&label, held));
     }
 }
 
