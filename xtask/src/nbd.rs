@@ -39,15 +39,8 @@ struct Row {
 }
 
 pub fn run(plan: &Plan) -> Result<(), Error> {
-    if !device::nbd::available() {
-        return Err(Error::Setup(
-            "nbd areas need libnbd.so.0: apt-get install libnbd0".into(),
-        ));
-    }
-    if !server::have("nbdkit") {
-        return Err(Error::Setup(
-            "the NBD bench needs nbdkit: apt-get install nbdkit".into(),
-        ));
+    if let Some(why) = server::missing(&["nbdkit"]) {
+        return Err(Error::Setup(format!("the NBD bench cannot run: {why}")));
     }
     // nbdkit memory keeps the export in RAM: 2 × this.
     let size = plan.size.min(if plan.quick { 64 << 20 } else { 512 << 20 });

@@ -19,15 +19,11 @@ use device::{
 
 /// Whether the tests can run; prints why not.
 fn can_run(program: &str) -> bool {
-    if !device::nbd::available() {
-        println!("SKIP: libnbd.so.0 is missing (apt-get install libnbd0)");
-        return false;
+    let why = server::missing(&[program]);
+    if let Some(why) = &why {
+        println!("SKIP: {why}");
     }
-    if !server::have(program) {
-        println!("SKIP: {program} is missing (apt-get install nbdkit qemu-utils)");
-        return false;
-    }
-    true
+    why.is_none()
 }
 
 fn engines() -> Vec<Engine> {

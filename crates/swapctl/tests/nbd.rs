@@ -11,15 +11,11 @@ use common::{Daemon, stderr};
 use device::nbd::server::{self, Backend, Listen, Server};
 
 fn can_run() -> bool {
-    if !device::nbd::available() {
-        println!("SKIP: libnbd.so.0 is missing (apt-get install libnbd0)");
-        return false;
+    let why = server::missing(&["nbdkit"]);
+    if let Some(why) = &why {
+        println!("SKIP: {why}");
     }
-    if !server::have("nbdkit") {
-        println!("SKIP: nbdkit is missing (apt-get install nbdkit)");
-        return false;
-    }
-    true
+    why.is_none()
 }
 
 #[test]

@@ -57,6 +57,19 @@ pub fn have(program: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Why remote areas cannot be served here with `programs` (libnbd or one of them missing),
+/// naming the package to install; `None` when they can. Tests skip with it, the bench
+/// refuses with it.
+pub fn missing(programs: &[&str]) -> Option<String> {
+    if !super::available() {
+        return Some("libnbd.so.0 is missing (apt-get install libnbd0)".into());
+    }
+    programs.iter().find(|p| !have(p)).map(|p| {
+        let package = if *p == "qemu-nbd" { "qemu-utils" } else { p };
+        format!("{p} is missing (apt-get install {package})")
+    })
+}
+
 /// A loopback TCP port free a moment ago.
 pub fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
