@@ -288,15 +288,14 @@ fn a_refused_client_is_told_too_many_clients() {
     );
 }
 
-/// Row 3: a client that never reads its replies is dropped after the write timeout for the
-/// whole reply, and SIGTERM does not wait for it.
-#[test]
-fn a_client_that_never_reads_is_dropped_and_sigterm_does_not_wait() {
-    let mut d = Daemon::start_with_config("[limits]\nwrite_timeout_ms = 1000\n", &[]);
-    let mut c = Client::connect(&d.socket).unwrap();
+/// A connection that sends `n` requests for 64 pages (256 KiB of reply each) of a new
+/// object and never reads a reply; with the client that made the object (keep it, so the
+/// object lives).
+fn unread_gets(socket: &std::path::Path, n: usize) -> (Client, UnixStream) {
+    let mut c = Client::connect(socket).unwrap();
     let obj = c.create(None).unwrap();
-    let mut s = UnixStream::connect(&d.socket).unwrap();
-    // Own object ids are per uid: root's object is ours on this connection too.
+    let mut s = UnixStream::connect(socket).unwrap();
+    // Object ids are per uid: root's object is ours on this connection too.
     let get = Request::GetPages {
         object: obj,
         pindex: 0,
@@ -304,9 +303,18 @@ fn a_client_that_never_reads_is_dropped_and_sigterm_does_not_wait() {
     }
     .frame(Vec::new())
     .encode();
-    for _ in 0..200 {
+    for _ in 0..n {
         s.write_all(&get).unwrap();
     }
+    (c, s)
+}
+
+/// Row 3: a client that never reads its replies is dropped after the write timeout for the
+/// whole reply, and SIGTERM does not wait for it.
+#[test]
+fn a_client_that_never_reads_is_dropped_and_sigterm_does_not_wait() {
+    let mut d = Daemon::start_with_config("[limits]\nwrite_timeout_ms = 1000\n", &[]);
+    let (_c, mut s) = unread_gets(&d.socket, 200);
     std::thread::sleep(Duration::from_secs(3));
     let mut got = Vec::new();
     let _ = s.read_to_end(&mut got);
@@ -315,19 +323,7 @@ fn a_client_that_never_reads_is_dropped_and_sigterm_does_not_wait() {
 
     // Now one that never reads while the daemon shuts down (default 30 s write timeout).
     let mut d2 = Daemon::start(&[]);
-    let mut c2 = Client::connect(&d2.socket).unwrap();
-    let obj2 = c2.create(None).unwrap();
-    let mut s2 = UnixStream::connect(&d2.socket).unwrap();
-    let get2 = Request::GetPages {
-        object: obj2,
-        pindex: 0,
-        count: 64,
-    }
-    .frame(Vec::new())
-    .encode();
-    for _ in 0..20 {
-        s2.write_all(&get2).unwrap();
-    }
+    let (c2, s2) = unread_gets(&d2.socket, 20);
     std::thread::sleep(Duration::from_millis(200));
     d2.signal(Signal::SIGTERM);
     assert!(
@@ -335,7 +331,7 @@ fn a_client_that_never_reads_is_dropped_and_sigterm_does_not_wait() {
         "SIGTERM took over 2 s with a client that does not read"
     );
     assert!(!d2.socket.exists());
-    drop(s2);
+    drop((c2, s2));
     d.signal(Signal::SIGTERM);
     assert!(d.wait_within(Duration::from_secs(10)).is_some());
 }
