@@ -4,22 +4,12 @@
 
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
+#[macro_use]
 mod common;
 
 use common::{Daemon, Devices, stderr, stdout};
 
 const MIB: u64 = 1 << 20;
-
-macro_rules! snap {
-    ($name:expr, $value:expr) => {
-        insta::with_settings!({
-            snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../../snapshots/swapctl"),
-            prepend_module_to_snapshot => false,
-        }, {
-            insta::assert_snapshot!($name, $value);
-        })
-    };
-}
 
 fn mkswap(devs: &Devices, i: usize) {
     let uuid = format!("00000000-0000-4000-8000-{:012x}", i + 1);

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -14,17 +15,6 @@ use device::PAGE_SIZE;
 use swapctl::load::content;
 
 const MIB: u64 = 1 << 20;
-
-macro_rules! snap {
-    ($name:expr, $value:expr) => {
-        insta::with_settings!({
-            snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../../snapshots/swapctl"),
-            prepend_module_to_snapshot => false,
-        }, {
-            insta::assert_snapshot!($name, $value);
-        })
-    };
-}
 
 fn mkswap_all(d: &Daemon, devs: &Devices) {
     for i in 0..devs.paths.len() {

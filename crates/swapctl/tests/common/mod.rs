@@ -16,6 +16,20 @@ use device::loopdev::{self, LoopDevice, LoopOptions};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_swapctl");
 
+/// `snap!(name, text)`: an insta snapshot under the top-level `snapshots/swapctl/`, named
+/// `name` alone (test files take it with `#[macro_use] mod common;`).
+#[allow(unused_macros)]
+macro_rules! snap {
+    ($name:expr, $value:expr) => {
+        insta::with_settings!({
+            snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../../snapshots/swapctl"),
+            prepend_module_to_snapshot => false,
+        }, {
+            insta::assert_snapshot!($name, $value);
+        })
+    };
+}
+
 /// Swap devices for one test: backing files named `swapkit-*` in a temp dir, each behind a
 /// loop device when we can attach one. Dropping it detaches the loop devices.
 pub struct Devices {
