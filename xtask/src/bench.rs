@@ -228,12 +228,7 @@ fn streaming(plan: &Plan, paths: &[PathBuf], sizes: &Sizes, r: &mut Report) -> R
     r.setup.swap_async_max = st.tunables.swap_async_max;
     r.setup.nswbuf = st.tunables.nswbuf;
     r.setup.engine = st.engine.clone();
-    let pages = (rig.usable_pages() as f64 * sizes.data_fraction) as u64;
-    let ds = DataSet::alloc(
-        &rig,
-        (pages / sizes.object_pages).max(1),
-        sizes.object_pages,
-    )?;
+    let ds = DataSet::streaming(&rig, sizes);
     let mut keep = |f: Figure| {
         line(&f);
         r.pager.push(f);
@@ -307,12 +302,7 @@ fn checksum_cost(paths: &[PathBuf], sizes: &Sizes, r: &mut Report) -> Result<(),
                     ..PagerConfig::default()
                 },
             )?;
-            let pages = (rig.usable_pages() as f64 * sizes.data_fraction) as u64;
-            let ds = DataSet::alloc(
-                &rig,
-                (pages / sizes.object_pages).max(1),
-                sizes.object_pages,
-            )?;
+            let ds = DataSet::streaming(&rig, sizes);
             let out_id = format!("pageout-seq-{tag}");
             let (f, cpu) = crate::cpu::measure(|| {
                 stream::pageout_seq(&rig, &ds, &out_id, qd as u32, Duration::ZERO)

@@ -142,12 +142,7 @@ fn measure(
     }
     drop(engine);
     let rig = Rig::new(paths, PagerConfig::default().interleave)?;
-    let pages = (rig.usable_pages() as f64 * sizes.data_fraction) as u64;
-    let ds = DataSet::alloc(
-        &rig,
-        (pages / sizes.object_pages).max(1),
-        sizes.object_pages,
-    )?;
+    let ds = DataSet::streaming(&rig, sizes);
     let mut figs = Vec::new();
     figs.push(median(sizes, || {
         stream::pageout_seq(&rig, &ds, "pageout-seq", qd as u32, Duration::ZERO)
@@ -168,12 +163,7 @@ fn measure(
 /// Random single-page pagein at QD1 on one area (a fresh pager with a data set on it).
 fn pagein_rand_qd1(path: &Path, sizes: &Sizes) -> Result<Figure, Error> {
     let rig = Rig::new(&[path.to_owned()], PagerConfig::default().interleave)?;
-    let pages = (rig.usable_pages() as f64 * sizes.data_fraction) as u64;
-    let ds = DataSet::alloc(
-        &rig,
-        (pages / sizes.object_pages).max(1),
-        sizes.object_pages,
-    )?;
+    let ds = DataSet::streaming(&rig, sizes);
     let qd = PagerConfig::default().swap_async_max as u32;
     stream::pageout_seq(&rig, &ds, "fill", qd, Duration::ZERO)?;
     let f = median(sizes, || random::pagein_rand(&rig, &ds, 1, sizes.phase))?;

@@ -24,7 +24,7 @@ const OBJECT_PAGES: u64 = 32;
 
 /// Objects of [`OBJECT_PAGES`] with swap reserved, until `target` pages are (or swap is full).
 fn reserve_until(rig: &Rig, target: u64) -> Result<DataSet, Error> {
-    let mut ds = DataSet::alloc(rig, 0, OBJECT_PAGES)?;
+    let mut ds = DataSet::alloc(rig, 0, OBJECT_PAGES);
     let mut filled = 0;
     while filled + OBJECT_PAGES <= target {
         cancel::check()?;

@@ -47,7 +47,7 @@ fn cell(
     // Never more than 3/4 of the swap, whatever the sizes: the cell measures speed, not a
     // full swap space.
     let pages = want.min(rig.usable_pages() * 3 / 4);
-    let ds = DataSet::alloc(&rig, (pages / object_pages).max(1), object_pages)?;
+    let ds = DataSet::alloc(&rig, (pages / object_pages).max(1), object_pages);
     let label = format!("{} dev, interleave {interleave}", paths.len());
     let qd = rig.pager.stats().tunables.swap_async_max as u32;
     let out = pageout_seq(&rig, &ds, &format!("{label}: out"), qd, sizes.cell_min_time)?;

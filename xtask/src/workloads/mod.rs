@@ -116,14 +116,21 @@ pub struct DataSet {
 
 impl DataSet {
     /// `count` objects of `object_pages` pages each, none on swap yet.
-    pub fn alloc(rig: &Rig, count: u64, object_pages: u64) -> Result<DataSet, Error> {
+    pub fn alloc(rig: &Rig, count: u64, object_pages: u64) -> DataSet {
         let objects = (0..count)
             .map(|_| rig.pager.alloc_object(None, object_pages))
             .collect::<Vec<_>>();
-        Ok(DataSet {
+        DataSet {
             objects,
             object_pages,
-        })
+        }
+    }
+
+    /// The streaming workloads' data set: objects of `sizes.object_pages` pages that fill
+    /// `sizes.data_fraction` of the rig's usable swap (at least one object).
+    pub fn streaming(rig: &Rig, sizes: &Sizes) -> DataSet {
+        let pages = (rig.usable_pages() as f64 * sizes.data_fraction) as u64;
+        DataSet::alloc(rig, (pages / sizes.object_pages).max(1), sizes.object_pages)
     }
 
     pub fn pages(&self) -> u64 {

@@ -20,12 +20,7 @@ pub fn drain(paths: &[PathBuf], sizes: &Sizes, readers: usize) -> Result<Swapoff
         ));
     }
     let rig = Rig::new(paths, 32)?;
-    let pages = (rig.usable_pages() as f64 * sizes.data_fraction) as u64;
-    let ds = DataSet::alloc(
-        &rig,
-        (pages / sizes.object_pages).max(1),
-        sizes.object_pages,
-    )?;
+    let ds = DataSet::streaming(&rig, sizes);
     let qd = rig.pager.stats().tunables.swap_async_max as u32;
     pageout_seq(&rig, &ds, "swapoff: filling", qd, Duration::ZERO)?;
     let victim = rig.devices[0];
