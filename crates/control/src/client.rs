@@ -280,11 +280,18 @@ impl Client {
         })
     }
 
-    pub fn swapoff(&mut self, path: &str, force: bool) -> Result<(), ClientError> {
-        self.expect_ok(Request::SwapOff {
+    /// Swap `path` off; returns the pages a forced swapoff dropped (0 otherwise, and from
+    /// a daemon that does not count them).
+    pub fn swapoff(&mut self, path: &str, force: bool) -> Result<u64, ClientError> {
+        let request = Request::SwapOff {
             path: path.into(),
             force,
-        })
+        };
+        match self.call(&request, Vec::new())?.0 {
+            Reply::Ok => Ok(0),
+            Reply::Value { value } => Ok(value),
+            r => Err(unexpected(r)),
+        }
     }
 
     /// Set a tunable; returns the value in force after clamping.

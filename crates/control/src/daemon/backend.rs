@@ -36,8 +36,9 @@ pub trait Backend: Send + Sync + 'static {
     }
     fn swapon(&self, path: &Path, priority: i32, discard: bool) -> Result<(), BackendError>;
     /// Move every page off `path`, then detach it. Blocks until done. `force` removes a
-    /// failed device, dropping its pages.
-    fn swapoff(&self, path: &Path, force: bool) -> Result<(), BackendError>;
+    /// failed device, dropping its pages. Returns how many pages were lost (dropped unread,
+    /// or failing their checksum): 0 unless something could not be moved.
+    fn swapoff(&self, path: &Path, force: bool) -> Result<u64, BackendError>;
     /// Set `swap_async_max`; returns the clamped value in force.
     fn set_swap_async_max(&self, n: u64) -> u64;
     fn create(&self) -> Result<u64, BackendError>;
@@ -173,7 +174,7 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
-    fn swapoff(&self, path: &Path, _force: bool) -> Result<(), BackendError> {
+    fn swapoff(&self, path: &Path, _force: bool) -> Result<u64, BackendError> {
         let mut m = self.inner.lock();
         let p = path.display().to_string();
         let before = m.devices.len();
@@ -183,7 +184,7 @@ impl Backend for MemoryBackend {
                 "{p}: not a swap device that is on"
             )));
         }
-        Ok(())
+        Ok(0)
     }
 
     fn set_swap_async_max(&self, n: u64) -> u64 {

@@ -163,13 +163,13 @@ impl Backend for PagerBackend {
             .map_err(BackendError::from)
     }
 
-    fn swapoff(&self, path: &Path, force: bool) -> Result<(), BackendError> {
+    fn swapoff(&self, path: &Path, force: bool) -> Result<u64, BackendError> {
         let dev = self.area_of(path).ok_or_else(|| {
             BackendError::NotFound(format!("{}: not a swap device that is on", path.display()))
         })?;
         self.pager
             .swapoff(dev, SwapoffOptions { force }, &mut |_, _| {})
-            .map(|_| ())
+            .map(|report| report.lost)
             .map_err(BackendError::from)
     }
 

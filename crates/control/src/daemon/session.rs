@@ -557,9 +557,15 @@ fn swapoff(shared: &Shared, peer: &Peer, path: &str, force: bool) -> Answer {
     let result = shared.backend.swapoff(Path::new(path), force);
     shared.stats_changed();
     match result {
-        Ok(()) => {
-            log_info!("swapoff {path} done");
-            ok(Reply::Ok)
+        Ok(lost) => {
+            log_info!("swapoff {path} done ({lost} pages lost)");
+            // A forced swapoff says how many pages it dropped; a plain one loses none
+            // (it fails instead), and answers `ok` as it always has.
+            ok(if force {
+                Reply::Value { value: lost }
+            } else {
+                Reply::Ok
+            })
         }
         Err(e) => {
             log_info!("swapoff {path} failed: {e}");

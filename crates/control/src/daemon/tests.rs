@@ -252,7 +252,7 @@ impl Backend for SlowOff {
     fn swapon(&self, p: &Path, prio: i32, d: bool) -> Result<(), BackendError> {
         self.0.swapon(p, prio, d)
     }
-    fn swapoff(&self, p: &Path, force: bool) -> Result<(), BackendError> {
+    fn swapoff(&self, p: &Path, force: bool) -> Result<u64, BackendError> {
         self.2.wait();
         std::thread::sleep(Duration::from_millis(300));
         let r = self.0.swapoff(p, force);

@@ -48,17 +48,6 @@ pub(super) fn daemon_err(cmd: &'static str) -> impl Fn(ClientError) -> CliError 
     }
 }
 
-/// Whether `listed` (a path from the daemon) is the device `given` names: the same text, or
-/// NBD URIs of one export.
-fn same_device(listed: &str, given: &str) -> bool {
-    let (a, b) = (Path::new(listed), Path::new(given));
-    use device::storage::identify;
-    listed == given
-        || (device::nbd::is_uri(a)
-            && device::nbd::is_uri(b)
-            && matches!((identify(a), identify(b)), (Ok(x), Ok(y)) if x == y))
-}
-
 /// Whether a device exists, for `--ifexists`: an NBD URI is taken to (the swapon says).
 fn exists(p: &Path) -> bool {
     device::nbd::is_uri(p) || p.exists()
@@ -254,16 +243,10 @@ fn off_forced(
         }
         let done = Arc::new(AtomicBool::new(false));
         let shower = bar.then(|| progress(socket.to_owned(), path.clone(), Arc::clone(&done)));
-        let lost = stats
-            .devices
-            .iter()
-            .find(|d| same_device(&d.path, path))
-            .filter(|d| force && d.state == pager::DeviceState::Failed)
-            .map(|d| d.used_pages);
         let result = c.swapoff(path, force);
         done.store(true, Ordering::Relaxed);
-        if let (Ok(()), Some(n)) = (&result, lost) {
-            print(&format!("{path}: {n} pages lost\n"));
+        if let Ok(lost @ 1..) = result {
+            print(&format!("{path}: {lost} pages lost\n"));
         }
         if let Some(t) = shower {
             let _ = t.join();

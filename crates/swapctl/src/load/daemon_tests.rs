@@ -34,7 +34,7 @@ impl Backend for Corrupting {
     fn swapon(&self, p: &Path, prio: i32, d: bool) -> Result<(), BackendError> {
         self.0.swapon(p, prio, d)
     }
-    fn swapoff(&self, p: &Path, force: bool) -> Result<(), BackendError> {
+    fn swapoff(&self, p: &Path, force: bool) -> Result<u64, BackendError> {
         self.0.swapoff(p, force)
     }
     fn set_swap_async_max(&self, n: u64) -> u64 {
