@@ -396,6 +396,8 @@ pub(crate) struct Conn {
     pub(crate) nbd: Option<Nbd>,
     pub(crate) rx: Receiver<Request>,
     pub(crate) wake: Arc<Wake>,
+    /// Whether this connection is made, for `Remote::send` to steer requests to live ones.
+    pub(crate) up: Arc<AtomicBool>,
     /// Requests waiting for a connection.
     waiting: VecDeque<Request>,
     in_flight: HashMap<u64, (Request, Instant)>,
@@ -431,6 +433,7 @@ impl Conn {
             uri,
             tuning,
             down_since: nbd.is_none().then_some(now),
+            up: Arc::new(AtomicBool::new(nbd.is_some())),
             nbd,
             rx,
             wake,
@@ -509,6 +512,7 @@ impl Conn {
         ) {
             Ok(nbd) => {
                 self.nbd = Some(nbd);
+                self.up.store(true, Ordering::Relaxed);
                 self.down_since = None;
                 self.backoff = BACKOFF_MIN;
                 self.shared.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -595,6 +599,7 @@ impl Conn {
     fn drop_connection(&mut self, errno: i32) {
         // Closing first: libnbd touches no buffer after nbd_close returns.
         self.nbd = None;
+        self.up.store(false, Ordering::Relaxed);
         DONE.with(|d| d.borrow_mut().clear());
         for (_, (req, _)) in self.in_flight.drain() {
             req.finish(Err(io::Error::from_raw_os_error(errno)));

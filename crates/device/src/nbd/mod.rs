@@ -65,6 +65,8 @@ struct ConnHandle {
     /// `None` only while dropping: closing the channel tells the thread to finish.
     tx: Option<Sender<Request>>,
     wake: Arc<Wake>,
+    /// The connection is made (set by its thread).
+    up: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -129,6 +131,7 @@ impl Remote {
                 Arc::clone(&wake),
                 Arc::clone(&shared),
             );
+            let up = Arc::clone(&conn.up);
             let thread = std::thread::Builder::new()
                 .name(format!("swapkit-nbd{i}"))
                 .spawn(move || conn.run())
@@ -139,6 +142,7 @@ impl Remote {
             conns.push(ConnHandle {
                 tx: Some(tx),
                 wake,
+                up,
                 thread: Some(thread),
             });
         }
@@ -173,8 +177,17 @@ impl Remote {
     }
 
     /// Queues `req` on the next connection.
+    /// Sends `req` on the next connection in turn that is made: a connection still
+    /// remaking itself after a break (its back-off up to 2 s) must not fail requests, or
+    /// hold them, while a sibling serves. With none made, on the next in turn, where the
+    /// request waits for the connection (or fails once the server is gone for good).
     fn send(&self, req: Request) {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
+        let n = self.conns.len();
+        let first = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let i = (0..n)
+            .map(|k| (first + k) % n)
+            .find(|&i| self.conns[i].up.load(Ordering::Relaxed))
+            .unwrap_or(first);
         self.send_on(i, req);
     }
 
