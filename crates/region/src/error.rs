@@ -21,9 +21,26 @@ pub enum RegionError {
         #[source]
         source: std::io::Error,
     },
+    /// The pager's free swap cannot hold what of the region does not fit under its limit
+    /// (see `RegionConfig::overcommit`).
+    #[error(
+        "not enough free swap for the region: {need} pages ({} MiB) may be swapped out, \
+         {free} pages ({} MiB) are free (add swap, raise resident_limit, or set overcommit)",
+        need / 256,
+        free / 256
+    )]
+    NotEnoughSwap { need: u64, free: u64 },
     /// The pager would not give an object.
     #[error("pager object for a region: {0}")]
     Pager(#[from] pager::PagerError),
+    /// A fault handler could not be set up (its epoll instance: the descriptor table may
+    /// be full); a region without its handlers would hang its first fault.
+    #[error("setting up fault handler {index} of a region: {source}")]
+    Handler {
+        index: usize,
+        #[source]
+        source: std::io::Error,
+    },
     /// A handler thread could not be started.
     #[error("starting a region thread: {0}")]
     Thread(#[source] std::io::Error),

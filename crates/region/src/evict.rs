@@ -10,7 +10,7 @@
 //!   list since the hand last passed) loses the bit and is skipped; one with extra turns
 //!   left (below) spends one; any other page is *deactivated*.
 //! - **The inactive list.** A deactivated page is write-protected, copied into a slot of
-//!   the inactive cache (a quarter of the limit) and unmapped; its bytes stay in memory
+//!   the inactive cache (half the limit) and unmapped; its bytes stay in memory
 //!   and it still counts as resident. A touch maps it back from the slot with no I/O (a
 //!   *hint fault*, `hint_faults`) and sets its `referenced` bit: a page read often
 //!   survives. Pages leave the list oldest first: a clean one with a valid swap copy is
@@ -23,20 +23,20 @@
 //!
 //! # A round, and why no store is lost
 //! 1. Under the table lock: the hand chooses pages to deactivate and marks them
-//!    `Evicting`.
+//!    `Deactivating` (`state.rs` has every move and who may make it).
 //! 2. Write-protect the dirty ones (`UFFDIO_WRITEPROTECT`; clean pages are mapped
 //!    write-protected already). From here a store faults, and its handler
 //!    waits until the page is `Inactive` (the toucher then retries, faults, and the page is
 //!    mapped back from its slot with its last bytes) or `Resident` again.
-//! 3. Copy each into its slot (stable now), drop it (`MADV_DONTNEED`): `Inactive`. A
-//!    dirty page holding only zeroes needs no slot: it becomes `Absent` without swap.
+//! 3. Copy each into its slot (stable now; outside the table lock, as the page and the
+//!    slot are the evictor's), drop it (`MADV_DONTNEED`): `Inactive`. A dirty page
+//!    holding only zeroes needs no slot: it becomes `Absent` without swap.
 //! 4. The oldest inactive pages leave: clean ones become `Absent` at once; dirty ones are
-//!    marked `Evicting` (a fault on one waits) and written from their slots. A page whose
+//!    marked `WritingOut` (a fault on one waits) and written from their slots. A page whose
 //!    write is done becomes `Absent`; one whose write failed or found swap full goes back
 //!    on the list, dirty (counted; swap full blocks eviction for a while instead of
 //!    losing the page).
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,7 +44,8 @@ use crossbeam_channel::{Receiver, Sender};
 use device::PAGE_SIZE;
 use pager::{AsyncDone, PageResult, PutMode};
 
-use crate::shared::{Page, Shared, Table};
+use crate::shared::Shared;
+use crate::state::{Page, Table};
 use crate::stats::bump;
 
 const PAGE: u64 = PAGE_SIZE as u64;
@@ -57,15 +58,17 @@ pub(crate) fn run(sh: Arc<Shared>) {
     loop {
         let (want, chosen) = {
             let mut t = sh.lock();
-            while !sh.stopping() && t.resident <= sh.watermark() {
-                sh.need_room.wait_for(&mut t, Duration::from_millis(100));
+            while !sh.stopping() && !t.is_failed() && t.resident <= sh.watermark() {
+                sh.book
+                    .need_room
+                    .wait_for(&mut t, Duration::from_millis(100));
             }
-            if sh.stopping() {
+            if sh.stopping() || t.is_failed() {
                 return;
             }
-            let want = (t.resident - sh.watermark() + sh.headroom()).min(sh.evict_batch.max(1));
+            let want = (t.resident - sh.watermark() + sh.headroom()).min(sh.evict_batch);
             // Refill the inactive list, as far as it has free slots.
-            let room = (t.free_slots.len() as u64).min(sh.evict_batch.max(1));
+            let room = t.free_slots().min(sh.evict_batch);
             (want, choose(&sh, &mut t, room))
         };
         let refilled = !chosen.is_empty();
@@ -73,8 +76,7 @@ pub(crate) fn run(sh: Arc<Shared>) {
         // Pages must stay on the list long enough to be touched: only what is beyond half
         // of it leaves, unless the hand found nothing more to put on it.
         let leave = if refilled {
-            let t = sh.lock();
-            let listed = sh.inactive_slots - t.free_slots.len() as u64;
+            let listed = sh.lock().slots_used();
             want.min(listed.saturating_sub(sh.inactive_slots / 2))
         } else {
             want
@@ -84,21 +86,21 @@ pub(crate) fn run(sh: Arc<Shared>) {
             if !refilled {
                 // Everything is referenced or on its way: let faults and the hand move on.
                 let mut t = sh.lock();
-                sh.changed.wait_for(&mut t, BACKOFF);
+                sh.book.changed.wait_for(&mut t, BACKOFF);
             }
             continue;
         }
         let blocked = write_out(&sh, victims, &tx, &rx);
-        sh.changed.notify_all();
+        sh.notify();
         if blocked {
-            bump(&sh.counters.evict_blocked, 1);
+            bump(&sh.book.counters.evict_blocked, 1);
             std::thread::sleep(BACKOFF);
         }
     }
 }
 
-/// The clock sweep: up to `want` mapped pages to deactivate, in hand order, each marked
-/// `Evicting`. Returns `(page, dirty)`. At most two turns of the hand.
+/// The clock sweep: up to `want` mapped pages to deactivate, in hand order, each moved to
+/// `Deactivating`. Returns `(page, dirty)`. At most two turns of the hand.
 fn choose(sh: &Shared, t: &mut Table, want: u64) -> Vec<(u64, bool)> {
     let mut out = Vec::new();
     let mut steps = 0;
@@ -106,19 +108,15 @@ fn choose(sh: &Shared, t: &mut Table, want: u64) -> Vec<(u64, bool)> {
         let p = t.hand;
         t.hand = (t.hand + 1) % sh.pages;
         steps += 1;
-        if let Page::Resident { dirty, referenced } = t.pages[p as usize] {
-            if referenced {
-                t.pages[p as usize] = Page::Resident {
-                    dirty,
-                    referenced: false,
-                };
-            } else if t.chances[p as usize] > 0 {
-                t.chances[p as usize] -= 1;
-            } else {
-                t.pages[p as usize] = Page::Evicting;
-                t.prefetched[p as usize] = false;
-                out.push((p, dirty));
-            }
+        let Page::Resident { referenced, .. } = t.page(p) else {
+            continue;
+        };
+        if referenced {
+            t.unreference(p);
+        } else if t.chances[p as usize] > 0 {
+            t.chances[p as usize] -= 1;
+        } else if let Some(dirty) = t.begin_deactivate(p) {
+            out.push((p, dirty));
         }
     }
     out
@@ -136,47 +134,70 @@ fn runs(pages: impl IntoIterator<Item = u64>) -> Vec<(u64, u64)> {
     out
 }
 
-/// Moves `chosen` (all `Evicting`, mapped) to the inactive list: write-protect, copy into a
-/// slot, unmap. A page that cannot be protected or unmapped stays `Resident`. Each stage
-/// hands the pages it could not do back to `Resident` before the next one starts.
+/// Moves `chosen` (all `Deactivating`, mapped) to the inactive list: write-protect, copy
+/// into a slot, unmap. A page that cannot be protected, given a slot or unmapped goes back
+/// to `Resident`.
 fn deactivate(sh: &Shared, chosen: Vec<(u64, bool)>) {
     if chosen.is_empty() {
         return;
     }
-    let dirty: HashSet<u64> = chosen.iter().filter(|v| v.1).map(|v| v.0).collect();
     let (protected, failed) = protect(sh, &chosen);
-    restore(sh, &failed, &dirty);
+    if !failed.is_empty() {
+        let mut t = sh.lock();
+        for p in failed {
+            t.keep(p, None);
+        }
+    }
+    let dirty: std::collections::HashSet<u64> =
+        chosen.iter().filter(|v| v.1).map(|v| v.0).collect();
     let copied = copy_into_slots(sh, &protected, &dirty);
-    restore(sh, &copied.no_slot, &dirty);
     let mut all: Vec<u64> = copied
         .slotted
         .iter()
+        .chain(copied.zero.iter())
         .map(|s| s.0)
-        .chain(copied.zero.iter().copied())
         .collect();
     all.sort_unstable();
-    let mut unmapped = HashSet::new();
+    let mut unmapped = std::collections::HashSet::new();
     for (first, len) in runs(all) {
-        if sh.map.drop_pages(first, len).is_ok() {
+        if sh.mem.map.drop_pages(first, len).is_ok() {
             unmapped.extend(first..first + len);
         }
     }
-    let kept = settle_unmapped(sh, &copied, &unmapped, &dirty);
-    restore(sh, &kept, &dirty);
-    sh.changed.notify_all();
+    let mut t = sh.lock();
+    for &(p, slot) in &copied.slotted {
+        if unmapped.contains(&p) {
+            t.deactivated(&sh.mem, p, slot);
+            bump(&sh.book.counters.deactivations, 1);
+        } else {
+            t.keep(p, Some(slot));
+        }
+    }
+    for &(p, slot) in &copied.zero {
+        if unmapped.contains(&p) {
+            sh.pager.freespace(&sh.obj, p, 1);
+            t.dropped_zero(&sh.mem, p, slot);
+            bump(&sh.book.counters.evictions_zero, 1);
+        } else {
+            t.keep(p, Some(slot));
+        }
+    }
+    drop(t);
+    sh.notify();
 }
 
 /// Write-protects the dirty pages of `chosen`, in runs. A clean page is mapped
 /// write-protected already (a store to it would have made it dirty through a write-protect
-/// fault, which now waits on `Evicting`): only the dirty ones need the ioctl, which saves one
-/// per page when victims are scattered. Returns (protected, sorted; failed).
+/// fault, which now waits on `Deactivating`): only the dirty ones need the ioctl, which
+/// saves one per page when victims are scattered. Returns (protected, sorted; failed).
 fn protect(sh: &Shared, chosen: &[(u64, bool)]) -> (Vec<u64>, Vec<u64>) {
     let mut protected: Vec<u64> = chosen.iter().filter(|v| !v.1).map(|v| v.0).collect();
     let mut failed = Vec::new();
     for (first, len) in runs(chosen.iter().filter(|v| v.1).map(|v| v.0)) {
         match sh
+            .mem
             .uffd
-            .write_protect(sh.map.page_addr(first), len * PAGE, true)
+            .write_protect(sh.mem.addr(first), len * PAGE, true)
         {
             Ok(()) => protected.extend(first..first + len),
             Err(_) => failed.extend(first..first + len),
@@ -190,34 +211,40 @@ fn protect(sh: &Shared, chosen: &[(u64, bool)]) -> (Vec<u64>, Vec<u64>) {
 struct Copied {
     /// Copied into an inactive slot.
     slotted: Vec<(u64, u32)>,
-    /// Dirty and all zeroes: no slot, its swap is freed instead.
-    zero: Vec<u64>,
-    /// No slot was free.
-    no_slot: Vec<u64>,
+    /// Dirty and all zeroes: its slot is given back once it is unmapped, and its swap is
+    /// freed instead.
+    zero: Vec<(u64, u32)>,
 }
 
-/// Copies each protected page into a free slot (the pages are stable: write-protected and
-/// `Evicting`).
-fn copy_into_slots(sh: &Shared, protected: &[u64], dirty: &HashSet<u64>) -> Copied {
+/// Copies each protected page into a free slot. The slots are taken under the table lock
+/// and filled outside it: the pages are stable (write-protected, `Deactivating`) and the
+/// slots the evictor's. A page for which no slot is free goes back to `Resident`.
+fn copy_into_slots(
+    sh: &Shared,
+    protected: &[u64],
+    dirty: &std::collections::HashSet<u64>,
+) -> Copied {
+    let mut taken = Vec::with_capacity(protected.len());
+    {
+        let mut t = sh.lock();
+        for &p in protected {
+            match t.take_slot() {
+                Some(slot) => taken.push((p, slot)),
+                None => t.keep(p, None),
+            }
+        }
+    }
     let mut out = Copied {
-        slotted: Vec::new(),
+        slotted: Vec::with_capacity(taken.len()),
         zero: Vec::new(),
-        no_slot: Vec::new(),
     };
-    let mut t = sh.lock();
-    for &p in protected {
-        let Some(slot) = t.free_slots.pop() else {
-            out.no_slot.push(p);
-            continue;
-        };
-        let zeroes = {
-            let bytes = t.slot_mut(slot);
-            read_page(sh, p, bytes);
-            bytes.iter().all(|&b| b == 0)
-        };
+    for (p, slot) in taken {
+        // SAFETY: the slot is the evictor's (taken above); page `p` is mapped and
+        // write-protected (`Deactivating`, the evictor's), so no store changes it while it
+        // is copied, and the read goes through a raw pointer into our own mapping.
+        let zeroes = unsafe { sh.mem.cache.fill(slot, sh.mem.addr(p) as *const u8) };
         if dirty.contains(&p) && zeroes {
-            t.free_slots.push(slot);
-            out.zero.push(p);
+            out.zero.push((p, slot));
         } else {
             out.slotted.push((p, slot));
         }
@@ -225,78 +252,31 @@ fn copy_into_slots(sh: &Shared, protected: &[u64], dirty: &HashSet<u64>) -> Copi
     out
 }
 
-/// The pages that were unmapped become `Inactive` (or `Absent`, the zero pages); the others
-/// give their slots back and are returned, to be restored.
-fn settle_unmapped(
-    sh: &Shared,
-    copied: &Copied,
-    unmapped: &HashSet<u64>,
-    dirty: &HashSet<u64>,
-) -> Vec<u64> {
-    let mut kept = Vec::new();
-    let mut t = sh.lock();
-    for &(p, slot) in &copied.slotted {
-        if unmapped.contains(&p) {
-            t.pages[p as usize] = Page::Inactive {
-                slot,
-                dirty: dirty.contains(&p),
-            };
-            t.inactive.push_back(p);
-            bump(&sh.counters.deactivations, 1);
-        } else {
-            t.free_slots.push(slot);
-            kept.push(p);
-        }
-    }
-    for &p in &copied.zero {
-        if unmapped.contains(&p) {
-            sh.pager.freespace(&sh.obj, p, 1);
-            t.pages[p as usize] = Page::Absent { swap: false };
-            t.resident -= 1;
-            t.evicted(p);
-            bump(&sh.counters.evictions_zero, 1);
-        } else {
-            kept.push(p);
-        }
-    }
-    kept
-}
-
 /// Up to `want` of the oldest inactive pages leave the list: clean ones are dropped here
-/// (`Absent`, their swap copy valid); dirty ones are marked `Evicting` and returned with
+/// (`Absent`, their swap copy valid); dirty ones become `WritingOut` and are returned with
 /// their slots, to be written. Also returns how many left.
 fn oldest_inactive(sh: &Shared, want: u64) -> (u64, Vec<(u64, u32)>) {
     let mut t = sh.lock();
     let mut out = Vec::new();
     let mut taken = 0;
     while taken < want {
-        let Some(p) = t.inactive.pop_front() else {
+        let Some((p, slot)) = t.pop_inactive() else {
             break;
         };
-        // Entries of pages touched (mapped back) since are stale: skip them.
-        let Page::Inactive { slot, dirty } = t.pages[p as usize] else {
-            continue;
-        };
         taken += 1;
-        if dirty {
-            t.pages[p as usize] = Page::Evicting;
-            out.push((p, slot));
-        } else {
-            t.pages[p as usize] = Page::Absent { swap: true };
-            t.free_slots.push(slot);
-            t.resident -= 1;
-            t.evicted(p);
-            bump(&sh.counters.evictions_clean, 1);
+        match slot {
+            Some(slot) => out.push((p, slot)),
+            None => bump(&sh.book.counters.evictions_clean, 1),
         }
     }
     drop(t);
     if taken > 0 {
-        sh.changed.notify_all();
+        sh.notify();
     }
     (taken, out)
 }
 
-/// Writes `victims` (dirty, `Evicting`, unmapped, their bytes in their slots) with async
+/// Writes `victims` (`WritingOut`, unmapped, their bytes in their slots) with async
 /// `putpages`, a cluster per run of neighbours. Returns whether swap was full.
 fn write_out(
     sh: &Shared,
@@ -309,12 +289,11 @@ fn write_out(
     let mut in_flight = 0;
     for (first, len) in runs(victims.iter().map(|v| v.0)) {
         let mut data = vec![0u8; (len * PAGE) as usize];
-        {
-            let mut t = sh.lock();
-            for (k, chunk) in data.chunks_mut(PAGE_SIZE).enumerate() {
-                if let Some(&slot) = slot_of.get(&(first + k as u64)) {
-                    chunk.copy_from_slice(t.slot_mut(slot));
-                }
+        for (k, chunk) in data.chunks_mut(PAGE_SIZE).enumerate() {
+            if let Some(&slot) = slot_of.get(&(first + k as u64)) {
+                // SAFETY: the slot belongs to a `WritingOut` page, which only the evictor
+                // (this thread) moves: no one writes it meanwhile.
+                chunk.copy_from_slice(unsafe { sh.mem.cache.bytes(slot) });
             }
         }
         let tx = tx.clone();
@@ -332,64 +311,28 @@ fn write_out(
         let mut t = sh.lock();
         for (k, r) in d.results.iter().enumerate() {
             let p = d.start + k as u64;
-            let Some(&slot) = slot_of.get(&p) else {
+            if !slot_of.contains_key(&p) {
                 continue;
-            };
+            }
             match r {
                 PageResult::Ok | PageResult::Pend => {
-                    t.pages[p as usize] = Page::Absent { swap: true };
-                    t.free_slots.push(slot);
-                    t.resident -= 1;
-                    t.evicted(p);
-                    bump(&sh.counters.evictions_dirty, 1);
+                    t.written(p, true);
+                    bump(&sh.book.counters.evictions_dirty, 1);
                 }
                 PageResult::Fail | PageResult::Error => {
                     if matches!(r, PageResult::Fail) {
                         full = true;
                     } else {
-                        bump(&sh.counters.write_errors, 1);
+                        bump(&sh.book.counters.write_errors, 1);
                     }
-                    // Back on the list, dirty: its bytes are still in the slot.
-                    t.pages[p as usize] = Page::Inactive { slot, dirty: true };
-                    t.inactive.push_back(p);
+                    t.written(p, false);
                 }
             }
         }
         drop(t);
-        sh.changed.notify_all();
+        sh.notify();
     }
     full
-}
-
-/// Copies page `p` out of the region into `out` (one page).
-fn read_page(sh: &Shared, p: u64, out: &mut [u8]) {
-    // SAFETY: page `p` is mapped (Evicting pages are dropped only after this) and
-    // write-protected, so no store changes it while it is copied; the read goes through
-    // a raw pointer into our own mapping, never through a reference the program holds.
-    unsafe {
-        std::ptr::copy_nonoverlapping(
-            sh.map.page_addr(p) as *const u8,
-            out.as_mut_ptr(),
-            PAGE_SIZE,
-        )
-    };
-}
-
-/// Puts `pages` (all `Evicting`, still mapped and write-protected) back as resident. A
-/// store waiting on one of them is woken by its handler, which lifts the protection.
-fn restore(sh: &Shared, pages: &[u64], dirty: &HashSet<u64>) {
-    if pages.is_empty() {
-        return;
-    }
-    let mut t = sh.lock();
-    for &p in pages {
-        t.pages[p as usize] = Page::Resident {
-            dirty: dirty.contains(&p),
-            referenced: true,
-        };
-    }
-    drop(t);
-    sh.changed.notify_all();
 }
 
 #[cfg(test)]

@@ -82,30 +82,40 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod book;
+mod cache;
 mod config;
 mod error;
 mod evict;
 mod fault;
+pub mod inject;
 mod mapping;
 mod prefetch;
 mod shared;
+mod state;
 mod stats;
+mod streams;
 mod uffd;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 use device::PAGE_SIZE;
 use pager::Pager;
-use parking_lot::{Condvar, Mutex};
 
 pub use config::RegionConfig;
 pub use error::RegionError;
+pub use inject::UffdFaults;
 pub use stats::RegionStats;
 
-use shared::{Page, Shared, Table};
+use book::Book;
+use shared::Shared;
+
+/// The largest region in pages: the pager's largest object (its blocks are 32-bit), and
+/// what keeps every page and slot count inside `u32`.
+pub const MAX_PAGES: u64 = u32::MAX as u64;
 
 /// Memory paged through a [`Pager`]: see the crate doc. `Send + Sync`; share it between
 /// threads by reference (scoped threads) or through [`Region::as_atomic_u64s`].
@@ -121,14 +131,31 @@ fn pages_of(bytes: u64) -> u64 {
     bytes.div_ceil(PAGE_SIZE as u64)
 }
 
-/// `cfg`'s length and resident limit in pages, or why they cannot be.
-fn checked_sizes(cfg: &RegionConfig) -> Result<(u64, u64), RegionError> {
+/// The settings of a region in pages, checked and clamped (see [`RegionConfig`]).
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    pages: u64,
+    limit: u64,
+    read_around: u64,
+    prefetch: u64,
+    evict_batch: u64,
+}
+
+/// `cfg`'s sizes in pages, or why they cannot be. A limit above the region is the region
+/// (an inactive cache sized from a 64 GiB limit on a 1 MiB region would be 32 GiB);
+/// read-around and prefetch are clamped to the region, so no page arithmetic overflows.
+fn checked_sizes(cfg: &RegionConfig) -> Result<Sizes, RegionError> {
     let pages = pages_of(cfg.len);
-    let limit = pages_of(cfg.resident_limit);
     if pages == 0 {
         return Err(RegionError::Config("len must be at least one byte".into()));
     }
-    if limit < 2 {
+    if pages > MAX_PAGES {
+        return Err(RegionError::Config(format!(
+            "len {} bytes is over the largest region, {MAX_PAGES} pages (16 TiB)",
+            cfg.len
+        )));
+    }
+    if pages_of(cfg.resident_limit) < 2 {
         return Err(RegionError::Config(
             "resident_limit must be at least two pages".into(),
         ));
@@ -136,7 +163,27 @@ fn checked_sizes(cfg: &RegionConfig) -> Result<(u64, u64), RegionError> {
     if cfg.handlers == 0 {
         return Err(RegionError::Config("handlers must be at least 1".into()));
     }
-    Ok((pages, limit))
+    let limit = pages_of(cfg.resident_limit).min(pages.max(2));
+    Ok(Sizes {
+        pages,
+        limit,
+        read_around: cfg.read_around.min(pages),
+        prefetch: cfg.prefetch.min(pages),
+        evict_batch: cfg.evict_batch.clamp(1, limit),
+    })
+}
+
+/// Refuses a region whose pages beyond the limit the pager's free swap cannot hold.
+fn check_swap(pager: &Pager, cfg: &RegionConfig, sizes: &Sizes) -> Result<(), RegionError> {
+    if cfg.overcommit {
+        return Ok(());
+    }
+    let need = sizes.pages - sizes.limit;
+    let free = pager.stats().free_pages;
+    if need > free {
+        return Err(RegionError::NotEnoughSwap { need, free });
+    }
+    Ok(())
 }
 
 /// The eventfd that wakes the handler threads out of their epoll when the region stops.
@@ -154,56 +201,85 @@ impl Region {
     /// Maps `cfg.len` bytes (`MAP_NORESERVE`), backs them with a new anonymous object of
     /// `pager`, registers them with a userfaultfd for missing and write-protect faults and
     /// starts the handler threads and the evictor. Every page reads as zeroes at first.
+    ///
+    /// Fails when the settings cannot work, when the pager's free swap cannot hold
+    /// `len - resident_limit` (unless `overcommit`), and when any part of the fault path
+    /// cannot be set up: a region is never returned that would hang its first fault.
     pub fn new(pager: &Pager, cfg: RegionConfig) -> Result<Region, RegionError> {
-        let (pages, limit) = checked_sizes(&cfg)?;
-        let uffd = uffd::Uffd::open().map_err(|source| RegionError::Userfaultfd {
+        Region::build(pager, cfg, None)
+    }
+
+    /// As [`Region::new`], with failures injected into its kernel calls (see
+    /// [`inject`]): for tests of the region's own error paths.
+    pub fn with_injector(
+        pager: &Pager,
+        cfg: RegionConfig,
+        faults: Arc<UffdFaults>,
+    ) -> Result<Region, RegionError> {
+        Region::build(pager, cfg, Some(faults))
+    }
+
+    fn build(
+        pager: &Pager,
+        cfg: RegionConfig,
+        faults: Option<Arc<UffdFaults>>,
+    ) -> Result<Region, RegionError> {
+        let sizes = checked_sizes(&cfg)?;
+        check_swap(pager, &cfg, &sizes)?;
+        let pages = sizes.pages;
+        let uffd = uffd::Uffd::open(faults.clone()).map_err(|source| RegionError::Userfaultfd {
             what: "open",
             source,
         })?;
-        let map =
-            mapping::Mapping::new(pages * PAGE_SIZE as u64).map_err(|source| RegionError::Map {
-                len: pages * PAGE_SIZE as u64,
-                source,
-            })?;
+        let len = pages * PAGE_SIZE as u64;
+        let map = mapping::Mapping::new(len, faults)
+            .map_err(|source| RegionError::Map { len, source })?;
         uffd.register(map.base, map.len)
             .map_err(|source| RegionError::Userfaultfd {
                 what: "register",
                 source,
             })?;
-        let obj = pager.alloc_object(None, pages);
+        let slots = Shared::inactive_slots(sizes.limit);
+        let cache = cache::SlotCache::new(slots).map_err(|source| RegionError::Map {
+            len: slots * PAGE_SIZE as u64,
+            source,
+        })?;
         let stop_fd = stop_eventfd()?;
+        let epolls = (0..cfg.handlers)
+            .map(|index| {
+                fault::Epoll::new(uffd.raw(), stop_fd.as_raw_fd())
+                    .map_err(|source| RegionError::Handler { index, source })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let obj = pager.alloc_object(None, pages);
         let (prefetch_tx, prefetch_rx) = crossbeam_channel::unbounded();
         let sh = Arc::new(Shared {
+            book: Arc::new(Book::new(pages, sizes.limit, slots)),
+            mem: state::Mem { uffd, map, cache },
             pager: pager.clone(),
             obj,
-            uffd,
-            map,
             pages,
-            limit,
-            read_around: cfg.read_around,
-            prefetch: cfg.prefetch,
-            streams: Mutex::new(prefetch::Streams::default()),
-            prefetch_tx,
-            evict_batch: cfg.evict_batch.max(1),
-            inactive_slots: Shared::inactive_slots(limit),
-            table: Mutex::new(Table::new(pages, Shared::inactive_slots(limit))),
-            changed: Condvar::new(),
-            need_room: Condvar::new(),
-            counters: stats::Counters::default(),
-            latency: Mutex::new(device::latency::histogram()),
+            limit: sizes.limit,
+            streams: streams::Streams::new(prefetch_tx, sizes.read_around, sizes.prefetch, pages),
+            evict_batch: sizes.evict_batch,
+            inactive_slots: slots,
+            room_wait: cfg.room_wait,
             stop: AtomicBool::new(false),
+            handlers_alive: AtomicUsize::new(cfg.handlers),
+            room_logged: AtomicBool::new(false),
         });
         let mut region = Region {
             sh,
             threads: Vec::new(),
             stop_fd,
         };
-        for i in 0..cfg.handlers {
-            let fd = region.stop_fd.as_raw_fd();
-            region.spawn(format!("region-fault-{i}"), move |sh| fault::run(sh, fd))?;
+        for (i, ep) in epolls.into_iter().enumerate() {
+            let name = format!("region-fault-{i}");
+            let label = name.clone();
+            region.spawn(name, move |sh| fault::run(sh, ep, label))?;
         }
         region.spawn("region-evict".into(), evict::run)?;
-        if cfg.prefetch > 0 {
+        if sizes.prefetch > 0 {
             region.spawn("region-prefetch".into(), move |sh| {
                 prefetch::run(sh, prefetch_rx)
             })?;
@@ -228,7 +304,7 @@ impl Region {
 
     /// Length in bytes (whole pages).
     pub fn len(&self) -> usize {
-        self.sh.map.len as usize
+        self.sh.mem.map.len as usize
     }
 
     /// Never: a region has at least one page.
@@ -245,7 +321,7 @@ impl Region {
     /// may load and store through it (data races between the program's own threads are
     /// the program's business, as with any memory).
     pub fn as_ptr(&self) -> *mut u8 {
-        self.sh.map.base as *mut u8
+        self.sh.mem.map.base as *mut u8
     }
 
     /// The region as bytes.
@@ -280,7 +356,7 @@ impl Region {
     /// Whether faults the kernel takes for the program (syscalls writing into the region)
     /// are served; `false` in `UFFD_USER_MODE_ONLY` mode (see the crate doc).
     pub fn serves_kernel_faults(&self) -> bool {
-        self.sh.uffd.caps.kernel_faults
+        self.sh.mem.uffd.caps.kernel_faults
     }
 
     /// The object holding the region's pages on swap (for tools and tests).
@@ -302,52 +378,56 @@ impl Region {
     /// region, so they can be read while its memory is borrowed (even mutably).
     pub fn monitor(&self) -> RegionMonitor {
         RegionMonitor {
-            sh: Arc::clone(&self.sh),
+            book: Arc::clone(&self.sh.book),
         }
     }
 }
 
 /// Reads a region's counters and page states; see [`Region::monitor`]. Holding one after
-/// the region drops keeps only the bookkeeping alive, never the memory's threads.
+/// the region drops keeps only the bookkeeping (the counters, the latency histogram),
+/// never the memory, the inactive cache, the userfaultfd or the swap.
 #[derive(Debug, Clone)]
 pub struct RegionMonitor {
-    sh: Arc<Shared>,
+    book: Arc<Book>,
 }
 
 impl RegionMonitor {
     /// Whether page `p` is in memory now: mapped, being brought in or written out, or on
     /// the inactive list (unmapped, its bytes held by the region). For tests and tools:
-    /// the answer may change as soon as it is returned.
+    /// the answer may change as soon as it is returned. `false` once the region dropped.
     pub fn is_resident(&self, p: u64) -> bool {
-        matches!(
-            self.sh.lock().pages.get(p as usize),
-            Some(Page::Loading | Page::Resident { .. } | Page::Evicting | Page::Inactive { .. })
-        )
+        self.book.lock().page(p).is_resident()
     }
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> RegionStats {
+        let (resident, dead) = {
+            let t = self.book.lock();
+            (t.resident, t.is_failed())
+        };
         let mut s = RegionStats {
-            pages: self.sh.pages,
-            resident_limit: self.sh.limit,
-            resident: self.sh.lock().resident,
-            fault_latency: device::latency::LatencySummary::of(&self.sh.latency.lock()),
+            pages: self.book.pages,
+            resident_limit: self.book.limit,
+            resident,
+            dead,
+            fault_latency: device::latency::LatencySummary::of(&self.book.latency.lock()),
             ..RegionStats::default()
         };
-        self.sh.counters.fill(&mut s);
+        self.book.counters.fill(&mut s);
         s
     }
 }
 
 impl Drop for Region {
     /// Stops the evictor (after its writes in flight complete) and the handlers, then
-    /// unmaps the memory and frees every block of the object.
+    /// unmaps the memory and frees every block of the object. Every wait of the region's
+    /// threads checks the stop flag, so this never waits on a fault.
     fn drop(&mut self) {
         self.sh.stop.store(true, Ordering::Release);
         {
             let _t = self.sh.lock();
-            self.sh.need_room.notify_all();
-            self.sh.changed.notify_all();
+            self.sh.book.need_room.notify_all();
+            self.sh.book.changed.notify_all();
         }
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from `one` to our eventfd.
@@ -355,8 +435,14 @@ impl Drop for Region {
         for h in self.threads.drain(..) {
             let _ = h.join();
         }
-        let _ = self.sh.uffd.unregister(self.sh.map.base, self.sh.map.len);
+        let _ = self
+            .sh
+            .mem
+            .uffd
+            .unregister(self.sh.mem.map.base, self.sh.mem.map.len);
         self.sh.pager.freespace(&self.sh.obj, 0, self.sh.pages);
+        // Monitors keep the book: only its counts stay.
+        self.sh.lock().clear();
     }
 }
 

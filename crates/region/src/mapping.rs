@@ -3,17 +3,22 @@
 //! without its fault handler, reading holes as zeroes); unmapped on drop.
 
 use std::io;
+use std::sync::Arc;
 
 use device::PAGE_SIZE;
+
+use crate::inject::{UffdFaults, Whole};
 
 #[derive(Debug)]
 pub(crate) struct Mapping {
     pub base: u64,
     pub len: u64,
+    /// Failures to inject into `drop_pages` and `forbid`, for tests.
+    faults: Option<Arc<UffdFaults>>,
 }
 
 impl Mapping {
-    pub fn new(len: u64) -> io::Result<Mapping> {
+    pub fn new(len: u64, faults: Option<Arc<UffdFaults>>) -> io::Result<Mapping> {
         let size = usize::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::ENOMEM))?;
         // SAFETY: a fresh private anonymous mapping; no existing memory is affected.
         let p = unsafe {
@@ -32,6 +37,7 @@ impl Mapping {
         let map = Mapping {
             base: p as u64,
             len,
+            faults,
         };
         map.advise(0, len, libc::MADV_NOHUGEPAGE)?;
         map.advise(0, len, libc::MADV_DONTFORK)?;
@@ -55,8 +61,17 @@ impl Mapping {
         Ok(())
     }
 
-    /// Drops the pages `first..first+n`: the next access is a missing fault again.
+    fn injected(&self, which: Whole) -> io::Result<()> {
+        match self.faults.as_ref().and_then(|f| f.whole(which)) {
+            Some(errno) => Err(io::Error::from_raw_os_error(errno)),
+            None => Ok(()),
+        }
+    }
+
+    /// Drops the pages `first..first+n`: the next access is a missing fault again. On an
+    /// error none of them may be taken as dropped.
     pub fn drop_pages(&self, first: u64, n: u64) -> io::Result<()> {
+        self.injected(Whole::DontNeed)?;
         self.advise(
             first * PAGE_SIZE as u64,
             n * PAGE_SIZE as u64,
@@ -66,6 +81,7 @@ impl Mapping {
 
     /// Makes page `p` inaccessible (the poison fallback of kernels before 6.6: SIGSEGV).
     pub fn forbid(&self, p: u64) -> io::Result<()> {
+        self.injected(Whole::Poison)?;
         // SAFETY: one page inside our own mapping.
         let rc = unsafe {
             libc::mprotect(

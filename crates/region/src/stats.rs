@@ -49,6 +49,25 @@ pub struct RegionStats {
     /// Touches of inactive pages: mapped back from memory, no I/O (the page was in use).
     #[serde(default)]
     pub hint_faults: u64,
+    /// Faults that found no room under the resident limit and waited for the evictor.
+    #[serde(default)]
+    pub room_waits: u64,
+    /// Faults that waited `RegionConfig::room_wait` for room in vain and got `SIGBUS`.
+    #[serde(default)]
+    pub room_timeouts: u64,
+    /// Faults whose kernel call failed (no memory, ...) and were tried again.
+    #[serde(default)]
+    pub fault_retries: u64,
+    /// Faults that failed too often in a row and got `SIGBUS`.
+    #[serde(default)]
+    pub fault_errors: u64,
+    /// Errors of the fault handlers' own descriptor (reading faults, waiting for them).
+    #[serde(default)]
+    pub handler_errors: u64,
+    /// The region is dead: its last fault handler stopped, and every touch of a page not
+    /// in memory gets `SIGBUS`.
+    #[serde(default)]
+    pub dead: bool,
     /// Time to serve a fault, from reading it to waking the toucher.
     pub fault_latency: LatencySummary,
 }
@@ -70,6 +89,11 @@ pub(crate) struct Counters {
     pub activations: AtomicU64,
     pub deactivations: AtomicU64,
     pub hint_faults: AtomicU64,
+    pub room_waits: AtomicU64,
+    pub room_timeouts: AtomicU64,
+    pub fault_retries: AtomicU64,
+    pub fault_errors: AtomicU64,
+    pub handler_errors: AtomicU64,
 }
 
 pub(crate) fn bump(c: &AtomicU64, n: u64) {
@@ -94,5 +118,10 @@ impl Counters {
         s.activations = get(&self.activations);
         s.deactivations = get(&self.deactivations);
         s.hint_faults = get(&self.hint_faults);
+        s.room_waits = get(&self.room_waits);
+        s.room_timeouts = get(&self.room_timeouts);
+        s.fault_retries = get(&self.fault_retries);
+        s.fault_errors = get(&self.fault_errors);
+        s.handler_errors = get(&self.handler_errors);
     }
 }

@@ -5,6 +5,9 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+
+use crate::inject::{Injected, UffdFaults, Whole};
 
 const UFFD_API: u64 = 0xAA;
 const UFFD_USER_MODE_ONLY: libc::c_int = 1;
@@ -124,7 +127,37 @@ pub(crate) struct Caps {
 pub(crate) struct Uffd {
     fd: OwnedFd,
     pub caps: Caps,
+    /// Failures to inject, for tests (see `inject.rs`).
+    faults: Option<Arc<UffdFaults>>,
 }
+
+/// What a ranged call did: its first `done` bytes took effect, and `error` says why it
+/// stopped short of the whole range (`None`: it did all of it).
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    pub done: u64,
+    pub error: Option<io::Error>,
+}
+
+impl Outcome {
+    fn complete(len: u64) -> Outcome {
+        Outcome {
+            done: len,
+            error: None,
+        }
+    }
+
+    /// Whole pages done.
+    pub fn pages(&self) -> u64 {
+        self.done / PAGE
+    }
+}
+
+/// How often `EAGAIN`/`EINTR` is retried in one call before it is reported. The kernel
+/// answers `EAGAIN` while the address space is changing under it; a bound keeps a storm
+/// of them from spinning a handler for ever (the caller then retries the fault).
+const MAX_RETRIES: u32 = 64;
+const PAGE: u64 = device::PAGE_SIZE as u64;
 
 /// A new descriptor: `/dev/userfaultfd` first (it obeys the device's permissions, not
 /// `vm.unprivileged_userfaultfd`), then the syscall; full mode first, user-mode-only if
@@ -170,7 +203,7 @@ impl Uffd {
     /// Opens a descriptor with write-protect faults (required) and poison (if offered).
     /// The handshake is done on a probe descriptor first: a descriptor takes `UFFDIO_API`
     /// only once, and the features must be asked for in that one call.
-    pub fn open() -> io::Result<Uffd> {
+    pub fn open(faults: Option<Arc<UffdFaults>>) -> io::Result<Uffd> {
         let (probe, _) = open_raw()?;
         let offered = api(&probe, 0)?.features;
         drop(probe);
@@ -189,6 +222,7 @@ impl Uffd {
                 poison: want & FEATURE_POISON != 0,
                 kernel_faults,
             },
+            faults,
         })
     }
 
@@ -229,6 +263,9 @@ impl Uffd {
 
     /// Reads up to `max` (at most 16) of the faults waiting now (none if there are none).
     pub fn read_faults(&self, out: &mut Vec<Fault>, max: usize) -> io::Result<()> {
+        if self.faults.as_ref().is_some_and(|f| f.read_fails()) {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
         let mut msgs = [Msg {
             event: 0,
             _reserved1: 0,
@@ -245,7 +282,10 @@ impl Uffd {
         let n = unsafe { libc::read(self.raw(), msgs.as_mut_ptr().cast(), size) };
         if n < 0 {
             let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::WouldBlock {
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ) {
                 return Ok(());
             }
             return Err(e);
@@ -264,87 +304,156 @@ impl Uffd {
         Ok(())
     }
 
-    /// Installs `len` bytes from `src` at `dst`, write-protected, and wakes the threads
-    /// waiting there. `Ok(false)`: something was already mapped there (`EEXIST`).
+    /// Installs `len` bytes from `src` at `dst`, write-protected if `wp`, and wakes the threads
+    /// waiting there. Reports exactly how many bytes were mapped: a copy can stop part
+    /// way (`ENOMEM`, or `EEXIST` where a page is mapped already), and the pages before
+    /// that point are mapped all the same. `EAGAIN` and `EINTR` are retried from where
+    /// the copy stopped.
     ///
     /// # Safety
     /// `src` must be readable for `len` bytes; `dst..dst+len` must be inside the registered
     /// range and page aligned.
-    pub unsafe fn copy_wp(&self, dst: u64, src: *const u8, len: u64) -> io::Result<bool> {
+    pub unsafe fn copy(&self, dst: u64, src: *const u8, len: u64, wp: bool) -> Outcome {
         let mut done = 0;
+        let mut retries = 0;
         while done < len {
-            let mut c = Copy {
-                dst: dst + done,
-                src: src as u64 + done,
-                len: len - done,
-                mode: COPY_MODE_WP,
-                copy: 0,
+            let want = len - done;
+            let injected = match &self.faults {
+                Some(f) => f.copy(want / PAGE),
+                None => Injected::None,
             };
-            // SAFETY: UFFDIO_COPY reads and writes one `uffdio_copy`; the caller vouches
-            // for the ranges.
-            let rc = unsafe { libc::ioctl(self.raw(), UFFDIO_COPY, &mut c) };
-            if c.copy > 0 {
-                done += c.copy as u64;
-            }
-            if rc < 0 {
-                let e = io::Error::last_os_error();
-                match e.raw_os_error() {
-                    Some(libc::EAGAIN) => continue,
-                    Some(libc::EEXIST) => return Ok(false),
-                    _ => return Err(e),
+            let (ask, fake) = match injected {
+                Injected::None => (want, None),
+                Injected::Partial { pages, errno } => (pages * PAGE, Some(errno)),
+            };
+            let (copied, error) = if ask > 0 {
+                // SAFETY: a sub-range of what the caller vouched for.
+                unsafe { self.copy_once(dst + done, src.wrapping_add(done as usize), ask, wp) }
+            } else {
+                (0, None)
+            };
+            done += copied;
+            let error = error.or(fake.map(io::Error::from_raw_os_error));
+            let Some(e) = error else { continue };
+            match e.raw_os_error() {
+                Some(libc::EAGAIN | libc::EINTR) if retries < MAX_RETRIES => retries += 1,
+                _ => {
+                    return Outcome {
+                        done,
+                        error: Some(e),
+                    };
                 }
             }
         }
-        Ok(true)
+        Outcome::complete(len)
     }
 
-    /// Maps the zero page at `[start, start+len)` and wakes the waiters. `Ok(false)`:
-    /// already mapped.
-    pub fn zeropage(&self, start: u64, len: u64) -> io::Result<bool> {
-        self.fill(UFFDIO_ZEROPAGE, start, len)
+    /// One `UFFDIO_COPY`: the bytes it copied, and its error if it stopped short.
+    ///
+    /// # Safety
+    /// As [`Uffd::copy`].
+    unsafe fn copy_once(
+        &self,
+        dst: u64,
+        src: *const u8,
+        len: u64,
+        wp: bool,
+    ) -> (u64, Option<io::Error>) {
+        let mut c = Copy {
+            dst,
+            src: src as u64,
+            len,
+            mode: if wp { COPY_MODE_WP } else { 0 },
+            copy: 0,
+        };
+        // SAFETY: UFFDIO_COPY reads and writes one `uffdio_copy`; the caller vouches for
+        // the ranges.
+        let rc = unsafe { libc::ioctl(self.raw(), UFFDIO_COPY, &mut c) };
+        let copied = if c.copy > 0 { c.copy as u64 } else { 0 };
+        if rc < 0 {
+            return (copied, Some(io::Error::last_os_error()));
+        }
+        (copied.max(len), None)
+    }
+
+    /// Maps the zero page at `[start, start+len)` and wakes the waiters; reports how much
+    /// was mapped, as [`Uffd::copy`].
+    pub fn zeropage(&self, start: u64, len: u64) -> Outcome {
+        self.fill(UFFDIO_ZEROPAGE, Whole::Zeropage, start, len)
     }
 
     /// Marks `[start, start+len)` poisoned: every access there gets `SIGBUS` (6.6+).
-    pub fn poison(&self, start: u64, len: u64) -> io::Result<bool> {
-        self.fill(UFFDIO_POISON, start, len)
+    /// Reports how much was poisoned.
+    pub fn poison(&self, start: u64, len: u64) -> Outcome {
+        self.fill(UFFDIO_POISON, Whole::Poison, start, len)
     }
 
-    fn fill(&self, op: libc::c_ulong, start: u64, len: u64) -> io::Result<bool> {
-        loop {
-            let mut z = Fill {
-                range: Range { start, len },
-                mode: 0,
-                result: 0,
+    fn fill(&self, op: libc::c_ulong, which: Whole, start: u64, len: u64) -> Outcome {
+        let mut done = 0;
+        let mut retries = 0;
+        while done < len {
+            let injected = self.faults.as_ref().and_then(|f| f.whole(which));
+            let (did, error) = match injected {
+                Some(errno) => (0, Some(io::Error::from_raw_os_error(errno))),
+                None => self.fill_once(op, start + done, len - done),
             };
-            // SAFETY: UFFDIO_ZEROPAGE and UFFDIO_POISON read and write one struct of this
-            // layout; they only touch page tables of the registered range.
-            if unsafe { libc::ioctl(self.raw(), op, &mut z) } >= 0 {
-                return Ok(true);
-            }
-            let e = io::Error::last_os_error();
+            done += did;
+            let Some(e) = error else { continue };
             match e.raw_os_error() {
-                Some(libc::EAGAIN) => continue,
-                Some(libc::EEXIST) => return Ok(false),
-                _ => return Err(e),
+                Some(libc::EAGAIN | libc::EINTR) if retries < MAX_RETRIES => retries += 1,
+                _ => {
+                    return Outcome {
+                        done,
+                        error: Some(e),
+                    };
+                }
             }
         }
+        Outcome::complete(len)
+    }
+
+    fn fill_once(&self, op: libc::c_ulong, start: u64, len: u64) -> (u64, Option<io::Error>) {
+        let mut z = Fill {
+            range: Range { start, len },
+            mode: 0,
+            result: 0,
+        };
+        // SAFETY: UFFDIO_ZEROPAGE and UFFDIO_POISON read and write one struct of this
+        // layout; they only touch page tables of the registered range.
+        let rc = unsafe { libc::ioctl(self.raw(), op, &mut z) };
+        let did = if z.result > 0 { z.result as u64 } else { 0 };
+        if rc < 0 {
+            return (did, Some(io::Error::last_os_error()));
+        }
+        (did.max(len), None)
     }
 
     /// Write-protects (`protect`) or unprotects `[start, start+len)`. Unprotecting wakes
-    /// the threads waiting on a write-protect fault there.
+    /// the threads waiting on a write-protect fault there. The kernel says nothing of a
+    /// range done part way: on an error the caller must take none of it as done (a page
+    /// that is in fact protected then costs one more write-protect fault, never a store).
     pub fn write_protect(&self, start: u64, len: u64, protect: bool) -> io::Result<()> {
         let mut w = WriteProtect {
             range: Range { start, len },
             mode: if protect { WRITEPROTECT_MODE_WP } else { 0 },
         };
+        let mut retries = 0;
         loop {
-            // SAFETY: UFFDIO_WRITEPROTECT reads one `uffdio_writeprotect`.
-            if unsafe { libc::ioctl(self.raw(), UFFDIO_WRITEPROTECT, &mut w) } >= 0 {
-                return Ok(());
-            }
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EAGAIN) {
-                return Err(e);
+            let injected = self
+                .faults
+                .as_ref()
+                .and_then(|f| f.whole(Whole::WriteProtect));
+            let e = match injected {
+                Some(errno) => io::Error::from_raw_os_error(errno),
+                // SAFETY: UFFDIO_WRITEPROTECT reads one `uffdio_writeprotect`.
+                None if unsafe { libc::ioctl(self.raw(), UFFDIO_WRITEPROTECT, &mut w) } >= 0 => {
+                    return Ok(());
+                }
+                None => io::Error::last_os_error(),
+            };
+            match e.raw_os_error() {
+                Some(libc::EAGAIN | libc::EINTR) if retries < MAX_RETRIES => retries += 1,
+                _ => return Err(e),
             }
         }
     }
@@ -358,4 +467,25 @@ impl Uffd {
         }
         Ok(())
     }
+}
+
+/// Sends `SIGBUS` to thread `tid` of this process: how a fault that cannot be served
+/// (its wait for swap timed out, or its page could not be poisoned) ends in the faulting
+/// thread, which the kernel names in the fault message (`UFFD_FEATURE_THREAD_ID`). The
+/// thread is blocked in the fault; the signal interrupts that wait and is delivered
+/// before the access is tried again. Returns whether it was sent (`tid` 0: unknown).
+pub(crate) fn sigbus_thread(tid: u32) -> bool {
+    if tid == 0 {
+        return false;
+    }
+    // SAFETY: tgkill(2) with plain integers; it only signals a thread of our own process.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_tgkill,
+            libc::getpid(),
+            tid as libc::pid_t,
+            libc::SIGBUS,
+        )
+    };
+    rc == 0
 }

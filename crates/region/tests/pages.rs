@@ -119,7 +119,11 @@ fn swap_full_blocks_eviction_until_swap_is_added_and_loses_nothing() {
         let Some(pager) = common::pager(dir.path(), engine, 1, 25) else {
             continue;
         };
-        let mut region = Region::new(&pager, config(64, 8)).unwrap();
+        let cfg = RegionConfig {
+            overcommit: true,
+            ..config(64, 8)
+        };
+        let mut region = Region::new(&pager, cfg).unwrap();
         let monitor = region.monitor();
         let mem = region.as_atomic_u64s();
         std::thread::scope(|s| {

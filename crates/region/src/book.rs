@@ -1,0 +1,45 @@
+//! The region's bookkeeping: the page table with its condition variables, the counters
+//! and the fault latency histogram. It is all a [`crate::RegionMonitor`] keeps: the memory,
+//! the inactive cache, the userfaultfd and the pager object belong to the region's
+//! threads and go when the region drops.
+//!
+//! Lock order: the table, then the pager's locks (a pager call may be made under the table
+//! lock; a pager callback never takes it). Page table changes are announced on `changed`;
+//! the evictor sleeps on `need_room`.
+
+use hdrhistogram::Histogram;
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use crate::state::Table;
+use crate::stats::Counters;
+
+#[derive(Debug)]
+pub(crate) struct Book {
+    /// Pages in the region.
+    pub pages: u64,
+    /// The resident limit in pages (at most `pages`).
+    pub limit: u64,
+    pub table: Mutex<Table>,
+    pub changed: Condvar,
+    pub need_room: Condvar,
+    pub counters: Counters,
+    pub latency: Mutex<Histogram<u64>>,
+}
+
+impl Book {
+    pub fn new(pages: u64, limit: u64, slots: u64) -> Book {
+        Book {
+            pages,
+            limit,
+            table: Mutex::new(Table::new(pages, slots)),
+            changed: Condvar::new(),
+            need_room: Condvar::new(),
+            counters: Counters::default(),
+            latency: Mutex::new(device::latency::histogram()),
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, Table> {
+        self.table.lock()
+    }
+}

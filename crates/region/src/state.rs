@@ -1,0 +1,701 @@
+//! The page states: one state per page of the region, every move between them, and every
+//! kernel call that changes a page's mapping. Nothing else in the crate writes a page's
+//! state or calls userfaultfd on the region's memory; the fault handlers (`fault.rs`), the
+//! prefetch thread (`prefetch.rs`) and the evictor (`evict.rs`) choose *which* pages move,
+//! and ask this module to move them.
+//!
+//! # The rule: the table never disagrees with the kernel
+//! A kernel call on a range can stop part way (`UFFDIO_COPY` with `ENOMEM` after some
+//! pages, `EEXIST` where a page is mapped already) and the pages before that point are
+//! mapped all the same. Each move below takes the call's exact outcome
+//! ([`crate::uffd::Outcome`]): the pages the kernel mapped become mapped states, the others
+//! stay unmapped ones. A page the kernel calls mapped where the table says it is not
+//! (`EEXIST`) is zapped back to unmapped (`MADV_DONTNEED`) before its state is settled, so
+//! both sides agree again. A page is never recorded `Poisoned` unless the poison took.
+//!
+//! # States and moves
+//! *Mapped* states have a page table entry in the kernel; *unmapped* ones do not, and a
+//! touch of one raises a missing fault. Who moves a page, and with what call; every move
+//! is made under the table lock except the kernel calls on pages their mover *owns*
+//! (`Loading`: the reader; `Deactivating`, `WritingOut`: the evictor), which no one else
+//! may move.
+//!
+//! | from | to | by | kernel call |
+//! |---|---|---|---|
+//! | `Absent{swap: false}` | `Resident{dirty}` | handler | `UFFDIO_ZEROPAGE` |
+//! | `Absent{swap: true}` | `Loading` | handler, prefetch | — (taken to read) |
+//! | `Loading` | `Resident{clean}` | its reader | `UFFDIO_COPY` (WP), pages copied |
+//! | `Loading` | `Absent{swap: true}` | its reader | — (not read or not copied) |
+//! | `Loading` | `Poisoned` | its reader | `UFFDIO_POISON` (or `mprotect`), read failed |
+//! | `Resident{clean}` | `Resident{dirty}` | handler | `UFFDIO_WRITEPROTECT` off |
+//! | `Resident` | `Deactivating` | evictor (clock) | — |
+//! | `Deactivating` | `Resident` | evictor | — (protect, copy or unmap failed) |
+//! | `Deactivating` | `Inactive` | evictor | WP on (dirty), copy to a slot, `MADV_DONTNEED` |
+//! | `Deactivating{dirty}` | `Absent{swap: false}` | evictor | as above, the page all zeroes |
+//! | `Inactive` | `Resident` | handler (hint fault) | `UFFDIO_COPY` from the slot |
+//! | `Inactive{clean}` | `Absent{swap: true}` | evictor | — (its swap copy is valid) |
+//! | `Inactive{dirty}` | `WritingOut` | evictor | — |
+//! | `WritingOut` | `Absent{swap: true}` | evictor | — (`putpages` done) |
+//! | `WritingOut` | `Inactive{dirty}` | evictor | — (`putpages` failed) |
+//! | any unmapped | `Poisoned` | [`Table::fail`] | `UFFDIO_POISON`: the region is dead |
+//!
+//! A fault on a page in an owned state waits on `changed` until its owner settles it.
+//!
+//! # Failures the caller retries
+//! A move whose kernel call fails leaves the page unmapped and its state as before; the
+//! handler wakes the toucher, whose access faults again and is served afresh. Failures
+//! in a row on one page are counted ([`Table::retry`]); past [`MAX_FAULT_RETRIES`] the
+//! fault is ended with `SIGBUS` in the faulting thread instead of bouncing for ever.
+
+use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
+
+use device::PAGE_SIZE;
+
+use crate::cache::SlotCache;
+use crate::mapping::Mapping;
+use crate::uffd::{Outcome, Uffd};
+
+const PAGE: u64 = PAGE_SIZE as u64;
+
+/// Failed attempts in a row to serve a fault on one page before the fault gets `SIGBUS`.
+/// An injected or transient failure (no memory for a moment) almost never repeats this
+/// often; a persistent one must not keep the toucher bouncing between fault and wake.
+pub const MAX_FAULT_RETRIES: u8 = 16;
+
+/// Extra turns of the clock hand a refaulting (working set) page survives unreferenced.
+pub const ACTIVE_CHANCES: u8 = 1;
+
+/// The state of one page of the region; see the module doc for the moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Page {
+    /// Unmapped. `swap`: the object holds the page's bytes on swap; otherwise the page
+    /// has never been evicted with data and reads as zeroes.
+    Absent { swap: bool },
+    /// Unmapped; a reader is bringing it in. Counts as resident.
+    Loading,
+    /// Mapped. A clean page is write-protected and equal to its swap copy; a dirty page is
+    /// writable (or was zero-filled, or its unprotect failed) and its swap copy, if any,
+    /// is stale. `referenced`: the clock's second-chance bit.
+    Resident { dirty: bool, referenced: bool },
+    /// Mapped and write-protected; the evictor is moving it to the inactive list. A store
+    /// waits in its write-protect fault.
+    Deactivating { dirty: bool },
+    /// Unmapped, its bytes in slot `slot` of the inactive cache (counted resident); a touch
+    /// maps it back from there without I/O.
+    Inactive { slot: u32, dirty: bool },
+    /// Unmapped; the evictor is writing it from slot `slot`.
+    WritingOut { slot: u32 },
+    /// Its read failed (or the region died): every access gets `SIGBUS`.
+    Poisoned,
+}
+
+impl Page {
+    /// Whether the page counts as resident (in memory, mapped or held by the region).
+    pub fn is_resident(self) -> bool {
+        !matches!(self, Page::Absent { .. } | Page::Poisoned)
+    }
+
+    /// Whether the kernel has a page table entry for it.
+    fn is_mapped(self) -> bool {
+        matches!(self, Page::Resident { .. } | Page::Deactivating { .. })
+    }
+}
+
+/// The kernel side of the moves: the descriptor, the memory and the inactive cache.
+#[derive(Debug)]
+pub(crate) struct Mem {
+    pub uffd: Uffd,
+    pub map: Mapping,
+    pub cache: SlotCache,
+}
+
+impl Mem {
+    pub fn addr(&self, p: u64) -> u64 {
+        self.map.page_addr(p)
+    }
+
+    /// Wakes the threads waiting on a fault at page `p`: they retry the access.
+    pub fn wake(&self, p: u64) {
+        let _ = self.uffd.wake(self.addr(p), PAGE);
+    }
+
+    /// Maps `range` from `buf` (which starts at page `first`) write-protected with one
+    /// `UFFDIO_COPY` (retried from where it stopped on `EAGAIN`), waking their waiters.
+    /// Reports exactly what was mapped; the caller settles the states with
+    /// [`Table::loaded`] under the lock.
+    ///
+    /// The pages must be the caller's (`Loading`), so no one else maps them meanwhile.
+    pub fn install(&self, first: u64, buf: &[u8], range: Range<u64>) -> Outcome {
+        let off = ((range.start - first) * PAGE) as usize;
+        let len = (range.end - range.start) * PAGE;
+        assert!(off + len as usize <= buf.len());
+        // SAFETY: `buf[off..off+len]` holds the pages read (checked above); the destination
+        // pages are Loading, owned by the caller, inside the registered mapping.
+        unsafe {
+            self.uffd
+                .copy(self.addr(range.start), buf[off..].as_ptr(), len, true)
+        }
+    }
+}
+
+/// Where a fault stands after a failed attempt: see [`Table::retry`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// Wake the toucher: it faults again and is served afresh.
+    Again,
+    /// Too many failures in a row: end the fault with `SIGBUS`.
+    GiveUp,
+}
+
+#[derive(Debug)]
+pub(crate) struct Table {
+    pages: Vec<Page>,
+    /// Pages in a resident state (see [`Page::is_resident`]).
+    pub resident: u64,
+    /// The clock hand.
+    pub hand: u64,
+    /// Mapped by prefetch and not yet counted as a hit nor evicted.
+    pub prefetched: Vec<bool>,
+    /// Pages evicted so far (wrapping): the clock that refault distances are read on.
+    pub evictions: u32,
+    /// The value of `evictions` when each page was last evicted; 0 never.
+    evicted_at: Vec<u32>,
+    /// Extra turns of the hand a resident page survives unreferenced: set when it
+    /// refaults soon after its eviction (see `evict.rs`).
+    pub chances: Vec<u8>,
+    free_slots: Vec<u32>,
+    /// Inactive pages, oldest first (entries of pages mapped back since are stale).
+    pub inactive: VecDeque<u64>,
+    /// Failed attempts in a row to serve a fault, per page (absent: none).
+    retries: HashMap<u64, u8>,
+    /// The region is dead (its handlers are gone): every unmapped page is poisoned.
+    failed: bool,
+    /// Inactive cache slots in all.
+    slots: u64,
+}
+
+impl Table {
+    /// The table of a region of `pages` pages with `slots` inactive cache slots, every
+    /// page absent and never written.
+    pub fn new(pages: u64, slots: u64) -> Table {
+        let n = pages as usize;
+        Table {
+            pages: vec![Page::Absent { swap: false }; n],
+            resident: 0,
+            hand: 0,
+            prefetched: vec![false; n],
+            evictions: 0,
+            evicted_at: vec![0; n],
+            chances: vec![0; n],
+            free_slots: (0..slots as u32).rev().collect(),
+            inactive: VecDeque::new(),
+            retries: HashMap::new(),
+            failed: false,
+            slots,
+        }
+    }
+
+    /// The state of page `p` (`Absent` past the end, as after the region dropped).
+    pub fn page(&self, p: u64) -> Page {
+        self.pages
+            .get(p as usize)
+            .copied()
+            .unwrap_or(Page::Absent { swap: false })
+    }
+
+    pub fn is_failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Inactive cache slots in use.
+    pub fn slots_used(&self) -> u64 {
+        self.slots - self.free_slots.len() as u64
+    }
+
+    pub fn free_slots(&self) -> u64 {
+        self.free_slots.len() as u64
+    }
+
+    fn set(&mut self, p: u64, to: Page) {
+        let from = std::mem::replace(&mut self.pages[p as usize], to);
+        match (from.is_resident(), to.is_resident()) {
+            (false, true) => self.resident += 1,
+            (true, false) => self.resident -= 1,
+            _ => {}
+        }
+    }
+
+    /// Page `p` was just evicted: stamp it on the eviction clock.
+    fn evicted(&mut self, p: u64) {
+        self.evictions = self.evictions.wrapping_add(1).max(1);
+        self.evicted_at[p as usize] = self.evictions;
+        self.chances[p as usize] = 0;
+        self.prefetched[p as usize] = false;
+    }
+
+    /// Page `p` is being faulted back in. If fewer than `limit` pages were evicted since it
+    /// went out, a memory twice as large would have kept it: it is part of the working
+    /// set, and gets [`ACTIVE_CHANCES`] extra turns of the hand. Returns whether it did.
+    pub fn refault(&mut self, p: u64, limit: u64) -> bool {
+        let at = self.evicted_at[p as usize];
+        let hot = at != 0 && u64::from(self.evictions.wrapping_sub(at)) <= limit;
+        self.chances[p as usize] = if hot { ACTIVE_CHANCES } else { 0 };
+        hot
+    }
+
+    /// A fault on page `p` could not be served this time. Counts it; says whether to let
+    /// the toucher try again or to give up on the fault.
+    pub fn retry(&mut self, p: u64) -> Retry {
+        let n = self.retries.entry(p).or_insert(0);
+        *n += 1;
+        if *n >= MAX_FAULT_RETRIES {
+            self.retries.remove(&p);
+            Retry::GiveUp
+        } else {
+            Retry::Again
+        }
+    }
+
+    /// A fault on page `p` was served: its failures in a row start again from zero.
+    fn served(&mut self, p: u64) {
+        if !self.retries.is_empty() {
+            self.retries.remove(&p);
+        }
+    }
+
+    /// A page the kernel reported mapped (`EEXIST`) where the table has it unmapped: zap it
+    /// so the two agree. Under the lock, on a page whose state the caller holds.
+    fn zap(&self, mem: &Mem, p: u64, outcome: &Outcome) {
+        let eexist = outcome
+            .error
+            .as_ref()
+            .is_some_and(|e| e.raw_os_error() == Some(libc::EEXIST));
+        if eexist {
+            let _ = mem.map.drop_pages(p, 1);
+        }
+    }
+
+    /// An unmapped page goes to state `to`; in a dead region it is poisoned instead, so no
+    /// touch of it can wait for a handler that is gone.
+    fn unmapped(&mut self, mem: &Mem, p: u64, to: Page) {
+        if self.failed {
+            self.set(p, Page::Poisoned);
+            let _ = poison_page(mem, p);
+        } else {
+            self.set(p, to);
+        }
+    }
+
+    // ---- handler moves ---------------------------------------------------------------
+
+    /// `Absent{swap: false}` → `Resident{dirty}`: maps the zero page at `p`. A zero-filled
+    /// page counts as dirty: the kernel copies the zero page on the first store without
+    /// telling us. Returns whether it was mapped.
+    pub fn zero_fill(&mut self, mem: &Mem, p: u64) -> bool {
+        debug_assert_eq!(self.page(p), Page::Absent { swap: false });
+        let out = mem.uffd.zeropage(mem.addr(p), PAGE);
+        if out.pages() == 1 {
+            self.set(
+                p,
+                Page::Resident {
+                    dirty: true,
+                    referenced: true,
+                },
+            );
+            self.served(p);
+            return true;
+        }
+        self.zap(mem, p, &out);
+        false
+    }
+
+    /// `Absent{swap: true}` pages `first..first + n` → `Loading`: taken by the caller to
+    /// read.
+    pub fn begin_load(&mut self, first: u64, n: u64) {
+        for q in first..first + n {
+            debug_assert_eq!(self.page(q), Page::Absent { swap: true });
+            self.set(q, Page::Loading);
+        }
+    }
+
+    /// Settles a read of `first..first + n` (all `Loading`, the caller's): the pages the
+    /// kernel mapped (`out`, from `mapped_from` on) become `Resident`, clean and
+    /// unreferenced but for `hot` (the faulting page if it refaulted soon: it comes in
+    /// referenced); the rest go back to `Absent{swap: true}`. A page no longer `Loading`
+    /// (the region died meanwhile) is left as it is. Returns the pages mapped.
+    pub fn loaded(
+        &mut self,
+        mem: &Mem,
+        first: u64,
+        n: u64,
+        mapped_from: u64,
+        out: Option<&Outcome>,
+        hot: Option<u64>,
+    ) -> Range<u64> {
+        let mapped_end = mapped_from + out.map_or(0, Outcome::pages);
+        for q in first..first + n {
+            if self.page(q) != Page::Loading {
+                continue;
+            }
+            if (mapped_from..mapped_end).contains(&q) {
+                self.set(
+                    q,
+                    Page::Resident {
+                        dirty: false,
+                        referenced: hot == Some(q),
+                    },
+                );
+                self.served(q);
+            } else {
+                if q == mapped_end
+                    && let Some(out) = out
+                {
+                    self.zap(mem, q, out);
+                }
+                self.unmapped(mem, q, Page::Absent { swap: true });
+            }
+        }
+        mapped_from..mapped_end
+    }
+
+    /// `Loading` page `p` could not be read: it becomes `Poisoned` and its toucher is woken
+    /// into `SIGBUS` (`UFFDIO_POISON`; before 6.6 `PROT_NONE`, so `SIGSEGV`). If the poison
+    /// does not take, the page goes back to `Absent{swap: true}` (its next touch reads it
+    /// again) and the toucher, `thread`, is sent `SIGBUS` directly. Returns whether the
+    /// page was poisoned.
+    pub fn poison(&mut self, mem: &Mem, p: u64, thread: u32) -> bool {
+        if self.page(p) != Page::Loading {
+            return false;
+        }
+        if poison_page(mem, p) {
+            self.set(p, Page::Poisoned);
+            return true;
+        }
+        self.set(p, Page::Absent { swap: true });
+        crate::uffd::sigbus_thread(thread);
+        mem.wake(p);
+        false
+    }
+
+    /// `Resident` → `Resident{dirty}` for the pages of `range`, write protection lifted
+    /// (under the lock: the evictor protects only pages it saw dirty, so it can never see
+    /// a page it thinks clean become writable behind it). Returns whether the kernel lifted
+    /// it; if not, the pages stay protected and dirty, and a store takes one more
+    /// write-protect fault.
+    pub fn make_dirty(&mut self, mem: &Mem, range: Range<u64>) -> bool {
+        for q in range.clone() {
+            if let Page::Resident { referenced, .. } = self.page(q) {
+                self.set(
+                    q,
+                    Page::Resident {
+                        dirty: true,
+                        referenced,
+                    },
+                );
+            }
+        }
+        mem.uffd
+            .write_protect(
+                mem.addr(range.start),
+                (range.end - range.start) * PAGE,
+                false,
+            )
+            .is_ok()
+    }
+
+    /// A store to write-protected page `p`: marks it dirty and referenced and lifts the
+    /// protection. Returns whether the store can go on (if not, the caller retries).
+    pub fn write_fault(&mut self, mem: &Mem, p: u64) -> bool {
+        if let Page::Resident { dirty, .. } = self.page(p) {
+            self.set(
+                p,
+                Page::Resident {
+                    dirty,
+                    referenced: true,
+                },
+            );
+        }
+        let ok = self.make_dirty(mem, p..p + 1);
+        if ok {
+            self.served(p);
+        }
+        ok
+    }
+
+    /// `Inactive` → `Resident`: a touch maps page `p` back from its slot with no I/O (a
+    /// hint fault), referenced (it was in use); a dirty page comes back writable, a clean
+    /// one write-protected. Returns whether it was mapped.
+    pub fn map_back(&mut self, mem: &Mem, p: u64) -> bool {
+        let Page::Inactive { slot, dirty } = self.page(p) else {
+            return false;
+        };
+        // SAFETY: the slot holds page `p`'s bytes and belongs to its Inactive state, which
+        // only this call (under the table lock) ends; page `p` is unmapped, inside the
+        // registered mapping.
+        let out = unsafe {
+            mem.uffd
+                .copy(mem.addr(p), mem.cache.slot(slot), PAGE, !dirty)
+        };
+        if out.pages() == 1 {
+            self.set(
+                p,
+                Page::Resident {
+                    dirty,
+                    referenced: true,
+                },
+            );
+            self.free_slots.push(slot);
+            self.served(p);
+            return true;
+        }
+        self.zap(mem, p, &out);
+        false
+    }
+
+    // ---- evictor moves ---------------------------------------------------------------
+
+    /// The clock hand passed resident page `p`: it loses its second-chance bit.
+    pub fn unreference(&mut self, p: u64) {
+        if let Page::Resident { dirty, .. } = self.page(p) {
+            self.set(
+                p,
+                Page::Resident {
+                    dirty,
+                    referenced: false,
+                },
+            );
+        }
+    }
+
+    /// `Resident` → `Deactivating`: the clock chose page `p`. Returns whether it was dirty.
+    pub fn begin_deactivate(&mut self, p: u64) -> Option<bool> {
+        let Page::Resident { dirty, .. } = self.page(p) else {
+            return None;
+        };
+        self.set(p, Page::Deactivating { dirty });
+        self.prefetched[p as usize] = false;
+        Some(dirty)
+    }
+
+    /// `Deactivating` → `Resident`: page `p` could not be moved (its protect, copy or unmap
+    /// failed); it stays in memory, referenced. Its slot, if it took one, comes back.
+    pub fn keep(&mut self, p: u64, slot: Option<u32>) {
+        if let Page::Deactivating { dirty } = self.page(p) {
+            self.set(
+                p,
+                Page::Resident {
+                    dirty,
+                    referenced: true,
+                },
+            );
+        }
+        if let Some(slot) = slot {
+            self.free_slots.push(slot);
+        }
+    }
+
+    /// A free slot of the inactive cache, now the caller's.
+    pub fn take_slot(&mut self) -> Option<u32> {
+        self.free_slots.pop()
+    }
+
+    /// `Deactivating` → `Inactive{slot}`: page `p`, its bytes copied into `slot`, was
+    /// unmapped. In a dead region it is poisoned instead (and the slot freed).
+    pub fn deactivated(&mut self, mem: &Mem, p: u64, slot: u32) {
+        let Page::Deactivating { dirty } = self.page(p) else {
+            return;
+        };
+        if self.failed {
+            self.unmapped(mem, p, Page::Poisoned);
+            self.free_slots.push(slot);
+            return;
+        }
+        self.set(p, Page::Inactive { slot, dirty });
+        self.inactive.push_back(p);
+    }
+
+    /// `Deactivating{dirty}` → `Absent{swap: false}`: page `p` held only zeroes and was
+    /// unmapped; its slot (used to look at it) comes back, and the caller frees its stale
+    /// swap copy.
+    pub fn dropped_zero(&mut self, mem: &Mem, p: u64, slot: u32) {
+        if !matches!(self.page(p), Page::Deactivating { .. }) {
+            return;
+        }
+        self.unmapped(mem, p, Page::Absent { swap: false });
+        self.free_slots.push(slot);
+        self.evicted(p);
+    }
+
+    /// The oldest inactive page, if any, leaves the list: a clean one becomes
+    /// `Absent{swap: true}` here (`Some((p, None))`); a dirty one becomes `WritingOut` and
+    /// is returned with its slot, to be written.
+    pub fn pop_inactive(&mut self) -> Option<(u64, Option<u32>)> {
+        loop {
+            let p = self.inactive.pop_front()?;
+            // Entries of pages mapped back since are stale: skip them.
+            let Page::Inactive { slot, dirty } = self.page(p) else {
+                continue;
+            };
+            if dirty {
+                self.set(p, Page::WritingOut { slot });
+                return Some((p, Some(slot)));
+            }
+            self.set(p, Page::Absent { swap: true });
+            self.free_slots.push(slot);
+            self.evicted(p);
+            return Some((p, None));
+        }
+    }
+
+    /// `WritingOut` → `Absent{swap: true}` (`written`) or back to `Inactive{dirty}` at the
+    /// end of the list (its write failed or found no swap; its bytes are still in the slot).
+    pub fn written(&mut self, p: u64, written: bool) {
+        let Page::WritingOut { slot } = self.page(p) else {
+            return;
+        };
+        if written {
+            self.set(p, Page::Absent { swap: true });
+            self.free_slots.push(slot);
+            self.evicted(p);
+        } else {
+            self.set(p, Page::Inactive { slot, dirty: true });
+            self.inactive.push_back(p);
+        }
+    }
+
+    // ---- the end ---------------------------------------------------------------------
+
+    /// The region is dead (no handler serves its faults any more): every unmapped page is
+    /// poisoned, so that every waiting and later touch of one ends in `SIGBUS` instead of
+    /// waiting for ever, and the whole range is unprotected and woken (a store waiting in
+    /// a write-protect fault goes on; mapped pages stay readable). From here on each page
+    /// that becomes unmapped is poisoned too ([`Table::unmapped`]).
+    pub fn fail(&mut self, mem: &Mem) {
+        self.failed = true;
+        let mut p = 0;
+        let n = self.pages.len() as u64;
+        while p < n {
+            if self.page(p).is_mapped() || self.page(p) == Page::Poisoned {
+                p += 1;
+                continue;
+            }
+            let start = p;
+            while p < n && !self.page(p).is_mapped() && self.page(p) != Page::Poisoned {
+                self.set(p, Page::Poisoned);
+                p += 1;
+            }
+            let out = mem.uffd.poison(mem.addr(start), (p - start) * PAGE);
+            if out.error.is_some() && !mem.uffd.caps.poison {
+                for q in start..p {
+                    let _ = mem.map.forbid(q);
+                }
+            }
+        }
+        self.inactive.clear();
+        let _ = mem.uffd.write_protect(mem.map.base, mem.map.len, false);
+        let _ = mem.uffd.wake(mem.map.base, mem.map.len);
+    }
+
+    /// Forgets the pages (the region dropped): only counts are left for monitors.
+    pub fn clear(&mut self) {
+        self.pages = Vec::new();
+        self.prefetched = Vec::new();
+        self.evicted_at = Vec::new();
+        self.chances = Vec::new();
+        self.free_slots = Vec::new();
+        self.inactive = VecDeque::new();
+        self.retries = HashMap::new();
+        self.resident = 0;
+    }
+}
+
+/// Poisons page `p` (or, before 6.6, makes it `PROT_NONE` and wakes its waiters). Returns
+/// whether it took.
+fn poison_page(mem: &Mem, p: u64) -> bool {
+    if mem.uffd.caps.poison {
+        return mem.uffd.poison(mem.addr(p), PAGE).pages() == 1;
+    }
+    let ok = mem.map.forbid(p).is_ok();
+    mem.wake(p);
+    ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(pages: u64) -> Table {
+        Table::new(pages, 1)
+    }
+
+    #[test]
+    fn a_page_refaulting_within_the_limit_is_active_and_a_scanned_one_is_not() {
+        let mut t = table(100);
+        t.evicted(1);
+        for q in 10..20 {
+            t.evicted(q);
+        }
+        // 10 evictions since page 1 went out: under a limit of 16, it is working set.
+        assert!(t.refault(1, 16));
+        assert_eq!(t.chances[1], ACTIVE_CHANCES);
+        for q in 20..60 {
+            t.evicted(q);
+        }
+        // Page 10 went out 49 evictions ago, page 99 never: neither is.
+        assert!(!t.refault(10, 16));
+        assert!(!t.refault(99, 16));
+        assert_eq!((t.chances[10], t.chances[99]), (0, 0));
+        // Evicting an active page takes its chances away.
+        t.evicted(1);
+        assert_eq!(t.chances[1], 0);
+    }
+
+    #[test]
+    fn the_eviction_clock_wraps_without_losing_distances() {
+        let mut t = table(4);
+        t.evictions = u32::MAX - 2;
+        t.evicted(0);
+        t.evicted(1);
+        t.evicted(2);
+        t.evicted(3);
+        // Three evictions since page 0 went out, and the clock skipped 0 ("never").
+        assert!(t.refault(0, 4));
+        assert!(!t.refault(0, 2));
+    }
+
+    #[test]
+    fn the_resident_count_follows_every_move() {
+        let mut t = table(4);
+        t.set(0, Page::Absent { swap: true });
+        t.set(1, Page::Absent { swap: true });
+        assert_eq!(t.resident, 0);
+        t.begin_load(0, 2);
+        assert_eq!(t.resident, 2);
+        t.set(
+            0,
+            Page::Resident {
+                dirty: false,
+                referenced: false,
+            },
+        );
+        t.set(1, Page::Absent { swap: true });
+        assert_eq!(t.resident, 1);
+        assert_eq!(t.begin_deactivate(0), Some(false));
+        assert_eq!(t.resident, 1);
+        t.set(0, Page::Poisoned);
+        assert_eq!(t.resident, 0);
+    }
+
+    #[test]
+    fn a_fault_failing_again_and_again_is_given_up_and_then_counts_afresh() {
+        let mut t = table(2);
+        for _ in 1..MAX_FAULT_RETRIES {
+            assert_eq!(t.retry(1), Retry::Again);
+        }
+        assert_eq!(t.retry(1), Retry::GiveUp);
+        assert_eq!(t.retry(1), Retry::Again);
+        t.served(1);
+        assert!(t.retries.is_empty());
+    }
+}
