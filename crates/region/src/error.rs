@@ -41,6 +41,18 @@ pub enum RegionError {
         #[source]
         source: std::io::Error,
     },
+    /// [`crate::Region::verify`] found the page table disagreeing with the kernel's.
+    #[error(
+        "{pages} pages disagree with the kernel, the first page {page}: the region holds it \
+         {state}, the kernel {}",
+        if *present { "has it in memory" } else { "does not" }
+    )]
+    Disagrees {
+        pages: u64,
+        page: u64,
+        state: String,
+        present: bool,
+    },
     /// A handler thread could not be started.
     #[error("starting a region thread: {0}")]
     Thread(#[source] std::io::Error),

@@ -374,6 +374,29 @@ impl Region {
         self.monitor().stats()
     }
 
+    /// Checks the region's page table against the kernel's (`mincore(2)`): every page it
+    /// holds mapped must be in memory, and every page it holds unmapped (absent, inactive,
+    /// being written, poisoned) must not be. Pages being brought in or deactivated at
+    /// this moment are skipped. Like [`Pager::verify`], for tests and tools; it holds the
+    /// table lock while it looks, so faults wait meanwhile.
+    pub fn verify(&self) -> Result<(), RegionError> {
+        let t = self.sh.lock();
+        let present = self.sh.mem.map.present().map_err(|source| RegionError::Map {
+            len: self.sh.mem.map.len,
+            source,
+        })?;
+        let bad = t.disagreements(&present);
+        match bad.first() {
+            None => Ok(()),
+            Some(&(page, state)) => Err(RegionError::Disagrees {
+                pages: bad.len() as u64,
+                page,
+                state: format!("{state:?}"),
+                present: present[page as usize],
+            }),
+        }
+    }
+
     /// A handle that reads the region's counters and page states without borrowing the
     /// region, so they can be read while its memory is borrowed (even mutably).
     pub fn monitor(&self) -> RegionMonitor {

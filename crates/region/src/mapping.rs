@@ -96,6 +96,25 @@ impl Mapping {
         Ok(())
     }
 
+    /// Which pages the kernel has in memory now (`mincore(2)`): one flag per page, for
+    /// checking the page table against the kernel's.
+    pub fn present(&self) -> io::Result<Vec<bool>> {
+        let pages = (self.len / PAGE_SIZE as u64) as usize;
+        let mut vec = vec![0u8; pages];
+        // SAFETY: the range is our own mapping; `vec` has one byte per page of it.
+        let rc = unsafe {
+            libc::mincore(
+                self.base as *mut libc::c_void,
+                self.len as usize,
+                vec.as_mut_ptr(),
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(vec.into_iter().map(|b| b & 1 != 0).collect())
+    }
+
     pub fn page_addr(&self, p: u64) -> u64 {
         self.base + p * PAGE_SIZE as u64
     }

@@ -597,6 +597,27 @@ impl Table {
         let _ = mem.uffd.wake(mem.map.base, mem.map.len);
     }
 
+    /// The pages whose state says mapped where the kernel has no page, or unmapped where it
+    /// has one (`present`: the kernel's view, from `mincore`). Pages in an owned state
+    /// (`Loading`, `Deactivating`) are between the two by design and are not compared.
+    pub fn disagreements(&self, present: &[bool]) -> Vec<(u64, Page)> {
+        let mut out = Vec::new();
+        for (p, (&page, &there)) in self.pages.iter().zip(present).enumerate() {
+            let mapped = match page {
+                Page::Loading | Page::Deactivating { .. } => continue,
+                Page::Resident { .. } => true,
+                Page::Absent { .. }
+                | Page::Inactive { .. }
+                | Page::WritingOut { .. }
+                | Page::Poisoned => false,
+            };
+            if mapped != there {
+                out.push((p as u64, page));
+            }
+        }
+        out
+    }
+
     /// Forgets the pages (the region dropped): only counts are left for monitors.
     pub fn clear(&mut self) {
         self.pages = Vec::new();

@@ -99,3 +99,53 @@ fn nix_root() -> bool {
 pub fn stamp(p: u64, v: u64, w: u64) -> u64 {
     (p << 40 | v << 12 | w).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1
 }
+
+/// Runs `test` of the current test binary again as a child process with `env` set (the
+/// child's part of a scenario whose signal or hang would take the test runner with it),
+/// under a hang guard of `guard`. Returns its status and stdout, or `None` when the child
+/// said it could not run here (`SKIPPED`). A child still running after `guard` is killed
+/// and the test fails: that is the hang the scenario is about.
+pub fn child(
+    test: &str,
+    env: &[(&str, &str)],
+    guard: std::time::Duration,
+) -> Option<(std::process::ExitStatus, String)> {
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", test, "--nocapture", "--test-threads", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut proc = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + guard;
+    while proc.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            proc.kill().unwrap();
+            let out = proc.wait_with_output().unwrap();
+            panic!(
+                "{test} {env:?}: the child hung\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = proc.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!(
+        "{test} {env:?}: child {:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (!stdout.contains("SKIPPED")).then_some((out.status, stdout))
+}
+
+/// Prints `line` and flushes it at once (a child may die by a signal right after).
+pub fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
