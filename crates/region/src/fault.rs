@@ -58,7 +58,9 @@ pub(crate) fn run(sh: Arc<Shared>, ep: Epoll, name: String) {
     let mut buf = Vec::new();
     let mut errors = 0;
     loop {
-        match ep.wait() {
+        // After an error the back-off was the wait: read again at once.
+        let woke = if errors > 0 { Ok(Wake::Fault) } else { ep.wait() };
+        match woke {
             Ok(Wake::Stop) => return,
             Ok(Wake::Fault) => {}
             Err(e) => {
