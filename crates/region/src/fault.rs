@@ -59,7 +59,11 @@ pub(crate) fn run(sh: Arc<Shared>, ep: Epoll, name: String) {
     let mut errors = 0;
     loop {
         // After an error the back-off was the wait: read again at once.
-        let woke = if errors > 0 { Ok(Wake::Fault) } else { ep.wait() };
+        let woke = if errors > 0 {
+            Ok(Wake::Fault)
+        } else {
+            ep.wait()
+        };
         match woke {
             Ok(Wake::Stop) => return,
             Ok(Wake::Fault) => {}

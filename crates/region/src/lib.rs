@@ -191,7 +191,10 @@ fn stop_eventfd() -> Result<OwnedFd, RegionError> {
     // SAFETY: eventfd(2) with flags by value; returns a new fd or -1.
     let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
     if efd < 0 {
-        return Err(RegionError::Thread(std::io::Error::last_os_error()));
+        return Err(RegionError::Userfaultfd {
+            what: "its stop eventfd",
+            source: std::io::Error::last_os_error(),
+        });
     }
     // SAFETY: a fresh descriptor nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(efd) })
@@ -381,10 +384,15 @@ impl Region {
     /// table lock while it looks, so faults wait meanwhile.
     pub fn verify(&self) -> Result<(), RegionError> {
         let t = self.sh.lock();
-        let present = self.sh.mem.map.present().map_err(|source| RegionError::Map {
-            len: self.sh.mem.map.len,
-            source,
-        })?;
+        let present = self
+            .sh
+            .mem
+            .map
+            .present()
+            .map_err(|source| RegionError::Map {
+                len: self.sh.mem.map.len,
+                source,
+            })?;
         let bad = t.disagreements(&present);
         match bad.first() {
             None => Ok(()),

@@ -159,10 +159,7 @@ fn limits_past_the_region_are_clamped_and_sizes_that_overflow_are_refused() {
                 },
             )
             .unwrap_err();
-            assert!(
-                matches!(err, RegionError::Config(_)),
-                "len {len}: {err}"
-            );
+            assert!(matches!(err, RegionError::Config(_)), "len {len}: {err}");
             eprintln!("len {len}: {err}");
         }
         // A region with read-around past its end still pages: a small limit, many evictions.
@@ -198,7 +195,13 @@ fn a_region_its_swap_cannot_hold_is_refused_in_one_line() {
         let err = Region::new(&pager, small(512, 64)).unwrap_err();
         let text = err.to_string();
         assert!(
-            matches!(err, RegionError::NotEnoughSwap { need: 448, free: 128 }),
+            matches!(
+                err,
+                RegionError::NotEnoughSwap {
+                    need: 448,
+                    free: 128
+                }
+            ),
             "{text}"
         );
         assert!(!text.contains('\n'), "{text}");
@@ -317,8 +320,12 @@ fn child_runs_a_defect_scenario() {
     }
 }
 
-fn open_fds() -> u64 {
-    std::fs::read_dir("/proc/self/fd").unwrap().count() as u64
+fn highest_fd() -> u64 {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().to_str()?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(2)
 }
 
 fn set_fd_limit(soft: u64) -> u64 {
@@ -331,19 +338,31 @@ fn set_fd_limit(soft: u64) -> u64 {
     let old = lim.rlim_cur;
     lim.rlim_cur = soft.min(lim.rlim_max);
     // SAFETY: as above.
-    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
     old
 }
 
-/// With the descriptor table nearly full, `Region::new` either fails or returns a region
-/// that serves faults: a region is never returned with dead handlers.
+/// With the descriptor table full but for `extra` free slots, for each `extra` from 0 to
+/// 15, `Region::new` either fails or returns a region that serves faults: a region is
+/// never returned with dead handlers. The table is filled with copies of a descriptor
+/// below a lowered limit, and one more of them is closed for each `extra`.
 fn fd_limit(pager: &pager::Pager) {
-    let base = open_fds();
+    let old = set_fd_limit(highest_fd() + 1 + 32);
+    let mut fillers = Vec::new();
+    loop {
+        // SAFETY: dup(2) of stdin until the table is full; each copy is closed below.
+        let fd = unsafe { libc::dup(0) };
+        if fd < 0 {
+            break;
+        }
+        fillers.push(fd);
+    }
     for extra in 0..16 {
-        let old = set_fd_limit(base + extra);
-        let made = Region::new(pager, small(16, 2));
-        set_fd_limit(old);
-        match made {
+        if extra > 0 {
+            // SAFETY: a copy made above, closed once.
+            unsafe { libc::close(fillers.pop().unwrap()) };
+        }
+        match Region::new(pager, small(16, 2)) {
             Err(e) => say(&format!("extra {extra}: refused: {e}")),
             Ok(region) => {
                 // Pages go out and come back: the handlers serve.
@@ -356,6 +375,11 @@ fn fd_limit(pager: &pager::Pager) {
             }
         }
     }
+    for fd in fillers {
+        // SAFETY: as above.
+        unsafe { libc::close(fd) };
+    }
+    set_fd_limit(old);
     say("fd-limit done");
 }
 
@@ -374,7 +398,10 @@ fn handlers_die(pager: &pager::Pager) {
         None => say("toucher got SIGBUS"),
     }
     let st = region.stats();
-    say(&format!("dead: {}, handler errors {}", st.dead, st.handler_errors));
+    say(&format!(
+        "dead: {}, handler errors {}",
+        st.dead, st.handler_errors
+    ));
     std::process::exit(0);
 }
 
@@ -402,7 +429,10 @@ fn drop_waiting(pager: &pager::Pager) {
     });
     let deadline = Instant::now() + Duration::from_secs(20);
     while monitor.stats().room_waits == 0 || pager.stats().counters.alloc_failures == 0 {
-        assert!(Instant::now() < deadline, "the writer never waited for room");
+        assert!(
+            Instant::now() < deadline,
+            "the writer never waited for room"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     std::thread::sleep(Duration::from_millis(200));

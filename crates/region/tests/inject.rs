@@ -70,9 +70,8 @@ fn run(engine: device::EngineKind, seed: u64, faults: u64) -> Option<RegionStats
     // SAFETY: the mapping is page aligned, `len` a multiple of 8, and any thread may load
     // and store through `as_ptr` while the region lives (it outlives the scope below);
     // through `&region`, `verify` can check the table meanwhile.
-    let mem: &[std::sync::atomic::AtomicU64] = unsafe {
-        std::slice::from_raw_parts(region.as_ptr().cast(), region.len() / 8)
-    };
+    let mem: &[std::sync::atomic::AtomicU64] =
+        unsafe { std::slice::from_raw_parts(region.as_ptr().cast(), region.len() / 8) };
     let mut checks = 0;
     std::thread::scope(|s| {
         for tid in 0..THREADS {
@@ -105,7 +104,10 @@ fn run(engine: device::EngineKind, seed: u64, faults: u64) -> Option<RegionStats
         }
         done.store(true, Ordering::Relaxed);
     });
-    assert!(checks > 0, "the table was never checked while the threads ran");
+    assert!(
+        checks > 0,
+        "the table was never checked while the threads ran"
+    );
     region.verify().unwrap();
     let stats = region.stats();
     eprintln!(
@@ -120,7 +122,11 @@ fn run(engine: device::EngineKind, seed: u64, faults: u64) -> Option<RegionStats
     assert!(injector.injected.load(Ordering::Relaxed) > 0);
     drop(region);
     pager.verify().unwrap();
-    assert_eq!(pager.stats().used_pages, 0, "dropping the region frees its swap");
+    assert_eq!(
+        pager.stats().used_pages,
+        0,
+        "dropping the region frees its swap"
+    );
     Some(stats)
 }
 

@@ -55,7 +55,11 @@ fn a_monitor_after_the_region_dropped_keeps_no_memory_no_descriptor_no_swap() {
         assert!(mapped_at(base));
         assert!(pager.stats().used_pages > 0);
         drop(region);
-        assert_eq!(userfaultfds(), before, "the userfaultfd outlived the region");
+        assert_eq!(
+            userfaultfds(),
+            before,
+            "the userfaultfd outlived the region"
+        );
         assert!(!mapped_at(base), "the region's memory outlived it");
         assert_eq!(pager.stats().used_pages, 0);
         let st = monitor.stats();
