@@ -6,7 +6,9 @@
 //! # How a fault travels
 //! A load or store to a page that is not mapped stops the touching thread in the kernel,
 //! which queues a message on the region's userfaultfd. A handler thread (`fault.rs`) reads
-//! it and looks the page up in the page table (`shared.rs`):
+//! it and looks the page up in the page table (`state.rs`, which owns every page state,
+//! every move between them and every kernel call on the memory, with a table of who may
+//! make which move):
 //! - it has swap: the handler marks it and its swap-contiguous non-resident neighbours
 //!   (`read_around` each side, when the fault is near the same thread's previous one;
 //!   a random fault reads its page alone) `Loading`, reads them with one
@@ -31,6 +33,9 @@
 //! walk goes on.
 //!
 //! # Invariants
+//! - **The page table never disagrees with the kernel.** Every kernel call reports exactly
+//!   which pages it changed (a copy can stop part way), and only those change state;
+//!   [`Region::verify`] checks it against `mincore(2)`.
 //! - **No store is lost by eviction.** A page is write-protected before it is copied
 //!   into the inactive cache and unmapped only after; a store to it meanwhile waits in its
 //!   write-protect fault until the page is inactive (the store then faults its bytes back
@@ -40,10 +45,21 @@
 //!   swap (or was evicted holding zeroes); a page whose read fails is poisoned, never
 //!   mapped with other bytes. The error is counted (`read_errors`).
 //! - **No page is lost to a full swap.** A write that finds no swap leaves the page
-//!   resident and dirty; eviction backs off (`evict_blocked`) and faults wait for room.
+//!   resident and dirty; eviction backs off (`evict_blocked`) and faults wait for room,
+//!   at most [`RegionConfig::room_wait`] (then the toucher gets `SIGBUS`, counted in
+//!   `room_timeouts`). [`Region::new`] refuses a region whose pages beyond the limit the
+//!   free swap cannot hold, unless [`RegionConfig::overcommit`].
+//! - **No fault waits for ever.** A kernel call that fails is retried by faulting again;
+//!   a fault that keeps failing gets `SIGBUS` (`fault_errors`). A handler that cannot be
+//!   set up fails [`Region::new`]; one whose descriptor fails later stops, logged, and when
+//!   the last one stops the region is dead ([`RegionStats::dead`]): every touch of a page
+//!   not in memory gets `SIGBUS`. Dropping the region never waits on a fault.
 //! - At most `resident_limit` pages are in memory: mapped, being brought in or out, or
 //!   held on the inactive list.
-//! - Dropping the region unmaps it and frees all of its swap.
+//! - Dropping the region unmaps it and frees all of its swap, its inactive cache and its
+//!   userfaultfd; a [`RegionMonitor`] kept past it holds only the counters.
+//! - Messages about trouble (a long wait for room, a handler stopping, a fault given up)
+//!   go to standard error, each once per region, prefixed `region:`.
 //!
 //! # Limits
 //! - **Privileges.** A userfaultfd comes from `/dev/userfaultfd` (its file permissions
