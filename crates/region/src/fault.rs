@@ -324,14 +324,7 @@ fn missing(sh: &Shared, p: u64, thread: u32, write: bool, buf: &mut Vec<u8>) {
         }
     };
     if !swap {
-        if t.zero_fill(&sh.mem, p) {
-            bump(&sh.book.counters.zero_fills, 1);
-            if t.resident > sh.watermark() {
-                sh.book.need_room.notify_one();
-            }
-        } else {
-            failed(sh, &mut t, p, thread);
-        }
+        fresh(sh, &mut t, p, around, thread, write);
         return;
     }
     let active = t.refault(p, sh.limit);
@@ -359,6 +352,35 @@ fn missing(sh: &Shared, p: u64, thread: u32, write: bool, buf: &mut Vec<u8>) {
         sh.streams
             .after_major_fault(&sh.book, thread, p, end, write);
     }
+}
+
+/// A fault on memory never written: maps it fresh, and when the fault is near the same
+/// thread's last one (a program filling its memory front to back), the never-written
+/// pages ahead of it too, up to `around` and the room under the limit, in one call. A
+/// store gets them writable and zeroed, a load the zero page.
+fn fresh(sh: &Shared, t: &mut Table, p: u64, around: u64, thread: u32, write: bool) {
+    let room = sh.limit.saturating_sub(t.resident);
+    let never = |q: u64| t.page(q) == Page::Absent { swap: false };
+    let mut n = 1;
+    while n <= around && n < room && p + n < sh.pages && never(p + n) {
+        n += 1;
+    }
+    let zeros = write.then_some(&sh.zeros[..]);
+    let n = if write {
+        n.min(sh.zeros.len() as u64 / PAGE)
+    } else {
+        n
+    };
+    let mapped = t.zero_fill(&sh.mem, p, n, zeros);
+    if !mapped.contains(&p) {
+        failed(sh, t, p, thread);
+        return;
+    }
+    bump(&sh.book.counters.zero_fills, mapped.end - mapped.start);
+    if t.resident > sh.watermark() {
+        sh.book.need_room.notify_one();
+    }
+    sh.streams.note(thread, p, mapped.end);
 }
 
 /// A fault that waited `waited` for room in vain ends in `SIGBUS`.

@@ -282,6 +282,10 @@ impl Region {
             streams: streams::Streams::new(prefetch_tx, sizes.read_around, sizes.prefetch, pages),
             evict_batch: sizes.evict_batch,
             inactive_slots: slots,
+            zeros: vec![
+                0;
+                ((sizes.read_around + 1).min(shared::MAX_FRESH) * PAGE_SIZE as u64) as usize
+            ],
             room_wait: cfg.room_wait,
             stop: AtomicBool::new(false),
             handlers_alive: AtomicUsize::new(cfg.handlers),

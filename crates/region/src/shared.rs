@@ -24,6 +24,9 @@ pub(crate) struct Shared {
     pub evict_batch: u64,
     /// Slots of the inactive cache ([`Shared::inactive_slots`] of the limit).
     pub inactive_slots: u64,
+    /// Zeroed pages (read-around plus one, at most [`MAX_FRESH`]) copied into memory never
+    /// written when a store faults on it.
+    pub zeros: Vec<u8>,
     /// How long a fault waits for room under the limit before it gets `SIGBUS`.
     pub room_wait: Duration,
     pub stop: AtomicBool,
@@ -32,6 +35,9 @@ pub(crate) struct Shared {
     /// Whether the long wait for room was logged (once per region).
     pub room_logged: AtomicBool,
 }
+
+/// The most never-written pages one fault maps at once.
+pub const MAX_FRESH: u64 = 32;
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

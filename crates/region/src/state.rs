@@ -289,25 +289,41 @@ impl Table {
 
     // ---- handler moves ---------------------------------------------------------------
 
-    /// `Absent{swap: false}` → `Resident{dirty}`: maps the zero page at `p`. A zero-filled
-    /// page counts as dirty: the kernel copies the zero page on the first store without
-    /// telling us. Returns whether it was mapped.
-    pub fn zero_fill(&mut self, mem: &Mem, p: u64) -> bool {
-        debug_assert_eq!(self.page(p), Page::Absent { swap: false });
-        let out = mem.uffd.zeropage(mem.addr(p), PAGE);
-        if out.pages() == 1 {
+    /// `Absent{swap: false}` pages `p..p + n` → `Resident{dirty}`: memory never written
+    /// is mapped fresh. With `zeros` (at least `n` zeroed pages: the fault was a store)
+    /// the pages are copied in writable, one fault each where the zero page would cost a
+    /// copy-on-write fault more at the store; without, the zero page is mapped. A
+    /// zero-filled page counts as dirty: the kernel copies the zero page on the first
+    /// store without telling us. Only `p` comes in referenced (the rest is a guess ahead).
+    /// Returns the pages mapped, a prefix of the run.
+    pub fn zero_fill(&mut self, mem: &Mem, p: u64, n: u64, zeros: Option<&[u8]>) -> Range<u64> {
+        debug_assert!((p..p + n).all(|q| self.page(q) == Page::Absent { swap: false }));
+        let out = match zeros {
+            Some(zeros) => {
+                assert!(zeros.len() as u64 >= n * PAGE);
+                // SAFETY: `zeros` holds `n` pages; the destination pages are unmapped
+                // (`Absent`, under the table lock) inside the registered mapping.
+                unsafe { mem.uffd.copy(mem.addr(p), zeros.as_ptr(), n * PAGE, false) }
+            }
+            None => mem.uffd.zeropage(mem.addr(p), n * PAGE),
+        };
+        let mapped = p..p + out.pages().min(n);
+        for q in mapped.clone() {
             self.set(
-                p,
+                q,
                 Page::Resident {
                     dirty: true,
-                    referenced: true,
+                    referenced: q == p,
                 },
             );
-            self.served(p);
-            return true;
         }
-        self.zap(mem, p, &out);
-        false
+        if mapped.contains(&p) {
+            self.served(p);
+        }
+        if mapped.end < p + n {
+            self.zap(mem, mapped.end, &out);
+        }
+        mapped
     }
 
     /// `Absent{swap: true}` pages `first..first + n` → `Loading`: taken by the caller to

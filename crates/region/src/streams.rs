@@ -79,6 +79,20 @@ impl Streams {
         })
     }
 
+    /// Notes a fault of `thread` at `p` that mapped up to page `end` (exclusive) without
+    /// a read (fresh memory): later faults near it count as local. No read-ahead: there is
+    /// nothing on swap ahead of memory never written.
+    pub fn note(&self, thread: u32, p: u64, end: u64) {
+        let mut streams = self.map.lock();
+        if streams.len() >= MAX_STREAMS && !streams.contains_key(&thread) {
+            streams.clear();
+        }
+        let s = streams.entry(thread).or_default();
+        s.last = Some(p);
+        s.next = end;
+        s.window = 0;
+    }
+
     /// Called after a major fault of `thread` at `p` that read up to page `end`
     /// (exclusive). `write`: the fault was a store. A thread storing front to back is
     /// taken to overwrite what is ahead too: its read-ahead is mapped dirty and writable,
