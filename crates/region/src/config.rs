@@ -16,13 +16,13 @@ pub struct RegionConfig {
     /// Pages read around a major fault, each side, when they are contiguous on swap and
     /// not resident (bounded by the pager's `max_cluster`), if the fault is near the same
     /// thread's previous one (a sequential or local pattern; a random fault reads its
-    /// page only). 0 reads the faulting page only; more than the region's pages is taken
-    /// as its pages.
+    /// page only). 0 reads the faulting page only; more than the region's pages (or
+    /// [`crate::MAX_READ_AROUND`]) is taken as that.
     pub read_around: u64,
     /// Largest sequential read-ahead, in pages, started when faults walk the region front
     /// to back; 0 turns it off. See `streams.rs`: per thread, asynchronous, the window
-    /// doubling while faults stay sequential. More than the region's pages is taken as
-    /// its pages.
+    /// doubling while faults stay sequential. More than the region's pages (or
+    /// [`crate::MAX_PREFETCH`]) is taken as that.
     pub prefetch: u64,
     /// Threads serving faults (at least 1). A handler serves one fault at a time (its
     /// `getpages` is synchronous), so this bounds the reads in flight for faults: as many

@@ -133,6 +133,12 @@ use shared::Shared;
 /// what keeps every page and slot count inside `u32`.
 pub const MAX_PAGES: u64 = u32::MAX as u64;
 
+/// The most pages read around a fault, each side (the pager reads at most `max_cluster`
+/// in one I/O anyway): a larger `read_around` is taken as this.
+pub const MAX_READ_AROUND: u64 = 64;
+/// The largest read-ahead window in pages (16 MiB): a larger `prefetch` is taken as this.
+pub const MAX_PREFETCH: u64 = 4096;
+
 /// Memory paged through a [`Pager`]: see the crate doc. `Send + Sync`; share it between
 /// threads by reference (scoped threads) or through [`Region::as_atomic_u64s`].
 #[derive(Debug)]
@@ -183,8 +189,8 @@ fn checked_sizes(cfg: &RegionConfig) -> Result<Sizes, RegionError> {
     Ok(Sizes {
         pages,
         limit,
-        read_around: cfg.read_around.min(pages),
-        prefetch: cfg.prefetch.min(pages),
+        read_around: cfg.read_around.min(pages).min(MAX_READ_AROUND),
+        prefetch: cfg.prefetch.min(pages).min(MAX_PREFETCH),
         evict_batch: cfg.evict_batch.clamp(1, limit),
     })
 }

@@ -19,7 +19,7 @@ const PAGE: u64 = PAGE_SIZE as u64;
 
 /// The prefetch thread: serves jobs until the region stops or dies.
 pub(crate) fn run(sh: Arc<Shared>, rx: Receiver<Job>) {
-    let mut buf = Vec::new();
+    let mut buf = device::PageBuf::new(sh.streams.prefetch.max(1) as usize);
     loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(job) => fetch(&sh, job, &mut buf),
@@ -35,7 +35,7 @@ pub(crate) fn run(sh: Arc<Shared>, rx: Receiver<Job>) {
 /// Reads the non-resident pages with swap in `job`, in runs the pager can read in one I/O,
 /// and maps them clean and without the clock's second chance (untouched read-ahead goes
 /// first).
-fn fetch(sh: &Shared, job: Job, buf: &mut Vec<u8>) {
+fn fetch(sh: &Shared, job: Job, buf: &mut device::PageBuf) {
     let end = job.first + job.n;
     let mut at = job.first;
     while at < end && !sh.stopping() {
@@ -57,7 +57,7 @@ fn fetch(sh: &Shared, job: Job, buf: &mut Vec<u8>) {
         }
         t.begin_load(at, n);
         drop(t);
-        buf.resize((n * PAGE) as usize, 0);
+        let buf = &mut buf.as_mut_slice()[..(n * PAGE) as usize];
         let got = sh.pager.getpages(&sh.obj, at, 0, n - 1, buf);
         let out = got
             .ok()

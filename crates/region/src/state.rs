@@ -294,7 +294,9 @@ impl Table {
     /// the pages are copied in writable, one fault each where the zero page would cost a
     /// copy-on-write fault more at the store; without, the zero page is mapped. A
     /// zero-filled page counts as dirty: the kernel copies the zero page on the first
-    /// store without telling us. Only `p` comes in referenced (the rest is a guess ahead).
+    /// store without telling us. All come in referenced: a program filling its memory
+    /// touches them next (unreferenced, the clock would take them out of order, and
+    /// their swap copies would no longer be neighbours).
     /// Returns the pages mapped, a prefix of the run.
     pub fn zero_fill(&mut self, mem: &Mem, p: u64, n: u64, zeros: Option<&[u8]>) -> Range<u64> {
         debug_assert!((p..p + n).all(|q| self.page(q) == Page::Absent { swap: false }));
@@ -313,7 +315,7 @@ impl Table {
                 q,
                 Page::Resident {
                     dirty: true,
-                    referenced: q == p,
+                    referenced: true,
                 },
             );
         }
