@@ -219,6 +219,7 @@ fn a_socket_left_by_a_killed_daemon_is_replaced() {
     let socket = d.socket.clone();
     let mut again = std::process::Command::new(common::BIN)
         .args(["daemon", "--no-auto", "--socket", socket.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let end = Instant::now() + Duration::from_secs(30);
@@ -235,10 +236,11 @@ fn a_socket_left_by_a_killed_daemon_is_replaced() {
         nix::unistd::Pid::from_raw(again.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     );
-    let status = again.wait().unwrap();
+    let out = again.wait_with_output().unwrap();
     assert!(
         served,
-        "the second daemon did not take over the stale socket"
+        "the second daemon did not take over the stale socket: {}",
+        stderr(&out)
     );
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
