@@ -244,3 +244,27 @@ fn a_socket_left_by_a_killed_daemon_is_replaced() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[test]
+fn on_twice_says_already_on_and_no_device_left_is_not_almost_full() {
+    let devs = Devices::new(&[16 * MIB]);
+    let d = Daemon::start(&[]);
+    d.ok(&["mkswap", devs.path(0)]);
+    d.ok(&["on", devs.path(0)]);
+    let out = d.run(&["on", devs.path(0)]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "swapctl: {}: swapon failed: already on (swap device 0)\n",
+            devs.path(0)
+        )
+    );
+    d.ok(&["off", "-a"]);
+    let status: serde_json::Value = serde_json::from_str(&d.ok(&["status", "--json"])).unwrap();
+    assert_eq!(status["hysteresis"]["almost_full"], false, "{status}");
+    // The daemon logs events from a thread of its own: give it the time to (not) say it.
+    std::thread::sleep(Duration::from_millis(500));
+    let log = d.log_text();
+    assert!(!log.contains("almost full"), "{log}");
+}

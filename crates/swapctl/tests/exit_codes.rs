@@ -126,6 +126,12 @@ fn failed_operations_exit_4_and_no_room_exits_2() {
     );
     let out = d.run(&["off", devs.path(0)]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // The figures of "no room" with their units.
+    assert!(
+        stderr(&out).ends_with("not enough free swap: need 16 pages (64K), have 0 (0B)\n"),
+        "{}",
+        stderr(&out)
+    );
     let out = d.run(&["off", "-a"]);
     assert_eq!(out.status.code(), Some(2 | 32), "{}", stderr(&out));
     let out = d.run(&["-U"]);
