@@ -92,6 +92,28 @@ fn usage_errors_exit_16_with_one_line_for_every_command() {
 }
 
 #[test]
+fn usage_errors_suggest_the_command_and_name_the_subcommand() {
+    for (args, want) in [
+        (
+            &["lsit"][..],
+            "swapctl: usage: unrecognized subcommand 'lsit' (did you mean 'list'?) (see 'swapctl --help')\n",
+        ),
+        (
+            &["loop", "lsit"],
+            "swapctl: loop: unrecognized subcommand 'lsit' (did you mean 'list'?) (see 'swapctl loop --help')\n",
+        ),
+        (
+            &["loop", "list", "-a"],
+            "swapctl: loop list: unexpected argument '-a' found (see 'swapctl loop list --help')\n",
+        ),
+    ] {
+        let out = run_alone(args);
+        assert_eq!(out.status.code(), Some(16), "{args:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out), want, "{args:?}");
+    }
+}
+
+#[test]
 fn failed_operations_exit_4_and_no_room_exits_2() {
     let devs = Devices::new(&[16 * MIB]);
     let d = Daemon::start(&[]);
