@@ -243,7 +243,8 @@ pub enum LoopCommand {
         help: HelpFlag,
         /// Backing file
         file: PathBuf,
-        /// Grow (or create) the file to SIZE first, e.g. 256M
+        /// Grow (or create) the file to SIZE first, e.g. 256M; a larger file is refused, never
+        /// shrunk
         #[arg(long, value_parser = parse_size)]
         size: Option<u64>,
         /// Create the file if it does not exist (needs --size)
