@@ -268,3 +268,38 @@ fn on_twice_says_already_on_and_no_device_left_is_not_almost_full() {
     let log = d.log_text();
     assert!(!log.contains("almost full"), "{log}");
 }
+
+#[test]
+fn a_priority_changed_by_sighup_is_said_to_apply_at_the_next_on() {
+    let devs = Devices::new(&[16 * MIB]);
+    let out = common::swapctl_env(&["mkswap", devs.path(0)], &devs.dir.path().join("none"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config = |prio: i32| {
+        format!(
+            "[[device]]\npath = \"{}\"\npriority = {prio}\n",
+            devs.path(0)
+        )
+    };
+    let d = Daemon::start_with_config(&config(5), &[]);
+    let prio = || d.ok(&["list", "--show=PRIO", "--noheadings", "--raw"]);
+    assert_eq!(prio(), "5\n");
+    std::fs::write(d.dir.path().join("swapctl.toml"), config(10)).unwrap();
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    let end = Instant::now() + Duration::from_secs(10);
+    while !d.log_text().contains("reload:") {
+        assert!(Instant::now() < end, "no reload logged: {}", d.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = d.log_text();
+    assert!(
+        log.contains(&format!(
+            "device {} changed: takes effect at its next `swapctl on`",
+            devs.path(0)
+        )),
+        "{log}"
+    );
+    assert_eq!(prio(), "5\n", "the live priority is kept");
+    d.ok(&["off", devs.path(0)]);
+    d.ok(&["on", devs.path(0)]);
+    assert_eq!(prio(), "10\n");
+}

@@ -108,7 +108,9 @@ swapctl.toml \- the swapkit daemon's config file
 \fBswapctl daemon\fR reads \fB\-\-config\fR FILE, or {config} when it exists. Flags win over the
 file. The file is TOML; unknown keys and unknown values of \fBlog_level\fR and \fBengine\fR are
 errors, reported with their line. SIGHUP makes the daemon read it again (limits, devices,
-\fBlog_level\fR, \fBswap_async_max\fR) and log what changed.
+\fBlog_level\fR, \fBswap_async_max\fR) and log what changed. A changed device that is on
+keeps its priority and discard until its next \fBswapctl on\fR; \fBinterleave\fR,
+\fBnswbuf\fR, \fBchecksum\fR and the socket settings take effect when the daemon restarts.
 .SH "[daemon]"
 .TP
 socket = "PATH"
