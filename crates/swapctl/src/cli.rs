@@ -92,6 +92,9 @@ pub struct BsdArgs {
     /// Print the totals: `Total: SIZE USED`
     #[arg(short = 's')]
     pub summary: bool,
+    /// With -l or -s: print JSON (sizes in bytes), as `list --json` and `summary --json`
+    #[arg(long)]
+    pub json: bool,
     /// Priority of the devices -a or -A adds (NetBSD swapctl -p): higher is used first
     #[arg(short = 'p', value_name = "PRIO", allow_negative_numbers = true,
           value_parser = clap::value_parser!(i32).range(-1..=32767))]
@@ -439,6 +442,9 @@ pub struct SummaryArgs {
     pub socket: SocketArg,
     #[command(flatten)]
     pub unit: UnitArgs,
+    /// Print JSON: size, used and avail in bytes, and the number of devices
+    #[arg(long)]
+    pub json: bool,
     /// Print help
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,
@@ -450,7 +456,7 @@ pub struct StatusArgs {
     pub help: HelpFlag,
     #[command(flatten)]
     pub socket: SocketArg,
-    /// Print the full snapshot as JSON
+    /// Print the full snapshot as JSON, each device's fragmentation included
     #[arg(long)]
     pub json: bool,
 }
@@ -463,6 +469,9 @@ pub struct FragArgs {
     pub socket: SocketArg,
     /// Only this device
     pub device: Option<PathBuf>,
+    /// Print JSON: each device's free ranges (in pages) and their size classes
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

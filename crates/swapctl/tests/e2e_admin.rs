@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
+#[macro_use]
 mod common;
 
 use std::time::{Duration, Instant};
@@ -243,6 +244,47 @@ fn a_socket_left_by_a_killed_daemon_is_replaced() {
         stderr(&out)
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn every_listing_command_takes_json_and_status_json_has_fragmentation() {
+    let devs = Devices::new(&[16 * MIB, 16 * MIB]);
+    let d = Daemon::start(&[]);
+    for i in 0..2 {
+        d.ok(&["mkswap", devs.path(i)]);
+    }
+    d.ok(&["on", devs.path(0), devs.path(1)]);
+    let json = |args: &[&str]| -> serde_json::Value {
+        serde_json::from_str(&d.ok(args)).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    };
+    // status --json: each fresh area is one free range as long as its free pages.
+    let status = json(&["status", "--json"]);
+    for dev in status["devices"].as_array().unwrap() {
+        assert_eq!(dev["frag"]["free_ranges"], 1, "{dev}");
+        assert_eq!(dev["frag"]["largest"], dev["free_pages"], "{dev}");
+        assert!(!dev["frag"]["text"].as_str().unwrap().is_empty(), "{dev}");
+    }
+    let total = json(&["summary", "--json"]);
+    snap!("e2e_summary_json", d.ok(&["summary", "--json"]));
+    assert_eq!(
+        json(&["-s", "--json"]),
+        serde_json::json!({ "total": total })
+    );
+    let both = json(&["-l", "-s", "--json"]);
+    assert_eq!(both["swapdevices"].as_array().unwrap().len(), 2, "{both}");
+    assert_eq!(both["total"], total);
+    assert_eq!(json(&["-l", "--json"]), json(&["list", "--json"]));
+    snap!(
+        "e2e_frag_json",
+        d.ok(&["frag", "--json", devs.path(1)])
+            .replace(devs.path(1), "dev1")
+    );
+    let frag = json(&["frag", "--json"]);
+    assert_eq!(frag["swapdevices"].as_array().unwrap().len(), 2, "{frag}");
+    let out = d.run(&["frag", "--json", "/nonexistent/swapkit"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let out = d.run(&["--json"]);
+    assert_eq!(out.status.code(), Some(16), "{}", stderr(&out));
 }
 
 #[test]
