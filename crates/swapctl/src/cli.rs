@@ -164,7 +164,7 @@ pub enum Command {
     Top(TopArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
-    /// Print a man page (roff) on stdout, or write them all with --dir
+    /// Show a man page (roff when stdout is no terminal), or write them all with --dir
     Man(ManArgs),
 }
 
@@ -175,7 +175,8 @@ pub struct ManArgs {
     /// The page: swapctl (the default), a command (`on`, `loop`...) or `swapctl.toml`
     #[arg(conflicts_with = "dir")]
     pub page: Option<String>,
-    /// Write every page (swapctl.1, swapctl-COMMAND.1, swapctl.toml.5) into DIR
+    /// Write every page under the man directory DIR: swapctl.1 and swapctl-COMMAND.1 in
+    /// DIR/man1, swapctl.toml.5 in DIR/man5 (a DIR ending in man1 stands for its parent)
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 }
