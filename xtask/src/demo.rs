@@ -162,6 +162,10 @@ fn missing(what: &str) -> Error {
     ))
 }
 
+/// How the demo builds swapctl: with the versions of `Cargo.lock` (the tested ones), and
+/// not `--quiet`, so a first build of minutes shows cargo's progress instead of silence.
+const BUILD_ARGS: [&str; 5] = ["build", "--release", "--locked", "-p", "swapctl"];
+
 /// Build swapctl with the cargo that runs us and return the binary's path.
 fn build_swapctl() -> Result<PathBuf, Error> {
     if let Some(bin) = std::env::var_os("SWAPKIT_SWAPCTL") {
@@ -169,9 +173,12 @@ fn build_swapctl() -> Result<PathBuf, Error> {
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    say("demo: building swapctl (cargo build --release -p swapctl)");
+    say(&format!(
+        "demo: building swapctl (cargo {}): the first time some two minutes, with cargo's progress below",
+        BUILD_ARGS.join(" ")
+    ));
     let status = Command::new(&cargo)
-        .args(["build", "--release", "--quiet", "-p", "swapctl"])
+        .args(BUILD_ARGS)
         .current_dir(&root)
         .status()
         .map_err(|e| Error::io("running", PathBuf::from(&cargo), e))?;
@@ -275,5 +282,16 @@ impl Drop for ChildGuard {
         ));
         let _ = child.kill();
         let _ = child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BUILD_ARGS;
+
+    #[test]
+    fn the_demo_builds_with_the_lock_file_and_shows_cargos_progress() {
+        assert!(BUILD_ARGS.contains(&"--locked"), "{BUILD_ARGS:?}");
+        assert!(!BUILD_ARGS.contains(&"--quiet"), "{BUILD_ARGS:?}");
     }
 }

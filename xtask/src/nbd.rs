@@ -10,8 +10,9 @@
 //!    4 KiB pagein at QD1 on one export behind the relay against one local device alone.
 //!    Target: p99 within 1.2 × (delay + local p99).
 //!
-//! Prints one markdown table with ratios against the targets; nothing is written
-//! to `benchmarks/results` (the main bench owns that). Servers, relay, devices and files
+//! Prints its figures and the targets as the main bench prints its tables
+//! ([`crate::report::Table`]); nothing is written to `benchmarks/results` (the main bench
+//! owns that). Servers, relay, devices and files
 //! are guards dropped on every way out.
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ use pager::PagerConfig;
 use crate::cli::Plan;
 use crate::error::Error;
 use crate::raw::{self, RawPlan};
+use crate::report::Table;
 use crate::results::Figure;
 use crate::setup::{Want, Workbench};
 use crate::workloads::{DataSet, Rig, Sizes, random, stream};
@@ -68,6 +70,8 @@ pub fn run(plan: &Plan) -> Result<(), Error> {
     eprintln!(" 1. two remote areas");
     measure("2 remote", &remote, size, &sizes, &mut rows)?;
 
+    // Said before the local devices are made: the line saying what they are belongs to it.
+    eprintln!(" 2. two local + two remote areas");
     let wb = Workbench::create(&Want {
         devices: 2,
         size,
@@ -77,7 +81,6 @@ pub fn run(plan: &Plan) -> Result<(), Error> {
     })?;
     let local = wb.paths();
     let mixed: Vec<PathBuf> = local.iter().chain(&remote).cloned().collect();
-    eprintln!(" 2. two local + two remote areas");
     measure("2 local + 2 remote", &mixed, size, &sizes, &mut rows)?;
 
     let fio_note = fio_nbd(&remote[0], &sizes, &mut rows);
@@ -86,25 +89,25 @@ pub fn run(plan: &Plan) -> Result<(), Error> {
     let relay = DelayRelay::start(([127, 0, 0, 1], tcp_port(&servers[0])).into(), DELAY)
         .map_err(|e| Error::io("relay", "127.0.0.1", e))?;
     let delayed = PathBuf::from(format!("nbd://127.0.0.1:{}/swap", relay.port()));
-    let far = pagein_rand_qd1(&delayed, &sizes)?;
-    let near = pagein_rand_qd1(&local[0], &sizes)?;
+    let far = pagein_rand_qd1(&delayed, &sizes, FAR)?;
+    let near = pagein_rand_qd1(&local[0], &sizes, NEAR)?;
     rows.push(Row {
-        setup: "1 remote + 100 µs",
+        setup: FAR,
         fig: far.clone(),
     });
     rows.push(Row {
-        setup: "1 local",
+        setup: NEAR,
         fig: near.clone(),
     });
     drop(relay);
     drop(wb);
     drop(servers);
 
-    println!("{}", table(&rows));
+    println!("\n{}", table(&rows).text());
     if let Some(note) = fio_note {
         println!("{note}\n");
     }
-    println!("{}", targets(&rows, &far, &near));
+    println!("{}", targets(&rows, &far, &near).text());
     Ok(())
 }
 
@@ -160,15 +163,28 @@ fn measure(
     Ok(())
 }
 
-/// Random single-page pagein at QD1 on one area (a fresh pager with a data set on it).
-fn pagein_rand_qd1(path: &Path, sizes: &Sizes) -> Result<Figure, Error> {
+/// The setups of part 4, as its lines and rows name them.
+const FAR: &str = "1 remote + 100 µs";
+const NEAR: &str = "1 local";
+
+/// Random single-page pagein at QD1 on one area (a fresh pager with a data set on it); its
+/// line names `setup`, as the two of part 4 are the same workload.
+fn pagein_rand_qd1(path: &Path, sizes: &Sizes, setup: &str) -> Result<Figure, Error> {
     let rig = Rig::new(&[path.to_owned()], PagerConfig::default().interleave)?;
     let ds = DataSet::streaming(&rig, sizes);
     let qd = PagerConfig::default().swap_async_max as u32;
     stream::pageout_seq(&rig, &ds, "fill", qd, Duration::ZERO)?;
     let f = median(sizes, || random::pagein_rand(&rig, &ds, 1, sizes.phase))?;
-    crate::bench::line(&f);
+    crate::bench::line(&labelled(&f, setup));
     Ok(f)
+}
+
+/// `f` with its setup in its id, for a progress line.
+fn labelled(f: &Figure, setup: &str) -> Figure {
+    Figure {
+        id: format!("{} ({setup})", f.id),
+        ..f.clone()
+    }
 }
 
 fn median(
@@ -269,38 +285,49 @@ fn parse_fio(id: &str, rw: &str, qd: u32, json: &[u8]) -> Option<Figure> {
     crate::fio::parse_report(id, format!("fio --ioengine=nbd --rw={rw}"), rw, qd, json)
 }
 
-fn table(rows: &[Row]) -> String {
-    let mut t = String::from(
-        "| setup | workload | QD | MiB/s | IOPS | p50 µs | p99 µs | CPU s/GiB |\n|---|---|---|---|---|---|---|---|\n",
+fn table(rows: &[Row]) -> Table {
+    let mut t = Table::new(
+        "NBD areas",
+        "",
+        &[
+            "setup",
+            "workload",
+            "QD",
+            "MiB/s",
+            "IOPS",
+            "p50 µs",
+            "p99 µs",
+            "CPU s/GiB",
+        ],
     );
+    t.left = vec![0, 1];
     for r in rows {
         let f = &r.fig;
         let p = |q| f.p(q).map_or("-".to_owned(), |v| v.to_string());
-        t.push_str(&format!(
-            "| {} | {} | {} | {:.1} | {:.0} | {} | {} | {} |\n",
-            r.setup,
-            f.id,
-            f.queue_depth,
-            f.mib_s,
-            f.iops,
+        t.row(vec![
+            r.setup.to_owned(),
+            f.id.clone(),
+            f.queue_depth.to_string(),
+            format!("{:.1}", f.mib_s),
+            format!("{:.0}", f.iops),
             p(50.0),
             p(99.0),
             f.cpu_s_per_gib
-                .map_or("-".to_owned(), |c| format!("{c:.2}"))
-        ));
+                .map_or("-".to_owned(), |c| format!("{c:.2}")),
+        ]);
     }
     t
 }
 
 /// The targets: pageout/pagein through the pager ≥ 0.9 × raw of the same shape on
 /// the same exports; random pagein p99 over the delay ≤ 1.2 × (delay + local p99).
-fn targets(rows: &[Row], far: &Figure, near: &Figure) -> String {
+fn targets(rows: &[Row], far: &Figure, near: &Figure) -> Table {
     let find = |setup: &str, id: &str| {
         rows.iter()
             .find(|r| r.setup == setup && r.fig.id == id)
             .map(|r| r.fig.mib_s)
     };
-    let mut out = String::from("| target | measured | met |\n|---|---|---|\n");
+    let mut out = Table::new("NBD targets", "", &["target", "measured", "met"]);
     for setup in ["2 remote", "2 local + 2 remote"] {
         for (work, base) in [
             ("pageout-seq", "raw-seq-write"),
@@ -310,21 +337,82 @@ fn targets(rows: &[Row], far: &Figure, near: &Figure) -> String {
                 && b > 0.0
             {
                 let ratio = w / b;
-                out.push_str(&format!(
-                    "| {setup}: {work} ≥ 0.9 × {base} | {ratio:.2} × | {} |\n",
-                    if ratio >= 0.9 { "yes" } else { "no" }
-                ));
+                out.row(vec![
+                    format!("{setup}: {work} ≥ 0.9 × {base}"),
+                    format!("{ratio:.2} ×"),
+                    if ratio >= 0.9 { "yes" } else { "no" }.to_owned(),
+                ]);
             }
         }
     }
     if let (Some(f), Some(n)) = (far.p(99.0), near.p(99.0)) {
         let limit = 1.2 * (DELAY.as_micros() as f64 + n as f64);
-        out.push_str(&format!(
-            "| pagein-rand-1t p99 over {} µs ≤ 1.2 × ({} + {n}) = {limit:.0} µs | {f} µs | {} |\n",
-            DELAY.as_micros(),
-            DELAY.as_micros(),
-            if (f as f64) <= limit { "yes" } else { "no" }
-        ));
+        out.row(vec![
+            format!(
+                "pagein-rand-1t p99 over {} µs ≤ 1.2 × ({} + {n}) = {limit:.0} µs",
+                DELAY.as_micros(),
+                DELAY.as_micros()
+            ),
+            format!("{f} µs"),
+            if (f as f64) <= limit { "yes" } else { "no" }.to_owned(),
+        ]);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fig(id: &str, mib_s: f64) -> Figure {
+        Figure {
+            mib_s,
+            ..Figure::new(id, "", 4096, 1, 1.0)
+        }
+    }
+
+    #[test]
+    fn tables_are_the_main_benchs_with_each_setup_named() {
+        let rows = vec![
+            Row {
+                setup: "2 remote",
+                fig: fig("raw-seq-write", 100.0),
+            },
+            Row {
+                setup: "2 remote",
+                fig: fig("pageout-seq", 95.0),
+            },
+            Row {
+                setup: FAR,
+                fig: fig("pagein-rand-1t", 1.0),
+            },
+            Row {
+                setup: NEAR,
+                fig: fig("pagein-rand-1t", 2.0),
+            },
+        ];
+        let text = table(&rows).text();
+        assert!(!text.contains('|'), "markdown in the terminal: {text}");
+        for setup in [FAR, NEAR] {
+            assert!(
+                text.lines()
+                    .any(|l| l.contains(setup) && l.contains("pagein-rand-1t")),
+                "{text}"
+            );
+        }
+        let targets = targets(&rows, &rows[2].fig, &rows[3].fig).text();
+        assert!(!targets.contains('|'), "{targets}");
+        assert!(
+            targets.lines().any(
+                |l| l.contains("2 remote: pageout-seq ≥ 0.9 × raw-seq-write")
+                    && l.contains("0.95 ×")
+                    && l.trim_end().ends_with("yes")
+            ),
+            "{targets}"
+        );
+        assert_eq!(
+            labelled(&rows[2].fig, FAR).id,
+            "pagein-rand-1t (1 remote + 100 µs)"
+        );
+    }
 }

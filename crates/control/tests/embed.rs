@@ -45,6 +45,7 @@ fn an_embedder_serves_its_own_pager_and_keeps_using_it() {
             vec![PageResult::Ok]
         );
         let socket = dir.path().join("pager.sock");
+        control::daemon::log::to_test_harness();
         let server = Daemon::bind(DaemonOptions::new(&socket))
             .unwrap()
             .spawn(Arc::new(PagerBackend::new(pager.clone())))

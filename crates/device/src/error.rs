@@ -87,7 +87,7 @@ pub enum DeviceError {
     NoDirectIo { path: PathBuf },
 
     /// mkswap found another signature on the device and `force` was not given.
-    #[error("{}: holds a {what} signature; use --force to overwrite it", path.display())]
+    #[error("{}: holds {} {what} signature; use --force to overwrite it", path.display(), article(what))]
     HasSignature { path: PathBuf, what: &'static str },
 
     #[error("{}: {op} at page {page} failed: {source}", path.display())]
@@ -120,6 +120,16 @@ pub enum DeviceError {
     /// The I/O engine could not start or was asked for something it cannot do.
     #[error("I/O engine: {what}: {source}")]
     Engine { what: String, source: io::Error },
+}
+
+/// "a" or "an" before a signature's name ([`crate::mkswap::foreign_signature`]), as it is
+/// read aloud: an ext2/3/4, an iso9660, an xfs and an ntfs (spelled out), a btrfs, a LUKS.
+fn article(what: &str) -> &'static str {
+    if what.starts_with(['a', 'e', 'i', 'o', 'u', 'x', 'n']) {
+        "an"
+    } else {
+        "a"
+    }
 }
 
 impl DeviceError {

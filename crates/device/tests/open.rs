@@ -320,7 +320,7 @@ fn mkswap_refuses_a_filesystem_signature_unless_forced() {
     assert_eq!(
         err.to_string(),
         format!(
-            "{}: holds a ext2/3/4 signature; use --force to overwrite it",
+            "{}: holds an ext2/3/4 signature; use --force to overwrite it",
             file.display()
         )
     );

@@ -15,8 +15,9 @@ pub enum PagerError {
     #[error(transparent)]
     Device(#[from] DeviceError),
 
-    /// The storage is already swapped on by this pager, under this path or `other`.
-    #[error("{}: in use as {} (swap device {id})", path.display(), other.display())]
+    /// The storage is already swapped on by this pager, under this path (`already on`) or
+    /// `other`.
+    #[error("{}: {}", path.display(), already_on_text(path, other, *id))]
     AlreadyOn {
         path: PathBuf,
         other: PathBuf,
@@ -42,7 +43,7 @@ pub enum PagerError {
     Busy { path: PathBuf },
 
     /// `swapoff` checks up front that the other areas can hold the area's pages.
-    #[error("swapoff {}: not enough free swap: need {need}, have {have}", path.display())]
+    #[error("swapoff {}: not enough free swap: need {need} pages ({}), have {have} ({})", path.display(), pages_text(*need), pages_text(*have))]
     NotEnoughSpace { path: PathBuf, need: u64, have: u64 },
 
     /// A failed device can only be removed by a forced swapoff, which drops its pages.
@@ -129,4 +130,19 @@ pub enum PagerError {
     /// A request past the object's size, or a buffer of the wrong length.
     #[error("object {object}: {what}")]
     BadRequest { object: String, what: String },
+}
+
+/// A count of pages as a size, for messages: `256M`.
+fn pages_text(pages: u64) -> String {
+    device::units::human(pages.saturating_mul(device::PAGE_SIZE as u64))
+}
+
+/// The reason of [`PagerError::AlreadyOn`]: "already on" when it is on under the same
+/// path, else the name it is on as.
+fn already_on_text(path: &std::path::Path, other: &std::path::Path, id: u32) -> String {
+    if path == other {
+        format!("already on (swap device {id})")
+    } else {
+        format!("in use as {} (swap device {id})", other.display())
+    }
 }

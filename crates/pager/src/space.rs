@@ -453,8 +453,15 @@ impl Space {
 
     /// The seed's `swp_sizecheck`: below `nswap_lowat` free blocks "almost full" is set;
     /// at or above it "full" clears, and above `nswap_hiwat` "almost full" clears too.
-    /// Each change is announced once.
+    /// Each change is announced once. No area in service (before the first swapon, while
+    /// the last ones are being removed, after) is neither full nor almost full: there is
+    /// nothing to fill, so the state clears without an event.
     pub(crate) fn sizecheck(&mut self) {
+        if self.areas.iter().all(|a| a.draining.is_some()) {
+            self.hyst.full = false;
+            self.hyst.almost_full = false;
+            return;
+        }
         let free = self.free_blocks();
         if free < self.lowat {
             if !self.hyst.almost_full {

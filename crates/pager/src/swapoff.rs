@@ -227,7 +227,9 @@ impl Core {
         if a.draining.is_some() {
             return Err(PagerError::Busy { path });
         }
-        if a.failed && !opts.force {
+        // A failed area holding no page has nothing to read or drop: a plain swapoff
+        // removes it, as the warning that it failed says.
+        if a.failed && a.used > 0 && !opts.force {
             return Err(PagerError::DeviceFailed {
                 path,
                 pages: a.used,

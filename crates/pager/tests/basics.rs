@@ -189,7 +189,7 @@ fn swapoff_refuses_up_front_when_the_others_cannot_hold_its_pages() {
     assert_eq!(
         err.to_string(),
         format!(
-            "swapoff {}: not enough free swap: need 60, have 31",
+            "swapoff {}: not enough free swap: need 60 pages (240K), have 31 (124K)",
             dir.path().join("swapkit-a.swap").display()
         )
     );
@@ -205,6 +205,10 @@ fn swapon_refuses_the_same_area_twice() {
     p.swapon(&path, SwaponOptions::default()).unwrap();
     let err = p.swapon(&path, SwaponOptions::default()).unwrap_err();
     assert!(matches!(err, PagerError::AlreadyOn { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!("{}: already on (swap device 0)", path.display())
+    );
 }
 
 #[test]

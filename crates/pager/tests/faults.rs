@@ -182,6 +182,32 @@ mod one_by_one {
         p.verify().unwrap();
     }
 
+    fn a_failed_device_holding_no_page_goes_off_without_force(engine: EngineKind) {
+        let dir = tempdir();
+        let p = pager_on(engine, 8);
+        let a = p
+            .swapon(&area(dir.path(), "a", 64), SwaponOptions::default())
+            .unwrap();
+        let obj = p.alloc_object(None, 8);
+        assert_eq!(
+            p.putpages(&obj, 0, &pages(0, 8), PutMode::Sync),
+            vec![PageResult::Ok; 8]
+        );
+        p.area(a).unwrap().faults().vanish();
+        let mut out = vec![0u8; PAGE_SIZE];
+        assert!(p.getpages(&obj, 0, 0, 0, &mut out).is_err());
+        assert_eq!(p.stats().devices[0].state, DeviceState::Failed);
+        // Its pages freed, nothing on it is left to read or to drop.
+        p.freespace(&obj, 0, 8);
+        assert_eq!(p.stats().devices[0].used_pages, 0);
+        let report = p
+            .swapoff(a, SwapoffOptions::default(), &mut |_, _| {})
+            .unwrap();
+        assert_eq!((report.moved, report.lost), (0, 0));
+        assert!(p.stats().devices.is_empty());
+        p.verify().unwrap();
+    }
+
     fn swapoff_whose_rewrites_fail_retries_on_fresh_blocks_and_loses_nothing(engine: EngineKind) {
         let dir = tempdir();
         let p = pager_on(engine, 0);
@@ -242,6 +268,13 @@ mod one_by_one {
         fn a_vanished_device_fails_over_and_forced_swapoff_reports_lost_pages() {
             for engine in ENGINES {
                 super::a_vanished_device_fails_over_and_forced_swapoff_reports_lost_pages(engine);
+            }
+        }
+
+        #[test]
+        fn a_failed_device_holding_no_page_goes_off_without_force() {
+            for engine in ENGINES {
+                super::a_failed_device_holding_no_page_goes_off_without_force(engine);
             }
         }
 

@@ -70,3 +70,22 @@ fn reserve_is_all_or_nothing() {
     assert_eq!(p.stats().free_pages, 0);
     p.verify().unwrap();
 }
+
+#[test]
+fn no_area_left_is_not_almost_full() {
+    let dir = tempdir();
+    let p = pager(32); // lowat 16
+    let events = p.subscribe();
+    let a = p
+        .swapon(&area(dir.path(), "a", 65), SwaponOptions::default())
+        .unwrap();
+    p.swapoff(a, pager::SwapoffOptions::default(), &mut |_, _| {})
+        .unwrap();
+    let ev: Vec<_> = events.try_iter().collect();
+    assert!(
+        !ev.iter()
+            .any(|e| matches!(e, PagerEvent::AlmostFull { .. })),
+        "{ev:?}"
+    );
+    assert!(!p.stats().hysteresis.almost_full);
+}

@@ -31,7 +31,8 @@ fn pagers() -> Vec<Pager> {
         .collect()
 }
 
-/// `p` refuses `path` because it swaps on the same storage as `other`, and says so.
+/// `p` refuses `path` because it swaps on the same storage as `other`, and says so ("already
+/// on" when `other` is `path` itself).
 fn assert_in_use_as(p: &Pager, path: &Path, other: &Path) {
     let err = p.swapon(path, SwaponOptions::default()).unwrap_err();
     assert!(
@@ -39,12 +40,13 @@ fn assert_in_use_as(p: &Pager, path: &Path, other: &Path) {
         "{err}"
     );
     let message = err.to_string();
+    let why = if path == other {
+        "already on".to_owned()
+    } else {
+        format!("in use as {}", other.display())
+    };
     assert!(
-        message.starts_with(&format!(
-            "{}: in use as {} (swap device ",
-            path.display(),
-            other.display()
-        )),
+        message.starts_with(&format!("{}: {why} (swap device ", path.display())),
         "{message}"
     );
 }

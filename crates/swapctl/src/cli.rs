@@ -92,6 +92,9 @@ pub struct BsdArgs {
     /// Print the totals: `Total: SIZE USED`
     #[arg(short = 's')]
     pub summary: bool,
+    /// With -l or -s: print JSON (sizes in bytes), as `list --json` and `summary --json`
+    #[arg(long)]
+    pub json: bool,
     /// Priority of the devices -a or -A adds (NetBSD swapctl -p): higher is used first
     #[arg(short = 'p', value_name = "PRIO", allow_negative_numbers = true,
           value_parser = clap::value_parser!(i32).range(-1..=32767))]
@@ -161,7 +164,7 @@ pub enum Command {
     Top(TopArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
-    /// Print a man page (roff) on stdout, or write them all with --dir
+    /// Show a man page (roff when stdout is no terminal), or write them all with --dir
     Man(ManArgs),
 }
 
@@ -172,7 +175,8 @@ pub struct ManArgs {
     /// The page: swapctl (the default), a command (`on`, `loop`...) or `swapctl.toml`
     #[arg(conflicts_with = "dir")]
     pub page: Option<String>,
-    /// Write every page (swapctl.1, swapctl-COMMAND.1, swapctl.toml.5) into DIR
+    /// Write every page under the man directory DIR: swapctl.1 and swapctl-COMMAND.1 in
+    /// DIR/man1, swapctl.toml.5 in DIR/man5 (a DIR ending in man1 stands for its parent)
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 }
@@ -243,7 +247,8 @@ pub enum LoopCommand {
         help: HelpFlag,
         /// Backing file
         file: PathBuf,
-        /// Grow (or create) the file to SIZE first, e.g. 256M
+        /// Grow (or create) the file to SIZE first, e.g. 256M; a larger file is refused, never
+        /// shrunk
         #[arg(long, value_parser = parse_size)]
         size: Option<u64>,
         /// Create the file if it does not exist (needs --size)
@@ -438,6 +443,9 @@ pub struct SummaryArgs {
     pub socket: SocketArg,
     #[command(flatten)]
     pub unit: UnitArgs,
+    /// Print JSON: size, used and avail in bytes, and the number of devices
+    #[arg(long)]
+    pub json: bool,
     /// Print help
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,
@@ -449,7 +457,7 @@ pub struct StatusArgs {
     pub help: HelpFlag,
     #[command(flatten)]
     pub socket: SocketArg,
-    /// Print the full snapshot as JSON
+    /// Print the full snapshot as JSON, each device's fragmentation included
     #[arg(long)]
     pub json: bool,
 }
@@ -462,6 +470,9 @@ pub struct FragArgs {
     pub socket: SocketArg,
     /// Only this device
     pub device: Option<PathBuf>,
+    /// Print JSON: each device's free ranges (in pages) and their size classes
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

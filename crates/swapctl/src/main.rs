@@ -28,17 +28,11 @@ fn main() {
     }
 }
 
-/// A clap error as `<what>: <why>`: the command (or `usage`), then clap's first line
-/// without its `error: ` and with where to look for help.
+/// A clap error as `<what>: <why>`: the command (`loop list` for a subcommand's, or
+/// `usage`), then clap's first line without its `error: `, clap's suggestion, and where to
+/// look for help.
 fn usage_line(e: &clap::Error, args: &[std::ffi::OsString]) -> String {
-    let sub = args
-        .get(1)
-        .and_then(|a| a.to_str())
-        .filter(|a| !a.starts_with('-'))
-        .filter(|a| {
-            use clap::CommandFactory;
-            Cli::command().find_subcommand(a).is_some()
-        });
+    let sub = command_path(args);
     // clap's message runs up to the first blank line (a list of missing arguments is
     // indented below its first line): joined into one line.
     let rendered = e.render().to_string();
@@ -52,11 +46,41 @@ fn usage_line(e: &clap::Error, args: &[std::ffi::OsString]) -> String {
     if why.is_empty() {
         why = "invalid arguments".into();
     }
-    if let Some(ContextValue::String(s)) = e.get(ContextKind::SuggestedArg) {
+    // clap puts its suggestions in a tip below the blank line, the closest last: that
+    // one, in the line.
+    let suggested = [ContextKind::SuggestedSubcommand, ContextKind::SuggestedArg]
+        .into_iter()
+        .find_map(|k| match e.get(k) {
+            Some(ContextValue::String(s)) => Some(s.clone()),
+            Some(ContextValue::Strings(v)) => v.last().cloned(),
+            _ => None,
+        });
+    if let Some(s) = suggested {
         why.push_str(&format!(" (did you mean '{s}'?)"));
     }
-    match sub {
-        Some(s) => format!("{s}: {why} (see 'swapctl {s} --help')"),
-        None => format!("usage: {why} (see 'swapctl --help')"),
+    if sub.is_empty() {
+        format!("usage: {why} (see 'swapctl --help')")
+    } else {
+        format!("{sub}: {why} (see 'swapctl {sub} --help')")
     }
+}
+
+/// The command and subcommands the arguments name before anything else (`loop list` for
+/// `swapctl loop list -a`), empty when the first argument is no command.
+fn command_path(args: &[std::ffi::OsString]) -> String {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut path: Vec<String> = Vec::new();
+    for a in args.iter().skip(1) {
+        let Some(a) = a.to_str().filter(|a| !a.starts_with('-')) else {
+            break;
+        };
+        let Some(next) = cmd.find_subcommand(a) else {
+            break;
+        };
+        path.push(next.get_name().to_owned());
+        let next = next.clone();
+        cmd = next;
+    }
+    path.join(" ")
 }

@@ -127,6 +127,55 @@ fn a_failed_loop_attach_create_leaves_no_file() {
     assert!(!f.exists(), "the created file was left behind");
 }
 
+#[test]
+fn loop_attach_size_never_shrinks_a_larger_file_and_says_so() {
+    let dir = tempdir("swapkit-attach");
+    let f = file(dir.path(), "swapkit-big.img", 32 * MIB, 0o600);
+    let out = swapctl(
+        &[
+            "loop",
+            "attach",
+            f.to_str().unwrap(),
+            "--create",
+            "--size",
+            "16M",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "swapctl: {}: is 32M, larger than --size 16M (a file is never shrunk: leave out --size to attach it as it is)\n",
+            f.display()
+        )
+    );
+    assert_eq!(stdout(&out), "", "nothing was attached");
+    assert_eq!(std::fs::metadata(&f).unwrap().len(), 32 * MIB);
+}
+
+#[test]
+fn mkswap_names_a_filesystem_signature_with_its_article() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempdir("swapkit-mkswap");
+    let f = file(dir.path(), "swapkit-ext4.img", 4 * MIB, 0o600);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .write_all_at(&[0x53, 0xef], 1080)
+        .unwrap();
+    let out = swapctl(&["mkswap", f.to_str().unwrap()], dir.path());
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "swapctl: {}: holds an ext2/3/4 signature; use --force to overwrite it\n",
+            f.display()
+        )
+    );
+}
+
 /// Our devices and their files. On drop, detaches those still bound to our file (a freed
 /// number may already be another program's device), so a failing test leaves nothing.
 struct Attached(Vec<(PathBuf, PathBuf)>);

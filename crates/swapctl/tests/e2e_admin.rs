@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
+#[macro_use]
 mod common;
 
 use std::time::{Duration, Instant};
@@ -219,6 +220,7 @@ fn a_socket_left_by_a_killed_daemon_is_replaced() {
     let socket = d.socket.clone();
     let mut again = std::process::Command::new(common::BIN)
         .args(["daemon", "--no-auto", "--socket", socket.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let end = Instant::now() + Duration::from_secs(30);
@@ -235,10 +237,111 @@ fn a_socket_left_by_a_killed_daemon_is_replaced() {
         nix::unistd::Pid::from_raw(again.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     );
-    let status = again.wait().unwrap();
+    let out = again.wait_with_output().unwrap();
     assert!(
         served,
-        "the second daemon did not take over the stale socket"
+        "the second daemon did not take over the stale socket: {}",
+        stderr(&out)
     );
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn every_listing_command_takes_json_and_status_json_has_fragmentation() {
+    let devs = Devices::new(&[16 * MIB, 16 * MIB]);
+    let d = Daemon::start(&[]);
+    for i in 0..2 {
+        d.ok(&["mkswap", devs.path(i)]);
+    }
+    d.ok(&["on", devs.path(0), devs.path(1)]);
+    let json = |args: &[&str]| -> serde_json::Value {
+        serde_json::from_str(&d.ok(args)).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    };
+    // status --json: each fresh area is one free range as long as its free pages.
+    let status = json(&["status", "--json"]);
+    for dev in status["devices"].as_array().unwrap() {
+        assert_eq!(dev["frag"]["free_ranges"], 1, "{dev}");
+        assert_eq!(dev["frag"]["largest"], dev["free_pages"], "{dev}");
+        assert!(!dev["frag"]["text"].as_str().unwrap().is_empty(), "{dev}");
+    }
+    let total = json(&["summary", "--json"]);
+    snap!("e2e_summary_json", d.ok(&["summary", "--json"]));
+    assert_eq!(
+        json(&["-s", "--json"]),
+        serde_json::json!({ "total": total })
+    );
+    let both = json(&["-l", "-s", "--json"]);
+    assert_eq!(both["swapdevices"].as_array().unwrap().len(), 2, "{both}");
+    assert_eq!(both["total"], total);
+    assert_eq!(json(&["-l", "--json"]), json(&["list", "--json"]));
+    snap!(
+        "e2e_frag_json",
+        d.ok(&["frag", "--json", devs.path(1)])
+            .replace(devs.path(1), "dev1")
+    );
+    let frag = json(&["frag", "--json"]);
+    assert_eq!(frag["swapdevices"].as_array().unwrap().len(), 2, "{frag}");
+    let out = d.run(&["frag", "--json", "/nonexistent/swapkit"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let out = d.run(&["--json"]);
+    assert_eq!(out.status.code(), Some(16), "{}", stderr(&out));
+}
+
+#[test]
+fn on_twice_says_already_on_and_no_device_left_is_not_almost_full() {
+    let devs = Devices::new(&[16 * MIB]);
+    let d = Daemon::start(&[]);
+    d.ok(&["mkswap", devs.path(0)]);
+    d.ok(&["on", devs.path(0)]);
+    let out = d.run(&["on", devs.path(0)]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "swapctl: {}: swapon failed: already on (swap device 0)\n",
+            devs.path(0)
+        )
+    );
+    d.ok(&["off", "-a"]);
+    let status: serde_json::Value = serde_json::from_str(&d.ok(&["status", "--json"])).unwrap();
+    assert_eq!(status["hysteresis"]["almost_full"], false, "{status}");
+    // The daemon logs events from a thread of its own: give it the time to (not) say it.
+    std::thread::sleep(Duration::from_millis(500));
+    let log = d.log_text();
+    assert!(!log.contains("almost full"), "{log}");
+}
+
+#[test]
+fn a_priority_changed_by_sighup_is_said_to_apply_at_the_next_on() {
+    let devs = Devices::new(&[16 * MIB]);
+    let out = common::swapctl_env(&["mkswap", devs.path(0)], &devs.dir.path().join("none"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config = |prio: i32| {
+        format!(
+            "[[device]]\npath = \"{}\"\npriority = {prio}\n",
+            devs.path(0)
+        )
+    };
+    let d = Daemon::start_with_config(&config(5), &[]);
+    let prio = || d.ok(&["list", "--show=PRIO", "--noheadings", "--raw"]);
+    assert_eq!(prio(), "5\n");
+    std::fs::write(d.dir.path().join("swapctl.toml"), config(10)).unwrap();
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    let end = Instant::now() + Duration::from_secs(10);
+    while !d.log_text().contains("reload:") {
+        assert!(Instant::now() < end, "no reload logged: {}", d.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = d.log_text();
+    assert!(
+        log.contains(&format!(
+            "device {} changed: takes effect at its next `swapctl on`",
+            devs.path(0)
+        )),
+        "{log}"
+    );
+    assert_eq!(prio(), "5\n", "the live priority is kept");
+    d.ok(&["off", devs.path(0)]);
+    d.ok(&["on", devs.path(0)]);
+    assert_eq!(prio(), "10\n");
 }

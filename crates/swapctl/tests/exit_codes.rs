@@ -92,6 +92,80 @@ fn usage_errors_exit_16_with_one_line_for_every_command() {
 }
 
 #[test]
+fn usage_errors_suggest_the_command_and_name_the_subcommand() {
+    for (args, want) in [
+        (
+            &["lsit"][..],
+            "swapctl: usage: unrecognized subcommand 'lsit' (did you mean 'list'?) (see 'swapctl --help')\n",
+        ),
+        (
+            &["loop", "lsit"],
+            "swapctl: loop: unrecognized subcommand 'lsit' (did you mean 'list'?) (see 'swapctl loop --help')\n",
+        ),
+        (
+            &["loop", "list", "-a"],
+            "swapctl: loop list: unexpected argument '-a' found (see 'swapctl loop list --help')\n",
+        ),
+    ] {
+        let out = run_alone(args);
+        assert_eq!(out.status.code(), Some(16), "{args:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out), want, "{args:?}");
+    }
+}
+
+/// Permission denied is 16, as the table says: `loop attach` by a user who is not root.
+#[test]
+fn loop_attach_without_permission_exits_16() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to run swapctl as another user");
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("swapkit-perm")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let file = dir.path().join("swapkit-a.img");
+    std::fs::File::create(&file)
+        .unwrap()
+        .set_len(16 * MIB)
+        .unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    // nobody: may read and write the file, not /dev/loop-control.
+    for args in [
+        vec!["loop", "attach", file.to_str().unwrap()],
+        vec!["loop", "attach", file.to_str().unwrap(), "--size", "32M"],
+    ] {
+        let out = std::process::Command::new(common::BIN)
+            .args(&args)
+            .env("SWAPKIT_STATE_DIR", dir.path())
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(16), "{args:?}: {}", stderr(&out));
+        assert_one_line(&["loop", "attach"], &out);
+    }
+    // A file nobody may open: 16 too.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .args(["loop", "attach", file.to_str().unwrap(), "--size", "32M"])
+        .env("SWAPKIT_STATE_DIR", dir.path())
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(16), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ermission denied"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn failed_operations_exit_4_and_no_room_exits_2() {
     let devs = Devices::new(&[16 * MIB]);
     let d = Daemon::start(&[]);
@@ -126,6 +200,12 @@ fn failed_operations_exit_4_and_no_room_exits_2() {
     );
     let out = d.run(&["off", devs.path(0)]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // The figures of "no room" with their units.
+    assert!(
+        stderr(&out).ends_with("not enough free swap: need 16 pages (64K), have 0 (0B)\n"),
+        "{}",
+        stderr(&out)
+    );
     let out = d.run(&["off", "-a"]);
     assert_eq!(out.status.code(), Some(2 | 32), "{}", stderr(&out));
     let out = d.run(&["-U"]);

@@ -30,7 +30,7 @@ pub fn tables(r: &Report) -> Vec<Table> {
         ));
     }
     if !r.comparisons.is_empty() {
-        out.push(comparisons(&r.comparisons));
+        out.push(comparisons(&r.comparisons, r.quick));
     }
     if !r.interleave.is_empty() {
         out.push(interleave(r));
@@ -196,9 +196,15 @@ fn memory(r: &Report) -> Table {
     t
 }
 
-fn comparisons(cs: &[Comparison]) -> Table {
+/// The ratios against their baselines. A `--quick` run's are indicative only (small
+/// devices, short phases): its targets are shown, never judged met or missed.
+fn comparisons(cs: &[Comparison], quick: bool) -> Table {
     let mut t = Table::new(
-        "Pager vs raw",
+        if quick {
+            "Pager vs raw (--quick: indicative ratios, targets not judged)"
+        } else {
+            "Pager vs raw"
+        },
         "ratio = figure / baseline. basis `same shape`: the best of our raw engine and fio at \
          the workload's own queue depth; `any QD ≤ 32`: the device's best over the whole sweep \
          (QD 1, 4, 16, 32); `fio`: fio itself at the same shape (latency, CPU s/GiB); `kernel`: \
@@ -220,7 +226,11 @@ fn comparisons(cs: &[Comparison]) -> Table {
                 } else {
                     "≤"
                 },
-                if met { "met" } else { "MISSED" }
+                match (quick, met) {
+                    (true, _) => "(indicative)",
+                    (false, true) => "met",
+                    (false, false) => "MISSED",
+                }
             ),
             _ => "-".to_string(),
         };
@@ -481,6 +491,21 @@ mod tests {
             interleave,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_quick_run_labels_its_ratios_indicative_and_judges_no_target() {
+        let mut r = sample();
+        r.comparisons[0].met = Some(false);
+        let full = terminal(&r);
+        assert!(full.contains("MISSED"), "{full}");
+        r.quick = true;
+        let quick = terminal(&r);
+        assert!(
+            !quick.contains("MISSED") && !quick.contains("× met"),
+            "{quick}"
+        );
+        assert!(quick.contains("indicative"), "{quick}");
     }
 
     #[test]

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -101,7 +101,22 @@ pub fn line(l: Level, args: std::fmt::Arguments<'_>) -> String {
     out
 }
 
+/// Whether lines go through `eprint!` (see [`to_test_harness`]); on in this crate's tests.
+static TO_TEST_HARNESS: AtomicBool = AtomicBool::new(cfg!(test));
+
+/// Tests that run a daemon in their own process call this first: the lines then go through
+/// `eprint!`, which the test harness captures and shows only for a test that fails, instead
+/// of straight to the terminal where a passing run's warnings read as failures. Never in a
+/// real daemon: `eprint!` panics when stderr is gone.
+pub fn to_test_harness() {
+    TO_TEST_HARNESS.store(true, Ordering::Relaxed);
+}
+
 fn emit(text: &str) {
+    if TO_TEST_HARNESS.load(Ordering::Relaxed) {
+        eprint!("{text}");
+        return;
+    }
     // One write of the whole line, and no panic if stderr is gone (eprintln! would panic).
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }

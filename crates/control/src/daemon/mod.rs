@@ -225,7 +225,12 @@ impl Daemon {
         for d in &new.devices {
             match old.device(&d.path) {
                 None => changes.push(format!("device {} added", d.path.display())),
-                Some(o) if o != d => changes.push(format!("device {} changed", d.path.display())),
+                // A device that is on keeps its priority and discard until it is turned
+                // on again (the pager has no priority change of a live area).
+                Some(o) if o != d => changes.push(format!(
+                    "device {} changed: takes effect at its next `swapctl on`",
+                    d.path.display()
+                )),
                 Some(_) => {}
             }
         }

@@ -320,15 +320,21 @@ pub fn summary(a: &SummaryArgs) -> Result<i32, CliError> {
     let stats = connect(&a.socket.socket, "summary")?
         .stats()
         .map_err(daemon_err("summary"))?;
-    print(&format::bsd_total(&stats, unit(&a.unit)));
+    if a.json {
+        print(&format::pretty(&format::total_json(&stats)));
+    } else {
+        print(&format::bsd_total(&stats, unit(&a.unit)));
+    }
     Ok(0)
 }
 
 pub fn status(a: &StatusArgs) -> Result<i32, CliError> {
-    let (stats, uids) = connect(&a.socket.socket, "status")?
-        .stats_and_usage()
-        .map_err(daemon_err("status"))?;
+    let mut c = connect(&a.socket.socket, "status")?;
+    let (mut stats, uids) = c.stats_and_usage().map_err(daemon_err("status"))?;
     if a.json {
+        // The full snapshot: with each device's fragmentation, which the plain one leaves
+        // empty (it must stay cheap for monitors).
+        stats = c.stats_with_frag().map_err(daemon_err("status"))?;
         // The snapshot as before, with the per-uid usage beside it when there is any.
         let mut value = serde_json::to_value(&stats).map_err(|e| CliError::new("status", e))?;
         if !uids.is_empty()
@@ -350,7 +356,12 @@ pub fn frag(a: &FragArgs) -> Result<i32, CliError> {
     let stats = connect(&a.socket.socket, "frag")?
         .stats_with_frag()
         .map_err(daemon_err("frag"))?;
-    match format::frag(&stats, only.as_deref()) {
+    let text = if a.json {
+        format::frag_json(&stats, only.as_deref())
+    } else {
+        format::frag(&stats, only.as_deref())
+    };
+    match text {
         Some(text) => {
             print(&text);
             Ok(0)

@@ -9,6 +9,9 @@ use crate::output::{CliError, print};
 
 pub fn run(a: &BsdArgs) -> Result<i32, CliError> {
     let socket = &a.socket.socket;
+    if a.json && !a.list && !a.summary {
+        return Err(CliError::usage("--json", "only with -l or -s"));
+    }
     if a.priority.is_some() && a.add.is_empty() && !a.add_all {
         return Err(CliError::usage("-p", "only with -a or -A"));
     }
@@ -30,6 +33,10 @@ pub fn run(a: &BsdArgs) -> Result<i32, CliError> {
     let stats = admin::connect(socket, "swapctl")?
         .stats()
         .map_err(admin::daemon_err("swapctl"))?;
+    if a.json {
+        print(&format::bsd_json(&stats, a.list, a.summary));
+        return Ok(0);
+    }
     let unit = admin::unit(&a.unit);
     let mut text = String::new();
     if a.list {

@@ -9,23 +9,53 @@ use device::units::{format_uuid, parse_uuid};
 
 use crate::cli::{LoopCommand, MkswapArgs};
 use crate::format::table::{Align, render};
-use crate::output::exit::{self, EX_FAILURE, EX_SYSERR};
+use crate::output::exit::{self, EX_FAILURE, EX_SYSERR, EX_USAGE};
 use crate::output::{CliError, print};
 use crate::units::human;
 
 /// Bytes a swap label holds (`volume_name[16]` of the header).
 const LABEL_BYTES: usize = 16;
 
-/// A device error as one line; it already names the path.
+/// A device error as one line; it already names the path. Permission denied (not root,
+/// a file we may not open) is [`EX_USAGE`], as the exit-status table says.
 fn device_err(e: device::DeviceError) -> CliError {
-    let code = match &e {
-        device::DeviceError::Io { .. } => EX_SYSERR,
-        _ => EX_FAILURE,
+    let code = if denied(&e) {
+        EX_USAGE
+    } else {
+        match &e {
+            device::DeviceError::Io { .. } => EX_SYSERR,
+            _ => EX_FAILURE,
+        }
     };
     CliError {
         message: e.to_string(),
         code,
     }
+}
+
+/// Whether `e`, or an error it was caused by, is an I/O error saying permission denied.
+fn denied(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut at = Some(e);
+    while let Some(e) = at {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
+        {
+            return true;
+        }
+        at = e.source();
+    }
+    false
+}
+
+/// An I/O error on `what` as one line: permission denied is [`EX_USAGE`], anything else
+/// [`EX_FAILURE`].
+fn io_err(what: &str, e: std::io::Error) -> CliError {
+    let code = if e.kind() == std::io::ErrorKind::PermissionDenied {
+        EX_USAGE
+    } else {
+        EX_FAILURE
+    };
+    CliError::new(what, e).with_code(code)
 }
 
 /// The size of a block device, regular file or NBD export, or `None` when it does not exist.
@@ -329,10 +359,22 @@ fn attach_inner(
             .truncate(false)
             .mode(0o600)
             .open(file)
-            .map_err(|e| CliError::new(&what, e))?;
-        let len = f.metadata().map_err(|e| CliError::new(&what, e))?.len();
+            .map_err(|e| io_err(&what, e))?;
+        let len = f.metadata().map_err(|e| io_err(&what, e))?.len();
+        if len > size {
+            // Never shrunk (that would cut what may be on it), and never attached at a
+            // size other than the one asked for without a word.
+            return Err(CliError::new(
+                &what,
+                format!(
+                    "is {}, larger than --size {} (a file is never shrunk: leave out --size to attach it as it is)",
+                    human(len),
+                    human(size)
+                ),
+            ));
+        }
         if len < size {
-            f.set_len(size).map_err(|e| CliError::new(&what, e))?;
+            f.set_len(size).map_err(|e| io_err(&what, e))?;
         }
     } else if !file.exists() {
         return Err(CliError::usage(

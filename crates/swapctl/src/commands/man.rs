@@ -1,7 +1,9 @@
 //! `swapctl man`: the man pages, generated from the clap definitions plus the sections clap
 //! does not know (EXIT STATUS, FILES, ENVIRONMENT, SEE ALSO), and `swapctl.toml(5)` written
-//! here by hand. `swapctl man [PAGE]` prints one page; `--dir DIR` writes them all.
+//! here by hand. `swapctl man [PAGE]` prints one page (through `man` on a terminal); `--dir
+//! DIR` writes them all under DIR's `man1` and `man5`.
 
+use std::io::IsTerminal;
 use std::path::Path;
 
 use clap::CommandFactory;
@@ -108,7 +110,9 @@ swapctl.toml \- the swapkit daemon's config file
 \fBswapctl daemon\fR reads \fB\-\-config\fR FILE, or {config} when it exists. Flags win over the
 file. The file is TOML; unknown keys and unknown values of \fBlog_level\fR and \fBengine\fR are
 errors, reported with their line. SIGHUP makes the daemon read it again (limits, devices,
-\fBlog_level\fR, \fBswap_async_max\fR) and log what changed.
+\fBlog_level\fR, \fBswap_async_max\fR) and log what changed. A changed device that is on
+keeps its priority and discard until its next \fBswapctl on\fR; \fBinterleave\fR,
+\fBnswbuf\fR, \fBchecksum\fR and the socket settings take effect when the daemon restarts.
 .SH "[daemon]"
 .TP
 socket = "PATH"
@@ -131,6 +135,11 @@ error, warn, info or debug.
 .TP
 engine = "ENGINE"
 auto, io_uring or threads.
+.TP
+checksum = "KIND"
+Page checksums kept in memory and checked on every read, so a page that reads back as other
+bytes is an error, never data: crc32c (the default) or none (about 4 bytes of memory less
+per page on swap, and no check).
 .SH "[limits]"
 Every key is optional; the defaults are shown.
 .TP
@@ -205,7 +214,11 @@ pub fn run(a: &ManArgs) -> Result<i32, CliError> {
     };
     match all.into_iter().find(|(n, _)| *n == want) {
         Some((_, text)) => {
-            print(&text);
+            // On a terminal, the page as `man` shows it (as `git help` does); anywhere
+            // else, or without `man`, the roff source.
+            if !(std::io::stdout().is_terminal() && show_with_man(&text)) {
+                print(&text);
+            }
             Ok(0)
         }
         None => Err(CliError::usage(
@@ -218,13 +231,53 @@ pub fn run(a: &ManArgs) -> Result<i32, CliError> {
     }
 }
 
+/// Show `text` through `man -l -` (its pager included); false when `man` cannot run or
+/// fails, so the caller prints the roff instead.
+fn show_with_man(text: &str) -> bool {
+    use std::io::Write;
+    let Ok(mut child) = std::process::Command::new("man")
+        .args(["-l", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+    else {
+        return false;
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        // A pager quit early closes the pipe: no error, the page was seen.
+        let _ = stdin.write_all(text.as_bytes());
+    }
+    child.wait().is_ok_and(|s| s.success())
+}
+
+/// `--dir DIR`: DIR is a man directory (`/usr/local/share/man`), each page goes under the
+/// `manN` of its section. A DIR that is itself a section's (`.../man1`) stands for its
+/// parent, so section 5 does not land in man1.
 fn write_all(dir: &Path, all: &[(String, String)]) -> Result<i32, CliError> {
-    let what = dir.display().to_string();
-    std::fs::create_dir_all(dir).map_err(|e| CliError::new(&what, e))?;
+    let is_section = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("man"))
+        .is_some_and(|n| n.len() == 1 && n.bytes().all(|b| b.is_ascii_digit()));
+    let root = match dir.parent() {
+        Some(parent) if is_section => parent,
+        _ => dir,
+    };
+    let mut written: Vec<String> = Vec::new();
     for (name, text) in all {
-        let path = dir.join(name);
+        let section = name.rsplit('.').next().unwrap_or("1");
+        let sub = root.join(format!("man{section}"));
+        let where_ = sub.display().to_string();
+        if !written.contains(&where_) {
+            std::fs::create_dir_all(&sub).map_err(|e| CliError::new(&where_, e))?;
+            written.push(where_);
+        }
+        let path = sub.join(name);
         std::fs::write(&path, text).map_err(|e| CliError::new(path.display(), e))?;
     }
-    print(&format!("{} pages written to {what}\n", all.len()));
+    print(&format!(
+        "{} pages written to {}\n",
+        all.len(),
+        written.join(" and ")
+    ));
     Ok(0)
 }

@@ -305,6 +305,40 @@ pub fn bsd_total(stats: &PagerStats, unit: SizeUnit) -> String {
     )
 }
 
+/// `summary --json` (and `swapctl -s --json`): the totals line in bytes.
+pub fn total_json(stats: &PagerStats) -> serde_json::Value {
+    let ps = page_size(stats);
+    json!({
+        "size": stats.total_pages * ps,
+        "used": stats.used_pages * ps,
+        "avail": stats.free_pages * ps,
+        "devices": stats.devices.len(),
+    })
+}
+
+/// `swapctl -l --json` and `-s --json` (both together): `list --json`'s `swapdevices`
+/// and `summary --json`'s `total`, in one object.
+pub fn bsd_json(stats: &PagerStats, list: bool, summary: bool) -> String {
+    let mut map = serde_json::Map::new();
+    if list
+        && let Ok(serde_json::Value::Object(l)) =
+            serde_json::from_str::<serde_json::Value>(&list_json(stats))
+    {
+        map.extend(l);
+    }
+    if summary {
+        map.insert("total".into(), total_json(stats));
+    }
+    pretty(&serde_json::Value::Object(map))
+}
+
+/// A JSON value as the commands print it: pretty, one newline at the end.
+pub fn pretty(value: &serde_json::Value) -> String {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
 /// `swapon -s`: the layout of Linux's `/proc/swaps` (sizes in KiB, tabs as the kernel puts
 /// them).
 pub fn proc_swaps(stats: &PagerStats) -> String {

@@ -8,10 +8,10 @@ pub mod table;
 mod usage;
 
 pub use list::{
-    ListOptions, ShowColumn, bsd_list, bsd_total, list_json, list_show, list_show_json, list_table,
-    proc_swaps,
+    ListOptions, ShowColumn, bsd_json, bsd_list, bsd_total, list_json, list_show, list_show_json,
+    list_table, pretty, proc_swaps, total_json,
 };
-pub use status::{frag, status};
+pub use status::{frag, frag_json, status};
 pub use usage::usage;
 
 use pager::{DeviceStats, PagerStats};

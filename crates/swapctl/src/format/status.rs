@@ -178,3 +178,35 @@ pub fn frag(s: &PagerStats, only: Option<&str>) -> Option<String> {
     }
     (any || only.is_none()).then_some(out)
 }
+
+/// `frag --json`: each device's free ranges, in pages, as `frag` prints them; `None` when
+/// `only` names no device that is on.
+pub fn frag_json(s: &PagerStats, only: Option<&str>) -> Option<String> {
+    let devices: Vec<_> = s
+        .devices
+        .iter()
+        .filter(|d| only.is_none_or(|o| o == d.path))
+        .map(|d| {
+            let f = &d.frag;
+            let classes: Vec<_> = f
+                .buckets
+                .iter()
+                .map(|(lo, hi, count)| serde_json::json!({ "min": lo, "max": hi, "count": count }))
+                .collect();
+            serde_json::json!({
+                "name": device_name(d),
+                "free_pages": d.free_pages,
+                "free_ranges": f.free_ranges,
+                "largest": f.largest,
+                "average": f.average,
+                "classes": classes,
+            })
+        })
+        .collect();
+    if only.is_some() && devices.is_empty() {
+        return None;
+    }
+    Some(super::list::pretty(
+        &serde_json::json!({ "swapdevices": devices }),
+    ))
+}

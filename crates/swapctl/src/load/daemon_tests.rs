@@ -13,6 +13,7 @@ struct Running {
 }
 
 fn start(backend: Arc<dyn Backend>) -> Running {
+    control::daemon::log::to_test_harness();
     let dir = tempfile::Builder::new()
         .prefix("swapkit-load")
         .tempdir()

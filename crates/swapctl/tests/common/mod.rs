@@ -138,9 +138,13 @@ impl Drop for Devices {
 }
 
 /// A `swapctl daemon` child on a socket in its own temp dir; killed and reaped on drop.
+/// Its log (stderr) goes to a file, never to the terminal: a passing test prints none of
+/// its warnings (a test of failures makes many), and a failing one shows it as it unwinds.
 pub struct Daemon {
     pub child: Option<Child>,
     pub socket: PathBuf,
+    /// The daemon's stderr.
+    pub log: PathBuf,
     pub dir: tempfile::TempDir,
 }
 
@@ -153,7 +157,8 @@ impl Daemon {
         Daemon::start_opts(config, extra, None, None)
     }
 
-    /// With its log (stderr) in `log`, and with `nofile` as both its open-file limits.
+    /// With its log (stderr) in `log` (else `daemon.log` beside the socket), and with
+    /// `nofile` as both its open-file limits.
     pub fn start_opts(
         config: &str,
         extra: &[&str],
@@ -178,9 +183,8 @@ impl Daemon {
             .args(extra)
             .stdin(Stdio::null());
         let mut command = child;
-        if let Some(log) = log {
-            command.stderr(std::fs::File::create(log).unwrap());
-        }
+        let log = log.map_or_else(|| dir.path().join("daemon.log"), Path::to_owned);
+        command.stderr(std::fs::File::create(&log).unwrap());
         {
             use std::os::unix::process::CommandExt;
             // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
@@ -209,6 +213,7 @@ impl Daemon {
         let mut d = Daemon {
             child: Some(child),
             socket,
+            log,
             dir,
         };
         d.wait_ready();
@@ -222,7 +227,7 @@ impl Daemon {
                 return;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("the daemon exited at start: {status}");
+                panic!("the daemon exited at start: {status}\n{}", self.log_text());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -231,6 +236,11 @@ impl Daemon {
 
     pub fn socket(&self) -> &str {
         self.socket.to_str().unwrap()
+    }
+
+    /// What the daemon has logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     pub fn pid(&self) -> i32 {
@@ -324,8 +334,16 @@ impl Daemon {
 impl Drop for Daemon {
     /// SIGTERM first, so the daemon closes its devices itself (the kernel releases a killed
     /// process's io_uring files only later, which keeps loop devices attached a while);
-    /// SIGKILL if it has not exited after 10 s.
+    /// SIGKILL if it has not exited after 10 s. When the test failed, the daemon's log is
+    /// printed (on the test's own stderr, which the harness shows with the failure).
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- the daemon's log ({}) ---\n{}--- end of the daemon's log ---",
+                self.log.display(),
+                self.log_text()
+            );
+        }
         if let Some(mut c) = self.child.take() {
             let pid = nix::unistd::Pid::from_raw(c.id() as i32);
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
