@@ -95,7 +95,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         sorted,
         total
     );
-    println!("{:#?}", monitor.stats());
+    println!("{}", monitor.stats());
     drop(region);
     pager.verify()?;
     Ok(())

@@ -30,6 +30,13 @@ pub enum RegionError {
         free / 256
     )]
     NotEnoughSwap { need: u64, free: u64 },
+    /// [`crate::Region::with_temp_swap`] could not make its swap file.
+    #[error("making the swap file {path}: {source}", path = path.display())]
+    TempSwap {
+        path: std::path::PathBuf,
+        #[source]
+        source: device::DeviceError,
+    },
     /// The pager would not give an object.
     #[error("pager object for a region: {0}")]
     Pager(#[from] pager::PagerError),

@@ -111,6 +111,7 @@ mod shared;
 mod state;
 mod stats;
 mod streams;
+mod temp;
 mod uffd;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -120,6 +121,12 @@ use std::thread::JoinHandle;
 
 use device::PAGE_SIZE;
 use pager::Pager;
+
+/// The crates a region stands on, so a program needs `region` alone: `region::pager` for
+/// the [`Pager`] and its settings, `region::device` for swap areas (`mkswap`, loop
+/// devices).
+pub use device;
+pub use pager;
 
 pub use config::RegionConfig;
 pub use error::RegionError;

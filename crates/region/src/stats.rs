@@ -72,6 +72,69 @@ pub struct RegionStats {
     pub fault_latency: LatencySummary,
 }
 
+/// A few lines for people: what was paged and how, the trouble counters when there was
+/// any, and the fault latency.
+impl std::fmt::Display for RegionStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{} of {} pages resident (limit {}){}",
+            self.resident,
+            self.pages,
+            self.resident_limit,
+            if self.dead {
+                ", DEAD: no fault handler left"
+            } else {
+                ""
+            }
+        )?;
+        writeln!(
+            f,
+            "major_faults {}, pages_in {}, zero_fills {}, wp_faults {},",
+            self.major_faults, self.pages_in, self.zero_fills, self.wp_faults
+        )?;
+        writeln!(
+            f,
+            "evictions_clean {}, evictions_dirty {}, evictions_zero {}, prefetch_issued {}, \
+             prefetch_hit {},",
+            self.evictions_clean,
+            self.evictions_dirty,
+            self.evictions_zero,
+            self.prefetch_issued,
+            self.prefetch_hit
+        )?;
+        writeln!(
+            f,
+            "activations {}, deactivations {}, hint_faults {},",
+            self.activations, self.deactivations, self.hint_faults
+        )?;
+        let trouble = [
+            ("evict_blocked", self.evict_blocked),
+            ("write_errors", self.write_errors),
+            ("read_errors", self.read_errors),
+            ("room_waits", self.room_waits),
+            ("room_timeouts", self.room_timeouts),
+            ("fault_retries", self.fault_retries),
+            ("fault_errors", self.fault_errors),
+            ("handler_errors", self.handler_errors),
+        ];
+        let seen: Vec<String> = trouble
+            .iter()
+            .filter(|t| t.1 > 0)
+            .map(|(name, n)| format!("{name} {n}"))
+            .collect();
+        if !seen.is_empty() {
+            writeln!(f, "{},", seen.join(", "))?;
+        }
+        let l = &self.fault_latency;
+        write!(
+            f,
+            "fault latency p50 {} µs, p99 {} µs, p99.9 {} µs",
+            l.p50_us, l.p99_us, l.p999_us
+        )
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub major_faults: AtomicU64,
