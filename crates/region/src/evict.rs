@@ -158,11 +158,15 @@ fn deactivate(sh: &Shared, chosen: Vec<(u64, bool)>) {
         .map(|s| s.0)
         .collect();
     all.sort_unstable();
+    // One call for every run (one TLB flush where the kernel can); exactly the pages it
+    // dropped, run by run from the first, are unmapped.
+    let runs = runs(all);
+    let mut left = sh.mem.map.drop_runs(&runs);
     let mut unmapped = std::collections::HashSet::new();
-    for (first, len) in runs(all) {
-        if sh.mem.map.drop_pages(first, len).is_ok() {
-            unmapped.extend(first..first + len);
-        }
+    for (first, len) in runs {
+        let n = len.min(left);
+        unmapped.extend(first..first + n);
+        left -= n;
     }
     let mut t = sh.lock();
     for &(p, slot) in &copied.slotted {
