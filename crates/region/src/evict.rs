@@ -20,6 +20,9 @@
 //!   measures it) would have stayed in a memory twice as large: it is working set, and
 //!   gets `ACTIVE_CHANCES` extra turns of the hand (`Table::refault`, `activations`).
 //!   A scan's pages (whose refault distance is the whole scan) keep only the first chance.
+//!   A page touched on the inactive list gets the same extra turns (the kernel activates
+//!   a page accessed on its inactive list): it is hot, and each pass of the hand that took
+//!   it off again would cost it one more hint fault.
 //!
 //! # A round, and why no store is lost
 //! 1. Under the table lock: the hand chooses pages to deactivate and marks them

@@ -464,6 +464,10 @@ impl Table {
                 },
             );
             self.free_slots.push(slot);
+            // Touched while off the clock: working set, as a page that refaults soon after
+            // its eviction. It gets the same extra turns, or every pass of the hand would
+            // take a hot page off again and cost it one more hint fault.
+            self.chances[p as usize] = ACTIVE_CHANCES;
             self.served(p);
             return true;
         }
