@@ -70,7 +70,7 @@ pub mod units;
 pub use area::{AreaId, AreaKind, AreaStats, DirectIo, LatencySummary, OpenOptions, SwapArea};
 pub use buf::PageBuf;
 pub use engine::{Engine, EngineConfig, EngineKind, IoCompletion, IoOp, IoRequest};
-pub use error::DeviceError;
+pub use error::{DeviceError, errno_name, with_errno};
 pub use fault::FaultInjector;
 pub use header::{HeaderError, SwapHeader};
 pub use loopdev::{LoopDevice, LoopInfo, LoopOptions};

@@ -227,7 +227,7 @@ fn injected_faults_fail_exactly_the_chosen_ios_on_each_engine() {
         assert_eq!(
             c.result.as_ref().unwrap_err().to_string(),
             format!(
-                "{}: write at page 10 failed: Input/output error (os error 5)",
+                "{}: write at page 10 failed: EIO: Input/output error (os error 5)",
                 t.path.display()
             )
         );

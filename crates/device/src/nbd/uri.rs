@@ -3,7 +3,8 @@
 //!
 //! Accepted: `nbd://HOST[:PORT]/EXPORT`, `nbds://[USER@]HOST...` (TLS; USER names the PSK), `nbd+unix:///EXPORT?socket=PATH`
 //! and `nbds+unix://...`; IPv6 hosts in brackets. Our parameters (`connect-timeout`,
-//! `request-timeout`, `dead-after`: seconds, fractions allowed; `connections`: a count)
+//! `request-timeout`, `read-wait`, `dead-after`: seconds, fractions allowed; `connections`:
+//! a count)
 //! are taken out before libnbd sees the URI; every other query parameter (`socket`,
 //! `tls-psk-file`, `tls-username`, ...) is passed on untouched.
 
@@ -48,6 +49,12 @@ pub struct NbdTuning {
     /// How long one request may stay unanswered before its connection is taken as broken:
     /// it is closed, its requests fail, and it reconnects.
     pub request_timeout: Duration,
+    /// How long a read waits for a connection that broke to be made again, counted from the
+    /// break: past it, reads fail at once (`ENOTCONN`) until the connection is back. Writes
+    /// never wait: they fail at once and the pager writes them elsewhere. With
+    /// `request_timeout` it bounds how long a client's read of a page on a lost server can
+    /// take; both stay well below a client's reply timeout (60 s for page transfers).
+    pub read_wait: Duration,
     /// How long the server may stay unreachable before the area counts as gone (its I/O
     /// then fails as `Vanished`, which marks it failed in the pager).
     pub dead_after: Duration,
@@ -59,7 +66,8 @@ impl Default for NbdTuning {
     fn default() -> NbdTuning {
         NbdTuning {
             connect_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(10),
+            read_wait: Duration::from_secs(10),
             dead_after: Duration::from_secs(120),
             connections: 4,
         }
@@ -170,6 +178,7 @@ impl<'a> Query<'a> {
             match key {
                 "connect-timeout" => out.tuning.connect_timeout = secs()?,
                 "request-timeout" => out.tuning.request_timeout = secs()?,
+                "read-wait" => out.tuning.read_wait = secs()?,
                 "dead-after" => out.tuning.dead_after = secs()?,
                 "connections" => {
                     out.tuning.connections = value
