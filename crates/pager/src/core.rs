@@ -170,8 +170,10 @@ impl Core {
         (c.buf, c.result)
     }
 
-    /// Counts an I/O error and marks the area failed when the device vanished; a write
-    /// error also counts toward marking the area failing (see `Space::write_result`).
+    /// Counts an I/O error, keeps it as the area's last error and announces it
+    /// ([`PagerEvent::IoError`](crate::PagerEvent), with its cause), and marks the area
+    /// failed when the device vanished; a write error also counts toward marking the area
+    /// failing (see `Space::write_result`).
     pub(crate) fn io_error(&self, dev: crate::DeviceId, err: &DeviceError, write: bool) {
         bump(
             if write {
@@ -181,7 +183,18 @@ impl Core {
             },
             1,
         );
+        let what = crate::integrity::describe(err);
         let mut space = self.space.lock();
+        if let Some(i) = space.index(dev) {
+            let a = &mut space.areas[i];
+            a.last_error = Some(crate::stats::LastError::now(what.clone()));
+            let ev = crate::io::PagerEvent::IoError {
+                id: dev.0,
+                path: a.area.path().display().to_string(),
+                error: what,
+            };
+            self.events.emit(ev);
+        }
         if matches!(err, DeviceError::Vanished { .. }) {
             space.mark_failed(dev);
         }

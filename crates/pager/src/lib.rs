@@ -154,8 +154,8 @@ pub use io::{AsyncCallback, AsyncDone, Bio, PageResult, PagerEvent, PutMode};
 pub use object::Object;
 pub use space::FAILING_AFTER;
 pub use stats::{
-    Counters, DeviceState, DeviceStats, FragStats, Hysteresis, PagerStats, PbufStats, PoolStats,
-    Tunables,
+    Counters, DeviceState, DeviceStats, FragStats, Hysteresis, LastError, PagerStats, PbufStats,
+    PoolStats, Tunables,
 };
 pub use verify::{VerifyError, Where};
 

@@ -99,11 +99,21 @@ pub(crate) struct Area {
     pub stash: Option<(u64, u64)>,
     /// A remote area's `reconnects()` when it was marked failing (see `Space::revive`).
     pub failing_at: u64,
+    /// Its last failed I/O: what, and when.
+    pub last_error: Option<crate::stats::LastError>,
 }
 
 impl Area {
+    /// New pages may go here: in service, and for a remote area, connected (a write must
+    /// not wait for a server that is not there).
     pub(crate) fn allocatable(&self) -> bool {
-        self.draining.is_none() && !self.failed && !self.failing
+        self.draining.is_none()
+            && !self.failed
+            && !self.failing
+            && self
+                .area
+                .remote()
+                .is_none_or(device::nbd::Remote::connected)
     }
 
     pub(crate) fn contains(&self, blk: u64) -> bool {

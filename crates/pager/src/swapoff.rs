@@ -32,6 +32,31 @@ const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// How often a failed cluster rewrite is retried on fresh blocks before swapoff gives up.
 const REWRITE_TRIES: u32 = 4;
 
+/// Turns a remote area's connection changes into pager events (on its connection thread:
+/// emitting only sends on channels).
+fn link_listener(
+    events: &Arc<crate::events::Events>,
+    id: DeviceId,
+    path: &Path,
+) -> device::nbd::Listener {
+    let events = Arc::clone(events);
+    let path = path.display().to_string();
+    Arc::new(move |ev: &device::nbd::LinkEvent| {
+        let ev = match ev {
+            device::nbd::LinkEvent::Lost { cause } => PagerEvent::DeviceDisconnected {
+                id: id.0,
+                path: path.clone(),
+                cause: cause.clone(),
+            },
+            device::nbd::LinkEvent::Back => PagerEvent::DeviceReconnected {
+                id: id.0,
+                path: path.clone(),
+            },
+        };
+        events.emit(ev);
+    })
+}
+
 impl Core {
     /// See [`crate::Pager::swapon`]. The area is opened and its blist built outside the
     /// space lock; duplicates and the `u32` limit are checked again under it, since
@@ -103,10 +128,14 @@ impl Core {
             header_bad,
             filled: 0,
             stash: None,
+            last_error: None,
         });
         space.sizecheck();
         self.retune_async(&space);
         drop(space);
+        if let Some(remote) = area.remote() {
+            remote.listen(Some(link_listener(&self.events, id, path)));
+        }
         self.events.emit(PagerEvent::DeviceAdded {
             id: id.0,
             path: path.display().to_string(),
