@@ -21,7 +21,7 @@ use pager::{
 
 use super::backend::{Backend, BackendError, take_runs};
 use super::integrity;
-use crate::proto::{GetStatus, PutStatus};
+use crate::proto::{GetStatus, PageError, PutStatus};
 
 /// Pager settings resolved from flags and the config file; `None` takes the pager's default.
 #[derive(Debug, Clone, Default)]
@@ -218,13 +218,24 @@ impl Backend for PagerBackend {
             .collect()
     }
 
+    fn getpages(&self, object: u64, pindex: u64, out: &mut [u8]) -> Vec<GetStatus> {
+        self.getpages_explained(object, pindex, out).0
+    }
+
     /// One pager `getpages` per run: each call reads the first page not yet had and as many
     /// swap-contiguous pages after it as fit, so a sequential range costs one I/O per run.
-    fn getpages(&self, object: u64, pindex: u64, out: &mut [u8]) -> Vec<GetStatus> {
+    /// A page that fails gets the pager's error line as its reason.
+    fn getpages_explained(
+        &self,
+        object: u64,
+        pindex: u64,
+        out: &mut [u8],
+    ) -> (Vec<GetStatus>, Vec<PageError>) {
         let n = (out.len() / PAGE_SIZE) as u64;
         let mut st = vec![GetStatus::Absent; n as usize];
+        let mut errors = Vec::new();
         let Some(o) = self.object(object) else {
-            return st;
+            return (st, errors);
         };
         let mut i = 0u64;
         while i < n {
@@ -243,12 +254,16 @@ impl Backend for PagerBackend {
                         integrity::corrupt_read(&self.pager, *device, *block);
                     }
                     st[i as usize] = GetStatus::Error;
+                    errors.push(PageError {
+                        pindex: pindex + i,
+                        error: e.to_string(),
+                    });
                     dst[..PAGE_SIZE].fill(0);
                     i += 1;
                 }
             }
         }
-        st
+        (st, errors)
     }
 
     fn haspage(&self, object: u64, pindex: u64) -> (bool, u64, u64) {
