@@ -295,6 +295,26 @@ impl Pager {
             .getpages(&obj.inner, pindex, max_behind, max_ahead, out)
     }
 
+    /// Reads every page of `pindex .. pindex + out.len() / PAGE_SIZE` into `out`, with one
+    /// read per run of them contiguous on swap, each page read once: per page `Ok(true)`
+    /// (read), `Ok(false)` (not on swap: zeroes), or its error as [`Pager::getpages`] gives
+    /// it (the page wiped). A page that fails its checksum is counted corrupt once per call,
+    /// however many of its run fail too; a failed read is the error of the run's first
+    /// page, and the pages after it are tried again.
+    ///
+    /// # Panics
+    /// If `out.len()` is not a multiple of `PAGE_SIZE` (a caller bug).
+    pub fn getpages_each(
+        &self,
+        obj: &Object,
+        pindex: u64,
+        out: &mut [u8],
+    ) -> Vec<Result<bool, PagerError>> {
+        assert!(out.len().is_multiple_of(PAGE_SIZE), "out is whole pages");
+        self.check_object(obj);
+        self.core.getpages_each(&obj.inner, pindex, out)
+    }
+
     /// `Some((before, after))` if the page has swap: how many pages right before and after
     /// it are contiguous in swap (up to `max_cluster/2 - 1` each, as the seed) — what one
     /// `getpages` could bring in with it (`swap_pager_haspage`).
