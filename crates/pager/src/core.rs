@@ -25,6 +25,7 @@ pub(crate) struct Tun {
     pub lowat: u64,
     pub hiwat: u64,
     pub checksum: crate::config::Checksum,
+    pub max_area_bytes: u64,
 }
 
 /// Event counters, bumped without a lock.
@@ -118,6 +119,7 @@ impl Core {
                 lowat: cfg.nswap_lowat,
                 hiwat: cfg.nswap_hiwat,
                 checksum: cfg.checksum,
+                max_area_bytes: cfg.max_area_bytes,
             },
             engine,
             space: Mutex::new(Space::new(

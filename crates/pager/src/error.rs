@@ -31,6 +31,11 @@ pub enum PagerError {
         first: u64,
     },
 
+    /// A swapon of an area larger than `PagerConfig::max_area_bytes` (its header says so):
+    /// refused before its allocator is built.
+    #[error("{}: a swap area of {} is larger than the largest allowed here ({}; the daemon's max_area)", path.display(), device::units::human(*bytes), device::units::human(*max))]
+    AreaTooLarge { path: PathBuf, bytes: u64, max: u64 },
+
     /// A swapon of storage that has room for the header only.
     #[error("{}: swap area has no data pages", path.display())]
     NoDataPages { path: PathBuf },

@@ -147,7 +147,10 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use config::{Checksum, DeviceId, PagerConfig, SwapoffOptions, SwapoffReport, SwaponOptions};
+pub use config::{
+    Checksum, DeviceId, PagerConfig, SwapoffOptions, SwapoffReport, SwaponOptions,
+    default_max_area_bytes,
+};
 pub use device::PAGE_SIZE;
 pub use error::PagerError;
 pub use io::{AsyncCallback, AsyncDone, Bio, PageResult, PagerEvent, PutMode};

@@ -79,6 +79,14 @@ impl Core {
                 path: path.to_owned(),
             });
         }
+        let bytes = (blocks + 1).saturating_mul(PAGE_SIZE as u64);
+        if bytes > self.tun.max_area_bytes {
+            return Err(PagerError::AreaTooLarge {
+                path: path.to_owned(),
+                bytes,
+                max: self.tun.max_area_bytes,
+            });
+        }
         // Refuse an area that cannot get block numbers before building its blist (which
         // costs about 2 bits per page); checked again under the lock below.
         let first = self.space.lock().place(blocks);

@@ -98,7 +98,11 @@ fn eio_is_explained(engine: &str) {
     // The log: a line naming the area and the errno.
     std::fs::remove_file(&trigger).unwrap();
     let (st, _) = c.getpages(o, 0, 4).unwrap();
-    assert_eq!(st, vec![GetStatus::Ok; 4], "reads work again without the trigger");
+    assert_eq!(
+        st,
+        vec![GetStatus::Ok; 4],
+        "reads work again without the trigger"
+    );
     drop(c);
     drop(d);
     let text = std::fs::read_to_string(&log).unwrap();

@@ -31,6 +31,7 @@ pub struct PagerSettings {
     pub swap_async_max: Option<u64>,
     pub engine: Option<crate::config::EngineName>,
     pub checksum: Option<pager::Checksum>,
+    pub max_area_bytes: Option<u64>,
 }
 
 /// Objects have no size on the wire; this bounds only `copy` and `strategy`, which the
@@ -100,6 +101,9 @@ impl PagerBackend {
         }
         if let Some(c) = s.checksum {
             cfg.checksum = c;
+        }
+        if let Some(m) = s.max_area_bytes {
+            cfg.max_area_bytes = m;
         }
         let pager = Pager::new(cfg)?;
         if let Some(v) = s.swap_async_max {
