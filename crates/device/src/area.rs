@@ -370,6 +370,12 @@ impl SwapArea {
     /// NBD has none; the pager refuses the same export twice by its identity.
     fn open_remote(path: &Path, opts: &OpenOptions) -> Result<SwapArea, DeviceError> {
         let remote = crate::nbd::Remote::open(path, opts.read_only)?;
+        let ids: Vec<StorageId> = remote
+            .uri()
+            .identity()
+            .into_iter()
+            .map(|key| StorageId::Remote { key })
+            .collect();
         let key = remote.uri().storage_key();
         let raw = RawDevice {
             // Never used for I/O (a remote area's I/O goes to its connections); an open
@@ -377,7 +383,7 @@ impl SwapArea {
             file: File::open("/dev/null").map_err(|e| DeviceError::io(path, "open", 0, e))?,
             kind: AreaKind::Nbd,
             id: AreaId { dev: 0, ino: key },
-            ids: vec![StorageId::Remote { key }],
+            ids,
             backing: None,
             size_bytes: remote.size_bytes(),
             direct: false,

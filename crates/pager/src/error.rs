@@ -23,6 +23,16 @@ pub enum PagerError {
         id: u32,
     },
 
+    /// The area's swap header has the UUID of an area already on: the same storage reached
+    /// another way (a relay, a copy of the URI the identity cannot see through).
+    #[error("{}: in use as {} (swap device {id}): the same swap header UUID {uuid}", path.display(), other.display())]
+    SameUuid {
+        path: PathBuf,
+        other: PathBuf,
+        id: u32,
+        uuid: String,
+    },
+
     /// Global block numbers are `u32` (16 TiB of 4 KiB pages).
     #[error("{}: {pages} more pages would not fit u32 block numbers (free numbering from {first})", path.display())]
     TooBig {

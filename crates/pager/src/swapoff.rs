@@ -106,6 +106,9 @@ impl Core {
         if let Some(err) = in_use(&space.areas, path, area.storage()) {
             return Err(err);
         }
+        if let Some(err) = same_uuid(&space.areas, path, &area) {
+            return Err(err);
+        }
         let first = space.place(blocks);
         if first + blocks > u64::from(u32::MAX) + 1 {
             return Err(PagerError::TooBig {
@@ -449,6 +452,22 @@ fn build_blist(area: &SwapArea, blocks: u64) -> (Blist, u64) {
 
 /// The refusal of a swapon of `path` (standing for storage `ids`) when an area in `areas`
 /// already uses any of that storage, naming that area's path.
+/// The refusal of an area whose header UUID is an area's already on (an all-zero UUID, as
+/// some other mkswap writes, says nothing).
+fn same_uuid(areas: &[Area], path: &Path, area: &SwapArea) -> Option<PagerError> {
+    let uuid = area.header().uuid;
+    if uuid == [0; 16] {
+        return None;
+    }
+    let a = areas.iter().find(|a| a.area.header().uuid == uuid)?;
+    Some(PagerError::SameUuid {
+        path: path.to_owned(),
+        other: a.area.path().to_owned(),
+        id: a.id.0,
+        uuid: device::units::format_uuid(&uuid),
+    })
+}
+
 fn in_use(areas: &[Area], path: &Path, ids: &[device::StorageId]) -> Option<PagerError> {
     let a = areas
         .iter()

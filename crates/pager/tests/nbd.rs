@@ -129,6 +129,66 @@ fn the_same_export_is_refused_twice_by_any_uri() {
     assert!(matches!(err, PagerError::AlreadyOn { .. }), "{err}");
 }
 
+/// Issue #22: every other spelling of an export that is on is refused in one line naming
+/// the area already on: the host by name, in short form or IPv4-mapped; the export name
+/// percent-encoded; the socket path with `//`, `/./` or through a symlink; and a relay in
+/// front of the same server, which no URI can see through, by the header's UUID. On both
+/// engines.
+#[test]
+fn every_alias_of_an_export_that_is_on_is_refused_naming_the_area() {
+    if !can_run() {
+        return;
+    }
+    for engine in ENGINES {
+        let dir = tempdir();
+        let port = server::free_port().unwrap();
+        let tcp = remote(Listen::Tcp(([127, 0, 0, 1], port).into()), 64);
+        let sock = dir.path().join("swapkit-alias.sock");
+        let unix = remote(Listen::Unix(sock.clone()), 64);
+        let link = dir.path().join("swapkit-link.sock");
+        std::os::unix::fs::symlink(&sock, &link).unwrap();
+        let relay =
+            server::DelayRelay::start(([127, 0, 0, 1], port).into(), Duration::ZERO).unwrap();
+        let p = pager_on(engine, 0);
+        let (t, u) = (tcp.uri(), unix.uri());
+        p.swapon(t.as_ref(), SwaponOptions::default()).unwrap();
+        p.swapon(u.as_ref(), SwaponOptions::default()).unwrap();
+        let d = dir.path().display();
+        let aliases = [
+            (format!("nbd://localhost:{port}/swap"), &t),
+            (format!("nbd://127.1:{port}/swap"), &t),
+            (format!("nbd://[::ffff:127.0.0.1]:{port}/swap"), &t),
+            (format!("nbd://127.0.0.1:{port}/%73wap"), &t),
+            (
+                format!("nbd+unix:///swap?socket={d}//swapkit-alias.sock"),
+                &u,
+            ),
+            (
+                format!("nbd+unix:///swap?socket={d}/./swapkit-alias.sock"),
+                &u,
+            ),
+            (format!("nbd+unix:///swap?socket={}", link.display()), &u),
+            (format!("nbd://127.0.0.1:{}/swap", relay.port()), &t),
+        ];
+        for (alias, on) in &aliases {
+            let err = p
+                .swapon(alias.as_ref(), SwaponOptions::default())
+                .unwrap_err();
+            let line = err.to_string();
+            assert!(
+                matches!(
+                    err,
+                    PagerError::AlreadyOn { .. } | PagerError::SameUuid { .. }
+                ),
+                "{engine:?} {alias}: {line}"
+            );
+            assert!(line.contains(&format!("in use as {on}")), "{line}");
+            assert_eq!(line.lines().count(), 1, "{line}");
+        }
+        assert_eq!(p.stats().devices.len(), 2, "{engine:?}");
+    }
+}
+
 #[test]
 fn a_dead_remote_area_fails_and_force_off_reports_its_pages_lost() {
     if !can_run() {

@@ -461,9 +461,11 @@ pub(crate) fn identify(path: &Path) -> Result<Vec<crate::StorageId>, DeviceError
         .to_str()
         .ok_or_else(|| remote_error(path, "URI is not UTF-8"))?;
     let uri = NbdUri::parse(text).map_err(|e| remote_error(path, e))?;
-    Ok(vec![crate::StorageId::Remote {
-        key: uri.storage_key(),
-    }])
+    Ok(uri
+        .identity()
+        .into_iter()
+        .map(|key| crate::StorageId::Remote { key })
+        .collect())
 }
 
 /// The size in bytes of the export an NBD URI names (one connection, closed again).
