@@ -46,7 +46,7 @@ pub enum DeviceError {
 
     /// The file behind a live area (the area's own file, or a loop device's backing file)
     /// is now shorter than the area: what was past its end is gone, and reads there would
-    /// return zeroes. Every I/O on the area fails from then on.
+    /// return zeroes. Every I/O that reaches past the cut fails from then on.
     #[error("{}: backing file {} shrank to {size_bytes} bytes, the area needs {needed_bytes}", path.display(), file.display())]
     Shrunk {
         path: PathBuf,

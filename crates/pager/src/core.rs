@@ -200,6 +200,9 @@ impl Core {
         if matches!(err, DeviceError::Vanished { .. }) {
             space.mark_failed(dev);
         }
+        if let DeviceError::Shrunk { size_bytes, .. } = err {
+            space.mark_shrunk(dev, *size_bytes);
+        }
         if write {
             space.write_result(dev, false);
         }
@@ -218,10 +221,20 @@ impl Core {
             .set_max(async_total(per_area, areas, self.tun.nswbuf));
     }
 
-    /// Counts `n` pages of area `dev` that failed their checksum.
+    /// Counts `n` pages of area `dev` that failed their checksum. A backing file cut short
+    /// explains them: its size is looked at now (the slow path), and the area marked
+    /// failing if it shrank.
     pub(crate) fn corrupt(&self, dev: crate::DeviceId, n: u64) {
         bump(&self.counters.corrupt_pages, n);
-        self.space.lock().count_corrupt(dev, n);
+        let mut space = self.space.lock();
+        space.count_corrupt(dev, n);
+        let area = space.index(dev).map(|i| Arc::clone(&space.areas[i].area));
+        drop(space);
+        if let Some(pages) = area.and_then(|a| a.check_shrunk()) {
+            let mut space = self.space.lock();
+            space.mark_shrunk(dev, pages * device::PAGE_SIZE as u64);
+            self.retune_async(&space);
+        }
     }
 }
 

@@ -118,6 +118,17 @@ pub enum PagerError {
         device: crate::DeviceId,
     },
 
+    /// The file behind the area that held the page was truncated below it; a swapoff
+    /// (`SwapoffReport::lost` counted it) found it gone: its bytes are gone.
+    #[error(
+        "object {object}: page {pindex} was lost: the backing file of swap device {device} was truncated below it"
+    )]
+    Truncated {
+        object: String,
+        pindex: u64,
+        device: crate::DeviceId,
+    },
+
     /// A write failed on every area that could take it (a `strategy` write, a swapoff
     /// rewrite); the page keeps its previous copy. `source` is the last device error, when
     /// one is known (`putpages` reports only `PageResult::Error` per page).

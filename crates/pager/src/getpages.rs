@@ -50,9 +50,14 @@ impl Core {
         max_ahead: u64,
     ) -> Option<ReadRun> {
         let loc = space.resolve(blk)?;
+        // A file cut short under the area: a run that starts before the cut stops at it, so
+        // the intact pages read (one past it fails, and alone).
+        let cut = loc.area.shrunk_pages().unwrap_or(u64::MAX);
+        let before_cut = |b: u64| loc.page >= cut || b - loc.first + 1 < cut;
         let fits = |p: Option<u64>, b: Option<u64>| match (p, b) {
             (Some(p), Some(b)) => {
                 space.same_stripe(&loc, b)
+                    && before_cut(b)
                     && st.meta.lookup(p).map(u64::from) == Some(b)
                     && !st.pending.contains_key(&p)
             }
@@ -359,6 +364,11 @@ pub(crate) fn lost_error(obj: &ObjectInner, pindex: u64, why: Lost) -> PagerErro
             block: page,
         },
         Lost::Dropped { device } => PagerError::Dropped {
+            object: obj.name(),
+            pindex,
+            device,
+        },
+        Lost::Truncated { device } => PagerError::Truncated {
             object: obj.name(),
             pindex,
             device,

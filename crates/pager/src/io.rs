@@ -90,6 +90,14 @@ pub enum PagerEvent {
     DeviceFailing { id: u32, path: String, errors: u32 },
     /// A remote area that was failing is back in service: its connection was made again.
     DeviceRevived { id: u32, path: String },
+    /// The file behind an area was cut short to `size_bytes`: the area is failing (no new
+    /// pages); what is below the cut still reads and swapoff drains it, the pages past it
+    /// are lost.
+    DeviceShrunk {
+        id: u32,
+        path: String,
+        size_bytes: u64,
+    },
     /// A remote area lost its last connection (`cause`: `EOF`, `ECONNRESET`, a timeout...):
     /// it gets no writes and its reads wait a bounded time while it reconnects.
     DeviceDisconnected {

@@ -399,6 +399,24 @@ impl Space {
         }
     }
 
+    /// Marks an area whose backing file shrank to `size_bytes` failing (no new allocations;
+    /// what is below the cut still reads, and swapoff drains it), once, with an event.
+    pub(crate) fn mark_shrunk(&mut self, dev: DeviceId, size_bytes: u64) {
+        let Some(idx) = self.index(dev) else { return };
+        let area = &mut self.areas[idx];
+        if area.failing || area.failed {
+            return;
+        }
+        area.failing = true;
+        let ev = PagerEvent::DeviceShrunk {
+            id: dev.0,
+            path: area.area.path().display().to_string(),
+            size_bytes,
+        };
+        self.events.emit(ev);
+        self.sizecheck();
+    }
+
     /// Records a write's outcome on `dev`: a success resets its count of errors in a row;
     /// the [`FAILING_AFTER`]th error in a row marks it failing (no new allocations), once,
     /// with an event. Only swapoff and swapon bring it back (and, for a remote area, its

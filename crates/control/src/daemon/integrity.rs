@@ -116,6 +116,16 @@ pub fn event_line(e: &PagerEvent) -> Option<(log::Level, String)> {
             Info,
             format!("swap device {id} ({path}) is connected again"),
         ),
+        PagerEvent::DeviceShrunk {
+            id,
+            path,
+            size_bytes,
+        } => (
+            Warn,
+            format!(
+                "swap device {id} ({path}) is failing: its backing file was cut to {size_bytes} bytes; the pages past it are lost, it gets no new pages, what is before the cut still reads and `swapctl off {path}` moves it"
+            ),
+        ),
         PagerEvent::IoError { .. } => return None,
         PagerEvent::DeviceFailed { id, path } => (
             Warn,
