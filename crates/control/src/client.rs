@@ -17,9 +17,13 @@ use device::PAGE_SIZE;
 use pager::PagerStats;
 
 use crate::proto::{
-    ConfigDevice, ErrorKind, FailReason, Frame, GetStatus, LostRun, ProtoError, PutStatus, Reply,
-    Request, UidUsage,
+    ConfigDevice, ErrorKind, FailReason, Frame, GetStatus, LostRun, PageError, ProtoError,
+    PutStatus, Reply, Request, UidUsage,
 };
+
+/// A `get_pages` answer: a status per page, the pages' data, and why each `error` page
+/// failed.
+pub type Explained = (Vec<GetStatus>, Vec<u8>, Vec<PageError>);
 
 /// How long connecting may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -374,6 +378,17 @@ impl Client {
         pindex: u64,
         count: u32,
     ) -> Result<(Vec<GetStatus>, Vec<u8>), ClientError> {
+        self.getpages_explained(object, pindex, count)
+            .map(|(pages, data, _)| (pages, data))
+    }
+
+    /// [`Client::getpages`] with the reason of each page that read as an error.
+    pub fn getpages_explained(
+        &mut self,
+        object: u64,
+        pindex: u64,
+        count: u32,
+    ) -> Result<Explained, ClientError> {
         match self.call(
             &Request::GetPages {
                 object,
@@ -382,10 +397,10 @@ impl Client {
             },
             Vec::new(),
         )? {
-            (Reply::Get { pages }, data)
+            (Reply::Get { pages, errors }, data)
                 if pages.len() == count as usize && data.len() == count as usize * PAGE_SIZE =>
             {
-                Ok((pages, data))
+                Ok((pages, data, errors))
             }
             (r, _) => Err(unexpected(r)),
         }

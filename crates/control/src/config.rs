@@ -72,6 +72,31 @@ pub struct DaemonConfig {
     /// Page checksums kept in memory and checked on every read: `"crc32c"` (the pager's
     /// default) or `"none"`. Another value is a parse error, never a silent default.
     pub checksum: Option<pager::Checksum>,
+    /// The largest swap area `on` accepts (`"4T"`, or bytes); a larger one is refused
+    /// before its allocator is built. Default: 16 times the memory, at least 16G.
+    pub max_area: Option<ByteSize>,
+}
+
+/// A size in the config file: bytes, or text with a unit (`"512G"`, `"4T"`); text that is
+/// no size is a parse error with the file's line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ByteSize, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bytes(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bytes(n) => Ok(ByteSize(n)),
+            Raw::Text(t) => device::units::parse_size(&t)
+                .map(ByteSize)
+                .map_err(|e| serde::de::Error::custom(format!("`{t}` is no size: {e}"))),
+        }
+    }
 }
 
 /// One `[[device]]` table.
@@ -268,6 +293,18 @@ noauto = true
             "caret under the value:\n{detail}"
         );
         assert!(!detail.contains("TOML parse error"), "{detail}");
+    }
+
+    #[test]
+    fn max_area_is_a_size_in_bytes_or_with_a_unit() {
+        let c = Config::parse("[daemon]\nmax_area = \"4T\"\n", Path::new("c.toml")).unwrap();
+        assert_eq!(c.daemon.max_area, Some(ByteSize(4 << 40)));
+        let c = Config::parse("[daemon]\nmax_area = 65536\n", Path::new("c.toml")).unwrap();
+        assert_eq!(c.daemon.max_area, Some(ByteSize(65536)));
+        let err = Config::parse("[daemon]\nmax_area = \"lots\"\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("c.toml") && err.contains("lots"), "{err}");
     }
 
     #[test]

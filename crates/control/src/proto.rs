@@ -427,6 +427,14 @@ pub enum GetStatus {
     Error,
 }
 
+/// Why one page of a `get` reply is `error`: the pager's one line (the device, the block,
+/// the operation and the cause: errno or NBD error, checksum mismatch, lost write...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageError {
+    pub pindex: u64,
+    pub error: String,
+}
+
 /// Most runs one `synced` reply carries (its JSON stays far below [`MAX_META`]); the rest
 /// wait for the next `sync`, and `more` says so.
 pub const MAX_SYNC_RUNS: usize = 2048;
@@ -494,9 +502,12 @@ pub enum Reply {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<FailReason>,
     },
-    /// Followed by `pages.len()` pages of data.
+    /// Followed by `pages.len()` pages of data. `errors`: why each `error` page failed
+    /// (absent when none did).
     Get {
         pages: Vec<GetStatus>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        errors: Vec<PageError>,
     },
     Has {
         has: bool,

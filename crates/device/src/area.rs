@@ -323,12 +323,19 @@ pub struct SwapArea {
     /// The size the backing file was found to have shrunk to, or [`NOT_SHRUNK`]. Once set it
     /// stays: the pages past the cut are gone even if the file grows again.
     shrunk_to: AtomicU64,
+    /// When the backing file's size is to be looked at next, in milliseconds since `opened`
+    /// (see `settle`).
+    next_size_check: AtomicU64,
+    opened: Instant,
     /// The connections of a remote (NBD) area, which does its I/O through them.
     remote: Option<crate::nbd::Remote>,
 }
 
 /// `shrunk_to` of an area whose backing file was never seen shorter than the area.
 const NOT_SHRUNK: u64 = u64::MAX;
+
+/// How often at most a successful I/O looks at the backing file's size (`SwapArea::settle`).
+pub const SIZE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// How much of the start we read to find the header: enough to spot a 64 KiB-page signature.
 const HEADER_PROBE_BYTES: u64 = 65536;
@@ -370,6 +377,12 @@ impl SwapArea {
     /// NBD has none; the pager refuses the same export twice by its identity.
     fn open_remote(path: &Path, opts: &OpenOptions) -> Result<SwapArea, DeviceError> {
         let remote = crate::nbd::Remote::open(path, opts.read_only)?;
+        let ids: Vec<StorageId> = remote
+            .uri()
+            .identity()
+            .into_iter()
+            .map(|key| StorageId::Remote { key })
+            .collect();
         let key = remote.uri().storage_key();
         let raw = RawDevice {
             // Never used for I/O (a remote area's I/O goes to its connections); an open
@@ -377,7 +390,7 @@ impl SwapArea {
             file: File::open("/dev/null").map_err(|e| DeviceError::io(path, "open", 0, e))?,
             kind: AreaKind::Nbd,
             id: AreaId { dev: 0, ino: key },
-            ids: vec![StorageId::Remote { key }],
+            ids,
             backing: None,
             size_bytes: remote.size_bytes(),
             direct: false,
@@ -438,6 +451,8 @@ impl SwapArea {
             counters: Counters::new(),
             faults: FaultInjector::new(),
             shrunk_to: AtomicU64::new(NOT_SHRUNK),
+            next_size_check: AtomicU64::new(0),
+            opened: Instant::now(),
             remote,
         })
     }
@@ -609,7 +624,7 @@ impl SwapArea {
         self.check_range(page, pages)?;
         let start = Instant::now();
         self.counters.begin();
-        let result = self.settle(io());
+        let result = self.settle(io(), page, pages);
         self.counters
             .end(op, pages, result.is_ok(), start.elapsed());
         result
@@ -622,23 +637,38 @@ impl SwapArea {
 
     /// Every finished I/O on the area passes here (the engines' and the blocking path's):
     /// when the file behind the area (its own, or a loop device's backing file) is now
-    /// shorter than the area, the I/O fails with [`DeviceError::Shrunk`], whatever it
-    /// returned. A loop device zero-fills reads past its backing file's end and a write past
-    /// a file's end re-extends it with holes, so without this check a truncated file would
-    /// hand back zeroes as data. Costs one `fstat` per I/O on file and loop areas.
-    pub(crate) fn settle(&self, result: Result<(), DeviceError>) -> Result<(), DeviceError> {
+    /// shorter than the area and the I/O of `count` pages from `page` reaches past its end,
+    /// the I/O fails with [`DeviceError::Shrunk`], whatever it returned; the pages before
+    /// the cut are intact and their I/O goes on (their checksums decide). A loop device
+    /// zero-fills reads past its backing file's end and a write past a file's end
+    /// re-extends it with holes, so without this check a truncated file would hand back
+    /// zeroes as data.
+    ///
+    /// The size is looked at after a failed I/O and otherwise at most every
+    /// [`SIZE_CHECK_EVERY`] (the fast path costs an atomic load and a clock read, no
+    /// `fstat`); in between, a read past a fresh cut returns zeroes that only the pager's
+    /// checksums catch. Once seen, the cut stays ([`SwapArea::shrunk_pages`]).
+    pub(crate) fn settle(
+        &self,
+        result: Result<(), DeviceError>,
+        page: u64,
+        count: u64,
+    ) -> Result<(), DeviceError> {
         if matches!(result, Err(DeviceError::OutOfRange { .. })) {
             return result;
         }
-        let (file, name, offset) = match (&self.raw.kind, &self.raw.backing) {
-            (AreaKind::File, _) => (&self.raw.file, &self.path, 0),
-            (AreaKind::BlockDevice, Some(b)) => (&b.file, &b.path, b.offset),
-            (AreaKind::BlockDevice | AreaKind::Nbd, None) => return result,
-            (AreaKind::Nbd, Some(_)) => return result,
+        let Some((file, name, offset)) = self.backing() else {
+            return result;
         };
         let needed_bytes = offset.saturating_add(area_bytes(&self.header));
         let mut size_bytes = self.shrunk_to.load(Ordering::Relaxed);
         if size_bytes == NOT_SHRUNK {
+            let now = self.opened.elapsed().as_millis() as u64;
+            if result.is_ok() && now < self.next_size_check.load(Ordering::Relaxed) {
+                return result;
+            }
+            self.next_size_check
+                .store(now + SIZE_CHECK_EVERY.as_millis() as u64, Ordering::Relaxed);
             match file.metadata() {
                 Ok(m) if m.len() < needed_bytes => {
                     size_bytes = m.len();
@@ -647,12 +677,48 @@ impl SwapArea {
                 _ => return result,
             }
         }
+        let end =
+            offset.saturating_add(page.saturating_add(count).saturating_mul(PAGE_SIZE as u64));
+        if end <= size_bytes {
+            return result;
+        }
         Err(DeviceError::Shrunk {
             path: self.path.clone(),
             file: name.clone(),
             size_bytes,
             needed_bytes,
         })
+    }
+
+    /// The file behind a local area whose size bounds it (its own, or a loop device's
+    /// backing file), its path and where the area starts in it.
+    fn backing(&self) -> Option<(&File, &PathBuf, u64)> {
+        match (&self.raw.kind, &self.raw.backing) {
+            (AreaKind::File, _) => Some((&self.raw.file, &self.path, 0)),
+            (AreaKind::BlockDevice, Some(b)) => Some((&b.file, &b.path, b.offset)),
+            (AreaKind::BlockDevice | AreaKind::Nbd, None) | (AreaKind::Nbd, Some(_)) => None,
+        }
+    }
+
+    /// Once the file behind the area was seen shorter than the area: how many of its pages
+    /// (header included) are still inside the file. Data pages below it are intact; those
+    /// at or past it are gone and their I/O fails ([`DeviceError::Shrunk`]). `None` while
+    /// no cut was seen.
+    pub fn shrunk_pages(&self) -> Option<u64> {
+        let size = self.shrunk_to.load(Ordering::Relaxed);
+        if size == NOT_SHRUNK {
+            return None;
+        }
+        let offset = self.backing().map_or(0, |(_, _, o)| o);
+        Some(size.saturating_sub(offset) / PAGE_SIZE as u64)
+    }
+
+    /// Looks at the backing file's size now (the slow path: after a read that failed its
+    /// checksum, which a fresh cut explains); returns [`SwapArea::shrunk_pages`].
+    pub fn check_shrunk(&self) -> Option<u64> {
+        self.next_size_check.store(0, Ordering::Relaxed);
+        let _ = self.settle(Err(DeviceError::completion_lost()), 0, 0);
+        self.shrunk_pages()
     }
 
     /// `Ok` when `count >= 1` pages from `page` are all data pages (`1..=last_page`).

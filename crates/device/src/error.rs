@@ -46,7 +46,7 @@ pub enum DeviceError {
 
     /// The file behind a live area (the area's own file, or a loop device's backing file)
     /// is now shorter than the area: what was past its end is gone, and reads there would
-    /// return zeroes. Every I/O on the area fails from then on.
+    /// return zeroes. Every I/O that reaches past the cut fails from then on.
     #[error("{}: backing file {} shrank to {size_bytes} bytes, the area needs {needed_bytes}", path.display(), file.display())]
     Shrunk {
         path: PathBuf,
@@ -90,7 +90,8 @@ pub enum DeviceError {
     #[error("{}: holds {} {what} signature; use --force to overwrite it", path.display(), article(what))]
     HasSignature { path: PathBuf, what: &'static str },
 
-    #[error("{}: {op} at page {page} failed: {source}", path.display())]
+    /// The cause with its errno's name first (`EIO: Input/output error (os error 5)`).
+    #[error("{}: {op} at page {page} failed: {}", path.display(), with_errno(source))]
     Io {
         path: PathBuf,
         op: &'static str,
@@ -166,5 +167,46 @@ impl DeviceError {
             DeviceError::Vanished { .. } => Some(libc::ENXIO),
             _ => None,
         }
+    }
+}
+
+/// The symbolic name of an errno an I/O on swap storage may end with (`EIO`, `ENOSPC`,
+/// `ECONNRESET`, ...), for the admin's lines; `None` for 0 and the rest.
+pub fn errno_name(errno: i32) -> Option<&'static str> {
+    Some(match errno {
+        libc::EIO => "EIO",
+        libc::ENOSPC => "ENOSPC",
+        libc::ENXIO => "ENXIO",
+        libc::ENODEV => "ENODEV",
+        libc::EROFS => "EROFS",
+        libc::EDQUOT => "EDQUOT",
+        libc::EFBIG => "EFBIG",
+        libc::EINVAL => "EINVAL",
+        libc::EPERM => "EPERM",
+        libc::EACCES => "EACCES",
+        libc::EBADF => "EBADF",
+        libc::ENOMEM => "ENOMEM",
+        libc::EAGAIN => "EAGAIN",
+        libc::EPIPE => "EPIPE",
+        libc::ESHUTDOWN => "ESHUTDOWN",
+        libc::ECONNRESET => "ECONNRESET",
+        libc::ECONNREFUSED => "ECONNREFUSED",
+        libc::ECONNABORTED => "ECONNABORTED",
+        libc::ENOTCONN => "ENOTCONN",
+        libc::ETIMEDOUT => "ETIMEDOUT",
+        libc::EHOSTUNREACH => "EHOSTUNREACH",
+        libc::ENETUNREACH => "ENETUNREACH",
+        libc::ENOENT => "ENOENT",
+        libc::EOVERFLOW => "EOVERFLOW",
+        libc::ESTALE => "ESTALE",
+        _ => return None,
+    })
+}
+
+/// `e` with the name of its errno first, where it has one the admin should recognise.
+pub fn with_errno(e: &io::Error) -> String {
+    match e.raw_os_error().and_then(errno_name) {
+        Some(name) => format!("{name}: {e}"),
+        None => e.to_string(),
     }
 }

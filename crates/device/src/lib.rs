@@ -32,7 +32,9 @@
 //!   default, and mkswap) holds `O_EXCL` on a block device and an OFD lock on a file or a
 //!   loop device's backing file for as long as it lives; a second one is refused.
 //! - A file area, or a loop device whose backing file is shorter than the area, fails every
-//!   I/O with [`DeviceError::Shrunk`] from the moment it is seen: never zeroes for data.
+//!   I/O that reaches past the file's end with [`DeviceError::Shrunk`] from the moment it
+//!   is seen (`SwapArea::shrunk_pages`); the pages before the cut still read. The size is
+//!   looked at after a failed I/O and at most every [`area::SIZE_CHECK_EVERY`] otherwise.
 //!
 //! Never: panic on bad input (headers are parsed from any bytes), block the caller of
 //! [`Engine::submit`] for the I/O itself, or return zeroes for a read that failed.
@@ -70,7 +72,7 @@ pub mod units;
 pub use area::{AreaId, AreaKind, AreaStats, DirectIo, LatencySummary, OpenOptions, SwapArea};
 pub use buf::PageBuf;
 pub use engine::{Engine, EngineConfig, EngineKind, IoCompletion, IoOp, IoRequest};
-pub use error::DeviceError;
+pub use error::{DeviceError, errno_name, with_errno};
 pub use fault::FaultInjector;
 pub use header::{HeaderError, SwapHeader};
 pub use loopdev::{LoopDevice, LoopInfo, LoopOptions};

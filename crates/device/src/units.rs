@@ -148,6 +148,19 @@ pub fn parse_uuid(text: &str) -> Result<[u8; 16], TextError> {
     Ok(uuid)
 }
 
+/// The machine's physical memory in bytes (`sysconf(_SC_PHYS_PAGES)`), for limits that
+/// scale with it; `None` where it cannot be told.
+pub fn physical_memory() -> Option<u64> {
+    // SAFETY: sysconf only reads system configuration.
+    let (pages, size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    (pages > 0 && size > 0).then(|| (pages as u64).saturating_mul(size as u64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,6 +39,21 @@ pub struct PagerConfig {
     /// The checksum kept in memory beside each page's block and checked on every read
     /// (`"crc32c"`, the default, or `"none"`).
     pub checksum: Checksum,
+    /// The largest swap area `swapon` accepts, in bytes: one whose header claims more is
+    /// refused before its allocator (about 2 bits per page) is built, so storage that
+    /// claims any size (a remote server, a sparse file) cannot make the pager allocate
+    /// unbounded memory. Default [`default_max_area_bytes`].
+    pub max_area_bytes: u64,
+}
+
+/// The default largest area: 16 times the machine's memory (an allocator of 1/1024 of it),
+/// at least 16 GiB, at most the 16 TiB that `u32` block numbers can address.
+pub fn default_max_area_bytes() -> u64 {
+    const GIB: u64 = 1 << 30;
+    let most = (u64::from(u32::MAX) + 1) * device::PAGE_SIZE as u64;
+    device::units::physical_memory()
+        .map_or(most, |m| m.saturating_mul(16))
+        .clamp(16 * GIB, most)
 }
 
 /// How pages are checked end to end: each page written gets a checksum, kept in the
@@ -75,6 +90,7 @@ impl Default for PagerConfig {
             max_cluster: 32,
             engine: device::EngineKind::Auto,
             checksum: Checksum::Crc32c,
+            max_area_bytes: default_max_area_bytes(),
         }
     }
 }

@@ -25,6 +25,7 @@ pub(crate) struct Tun {
     pub lowat: u64,
     pub hiwat: u64,
     pub checksum: crate::config::Checksum,
+    pub max_area_bytes: u64,
 }
 
 /// Event counters, bumped without a lock.
@@ -118,6 +119,7 @@ impl Core {
                 lowat: cfg.nswap_lowat,
                 hiwat: cfg.nswap_hiwat,
                 checksum: cfg.checksum,
+                max_area_bytes: cfg.max_area_bytes,
             },
             engine,
             space: Mutex::new(Space::new(
@@ -170,8 +172,10 @@ impl Core {
         (c.buf, c.result)
     }
 
-    /// Counts an I/O error and marks the area failed when the device vanished; a write
-    /// error also counts toward marking the area failing (see `Space::write_result`).
+    /// Counts an I/O error, keeps it as the area's last error and announces it
+    /// ([`PagerEvent::IoError`](crate::PagerEvent), with its cause), and marks the area
+    /// failed when the device vanished; a write error also counts toward marking the area
+    /// failing (see `Space::write_result`).
     pub(crate) fn io_error(&self, dev: crate::DeviceId, err: &DeviceError, write: bool) {
         bump(
             if write {
@@ -181,9 +185,23 @@ impl Core {
             },
             1,
         );
+        let what = crate::integrity::describe(err);
         let mut space = self.space.lock();
+        if let Some(i) = space.index(dev) {
+            let a = &mut space.areas[i];
+            a.last_error = Some(crate::stats::LastError::now(what.clone()));
+            let ev = crate::io::PagerEvent::IoError {
+                id: dev.0,
+                path: a.area.path().display().to_string(),
+                error: what,
+            };
+            self.events.emit(ev);
+        }
         if matches!(err, DeviceError::Vanished { .. }) {
             space.mark_failed(dev);
+        }
+        if let DeviceError::Shrunk { size_bytes, .. } = err {
+            space.mark_shrunk(dev, *size_bytes);
         }
         if write {
             space.write_result(dev, false);
@@ -203,10 +221,20 @@ impl Core {
             .set_max(async_total(per_area, areas, self.tun.nswbuf));
     }
 
-    /// Counts `n` pages of area `dev` that failed their checksum.
+    /// Counts `n` pages of area `dev` that failed their checksum. A backing file cut short
+    /// explains them: its size is looked at now (the slow path), and the area marked
+    /// failing if it shrank.
     pub(crate) fn corrupt(&self, dev: crate::DeviceId, n: u64) {
         bump(&self.counters.corrupt_pages, n);
-        self.space.lock().count_corrupt(dev, n);
+        let mut space = self.space.lock();
+        space.count_corrupt(dev, n);
+        let area = space.index(dev).map(|i| Arc::clone(&space.areas[i].area));
+        drop(space);
+        if let Some(pages) = area.and_then(|a| a.check_shrunk()) {
+            let mut space = self.space.lock();
+            space.mark_shrunk(dev, pages * device::PAGE_SIZE as u64);
+            self.retune_async(&space);
+        }
     }
 }
 

@@ -68,6 +68,28 @@ struct Pass<'a> {
     progress: &'a mut dyn FnMut(u64, u64),
 }
 
+/// `chunks` with each one that crosses area page `cut` (the first page past the end of
+/// the area's file) split there, so the part before it is read and moved on its own.
+fn split_at_cut(chunks: Vec<Chunk>, first: u64, cut: u64) -> Vec<Chunk> {
+    let mut out = Vec::with_capacity(chunks.len() + 1);
+    for c in chunks {
+        let page = c.b0 - first + 1;
+        if page < cut && page + c.len > cut {
+            let head = cut - page;
+            out.push(Chunk { len: head, ..c });
+            out.push(Chunk {
+                p0: c.p0 + head,
+                b0: c.b0 + head,
+                len: c.len - head,
+                ..c
+            });
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 impl Core {
     /// Cluster I/Os (reads plus the writes made from them) one swapoff keeps in flight: a
     /// quarter of `nswbuf` (64 by default), within what the read pbuf pool grants. Half of
@@ -95,7 +117,7 @@ impl Core {
         let found = pass.chunks.iter().map(|c| c.len).sum();
         if failed {
             for i in 0..pass.chunks.len() {
-                let lost = self.drop_run(&pass, i);
+                let lost = self.drop_run(&pass, i, Lost::Dropped { device: dev });
                 pass.report.lost += lost;
                 self.finish(&mut pass);
             }
@@ -152,10 +174,14 @@ impl Core {
             objs.push(obj);
         }
         chunks.sort_unstable_by_key(|c| c.b0);
+        let loc = loc?;
+        if let Some(cut) = loc.area.shrunk_pages() {
+            chunks = split_at_cut(chunks, loc.first, cut);
+        }
         Some(Pass {
             objs,
             chunks,
-            loc: loc?,
+            loc,
             dev,
             report,
             progress,
@@ -261,8 +287,17 @@ impl Core {
             Err(e) => {
                 self.read_pool.release(buf);
                 self.io_error(pass.dev, &e, false);
-                if opts.force {
-                    pass.report.lost += self.drop_run(pass, i);
+                let cut = pass.loc.area.shrunk_pages();
+                let page = c.b0 - pass.loc.first + 1;
+                if matches!(e, DeviceError::Shrunk { .. }) && cut.is_some_and(|cut| page >= cut) {
+                    // Past the cut of the area's file: gone, force or not.
+                    let why = Lost::Truncated { device: pass.dev };
+                    pass.report.lost += self.drop_run(pass, i, why);
+                } else if matches!(e, DeviceError::Shrunk { .. }) {
+                    // Across a cut first seen during the pass: the next pass splits it
+                    // there and moves the part before it.
+                } else if opts.force {
+                    pass.report.lost += self.drop_run(pass, i, Lost::Dropped { device: pass.dev });
                 } else if err.is_none() {
                     *err = Some(PagerError::SwapoffRead {
                         path: pass.loc.area.path().to_owned(),
@@ -443,8 +478,9 @@ impl Core {
     }
 
     /// Drops chunk `i`'s pages that still map their block on the area (forced swapoff of
-    /// unreadable blocks) and marks them lost. Returns how many were lost.
-    fn drop_run(&self, pass: &Pass<'_>, i: usize) -> u64 {
+    /// unreadable blocks, or blocks past a cut in the area's file) and marks them lost,
+    /// saying `why`. Returns how many were lost.
+    fn drop_run(&self, pass: &Pass<'_>, i: usize, why: Lost) -> u64 {
         let c = pass.chunks[i];
         let mut st = pass.objs[c.obj].st.lock();
         let mut space = self.space.lock();
@@ -456,7 +492,7 @@ impl Core {
                 st.release(&mut space, b);
                 // Reads of it are an error from now on, not a hole (strategy would read
                 // a hole as zeroes).
-                st.lost.insert(c.p0 + k, Lost::Dropped { device: pass.dev });
+                st.lost.insert(c.p0 + k, why);
                 lost += 1;
             }
         }

@@ -24,6 +24,16 @@ pub enum PagerError {
         id: u32,
     },
 
+    /// The area's swap header has the UUID of an area already on: the same storage reached
+    /// another way (a relay, a copy of the URI the identity cannot see through).
+    #[error("{}: in use as {} (swap device {id}): the same swap header UUID {uuid}", path.display(), other.display())]
+    SameUuid {
+        path: PathBuf,
+        other: PathBuf,
+        id: u32,
+        uuid: String,
+    },
+
     /// Global block numbers are `u32` (16 TiB of 4 KiB pages).
     #[error("{}: {pages} more pages would not fit u32 block numbers (free numbering from {first})", path.display())]
     TooBig {
@@ -31,6 +41,11 @@ pub enum PagerError {
         pages: u64,
         first: u64,
     },
+
+    /// A swapon of an area larger than `PagerConfig::max_area_bytes` (its header says so):
+    /// refused before its allocator is built.
+    #[error("{}: a swap area of {} is larger than the largest allowed here ({}; the daemon's max_area)", path.display(), device::units::human(*bytes), device::units::human(*max))]
+    AreaTooLarge { path: PathBuf, bytes: u64, max: u64 },
 
     /// A swapon of storage that has room for the header only.
     #[error("{}: swap area has no data pages", path.display())]
@@ -99,6 +114,17 @@ pub enum PagerError {
     /// (`SwapoffReport::lost` counted it): its bytes are gone.
     #[error("object {object}: page {pindex} was lost with swap device {device} (forced swapoff)")]
     Dropped {
+        object: String,
+        pindex: u64,
+        device: crate::DeviceId,
+    },
+
+    /// The file behind the area that held the page was truncated below it; a swapoff
+    /// (`SwapoffReport::lost` counted it) found it gone: its bytes are gone.
+    #[error(
+        "object {object}: page {pindex} was lost: the backing file of swap device {device} was truncated below it"
+    )]
+    Truncated {
         object: String,
         pindex: u64,
         device: crate::DeviceId,

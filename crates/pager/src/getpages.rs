@@ -50,9 +50,14 @@ impl Core {
         max_ahead: u64,
     ) -> Option<ReadRun> {
         let loc = space.resolve(blk)?;
+        // A file cut short under the area: a run that starts before the cut stops at it, so
+        // the intact pages read (one past it fails, and alone).
+        let cut = loc.area.shrunk_pages().unwrap_or(u64::MAX);
+        let before_cut = |b: u64| loc.page >= cut || b - loc.first + 1 < cut;
         let fits = |p: Option<u64>, b: Option<u64>| match (p, b) {
             (Some(p), Some(b)) => {
                 space.same_stripe(&loc, b)
+                    && before_cut(b)
                     && st.meta.lookup(p).map(u64::from) == Some(b)
                     && !st.pending.contains_key(&p)
             }
@@ -156,12 +161,74 @@ impl Core {
         obj.cond.notify_all();
     }
 
-    /// `swap_pager_getpages` (see [`crate::Pager::getpages`]): under the object lock,
-    /// wait out a write in flight on the page, plan the run and register as a reader (so
-    /// no block of the run is freed and reused under the read); then read with no lock.
+    /// Under the object lock: waits out a write in flight on the page, plans the run
+    /// around it and registers as a reader (so no block of the run is freed and reused
+    /// under the read); returns the run and its pages' checksums. The caller reads with no
+    /// lock, then `finish_read`s.
     ///
     /// One piece: the wait, the plan and the reader's registration happen under one hold of
     /// the object lock, which a split would have to hand across functions.
+    fn plan_read(
+        &self,
+        obj: &ObjectInner,
+        pindex: u64,
+        max_behind: u64,
+        max_ahead: u64,
+    ) -> Result<(ReadRun, Vec<Option<u32>>), PagerError> {
+        let mut st = obj.st.lock();
+        self.wait_intrans(obj, &mut st, pindex);
+        if let Some(&why) = st.lost.get(&pindex) {
+            return Err(lost_error(obj, pindex, why));
+        }
+        let not_on_swap = || PagerError::NotOnSwap {
+            object: obj.name(),
+            pindex,
+        };
+        let blk = st.meta.lookup(pindex).ok_or_else(not_on_swap)?;
+        let space = self.space.lock();
+        let run = self
+            .plan_run(&st, &space, pindex, u64::from(blk), max_behind, max_ahead)
+            .ok_or_else(not_on_swap)?;
+        drop(space);
+        st.begin_read(run.blk, run.len);
+        let crcs = checksums(&st, run.pindex, run.len);
+        Ok((run, crcs))
+    }
+
+    /// Reads a planned run into `dst` (its `len` pages), ends the read's registration, and
+    /// applies the integrity check: a page whose bytes do not match its checksum is wiped
+    /// and never returned, counted corrupt once here; a failed read wipes all of `dst`.
+    /// Returns, per page, whether it failed its check.
+    fn read_checked(
+        &self,
+        obj: &ObjectInner,
+        run: &ReadRun,
+        dst: &mut [u8],
+        crcs: &[Option<u32>],
+    ) -> Result<Vec<bool>, DeviceError> {
+        let result = self.read_run(run, dst, crcs);
+        self.end_read(obj, run.blk, run.len);
+        let bad = result.inspect_err(|_| {
+            // Never leave part of a failed read behind as if it were data.
+            dst.fill(0);
+        })?;
+        let nbad = bad.iter().filter(|&&b| b).count() as u64;
+        if nbad > 0 {
+            self.corrupt(run.loc.dev, nbad);
+            for (page, _) in dst
+                .chunks_exact_mut(PAGE_SIZE)
+                .zip(&bad)
+                .filter(|(_, b)| **b)
+            {
+                page.fill(0);
+            }
+        }
+        Ok(bad)
+    }
+
+    /// `swap_pager_getpages` (see [`crate::Pager::getpages`]): plan the run around the
+    /// page and read it with no lock held; the wanted page failing its check is the error,
+    /// a neighbour failing just ends the run short of it.
     pub(crate) fn getpages(
         &self,
         obj: &Arc<ObjectInner>,
@@ -181,54 +248,16 @@ impl Core {
                 ),
             });
         }
-        let (run, crcs) = {
-            let mut st = obj.st.lock();
-            self.wait_intrans(obj, &mut st, pindex);
-            if let Some(&why) = st.lost.get(&pindex) {
-                return Err(lost_error(obj, pindex, why));
-            }
-            let not_on_swap = || PagerError::NotOnSwap {
-                object: obj.name(),
-                pindex,
-            };
-            let blk = st.meta.lookup(pindex).ok_or_else(not_on_swap)?;
-            let space = self.space.lock();
-            let run = self
-                .plan_run(&st, &space, pindex, u64::from(blk), max_behind, max_ahead)
-                .ok_or_else(not_on_swap)?;
-            drop(space);
-            st.begin_read(run.blk, run.len);
-            let crcs = checksums(&st, run.pindex, run.len);
-            (run, crcs)
-        };
+        let (run, crcs) = self.plan_read(obj, pindex, max_behind, max_ahead)?;
         let skip = (run.pindex - (pindex - max_behind)) as usize * PAGE_SIZE;
         let dst = &mut out[skip..skip + run.len as usize * PAGE_SIZE];
-        let result = self.read_run(&run, dst, &crcs);
-        self.end_read(obj, run.blk, run.len);
-        // The integrity check (done by `read_run`): a page whose bytes do not match its
-        // checksum is wiped from `out` and never returned; the wanted page failing is the
-        // error, a neighbour failing just ends the run short of it.
-        let bad = result.map_err(|source| {
-            // Never leave part of a failed read behind as if it were data.
-            dst.fill(0);
-            PagerError::Read {
+        let bad = self
+            .read_checked(obj, &run, dst, &crcs)
+            .map_err(|source| PagerError::Read {
                 object: obj.name(),
                 pindex,
                 source,
-            }
-        })?;
-        let nbad = bad.iter().filter(|&&b| b).count() as u64;
-        if nbad == 0 {
-            return Ok(run.pindex..run.pindex + run.len);
-        }
-        self.corrupt(run.loc.dev, nbad);
-        for (page, _) in dst
-            .chunks_exact_mut(PAGE_SIZE)
-            .zip(&bad)
-            .filter(|(_, b)| **b)
-        {
-            page.fill(0);
-        }
+            })?;
         let want = (pindex - run.pindex) as usize;
         if bad[want] {
             return Err(PagerError::Corrupt {
@@ -244,6 +273,60 @@ impl Core {
             .position(|&b| b)
             .map_or(bad.len(), |i| want + i);
         Ok(run.pindex + lo as u64..run.pindex + hi as u64)
+    }
+
+    /// Reads every page of `pindex..pindex + out.len() / PAGE_SIZE` (see
+    /// [`crate::Pager::getpages_each`]): one read per run contiguous on swap, each page
+    /// read once and a page failing its check counted once, however many of the run fail
+    /// (reading on from the page after a bad one would read, and count, the rest of its
+    /// run again). A read that fails is the error of its first page; the pages after it
+    /// are tried again in a run of their own (the failure may be one block's).
+    pub(crate) fn getpages_each(
+        &self,
+        obj: &Arc<ObjectInner>,
+        pindex: u64,
+        out: &mut [u8],
+    ) -> Vec<Result<bool, PagerError>> {
+        let n = (out.len() / PAGE_SIZE) as u64;
+        let mut results = Vec::with_capacity(n as usize);
+        while (results.len() as u64) < n {
+            let i = results.len() as u64;
+            let p = pindex + i;
+            let at = i as usize * PAGE_SIZE;
+            let (run, crcs) = match self.plan_read(obj, p, 0, n - i - 1) {
+                Ok(planned) => planned,
+                Err(PagerError::NotOnSwap { .. }) => {
+                    results.push(Ok(false));
+                    continue;
+                }
+                Err(e) => {
+                    out[at..at + PAGE_SIZE].fill(0);
+                    results.push(Err(e));
+                    continue;
+                }
+            };
+            let dst = &mut out[at..at + run.len as usize * PAGE_SIZE];
+            match self.read_checked(obj, &run, dst, &crcs) {
+                Ok(bad) => results.extend(bad.iter().enumerate().map(|(k, &b)| {
+                    if b {
+                        Err(PagerError::Corrupt {
+                            object: obj.name(),
+                            pindex: p + k as u64,
+                            device: run.loc.dev,
+                            block: run.loc.page + k as u64,
+                        })
+                    } else {
+                        Ok(true)
+                    }
+                })),
+                Err(source) => results.push(Err(PagerError::Read {
+                    object: obj.name(),
+                    pindex: p,
+                    source,
+                })),
+            }
+        }
+        results
     }
 
     /// `swap_pager_haspage`: contiguous neighbours up to `max_cluster/2 - 1` each way (the
@@ -281,6 +364,11 @@ pub(crate) fn lost_error(obj: &ObjectInner, pindex: u64, why: Lost) -> PagerErro
             block: page,
         },
         Lost::Dropped { device } => PagerError::Dropped {
+            object: obj.name(),
+            pindex,
+            device,
+        },
+        Lost::Truncated { device } => PagerError::Truncated {
             object: obj.name(),
             pindex,
             device,

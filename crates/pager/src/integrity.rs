@@ -13,6 +13,22 @@ pub(crate) fn page_crc(page: &[u8]) -> u32 {
 }
 
 /// The checksums of the whole pages of `data`.
+/// A device error as the admin reads it, without the area's path (which the caller names):
+/// the operation, the page, and the cause with its errno's name (`read at page 12: EIO:
+/// Input/output error (os error 5)`).
+pub(crate) fn describe(err: &device::DeviceError) -> String {
+    use device::DeviceError;
+    match err {
+        DeviceError::Io {
+            op, page, source, ..
+        } => format!("{op} at page {page}: {}", device::with_errno(source)),
+        DeviceError::Vanished { op, page, .. } => {
+            format!("{op} at page {page}: ENXIO: the device vanished")
+        }
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 pub(crate) fn page_crcs(data: &[u8]) -> Vec<u32> {
     data.chunks_exact(PAGE_SIZE).map(page_crc).collect()

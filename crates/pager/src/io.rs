@@ -90,6 +90,30 @@ pub enum PagerEvent {
     DeviceFailing { id: u32, path: String, errors: u32 },
     /// A remote area that was failing is back in service: its connection was made again.
     DeviceRevived { id: u32, path: String },
+    /// The file behind an area was cut short to `size_bytes`: the area is failing (no new
+    /// pages); what is below the cut still reads and swapoff drains it, the pages past it
+    /// are lost.
+    DeviceShrunk {
+        id: u32,
+        path: String,
+        size_bytes: u64,
+    },
+    /// A remote area lost its last connection (`cause`: `EOF`, `ECONNRESET`, a timeout...):
+    /// it gets no writes and its reads wait a bounded time while it reconnects.
+    DeviceDisconnected {
+        id: u32,
+        path: String,
+        cause: String,
+    },
+    /// A remote area's connection is made again.
+    DeviceReconnected { id: u32, path: String },
+    /// An I/O on an area failed: `error` says the operation, the page and the cause
+    /// (errno or NBD error). Monitors rate-limit these (one per failed I/O).
+    IoError {
+        id: u32,
+        path: String,
+        error: String,
+    },
     /// A swap area was removed; `lost` pages could not be moved (forced swapoff).
     DeviceRemoved {
         id: u32,

@@ -147,15 +147,18 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use config::{Checksum, DeviceId, PagerConfig, SwapoffOptions, SwapoffReport, SwaponOptions};
+pub use config::{
+    Checksum, DeviceId, PagerConfig, SwapoffOptions, SwapoffReport, SwaponOptions,
+    default_max_area_bytes,
+};
 pub use device::PAGE_SIZE;
 pub use error::PagerError;
 pub use io::{AsyncCallback, AsyncDone, Bio, PageResult, PagerEvent, PutMode};
 pub use object::Object;
 pub use space::FAILING_AFTER;
 pub use stats::{
-    Counters, DeviceState, DeviceStats, FragStats, Hysteresis, PagerStats, PbufStats, PoolStats,
-    Tunables,
+    Counters, DeviceState, DeviceStats, FragStats, Hysteresis, LastError, PagerStats, PbufStats,
+    PoolStats, Tunables,
 };
 pub use verify::{VerifyError, Where};
 
@@ -293,6 +296,26 @@ impl Pager {
         self.check_object(obj);
         self.core
             .getpages(&obj.inner, pindex, max_behind, max_ahead, out)
+    }
+
+    /// Reads every page of `pindex .. pindex + out.len() / PAGE_SIZE` into `out`, with one
+    /// read per run of them contiguous on swap, each page read once: per page `Ok(true)`
+    /// (read), `Ok(false)` (not on swap: zeroes), or its error as [`Pager::getpages`] gives
+    /// it (the page wiped). A page that fails its checksum is counted corrupt once per call,
+    /// however many of its run fail too; a failed read is the error of the run's first
+    /// page, and the pages after it are tried again.
+    ///
+    /// # Panics
+    /// If `out.len()` is not a multiple of `PAGE_SIZE` (a caller bug).
+    pub fn getpages_each(
+        &self,
+        obj: &Object,
+        pindex: u64,
+        out: &mut [u8],
+    ) -> Vec<Result<bool, PagerError>> {
+        assert!(out.len().is_multiple_of(PAGE_SIZE), "out is whole pages");
+        self.check_object(obj);
+        self.core.getpages_each(&obj.inner, pindex, out)
     }
 
     /// `Some((before, after))` if the page has swap: how many pages right before and after

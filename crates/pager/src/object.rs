@@ -95,6 +95,8 @@ pub(crate) enum Lost {
     Corrupt { device: DeviceId, page: u64 },
     /// A forced swapoff removed area `device` while the page could not be read from it.
     Dropped { device: DeviceId },
+    /// The file behind area `device` was cut short below the page: a swapoff found it gone.
+    Truncated { device: DeviceId },
 }
 
 /// The mutable state of one object.

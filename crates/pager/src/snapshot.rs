@@ -18,7 +18,10 @@ use device::units::format_uuid;
 use crate::config::DeviceId;
 use crate::core::Core;
 use crate::space::Area;
-use crate::stats::{DeviceState, DeviceStats, FragStats, PagerStats, PbufStats, Tunables};
+use crate::stats::{
+    DeviceState, DeviceStats, FragStats, LastError, PagerStats, PbufStats, Tunables,
+};
+use device::nbd::LinkState;
 
 /// What the snapshot copies of one area under the space lock: counters only.
 struct AreaCopy {
@@ -33,6 +36,7 @@ struct AreaCopy {
     free: u64,
     bad: u64,
     corrupt: u64,
+    last_error: Option<crate::stats::LastError>,
 }
 
 impl AreaCopy {
@@ -61,18 +65,53 @@ impl AreaCopy {
             free: if a.allocatable() { a.avail() } else { 0 },
             bad: a.header_bad + a.quarantined,
             corrupt: a.corrupt,
+            last_error: a.last_error.clone(),
         }
+    }
+
+    /// The state and last error a monitor shows: a remote area's connection has its say
+    /// (`Reconnecting`, or `Failed` once it is dead) unless the area is already failed or
+    /// draining; its last connection error while it is down, else the newer of that and its
+    /// last I/O error.
+    fn link(&self) -> (DeviceState, Option<LastError>) {
+        let Some(remote) = self.area.remote() else {
+            return (self.state, self.last_error.clone());
+        };
+        let link = remote.link();
+        let state = match (self.state, link.state) {
+            (DeviceState::Failed | DeviceState::Draining { .. }, _) | (_, LinkState::Connected) => {
+                self.state
+            }
+            (_, LinkState::Dead) => DeviceState::Failed,
+            (_, LinkState::Reconnecting { down }) => DeviceState::Reconnecting {
+                down_ms: down.as_millis() as u64,
+            },
+        };
+        // While it is down, why it is down is the news (an I/O failing meanwhile only
+        // says "not connected").
+        let down = link.state != LinkState::Connected;
+        let conn = link.last_error.map(|e| LastError::at(e.at, e.what));
+        let last = match (self.last_error.clone(), conn) {
+            (Some(a), Some(b)) => Some(if down || b.at_unix_ms > a.at_unix_ms {
+                b
+            } else {
+                a
+            }),
+            (a, b) => a.or(b),
+        };
+        (state, last)
     }
 
     /// The monitor's view, built with no lock held.
     fn into_stats(self) -> DeviceStats {
         let io = self.area.stats();
         let header = self.area.header();
+        let (state, last_error) = self.link();
         DeviceStats {
             id: self.id.0,
             path: self.area.path().display().to_string(),
             priority: self.priority,
-            state: self.state,
+            state,
             kind: match self.area.kind() {
                 device::AreaKind::BlockDevice => "block".into(),
                 device::AreaKind::File => "file".into(),
@@ -96,6 +135,7 @@ impl AreaCopy {
             read_errors: io.read_errors,
             write_errors: io.write_errors,
             corrupt: self.corrupt,
+            last_error,
             read_latency: io.read_latency,
             write_latency: io.write_latency,
             frag: FragStats::default(),

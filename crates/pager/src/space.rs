@@ -99,11 +99,21 @@ pub(crate) struct Area {
     pub stash: Option<(u64, u64)>,
     /// A remote area's `reconnects()` when it was marked failing (see `Space::revive`).
     pub failing_at: u64,
+    /// Its last failed I/O: what, and when.
+    pub last_error: Option<crate::stats::LastError>,
 }
 
 impl Area {
+    /// New pages may go here: in service, and for a remote area, connected (a write must
+    /// not wait for a server that is not there).
     pub(crate) fn allocatable(&self) -> bool {
-        self.draining.is_none() && !self.failed && !self.failing
+        self.draining.is_none()
+            && !self.failed
+            && !self.failing
+            && self
+                .area
+                .remote()
+                .is_none_or(device::nbd::Remote::connected)
     }
 
     pub(crate) fn contains(&self, blk: u64) -> bool {
@@ -281,7 +291,15 @@ impl Space {
                 if let Some((d, len)) = self.areas[idx].stash {
                     let k = len.min(n);
                     self.areas[idx].stash = (k < len).then_some((d + k, len - k));
-                    return Some(self.take(idx, d, k, prio, next));
+                    // The whole stash taken and more wanted: the free blocks right after
+                    // it, up to the stripe's end, join the run, so a write continuing the
+                    // stash is one I/O, not the stash and then a second run from the blist.
+                    let more = if k == len {
+                        self.extend_stash(idx, d + len, n - k)
+                    } else {
+                        0
+                    };
+                    return Some(self.take(idx, d, k + more, prio, next));
                 }
                 let mut min = n.min(blist::MAX_ALLOC);
                 loop {
@@ -307,6 +325,26 @@ impl Space {
             }
         }
         None
+    }
+
+    /// Takes from `areas[idx]`'s blist up to `want` blocks from data block `from` on that
+    /// are free one after another and inside `from`'s stripe (the run a stash ended at
+    /// `from` continues into); returns how many.
+    fn extend_stash(&mut self, idx: usize, from: u64, want: u64) -> u64 {
+        let il = self.interleave;
+        let area = &mut self.areas[idx];
+        let stripe_end = match from.checked_div(il) {
+            Some(_) if from.is_multiple_of(il) => return 0,
+            Some(stripe) => (stripe + 1) * il,
+            None => u64::MAX,
+        };
+        let end = from.saturating_add(want).min(stripe_end).min(area.blocks);
+        let free = (from..end).take_while(|&b| area.blist.is_free(b)).count() as u64;
+        if free > 0 {
+            let filled = area.blist.fill(from, free);
+            debug_assert_eq!(filled.ok(), Some(free), "checked free");
+        }
+        free
     }
 
     /// Books a run the blist (or the stash) of `areas[idx]` gave: trims it at the stripe
@@ -387,6 +425,24 @@ impl Space {
             self.events.emit(ev);
             self.sizecheck();
         }
+    }
+
+    /// Marks an area whose backing file shrank to `size_bytes` failing (no new allocations;
+    /// what is below the cut still reads, and swapoff drains it), once, with an event.
+    pub(crate) fn mark_shrunk(&mut self, dev: DeviceId, size_bytes: u64) {
+        let Some(idx) = self.index(dev) else { return };
+        let area = &mut self.areas[idx];
+        if area.failing || area.failed {
+            return;
+        }
+        area.failing = true;
+        let ev = PagerEvent::DeviceShrunk {
+            id: dev.0,
+            path: area.area.path().display().to_string(),
+            size_bytes,
+        };
+        self.events.emit(ev);
+        self.sizecheck();
     }
 
     /// Records a write's outcome on `dev`: a success resets its count of errors in a row;

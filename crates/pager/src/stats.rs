@@ -138,6 +138,31 @@ pub enum DeviceState {
     /// `swapoff` drains it. Back in service only through swapoff and swapon, or for a
     /// remote area once its connection is made again.
     Failing,
+    /// A remote area with no connection for `down_ms`: no new allocations, its reads wait
+    /// a bounded time (`read-wait`) and then fail; back in service when it reconnects.
+    Reconnecting { down_ms: u64 },
+}
+
+/// An area's last failed I/O (or, remote, its last broken connection or failed attempt).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastError {
+    /// When, in milliseconds since the Unix epoch.
+    pub at_unix_ms: u64,
+    /// The operation, the page and the cause (`read at page 12: EIO: ...`).
+    pub what: String,
+}
+
+impl LastError {
+    pub(crate) fn at(at: std::time::SystemTime, what: String) -> LastError {
+        let at_unix_ms = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        LastError { at_unix_ms, what }
+    }
+
+    pub(crate) fn now(what: String) -> LastError {
+        LastError::at(std::time::SystemTime::now(), what)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -176,6 +201,9 @@ pub struct DeviceStats {
     pub write_errors: u64,
     /// Pages read from this area whose checksum did not match.
     pub corrupt: u64,
+    /// Its last failed I/O or broken connection, with its cause and time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<LastError>,
     pub read_latency: device::LatencySummary,
     pub write_latency: device::LatencySummary,
     /// The device's free-space fragmentation (its blist `stats()`): filled only by

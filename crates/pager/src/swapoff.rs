@@ -32,6 +32,31 @@ const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// How often a failed cluster rewrite is retried on fresh blocks before swapoff gives up.
 const REWRITE_TRIES: u32 = 4;
 
+/// Turns a remote area's connection changes into pager events (on its connection thread:
+/// emitting only sends on channels).
+fn link_listener(
+    events: &Arc<crate::events::Events>,
+    id: DeviceId,
+    path: &Path,
+) -> device::nbd::Listener {
+    let events = Arc::clone(events);
+    let path = path.display().to_string();
+    Arc::new(move |ev: &device::nbd::LinkEvent| {
+        let ev = match ev {
+            device::nbd::LinkEvent::Lost { cause } => PagerEvent::DeviceDisconnected {
+                id: id.0,
+                path: path.clone(),
+                cause: cause.clone(),
+            },
+            device::nbd::LinkEvent::Back => PagerEvent::DeviceReconnected {
+                id: id.0,
+                path: path.clone(),
+            },
+        };
+        events.emit(ev);
+    })
+}
+
 impl Core {
     /// See [`crate::Pager::swapon`]. The area is opened and its blist built outside the
     /// space lock; duplicates and the `u32` limit are checked again under it, since
@@ -54,6 +79,14 @@ impl Core {
                 path: path.to_owned(),
             });
         }
+        let bytes = (blocks + 1).saturating_mul(PAGE_SIZE as u64);
+        if bytes > self.tun.max_area_bytes {
+            return Err(PagerError::AreaTooLarge {
+                path: path.to_owned(),
+                bytes,
+                max: self.tun.max_area_bytes,
+            });
+        }
         // Refuse an area that cannot get block numbers before building its blist (which
         // costs about 2 bits per page); checked again under the lock below.
         let first = self.space.lock().place(blocks);
@@ -71,6 +104,9 @@ impl Core {
         let (blist, header_bad) = build_blist(&area, blocks);
         let mut space = self.space.lock();
         if let Some(err) = in_use(&space.areas, path, area.storage()) {
+            return Err(err);
+        }
+        if let Some(err) = same_uuid(&space.areas, path, &area) {
             return Err(err);
         }
         let first = space.place(blocks);
@@ -103,10 +139,14 @@ impl Core {
             header_bad,
             filled: 0,
             stash: None,
+            last_error: None,
         });
         space.sizecheck();
         self.retune_async(&space);
         drop(space);
+        if let Some(remote) = area.remote() {
+            remote.listen(Some(link_listener(&self.events, id, path)));
+        }
         self.events.emit(PagerEvent::DeviceAdded {
             id: id.0,
             path: path.display().to_string(),
@@ -414,6 +454,22 @@ fn build_blist(area: &SwapArea, blocks: u64) -> (Blist, u64) {
 
 /// The refusal of a swapon of `path` (standing for storage `ids`) when an area in `areas`
 /// already uses any of that storage, naming that area's path.
+/// The refusal of an area whose header UUID is an area's already on (an all-zero UUID, as
+/// some other mkswap writes, says nothing).
+fn same_uuid(areas: &[Area], path: &Path, area: &SwapArea) -> Option<PagerError> {
+    let uuid = area.header().uuid;
+    if uuid == [0; 16] {
+        return None;
+    }
+    let a = areas.iter().find(|a| a.area.header().uuid == uuid)?;
+    Some(PagerError::SameUuid {
+        path: path.to_owned(),
+        other: a.area.path().to_owned(),
+        id: a.id.0,
+        uuid: device::units::format_uuid(&uuid),
+    })
+}
+
 fn in_use(areas: &[Area], path: &Path, ids: &[device::StorageId]) -> Option<PagerError> {
     let a = areas
         .iter()

@@ -115,6 +115,86 @@ fn a_truncated_backing_file_is_an_error_never_zeroes() {
     }
 }
 
+/// Issue #22: a backing file cut short under live data loses only the pages past the cut.
+/// Those before it still read (read-around stops at the cut); the area is marked failing
+/// (no new pages), and a swapoff without force moves the intact pages to the other area and
+/// reports exactly those past the cut lost, which read as an error saying why. On both
+/// engines.
+#[test]
+fn a_truncated_area_keeps_its_intact_pages_and_off_moves_them_losing_only_those_past_the_cut() {
+    for engine in ENGINES {
+        let dir = tempdir();
+        let p = pager_on(engine, 0);
+        let path = area(dir.path(), "cut", 64);
+        let hi = SwaponOptions {
+            priority: 10,
+            ..SwaponOptions::default()
+        };
+        let a = p.swapon(&path, hi).unwrap();
+        p.swapon(&area(dir.path(), "spare", 64), SwaponOptions::default())
+            .unwrap();
+        let obj = p.alloc_object(None, 48);
+        assert_eq!(
+            p.putpages(&obj, 0, &pages(0, 48), PutMode::Sync),
+            vec![PageResult::Ok; 48]
+        );
+        // Keep the header and data pages 1..=23.
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(24 * PAGE_SIZE as u64).unwrap();
+        let past: Vec<u64> = (0..48)
+            .filter(|&i| p.locate(&obj, i).unwrap() >= (a, 24))
+            .collect();
+        assert!(!past.is_empty() && past.len() < 48, "{past:?}");
+        let mut out = vec![0u8; PAGE_SIZE];
+        for i in 0..48 {
+            match p.getpages(&obj, i, 0, 0, &mut out) {
+                Ok(_) => {
+                    assert!(!past.contains(&i), "{engine:?}: page {i} past the cut read");
+                    assert!(out == page(i), "{engine:?}: page {i}");
+                }
+                Err(e) => assert!(past.contains(&i), "{engine:?}: page {i}: {e}"),
+            }
+        }
+        let mut out = vec![0u8; 6 * PAGE_SIZE];
+        let got = p.getpages(&obj, past[0] - 2, 0, 5, &mut out).unwrap();
+        assert_eq!(
+            got,
+            past[0] - 2..past[0],
+            "{engine:?}: read-around stops at the cut"
+        );
+        let state = |p: &Pager| {
+            p.stats()
+                .devices
+                .iter()
+                .find(|d| d.id == a.0)
+                .unwrap()
+                .state
+        };
+        assert_eq!(state(&p), DeviceState::Failing, "{engine:?}");
+
+        let report = p
+            .swapoff(a, SwapoffOptions::default(), &mut |_, _| {})
+            .unwrap();
+        assert_eq!(report.lost, past.len() as u64, "{engine:?}: {report:?}");
+        assert_eq!(
+            report.moved,
+            48 - past.len() as u64,
+            "{engine:?}: {report:?}"
+        );
+        let mut out = vec![0u8; PAGE_SIZE];
+        for i in 0..48 {
+            match p.getpages(&obj, i, 0, 0, &mut out) {
+                Ok(_) => assert!(out == page(i) && !past.contains(&i), "{engine:?}: {i}"),
+                Err(PagerError::Truncated { device, .. }) => {
+                    assert!(device == a && past.contains(&i), "{engine:?}: {i}")
+                }
+                Err(e) => panic!("{engine:?}: page {i}: {e}"),
+            }
+        }
+        p.verify().unwrap();
+    }
+}
+
 #[test]
 fn without_checksums_the_garbage_would_come_back_as_data() {
     let dir = tempdir();

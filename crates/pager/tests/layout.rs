@@ -151,3 +151,42 @@ fn getpages_reads_ahead_only_within_one_stripe() {
     );
     assert_eq!(p.haspage(&obj, 5), Some((5, 10)));
 }
+
+/// Issue #22: a put that continues an area's stashed stripe tail into the free blocks right
+/// after it is one write, not the stash and then a second run from the blist. Two areas,
+/// interleave 32: 28 pages on a, then 13 (4 end a's stripe, 9 stashed there; 9 start b's),
+/// 23 more end b's stripe; the next 13 take a's stash of 9 and the 4 blocks after it, all
+/// contiguous on a: one write. On both engines.
+#[test]
+fn a_run_continuing_a_stashed_stripe_tail_is_one_write() {
+    for engine in common::ENGINES {
+        let dir = tempdir();
+        let p = Pager::new(PagerConfig {
+            engine,
+            max_cluster: 32,
+            ..config(32)
+        })
+        .unwrap();
+        let a = p
+            .swapon(&area(dir.path(), "a", 129), SwaponOptions::default())
+            .unwrap();
+        p.swapon(&area(dir.path(), "b", 129), SwaponOptions::default())
+            .unwrap();
+        let obj = p.alloc_object(None, 128);
+        let mut at = 0;
+        for n in [28, 13, 23] {
+            let res = p.putpages(&obj, at, &pages(at, n), PutMode::Sync);
+            assert_eq!(res, vec![PageResult::Ok; n as usize]);
+            at += n;
+        }
+        let before = p.stats().counters.swapout;
+        let res = p.putpages(&obj, at, &pages(at, 13), PutMode::Sync);
+        assert_eq!(res, vec![PageResult::Ok; 13]);
+        let writes = p.stats().counters.swapout - before;
+        let got = where_(&p, &obj, at..at + 13);
+        let want: Vec<(DeviceId, u64)> = (33..46).map(|page| (a, page)).collect();
+        assert_eq!(got, want, "{engine:?}: the stash and what follows it, on a");
+        assert_eq!(writes, 1, "{engine:?}: one contiguous run, one write");
+        p.verify().unwrap();
+    }
+}

@@ -162,3 +162,20 @@ fn more_devices_than_rows_scroll_to_keep_the_selection_visible() {
     find(&backend, "Total");
     find(&backend, "Free ranges of loop11");
 }
+
+/// Issue #22: a remote area whose server is gone shows RECONNECTING, and the bottom line
+/// says why (its last error) instead of the keys.
+#[test]
+fn a_reconnecting_area_shows_its_state_and_last_error() {
+    let mut state = fixture::state(Fixture::Normal);
+    let stats = state.stats.as_mut().unwrap();
+    let d = &mut stats.devices[0];
+    d.state = pager::DeviceState::Reconnecting { down_ms: 1500 };
+    d.last_error = Some(pager::LastError {
+        at_unix_ms: 1,
+        what: "connection lost: EOF: the server closed the connection; reconnecting: \
+               ECONNREFUSED: connect: Connection refused"
+            .into(),
+    });
+    snapshot("reconnecting_80x24", &render(&state, 80, 24));
+}

@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use device::PAGE_SIZE;
 use pager::PagerStats;
 
-use crate::proto::{GetStatus, PutStatus};
+use crate::proto::{GetStatus, PageError, PutStatus};
 
 /// Why a backend refused. Its `Display` is the one line the client is told.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +47,16 @@ pub trait Backend: Send + Sync + 'static {
     fn putpages(&self, object: u64, pindex: u64, data: &[u8], sync: bool) -> Vec<PutStatus>;
     /// Page in `out.len() / PAGE_SIZE` pages at `pindex` into `out`.
     fn getpages(&self, object: u64, pindex: u64, out: &mut [u8]) -> Vec<GetStatus>;
+    /// [`Backend::getpages`] with why each page that is `Error` failed (the protocol's
+    /// `errors`). The default knows no reasons.
+    fn getpages_explained(
+        &self,
+        object: u64,
+        pindex: u64,
+        out: &mut [u8],
+    ) -> (Vec<GetStatus>, Vec<PageError>) {
+        (self.getpages(object, pindex, out), Vec::new())
+    }
     /// (has, contiguous before, contiguous after).
     fn haspage(&self, object: u64, pindex: u64) -> (bool, u64, u64);
     /// Drop the swap copies of `count` pages from `pindex`.

@@ -25,6 +25,29 @@ fn summary_line(device: &str, held: u64) -> String {
 
 static CORRUPT: Mutex<Option<Limiter>> = Mutex::new(None);
 
+/// Failed I/Os, limited per device like corrupt reads.
+static IO_ERRORS: Mutex<Option<Limiter>> = Mutex::new(None);
+
+fn io_summary_line(device: &str, held: u64) -> String {
+    format!("{device}: ... {} more I/O errors", log::thousands(held))
+}
+
+/// Log a failed I/O of swap device `id` with its cause, rate-limited per device.
+fn io_error(id: u32, path: &str, error: &str) {
+    let name = format!("swap device {id} ({path})");
+    let (pass, ended) = IO_ERRORS.lock().get_or_insert_with(Limiter::default).admit(
+        id,
+        || name.clone(),
+        Instant::now(),
+    );
+    if let Some((label, held)) = ended {
+        log_warn!("{}", io_summary_line(&label, held));
+    }
+    if pass {
+        log_warn!("{name}: I/O error: {error}");
+    }
+}
+
 /// "swap device 2 (/dev/loop5)", or the id alone once the area is gone.
 fn device_name(pager: &Pager, device: DeviceId) -> String {
     match pager.area(device) {
@@ -55,10 +78,17 @@ pub fn corrupt_read(pager: &Pager, device: DeviceId, block: u64) {
 fn flush_corrupt(all: bool) {
     let lines = match CORRUPT.lock().as_mut() {
         Some(l) => l.flush(Instant::now(), all),
-        None => return,
+        None => Vec::new(),
     };
     for (label, held) in lines {
         log_warn!("{}", summary_line(&label, held));
+    }
+    let lines = match IO_ERRORS.lock().as_mut() {
+        Some(l) => l.flush(Instant::now(), all),
+        None => Vec::new(),
+    };
+    for (label, held) in lines {
+        log_warn!("{}", io_summary_line(&label, held));
     }
 }
 
@@ -76,6 +106,27 @@ pub fn event_line(e: &PagerEvent) -> Option<(log::Level, String)> {
             Info,
             format!("swap device {id} ({path}) is back in service: its connection was made again"),
         ),
+        PagerEvent::DeviceDisconnected { id, path, cause } => (
+            Warn,
+            format!(
+                "swap device {id} ({path}) lost its connection: {cause}; reconnecting: writes go to other areas, reads of its pages wait up to its read-wait, then fail"
+            ),
+        ),
+        PagerEvent::DeviceReconnected { id, path } => (
+            Info,
+            format!("swap device {id} ({path}) is connected again"),
+        ),
+        PagerEvent::DeviceShrunk {
+            id,
+            path,
+            size_bytes,
+        } => (
+            Warn,
+            format!(
+                "swap device {id} ({path}) is failing: its backing file was cut to {size_bytes} bytes; the pages past it are lost, it gets no new pages, what is before the cut still reads and `swapctl off {path}` moves it"
+            ),
+        ),
+        PagerEvent::IoError { .. } => return None,
         PagerEvent::DeviceFailed { id, path } => (
             Warn,
             format!(
@@ -116,6 +167,7 @@ pub fn watch(pager: &Pager) {
         .spawn(move || {
             loop {
                 match events.recv_timeout(Duration::from_secs(1)) {
+                    Ok(PagerEvent::IoError { id, path, error }) => io_error(id, &path, &error),
                     Ok(e) => {
                         if let Some((l, text)) = event_line(&e) {
                             log::write(l, format_args!("{text}"));

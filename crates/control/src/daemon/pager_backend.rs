@@ -21,7 +21,7 @@ use pager::{
 
 use super::backend::{Backend, BackendError, take_runs};
 use super::integrity;
-use crate::proto::{GetStatus, PutStatus};
+use crate::proto::{GetStatus, PageError, PutStatus};
 
 /// Pager settings resolved from flags and the config file; `None` takes the pager's default.
 #[derive(Debug, Clone, Default)]
@@ -31,6 +31,7 @@ pub struct PagerSettings {
     pub swap_async_max: Option<u64>,
     pub engine: Option<crate::config::EngineName>,
     pub checksum: Option<pager::Checksum>,
+    pub max_area_bytes: Option<u64>,
 }
 
 /// Objects have no size on the wire; this bounds only `copy` and `strategy`, which the
@@ -100,6 +101,9 @@ impl PagerBackend {
         }
         if let Some(c) = s.checksum {
             cfg.checksum = c;
+        }
+        if let Some(m) = s.max_area_bytes {
+            cfg.max_area_bytes = m;
         }
         let pager = Pager::new(cfg)?;
         if let Some(v) = s.swap_async_max {
@@ -218,37 +222,46 @@ impl Backend for PagerBackend {
             .collect()
     }
 
-    /// One pager `getpages` per run: each call reads the first page not yet had and as many
-    /// swap-contiguous pages after it as fit, so a sequential range costs one I/O per run.
     fn getpages(&self, object: u64, pindex: u64, out: &mut [u8]) -> Vec<GetStatus> {
-        let n = (out.len() / PAGE_SIZE) as u64;
-        let mut st = vec![GetStatus::Absent; n as usize];
+        self.getpages_explained(object, pindex, out).0
+    }
+
+    /// The pager's `getpages_each`: one read per run contiguous on swap, each page read
+    /// once and a corrupt page counted once. A page that fails gets the pager's error line
+    /// as its reason.
+    fn getpages_explained(
+        &self,
+        object: u64,
+        pindex: u64,
+        out: &mut [u8],
+    ) -> (Vec<GetStatus>, Vec<PageError>) {
+        let mut errors = Vec::new();
         let Some(o) = self.object(object) else {
-            return st;
+            return (vec![GetStatus::Absent; out.len() / PAGE_SIZE], errors);
         };
-        let mut i = 0u64;
-        while i < n {
-            let dst = &mut out[i as usize * PAGE_SIZE..];
-            match self.pager.getpages(&o, pindex + i, 0, n - i - 1, dst) {
-                Ok(r) => {
-                    let end = r.end.saturating_sub(pindex).clamp(i + 1, n);
-                    st[i as usize..end as usize].fill(GetStatus::Ok);
-                    i = end;
-                }
-                Err(PagerError::NotOnSwap { .. }) => i += 1,
+        let st = self
+            .pager
+            .getpages_each(&o, pindex, out)
+            .into_iter()
+            .zip(pindex..)
+            .map(|(r, p)| match r {
+                Ok(true) => GetStatus::Ok,
+                Ok(false) => GetStatus::Absent,
                 // Corrupt, lost with a failed async write or a forced swapoff, or an I/O
-                // error: an explicit error, and the buffer wiped, never the bytes.
+                // error: an explicit error (the pager wiped the page), never the bytes.
                 Err(e) => {
                     if let PagerError::Corrupt { device, block, .. } = &e {
                         integrity::corrupt_read(&self.pager, *device, *block);
                     }
-                    st[i as usize] = GetStatus::Error;
-                    dst[..PAGE_SIZE].fill(0);
-                    i += 1;
+                    errors.push(PageError {
+                        pindex: p,
+                        error: e.to_string(),
+                    });
+                    GetStatus::Error
                 }
-            }
-        }
-        st
+            })
+            .collect();
+        (st, errors)
     }
 
     fn haspage(&self, object: u64, pindex: u64) -> (bool, u64, u64) {
@@ -315,6 +328,85 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(err.to_string(), pager_line);
+    }
+
+    /// Garbage over a quarter of an area's pages (every fourth), then one read-back of
+    /// everything in 64-page requests, as a client does: each bad page is an error with its
+    /// reason, counted corrupt once, and each run contiguous on swap is read once. Before,
+    /// the backend read on from the page after a corrupt one, so a run was read and its bad
+    /// pages counted again for every bad page before them. On both engines.
+    #[test]
+    fn a_read_back_counts_each_corrupt_page_once_and_reads_each_run_once() {
+        use std::os::unix::fs::FileExt;
+        const PAGES: u64 = 256;
+        for engine in [EngineName::Threads, EngineName::IoUring] {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("swapkit-garbage.img");
+            let opts = device::mkswap::MkswapOptions {
+                pages: Some(PAGES + 64),
+                ..Default::default()
+            };
+            device::mkswap::mkswap(&file, &opts).unwrap();
+            let settings = PagerSettings {
+                engine: Some(engine),
+                ..Default::default()
+            };
+            let Ok(backend) = PagerBackend::start(&settings) else {
+                println!("skipped {engine:?}: the engine does not start here");
+                continue;
+            };
+            backend.swapon(&file, 0, false).unwrap();
+            let id = backend.create().unwrap();
+            let data: Vec<u8> = (0..PAGES as usize * PAGE_SIZE)
+                .map(|i| (i / PAGE_SIZE) as u8 | 1)
+                .collect();
+            let st = backend.putpages(id, 0, &data, true);
+            assert!(st.iter().all(|s| *s == PutStatus::Ok), "{st:?}");
+            let o = backend.object(id).unwrap();
+            let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+            let bad: Vec<u64> = (0..PAGES).filter(|p| p % 4 == 1).collect();
+            for &p in &bad {
+                let (_, at) = backend.pager.locate(&o, p).unwrap();
+                f.write_all_at(&[0xee; PAGE_SIZE], at * PAGE_SIZE as u64)
+                    .unwrap();
+            }
+            f.sync_all().unwrap();
+            let before = backend.stats().counters;
+            let mut errors = Vec::new();
+            for first in (0..PAGES).step_by(64) {
+                let mut out = vec![0u8; 64 * PAGE_SIZE];
+                let (st, why) = backend.getpages_explained(id, first, &mut out);
+                for (k, s) in st.iter().enumerate() {
+                    let p = first + k as u64;
+                    let at = k * PAGE_SIZE..(k + 1) * PAGE_SIZE;
+                    if bad.contains(&p) {
+                        assert_eq!(*s, GetStatus::Error, "{engine:?} page {p}");
+                        assert!(out[at].iter().all(|&b| b == 0), "{engine:?} page {p}");
+                    } else {
+                        assert_eq!(*s, GetStatus::Ok, "{engine:?} page {p}");
+                        assert!(out[at] == data[p as usize * PAGE_SIZE..][..PAGE_SIZE]);
+                    }
+                }
+                errors.extend(why);
+            }
+            let after = backend.stats().counters;
+            let corrupt = after.corrupt_pages - before.corrupt_pages;
+            let reads = after.swapin - before.swapin;
+            println!("{engine:?}: corrupt +{corrupt}, {reads} reads");
+            assert_eq!(corrupt, bad.len() as u64, "{engine:?}: counted once each");
+            // One read per run: 32-page clusters, so 8 runs.
+            assert_eq!(reads, PAGES / 32, "{engine:?}: each run read once");
+            assert_eq!(
+                errors.iter().map(|e| e.pindex).collect::<Vec<_>>(),
+                bad,
+                "{engine:?}"
+            );
+            assert!(
+                errors.iter().all(|e| e.error.contains("checksum mismatch")),
+                "{errors:?}"
+            );
+            backend.destroy(id);
+        }
     }
 
     /// `swapctl off FILE` of an area swapped on as the loop device attached to FILE finds

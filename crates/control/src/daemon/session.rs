@@ -715,6 +715,6 @@ fn getpages(shared: &Shared, peer: &Peer, object: u64, pindex: u64, count: u32) 
     let n = check_range(pindex, u64::from(count), u64::from(MAX_PAGES))?;
     let id = lookup(shared, peer.uid, object)?;
     let mut out = vec![0u8; n * PAGE_SIZE];
-    let pages = shared.backend.getpages(id, pindex, &mut out);
-    Ok((Reply::Get { pages }, out))
+    let (pages, errors) = shared.backend.getpages_explained(id, pindex, &mut out);
+    Ok((Reply::Get { pages, errors }, out))
 }

@@ -181,7 +181,14 @@ impl Job {
     /// closed with it, so nothing the engine holds may outlive the completion.
     fn settle(self, result: Result<(), DeviceError>) -> (IoCompletion, Done) {
         let pages = self.req.buf.pages() as u64;
-        let (result, latency) = account(&self.area, self.req.op, pages, self.start, result);
+        let (result, latency) = account(
+            &self.area,
+            self.req.op,
+            self.req.page,
+            pages,
+            self.start,
+            result,
+        );
         let Job {
             req, done, area, ..
         } = self;
@@ -206,11 +213,12 @@ impl Job {
 fn account(
     area: &SwapArea,
     op: IoOp,
+    page: u64,
     pages: u64,
     start: Instant,
     result: Result<(), DeviceError>,
 ) -> (Result<(), DeviceError>, Duration) {
-    let result = area.settle(result);
+    let result = area.settle(result, page, pages);
     let latency = start.elapsed();
     match &result {
         Err(DeviceError::OutOfRange { .. } | DeviceError::Unaligned { .. }) => {
@@ -506,7 +514,7 @@ impl Engine {
             }
             Backend::Threads(_) => blocking_mem(area, page, &mut mem),
         });
-        account(area, op, pages, start, result)
+        account(area, op, page, pages, start, result)
     }
 }
 

@@ -15,10 +15,18 @@
 //! fails (`ECONNRESET`, `ETIMEDOUT`): we cannot know whether a write landed, so it is the
 //! caller's to retry elsewhere. The thread then reconnects, at once and then with back-off
 //! (50 ms doubling to 2 s), whether or not requests wait, so an idle area notices its
-//! server's return (`Remote::reconnects` counts it). Requests that arrive meanwhile wait for the connection up to
-//! `request_timeout`, then fail with `ENOTCONN`; once the server has been unreachable for
-//! `dead_after`, they fail with `ENXIO` at once (the area is gone: the pager marks it
-//! failed). A server that comes back with its data (persistent backing) is used again.
+//! server's return (`Remote::reconnects` counts it). Meanwhile a write fails at once
+//! (`ENOTCONN`: the pager writes it elsewhere, it must not wait on a server that is not
+//! there); a read waits for the connection at most `read_wait` from the break, then fails
+//! with `ENOTCONN`, so a client's read of a lost server's page is answered in time (also
+//! while a reconnection attempt is under way: the attempt ticks the expiry); once the
+//! server has been unreachable for `dead_after`, everything fails with `ENXIO` at once (the
+//! area is gone: the pager marks it failed). A server that comes back with its data
+//! (persistent backing) is used again.
+//!
+//! Every break and every failed attempt is kept with its cause and time in the area's
+//! [`Shared`] health (`Remote::link`); the area's listener hears when its last connection
+//! is lost (with the cause) and when one is made again, once each.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -26,10 +34,11 @@ use std::ffi::{CString, c_int, c_void};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use parking_lot::Mutex;
 
 use super::ffi::{self, Lib};
 use super::uri::NbdTuning;
@@ -157,12 +166,14 @@ impl Nbd {
     /// Connects to `uri` (libnbd's form) within `timeout`: TCP or Unix connect, TLS if the
     /// URI asks for it, and the handshake. Gives up early once `stop` is set (the area is
     /// being closed), so closing an area whose server is unreachable does not wait out
-    /// the connect timeout.
+    /// the connect timeout. `tick` runs every [`STOP_CHECK`] while it waits (the
+    /// connection thread expires the requests that wait for it).
     pub(crate) fn connect(
         lib: &'static Lib,
         uri: &str,
         timeout: Duration,
         stop: &AtomicBool,
+        tick: &mut dyn FnMut(),
     ) -> io::Result<Nbd> {
         let curi = CString::new(uri).map_err(|_| io::Error::other("NUL in URI"))?;
         // SAFETY: plain constructor; NULL on failure.
@@ -195,6 +206,7 @@ impl Nbd {
             if stop.load(Ordering::Relaxed) {
                 return Err(io::Error::other("area closed while connecting"));
             }
+            tick();
             let mut fds = [nbd.pollfd()];
             poll(&mut fds, left.min(STOP_CHECK))?;
             nbd.notify(fds[0].revents)?;
@@ -332,9 +344,17 @@ unsafe extern "C" fn on_complete(user_data: *mut c_void, error: *mut c_int) -> c
     1
 }
 
-/// The calling thread's libnbd error as an `io::Error` (libnbd's text says it all).
+/// The calling thread's libnbd error as an `io::Error` (libnbd's text says it all), with
+/// its errno when libnbd has one (`ECONNREFUSED` of a connect, ...).
 fn lib_error(lib: &Lib) -> io::Error {
-    io::Error::other(lib.last_error().0)
+    let (text, errno) = lib.last_error();
+    match crate::errno_name(errno) {
+        Some(name) => io::Error::new(
+            io::Error::from_raw_os_error(errno).kind(),
+            format!("{name}: {text}"),
+        ),
+        None => io::Error::other(text),
+    }
 }
 
 /// `poll(2)` for at most `timeout`; `EINTR` is a wake-up like any other.
@@ -409,12 +429,111 @@ pub(crate) struct Conn {
 }
 
 /// What an area's connections share with it.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Shared {
     /// Connections re-established after a break, all connections together.
     pub(crate) reconnects: AtomicU64,
     /// Set when the area is closed (with the channels), for connection attempts under way.
     pub(crate) stop: AtomicBool,
+    /// Connections made now.
+    pub(crate) up: AtomicUsize,
+    /// Since when none is made, and the last break or failed attempt.
+    pub(crate) health: Mutex<Health>,
+    /// Told when the last connection is lost and when one is made again.
+    pub(crate) listener: Mutex<Option<Listener>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("up", &self.up)
+            .field("health", &*self.health.lock())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an area's listener hears (see `Remote::listen`). It runs on a connection thread:
+/// it must not block or take a lock a completion needs.
+pub type Listener = std::sync::Arc<dyn Fn(&LinkEvent) + Send + Sync>;
+
+/// A change of a remote area's connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// Its last connection broke: `cause` says why (`EOF`, `ECONNRESET`, `ETIMEDOUT`...).
+    Lost { cause: String },
+    /// A connection is made again.
+    Back,
+}
+
+/// One failure of a connection: what, and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkError {
+    pub at: SystemTime,
+    pub what: String,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Health {
+    /// Set when the last connection broke, cleared when one is made.
+    pub(crate) down_since: Option<Instant>,
+    /// Why the last connection broke, while none is made.
+    pub(crate) cause: Option<String>,
+    pub(crate) last_error: Option<LinkError>,
+}
+
+impl Shared {
+    fn note_error(&self, what: String) {
+        self.health.lock().last_error = Some(LinkError {
+            at: SystemTime::now(),
+            what,
+        });
+    }
+
+    /// A reconnection attempt failed: kept after the break's cause, which stays the news.
+    fn attempt_failed(&self, why: &str) {
+        let mut h = self.health.lock();
+        let what = match &h.cause {
+            Some(cause) => format!("{cause}; reconnecting: {why}"),
+            None => format!("reconnecting: {why}"),
+        };
+        h.last_error = Some(LinkError {
+            at: SystemTime::now(),
+            what,
+        });
+    }
+
+    fn tell(&self, ev: &LinkEvent) {
+        let listener = self.listener.lock().clone();
+        if let Some(l) = listener {
+            l(ev);
+        }
+    }
+
+    /// One connection broke because of `cause`: the area is down when it was the last.
+    fn lost(&self, cause: String) {
+        self.note_error(cause.clone());
+        if self.up.fetch_sub(1, Ordering::AcqRel) == 1 {
+            {
+                let mut h = self.health.lock();
+                h.down_since = Some(Instant::now());
+                h.cause = Some(format!("connection lost: {cause}"));
+            }
+            self.tell(&LinkEvent::Lost { cause });
+        }
+    }
+
+    /// One connection is made again: the area is back when it was the first.
+    fn made(&self) {
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+        if self.up.fetch_add(1, Ordering::AcqRel) == 0 {
+            {
+                let mut h = self.health.lock();
+                h.down_since = None;
+                h.cause = None;
+            }
+            self.tell(&LinkEvent::Back);
+        }
+    }
 }
 
 impl Conn {
@@ -490,37 +609,59 @@ impl Conn {
                 _ => Ok(()),
             };
             self.finish_completed();
-            let broken = notified.is_err() || self.nbd.as_ref().is_some_and(Nbd::is_dead);
-            if broken {
-                self.drop_connection(libc::ECONNRESET);
+            let broken = match notified {
+                Err(e) => Some(crate::error::with_errno(&e)),
+                Ok(()) if self.nbd.as_ref().is_some_and(Nbd::is_dead) => {
+                    Some("EOF: the server closed the connection".to_owned())
+                }
+                Ok(()) => None,
+            };
+            if let Some(cause) = broken {
+                self.drop_connection(libc::ECONNRESET, cause);
             } else if self
                 .in_flight
                 .values()
                 .any(|(_, at)| at.elapsed() >= self.tuning.request_timeout)
             {
-                self.drop_connection(libc::ETIMEDOUT);
+                let cause = format!(
+                    "ETIMEDOUT: no answer within the request timeout ({:?})",
+                    self.tuning.request_timeout
+                );
+                self.drop_connection(libc::ETIMEDOUT, cause);
             }
         }
     }
 
+    /// One attempt to connect again. While it waits (up to `connect_timeout` on a server
+    /// that accepts and then says nothing) the requests waiting for it still expire on time.
     fn reconnect(&mut self) {
-        match Nbd::connect(
-            self.lib,
-            &self.uri,
-            self.tuning.connect_timeout,
-            &self.shared.stop,
-        ) {
+        let (lib, uri, shared) = (self.lib, self.uri.clone(), Arc::clone(&self.shared));
+        let timeout = self.tuning.connect_timeout;
+        let made = Nbd::connect(lib, &uri, timeout, &shared.stop, &mut || {
+            self.take_queued();
+            self.expire_waiting(false);
+        });
+        match made {
             Ok(nbd) => {
                 self.nbd = Some(nbd);
                 self.up.store(true, Ordering::Relaxed);
                 self.down_since = None;
                 self.backoff = BACKOFF_MIN;
-                self.shared.reconnects.fetch_add(1, Ordering::Relaxed);
+                self.shared.made();
             }
-            Err(_) => {
+            Err(e) => {
+                self.shared.attempt_failed(&crate::error::with_errno(&e));
                 self.next_try = Instant::now() + self.backoff;
                 self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
             }
+        }
+    }
+
+    /// Moves what was sent meanwhile to the waiting list (the closed channel is seen by
+    /// the main loop).
+    fn take_queued(&mut self) {
+        while let Ok(req) = self.rx.try_recv() {
+            self.waiting.extend(req.refuse());
         }
     }
 
@@ -544,24 +685,37 @@ impl Conn {
         }
     }
 
-    /// Without a connection: fails requests that waited `request_timeout` (`ENOTCONN`),
-    /// or all of them once the server is gone for `dead_after` or the area is closing.
+    /// Without a connection: fails every write of the pager at once and the reads that
+    /// waited `read_wait` since the break (`ENOTCONN`); other requests (header, mkswap,
+    /// flush) after `request_timeout`; all of them once the server is gone for
+    /// `dead_after` (`ENXIO`) or the area is closing.
     fn expire_waiting(&mut self, closing: bool) {
         let dead = self
             .down_since
             .is_some_and(|t| t.elapsed() >= self.tuning.dead_after);
-        let timeout = self.tuning.request_timeout;
+        let now = Instant::now();
         let mut keep = VecDeque::new();
         while let Some(req) = self.waiting.pop_front() {
             if dead {
                 req.finish(Err(io::Error::from_raw_os_error(libc::ENXIO)));
-            } else if closing || req.queued.elapsed() >= timeout {
+            } else if closing || self.expiry(&req) <= now {
                 req.finish(Err(io::Error::from_raw_os_error(libc::ENOTCONN)));
             } else {
                 keep.push_back(req);
             }
         }
         self.waiting = keep;
+    }
+
+    /// When a request waiting for the connection fails.
+    fn expiry(&self, req: &Request) -> Instant {
+        match (&req.reply, req.cmd) {
+            (Reply::Job(_), Cmd::Write) => req.queued,
+            (Reply::Job(_), _) => {
+                self.down_since.unwrap_or(req.queued).min(req.queued) + self.tuning.read_wait
+            }
+            (Reply::Wait(_), _) => req.queued + self.tuning.request_timeout,
+        }
     }
 
     /// How long the next poll may sleep: until a request times out or the next
@@ -574,7 +728,7 @@ impl Conn {
         }
         if self.nbd.is_none() {
             for req in &self.waiting {
-                until = until.min(req.queued + self.tuning.request_timeout);
+                until = until.min(self.expiry(req));
             }
             until = until.min(self.next_try);
         }
@@ -595,11 +749,13 @@ impl Conn {
         }
     }
 
-    /// Closes the handle and fails every request in flight with `errno`.
-    fn drop_connection(&mut self, errno: i32) {
+    /// Closes the handle and fails every request in flight with `errno`; `cause` is kept
+    /// as the area's last error (and told to its listener if no connection is left).
+    fn drop_connection(&mut self, errno: i32, cause: String) {
         // Closing first: libnbd touches no buffer after nbd_close returns.
         self.nbd = None;
         self.up.store(false, Ordering::Relaxed);
+        self.shared.lost(cause);
         DONE.with(|d| d.borrow_mut().clear());
         for (_, (req, _)) in self.in_flight.drain() {
             req.finish(Err(io::Error::from_raw_os_error(errno)));

@@ -36,7 +36,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
@@ -45,6 +45,7 @@ pub use uri::{NbdTuning, NbdUri, is_uri};
 use crate::engine::{IoCompletion, IoOp, Job};
 use crate::{DeviceError, PAGE_SIZE, PageBuf, SwapArea};
 use conn::{Cmd, Conn, ExportInfo, Nbd, Reply, Request, Shared, Wake};
+pub use conn::{LinkError, LinkEvent, Listener};
 
 /// Whether libnbd can be loaded here (tests skip where it cannot).
 pub fn available() -> bool {
@@ -80,6 +81,26 @@ impl fmt::Debug for Remote {
     }
 }
 
+/// A remote area's connection as a monitor shows it ([`Remote::link`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub state: LinkState,
+    /// The last break or failed reconnection attempt, with its time.
+    pub last_error: Option<LinkError>,
+}
+
+/// Whether a remote area can be reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkState {
+    /// At least one connection is made.
+    Connected,
+    /// None is made since `down`: reads wait for it (at most `read-wait`), writes go
+    /// elsewhere, and it keeps trying.
+    Reconnecting { down: Duration },
+    /// Unreachable for `dead-after`: its I/O fails as vanished (the pager marks it failed).
+    Dead,
+}
+
 /// The error of a remote area that could not be opened.
 fn remote_error(path: &Path, what: impl fmt::Display) -> DeviceError {
     DeviceError::Remote {
@@ -100,8 +121,14 @@ impl Remote {
         let lib = ffi::Lib::get().map_err(|e| remote_error(path, e))?;
         let t = uri.tuning;
         let never = AtomicBool::new(false);
-        let first = Nbd::connect(lib, uri.connect_uri(), t.connect_timeout, &never)
-            .map_err(|e| remote_error(path, format!("cannot connect: {e}")))?;
+        let first = Nbd::connect(
+            lib,
+            uri.connect_uri(),
+            t.connect_timeout,
+            &never,
+            &mut || {},
+        )
+        .map_err(|e| remote_error(path, format!("cannot connect: {e}")))?;
         let info = first
             .info()
             .map_err(|e| remote_error(path, format!("export size: {e}")))?;
@@ -111,13 +138,20 @@ impl Remote {
         let mut handles = vec![first];
         if info.multi_conn {
             while handles.len() < t.connections {
-                match Nbd::connect(lib, uri.connect_uri(), t.connect_timeout, &never) {
+                match Nbd::connect(
+                    lib,
+                    uri.connect_uri(),
+                    t.connect_timeout,
+                    &never,
+                    &mut || {},
+                ) {
                     Ok(h) => handles.push(h),
                     Err(_) => break,
                 }
             }
         }
         let shared = Arc::new(Shared::default());
+        shared.up.store(handles.len(), Ordering::Relaxed);
         let mut conns = Vec::with_capacity(handles.len());
         for (i, nbd) in handles.into_iter().enumerate() {
             let (tx, rx) = crossbeam_channel::unbounded();
@@ -176,7 +210,37 @@ impl Remote {
         self.shared.reconnects.load(Ordering::Relaxed)
     }
 
-    /// Queues `req` on the next connection.
+    /// Whether a connection to the server is made now (the pager allocates on a remote
+    /// area only then: a write must not wait for a server that is not there).
+    pub fn connected(&self) -> bool {
+        self.shared.up.load(Ordering::Relaxed) > 0
+    }
+
+    /// The connection's state and its last failure, for monitors.
+    pub fn link(&self) -> Link {
+        let health = self.shared.health.lock();
+        let state = if self.connected() {
+            LinkState::Connected
+        } else {
+            let down = health.down_since.map_or(Duration::ZERO, |t| t.elapsed());
+            if down >= self.uri.tuning.dead_after {
+                LinkState::Dead
+            } else {
+                LinkState::Reconnecting { down }
+            }
+        };
+        Link {
+            state,
+            last_error: health.last_error.clone(),
+        }
+    }
+
+    /// Calls `listener` (on a connection thread) when the area's last connection is lost,
+    /// with the cause, and when one is made again; replaces an earlier listener.
+    pub fn listen(&self, listener: Option<Listener>) {
+        *self.shared.listener.lock() = listener;
+    }
+
     /// Sends `req` on the next connection in turn that is made: a connection still
     /// remaking itself after a break (its back-off up to 2 s) must not fail requests, or
     /// hold them, while a sibling serves. With none made, on the next in turn, where the
@@ -397,9 +461,11 @@ pub(crate) fn identify(path: &Path) -> Result<Vec<crate::StorageId>, DeviceError
         .to_str()
         .ok_or_else(|| remote_error(path, "URI is not UTF-8"))?;
     let uri = NbdUri::parse(text).map_err(|e| remote_error(path, e))?;
-    Ok(vec![crate::StorageId::Remote {
-        key: uri.storage_key(),
-    }])
+    Ok(uri
+        .identity()
+        .into_iter()
+        .map(|key| crate::StorageId::Remote { key })
+        .collect())
 }
 
 /// The size in bytes of the export an NBD URI names (one connection, closed again).

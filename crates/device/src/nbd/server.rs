@@ -24,6 +24,9 @@ pub enum Backend {
     NbdkitMemory { bytes: u64 },
     /// `nbdkit file FILE`: persistent.
     NbdkitFile { file: PathBuf },
+    /// `nbdkit file FILE` behind its `error` filter: every read answers `EIO` while the
+    /// file `trigger` exists (writes always work).
+    NbdkitFileReadErrors { file: PathBuf, trigger: PathBuf },
     /// `qemu-nbd -f raw FILE`: persistent.
     QemuNbd { file: PathBuf },
 }
@@ -172,6 +175,11 @@ impl Server {
                     }
                     Backend::NbdkitFile { file } => {
                         cmd.arg("file").arg(file);
+                    }
+                    Backend::NbdkitFileReadErrors { file, trigger } => {
+                        cmd.arg("--filter=error").arg("file").arg(file);
+                        cmd.args(["error=EIO", "error-pread-rate=100%"]);
+                        cmd.arg(format!("error-file={}", trigger.display()));
                     }
                     Backend::QemuNbd { .. } => {}
                 }

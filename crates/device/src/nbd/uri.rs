@@ -3,12 +3,14 @@
 //!
 //! Accepted: `nbd://HOST[:PORT]/EXPORT`, `nbds://[USER@]HOST...` (TLS; USER names the PSK), `nbd+unix:///EXPORT?socket=PATH`
 //! and `nbds+unix://...`; IPv6 hosts in brackets. Our parameters (`connect-timeout`,
-//! `request-timeout`, `dead-after`: seconds, fractions allowed; `connections`: a count)
+//! `request-timeout`, `read-wait`, `dead-after`: seconds, fractions allowed; `connections`:
+//! a count)
 //! are taken out before libnbd sees the URI; every other query parameter (`socket`,
 //! `tls-psk-file`, `tls-username`, ...) is passed on untouched.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::time::Duration;
 
@@ -37,6 +39,8 @@ pub struct NbdUri {
     /// `host:port` or the socket path: with `export`, the export's identity.
     pub(crate) server: String,
     pub(crate) export: String,
+    /// `server` is a Unix socket path.
+    pub(crate) unix: bool,
     pub tuning: NbdTuning,
 }
 
@@ -48,6 +52,12 @@ pub struct NbdTuning {
     /// How long one request may stay unanswered before its connection is taken as broken:
     /// it is closed, its requests fail, and it reconnects.
     pub request_timeout: Duration,
+    /// How long a read waits for a connection that broke to be made again, counted from the
+    /// break: past it, reads fail at once (`ENOTCONN`) until the connection is back. Writes
+    /// never wait: they fail at once and the pager writes them elsewhere. With
+    /// `request_timeout` it bounds how long a client's read of a page on a lost server can
+    /// take; both stay well below a client's reply timeout (60 s for page transfers).
+    pub read_wait: Duration,
     /// How long the server may stay unreachable before the area counts as gone (its I/O
     /// then fails as `Vanished`, which marks it failed in the pager).
     pub dead_after: Duration,
@@ -59,7 +69,8 @@ impl Default for NbdTuning {
     fn default() -> NbdTuning {
         NbdTuning {
             connect_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(10),
+            read_wait: Duration::from_secs(10),
             dead_after: Duration::from_secs(120),
             connections: 4,
         }
@@ -108,6 +119,7 @@ impl NbdUri {
             libnbd,
             server,
             export: export.to_owned(),
+            unix,
             tuning: query.tuning,
         })
     }
@@ -118,19 +130,108 @@ impl NbdUri {
     }
 
     /// A number for the export (server and export name, whatever the scheme or settings):
-    /// two URIs naming one export have the same key.
+    /// two URIs naming one export the same way have the same key. See [`NbdUri::identity`]
+    /// for the keys that also see through other spellings.
     pub fn storage_key(&self) -> u64 {
-        // DefaultHasher::new() has fixed keys: the same text always gives the same number.
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        self.server.hash(&mut h);
-        self.export.hash(&mut h);
-        h.finish()
+        key(&self.server, &self.export)
+    }
+
+    /// The keys of the export whatever spelling the URI uses: the export name
+    /// percent-decoded; a TCP server by every address its host resolves to (an IPv4-mapped
+    /// IPv6 address as the IPv4 one, so `localhost`, `127.0.0.1`, `127.1` and
+    /// `[::ffff:127.0.0.1]` meet), or its host text where it does not resolve; a socket by
+    /// its canonical path (symlinks, `//` and `/./` resolved), or lexically cleaned where it
+    /// does not exist. Two URIs of one export share a key. Resolves names: call before
+    /// connecting, not on a hot path.
+    pub fn identity(&self) -> Vec<u64> {
+        let export = percent_decode(&self.export);
+        if self.unix {
+            return vec![key(
+                &format!("unix:{}", canonical_socket(&self.server)),
+                &export,
+            )];
+        }
+        let (host, port) = match self.server.rsplit_once(':') {
+            Some((h, p)) => (h.trim_start_matches('[').trim_end_matches(']'), p),
+            None => (self.server.as_str(), ""),
+        };
+        let port: u16 = port.parse().unwrap_or(DEFAULT_PORT);
+        let mut keys: Vec<u64> = match (host, port).to_socket_addrs() {
+            Ok(addrs) => addrs
+                .map(|a| {
+                    let ip = match a.ip() {
+                        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+                        v4 => v4,
+                    };
+                    key(&format!("tcp:{}", SocketAddr::new(ip, port)), &export)
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        if keys.is_empty() {
+            keys.push(key(
+                &format!("tcp:{}:{port}", host.to_ascii_lowercase()),
+                &export,
+            ));
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        keys
     }
 }
 
 impl fmt::Display for NbdUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.libnbd)
+    }
+}
+
+/// A number for `server` and `export`. `DefaultHasher::new()` has fixed keys: the same
+/// text always gives the same number.
+fn key(server: &str, export: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    server.hash(&mut h);
+    export.hash(&mut h);
+    h.finish()
+}
+
+/// `%XX` sequences decoded (the URI standard's export name); a malformed one is kept as
+/// it is, as is a decoding that is not UTF-8.
+fn percent_decode(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(hi), Some(lo)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| text.to_owned())
+}
+
+/// A socket path as one spelling: canonical where it exists, else with empty and `.`
+/// components dropped.
+fn canonical_socket(path: &str) -> String {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return p.display().to_string();
+    }
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    let joined = parts.join("/");
+    if path.starts_with('/') {
+        format!("/{joined}")
+    } else {
+        joined
     }
 }
 
@@ -170,6 +271,7 @@ impl<'a> Query<'a> {
             match key {
                 "connect-timeout" => out.tuning.connect_timeout = secs()?,
                 "request-timeout" => out.tuning.request_timeout = secs()?,
+                "read-wait" => out.tuning.read_wait = secs()?,
                 "dead-after" => out.tuning.dead_after = secs()?,
                 "connections" => {
                     out.tuning.connections = value
@@ -261,6 +363,55 @@ mod tests {
         assert_eq!(tls.connect_uri(), "nbds://alice@h/e?tls-psk-file=/k");
         assert_eq!(tls.server, "h:10809");
         assert_eq!(tls.tuning.connect_timeout, Duration::from_secs(3));
+    }
+
+    /// Every spelling of one export has a key in common; another export or server none.
+    #[test]
+    fn aliases_of_one_export_share_an_identity() {
+        let dir = std::env::temp_dir().join(format!("swapkit-uri-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("s.sock");
+        std::fs::write(&sock, b"").unwrap();
+        let link = dir.join("link.sock");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&sock, &link).unwrap();
+        let d = dir.display();
+        let same = |a: &str, b: &str| {
+            let (x, y) = (
+                NbdUri::parse(a).unwrap().identity(),
+                NbdUri::parse(b).unwrap().identity(),
+            );
+            x.iter().any(|k| y.contains(k))
+        };
+        for alias in [
+            "nbd://localhost:7000/swap",
+            "nbd://127.1:7000/swap",
+            "nbd://[::ffff:127.0.0.1]:7000/swap",
+            "nbd://127.0.0.1:7000/%73wap",
+            "nbd://127.0.0.1:7000/swap?connections=1",
+        ] {
+            assert!(same("nbd://127.0.0.1:7000/swap", alias), "{alias}");
+        }
+        for alias in [
+            format!("nbd+unix:///swap?socket={d}//s.sock"),
+            format!("nbd+unix:///swap?socket={d}/./s.sock"),
+            format!("nbd+unix:///swap?socket={d}/link.sock"),
+            format!("nbd+unix:///%73wap?socket={d}/s.sock"),
+        ] {
+            assert!(
+                same(&format!("nbd+unix:///swap?socket={d}/s.sock"), &alias),
+                "{alias}"
+            );
+        }
+        for other in [
+            "nbd://127.0.0.1:7001/swap",
+            "nbd://127.0.0.2:7000/swap",
+            "nbd://127.0.0.1:7000/swap2",
+        ] {
+            assert!(!same("nbd://127.0.0.1:7000/swap", other), "{other}");
+        }
+        assert_eq!(percent_decode("a%2fb%zz%4"), "a/b%zz%4");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

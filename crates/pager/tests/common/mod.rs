@@ -41,6 +41,7 @@ pub fn config(interleave: u64) -> PagerConfig {
         max_cluster: 8,
         engine: device::EngineKind::ThreadPool,
         checksum: pager::Checksum::Crc32c,
+        max_area_bytes: pager::default_max_area_bytes(),
     }
 }
 

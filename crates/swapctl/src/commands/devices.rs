@@ -186,7 +186,7 @@ fn cut_label(mut label: String) -> String {
 }
 
 /// Warnings after the work, so that a refusal stays one line: a label that was cut, a
-/// file others may read.
+/// device larger than a swap area can be, a file others may read.
 fn warn_after_mkswap(a: &MkswapArgs, h: &device::SwapHeader) {
     let what = a.device.display();
     if let Some(asked) = &a.label
@@ -196,6 +196,15 @@ fn warn_after_mkswap(a: &MkswapArgs, h: &device::SwapHeader) {
             "swapctl: warning: Label was truncated to {} bytes: {}",
             h.label.len(),
             h.label
+        );
+    }
+    // No size asked and the header at the most a header can say: the device is larger
+    // than a swap area can be, and the rest of it is left unused.
+    let most = u64::from(u32::MAX);
+    if a.pages.is_none() && a.size.is_none() && u64::from(h.last_page) + 1 >= most {
+        eprintln!(
+            "swapctl: warning: {what}: capped to {} ({most} pages), the most a swap area can hold; the rest of the device is not used",
+            device::units::human(most * device::PAGE_SIZE as u64)
         );
     }
     if let Ok(m) = std::fs::metadata(&a.device)

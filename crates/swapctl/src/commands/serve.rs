@@ -39,6 +39,7 @@ pub fn daemon(a: DaemonArgs) -> Result<i32, CliError> {
         swap_async_max: a.async_max.or(d.swap_async_max),
         engine: d.engine,
         checksum: d.checksum,
+        max_area_bytes: d.max_area.map(|s| s.0),
     };
     let shutdown = Shutdown::default();
     let bound = Daemon::bind(DaemonOptions {

@@ -132,6 +132,7 @@ pub fn list_table(stats: &PagerStats, opts: &ListOptions) -> String {
             DeviceState::Draining { .. } => format!("{} (draining)", device_name(d)),
             DeviceState::Failed => format!("{} (failed)", device_name(d)),
             DeviceState::Failing => format!("{} (failing)", device_name(d)),
+            DeviceState::Reconnecting { .. } => format!("{} (reconnecting)", device_name(d)),
         };
         let name = if d.corrupt > 0 {
             format!("{name} ({} corrupt)", d.corrupt)
@@ -198,14 +199,15 @@ pub fn list_show(stats: &PagerStats, columns: &[ShowColumn], opts: &ListOptions)
     render(&rows, &align, opts.raw)
 }
 
-/// `list --json`: every device with sizes in bytes, under `swapdevices` as swapon does.
+/// `list --json`: every device with sizes in bytes, under `swapdevices` as swapon does;
+/// `last_error` only where there is one.
 pub fn list_json(stats: &PagerStats) -> String {
     let ps = page_size(stats);
     let devices: Vec<_> = stats
         .devices
         .iter()
         .map(|d| {
-            json!({
+            let mut v = json!({
                 "name": d.path,
                 "type": swap_type(&d.kind),
                 "size": d.total_pages * ps,
@@ -217,7 +219,11 @@ pub fn list_json(stats: &PagerStats) -> String {
                 "label": d.label,
                 "discard": d.discard,
                 "state": d.state,
-            })
+            });
+            if let Some(e) = &d.last_error {
+                v["last_error"] = json!(e);
+            }
+            v
         })
         .collect();
     let mut text =

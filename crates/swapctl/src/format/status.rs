@@ -23,7 +23,30 @@ fn state(d: &DeviceStats) -> String {
         DeviceState::Draining { moved, total } => format!("draining {moved}/{total}"),
         DeviceState::Failed => "failed".into(),
         DeviceState::Failing => "failing".into(),
+        DeviceState::Reconnecting { down_ms } => format!("reconnecting ({})", since(down_ms)),
     }
+}
+
+/// A duration in milliseconds as `1.2s` or `3m 04s`.
+fn since(ms: u64) -> String {
+    if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else {
+        format!("{}m {:02}s", ms / 60_000, ms / 1000 % 60)
+    }
+}
+
+/// The indented line under a device with its last error and how long ago it was.
+fn last_error(d: &DeviceStats) -> Option<String> {
+    let e = d.last_error.as_ref()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.as_millis() as u64);
+    Some(format!(
+        "  last error {} ago: {}",
+        since(now.saturating_sub(e.at_unix_ms)),
+        e.what
+    ))
 }
 
 /// The human form of `status`: one labelled line per aspect, then one line per device.
@@ -110,6 +133,9 @@ pub fn status(s: &PagerStats) -> String {
             p99(d.reads, d.read_latency.p99_us),
             p99(d.writes, d.write_latency.p99_us)
         );
+        if let Some(line) = last_error(d) {
+            let _ = writeln!(out, "{line}");
+        }
     }
     out
 }

@@ -244,6 +244,7 @@ fn snapshot(kind: Fixture, t: u64) -> PagerStats {
                 read_errors: 0,
                 write_errors: 0,
                 corrupt: 0,
+                last_error: None,
                 read_latency: latency(180 + 40 * i as u64, in_total * share / 600),
                 write_latency: latency(420 + 90 * i as u64, out_total * share / 2400),
                 frag: frag(free_pages, i as u64),

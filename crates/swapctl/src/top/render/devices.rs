@@ -231,6 +231,7 @@ fn device_row(
         DeviceState::Failed => Line::styled(name, Style::new().fg(Color::Red).bold()),
         DeviceState::Draining { .. } => Line::styled(name, Style::new().fg(Color::Yellow)),
         DeviceState::Failing => Line::styled(name, Style::new().fg(Color::Red)),
+        DeviceState::Reconnecting { .. } => Line::styled(name, Style::new().fg(Color::Yellow)),
         DeviceState::Active => Line::from(name),
     };
     let fraction = used_fraction(d);
@@ -294,6 +295,13 @@ fn usage_cell(d: &DeviceStats, fraction: f64, width: usize) -> Line<'static> {
             let rest = width.saturating_sub(text.chars().count());
             let mut spans = vec![Span::styled(text, Style::new().fg(Color::Yellow).bold())];
             spans.extend(bar(done, rest, Color::Yellow));
+            Line::from(spans)
+        }
+        DeviceState::Reconnecting { .. } => {
+            let text = "RECONNECTING ";
+            let rest = width.saturating_sub(text.chars().count());
+            let mut spans = vec![Span::styled(text, Style::new().fg(Color::Yellow).bold())];
+            spans.extend(bar(fraction, rest, Color::Yellow));
             Line::from(spans)
         }
         DeviceState::Failing => {

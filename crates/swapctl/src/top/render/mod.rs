@@ -115,8 +115,22 @@ fn not_connected(frame: &mut Frame, area: Rect, state: &State) {
     frame.render_widget(paragraph, area);
 }
 
+/// The newest last error of a swap area out of service (reconnecting, failing, failed), as
+/// the bottom line says it: why the area is in trouble.
+fn device_trouble(state: &State) -> Option<String> {
+    state
+        .stats
+        .as_ref()?
+        .devices
+        .iter()
+        .filter(|d| d.state != pager::DeviceState::Active)
+        .filter_map(|d| d.last_error.as_ref().map(|e| (e, d)))
+        .max_by_key(|(e, _)| e.at_unix_ms)
+        .map(|(e, d)| format!("{}: last error: {}", d.path, e.what))
+}
+
 /// The bottom line: a message if there is one, else the last error while disconnected, else
-/// the keys.
+/// that of a swap area out of service, else the keys.
 fn status_line(frame: &mut Frame, area: Rect, state: &State) {
     let line = if let Some(message) = &state.message {
         let style = if message.is_error {
@@ -130,6 +144,8 @@ fn status_line(frame: &mut Frame, area: Rect, state: &State) {
             format!("last error: {error}"),
             Style::new().fg(Color::Red),
         ))
+    } else if let Some(text) = device_trouble(state) {
+        Line::from(Span::styled(text, Style::new().fg(Color::Red)))
     } else {
         let key = |k: &'static str| Span::styled(k, Style::new().fg(Color::Black).bg(Color::Cyan));
         let sort = format!(" sort:{} ", state.sort.label());
