@@ -112,7 +112,8 @@ file. The file is TOML; unknown keys and unknown values of \fBlog_level\fR and \
 errors, reported with their line. SIGHUP makes the daemon read it again (limits, devices,
 \fBlog_level\fR, \fBswap_async_max\fR) and log what changed. A changed device that is on
 keeps its priority and discard until its next \fBswapctl on\fR; \fBinterleave\fR,
-\fBnswbuf\fR, \fBchecksum\fR and the socket settings take effect when the daemon restarts.
+\fBnswbuf\fR, \fBchecksum\fR, \fBmax_area\fR and the socket settings take effect when the daemon
+restarts.
 .SH "[daemon]"
 .TP
 socket = "PATH"
@@ -140,6 +141,11 @@ checksum = "KIND"
 Page checksums kept in memory and checked on every read, so a page that reads back as other
 bytes is an error, never data: crc32c (the default) or none (about 4 bytes of memory less
 per page on swap, and no check).
+.TP
+max_area = "SIZE"
+The largest area \fBswapctl on\fR accepts, in bytes or with a unit (4T): a larger one, such as
+an NBD export whose server claims an absurd size, is refused before its allocator is built.
+Default: 16 times the physical memory, at least 16G.
 .SH "[limits]"
 Every key is optional; the defaults are shown.
 .TP
