@@ -166,7 +166,9 @@ fn pages_text(pages: u64) -> String {
 /// The reason of [`PagerError::AlreadyOn`]: "already on" when it is on under the same
 /// path, else the name it is on as.
 fn already_on_text(path: &std::path::Path, other: &std::path::Path, id: u32) -> String {
-    if path == other {
+    // As spelled: `Path`'s own equality reads `a//b` and `a/./b` as `a/b`, and an alias of an
+    // NBD socket spelled so must name the area it is on as.
+    if path.as_os_str() == other.as_os_str() {
         format!("already on (swap device {id})")
     } else {
         format!("in use as {} (swap device {id})", other.display())

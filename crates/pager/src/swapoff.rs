@@ -452,8 +452,6 @@ fn build_blist(area: &SwapArea, blocks: u64) -> (Blist, u64) {
     (blist, bad.len() as u64)
 }
 
-/// The refusal of a swapon of `path` (standing for storage `ids`) when an area in `areas`
-/// already uses any of that storage, naming that area's path.
 /// The refusal of an area whose header UUID is an area's already on (an all-zero UUID, as
 /// some other mkswap writes, says nothing).
 fn same_uuid(areas: &[Area], path: &Path, area: &SwapArea) -> Option<PagerError> {
@@ -470,6 +468,8 @@ fn same_uuid(areas: &[Area], path: &Path, area: &SwapArea) -> Option<PagerError>
     })
 }
 
+/// The refusal of a swapon of `path` (standing for storage `ids`) when an area in `areas`
+/// already uses any of that storage, naming that area's path.
 fn in_use(areas: &[Area], path: &Path, ids: &[device::StorageId]) -> Option<PagerError> {
     let a = areas
         .iter()
