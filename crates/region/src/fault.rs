@@ -442,6 +442,8 @@ fn read_and_install(sh: &Shared, r: &Read, buf: &mut [u8]) -> Option<u64> {
         r.active.then_some(p),
     );
     bump(&sh.book.counters.pages_in, mapped.end - mapped.start);
+    let writable = t.map_written_writable(&sh.mem, mapped.clone());
+    bump(&sh.book.counters.writable_on_read, writable);
     if !mapped.contains(&p) {
         // The kernel would not map it (no memory, say): its bytes are still on swap.
         failed(sh, &mut t, p, r.thread);

@@ -131,6 +131,7 @@ pub use pager;
 pub use config::RegionConfig;
 pub use error::RegionError;
 pub use inject::UffdFaults;
+pub use state::WRITE_TURNS;
 pub use stats::RegionStats;
 
 use book::Book;

@@ -75,6 +75,9 @@ fn fetch(sh: &Shared, job: Job, buf: &mut device::PageBuf) {
         }
         if job.dirty && !mapped.is_empty() {
             t.make_dirty(&sh.mem, mapped.clone());
+        } else {
+            let writable = t.map_written_writable(&sh.mem, mapped.clone());
+            bump(&sh.book.counters.writable_on_read, writable);
         }
         drop(t);
         bump(&sh.book.counters.prefetch_issued, mapped.end - mapped.start);

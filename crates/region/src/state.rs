@@ -63,6 +63,10 @@ const PAGE: u64 = PAGE_SIZE as u64;
 /// often; a persistent one must not keep the toucher bouncing between fault and wake.
 pub const MAX_FAULT_RETRIES: u8 = 16;
 
+/// Reads of a page mapped writable at once after a store to it clean (see
+/// [`Table::map_written_writable`]).
+pub const WRITE_TURNS: u8 = 8;
+
 /// Extra turns of the clock hand a refaulting (working set) page survives unreferenced.
 pub const ACTIVE_CHANCES: u8 = 1;
 
@@ -157,6 +161,11 @@ pub(crate) struct Table {
     pub hand: u64,
     /// Mapped by prefetch and not yet counted as a hit nor evicted.
     pub prefetched: Vec<bool>,
+    /// How many more times a read maps the page writable at once
+    /// ([`Table::map_written_writable`]): set to [`WRITE_TURNS`] by a store to the page
+    /// clean (a write-protect fault), one less at each eviction of it dirty, zero at an
+    /// eviction clean.
+    written: Vec<u8>,
     /// Pages evicted so far (wrapping): the clock that refault distances are read on.
     pub evictions: u32,
     /// The value of `evictions` when each page was last evicted; 0 never.
@@ -185,6 +194,7 @@ impl Table {
             resident: 0,
             hand: 0,
             prefetched: vec![false; n],
+            written: vec![0; n],
             evictions: 0,
             evicted_at: vec![0; n],
             chances: vec![0; n],
@@ -377,6 +387,34 @@ impl Table {
         mapped_from..mapped_end
     }
 
+    /// Of the pages just read in (`mapped`, `Resident` and clean), those the program
+    /// stored to after reading them in lately (a read-modify-write: a sort, a buffer pool)
+    /// are made dirty and writable at once: a store to a clean page costs a write-protect
+    /// fault, a round trip through a handler. A wrong guess costs a write of unchanged
+    /// bytes at eviction, and the guess is made at most [`WRITE_TURNS`] times after the
+    /// last write-protect fault (a page stored to once and only read since goes back to
+    /// clean evictions). Returns how many were made writable.
+    pub fn map_written_writable(&mut self, mem: &Mem, mapped: Range<u64>) -> u64 {
+        let mut made = 0;
+        let mut q = mapped.start;
+        while q < mapped.end {
+            if self.written[q as usize] == 0 || !matches!(self.page(q), Page::Resident { .. }) {
+                q += 1;
+                continue;
+            }
+            let start = q;
+            while q < mapped.end
+                && self.written[q as usize] > 0
+                && matches!(self.page(q), Page::Resident { .. })
+            {
+                q += 1;
+            }
+            self.make_dirty(mem, start..q);
+            made += q - start;
+        }
+        made
+    }
+
     /// `Loading` page `p` could not be read: it becomes `Poisoned` and its toucher is woken
     /// into `SIGBUS` (`UFFDIO_POISON`; before 6.6 `PROT_NONE`, so `SIGSEGV`). If the poison
     /// does not take, the page goes back to `Absent{swap: true}` (its next touch reads it
@@ -425,6 +463,7 @@ impl Table {
     /// A store to write-protected page `p`: marks it dirty and referenced and lifts the
     /// protection. Returns whether the store can go on (if not, the caller retries).
     pub fn write_fault(&mut self, mem: &Mem, p: u64) -> bool {
+        self.written[p as usize] = WRITE_TURNS;
         if let Page::Resident { dirty, .. } = self.page(p) {
             self.set(
                 p,
@@ -559,6 +598,8 @@ impl Table {
             let Page::Inactive { slot, dirty } = self.page(p) else {
                 continue;
             };
+            let w = &mut self.written[p as usize];
+            *w = if dirty { w.saturating_sub(1) } else { 0 };
             if dirty {
                 self.set(p, Page::WritingOut { slot });
                 return Some((p, Some(slot)));
@@ -644,6 +685,7 @@ impl Table {
     pub fn clear(&mut self) {
         self.pages = Vec::new();
         self.prefetched = Vec::new();
+        self.written = Vec::new();
         self.evicted_at = Vec::new();
         self.chances = Vec::new();
         self.free_slots = Vec::new();

@@ -49,6 +49,10 @@ pub struct RegionStats {
     /// Touches of inactive pages: mapped back from memory, no I/O (the page was in use).
     #[serde(default)]
     pub hint_faults: u64,
+    /// Pages read in and mapped writable (dirty) at once because they were written while
+    /// they were last in memory: each saves a write-protect fault if written again.
+    #[serde(default)]
+    pub writable_on_read: u64,
     /// Faults that found no room under the resident limit and waited for the evictor.
     #[serde(default)]
     pub room_waits: u64,
@@ -105,8 +109,8 @@ impl std::fmt::Display for RegionStats {
         )?;
         writeln!(
             f,
-            "activations {}, deactivations {}, hint_faults {},",
-            self.activations, self.deactivations, self.hint_faults
+            "activations {}, deactivations {}, hint_faults {}, writable_on_read {},",
+            self.activations, self.deactivations, self.hint_faults, self.writable_on_read
         )?;
         let trouble = [
             ("evict_blocked", self.evict_blocked),
@@ -152,6 +156,7 @@ pub(crate) struct Counters {
     pub activations: AtomicU64,
     pub deactivations: AtomicU64,
     pub hint_faults: AtomicU64,
+    pub writable_on_read: AtomicU64,
     pub room_waits: AtomicU64,
     pub room_timeouts: AtomicU64,
     pub fault_retries: AtomicU64,
@@ -181,6 +186,7 @@ impl Counters {
         s.activations = get(&self.activations);
         s.deactivations = get(&self.deactivations);
         s.hint_faults = get(&self.hint_faults);
+        s.writable_on_read = get(&self.writable_on_read);
         s.room_waits = get(&self.room_waits);
         s.room_timeouts = get(&self.room_timeouts);
         s.fault_retries = get(&self.fault_retries);

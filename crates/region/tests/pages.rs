@@ -254,3 +254,48 @@ fn a_page_read_on_the_inactive_list_comes_back_from_memory_and_stays() {
         pager.verify().unwrap();
     }
 }
+
+#[test]
+fn a_page_stored_to_after_its_read_comes_back_writable_and_only_a_few_times_if_unwritten() {
+    if !common::uffd_usable() {
+        return;
+    }
+    for engine in ENGINES {
+        let dir = common::tempdir();
+        let Some(pager) = common::pager(dir.path(), engine, 1, 256) else {
+            continue;
+        };
+        let mut region = Region::new(&pager, config(64, 8)).unwrap();
+        let monitor = region.monitor();
+        let mem = region.as_atomic_u64s();
+        for p in 0..64 {
+            write_page(mem, p, 1);
+        }
+        // Read-modify-write rounds: after the first round's write-protect faults, the
+        // pages come back writable and the stores take none.
+        for round in 2..5 {
+            for p in 0..64 {
+                check_page(mem, p, round - 1);
+                write_page(mem, p, round);
+            }
+        }
+        let s = monitor.stats();
+        eprintln!("{engine:?} read-modify-write: {s:?}");
+        assert!(s.writable_on_read > 0, "{s:?}");
+        assert!(
+            s.wp_faults < 64 + 32,
+            "stores to pages read back took a fault each round: {s:?}"
+        );
+        // Then only reads: after the guess runs out, pages leave clean again.
+        let clean_before = s.evictions_clean;
+        for _ in 0..region::WRITE_TURNS + 3 {
+            for p in 0..64 {
+                check_page(mem, p, 4);
+            }
+        }
+        let s = monitor.stats();
+        assert!(s.evictions_clean > clean_before + 40, "{s:?}");
+        drop(region);
+        pager.verify().unwrap();
+    }
+}
