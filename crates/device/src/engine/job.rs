@@ -35,6 +35,21 @@ pub struct IoCompletion {
     pub latency: Duration,
 }
 
+impl IoRequest {
+    /// The request's end: its buffer handed back with `result` and `latency`.
+    fn complete(self, result: Result<(), DeviceError>, latency: Duration) -> IoCompletion {
+        let IoRequest { tag, op, page, buf } = self;
+        IoCompletion {
+            tag,
+            op,
+            page,
+            buf,
+            result,
+            latency,
+        }
+    }
+}
+
 /// A completion callback.
 pub type Done = Box<dyn FnOnce(IoCompletion) + Send>;
 
@@ -75,16 +90,7 @@ impl Job {
             req, done, area, ..
         } = self;
         drop(area);
-        let IoRequest { tag, op, page, buf } = req;
-        let completion = IoCompletion {
-            tag,
-            op,
-            page,
-            buf,
-            result,
-            latency,
-        };
-        (completion, done)
+        (req.complete(result, latency), done)
     }
 }
 
@@ -245,35 +251,22 @@ pub(crate) type WaitFn<'f> =
 /// buffer, leaked when `io` says it must be.
 pub(crate) fn submit_wait_local(
     area: &Arc<SwapArea>,
-    req: IoRequest,
+    mut req: IoRequest,
     io: WaitFn<'_>,
 ) -> IoCompletion {
-    let IoRequest {
-        tag,
-        op,
-        page,
-        mut buf,
-    } = req;
     let mut leaked = false;
     let (result, latency) = {
-        let mem = match op {
-            IoOp::Read => Mem::Read(buf.as_mut_slice()),
-            IoOp::Write => Mem::Write(buf.as_slice()),
+        let mem = match req.op {
+            IoOp::Read => Mem::Read(req.buf.as_mut_slice()),
+            IoOp::Write => Mem::Write(req.buf.as_slice()),
         };
-        wait_io(area, page, mem, Some(&mut leaked), io)
+        wait_io(area, req.page, mem, Some(&mut leaked), io)
     };
     if leaked {
         // The kernel may still write into it: never free or reuse it.
-        std::mem::forget(std::mem::replace(&mut buf, PageBuf::new(0)));
+        std::mem::forget(std::mem::replace(&mut req.buf, PageBuf::new(0)));
     }
-    IoCompletion {
-        tag,
-        op,
-        page,
-        buf,
-        result,
-        latency,
-    }
+    req.complete(result, latency)
 }
 
 /// [`Peer::lent`] on a local medium, with `io` doing the I/O.
