@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::engine::IoOp;
+use crate::op::IoOp;
 
 /// The armed faults of one area. Interior mutability: arm and clear through `&self`.
 #[derive(Debug, Default)]

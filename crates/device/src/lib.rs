@@ -2,17 +2,20 @@
 //! about storage, and nothing about objects or what the pages mean.
 //!
 //! - [`header`]: page 0 in the Linux `mkswap` layout, byte-compatible with util-linux.
-//! - [`area`]: [`SwapArea`], an opened block device or file with a valid header, its
-//!   counters and its [`FaultInjector`].
-//! - [`engine`]: asynchronous cluster I/O with completion callbacks, on io_uring or a
-//!   thread pool of `pread`/`pwrite`.
+//! - [`medium`]: what an area is stored on, a [`Medium`]: a local block device or file, or
+//!   a remote export; opened (identity, ownership, header probe) and matched on there only.
+//! - [`area`]: [`SwapArea`], an opened medium with a valid header, its counters and its
+//!   [`FaultInjector`].
+//! - [`engine`]: asynchronous cluster I/O with completion callbacks. Its peers, behind one
+//!   interface, are io_uring or a thread pool of `pread`/`pwrite` for a local medium, and
+//!   the export's own connections for a remote one.
 //! - [`storage`]: what a path *is* ([`StorageId`]s: a loop device stands for its backing
 //!   file too), the OFD lock that makes an area its storage's one owner, and who else uses
 //!   it (the kernel's swap, a busy loop device).
 //! - [`loopdev`]: attach files as loop devices (`LOOP_CONFIGURE`), detach, list.
 //! - [`mkswap`](mod@mkswap): write a header, refusing devices in use or holding a filesystem.
-//! - [`nbd`]: remote areas named by NBD URIs (`nbd://HOST/EXPORT`), through libnbd loaded
-//!   at run time; their I/O goes over their own connections, not the engine's back end.
+//! - [`nbd`]: the connections to an export named by an NBD URI (`nbd://HOST/EXPORT`),
+//!   through libnbd loaded at run time; they know nothing of areas or of the engine.
 //! - [`fault`]: make chosen I/Os fail, for tests.
 //! - [`units`]: sizes and UUIDs as text (`64M`, `1.5G`, `xxxxxxxx-xxxx-...`), and
 //!   [`latency`]: the one latency histogram and its summary; both shared by every crate above.
@@ -62,8 +65,10 @@ pub mod fault;
 pub mod header;
 pub mod latency;
 pub mod loopdev;
+pub mod medium;
 pub mod mkswap;
 pub mod nbd;
+mod op;
 mod stats;
 pub mod storage;
 mod sys;
@@ -76,6 +81,7 @@ pub use error::{DeviceError, errno_name, with_errno};
 pub use fault::FaultInjector;
 pub use header::{HeaderError, SwapHeader};
 pub use loopdev::{LoopDevice, LoopInfo, LoopOptions};
+pub use medium::Medium;
 pub use mkswap::{MkswapOptions, mkswap};
 pub use storage::StorageId;
 

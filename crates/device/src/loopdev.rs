@@ -25,8 +25,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::DeviceError;
-use crate::storage::{self, StorageId};
+use crate::error::DeviceError;
+use crate::nbd::uri::is_uri;
+use crate::storage::id::{self as storage, StorageId};
 
 const LOOP_CONTROL: &str = "/dev/loop-control";
 const LO_NAME_SIZE: usize = 64;
@@ -531,6 +532,28 @@ pub(crate) fn backing_of(dev: &File) -> Option<Backing> {
     })
 }
 
+/// Every identity the local `path` stands for: its own, and for a loop device its backing
+/// file's. Opens a loop device read-only for an instant (no `O_EXCL`) to ask for its status.
+pub(crate) fn identify(path: &Path) -> Result<Vec<StorageId>, DeviceError> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => DeviceError::NotFound { path: path.into() },
+        _ => DeviceError::io(path, "stat", 0, e),
+    })?;
+    let own = storage::id_of(&meta);
+    let mut ids = vec![own];
+    if storage::is_loop(own) {
+        let dev = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| DeviceError::io(path, "open", 0, e))?;
+        if let Some(backing) = backing_of(&dev) {
+            ids.push(backing.id);
+        }
+    }
+    Ok(ids)
+}
+
 /// The attached loop devices (`/dev/loopN`) whose backing file is one of `ids`, found
 /// through sysfs without opening any device. A backing file that was deleted or that this
 /// mount namespace cannot see is not found.
@@ -555,7 +578,10 @@ pub fn attached_over(ids: &[StorageId]) -> Vec<PathBuf> {
 
 /// The loop devices attached to `file` (by identity: whatever path they were attached by).
 pub fn attached_to(file: &Path) -> Result<Vec<PathBuf>, DeviceError> {
-    Ok(attached_over(&storage::identify(file)?))
+    if is_uri(file) {
+        return Ok(Vec::new());
+    }
+    Ok(attached_over(&identify(file)?))
 }
 
 /// Refuses `file` when a loop device is attached to it already

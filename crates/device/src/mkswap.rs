@@ -11,9 +11,11 @@
 use std::io;
 use std::path::Path;
 
-use crate::area::{DirectIo, OpenOptions, open_raw};
+use crate::PAGE_SIZE;
+use crate::buf::PageBuf;
+use crate::error::DeviceError;
 use crate::header::{MAX_BAD_PAGES, MIN_USABLE_PAGES, SwapHeader};
-use crate::{DeviceError, PAGE_SIZE, PageBuf, sys};
+use crate::medium::Medium;
 
 /// What `mkswap` should write.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -31,13 +33,6 @@ pub struct MkswapOptions {
     pub force: bool,
 }
 
-/// How mkswap opens: buffered, as the one owner of the storage.
-const EXCLUSIVE: OpenOptions = OpenOptions {
-    direct: DirectIo::Off,
-    exclusive: true,
-    read_only: false,
-};
-
 /// Pages read to look for other signatures: btrfs keeps its superblock at 64 KiB.
 pub(crate) const SIGNATURE_PROBE_PAGES: usize = 17;
 
@@ -45,48 +40,19 @@ pub(crate) const SIGNATURE_PROBE_PAGES: usize = 17;
 /// size is the device's, and `pages` cannot grow it.
 pub fn mkswap(path: impl AsRef<Path>, opts: &MkswapOptions) -> Result<SwapHeader, DeviceError> {
     let path = path.as_ref();
-    if crate::nbd::is_uri(path) {
-        return crate::nbd::mkswap(path, opts);
-    }
-    if let Some(pages) = opts.pages {
-        prepare_file(path, pages)?;
-    }
-    let raw = open_raw(path, &EXCLUSIVE)?;
-    // `raw` holds the storage (its lock) until the header is written.
-    write_header(path, opts, raw.size_bytes, &LocalMedium(&raw.file))
+    let medium = Medium::format(path, opts.pages)?;
+    // `medium` holds the storage (its lock) until the header is written.
+    write_header(path, opts, &medium)
 }
 
-/// What a header is written on: a local device or file, or a remote export.
-pub(crate) trait Medium {
-    fn read_at(&self, offset: u64, buf: &mut PageBuf) -> io::Result<()>;
-    fn write_at(&self, offset: u64, buf: &PageBuf) -> io::Result<()>;
-    /// Makes what was written durable.
-    fn sync(&self) -> io::Result<()>;
-}
-
-/// A local block device or file, opened buffered.
-struct LocalMedium<'a>(&'a std::fs::File);
-
-impl Medium for LocalMedium<'_> {
-    fn read_at(&self, offset: u64, buf: &mut PageBuf) -> io::Result<()> {
-        sys::read_full(self.0, buf.as_mut_slice(), offset)
-    }
-    fn write_at(&self, offset: u64, buf: &PageBuf) -> io::Result<()> {
-        sys::write_full(self.0, buf.as_slice(), offset)
-    }
-    fn sync(&self) -> io::Result<()> {
-        self.0.sync_all()
-    }
-}
-
-/// The body of mkswap on storage of `size_bytes` the caller holds: the size and signature
-/// checks, the header (with bad pages when `opts.check`), written and synced.
-pub(crate) fn write_header(
+/// The body of mkswap on the medium the caller holds: the size and signature checks, the
+/// header (with bad pages when `opts.check`), written and synced.
+fn write_header(
     path: &Path,
     opts: &MkswapOptions,
-    size_bytes: u64,
-    medium: &dyn Medium,
+    medium: &Medium,
 ) -> Result<SwapHeader, DeviceError> {
+    let size_bytes = medium.size_bytes();
     let device_pages = size_bytes / PAGE_SIZE as u64;
     let pages = opts.pages.unwrap_or(device_pages).min(u64::from(u32::MAX));
     if pages > device_pages || pages < MIN_USABLE_PAGES + 1 {
@@ -137,41 +103,13 @@ pub(crate) fn write_header(
         .write_at(0, &page0)
         .map_err(|e| DeviceError::io(path, "write header", 0, e))?;
     medium
-        .sync()
+        .sync_all()
         .map_err(|e| DeviceError::io(path, "sync", 0, e))?;
     Ok(header)
 }
 
-/// Creates a missing regular file, or extends a shorter one, to `pages` pages.
-fn prepare_file(path: &Path, pages: u64) -> Result<(), DeviceError> {
-    let bytes = pages.saturating_mul(PAGE_SIZE as u64);
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => Some(m),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(DeviceError::io(path, "stat", 0, e)),
-    };
-    if meta
-        .as_ref()
-        .is_some_and(|m| !m.is_file() || m.len() >= bytes)
-    {
-        return Ok(());
-    }
-    // An existing file is only grown by its one owner: not under a live area.
-    let file = match meta {
-        Some(_) => open_raw(path, &EXCLUSIVE)?.file,
-        None => std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| DeviceError::io(path, "create", 0, e))?,
-    };
-    file.set_len(bytes)
-        .map_err(|e| DeviceError::io(path, "resize", 0, e))
-}
-
 /// Reads every data page; those that fail are bad. Stops counting past what the header holds.
-fn scan_bad_pages(medium: &dyn Medium, last_page: u32) -> Vec<u32> {
+fn scan_bad_pages(medium: &Medium, last_page: u32) -> Vec<u32> {
     let mut bad = Vec::new();
     let mut buf = PageBuf::new(1);
     for page in 1..=last_page {

@@ -6,8 +6,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 
-use crate::engine::IoOp;
 use crate::latency;
+use crate::op::IoOp;
 // Re-exported here because `area` re-exports it from here: one type, wherever it is named.
 pub use crate::latency::LatencySummary;
 

@@ -33,15 +33,22 @@
 //! threads altogether (the caller reaps its own completion), and async work submits the next
 //! I/O from the callback (the device bench, `benches/rawbench/`, measures all three paths).
 
+mod job;
+mod remote;
 mod threads;
 mod uring;
 
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use crate::{DeviceError, PAGE_SIZE, PageBuf, SwapArea};
+use crate::area::SwapArea;
+use crate::error::DeviceError;
+use crate::medium::Medium;
+use job::{Job, Mem, Peer};
+
+pub use crate::op::IoOp;
+pub use job::{Done, IoCompletion, IoRequest};
 
 /// Which back end to use.
 #[derive(
@@ -86,51 +93,6 @@ impl FromStr for EngineKind {
     }
 }
 
-/// Read or write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum IoOp {
-    Read,
-    Write,
-}
-
-impl IoOp {
-    /// "read" or "write", for messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            IoOp::Read => "read",
-            IoOp::Write => "write",
-        }
-    }
-}
-
-/// One cluster I/O: `buf.pages()` contiguous pages from `page` on one area.
-#[derive(Debug)]
-pub struct IoRequest {
-    /// The caller's name for this request, handed back in the completion.
-    pub tag: u64,
-    pub op: IoOp,
-    /// First page index in the area, `>= 1`.
-    pub page: u64,
-    /// The data to write, or the buffer to read into.
-    pub buf: PageBuf,
-}
-
-/// The end of one request. The buffer is always handed back, filled on a successful read.
-#[derive(Debug)]
-pub struct IoCompletion {
-    pub tag: u64,
-    pub op: IoOp,
-    pub page: u64,
-    pub buf: PageBuf,
-    pub result: Result<(), DeviceError>,
-    /// From `submit` to completion, queueing included.
-    pub latency: Duration,
-}
-
-/// A completion callback.
-pub type Done = Box<dyn FnOnce(IoCompletion) + Send>;
-
 /// How to build an engine beyond its kind.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EngineConfig {
@@ -154,121 +116,6 @@ impl Default for EngineConfig {
             register_files: true,
         }
     }
-}
-
-/// One queued request with everything needed to finish it.
-pub(crate) struct Job {
-    pub(crate) area: Arc<SwapArea>,
-    pub(crate) req: IoRequest,
-    pub(crate) done: Done,
-    pub(crate) start: Instant,
-    /// Set when the request must fail without I/O (bad range, injected fault).
-    pub(crate) error: Option<DeviceError>,
-}
-
-impl Job {
-    /// Accounts for and delivers the completion. Runs on an engine thread.
-    pub(crate) fn finish(self, result: Result<(), DeviceError>) {
-        let (completion, done) = self.settle(result);
-        done(completion);
-    }
-
-    /// Accounts for the request and turns it into its completion, handing back the
-    /// callback still to run (or, for [`Engine::submit_wait`], to drop unused).
-    ///
-    /// The job's reference to the area is dropped here, before the callback runs: the
-    /// caller woken by the callback may close the area (swapoff) and expects its file
-    /// closed with it, so nothing the engine holds may outlive the completion.
-    fn settle(self, result: Result<(), DeviceError>) -> (IoCompletion, Done) {
-        let pages = self.req.buf.pages() as u64;
-        let (result, latency) = account(
-            &self.area,
-            self.req.op,
-            self.req.page,
-            pages,
-            self.start,
-            result,
-        );
-        let Job {
-            req, done, area, ..
-        } = self;
-        drop(area);
-        let IoRequest { tag, op, page, buf } = req;
-        let completion = IoCompletion {
-            tag,
-            op,
-            page,
-            buf,
-            result,
-            latency,
-        };
-        (completion, done)
-    }
-}
-
-/// Ends one I/O counted as begun at `start` (`Counters::begin`): a file area or loop device
-/// whose file shrank fails it whatever it returned (see `SwapArea::settle`); a request
-/// refused before any I/O (bad range, unaligned lent buffer) is no device error. Returns the
-/// final result and the latency.
-fn account(
-    area: &SwapArea,
-    op: IoOp,
-    page: u64,
-    pages: u64,
-    start: Instant,
-    result: Result<(), DeviceError>,
-) -> (Result<(), DeviceError>, Duration) {
-    let result = area.settle(result, page, pages);
-    let latency = start.elapsed();
-    match &result {
-        Err(DeviceError::OutOfRange { .. } | DeviceError::Unaligned { .. }) => {
-            area.counters().cancel()
-        }
-        _ => area.counters().end(op, pages, result.is_ok(), latency),
-    }
-    (result, latency)
-}
-
-/// The memory of one synchronous I/O: filled by a read, written out by a write.
-pub(crate) enum Mem<'a> {
-    Read(&'a mut [u8]),
-    Write(&'a [u8]),
-}
-
-impl Mem<'_> {
-    fn op(&self) -> IoOp {
-        match self {
-            Mem::Read(_) => IoOp::Read,
-            Mem::Write(_) => IoOp::Write,
-        }
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Mem::Read(b) => b.len(),
-            Mem::Write(b) => b.len(),
-        }
-    }
-
-    /// Start and length for the kernel. A write's memory is only ever read through it.
-    pub(crate) fn raw(&mut self) -> (*mut u8, usize) {
-        match self {
-            Mem::Read(b) => (b.as_mut_ptr(), b.len()),
-            Mem::Write(b) => (b.as_ptr().cast_mut(), b.len()),
-        }
-    }
-}
-
-/// What a synchronous I/O on io_uring does when the ring itself fails with the I/O
-/// perhaps still in the kernel's hands (never seen: `io_uring_enter` only fails that way
-/// on a broken ring), so that the memory cannot be given back yet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum IfStuck {
-    /// The memory is the engine's own ([`Engine::submit_wait`]'s `PageBuf`): leak it.
-    Leak,
-    /// The memory is lent by the caller ([`Engine::read_into`], [`Engine::write_from`]) and
-    /// must not be written after the call returns: wait for the I/O to end.
-    Wait,
 }
 
 enum Backend {
@@ -336,22 +183,28 @@ impl Engine {
         }
     }
 
+    /// The peer that serves `area`'s medium: the one place the engine looks at what an
+    /// area is stored on.
+    fn peer<'a>(&'a self, area: &'a SwapArea) -> &'a dyn Peer {
+        match area.medium() {
+            Medium::Local(_) => match &self.backend {
+                Backend::Threads(pool) => pool,
+                Backend::Uring(ring) => ring,
+            },
+            Medium::Remote(export) => export.remote(),
+        }
+    }
+
     /// Queues one I/O; `done` runs exactly once, on an engine thread, when it completes or
     /// fails. Never blocks for the I/O itself (may block briefly when the queue is full).
+    /// A remote area's I/O goes to its own connections, whichever back end runs.
     pub fn submit(
         &self,
         area: &Arc<SwapArea>,
         req: IoRequest,
         done: Box<dyn FnOnce(IoCompletion) + Send>,
     ) {
-        let job = Job::new(area, req, done);
-        if let Some(remote) = area.remote() {
-            return remote.submit(job);
-        }
-        match &self.backend {
-            Backend::Threads(pool) => pool.submit(job),
-            Backend::Uring(ring) => ring.submit(job),
-        }
+        self.peer(area).submit(Job::new(area, req, done));
     }
 
     /// Does one I/O on the caller's thread and returns its completion.
@@ -364,45 +217,16 @@ impl Engine {
     /// at queue depth 1 is most of the gap to fio. Range check, injected faults and
     /// latency, short transfers, accounting and errors are those of [`Engine::submit`],
     /// on either back end. Async work (many I/Os in flight) keeps using `submit` and its
-    /// callbacks. From a callback this blocks that engine thread for the I/O's time.
+    /// callbacks. From a callback this blocks that engine thread for the I/O's time. (A
+    /// remote area's I/O is its connections': submitted to them and waited for.)
     pub fn submit_wait(&self, area: &Arc<SwapArea>, req: IoRequest) -> IoCompletion {
-        if let Some(remote) = area.remote() {
-            return crate::nbd::submit_wait(remote, Job::new(area, req, Box::new(|_| {})));
-        }
-        let IoRequest {
-            tag,
-            op,
-            page,
-            mut buf,
-        } = req;
-        let mut leaked = false;
-        let (result, latency) = {
-            let mem = match op {
-                IoOp::Read => Mem::Read(buf.as_mut_slice()),
-                IoOp::Write => Mem::Write(buf.as_slice()),
-            };
-            self.wait_io(area, page, mem, Some(&mut leaked))
-        };
-        if leaked {
-            // The kernel may still write into it: never free or reuse it.
-            std::mem::forget(std::mem::replace(&mut buf, PageBuf::new(0)));
-        }
-        IoCompletion {
-            tag,
-            op,
-            page,
-            buf,
-            result,
-            latency,
-        }
+        self.peer(area).submit_wait(area, req)
     }
 
     /// Whether `buf` can be lent to [`Engine::read_into`] or [`Engine::write_from`]: whole
     /// pages (at least one), starting on a page boundary, as `O_DIRECT` needs.
     pub fn lendable(buf: &[u8]) -> bool {
-        !buf.is_empty()
-            && buf.len().is_multiple_of(PAGE_SIZE)
-            && (buf.as_ptr() as usize).is_multiple_of(PAGE_SIZE)
+        job::lendable(buf)
     }
 
     /// [`Engine::submit_wait`] of a read straight into the caller's `buf` (whole pages from
@@ -415,10 +239,7 @@ impl Engine {
         page: u64,
         buf: &mut [u8],
     ) -> Result<(), DeviceError> {
-        if area.remote().is_some() {
-            return self.lend_to_remote(area, page, Mem::Read(buf));
-        }
-        self.wait_io(area, page, Mem::Read(buf), None).0
+        self.peer(area).lent(area, page, Mem::Read(buf))
     }
 
     /// [`Engine::submit_wait`] of a write straight from the caller's `buf`; see
@@ -429,174 +250,6 @@ impl Engine {
         page: u64,
         buf: &[u8],
     ) -> Result<(), DeviceError> {
-        if area.remote().is_some() {
-            return self.lend_to_remote(area, page, Mem::Write(buf));
-        }
-        self.wait_io(area, page, Mem::Write(buf), None).0
+        self.peer(area).lent(area, page, Mem::Write(buf))
     }
-
-    /// Lent memory on a remote area: the connection threads send and receive from engine
-    /// buffers only (they outlive a caller that gives up on a broken connection), so the
-    /// bytes go through one with a copy. The contract is [`Engine::read_into`]'s.
-    fn lend_to_remote(
-        &self,
-        area: &Arc<SwapArea>,
-        page: u64,
-        mem: Mem<'_>,
-    ) -> Result<(), DeviceError> {
-        let bytes = mem_bytes(&mem);
-        if !Self::lendable(bytes) {
-            return Err(DeviceError::Unaligned {
-                path: area.path().to_owned(),
-                what: format!(
-                    "a lent buffer of {} bytes is not whole, page-aligned pages",
-                    bytes.len()
-                ),
-            });
-        }
-        let mut buf = PageBuf::new(bytes.len() / PAGE_SIZE);
-        let op = mem.op();
-        if let Mem::Write(data) = &mem {
-            buf.as_mut_slice().copy_from_slice(data);
-        }
-        let done = self.submit_wait(
-            area,
-            IoRequest {
-                tag: 0,
-                op,
-                page,
-                buf,
-            },
-        );
-        done.result?;
-        if let Mem::Read(out) = mem {
-            out.copy_from_slice(done.buf.as_slice());
-        }
-        Ok(())
-    }
-
-    /// The body of the synchronous I/Os: counted, range (and for lent memory alignment)
-    /// checked, done on the caller's thread (its own ring on io_uring, else
-    /// `pread`/`pwrite`), accounted. `leaked` is `Some` for the engine's own buffer (set
-    /// when it must be leaked, see [`IfStuck`]), `None` for lent memory.
-    fn wait_io(
-        &self,
-        area: &Arc<SwapArea>,
-        page: u64,
-        mut mem: Mem<'_>,
-        leaked: Option<&mut bool>,
-    ) -> (Result<(), DeviceError>, Duration) {
-        let (op, len) = (mem.op(), mem.len());
-        let pages = (len / PAGE_SIZE) as u64;
-        area.counters().begin();
-        let start = Instant::now();
-        let lent = leaked.is_none();
-        let result = if lent && !Self::lendable(mem_bytes(&mem)) {
-            Err(DeviceError::Unaligned {
-                path: area.path().to_owned(),
-                what: format!("a lent buffer of {len} bytes is not whole, page-aligned pages"),
-            })
-        } else {
-            area.check_range(page, pages)
-        };
-        let result = result.and_then(|()| match &self.backend {
-            Backend::Uring(_) => {
-                let if_stuck = if lent { IfStuck::Wait } else { IfStuck::Leak };
-                match uring::wait_on_own_ring(area, page, &mut mem, if_stuck) {
-                    Some((result, stuck)) => {
-                        if let Some(leaked) = leaked {
-                            *leaked = stuck;
-                        }
-                        result
-                    }
-                    None => blocking_mem(area, page, &mut mem),
-                }
-            }
-            Backend::Threads(_) => blocking_mem(area, page, &mut mem),
-        });
-        account(area, op, page, pages, start, result)
-    }
-}
-
-/// The bytes of `mem`, for checks.
-fn mem_bytes<'a>(mem: &'a Mem<'_>) -> &'a [u8] {
-    match mem {
-        Mem::Read(b) => b,
-        Mem::Write(b) => b,
-    }
-}
-
-impl Job {
-    /// A request counted as begun, with its range checked (a bad range fails it later,
-    /// without I/O).
-    fn new(area: &Arc<SwapArea>, req: IoRequest, done: Done) -> Job {
-        area.counters().begin();
-        let error = area.check_range(req.page, req.buf.pages() as u64).err();
-        Job {
-            area: Arc::clone(area),
-            req,
-            done,
-            start: Instant::now(),
-            error,
-        }
-    }
-}
-
-/// Whether the current thread is one of `threads` (an engine dropped from its own callback).
-pub(crate) fn on_engine_thread(threads: &[std::thread::JoinHandle<()>]) -> bool {
-    let me = std::thread::current().id();
-    threads.iter().any(|t| t.thread().id() == me)
-}
-
-/// Does one job's I/O synchronously with `pread`/`pwrite` (the thread pool's worker body).
-/// The range was checked and the I/O counted as begun at submit; `finish` accounts for it.
-pub(crate) fn run_blocking(mut job: Job) {
-    let result = blocking_io(&mut job);
-    job.finish(result);
-}
-
-/// The I/O of `job` with `pread`/`pwrite` on the calling thread (or its refusal).
-fn blocking_io(job: &mut Job) -> Result<(), DeviceError> {
-    if let Some(e) = job.error.take() {
-        return Err(e);
-    }
-    let area = Arc::clone(&job.area);
-    let page = job.req.page;
-    let mem = match job.req.op {
-        IoOp::Read => Mem::Read(job.req.buf.as_mut_slice()),
-        IoOp::Write => Mem::Write(job.req.buf.as_slice()),
-    };
-    blocking_mem(&area, page, &mut { mem })
-}
-
-/// `pread`/`pwrite` of `mem` at `page` on the calling thread (range already checked).
-fn blocking_mem(area: &SwapArea, page: u64, mem: &mut Mem<'_>) -> Result<(), DeviceError> {
-    let (op, pages) = (mem.op(), (mem.len() / PAGE_SIZE) as u64);
-    sync_io(area, op, page, pages, |file, offset| match mem {
-        Mem::Read(buf) => crate::sys::read_full(file, buf, offset),
-        Mem::Write(buf) => crate::sys::write_full(file, buf, offset),
-    })
-}
-
-/// One synchronous I/O of `pages` pages at `page`, the way every blocking path does it: the
-/// area's injected latency and fault first, then `io(file, byte offset)`; an error names the
-/// area, the operation and the page (`ENXIO` becomes `Vanished`). No range check and no
-/// accounting: the engine does both around a job (`submit`, [`Job::finish`]), and
-/// `SwapArea::read_pages`/`write_pages` around their own call.
-pub(crate) fn sync_io(
-    area: &SwapArea,
-    op: IoOp,
-    page: u64,
-    pages: u64,
-    io: impl FnOnce(&std::fs::File, u64) -> std::io::Result<()>,
-) -> Result<(), DeviceError> {
-    let latency = area.faults().latency();
-    if !latency.is_zero() {
-        std::thread::sleep(latency);
-    }
-    let result = match area.faults().check(op, page, pages) {
-        Some(e) => Err(e),
-        None => io(area.file(), page * crate::PAGE_SIZE as u64),
-    };
-    result.map_err(|e| DeviceError::io(area.path(), op.name(), page, e))
 }

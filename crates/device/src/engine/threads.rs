@@ -6,8 +6,14 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::{Job, run_blocking};
-use crate::DeviceError;
+use std::sync::Arc;
+
+use super::job::{
+    IfStuck, IoCompletion, IoRequest, Job, Mem, Peer, blocking_mem, lent_local, on_engine_thread,
+    run_blocking, submit_wait_local,
+};
+use crate::area::SwapArea;
+use crate::error::DeviceError;
 
 pub(crate) struct ThreadPool {
     /// `None` only while dropping: closing the channel tells the workers to finish.
@@ -39,9 +45,21 @@ impl ThreadPool {
             workers,
         })
     }
+}
 
+/// The synchronous I/O of the thread pool: `pread`/`pwrite` on the caller's thread.
+fn blocking(
+    area: &SwapArea,
+    page: u64,
+    mem: &mut Mem<'_>,
+    _: IfStuck,
+) -> (Result<(), DeviceError>, bool) {
+    (blocking_mem(area, page, mem), false)
+}
+
+impl Peer for ThreadPool {
     /// Queues a job. The channel is unbounded, so this never blocks.
-    pub(crate) fn submit(&self, job: Job) {
+    fn submit(&self, job: Job) {
         let Some(tx) = &self.tx else { return };
         if let Err(crossbeam_channel::SendError(job)) = tx.send(job) {
             // Every worker is gone (they only stop when we drop): still honour the callback.
@@ -51,6 +69,14 @@ impl ThreadPool {
             }));
         }
     }
+
+    fn submit_wait(&self, area: &Arc<SwapArea>, req: IoRequest) -> IoCompletion {
+        submit_wait_local(area, req, &blocking)
+    }
+
+    fn lent(&self, area: &Arc<SwapArea>, page: u64, mem: Mem<'_>) -> Result<(), DeviceError> {
+        lent_local(area, page, mem, &blocking)
+    }
 }
 
 impl Drop for ThreadPool {
@@ -58,7 +84,7 @@ impl Drop for ThreadPool {
         self.tx = None;
         // Dropped from one of our own callbacks: joining would wait for ourselves. The
         // threads still drain and stop on their own once the channel is closed.
-        if super::on_engine_thread(&self.workers) {
+        if on_engine_thread(&self.workers) {
             return;
         }
         for thread in self.workers.drain(..) {

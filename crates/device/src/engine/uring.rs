@@ -59,8 +59,15 @@ use std::time::{Duration, Instant};
 use io_uring::{IoUring, opcode, squeue, types};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use super::{EngineConfig, IfStuck, IoOp, Job, Mem};
-use crate::{DeviceError, PAGE_SIZE, SwapArea, sys};
+use super::EngineConfig;
+use super::job::{
+    IfStuck, IoCompletion, IoRequest, Job, Mem, Peer, blocking_mem, lent_local, on_engine_thread,
+    submit_wait_local,
+};
+use crate::area::SwapArea;
+use crate::error::DeviceError;
+use crate::op::IoOp;
+use crate::{PAGE_SIZE, sys};
 
 /// `user_data` of the NOP that tells the reaper to stop (never a valid pointer).
 const SHUTDOWN: u64 = 1;
@@ -182,12 +189,34 @@ impl Uring {
             reaper: Some(reaper),
         })
     }
+}
+
+/// The synchronous I/O on io_uring: on the caller's own ring, or `pread`/`pwrite` where
+/// it cannot be set up.
+fn on_own_ring(
+    area: &SwapArea,
+    page: u64,
+    mem: &mut Mem<'_>,
+    if_stuck: IfStuck,
+) -> (Result<(), DeviceError>, bool) {
+    wait_on_own_ring(area, page, mem, if_stuck)
+        .unwrap_or_else(|| (blocking_mem(area, page, mem), false))
+}
+
+impl Peer for Uring {
+    fn submit_wait(&self, area: &Arc<SwapArea>, req: IoRequest) -> IoCompletion {
+        submit_wait_local(area, req, &on_own_ring)
+    }
+
+    fn lent(&self, area: &Arc<SwapArea>, page: u64, mem: Mem<'_>) -> Result<(), DeviceError> {
+        lent_local(area, page, mem, &on_own_ring)
+    }
 
     /// Queues `job` in the ring and hands it to the kernel, on the caller's thread; or, when
     /// the reaper is awake, leaves it to the reaper, which enters it within one callback's
     /// time. Blocks only while the ring is full, and never on the reaper (a callback): there
     /// the request waits in the backlog instead.
-    pub(crate) fn submit(&self, job: Job) {
+    fn submit(&self, job: Job) {
         let shared = &*self.shared;
         let op = prepare(job);
         let need = op.slots();
@@ -238,7 +267,7 @@ impl Drop for Uring {
         };
         // Dropped from one of our own callbacks: joining would wait for ourselves. The
         // reaper still drains and stops on its own.
-        if super::on_engine_thread(std::slice::from_ref(&reaper)) {
+        if on_engine_thread(std::slice::from_ref(&reaper)) {
             return;
         }
         let _ = reaper.join();
@@ -306,7 +335,8 @@ impl Shared {
             .unwrap_or_default()
             .as_mut_ptr();
         let (op_code, is_nop) = (op.job.req.op, op.job.error.is_some());
-        let fd = area.file().as_raw_fd();
+        // Only a local medium's I/O comes here; -1 (`EBADF`) were it not.
+        let fd = area.medium().file().map_or(-1, AsRawFd::as_raw_fd);
         let user_data = Box::into_raw(op) as u64;
         let entry = match (is_nop, op_code, fixed) {
             (true, _, _) => opcode::Nop::new().build(),
@@ -387,7 +417,7 @@ impl Shared {
         let i = files.iter().position(|s| s.is_none())?;
         self.ring
             .submitter()
-            .register_files_update(i as u32, &[area.file().as_raw_fd()])
+            .register_files_update(i as u32, &[area.medium().file()?.as_raw_fd()])
             .ok()?;
         files[i] = Some(Arc::downgrade(area));
         Some(i as u32)
@@ -592,7 +622,7 @@ thread_local! {
 /// [`IfStuck::Leak`]; with [`IfStuck::Wait`] this waits for such an I/O to end instead (see
 /// [`wait_out`]). The range was checked by the caller; injected latency and faults and
 /// short transfers are handled as on the engine's own path.
-pub(crate) fn wait_on_own_ring(
+fn wait_on_own_ring(
     area: &SwapArea,
     page: u64,
     mem: &mut Mem<'_>,
@@ -614,7 +644,8 @@ pub(crate) fn wait_on_own_ring(
         if let Some(e) = area.faults().check(op, page, pages) {
             return Some((Err(DeviceError::io(area.path(), op.name(), page, e)), false));
         }
-        let fd = area.file().as_raw_fd();
+        // Only a local medium's I/O comes here; -1 (`EBADF`) were it not.
+        let fd = area.medium().file().map_or(-1, AsRawFd::as_raw_fd);
         let offset = page * PAGE_SIZE as u64;
         // SAFETY: `ptr..ptr+len` is `mem`, borrowed for this call; `transfer` returns only
         // once the kernel is done with it, except with `Failed::Ring`, handled below.

@@ -42,8 +42,8 @@ use parking_lot::Mutex;
 
 use super::ffi::{self, Lib};
 use super::uri::NbdTuning;
-use crate::engine::{IoOp, Job};
-use crate::{DeviceError, PageBuf};
+use crate::buf::PageBuf;
+use crate::error::DeviceError;
 
 /// What to ask the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,10 +54,22 @@ pub(crate) enum Cmd {
     Flush,
 }
 
+/// An engine request as a connection sees it: the engine implements this for its jobs, so
+/// this layer knows nothing of the engine, and the engine nothing of connections.
+pub(crate) trait Pending: Send {
+    /// The error the request must fail with before it reaches the server, if any: a bad
+    /// range found at submit, or an injected fault for its `pages` (asked once).
+    fn refusal(&mut self, pages: u64) -> Option<DeviceError>;
+    /// Hands `buf` back and completes the request with `result`.
+    fn finish(self: Box<Self>, buf: PageBuf, result: Result<(), DeviceError>);
+    /// The error of a failed I/O, named after the request's area, operation and page.
+    fn error(&self, e: io::Error) -> DeviceError;
+}
+
 /// Who waits for a request.
 pub(crate) enum Reply {
     /// An engine request: its callback runs on the connection thread.
-    Job(Box<Job>),
+    Job(Box<dyn Pending>),
     /// A blocking caller (header, mkswap, discard, sync).
     Wait(Sender<(PageBuf, io::Result<()>)>),
 }
@@ -77,12 +89,7 @@ impl Request {
     fn finish(self, result: io::Result<()>) {
         let result = match (&self.reply, result) {
             (_, Ok(())) => Ok(()),
-            (Reply::Job(job), Err(e)) => Err(DeviceError::io(
-                job.area.path(),
-                job.req.op.name(),
-                job.req.page,
-                e,
-            )),
+            (Reply::Job(job), Err(e)) => Err(job.error(e)),
             (Reply::Wait(_), Err(e)) => return self.reply_wait(Err(e)),
         };
         self.finish_with(result);
@@ -94,10 +101,7 @@ impl Request {
             Reply::Wait(tx) => {
                 let _ = tx.send((self.buf, result.map_err(io::Error::other)));
             }
-            Reply::Job(mut job) => {
-                job.req.buf = self.buf;
-                job.finish(result);
-            }
+            Reply::Job(job) => job.finish(self.buf, result),
         }
     }
 
@@ -113,21 +117,9 @@ impl Request {
         let Reply::Job(job) = &mut self.reply else {
             return Some(self);
         };
-        if let Some(e) = job.error.take() {
-            self.finish_with(Err(e));
-            return None;
-        }
-        let op = match self.cmd {
-            Cmd::Read => IoOp::Read,
-            _ => IoOp::Write,
-        };
-        match job
-            .area
-            .faults()
-            .check(op, job.req.page, self.buf.pages() as u64)
-        {
+        match job.refusal(self.buf.pages() as u64) {
             Some(e) => {
-                self.finish(Err(e));
+                self.finish_with(Err(e));
                 None
             }
             None => Some(self),

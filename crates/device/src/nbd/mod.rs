@@ -3,9 +3,10 @@
 //! An area named by an NBD URI (`nbd://HOST[:PORT]/EXPORT`, `nbd+unix:///EXPORT?socket=PATH`,
 //! `nbds://` for TLS; see [`uri`]) is a [`SwapArea`](crate::SwapArea) like any other: the
 //! same mkswap header on page 0 (read and written over NBD), the same range checks,
-//! counters and fault injector. Only its I/O path differs: [`Engine::submit`](crate::Engine)
-//! hands a remote area's requests to the area's own connections instead of io_uring or the
-//! thread pool, whichever engine runs.
+//! counters and fault injector. Only its medium differs ([`Medium::Remote`](crate::Medium)):
+//! the engine hands a remote area's requests to the export's own connections instead of
+//! io_uring or the thread pool, whichever engine runs. This module knows nothing of areas
+//! or of the engine: a request reaches a connection as a `Pending` it finishes.
 //!
 //! - **Connections** (`conn`): one thread per connection owns a libnbd handle, keeps any
 //!   number of requests in flight on it (pipelined, matched by libnbd's cookies), and
@@ -42,8 +43,11 @@ use crossbeam_channel::Sender;
 
 pub use uri::{NbdTuning, NbdUri, is_uri};
 
-use crate::engine::{IoCompletion, IoOp, Job};
-use crate::{DeviceError, PAGE_SIZE, PageBuf, SwapArea};
+use crate::PAGE_SIZE;
+use crate::buf::PageBuf;
+use crate::error::DeviceError;
+use crate::op::IoOp;
+pub(crate) use conn::Pending;
 use conn::{Cmd, Conn, ExportInfo, Nbd, Reply, Request, Shared, Wake};
 pub use conn::{LinkError, LinkEvent, Listener};
 
@@ -269,19 +273,18 @@ impl Remote {
         }
     }
 
-    /// An engine request on this remote area: its callback runs on a connection thread.
-    pub(crate) fn submit(&self, mut job: Job) {
-        let buf = std::mem::replace(&mut job.req.buf, PageBuf::new(0));
-        let cmd = match job.req.op {
+    /// An engine request on this remote area (`op` of `buf` at `page`): `pending` is
+    /// finished on a connection thread.
+    pub(crate) fn submit(&self, op: IoOp, page: u64, buf: PageBuf, pending: Box<dyn Pending>) {
+        let cmd = match op {
             IoOp::Read => Cmd::Read,
             IoOp::Write => Cmd::Write,
         };
-        let offset = job.req.page * PAGE_SIZE as u64;
         self.send(Request {
             cmd,
-            offset,
+            offset: page * PAGE_SIZE as u64,
             buf,
-            reply: Reply::Job(Box::new(job)),
+            reply: Reply::Job(pending),
             queued: Instant::now(),
         });
     }
@@ -365,10 +368,9 @@ fn finish_unsent(req: Request) {
         Reply::Wait(tx) => {
             let _ = tx.send((req.buf, Err(gone())));
         }
-        Reply::Job(mut job) => {
-            job.req.buf = req.buf;
-            let err = DeviceError::io(job.area.path(), job.req.op.name(), job.req.page, gone());
-            job.finish(Err(err));
+        Reply::Job(job) => {
+            let err = job.error(gone());
+            job.finish(req.buf, Err(err));
         }
     }
 }
@@ -391,81 +393,6 @@ impl Drop for Remote {
             }
         }
     }
-}
-
-/// [`Engine::submit_wait`](crate::Engine::submit_wait) on a remote area: submits and waits.
-pub(crate) fn submit_wait(remote: &Remote, job: Job) -> IoCompletion {
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    let (tag, op, page) = (job.req.tag, job.req.op, job.req.page);
-    let job = Job {
-        done: Box::new(move |c| {
-            let _ = tx.send(c);
-        }),
-        ..job
-    };
-    remote.submit(job);
-    rx.recv().unwrap_or_else(|_| IoCompletion {
-        tag,
-        op,
-        page,
-        buf: PageBuf::new(0),
-        result: Err(DeviceError::completion_lost()),
-        latency: std::time::Duration::ZERO,
-    })
-}
-
-/// Writes a swap header on a remote export (see [`crate::mkswap`]).
-pub(crate) fn mkswap(
-    path: &Path,
-    opts: &crate::MkswapOptions,
-) -> Result<crate::SwapHeader, DeviceError> {
-    let remote = Remote::open(path, false)?;
-    crate::mkswap::write_header(path, opts, remote.size_bytes(), &remote)
-}
-
-impl crate::mkswap::Medium for Remote {
-    fn read_at(&self, offset: u64, buf: &mut PageBuf) -> io::Result<()> {
-        Remote::read_at(self, offset, buf)
-    }
-    fn write_at(&self, offset: u64, buf: &PageBuf) -> io::Result<()> {
-        Remote::write_at(self, offset, buf)
-    }
-    fn sync(&self) -> io::Result<()> {
-        self.flush()
-    }
-}
-
-/// The blocking read or write of `SwapArea::read_pages`/`write_pages` on a remote area
-/// (range, faults and accounting are the caller's).
-pub(crate) fn blocking(
-    area: &SwapArea,
-    remote: &Remote,
-    op: IoOp,
-    page: u64,
-    buf: &mut PageBuf,
-) -> Result<(), DeviceError> {
-    if let Some(e) = area.faults().check(op, page, buf.pages() as u64) {
-        return Err(DeviceError::io(area.path(), op.name(), page, e));
-    }
-    let offset = page * PAGE_SIZE as u64;
-    let result = match op {
-        IoOp::Read => remote.read_at(offset, buf),
-        IoOp::Write => remote.write_at(offset, buf),
-    };
-    result.map_err(|e| DeviceError::io(area.path(), op.name(), page, e))
-}
-
-/// The identity of the export an NBD URI names (no connection made).
-pub(crate) fn identify(path: &Path) -> Result<Vec<crate::StorageId>, DeviceError> {
-    let text = path
-        .to_str()
-        .ok_or_else(|| remote_error(path, "URI is not UTF-8"))?;
-    let uri = NbdUri::parse(text).map_err(|e| remote_error(path, e))?;
-    Ok(uri
-        .identity()
-        .into_iter()
-        .map(|key| crate::StorageId::Remote { key })
-        .collect())
 }
 
 /// The size in bytes of the export an NBD URI names (one connection, closed again).

@@ -8,14 +8,14 @@
 //! `/tmp/a.img`, or two loop devices on one file.
 //!
 //! Ownership across processes is a lock held as long as the storage is open for paging or
-//! being formatted (see `area::open_raw`):
+//! being formatted (see `medium::local`):
 //! - block devices are opened `O_EXCL`, as the kernel's own swapon and mounts do;
 //! - regular files, and a loop device's backing file, carry an OFD write lock
 //!   (`F_OFD_SETLK` over the whole file). OFD locks belong to the open file description, not
 //!   to the process, so two opens in one process conflict too (POSIX `fcntl` locks would
 //!   not), and they go away with the last close, also when the process dies.
 //!
-//! Before taking the storage, [`check_idle`] refuses storage the kernel swaps on
+//! Before taking the storage, `check_idle` refuses storage the kernel swaps on
 //! (`/proc/swaps`) and storage a loop device in use (held `O_EXCL`: mounted, kernel swap,
 //! another pager) stands on, naming that other path.
 //!
@@ -23,95 +23,42 @@
 //! a loop device over the same file opens it `O_EXCL` for an instant only when its backing
 //! file *is* the caller's storage).
 
-use std::fmt;
+pub(crate) mod id;
+
 use std::fs::File;
-use std::io;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::DeviceError;
+use crate::error::DeviceError;
 use crate::loopdev;
+use crate::nbd::uri::{NbdUri, is_uri};
 
-/// The loop driver's block major number.
-const LOOP_MAJOR: u64 = 7;
+pub use id::{StorageId, overlap};
+pub(crate) use id::{id_of, is_loop};
 
-/// What a piece of storage is, independent of the path that names it.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub enum StorageId {
-    /// A block device, by `st_rdev`.
-    Block { rdev: u64 },
-    /// A regular file, by `(st_dev, st_ino)`.
-    File { dev: u64, ino: u64 },
-    /// A remote NBD export, by a hash of its server and export name (`nbd::NbdUri`).
-    Remote { key: u64 },
-}
-
-impl fmt::Display for StorageId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            StorageId::Block { rdev } => write!(
-                f,
-                "block device {}:{}",
-                nix::sys::stat::major(rdev),
-                nix::sys::stat::minor(rdev)
-            ),
-            StorageId::File { dev, ino } => write!(
-                f,
-                "file {} on {}:{}",
-                ino,
-                nix::sys::stat::major(dev),
-                nix::sys::stat::minor(dev)
-            ),
-            StorageId::Remote { key } => write!(f, "NBD export {key:016x}"),
-        }
-    }
-}
-
-/// Whether two id sets share any storage.
-pub fn overlap(a: &[StorageId], b: &[StorageId]) -> bool {
-    a.iter().any(|id| b.contains(id))
-}
-
-/// Every identity `path` stands for: its own, and for a loop device its backing file's.
-/// Opens a loop device read-only for an instant (no `O_EXCL`) to ask for its status.
+/// Every identity `path` stands for: its own, and for a loop device its backing file's
+/// (see `loopdev::identify`); an NBD URI stands for its export (no connection made).
 pub fn identify(path: &Path) -> Result<Vec<StorageId>, DeviceError> {
-    if crate::nbd::is_uri(path) {
-        return crate::nbd::identify(path);
+    if !is_uri(path) {
+        return loopdev::identify(path);
     }
-    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => DeviceError::NotFound { path: path.into() },
-        _ => DeviceError::io(path, "stat", 0, e),
+    let text = path.to_str().ok_or_else(|| DeviceError::Remote {
+        path: path.into(),
+        what: "URI is not UTF-8".into(),
     })?;
-    let own = id_of(&meta);
-    let mut ids = vec![own];
-    if is_loop(own) {
-        let dev = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
-            .open(path)
-            .map_err(|e| DeviceError::io(path, "open", 0, e))?;
-        if let Some(backing) = loopdev::backing_of(&dev) {
-            ids.push(backing.id);
-        }
-    }
-    Ok(ids)
+    let uri = NbdUri::parse(text).map_err(|e| DeviceError::Remote {
+        path: path.into(),
+        what: e.to_string(),
+    })?;
+    Ok(remote_ids(&uri))
 }
 
-/// The id of what `meta` describes (a block device or anything else by its inode).
-pub(crate) fn id_of(meta: &std::fs::Metadata) -> StorageId {
-    if meta.file_type().is_block_device() {
-        StorageId::Block { rdev: meta.rdev() }
-    } else {
-        StorageId::File {
-            dev: meta.dev(),
-            ino: meta.ino(),
-        }
-    }
-}
-
-/// Whether `id` is a loop device (whole device; partitions have another major).
-pub(crate) fn is_loop(id: StorageId) -> bool {
-    matches!(id, StorageId::Block { rdev } if nix::sys::stat::major(rdev) == LOOP_MAJOR)
+/// The identities of the export `uri` names: one per spelling of its server.
+pub(crate) fn remote_ids(uri: &NbdUri) -> Vec<StorageId> {
+    uri.identity()
+        .into_iter()
+        .map(|key| StorageId::Remote { key })
+        .collect()
 }
 
 /// Refuses storage that is in use outside this open: swapped on by the kernel, or under a
