@@ -295,13 +295,16 @@ fn streaming(plan: &Plan, paths: &[PathBuf], sizes: &Sizes, r: &mut Report) -> R
             if !wanted {
                 continue;
             }
-            let (f, cpu) = crate::cpu::measure(|| match a.workload {
-                "pageout-seq" => {
-                    stream::pageout_seq(rig, ds, "pageout-seq", qd as u32, Duration::ZERO)
-                }
-                "pagein-seq" => stream::pagein_seq(rig, ds, qd, "pagein-seq", Duration::ZERO),
-                "pagein-rand-1t" => random::pagein_rand(rig, ds, 1, sizes.phase),
-                _ => random::pagein_rand(rig, ds, 8, sizes.phase),
+            // Profiled when asked (`SWAPKIT_PERF_PHASE`), the CPU figure taken inside.
+            let (f, cpu) = crate::perf::during(a.workload, || {
+                crate::cpu::measure(|| match a.workload {
+                    "pageout-seq" => {
+                        stream::pageout_seq(rig, ds, "pageout-seq", qd as u32, Duration::ZERO)
+                    }
+                    "pagein-seq" => stream::pagein_seq(rig, ds, qd, "pagein-seq", Duration::ZERO),
+                    "pagein-rand-1t" => random::pagein_rand(rig, ds, 1, sizes.phase),
+                    _ => random::pagein_rand(rig, ds, 8, sizes.phase),
+                })
             });
             pagers.push(f?.with_cpu(cpu));
         }
