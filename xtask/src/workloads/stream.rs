@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use pager::{PageResult, PutMode};
 
-use super::{DataSet, PAGE, Rig, stamp, verify};
+use super::{DataSet, PAGE, Rig, restamp, stamp, verify};
 use crate::cancel;
 use crate::error::Error;
 use crate::latency::Recorder;
@@ -32,6 +32,9 @@ pub fn pageout_seq(
     // Page-aligned, as a program holding pages has them: reads land in it directly.
     let mut page_buf = device::PageBuf::new(ds.object_pages as usize);
     let buf: &mut [u8] = page_buf.as_mut_slice();
+    // The non-zero body once; each object then rewrites only the stamps, so the phase's
+    // CPU is the pager's and not the bench filling 16 MiB per call (9% of it in a profile).
+    stamp(&mut *buf, 0, 0);
     let mut latency = Recorder::new();
     let start = Instant::now();
     let mut bytes = 0u64;
@@ -42,7 +45,7 @@ pub fn pageout_seq(
         if cancel::cancelled() || (pass_done && start.elapsed() >= min_time) {
             break;
         }
-        stamp(&mut *buf, i as u64, 0);
+        restamp(&mut *buf, i as u64, 0);
         let b = Arc::clone(&bad);
         let done: pager::AsyncCallback = Box::new(move |d: pager::AsyncDone| {
             let n = d.results.iter().filter(|r| **r != PageResult::Ok).count();
