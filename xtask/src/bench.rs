@@ -101,8 +101,8 @@ pub fn run(plan: &Plan) -> Result<(), Error> {
 /// meanwhile. A phase that cannot run here ([`Error::Skipped`]) leaves a note instead.
 fn measure(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> {
     let sizes = Sizes::new(plan.quick);
-    // The raw baselines, always: everything else is read against them.
-    raw_baselines(plan, paths, &sizes, r)?;
+    // The raw baselines always run (everything else is read against them), interleaved
+    // with fio's same-shape jobs and the pager's workloads.
     streaming(plan, paths, &sizes, r)?;
     if plan.runs(Workload::PageoutSeq) && plan.runs(Workload::PageinSeq) {
         checksum_cost(paths, &sizes, r)?;
@@ -121,6 +121,20 @@ fn measure(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> 
     }
     if plan.runs(Workload::Swapoff) {
         cancel::check()?;
+        // One device's read (the drain's R) just before the drain; the engine lets go of
+        // the device before the drain's pager opens it.
+        let engine = Engine::new(EngineKind::Auto)?;
+        let one = raw::RawRig::open(&paths[..1], &raw_plan(plan, &sizes, true), true)?;
+        let mut reps = Vec::new();
+        for _ in 0..sizes.repetitions.max(1) {
+            cancel::check()?;
+            reps.push(one.once(&engine, "raw-seq-read-1dev")?);
+        }
+        drop((one, engine));
+        if let Some(f) = Figure::median_of(reps) {
+            line(&f);
+            r.raw.push(f);
+        }
         let drained = swapoff::drain(paths, &sizes, queue_depth());
         // Not repeated and no CPU figure: the drain's own time is only part of the phase
         // (the data set is paged out first), and every repetition would need a fresh set.
@@ -155,6 +169,9 @@ fn measure(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> 
     if plan.kernel_baseline {
         kernel_baseline(plan, paths, r)?;
     }
+    if let Some((_, why)) = drain_limit(r) {
+        r.notes.push(why);
+    }
     r.comparisons = comparisons(r);
     r.comparisons.extend(crate::membench::comparisons(r));
     Ok(())
@@ -178,37 +195,53 @@ fn unless_skipped<T>(result: Result<T, Error>, r: &mut Report) -> Result<Option<
     }
 }
 
-/// The devices raw through the engine, with the pager's shapes: `r.raw`.
-fn raw_baselines(
-    plan: &Plan,
-    paths: &[PathBuf],
-    sizes: &Sizes,
-    r: &mut Report,
-) -> Result<(), Error> {
-    let engine = Engine::new(EngineKind::Auto)?;
-    r.setup.engine = engine.kind().to_string();
+/// What the raw baselines of this run move: as much as the streaming data set for the
+/// sequential ones (so both sides see the same span of disk), `sizes.rand_ops` reads for
+/// the random ones, and half a device for `raw-seq-read-1dev` when `one_device`.
+fn raw_plan(plan: &Plan, sizes: &Sizes, one_device: bool) -> RawPlan {
     let total_bytes: u64 = plan.size * plan.devices as u64;
-    let raw_plan = RawPlan {
+    RawPlan {
         seq_queue_depth: queue_depth(),
         cluster_pages: PagerConfig::default().max_cluster as usize,
-        // As much as the streaming data set moves, so both sides see the same span of disk.
         seq_bytes: (total_bytes as f64 * sizes.data_fraction) as u64,
         rand_bytes: sizes.rand_ops * device::PAGE_SIZE as u64,
         repetitions: sizes.repetitions,
-        one_device_bytes: plan
-            .runs(Workload::Swapoff)
-            .then_some((plan.size as f64 * sizes.data_fraction) as u64),
-    };
-    r.raw = raw::baselines(&engine, paths, &raw_plan)?;
-    // The pager opens the devices exclusively next: the engine must let go of them first.
-    drop(engine);
-    for f in &r.raw {
-        line(f);
+        one_device_bytes: one_device.then_some((plan.size as f64 * sizes.data_fraction) as u64),
     }
-    Ok(())
 }
 
-/// Pageout, then pagein (sequential, random) and mixed on the same data set: `r.pager`.
+/// The figures of one kind (raw, fio, pager) gathered repetition by repetition, by id in
+/// the order first seen; [`Reps::medians`] turns them into the reported figures.
+#[derive(Default)]
+struct Reps(Vec<(String, Vec<Figure>)>);
+
+impl Reps {
+    fn push(&mut self, f: Figure) {
+        match self.0.iter_mut().find(|(id, _)| *id == f.id) {
+            Some((_, v)) => v.push(f),
+            None => self.0.push((f.id.clone(), vec![f])),
+        }
+    }
+
+    fn medians(self) -> Vec<Figure> {
+        self.0
+            .into_iter()
+            .filter_map(|(_, v)| Figure::median_of(v))
+            .collect()
+    }
+}
+
+/// The streaming shapes, interleaved: in every repetition, each shape's raw baseline, fio's
+/// job at the same shape and depth (with `--fio`) and the pager workload of that shape run
+/// one after the other, so the ratios compare figures taken seconds apart (measured phase
+/// after phase they drifted by up to 30% on a shared VM). `r.raw`, `r.fio` (the same-shape
+/// jobs; the rest of the sweep comes later), `r.pager`.
+///
+/// The pager keeps its data set on the devices throughout; the raw engine and fio open them
+/// beside it (not exclusively). Their writes land on the pager's blocks, so the write shape
+/// runs first in a repetition and `pageout-seq` then writes the whole data set again before
+/// anything reads it (every read still checks its stamps). Then the mixed workload, on the
+/// same data set.
 fn streaming(plan: &Plan, paths: &[PathBuf], sizes: &Sizes, r: &mut Report) -> Result<(), Error> {
     let streaming = [
         Workload::PageoutSeq,
@@ -216,65 +249,99 @@ fn streaming(plan: &Plan, paths: &[PathBuf], sizes: &Sizes, r: &mut Report) -> R
         Workload::PageinRand,
         Workload::Mixed,
     ];
-    if !streaming.iter().any(|w| plan.runs(*w)) {
-        return Ok(());
-    }
     cancel::check()?;
     let qd = queue_depth();
-    let rig = Rig::new(paths, PagerConfig::default().interleave)?;
-    let st = rig.pager.stats();
-    r.setup.interleave = st.tunables.interleave;
-    r.setup.max_cluster = st.tunables.max_cluster;
-    r.setup.swap_async_max = st.tunables.swap_async_max;
-    r.setup.nswbuf = st.tunables.nswbuf;
-    r.setup.engine = st.engine.clone();
-    let ds = DataSet::streaming(&rig, sizes);
-    let mut keep = |f: Figure| {
-        line(&f);
-        r.pager.push(f);
-    };
-    let n = sizes.repetitions;
-    // pageout-seq always runs here: the others need the data on swap. Each repetition is
-    // one pass over the data set (a fixed amount of work).
-    let f = repeated(n, || {
-        stream::pageout_seq(&rig, &ds, "pageout-seq", qd as u32, Duration::ZERO)
-    })?;
-    if plan.runs(Workload::PageoutSeq) {
-        keep(f);
+    let rig = if streaming.iter().any(|w| plan.runs(*w)) {
+        let rig = Rig::new(paths, PagerConfig::default().interleave)?;
+        let st = rig.pager.stats();
+        r.setup.interleave = st.tunables.interleave;
+        r.setup.max_cluster = st.tunables.max_cluster;
+        r.setup.swap_async_max = st.tunables.swap_async_max;
+        r.setup.nswbuf = st.tunables.nswbuf;
+        let ds = DataSet::streaming(&rig, sizes);
+        Some((rig, ds))
     } else {
+        None
+    };
+    let engine = Engine::new(EngineKind::Auto)?;
+    if rig.is_none() {
+        r.setup.engine = engine.kind().to_string();
+    }
+    let raw = raw::RawRig::open(paths, &raw_plan(plan, sizes, false), rig.is_none())?;
+    let mut fio = plan.fio && crate::fio::available();
+    let rand_bytes = sizes.rand_ops * device::PAGE_SIZE as u64;
+    let (mut raws, mut fios, mut pagers) = (Reps::default(), Reps::default(), Reps::default());
+    for _ in 0..sizes.repetitions.max(1) {
+        for a in AGAINST.iter().filter(|a| a.streaming) {
+            cancel::check()?;
+            raws.push(raw.once(&engine, a.raw)?);
+            if fio {
+                match crate::fio::once(a.shape, a.qd, paths, sizes.fio_seq_bytes, rand_bytes) {
+                    Ok(f) => fios.push(f),
+                    Err(why) => {
+                        r.notes
+                            .push(format!("--fio: {}: {why}", crate::fio::id(a.shape, a.qd)));
+                        fio = false;
+                    }
+                }
+            }
+            let Some((rig, ds)) = &rig else { continue };
+            let wanted = match a.workload {
+                // Always: the reads need the data set written after the raw and fio writes.
+                "pageout-seq" => true,
+                "pagein-seq" => plan.runs(Workload::PageinSeq),
+                _ => plan.runs(Workload::PageinRand),
+            };
+            if !wanted {
+                continue;
+            }
+            // Profiled when asked (`SWAPKIT_PERF_PHASE`), the CPU figure taken inside.
+            let (f, cpu) = crate::perf::during(a.workload, || {
+                crate::cpu::measure(|| match a.workload {
+                    "pageout-seq" => {
+                        stream::pageout_seq(rig, ds, "pageout-seq", qd as u32, Duration::ZERO)
+                    }
+                    "pagein-seq" => stream::pagein_seq(rig, ds, qd, "pagein-seq", Duration::ZERO),
+                    "pagein-rand-1t" => random::pagein_rand(rig, ds, 1, sizes.phase),
+                    _ => random::pagein_rand(rig, ds, 8, sizes.phase),
+                })
+            });
+            pagers.push(f?.with_cpu(cpu));
+        }
+    }
+    // The pager opens devices exclusively in the phases after this one: the engine must
+    // let go of them first.
+    drop(raw);
+    drop(engine);
+    r.raw = raws.medians();
+    r.fio.extend(fios.medians());
+    for f in r.raw.iter().chain(&r.fio) {
+        line(f);
+    }
+    for f in pagers.medians() {
         line(&f);
+        if f.id != "pageout-seq" || plan.runs(Workload::PageoutSeq) {
+            r.pager.push(f);
+        }
     }
-    if plan.runs(Workload::PageinSeq) {
-        keep(repeated(n, || {
-            stream::pagein_seq(&rig, &ds, qd, "pagein-seq", Duration::ZERO)
-        })?);
-    }
-    if plan.runs(Workload::PageinRand) {
-        keep(repeated(n, || {
-            random::pagein_rand(&rig, &ds, 1, sizes.phase)
-        })?);
-        keep(repeated(n, || {
-            random::pagein_rand(&rig, &ds, 8, sizes.phase)
-        })?);
-    }
+    let Some((rig, ds)) = rig else {
+        return Ok(());
+    };
+    r.setup.engine = rig.pager.stats().engine.clone();
     if plan.runs(Workload::Mixed) {
         // mixed, mixed-reads, mixed-writes: each the median of its own repetitions; the CPU
         // of the phase is charged to `mixed` alone.
-        let mut runs: Vec<Vec<Figure>> = Vec::new();
-        for _ in 0..n {
+        let mut runs = Reps::default();
+        for _ in 0..sizes.repetitions.max(1) {
+            cancel::check()?;
             let (figs, cpu) = crate::cpu::measure(|| random::mixed(&rig, &ds, 4, sizes.phase));
             for (i, f) in figs?.into_iter().enumerate() {
-                let f = if i == 0 { f.with_cpu(cpu) } else { f };
-                match runs.get_mut(i) {
-                    Some(v) => v.push(f),
-                    None => runs.push(vec![f]),
-                }
+                runs.push(if i == 0 { f.with_cpu(cpu) } else { f });
             }
         }
-        for reps in runs {
-            if let Some(f) = Figure::median_of(reps) {
-                keep(f);
-            }
+        for f in runs.medians() {
+            line(&f);
+            r.pager.push(f);
         }
     }
     Ok(())
@@ -319,17 +386,6 @@ fn checksum_cost(paths: &[PathBuf], sizes: &Sizes, r: &mut Report) -> Result<(),
         r.pager.push(f);
     }
     Ok(())
-}
-
-/// `phase` run `n` times (at least once), each with the CPU it used; the median figure.
-fn repeated(n: usize, mut phase: impl FnMut() -> Result<Figure, Error>) -> Result<Figure, Error> {
-    let mut reps = Vec::new();
-    for _ in 0..n.max(1) {
-        cancel::check()?;
-        let (f, cpu) = crate::cpu::measure(&mut phase);
-        reps.push(f?.with_cpu(cpu));
-    }
-    Figure::median_of(reps).ok_or_else(|| Error::workload("bench", "no repetitions"))
 }
 
 /// Pageout and pagein over 1..n devices at several interleaves: `r.interleave`.
@@ -402,6 +458,8 @@ struct Against {
     metric: Metric,
     same: Option<f64>,
     any: Option<f64>,
+    /// Measured in [`streaming`], interleaved with its raw baseline and fio's job.
+    streaming: bool,
 }
 
 const AGAINST: [Against; 5] = [
@@ -413,6 +471,7 @@ const AGAINST: [Against; 5] = [
         metric: Metric::MibS,
         same: None,
         any: Some(0.9),
+        streaming: true,
     },
     Against {
         workload: "pagein-seq",
@@ -422,6 +481,7 @@ const AGAINST: [Against; 5] = [
         metric: Metric::MibS,
         same: Some(0.95),
         any: None,
+        streaming: true,
     },
     Against {
         workload: "pagein-rand-1t",
@@ -431,6 +491,7 @@ const AGAINST: [Against; 5] = [
         metric: Metric::Iops,
         same: Some(0.9),
         any: None,
+        streaming: true,
     },
     Against {
         workload: "pagein-rand-8t",
@@ -440,6 +501,7 @@ const AGAINST: [Against; 5] = [
         metric: Metric::Iops,
         same: Some(0.9),
         any: None,
+        streaming: true,
     },
     Against {
         workload: "swapoff-drain",
@@ -449,6 +511,7 @@ const AGAINST: [Against; 5] = [
         metric: Metric::MibS,
         same: None,
         any: Some(0.9),
+        streaming: false,
     },
 ];
 
@@ -489,10 +552,7 @@ fn comparisons(r: &Report) -> Vec<Comparison> {
         if let Some(b) = same {
             out.push(Comparison::new(w, b, a.metric, a.same).on("same shape"));
         }
-        let sweep: Vec<String> = crate::fio::DEPTHS
-            .iter()
-            .map(|&qd| crate::fio::id(a.shape, qd))
-            .collect();
+        let sweep = crate::fio::sweep_ids(a.shape);
         let any = best(
             std::iter::once(a.raw)
                 .chain(sweep.iter().map(String::as_str))
@@ -500,7 +560,12 @@ fn comparisons(r: &Report) -> Vec<Comparison> {
             a.metric,
         );
         if let Some(b) = any {
-            out.push(Comparison::new(w, b, a.metric, a.any).on("any QD ≤ 32"));
+            let basis = if crate::fio::PER_DEVICE_SHAPES.contains(&a.shape) {
+                "any QD, any layout"
+            } else {
+                "any QD ≤ 32"
+            };
+            out.push(Comparison::new(w, b, a.metric, a.any).on(basis));
         }
         if let Some(f) = fig(&fio_same) {
             if a.workload == "pagein-rand-1t" {
@@ -520,6 +585,10 @@ fn comparisons(r: &Report) -> Vec<Comparison> {
         if let (Some(w), Some(p)) = (fig(w), fig(plain)) {
             out.push(Comparison::new(w, p, Metric::MibS, Some(0.97)).on("no checksum"));
         }
+    }
+    // Issue 24: the drain reads R and writes W on devices that share one disk here.
+    if let (Some(w), Some((limit, _))) = (fig("swapoff-drain"), drain_limit(r)) {
+        out.push(Comparison::new(w, &limit, Metric::MibS, Some(0.95)).on("drain limit"));
     }
     for (w, k, t) in [
         ("pagein-seq", "kernel-pagein-seq", 2.0),
@@ -544,6 +613,37 @@ fn comparisons(r: &Report) -> Vec<Comparison> {
         }
     }
     out
+}
+
+/// The limit of a swapoff drain that reads every page from one device and writes it to the
+/// others, when reads and writes share one disk (the bench's loop devices sit on files of
+/// one file system): 1 / (1/R + 1/W), R the best sequential read of one device (our raw
+/// engine or fio at any depth) and W the best sequential write (any depth and layout),
+/// both measured in this run. The figure `drain-limit`, and a note naming R and W.
+fn drain_limit(r: &Report) -> Option<(Figure, String)> {
+    let best_of = |shape: &str, raw: &str| {
+        let ids = crate::fio::sweep_ids(shape);
+        best(
+            r.raw
+                .iter()
+                .chain(&r.fio)
+                .filter(|f| f.id == raw || ids.contains(&f.id)),
+            Metric::MibS,
+        )
+    };
+    let read = best_of("seq-read-1dev", "raw-seq-read-1dev")?;
+    let write = best_of("seq-write", "raw-seq-write")?;
+    if read.mib_s <= 0.0 || write.mib_s <= 0.0 {
+        return None;
+    }
+    let mut limit = Figure::new("drain-limit", "1 / (1/R + 1/W)", 0, 0, 1.0);
+    limit.mib_s = 1.0 / (1.0 / read.mib_s + 1.0 / write.mib_s);
+    let why = format!(
+        "drain limit 1 / (1/R + 1/W) = {:.0} MiB/s, R = {} {:.0} MiB/s (one device's best \
+         read), W = {} {:.0} MiB/s (the best write at any QD and layout), both of this run",
+        limit.mib_s, read.id, read.mib_s, write.id, write.mib_s
+    );
+    Some((limit, why))
 }
 
 /// Now as RFC 3339 UTC, without a date crate: days since the epoch to a civil date
@@ -588,6 +688,50 @@ mod tests {
         ));
         assert_eq!(unless_skipped(Ok(7), &mut r).ok().flatten(), Some(7));
     }
+    #[test]
+    fn pageout_is_compared_with_the_best_write_of_any_layout_and_swapoff_with_the_drain_limit() {
+        let fig = |id: &str, mib: u64| Figure::new(id, "", mib << 20, 1, 1.0).with_cpu(0.1);
+        let r = Report {
+            raw: vec![fig("raw-seq-write", 900), fig("raw-seq-read-1dev", 1200)],
+            fio: vec![
+                fig("fio-seq-write-qd32", 1500),
+                fig("fio-seq-write-perdev-qd4", 2400),
+                fig("fio-seq-read-1dev-qd4", 1000),
+            ],
+            pager: vec![fig("pageout-seq", 1200), fig("swapoff-drain", 760)],
+            ..Report::default()
+        };
+        let (limit, why) = drain_limit(&r).unwrap();
+        // R = raw-seq-read-1dev 1200, W = fio-seq-write-perdev-qd4 2400: 800 MiB/s.
+        assert!((limit.mib_s - 800.0).abs() < 1e-9, "{}", limit.mib_s);
+        assert!(why.contains("fio-seq-write-perdev-qd4"), "{why}");
+        let cs = comparisons(&r);
+        let any = cs
+            .iter()
+            .find(|c| c.workload == "pageout-seq" && c.basis == "any QD, any layout")
+            .unwrap();
+        assert_eq!(any.baseline, "fio-seq-write-perdev-qd4");
+        assert_eq!(any.met, Some(false));
+        let drain = cs.iter().find(|c| c.basis == "drain limit").unwrap();
+        assert!((drain.ratio - 0.95).abs() < 1e-9);
+        assert_eq!(drain.met, Some(true));
+    }
+
+    #[test]
+    fn interleaved_repetitions_give_one_median_per_id_in_the_order_first_run() {
+        let mut reps = Reps::default();
+        for mib in [300u64, 100, 200] {
+            reps.push(Figure::new("b", "", mib << 20, 1, 1.0));
+            reps.push(Figure::new("a", "", (mib + 1) << 20, 1, 1.0));
+        }
+        let m = reps.medians();
+        let got: Vec<(&str, f64, usize)> = m
+            .iter()
+            .map(|f| (f.id.as_str(), f.mib_s.round(), f.repetitions.len()))
+            .collect();
+        assert_eq!(got, [("b", 200.0, 3), ("a", 201.0, 3)]);
+    }
+
     #[test]
     fn utc_now_looks_like_rfc3339() {
         let s = utc_now();

@@ -14,6 +14,9 @@ use crate::results::Figure;
 /// Queue depths of the sweep.
 pub const DEPTHS: [u32; 4] = [1, 4, 16, 32];
 
+/// Queue depths of each job of the one-job-per-device layout of sequential writes.
+pub const PER_DEVICE_DEPTHS: [u32; 4] = [1, 2, 4, 8];
+
 /// Repetitions of each job (the figure is their median).
 pub const REPETITIONS: usize = 3;
 
@@ -59,6 +62,56 @@ pub fn id(shape: &str, qd: u32) -> String {
     format!("fio-{shape}-qd{qd}")
 }
 
+/// The id of the figure of `shape` run as one job per device, each at `qd`.
+pub fn per_device_id(shape: &str, qd: u32) -> String {
+    format!("fio-{shape}-perdev-qd{qd}")
+}
+
+/// The shapes run one job per device as well (sequential writes: pageout's any-layout best).
+pub const PER_DEVICE_SHAPES: [&str; 1] = ["seq-write"];
+
+/// Every id the sweep can produce for `shape`, in the order the report lists them: the
+/// single-job depths, then the one-job-per-device depths.
+pub fn sweep_ids(shape: &str) -> Vec<String> {
+    let mut ids: Vec<String> = DEPTHS.iter().map(|&qd| id(shape, qd)).collect();
+    if PER_DEVICE_SHAPES.contains(&shape) {
+        ids.extend(PER_DEVICE_DEPTHS.iter().map(|&qd| per_device_id(shape, qd)));
+    }
+    ids
+}
+
+/// One repetition of `shape` (a [`SHAPES`] name) at `qd` as a single job over `paths` (the
+/// first one alone for a one-device shape): `seq_bytes` / `rand_bytes` of fixed work.
+pub fn once(
+    shape: &str,
+    qd: u32,
+    paths: &[PathBuf],
+    seq_bytes: u64,
+    rand_bytes: u64,
+) -> Result<Figure, String> {
+    let shape = SHAPES
+        .iter()
+        .find(|s| s.name == shape)
+        .ok_or_else(|| format!("no fio shape {shape}"))?;
+    let files: Vec<String> = paths
+        .iter()
+        .take(if shape.one_device { 1 } else { paths.len() })
+        .map(|p| p.display().to_string())
+        .collect();
+    let bytes = if shape.rw.starts_with("rand") {
+        rand_bytes
+    } else {
+        seq_bytes
+    };
+    job(
+        &id(shape.name, qd),
+        shape,
+        qd,
+        Layout::OneJob(&files),
+        bytes,
+    )
+}
+
 /// Whether fio can be run here.
 pub fn available() -> bool {
     Command::new("fio")
@@ -72,8 +125,10 @@ pub const MISSING: &str = "fio is not installed: the baselines are our own engin
      device's limit; install it with `apt-get install fio` (or your system's package) and run \
      again with --fio";
 
-/// Run the sweep, push the median figures into `out`, return one line for the report's
-/// notes. `seq_bytes` / `rand_bytes`: the fixed work of one sequential / random job.
+/// Run the sweep, push the median figures into `out` (skipping ids already there: the
+/// same-shape jobs measured beside the pager), sort `out` in the sweep's order, return one
+/// line for the report's notes. `seq_bytes` / `rand_bytes`: the fixed work of one
+/// sequential / random job (a one-job-per-device run splits it between its jobs).
 pub fn run(paths: &[PathBuf], out: &mut Vec<Figure>, seq_bytes: u64, rand_bytes: u64) -> String {
     if !available() {
         return MISSING.into();
@@ -90,14 +145,26 @@ pub fn run(paths: &[PathBuf], out: &mut Vec<Figure>, seq_bytes: u64, rand_bytes:
         } else {
             seq_bytes
         };
-        for qd in DEPTHS {
-            let id = id(shape.name, qd);
+        let per_device = PER_DEVICE_SHAPES.contains(&shape.name);
+        let layouts = DEPTHS
+            .iter()
+            .map(|&qd| (id(shape.name, qd), qd, Layout::OneJob(files)))
+            .chain(
+                PER_DEVICE_DEPTHS
+                    .iter()
+                    .filter(|_| per_device)
+                    .map(|&qd| (per_device_id(shape.name, qd), qd, Layout::PerDevice(files))),
+            );
+        for (id, qd, layout) in layouts {
+            if out.iter().any(|f| f.id == id) {
+                continue;
+            }
             let mut reps = Vec::new();
             for _ in 0..REPETITIONS {
                 if crate::cancel::cancelled() {
                     return "--fio: interrupted".into();
                 }
-                match job(&id, &shape, qd, files, bytes) {
+                match job(&id, &shape, qd, layout, bytes) {
                     Ok(f) => reps.push(f),
                     Err(why) => return format!("--fio: {id}: {why}"),
                 }
@@ -108,32 +175,77 @@ pub fn run(paths: &[PathBuf], out: &mut Vec<Figure>, seq_bytes: u64, rand_bytes:
             }
         }
     }
+    let order: Vec<String> = SHAPES.iter().flat_map(|s| sweep_ids(s.name)).collect();
+    out.sort_by_key(|f| {
+        order
+            .iter()
+            .position(|id| *id == f.id)
+            .unwrap_or(usize::MAX)
+    });
     format!(
-        "--fio: fio swept QD {DEPTHS:?} on the same devices, {REPETITIONS} repetitions of a fixed amount of work each"
+        "--fio: fio swept QD {DEPTHS:?} on the same devices, and sequential writes as one job \
+         per device at QD {PER_DEVICE_DEPTHS:?} in parallel, {REPETITIONS} repetitions of a \
+         fixed amount of work each; the same-shape jobs ran beside the pager's, shape by shape"
     )
 }
 
-/// One fio run of `bytes` (not time-based: a fixed amount of work).
-fn job(id: &str, shape: &Shape, qd: u32, files: &[String], bytes: u64) -> Result<Figure, String> {
+/// How a job spreads over the devices: one job over all of them (`--filename=a:b:c`), or
+/// one job per device in parallel (reported as one group).
+#[derive(Debug, Clone, Copy)]
+enum Layout<'a> {
+    OneJob(&'a [String]),
+    PerDevice(&'a [String]),
+}
+
+/// One fio run of `bytes` (not time-based: a fixed amount of work; a one-job-per-device
+/// run gives each job its share).
+fn job(id: &str, shape: &Shape, qd: u32, layout: Layout, bytes: u64) -> Result<Figure, String> {
+    let mut args = vec![
+        format!("--rw={}", shape.rw),
+        format!("--bs={}", shape.block),
+        format!("--iodepth={qd}"),
+        "--ioengine=io_uring".into(),
+        "--direct=1".into(),
+        // Skip page 0: the swap header.
+        "--offset=4096".into(),
+        "--randrepeat=0".into(),
+        "--norandommap".into(),
+        "--output-format=json".into(),
+    ];
+    match layout {
+        Layout::OneJob(files) => args.extend([
+            format!("--io_size={bytes}"),
+            "--name=swapkit".into(),
+            format!("--filename={}", files.join(":")),
+        ]),
+        Layout::PerDevice(files) => {
+            args.extend([
+                format!("--io_size={}", bytes / files.len().max(1) as u64),
+                "--group_reporting".into(),
+            ]);
+            for (i, f) in files.iter().enumerate() {
+                args.extend([format!("--name=swapkit{i}"), format!("--filename={f}")]);
+            }
+        }
+    }
     let output = Command::new("fio")
-        .args([
-            "--name=swapkit",
-            &format!("--filename={}", files.join(":")),
-            &format!("--rw={}", shape.rw),
-            &format!("--bs={}", shape.block),
-            &format!("--iodepth={qd}"),
-            "--ioengine=io_uring",
-            "--direct=1",
-            // Skip page 0: the swap header.
-            "--offset=4096",
-            &format!("--io_size={bytes}"),
-            "--randrepeat=0",
-            "--norandommap",
-            "--output-format=json",
-        ])
+        .args(&args)
         .output()
         .map_err(|e| format!("running fio failed: {e}"))?;
-    parse(id, shape.rw, qd, &output.stdout).ok_or_else(|| {
+    let what = match layout {
+        Layout::OneJob(_) => format!("fio --rw={} --iodepth={qd}", shape.rw),
+        Layout::PerDevice(files) => format!(
+            "fio --rw={}, {} jobs (one per device) at --iodepth={qd} each",
+            shape.rw,
+            files.len()
+        ),
+    };
+    let threads = match layout {
+        Layout::OneJob(_) => 1,
+        Layout::PerDevice(files) => files.len() as u32,
+    };
+    let figure = parse_report(id, what, shape.rw, qd, &output.stdout);
+    figure.map(|f| f.with_shape(threads, qd)).ok_or_else(|| {
         let err = String::from_utf8_lossy(&output.stderr);
         format!(
             "could not read fio's output: {}",
@@ -142,6 +254,7 @@ fn job(id: &str, shape: &Shape, qd: u32, files: &[String], bytes: u64) -> Result
     })
 }
 
+#[cfg(test)]
 fn parse(id: &str, rw: &str, qd: u32, json: &[u8]) -> Option<Figure> {
     parse_report(id, format!("fio --rw={rw} --iodepth={qd}"), rw, qd, json)
 }
@@ -195,6 +308,16 @@ pub(crate) fn parse_report(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sequential_writes_are_swept_in_both_layouts_and_the_rest_in_one() {
+        let w = sweep_ids("seq-write");
+        assert_eq!(w.len(), DEPTHS.len() + PER_DEVICE_DEPTHS.len());
+        assert!(w.contains(&"fio-seq-write-qd32".to_owned()));
+        assert!(w.contains(&"fio-seq-write-perdev-qd8".to_owned()));
+        assert_eq!(sweep_ids("seq-read-1dev").len(), DEPTHS.len());
+        assert!(once("no-such-shape", 1, &[], 0, 0).is_err());
+    }
 
     #[test]
     fn fio_json_becomes_a_figure_with_cpu_seconds_and_percentiles() {

@@ -26,6 +26,7 @@ mod machine;
 mod membench;
 mod micro;
 mod nbd;
+mod perf;
 mod progress;
 mod raw;
 mod report;

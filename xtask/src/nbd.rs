@@ -8,7 +8,7 @@
 //! 3. fio's `nbd` engine on one export, where fio has it: the client's own limit;
 //! 4. 100 µs of added delay (a relay of our own; this kernel has no `sch_netem`): random
 //!    4 KiB pagein at QD1 on one export behind the relay against one local device alone.
-//!    Target: p99 within 1.2 × (delay + local p99).
+//!    Target: p99 within 1.05 × (delay + local p99) (issue 24; issue 16 asked 1.2 ×).
 //!
 //! Prints its figures and the issue's targets as the main bench prints its tables
 //! ([`crate::report::Table`]); nothing is written to `benchmarks/results` (the main bench
@@ -35,6 +35,7 @@ use crate::workloads::{DataSet, Rig, Sizes, random, stream};
 const DELAY: Duration = Duration::from_micros(100);
 
 /// One row of the table.
+#[derive(Clone)]
 struct Row {
     setup: &'static str,
     fig: Figure,
@@ -107,7 +108,7 @@ pub fn run(plan: &Plan) -> Result<(), Error> {
     if let Some(note) = fio_note {
         println!("{note}\n");
     }
-    println!("{}", targets(&rows, &far, &near).text());
+    println!("{}", targets(&rows, &far, &near, plan.quick).text());
     Ok(())
 }
 
@@ -162,6 +163,9 @@ fn measure(
     }
     Ok(())
 }
+
+/// The setup of part 3's rows.
+const FIO_SETUP: &str = "fio nbd, 1 remote";
 
 /// The setups of part 4, as its lines and rows name them.
 const FAR: &str = "1 remote + 100 µs";
@@ -262,7 +266,7 @@ fn fio_nbd(uri: &Path, sizes: &Sizes, rows: &mut Vec<Row>) -> Option<String> {
             Some(f) => {
                 crate::bench::line(&f);
                 rows.push(Row {
-                    setup: "fio nbd, 1 remote",
+                    setup: FIO_SETUP,
                     fig: f,
                 });
             }
@@ -319,42 +323,76 @@ fn table(rows: &[Row]) -> Table {
     t
 }
 
-/// The issue's targets: pageout/pagein through the pager ≥ 0.9 × raw of the same shape on
-/// the same exports; random pagein p99 over the delay ≤ 1.2 × (delay + local p99).
-fn targets(rows: &[Row], far: &Figure, near: &Figure) -> Table {
+/// The issues' targets: pageout/pagein through the pager ≥ 0.9 × raw of the same shape on
+/// the same exports (#16); our client's random 4 KiB reads at QD 1 ≥ 0.95 × fio's `nbd`
+/// engine's IOPS (#24); random pagein p99 over the delay ≤ 1.05 × (delay + local p99) (#24;
+/// #16 asked 1.2 ×). Judged `met` / `MISSED` as the main bench judges its targets; a
+/// `--quick` run's are indicative and judge none.
+fn targets(rows: &[Row], far: &Figure, near: &Figure, quick: bool) -> Table {
     let find = |setup: &str, id: &str| {
         rows.iter()
             .find(|r| r.setup == setup && r.fig.id == id)
-            .map(|r| r.fig.mib_s)
+            .map(|r| &r.fig)
     };
-    let mut out = Table::new("NBD targets", "", &["target", "measured", "met"]);
+    let verdict = |met: bool| {
+        match (quick, met) {
+            (true, _) => "(indicative)",
+            (false, true) => "met",
+            (false, false) => "MISSED",
+        }
+        .to_owned()
+    };
+    let mut out = Table::new(
+        if quick {
+            "NBD targets (--quick: indicative ratios, targets not judged)"
+        } else {
+            "NBD targets"
+        },
+        "",
+        &["target", "measured", "met"],
+    );
     for setup in ["2 remote", "2 local + 2 remote"] {
         for (work, base) in [
             ("pageout-seq", "raw-seq-write"),
             ("pagein-seq", "raw-seq-read"),
         ] {
             if let (Some(w), Some(b)) = (find(setup, work), find(setup, base))
-                && b > 0.0
+                && b.mib_s > 0.0
             {
-                let ratio = w / b;
+                let ratio = w.mib_s / b.mib_s;
                 out.row(vec![
                     format!("{setup}: {work} ≥ 0.9 × {base}"),
                     format!("{ratio:.2} ×"),
-                    if ratio >= 0.9 { "yes" } else { "no" }.to_owned(),
+                    verdict(ratio >= 0.9),
                 ]);
             }
         }
     }
+    if let (Some(ours), Some(fio)) = (
+        find("2 remote", "raw-rand-read-qd1"),
+        find(FIO_SETUP, "fio-nbd-rand-read-qd1"),
+    ) && fio.iops > 0.0
+    {
+        let ratio = ours.iops / fio.iops;
+        out.row(vec![
+            "our client: raw-rand-read-qd1 IOPS ≥ 0.95 × fio-nbd-rand-read-qd1".to_owned(),
+            format!("{:.0} / {:.0} = {ratio:.2} ×", ours.iops, fio.iops),
+            verdict(ratio >= 0.95),
+        ]);
+    }
     if let (Some(f), Some(n)) = (far.p(99.0), near.p(99.0)) {
-        let limit = 1.2 * (DELAY.as_micros() as f64 + n as f64);
+        let limit = 1.05 * (DELAY.as_micros() as f64 + n as f64);
         out.row(vec![
             format!(
-                "pagein-rand-1t p99 over {} µs ≤ 1.2 × ({} + {n}) = {limit:.0} µs",
+                "pagein-rand-1t p99 over {} µs ≤ 1.05 × ({} + {n}) = {limit:.0} µs",
                 DELAY.as_micros(),
                 DELAY.as_micros()
             ),
-            format!("{f} µs"),
-            if (f as f64) <= limit { "yes" } else { "no" }.to_owned(),
+            format!(
+                "{f} µs = {:.2} ×",
+                f as f64 / (DELAY.as_micros() as f64 + n as f64)
+            ),
+            verdict(f as f64 <= limit),
         ]);
     }
     out
@@ -400,15 +438,46 @@ mod tests {
                 "{text}"
             );
         }
-        let targets = targets(&rows, &rows[2].fig, &rows[3].fig).text();
-        assert!(!targets.contains('|'), "{targets}");
+        let targets_of = |quick| targets(&rows, &rows[2].fig, &rows[3].fig, quick).text();
+        let full = targets_of(false);
+        assert!(!full.contains('|'), "{full}");
         assert!(
-            targets.lines().any(
+            full.lines().any(
                 |l| l.contains("2 remote: pageout-seq ≥ 0.9 × raw-seq-write")
                     && l.contains("0.95 ×")
-                    && l.trim_end().ends_with("yes")
+                    && l.trim_end().ends_with("met")
             ),
-            "{targets}"
+            "{full}"
+        );
+        let mut with_fio = rows.clone();
+        for (setup, id, iops) in [
+            ("2 remote", "raw-rand-read-qd1", 25_000.0),
+            (FIO_SETUP, "fio-nbd-rand-read-qd1", 44_000.0),
+        ] {
+            with_fio.push(Row {
+                setup,
+                fig: Figure {
+                    iops,
+                    ..fig(id, 1.0)
+                },
+            });
+        }
+        let client = targets(&with_fio, &rows[2].fig, &rows[3].fig, false).text();
+        assert!(
+            client
+                .lines()
+                .any(|l| l.contains("≥ 0.95 × fio-nbd-rand-read-qd1")
+                    && l.contains("0.57 ×")
+                    && l.trim_end().ends_with("MISSED")),
+            "{client}"
+        );
+        let quick = targets_of(true);
+        assert!(
+            quick
+                .lines()
+                .filter(|l| l.contains('×'))
+                .all(|l| l.trim_end().ends_with("(indicative)")),
+            "{quick}"
         );
         assert_eq!(
             labelled(&rows[2].fig, FAR).id,

@@ -339,33 +339,77 @@ pub fn baselines(
     paths: &[std::path::PathBuf],
     plan: &RawPlan,
 ) -> Result<Vec<Figure>, Error> {
-    let opts = device::OpenOptions::default();
-    crate::setup::wait_all_free(paths);
-    let areas = paths
-        .iter()
-        .map(|p| SwapArea::open(p, &opts).map(Arc::new))
-        .collect::<Result<Vec<_>, _>>()?;
+    let raw = RawRig::open(paths, plan, true)?;
     let mut out = Vec::new();
-    for r in runs(plan, areas.len()) {
-        let label = r.id.replace('-', " ");
+    for id in raw.ids() {
         let mut reps = Vec::new();
         for _ in 0..plan.repetitions.max(1) {
-            let (m, cpu) = crate::cpu::measure(|| {
-                drive(
-                    engine,
-                    &areas[..r.devices],
-                    r.op,
-                    r.pattern,
-                    r.depth,
-                    r.budget,
-                    &label,
-                )
-            });
-            reps.push(m?.figure(&r.id, &r.what, r.depth as u32).with_cpu(cpu));
+            reps.push(raw.once(engine, &id)?);
         }
         out.extend(Figure::median_of(reps));
     }
     Ok(out)
+}
+
+/// The devices opened for the raw baselines of a plan, so that each baseline can run one
+/// repetition at a time between other measurements (the main bench interleaves them with
+/// fio and the pager, shape by shape).
+pub struct RawRig {
+    areas: Vec<Arc<SwapArea>>,
+    runs: Vec<Run>,
+}
+
+impl RawRig {
+    /// Opens `paths` for `plan`'s baselines. Not `exclusive`: beside a pager that holds the
+    /// devices (block devices are then opened without `O_EXCL`, files without their lock);
+    /// a write baseline then overwrites whatever the pager had there, so the caller pages
+    /// its data out again afterwards.
+    pub fn open(
+        paths: &[std::path::PathBuf],
+        plan: &RawPlan,
+        exclusive: bool,
+    ) -> Result<RawRig, Error> {
+        let opts = device::OpenOptions {
+            exclusive,
+            ..device::OpenOptions::default()
+        };
+        if exclusive {
+            crate::setup::wait_all_free(paths);
+        }
+        let areas = paths
+            .iter()
+            .map(|p| SwapArea::open(p, &opts).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let runs = runs(plan, areas.len());
+        Ok(RawRig { areas, runs })
+    }
+
+    /// The ids of the baselines, in the order [`baselines`] runs them.
+    pub fn ids(&self) -> Vec<String> {
+        self.runs.iter().map(|r| r.id.clone()).collect()
+    }
+
+    /// One repetition of the baseline `id`, with the CPU it took.
+    pub fn once(&self, engine: &Engine, id: &str) -> Result<Figure, Error> {
+        let r = self
+            .runs
+            .iter()
+            .find(|r| r.id == id)
+            .ok_or_else(|| Error::workload("raw", format!("no baseline {id} in this plan")))?;
+        let label = r.id.replace('-', " ");
+        let (m, cpu) = crate::cpu::measure(|| {
+            drive(
+                engine,
+                &self.areas[..r.devices],
+                r.op,
+                r.pattern,
+                r.depth,
+                r.budget,
+                &label,
+            )
+        });
+        Ok(m?.figure(&r.id, &r.what, r.depth as u32).with_cpu(cpu))
+    }
 }
 
 /// The baselines of `plan` over `devices` devices, in the order they run: sequential write

@@ -207,7 +207,9 @@ fn comparisons(cs: &[Comparison], quick: bool) -> Table {
         },
         "ratio = figure / baseline. basis `same shape`: the best of our raw engine and fio at \
          the workload's own queue depth; `any QD ≤ 32`: the device's best over the whole sweep \
-         (QD 1, 4, 16, 32); `fio`: fio itself at the same shape (latency, CPU s/GiB); `kernel`: \
+         (QD 1, 4, 16, 32); `any QD, any layout`: the same with fio's one-job-per-device \
+         writes (QD 1-8 each); `drain limit`: 1 / (1/R + 1/W) of this run's best one-device \
+         read R and best write W; `fio`: fio itself at the same shape (latency, CPU s/GiB); `kernel`: \
          the kernel's swap (--kernel-baseline); `kernel swap`: the region bench, region / \
          kernel on the same memory workload; `engine`: our raw engine against fio. For \
          throughput higher is better; for latency, CPU and major faults lower is better. Figures are medians \

@@ -154,6 +154,15 @@ pub fn stamp(buf: &mut [u8], obj: u64, start: u64) {
     }
 }
 
+/// Rewrite only the stamps of `buf` (whole pages, already [`stamp`]ed once) for pages
+/// `start..` of object number `obj`: what [`verify`] checks, without refilling the bodies.
+pub fn restamp(buf: &mut [u8], obj: u64, start: u64) {
+    for (i, page) in buf.chunks_mut(PAGE).enumerate() {
+        page[..8].copy_from_slice(&obj.to_le_bytes());
+        page[8..16].copy_from_slice(&(start + i as u64).to_le_bytes());
+    }
+}
+
 /// Check the stamps of pages `start..` of object number `obj` in `buf`; the first wrong
 /// page index, if any.
 pub fn verify(buf: &[u8], obj: u64, start: u64) -> Option<u64> {
@@ -179,5 +188,12 @@ mod tests {
         assert_eq!(verify(&b, 7, 11), Some(11));
         assert_eq!(verify(&b, 8, 10), Some(10));
         assert!(b.iter().skip(16).take(PAGE - 16).all(|&x| x != 0));
+        restamp(&mut b, 9, 20);
+        assert_eq!(verify(&b, 9, 20), None);
+        assert_eq!(verify(&b, 7, 10), Some(10));
+        assert!(
+            b[16..PAGE].iter().all(|&x| x != 0),
+            "the body stays non-zero"
+        );
     }
 }

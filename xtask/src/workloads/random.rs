@@ -45,7 +45,9 @@ fn run(
                 s.spawn(move || {
                     let mut rng = SmallRng::seed_from_u64(0x7a9d ^ t as u64);
                     let (mut reads, mut writes) = (Recorder::new(), Recorder::new());
-                    let mut buf = vec![0u8; PAGE];
+                    // Page-aligned, as a program holding pages has it.
+                    let mut page_buf = device::PageBuf::new(1);
+                    let buf: &mut [u8] = page_buf.as_mut_slice();
                     while !stop.load(Ordering::Relaxed) {
                         let i = rng.random_range(0..ds.objects.len());
                         let pindex = rng.random_range(0..ds.object_pages);
@@ -54,15 +56,15 @@ fn run(
                         let t0 = Instant::now();
                         // Only the pager call is timed, not the stamping or the check.
                         let outcome = if write {
-                            stamp(&mut buf, i as u64, pindex);
-                            let r = rig.pager.putpages(obj, pindex, &buf, PutMode::Sync);
+                            stamp(&mut *buf, i as u64, pindex);
+                            let r = rig.pager.putpages(obj, pindex, buf, PutMode::Sync);
                             writes.record(t0.elapsed());
                             written(&r, name, i, pindex)
                         } else {
-                            let got = rig.pager.getpages(obj, pindex, 0, 0, &mut buf);
+                            let got = rig.pager.getpages(obj, pindex, 0, 0, &mut *buf);
                             reads.record(t0.elapsed());
                             got.map_err(Error::from)
-                                .and_then(|_| read_back(&buf, name, i, pindex))
+                                .and_then(|_| read_back(buf, name, i, pindex))
                         };
                         if let Err(e) = outcome {
                             stop.store(true, Ordering::Relaxed);
