@@ -28,22 +28,8 @@ impl SlotCache {
     pub fn new(slots: u64) -> io::Result<SlotCache> {
         let len = slots
             .checked_mul(PAGE_SIZE as u64)
-            .and_then(|l| usize::try_from(l).ok())
             .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
-        // SAFETY: a fresh private anonymous mapping; no existing memory is affected.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
+        let p = crate::mapping::anonymous(len)?;
         Ok(SlotCache {
             base: p.cast(),
             slots,

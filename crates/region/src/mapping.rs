@@ -25,21 +25,7 @@ const IOV_MAX: usize = 1024;
 
 impl Mapping {
     pub fn new(len: u64, faults: Option<Arc<UffdFaults>>) -> io::Result<Mapping> {
-        let size = usize::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::ENOMEM))?;
-        // SAFETY: a fresh private anonymous mapping; no existing memory is affected.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                size,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
+        let p = anonymous(len)?;
         let map = Mapping {
             base: p as u64,
             len,
@@ -198,6 +184,27 @@ impl Mapping {
     pub fn page_addr(&self, p: u64) -> u64 {
         self.base + p * PAGE_SIZE as u64
     }
+}
+
+/// A fresh private anonymous mapping of `len` bytes, `MAP_NORESERVE` (untouched pages cost
+/// nothing); the caller unmaps it.
+pub(crate) fn anonymous(len: u64) -> io::Result<*mut libc::c_void> {
+    let size = usize::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::ENOMEM))?;
+    // SAFETY: a fresh private anonymous mapping; no existing memory is affected.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(p)
 }
 
 /// A pidfd of this process (`pidfd_open(2)`, 5.3), or `None`.

@@ -314,9 +314,7 @@ impl Uffd {
     /// `src` must be readable for `len` bytes; `dst..dst+len` must be inside the registered
     /// range and page aligned.
     pub unsafe fn copy(&self, dst: u64, src: *const u8, len: u64, wp: bool) -> Outcome {
-        let mut done = 0;
-        let mut retries = 0;
-        while done < len {
+        ranged(len, |done| {
             let want = len - done;
             let injected = match &self.faults {
                 Some(f) => f.copy(want / PAGE),
@@ -332,20 +330,8 @@ impl Uffd {
             } else {
                 (0, None)
             };
-            done += copied;
-            let error = error.or(fake.map(io::Error::from_raw_os_error));
-            let Some(e) = error else { continue };
-            match e.raw_os_error() {
-                Some(libc::EAGAIN | libc::EINTR) if retries < MAX_RETRIES => retries += 1,
-                _ => {
-                    return Outcome {
-                        done,
-                        error: Some(e),
-                    };
-                }
-            }
-        }
-        Outcome::complete(len)
+            (copied, error.or(fake.map(io::Error::from_raw_os_error)))
+        })
     }
 
     /// One `UFFDIO_COPY`: the bytes it copied, and its error if it stopped short.
@@ -389,27 +375,12 @@ impl Uffd {
     }
 
     fn fill(&self, op: libc::c_ulong, which: Whole, start: u64, len: u64) -> Outcome {
-        let mut done = 0;
-        let mut retries = 0;
-        while done < len {
-            let injected = self.faults.as_ref().and_then(|f| f.whole(which));
-            let (did, error) = match injected {
+        ranged(len, |done| {
+            match self.faults.as_ref().and_then(|f| f.whole(which)) {
                 Some(errno) => (0, Some(io::Error::from_raw_os_error(errno))),
                 None => self.fill_once(op, start + done, len - done),
-            };
-            done += did;
-            let Some(e) = error else { continue };
-            match e.raw_os_error() {
-                Some(libc::EAGAIN | libc::EINTR) if retries < MAX_RETRIES => retries += 1,
-                _ => {
-                    return Outcome {
-                        done,
-                        error: Some(e),
-                    };
-                }
             }
-        }
-        Outcome::complete(len)
+        })
     }
 
     fn fill_once(&self, op: libc::c_ulong, start: u64, len: u64) -> (u64, Option<io::Error>) {
@@ -467,6 +438,29 @@ impl Uffd {
         }
         Ok(())
     }
+}
+
+/// Drives a ranged call over `len` bytes: `once(done)` does what it can from `done` on and
+/// says how much it did and why it stopped; `EAGAIN` and `EINTR` are retried from there (at
+/// most [`MAX_RETRIES`] times), any other error ends it. Reports exactly what was done.
+fn ranged(len: u64, mut once: impl FnMut(u64) -> (u64, Option<io::Error>)) -> Outcome {
+    let mut done = 0;
+    let mut retries = 0;
+    while done < len {
+        let (did, error) = once(done);
+        done += did;
+        let Some(e) = error else { continue };
+        match e.raw_os_error() {
+            Some(libc::EAGAIN | libc::EINTR) if retries < MAX_RETRIES => retries += 1,
+            _ => {
+                return Outcome {
+                    done,
+                    error: Some(e),
+                };
+            }
+        }
+    }
+    Outcome::complete(len)
 }
 
 /// Sends `SIGBUS` to thread `tid` of this process: how a fault that cannot be served

@@ -9,7 +9,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use region::{Region, RegionConfig, RegionError, UffdFaults};
@@ -247,26 +247,8 @@ fn a_poison_that_fails_still_ends_the_fault_and_the_page_is_read_again_later() {
 
 // ---- The children --------------------------------------------------------------------------
 
-static SIGBUS_SEEN: AtomicBool = AtomicBool::new(false);
-
-/// A child's SIGBUS handler: notes the signal and parks the toucher for good (returning
-/// would retry the access and fault again).
-extern "C" fn park_toucher(_: libc::c_int) {
-    SIGBUS_SEEN.store(true, Ordering::SeqCst);
-    loop {
-        // SAFETY: pause(2) is async-signal-safe.
-        unsafe { libc::pause() };
-    }
-}
-
 fn park_on_sigbus() {
-    // SAFETY: the handler only stores to an atomic and calls pause(2).
-    unsafe {
-        libc::signal(
-            libc::SIGBUS,
-            park_toucher as *const () as libc::sighandler_t,
-        )
-    };
+    common::park_on(libc::SIGBUS);
 }
 
 /// Touches word `w` on a thread of its own (parked for good if it gets SIGBUS) and waits
@@ -282,7 +264,7 @@ fn touch_on_a_thread(mem: &'static [AtomicU64], w: usize) -> Option<u64> {
         if let Some(v) = *got.lock() {
             return Some(v);
         }
-        if SIGBUS_SEEN.swap(false, Ordering::SeqCst) {
+        if common::SIGNAL_SEEN.swap(false, Ordering::SeqCst) {
             return None;
         }
         std::thread::sleep(Duration::from_millis(1));
@@ -437,13 +419,7 @@ fn drop_waiting(pager: &pager::Pager) {
     }
     std::thread::sleep(Duration::from_millis(200));
     // After the drop the writer's next store lands in unmapped memory: park it there.
-    // SAFETY: the handler only stores to an atomic and calls pause(2).
-    unsafe {
-        libc::signal(
-            libc::SIGSEGV,
-            park_toucher as *const () as libc::sighandler_t,
-        )
-    };
+    common::park_on(libc::SIGSEGV);
     say("dropping");
     // SAFETY: `raw` came from `Box::into_raw` and is dropped once. The writer thread still
     // touches the memory through `mem`, and is parked by its SIGSEGV once it is gone.
@@ -476,7 +452,7 @@ fn room_timeout(pager: &pager::Pager) {
         say("writer finished");
     });
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !SIGBUS_SEEN.load(Ordering::SeqCst) {
+    while !common::SIGNAL_SEEN.load(Ordering::SeqCst) {
         assert!(Instant::now() < deadline, "no SIGBUS");
         std::thread::sleep(Duration::from_millis(5));
     }

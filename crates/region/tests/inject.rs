@@ -21,9 +21,6 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use region::{Region, RegionConfig, RegionStats, UffdFaults};
 
-use common::stamp;
-
-const WORDS: u64 = 512;
 const PAGES: u64 = 256;
 const THREADS: u64 = 4;
 /// Failures per kind, in parts per million of calls: 3% each, about a fifth of all calls.
@@ -80,7 +77,7 @@ fn run(engine: device::EngineKind, seed: u64, faults: u64) -> Option<RegionStats
                 let mut rng = SmallRng::seed_from_u64(seed << 8 | tid);
                 while !done.load(Ordering::Relaxed) {
                     let p = rng.random_range(0..PAGES);
-                    touch(mem, model, mismatches, &mut rng, p);
+                    common::touch(mem, model, mismatches, &mut rng, p);
                 }
             });
         }
@@ -128,46 +125,6 @@ fn run(engine: device::EngineKind, seed: u64, faults: u64) -> Option<RegionStats
         "dropping the region frees its swap"
     );
     Some(stats)
-}
-
-/// One touch of page `p`: a store of the next version (front to back or back to front,
-/// so an eviction racing it sees it half done either way) or a load checked against the
-/// model. The page's model lock is held across the access.
-fn touch(
-    mem: &[std::sync::atomic::AtomicU64],
-    model: &[Mutex<u64>],
-    mismatches: &AtomicU64,
-    rng: &mut SmallRng,
-    p: u64,
-) {
-    let mut v = model[p as usize].lock();
-    let words = &mem[(p * WORDS) as usize..((p + 1) * WORDS) as usize];
-    if rng.random_bool(0.4) {
-        *v += 1;
-        if rng.random_bool(0.5) {
-            for (w, word) in words.iter().enumerate() {
-                word.store(stamp(p, *v, w as u64), Ordering::Relaxed);
-            }
-        } else {
-            for (w, word) in words.iter().enumerate().rev() {
-                word.store(stamp(p, *v, w as u64), Ordering::Relaxed);
-            }
-        }
-        return;
-    }
-    for (w, word) in words.iter().enumerate() {
-        let want = if *v == 0 { 0 } else { stamp(p, *v, w as u64) };
-        let got = word.load(Ordering::Relaxed);
-        if got != want {
-            if mismatches.fetch_add(1, Ordering::Relaxed) < 5 {
-                eprintln!(
-                    "page {p} word {w}: got {got:#x}, want {want:#x} (version {})",
-                    *v
-                );
-            }
-            break;
-        }
-    }
 }
 
 /// Seeds until the engine has served the target number of faults.

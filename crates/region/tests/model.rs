@@ -13,10 +13,6 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use region::{Region, RegionConfig};
 
-use common::stamp;
-
-const WORDS: u64 = 512;
-
 fn touches() -> u64 {
     std::env::var("REGION_TOUCHES")
         .ok()
@@ -61,36 +57,7 @@ fn run(engine: device::EngineKind, threads: u64, pages: u64, loops: bool) {
                 let mut rng = SmallRng::seed_from_u64(0x5eed + tid);
                 for _ in 0..total / threads {
                     let p = rng.random_range(0..pages);
-                    let mut v = model[p as usize].lock();
-                    let words = &mem[(p * WORDS) as usize..((p + 1) * WORDS) as usize];
-                    if rng.random_bool(0.4) {
-                        *v += 1;
-                        // Stores run front to back or back to front, so an eviction
-                        // racing the store sees it half done either way.
-                        if rng.random_bool(0.5) {
-                            for (w, word) in words.iter().enumerate() {
-                                word.store(stamp(p, *v, w as u64), Ordering::Relaxed);
-                            }
-                        } else {
-                            for (w, word) in words.iter().enumerate().rev() {
-                                word.store(stamp(p, *v, w as u64), Ordering::Relaxed);
-                            }
-                        }
-                    } else {
-                        for (w, word) in words.iter().enumerate() {
-                            let want = if *v == 0 { 0 } else { stamp(p, *v, w as u64) };
-                            let got = word.load(Ordering::Relaxed);
-                            if got != want {
-                                if mismatches.fetch_add(1, Ordering::Relaxed) < 5 {
-                                    eprintln!(
-                                        "page {p} word {w}: got {got:#x}, want {want:#x} (version {})",
-                                        *v
-                                    );
-                                }
-                                break;
-                            }
-                        }
-                    }
+                    common::touch(mem, model, mismatches, &mut rng, p);
                 }
             });
         }

@@ -7,9 +7,8 @@
 mod common;
 
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use region::{Region, RegionConfig};
 
@@ -23,40 +22,13 @@ const HANG_GUARD: Duration = Duration::from_secs(60);
 fn child(engine: &str, mode: &str) -> Option<(std::process::ExitStatus, String)> {
     // The parent owns the swap files: a child killed by the signal cleans nothing.
     let dir = common::tempdir();
-    let mut proc = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_touches_a_page_whose_read_fails",
-            "--nocapture",
-        ])
-        .env(CHILD_ENV, format!("{engine}:{mode}"))
-        .env(DIR_ENV, dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A hang guard, not a timing: a child whose region stopped paging would block forever.
-    let deadline = Instant::now() + HANG_GUARD;
-    while proc.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            proc.kill().unwrap();
-            let out = proc.wait_with_output().unwrap();
-            panic!(
-                "{engine} {mode}: the child hung\n{}\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = proc.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    eprintln!(
-        "{engine} {mode}: child {:?}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (!stdout.contains("SKIPPED")).then_some((out.status, stdout))
+    let spec = format!("{engine}:{mode}");
+    let dir_s = dir.path().to_str().unwrap().to_owned();
+    common::child(
+        "child_touches_a_page_whose_read_fails",
+        &[(CHILD_ENV, &spec), (DIR_ENV, &dir_s)],
+        HANG_GUARD,
+    )
 }
 
 /// After a failed read the region goes on: the poisoned page is no longer resident, the
@@ -94,18 +66,6 @@ fn a_failed_read_sends_sigbus_to_the_toucher_never_zeroes() {
             "the toucher read a value instead of SIGBUS"
         );
         assert_eq!(status.signal(), Some(libc::SIGBUS), "{status:?}");
-    }
-}
-
-static SIGBUS_SEEN: AtomicBool = AtomicBool::new(false);
-
-/// The `survive` child's SIGBUS handler: notes the signal and parks the toucher for good
-/// (returning would retry the access and fault again).
-extern "C" fn park_toucher(_: libc::c_int) {
-    SIGBUS_SEEN.store(true, Ordering::SeqCst);
-    loop {
-        // SAFETY: pause(2) is async-signal-safe.
-        unsafe { libc::pause() };
     }
 }
 
@@ -156,13 +116,7 @@ fn child_touches_a_page_whose_read_fails() {
         println!("read {v:#x}");
         return;
     }
-    // SAFETY: the handler only stores to an atomic and calls pause(2).
-    unsafe {
-        libc::signal(
-            libc::SIGBUS,
-            park_toucher as *const () as libc::sighandler_t,
-        )
-    };
+    common::park_on(libc::SIGBUS);
     let first = &mem[0];
     std::thread::scope(|s| {
         // Never joined: the toucher stays parked in the handler until the process exits.
@@ -170,7 +124,7 @@ fn child_touches_a_page_whose_read_fails() {
             let v = first.load(Ordering::Relaxed);
             println!("read {v:#x}");
         });
-        while !SIGBUS_SEEN.load(Ordering::SeqCst) {
+        while !common::SIGNAL_SEEN.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(1));
         }
         println!("toucher got SIGBUS");

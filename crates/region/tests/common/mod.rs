@@ -149,3 +149,69 @@ pub fn say(line: &str) {
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
 }
+
+/// Set by [`park_toucher`]: a thread of this child got the signal it handles.
+pub static SIGNAL_SEEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A child's handler of SIGBUS (or SIGSEGV): notes the signal and parks the thread for
+/// good (returning would retry the access and fault again).
+pub extern "C" fn park_toucher(_: libc::c_int) {
+    SIGNAL_SEEN.store(true, std::sync::atomic::Ordering::SeqCst);
+    loop {
+        // SAFETY: pause(2) is async-signal-safe.
+        unsafe { libc::pause() };
+    }
+}
+
+/// Installs [`park_toucher`] for `signal`.
+pub fn park_on(signal: libc::c_int) {
+    // SAFETY: the handler only stores to an atomic and calls pause(2).
+    unsafe { libc::signal(signal, park_toucher as *const () as libc::sighandler_t) };
+}
+
+/// Words of a page.
+pub const WORDS: u64 = 512;
+
+/// One touch of page `p` in a model test: a store of the next version (front to back or
+/// back to front, so an eviction racing it sees it half done either way) or a load
+/// checked against the model, `model[p]` the version the page holds (0: never written).
+/// The page's model lock is held across the access, so the model is exact under
+/// concurrency. A mismatch is counted (the first five printed).
+pub fn touch(
+    mem: &[std::sync::atomic::AtomicU64],
+    model: &[parking_lot::Mutex<u64>],
+    mismatches: &std::sync::atomic::AtomicU64,
+    rng: &mut rand::rngs::SmallRng,
+    p: u64,
+) {
+    use rand::Rng;
+    use std::sync::atomic::Ordering;
+    let mut v = model[p as usize].lock();
+    let words = &mem[(p * WORDS) as usize..((p + 1) * WORDS) as usize];
+    if rng.random_bool(0.4) {
+        *v += 1;
+        if rng.random_bool(0.5) {
+            for (w, word) in words.iter().enumerate() {
+                word.store(stamp(p, *v, w as u64), Ordering::Relaxed);
+            }
+        } else {
+            for (w, word) in words.iter().enumerate().rev() {
+                word.store(stamp(p, *v, w as u64), Ordering::Relaxed);
+            }
+        }
+        return;
+    }
+    for (w, word) in words.iter().enumerate() {
+        let want = if *v == 0 { 0 } else { stamp(p, *v, w as u64) };
+        let got = word.load(Ordering::Relaxed);
+        if got != want {
+            if mismatches.fetch_add(1, Ordering::Relaxed) < 5 {
+                eprintln!(
+                    "page {p} word {w}: got {got:#x}, want {want:#x} (version {})",
+                    *v
+                );
+            }
+            break;
+        }
+    }
+}
