@@ -132,7 +132,7 @@ fn measure(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> 
         }
         drop((one, engine));
         if let Some(f) = Figure::median_of(reps) {
-            line(&f);
+            crate::results::line(&f);
             r.raw.push(f);
         }
         let drained = swapoff::drain(paths, &sizes, queue_depth());
@@ -146,7 +146,7 @@ fn measure(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> 
                 s.bytes / device::PAGE_SIZE as u64,
                 s.seconds,
             );
-            line(&f);
+            crate::results::line(&f);
             r.pager.push(f);
             r.swapoff = Some(s);
         }
@@ -316,10 +316,10 @@ fn streaming(plan: &Plan, paths: &[PathBuf], sizes: &Sizes, r: &mut Report) -> R
     r.raw = raws.medians();
     r.fio.extend(fios.medians());
     for f in r.raw.iter().chain(&r.fio) {
-        line(f);
+        crate::results::line(f);
     }
     for f in pagers.medians() {
-        line(&f);
+        crate::results::line(&f);
         if f.id != "pageout-seq" || plan.runs(Workload::PageoutSeq) {
             r.pager.push(f);
         }
@@ -340,7 +340,7 @@ fn streaming(plan: &Plan, paths: &[PathBuf], sizes: &Sizes, r: &mut Report) -> R
             }
         }
         for f in runs.medians() {
-            line(&f);
+            crate::results::line(&f);
             r.pager.push(f);
         }
     }
@@ -382,7 +382,7 @@ fn checksum_cost(paths: &[PathBuf], sizes: &Sizes, r: &mut Report) -> Result<(),
         }
     }
     for f in reps.into_iter().flatten().filter_map(Figure::median_of) {
-        line(&f);
+        crate::results::line(&f);
         r.pager.push(f);
     }
     Ok(())
@@ -419,7 +419,7 @@ fn kernel_baseline(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(),
     match unless_skipped(crate::kernel::run(paths, data, data / 4, readers), r) {
         Ok(Some(k)) => {
             for f in &k.figures {
-                line(f);
+                crate::results::line(f);
             }
             r.kernel = k.figures;
         }
@@ -428,23 +428,6 @@ fn kernel_baseline(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(),
         Err(e) => return Err(e),
     }
     Ok(())
-}
-
-/// One progress line per finished figure.
-pub fn line(f: &Figure) {
-    let lat = f.p(99.0).map_or(String::new(), |p99| {
-        format!(", p50 {} µs, p99 {p99} µs", f.p(50.0).unwrap_or(0))
-    });
-    let spread = f
-        .spread_pct
-        .map_or(String::new(), |s| format!(", spread {s:.0}%"));
-    let cpu = f
-        .cpu_s_per_gib
-        .map_or(String::new(), |c| format!(", {c:.2} CPU s/GiB"));
-    eprintln!(
-        "  {:<28} {:>8.1} MiB/s {:>9.0} IOPS{lat}{spread}{cpu}",
-        f.id, f.mib_s, f.iops
-    );
 }
 
 /// How a pager workload is compared: its shape (a [`fio::SHAPES`] name), the depth of that

@@ -170,7 +170,7 @@ pub fn run(paths: &[PathBuf], out: &mut Vec<Figure>, seq_bytes: u64, rand_bytes:
                 }
             }
             if let Some(f) = Figure::median_of(reps) {
-                crate::bench::line(&f);
+                crate::results::line(&f);
                 out.push(f);
             }
         }

@@ -141,7 +141,7 @@ fn measure(
         one_device_bytes: None,
     };
     for f in raw::baselines(&engine, paths, &raw_plan)? {
-        crate::bench::line(&f);
+        crate::results::line(&f);
         rows.push(Row { setup, fig: f });
     }
     drop(engine);
@@ -158,7 +158,7 @@ fn measure(
         random::pagein_rand(&rig, &ds, 1, sizes.phase)
     })?);
     for f in figs {
-        crate::bench::line(&f);
+        crate::results::line(&f);
         rows.push(Row { setup, fig: f });
     }
     Ok(())
@@ -179,7 +179,7 @@ fn pagein_rand_qd1(path: &Path, sizes: &Sizes, setup: &str) -> Result<Figure, Er
     let qd = PagerConfig::default().swap_async_max as u32;
     stream::pageout_seq(&rig, &ds, "fill", qd, Duration::ZERO)?;
     let f = median(sizes, || random::pagein_rand(&rig, &ds, 1, sizes.phase))?;
-    crate::bench::line(&labelled(&f, setup));
+    crate::results::line(&labelled(&f, setup));
     Ok(f)
 }
 
@@ -264,7 +264,7 @@ fn fio_nbd(uri: &Path, sizes: &Sizes, rows: &mut Vec<Row>) -> Option<String> {
         };
         match parse_fio(id, rw, depth, &out.stdout) {
             Some(f) => {
-                crate::bench::line(&f);
+                crate::results::line(&f);
                 rows.push(Row {
                     setup: FIO_SETUP,
                     fig: f,

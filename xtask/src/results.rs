@@ -397,6 +397,24 @@ pub struct Micro {
     pub tables: Vec<String>,
 }
 
+/// One progress line per finished figure, on stderr (every bench part prints its figures
+/// so as it measures them).
+pub fn line(f: &Figure) {
+    let lat = f.p(99.0).map_or(String::new(), |p99| {
+        format!(", p50 {} µs, p99 {p99} µs", f.p(50.0).unwrap_or(0))
+    });
+    let spread = f
+        .spread_pct
+        .map_or(String::new(), |s| format!(", spread {s:.0}%"));
+    let cpu = f
+        .cpu_s_per_gib
+        .map_or(String::new(), |c| format!(", {c:.2} CPU s/GiB"));
+    eprintln!(
+        "  {:<28} {:>8.1} MiB/s {:>9.0} IOPS{lat}{spread}{cpu}",
+        f.id, f.mib_s, f.iops
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -270,7 +270,7 @@ fn record_medians(
                 .map(|o| figure(&format!("{prefix}-{id}"), &what(id, sizes), o))
                 .collect();
             if let Some(f) = Figure::median_of(figs) {
-                crate::bench::line(&f);
+                crate::results::line(&f);
                 r.memory.push(f);
             }
         }
