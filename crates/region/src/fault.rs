@@ -27,6 +27,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use device::PAGE_SIZE;
+use parking_lot::MutexGuard;
 
 use crate::shared::Shared;
 use crate::state::{Page, Retry, Table};
@@ -205,7 +206,7 @@ fn serve(sh: &Shared, f: &Fault, buf: &mut device::PageBuf) {
 
 /// Waits for a change of the page table (at most a slice). Returns false when the region
 /// is stopping: the caller gives up on the fault.
-fn wait(sh: &Shared, t: &mut parking_lot::MutexGuard<'_, Table>, slice: Duration) -> bool {
+fn wait(sh: &Shared, t: &mut MutexGuard<'_, Table>, slice: Duration) -> bool {
     if sh.stopping() {
         return false;
     }
@@ -276,55 +277,8 @@ fn missing(sh: &Shared, p: u64, thread: u32, write: bool, buf: &mut device::Page
         0
     };
     let mut t = sh.lock();
-    let mut waiting: Option<Instant> = None;
-    let swap = loop {
-        match t.page(p) {
-            Page::Resident { .. } | Page::Poisoned => {
-                drop(t);
-                sh.mem.wake(p);
-                return;
-            }
-            Page::Loading | Page::Deactivating { .. } | Page::WritingOut { .. } => {
-                if !wait(sh, &mut t, WAIT_SLICE) {
-                    return;
-                }
-            }
-            Page::Inactive { .. } => {
-                if t.map_back(&sh.mem, p) {
-                    bump(&sh.book.counters.hint_faults, 1);
-                } else {
-                    failed(sh, &mut t, p, thread);
-                }
-                return;
-            }
-            Page::Absent { swap } => {
-                if t.resident < sh.limit {
-                    break swap;
-                }
-                let since = *waiting.get_or_insert_with(|| {
-                    bump(&sh.book.counters.room_waits, 1);
-                    Instant::now()
-                });
-                let waited = since.elapsed();
-                if waited >= sh.room_wait {
-                    drop(t);
-                    room_timeout(sh, p, thread, waited);
-                    return;
-                }
-                if waited >= ROOM_WAIT_LOGGED && !sh.room_logged.swap(true, Ordering::Relaxed) {
-                    eprintln!(
-                        "region: faults have waited over {ROOM_WAIT_LOGGED:?} for room under \
-                         the resident limit: swap is full or failing (a fault gets SIGBUS \
-                         after {:?})",
-                        sh.room_wait
-                    );
-                }
-                sh.book.need_room.notify_one();
-                if !wait(sh, &mut t, sh.room_wait - waited) {
-                    return;
-                }
-            }
-        }
+    let Some(swap) = until_absent_with_room(sh, &mut t, p, thread) else {
+        return;
     };
     if !swap {
         fresh(sh, &mut t, p, around, thread, write);
@@ -354,6 +308,65 @@ fn missing(sh: &Shared, p: u64, thread: u32, write: bool, buf: &mut device::Page
     if let Some(end) = read_to {
         sh.streams
             .after_major_fault(&sh.book, thread, p, end, write);
+    }
+}
+
+/// Waits until page `p` is `Absent` with room under the limit for it, and returns whether
+/// it has swap; serves or ends the fault itself (`None`) when the page is mapped meanwhile,
+/// on the inactive list (mapped back), the wait for room times out, or the region stops.
+fn until_absent_with_room(
+    sh: &Shared,
+    t: &mut MutexGuard<'_, Table>,
+    p: u64,
+    thread: u32,
+) -> Option<bool> {
+    let mut waiting: Option<Instant> = None;
+    loop {
+        match t.page(p) {
+            Page::Resident { .. } | Page::Poisoned => {
+                sh.mem.wake(p);
+                return None;
+            }
+            Page::Loading | Page::Deactivating { .. } | Page::WritingOut { .. } => {
+                if !wait(sh, t, WAIT_SLICE) {
+                    return None;
+                }
+            }
+            Page::Inactive { .. } => {
+                if t.map_back(&sh.mem, p) {
+                    bump(&sh.book.counters.hint_faults, 1);
+                } else {
+                    failed(sh, t, p, thread);
+                }
+                return None;
+            }
+            Page::Absent { swap } => {
+                if t.resident < sh.limit {
+                    return Some(swap);
+                }
+                let since = *waiting.get_or_insert_with(|| {
+                    bump(&sh.book.counters.room_waits, 1);
+                    Instant::now()
+                });
+                let waited = since.elapsed();
+                if waited >= sh.room_wait {
+                    room_timeout(sh, p, thread, waited);
+                    return None;
+                }
+                if waited >= ROOM_WAIT_LOGGED && !sh.room_logged.swap(true, Ordering::Relaxed) {
+                    eprintln!(
+                        "region: faults have waited over {ROOM_WAIT_LOGGED:?} for room under \
+                         the resident limit: swap is full or failing (a fault gets SIGBUS \
+                         after {:?})",
+                        sh.room_wait
+                    );
+                }
+                sh.book.need_room.notify_one();
+                if !wait(sh, t, sh.room_wait - waited) {
+                    return None;
+                }
+            }
+        }
     }
 }
 
