@@ -128,17 +128,9 @@ impl AreaCopy {
             used_pages: self.used,
             free_pages: self.free,
             bad_pages: self.bad,
-            in_flight: io.in_flight,
-            reads: io.reads,
-            writes: io.writes,
-            pages_read: io.pages_read,
-            pages_written: io.pages_written,
-            read_errors: io.read_errors,
-            write_errors: io.write_errors,
+            io,
             corrupt: self.corrupt,
             last_error,
-            read_latency: io.read_latency,
-            write_latency: io.write_latency,
             frag: FragStats::default(),
         }
     }
