@@ -71,13 +71,8 @@ impl Core {
         }
         // Refuse an area that cannot get block numbers before building its blist (which
         // costs about 2 bits per page); checked again under the lock below.
-        let first = self.space.lock().place(blocks);
-        if first + blocks > u64::from(u32::MAX) + 1 {
-            return Err(PagerError::TooBig {
-                path: path.to_owned(),
-                pages: blocks,
-                first,
-            });
+        if let Some(err) = too_big(path, self.space.lock().place(blocks), blocks) {
+            return Err(err);
         }
         if opts.discard {
             // Best effort, as swapon(8): a device without discard still swaps.
@@ -92,12 +87,8 @@ impl Core {
             return Err(err);
         }
         let first = space.place(blocks);
-        if first + blocks > u64::from(u32::MAX) + 1 {
-            return Err(PagerError::TooBig {
-                path: path.to_owned(),
-                pages: blocks,
-                first,
-            });
+        if let Some(err) = too_big(path, first, blocks) {
+            return Err(err);
         }
         let id = DeviceId(space.next_id);
         space.next_id += 1;
@@ -188,6 +179,16 @@ fn build_blist(area: &SwapArea, blocks: u64) -> (Blist, u64) {
         debug_assert!(freed.is_ok());
     }
     (blist, bad.len() as u64)
+}
+
+/// The refusal of an area of `blocks` pages placed at global block `first` whose block
+/// numbers would not fit `u32`.
+fn too_big(path: &Path, first: u64, blocks: u64) -> Option<PagerError> {
+    (first + blocks > u64::from(u32::MAX) + 1).then(|| PagerError::TooBig {
+        path: path.to_owned(),
+        pages: blocks,
+        first,
+    })
 }
 
 /// The refusal of an area whose header UUID is an area's already on (an all-zero UUID, as
