@@ -12,8 +12,9 @@
 //! ```
 //!
 //! Invariants: the decoder never panics and never allocates more than the limits allow, whatever
-//! bytes arrive (it is fuzzed); the header layout never changes between versions, so a peer of
-//! another version is always told so in words instead of being misread.
+//! bytes arrive (property-tested on random bytes, not fuzzed); the header layout never
+//! changes between versions, so a peer of another version is always told so in words
+//! instead of being misread.
 
 use std::io::{Read, Write};
 

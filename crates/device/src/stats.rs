@@ -13,7 +13,7 @@ pub use crate::latency::LatencySummary;
 
 /// A snapshot of one area's I/O counters. `reads`/`writes` count I/Os (clusters), the
 /// `pages_*` fields count pages moved; failed I/Os count in `*_errors`, not in the others.
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AreaStats {
     pub reads: u64,
     pub writes: u64,

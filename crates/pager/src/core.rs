@@ -1,9 +1,9 @@
 //! The shared state behind a [`crate::Pager`] handle and every [`crate::Object`]: the
-//! engine, the swap space, the object registry, the pbuf pools, counters and events.
+//! engine, the swap space, the pbuf pools, counters and events. It knows nothing of
+//! objects: their registry is `object::Objects`, beside them.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use device::{DeviceError, Engine, IoCompletion, IoRequest, PageBuf, SwapArea};
@@ -11,7 +11,6 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::config::PagerConfig;
 use crate::events::Events;
-use crate::object::ObjectInner;
 use crate::pbuf::Pool;
 use crate::space::Space;
 use crate::stats::Counters;
@@ -68,17 +67,8 @@ impl AtomicCounters {
     }
 }
 
-/// Live objects: all of them (for swapoff and stats) and the named ones by handle (the
-/// seed's `swap_pager_object_list` / `NOBJLIST`). Weak references: the registry never
-/// keeps an object alive. A leaf lock, never held while an object is dropped.
-#[derive(Debug, Default)]
-pub(crate) struct Registry {
-    pub all: HashMap<u64, Weak<ObjectInner>>,
-    pub named: HashMap<String, Weak<ObjectInner>>,
-}
-
-/// The pager's shared state. Lock order: object -> space -> events; registry and pools
-/// are leaves.
+/// The pager's shared state. Lock order: object -> space -> events; the object registry
+/// and the pools are leaves.
 #[derive(Debug)]
 pub(crate) struct Core {
     pub tun: Tun,
@@ -87,7 +77,6 @@ pub(crate) struct Core {
     /// for that lives in the engine, `device::engine::on_engine_thread`).
     engine: Engine,
     pub space: Mutex<Space>,
-    pub registry: Mutex<Registry>,
     pub read_pool: Pool,
     pub sync_pool: Pool,
     pub async_pool: Pool,
@@ -98,7 +87,6 @@ pub(crate) struct Core {
     pub counters: AtomicCounters,
     pub events: Arc<Events>,
     pub started: Instant,
-    pub next_object: AtomicU64,
     /// Heap bytes of every object's metadata, kept by the object locks (`objlock`).
     pub meta_bytes: Arc<AtomicU64>,
 }
@@ -128,7 +116,6 @@ impl Core {
                 cfg.nswap_hiwat,
                 Arc::clone(&events),
             )),
-            registry: Mutex::new(Registry::default()),
             read_pool: Pool::new(cfg.nswbuf.div_ceil(2).max(1), max_cluster * 16),
             sync_pool: Pool::new(cfg.nswbuf.div_ceil(4), max_cluster * 16),
             async_pool: Pool::new(async_max, max_cluster * 16),
@@ -138,7 +125,6 @@ impl Core {
             counters: AtomicCounters::default(),
             events,
             started: Instant::now(),
-            next_object: AtomicU64::new(1),
             meta_bytes: Arc::new(AtomicU64::new(0)),
         }
     }

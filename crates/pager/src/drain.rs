@@ -27,7 +27,8 @@ use crate::config::{DeviceId, SwapoffOptions, SwapoffReport};
 use crate::core::{Core, bump};
 use crate::error::PagerError;
 use crate::integrity;
-use crate::object::{Lost, ObjectInner};
+use crate::object::{ObjectInner, Objects};
+use crate::objstate::Lost;
 use crate::space::Loc;
 
 /// The fewest cluster I/Os a swapoff keeps in flight, however small `nswbuf`.
@@ -90,6 +91,24 @@ fn split_at_cut(chunks: Vec<Chunk>, first: u64, cut: u64) -> Vec<Chunk> {
     out
 }
 
+/// Splits `(pindex, block)` pairs (ascending pindex) into runs contiguous in both, of at
+/// most `max` pages: each is one read.
+pub(crate) fn clusters(pairs: &[(u64, u64)], max: u64) -> Vec<&[(u64, u64)]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=pairs.len() {
+        let split = i == pairs.len()
+            || pairs[i].0 != pairs[i - 1].0 + 1
+            || pairs[i].1 != pairs[i - 1].1 + 1
+            || (i - start) as u64 >= max;
+        if split {
+            out.push(&pairs[start..i]);
+            start = i;
+        }
+    }
+    out
+}
+
 impl Core {
     /// Cluster I/Os (reads plus the writes made from them) one swapoff keeps in flight: a
     /// quarter of `nswbuf` (64 by default), within what the read pbuf pool grants. Half of
@@ -105,13 +124,14 @@ impl Core {
     /// on `dev`; on an error, returns it once all I/O of the pass has ended.
     pub(crate) fn drain_pass(
         &self,
+        objects: &Objects,
         dev: DeviceId,
         failed: bool,
         opts: SwapoffOptions,
         report: &mut SwapoffReport,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<u64, PagerError> {
-        let Some(mut pass) = self.gather(dev, report, progress) else {
+        let Some(mut pass) = self.gather(objects, dev, report, progress) else {
             return Ok(0);
         };
         let found = pass.chunks.iter().map(|c| c.len).sum();
@@ -131,6 +151,7 @@ impl Core {
     /// is submitted.
     fn gather<'a>(
         &self,
+        objects: &Objects,
         dev: DeviceId,
         report: &'a mut SwapoffReport,
         progress: &'a mut dyn FnMut(u64, u64),
@@ -138,7 +159,7 @@ impl Core {
         let mut objs = Vec::new();
         let mut chunks = Vec::new();
         let mut loc = None;
-        for obj in self.objects() {
+        for obj in objects.live() {
             let st = obj.st.lock();
             let space = self.space.lock();
             // Only this swapoff removes the area; still, never leave a reader behind.
@@ -163,7 +184,7 @@ impl Core {
             drop(space);
             drop(st);
             let k = objs.len();
-            for c in crate::swapoff::clusters(&pairs, self.tun.max_cluster) {
+            for c in clusters(&pairs, self.tun.max_cluster) {
                 chunks.push(Chunk {
                     obj: k,
                     p0: c[0].0,
@@ -418,9 +439,7 @@ impl Core {
             (0..c.len)
                 .map(|k| {
                     let p = c.p0 + k;
-                    (st.meta.lookup(p).map(u64::from) == Some(c.b0 + k))
-                        .then(|| st.meta.checksum(p))
-                        .flatten()
+                    st.maps(p, c.b0 + k).then(|| st.meta.checksum(p)).flatten()
                 })
                 .collect()
         };
@@ -433,21 +452,15 @@ impl Core {
         let mut n = 0;
         for (k, _) in bad.iter().enumerate().filter(|(_, b)| **b) {
             let (p, old) = (c.p0 + k as u64, c.b0 + k as u64);
-            // Rewritten or freed meanwhile: nothing of it is lost.
-            if st.meta.lookup(p).map(u64::from) != Some(old) {
-                continue;
-            }
-            st.meta.pop(p);
-            st.release(&mut space, old as u32);
             let page = old - pass.loc.first + 1;
-            st.lost.insert(
-                p,
-                Lost::Corrupt {
-                    device: pass.dev,
-                    page,
-                },
-            );
-            n += 1;
+            let why = Lost::Corrupt {
+                device: pass.dev,
+                page,
+            };
+            // Rewritten or freed meanwhile: nothing of it is lost.
+            if st.drop_lost(&mut space, p, old, why) {
+                n += 1;
+            }
         }
         drop(space);
         drop(st);
@@ -462,19 +475,7 @@ impl Core {
         let c = pass.chunks[i];
         let mut st = pass.objs[c.obj].st.lock();
         let mut space = self.space.lock();
-        let mut moved = 0;
-        for k in 0..c.len {
-            let old = (c.b0 + k) as u32;
-            if st.meta.lookup(c.p0 + k) == Some(old) {
-                let crc = st.meta.checksum(c.p0 + k);
-                st.meta.insert_checked(c.p0 + k, (blk + k) as u32, crc);
-                st.release(&mut space, old);
-                moved += 1;
-            } else {
-                space.free(blk + k, 1);
-            }
-        }
-        moved
+        st.install_moved(&mut space, c.p0, c.b0, blk, c.len)
     }
 
     /// Drops chunk `i`'s pages that still map their block on the area (forced swapoff of
@@ -484,19 +485,9 @@ impl Core {
         let c = pass.chunks[i];
         let mut st = pass.objs[c.obj].st.lock();
         let mut space = self.space.lock();
-        let mut lost = 0;
-        for k in 0..c.len {
-            let b = (c.b0 + k) as u32;
-            if st.meta.lookup(c.p0 + k) == Some(b) {
-                st.meta.pop(c.p0 + k);
-                st.release(&mut space, b);
-                // Reads of it are an error from now on, not a hole (strategy would read
-                // a hole as zeroes).
-                st.lost.insert(c.p0 + k, why);
-                lost += 1;
-            }
-        }
-        lost
+        (0..c.len)
+            .filter(|&k| st.drop_lost(&mut space, c.p0 + k, c.b0 + k, why))
+            .count() as u64
     }
 
     /// Chunk `i` is done: reports progress.

@@ -10,8 +10,9 @@ use device::{DeviceError, IoOp, IoRequest, PAGE_SIZE};
 use crate::core::{Core, bump};
 use crate::error::PagerError;
 use crate::integrity;
-use crate::object::{Lost, ObjState, ObjectInner};
+use crate::object::ObjectInner;
 use crate::objlock::StateGuard;
+use crate::objstate::{Lost, ObjState};
 use crate::space::{Loc, Space};
 
 /// A read planned under the object lock: `len` pages from `pindex`, on one area from `page`.

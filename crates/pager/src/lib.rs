@@ -133,6 +133,7 @@ mod integrity;
 mod io;
 mod object;
 mod objlock;
+mod objstate;
 mod ops;
 mod pbuf;
 mod putpages;
@@ -141,6 +142,7 @@ mod space;
 pub mod stats;
 mod strategy;
 mod swapoff;
+mod swapon;
 mod verify;
 
 use std::ops::Range;
@@ -167,6 +169,7 @@ pub use verify::{VerifyError, Where};
 #[derive(Clone)]
 pub struct Pager {
     core: Arc<core::Core>,
+    objects: Arc<object::Objects>,
 }
 
 impl std::fmt::Debug for Pager {
@@ -194,6 +197,7 @@ impl Pager {
         })?;
         Ok(Pager {
             core: Arc::new(core::Core::new(&cfg, engine)),
+            objects: Arc::default(),
         })
     }
 
@@ -218,7 +222,7 @@ impl Pager {
         opts: SwapoffOptions,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<SwapoffReport, PagerError> {
-        self.core.swapoff(dev, opts, progress)
+        self.core.swapoff(&self.objects, dev, opts, progress)
     }
 
     /// The id of the area opened from `path` (compared by device/inode, so another path to
@@ -245,12 +249,12 @@ impl Pager {
     /// unrelated users can share it.
     /// It cannot fail: an object is only metadata until its pages are put.
     pub fn alloc_object(&self, handle: Option<&str>, size_pages: u64) -> Object {
-        self.core.alloc_object(handle, size_pages)
+        self.objects.alloc(&self.core, handle, size_pages)
     }
 
     /// The live named object with `handle` (`vm_pager_object_lookup`).
     pub fn lookup_object(&self, handle: &str) -> Option<Object> {
-        self.core.lookup_object(handle)
+        self.objects.lookup(handle)
     }
 
     /// Pages `start..start+n` out, `data.len() == n * PAGE_SIZE` (`swap_pager_putpages`).
@@ -424,7 +428,7 @@ impl Pager {
     /// once, and, when no I/O is in flight, blocks held == blocks used. For tests and
     /// debugging: it locks every object at once.
     pub fn verify(&self) -> Result<(), VerifyError> {
-        self.core.verify()
+        self.core.verify(&self.objects)
     }
 
     /// A snapshot for monitors; cheap enough to call every 100 ms and from many clients:
@@ -432,14 +436,14 @@ impl Pager {
     /// `frag` is left empty ([`FragStats::default`]); ask [`Pager::stats_with_frag`] or
     /// [`Pager::frag`] for it.
     pub fn stats(&self) -> PagerStats {
-        self.core.stats()
+        self.core.stats(&self.objects)
     }
 
     /// [`Pager::stats`] with every device's `frag` filled in. Walks each area's whole free
     /// list (under the space lock, one area at a time): for a fragmentation view, not for
     /// polling many times a second.
     pub fn stats_with_frag(&self) -> PagerStats {
-        self.core.stats_with_frag()
+        self.core.stats_with_frag(&self.objects)
     }
 
     /// The free-space fragmentation of area `dev` (its blist's `stats()`), or `None` if

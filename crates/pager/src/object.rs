@@ -1,18 +1,22 @@
 //! Objects: the seed's `OBJT_SWAP` objects, each with its swap metadata under its own lock,
-//! found again by handle when named (`swap_pager_alloc`) and freed with their last handle
-//! (`swap_pager_dealloc`).
+//! listed in [`Objects`] and found again by handle when named (`swap_pager_alloc`), and
+//! freed with their last handle (`swap_pager_dealloc`).
+//!
+//! An object points at the [`Core`] (the swap space its blocks come from) and at the
+//! [`Objects`] that list it; neither points back at objects but weakly, through
+//! `Objects`, which lives here with them.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
-use parking_lot::Condvar;
-use swmeta::{Block, SwapMeta};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use crate::config::DeviceId;
+use crate::config::Checksum;
 use crate::core::Core;
 use crate::objlock::StateLock;
-use crate::space::Space;
+use crate::objstate::ObjState;
 
 /// A swap-backed object: a sparse array of pages indexed by `pindex`. Cheap to clone;
 /// dropping the last clone deallocates it and frees all its swap (`swap_pager_dealloc`).
@@ -63,6 +67,7 @@ pub(crate) struct ObjectInner {
     pub handle: Option<String>,
     pub size: u64,
     pub core: Arc<Core>,
+    pub objects: Arc<Objects>,
     pub st: StateLock,
     /// Signalled when a pending write completes or is cancelled, and when reads end.
     pub cond: Condvar,
@@ -86,174 +91,16 @@ impl ObjectInner {
     }
 }
 
-/// Why a page with no block must read as an error rather than "not on swap".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Lost {
-    /// Its last write was async (acknowledged) and failed on every area.
-    WriteFailed,
-    /// A swapoff read it back and its checksum did not match: `page` of area `device`.
-    Corrupt { device: DeviceId, page: u64 },
-    /// A forced swapoff removed area `device` while the page could not be read from it.
-    Dropped { device: DeviceId },
-    /// The file behind area `device` was cut short below the page: a swapoff found it gone.
-    Truncated { device: DeviceId },
-}
-
-/// The mutable state of one object.
-#[derive(Debug, Default)]
-pub(crate) struct ObjState {
-    /// `pindex -> block` (the seed's swblocks).
-    pub meta: SwapMeta,
-    /// Pages with a write in flight: `pindex -> sequence` of the newest write. A write's
-    /// completion installs its block only if it is still the newest (the seed's
-    /// `PG_SWAPINPROG` busy page, as data).
-    pub pending: HashMap<u64, u64>,
-    pub next_seq: u64,
-    /// The block ranges `(first, len)` of the reads in flight from this object's blocks,
-    /// one entry per read (the same range may appear twice).
-    pub reads: Vec<(u64, u64)>,
-    /// Blocks dropped from the metadata while a read of them was in flight: freed as soon
-    /// as no read covers them any more, so no block is reused under a reader, and no
-    /// block is held longer than that read (a swapoff pass registers each cluster read
-    /// alone, so blocks the object frees meanwhile go back at once).
-    pub deferred: Vec<Block>,
-    /// Pages whose acknowledged bytes are gone (see [`Lost`]): they have no block, and a
-    /// read of them is an error until they are written again or freed.
-    pub lost: HashMap<u64, Lost>,
-    /// Pages whose async write failed everywhere since the last
-    /// [`crate::Pager::take_async_failures`], in order of failure.
-    pub async_failures: Vec<u64>,
-    /// `meta.memory_bytes()` as last added to the pager's count (see `objlock`).
-    pub accounted: u64,
-}
-
-impl ObjState {
-    /// An empty state; the metadata keeps checksums if `checksums`.
-    pub(crate) fn new(checksums: bool) -> ObjState {
-        ObjState {
-            meta: if checksums {
-                SwapMeta::with_checksums()
-            } else {
-                SwapMeta::new()
-            },
-            ..ObjState::default()
-        }
-    }
-
-    /// Forgets the markers of `start..start+n` (the pages were written again or freed).
-    pub(crate) fn clear_lost(&mut self, start: u64, n: u64) {
-        if self.lost.is_empty() {
-            return;
-        }
-        let end = start.saturating_add(n);
-        self.lost.retain(|p, _| *p < start || *p >= end);
-    }
-
-    /// Whether a read in flight covers `blk`.
-    fn being_read(&self, blk: u64) -> bool {
-        self.reads
-            .iter()
-            .any(|&(first, len)| blk >= first && blk < first + len)
-    }
-
-    /// Frees a block dropped from the metadata, or parks it while a read of it is in flight.
-    pub(crate) fn release(&mut self, space: &mut Space, blk: Block) {
-        if self.being_read(u64::from(blk)) {
-            self.deferred.push(blk);
-        } else {
-            space.free(u64::from(blk), 1);
-        }
-    }
-
-    /// [`ObjState::release`] without the space lock: a block to free now goes to `free`
-    /// (for [`free_blocks`] under one later hold of the space lock), one being read is
-    /// parked. The caller keeps this object locked until then, so nobody sees the block
-    /// between.
-    pub(crate) fn release_into(&mut self, blk: Block, free: &mut Vec<u64>) {
-        if self.being_read(u64::from(blk)) {
-            self.deferred.push(blk);
-        } else {
-            free.push(u64::from(blk));
-        }
-    }
-
-    /// Registers a read of `len` blocks from `first`: none of them is freed until
-    /// [`ObjState::end_read`] of the same range.
-    pub(crate) fn begin_read(&mut self, first: u64, len: u64) {
-        self.reads.push((first, len));
-    }
-
-    /// Forgets one read (nothing is parked: see [`ObjState::end_read`]).
-    pub(crate) fn forget_read(&mut self, first: u64, len: u64) {
-        if let Some(i) = self.reads.iter().position(|&r| r == (first, len)) {
-            self.reads.swap_remove(i);
-        }
-    }
-
-    /// Ends one read; frees the parked blocks no other read covers.
-    pub(crate) fn end_read(&mut self, space: &mut Space, first: u64, len: u64) {
-        self.forget_read(first, len);
-        if self.deferred.is_empty() {
-            return;
-        }
-        let parked = std::mem::take(&mut self.deferred);
-        for blk in parked {
-            if self.being_read(u64::from(blk)) {
-                self.deferred.push(blk);
-            } else {
-                space.free(u64::from(blk), 1);
-            }
-        }
-    }
-
-    /// Cancels the writes in flight on `start..start+n`: their completions free their
-    /// blocks instead of installing them.
-    pub(crate) fn cancel_pending(&mut self, start: u64, n: u64) {
-        if self.pending.is_empty() {
-            return;
-        }
-        let end = start.saturating_add(n);
-        if n < self.pending.len() as u64 {
-            for p in start..end {
-                self.pending.remove(&p);
-            }
-        } else {
-            self.pending.retain(|p, _| *p < start || *p >= end);
-        }
-    }
-
-    /// Removes the blocks of `start..start+n` (`swp_pager_meta_free`), freeing or parking
-    /// them. Returns how many pages had one.
-    pub(crate) fn free_range(&mut self, space: &mut Space, start: u64, n: u64) -> u64 {
-        self.clear_lost(start, n);
-        let mut freed = Vec::new();
-        self.meta.free_range(start, n, |_, b| freed.push(b));
-        for &b in &freed {
-            self.release(space, b);
-        }
-        freed.len() as u64
-    }
-}
-
 impl Drop for ObjectInner {
     /// `swap_pager_dealloc`: out of the lists first so lookups fail, then every block
     /// freed. In-flight I/O holds a reference, so none is running here.
     fn drop(&mut self) {
         {
-            let mut reg = self.core.registry.lock();
+            let mut reg = self.objects.lock();
             // Uncounted together with unlisting, so `verify` sees both or neither.
             self.st.uncount();
             reg.all.remove(&self.id);
-            if let Some(h) = &self.handle {
-                let me: *const ObjectInner = self;
-                if reg
-                    .named
-                    .get(h)
-                    .is_some_and(|w| std::ptr::eq(w.as_ptr(), me))
-                {
-                    reg.named.remove(h);
-                }
-            }
+            reg.unname(self);
         }
         let st = self.st.get_mut();
         let mut space = self.core.space.lock();
@@ -264,18 +111,109 @@ impl Drop for ObjectInner {
     }
 }
 
-/// Frees `blocks` (any order), coalesced into runs of consecutive numbers: one blist free
-/// and one hysteresis check per run instead of per block. Consecutive numbers are on one
-/// area (areas keep a gap between them).
-pub(crate) fn free_blocks(space: &mut Space, blocks: &mut [u64]) {
-    blocks.sort_unstable();
-    let mut i = 0;
-    while i < blocks.len() {
-        let mut n = 1;
-        while i + n < blocks.len() && blocks[i + n] == blocks[i] + n as u64 {
-            n += 1;
+/// Live objects: all of them (for swapoff and stats) and the named ones by handle (the
+/// seed's `swap_pager_object_list` / `NOBJLIST`). Weak references: the registry never
+/// keeps an object alive. A leaf lock, never held while an object is dropped.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    pub all: HashMap<u64, Weak<ObjectInner>>,
+    pub named: HashMap<String, Weak<ObjectInner>>,
+}
+
+impl Registry {
+    /// Takes `obj`'s handle out of the named list, if the handle still names it.
+    fn unname(&mut self, obj: &ObjectInner) {
+        let Some(h) = &obj.handle else { return };
+        let me: *const ObjectInner = obj;
+        if self
+            .named
+            .get(h)
+            .is_some_and(|w| std::ptr::eq(w.as_ptr(), me))
+        {
+            self.named.remove(h);
         }
-        space.free(blocks[i], n as u64);
-        i += n;
+    }
+}
+
+/// The registry of one pager's objects, and the ids it hands out.
+#[derive(Debug)]
+pub(crate) struct Objects {
+    reg: Mutex<Registry>,
+    next: AtomicU64,
+}
+
+impl Default for Objects {
+    fn default() -> Objects {
+        Objects {
+            reg: Mutex::new(Registry::default()),
+            next: AtomicU64::new(1),
+        }
+    }
+}
+
+impl Objects {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Registry> {
+        self.reg.lock()
+    }
+
+    /// `swap_pager_alloc`: a named object is found again by its handle; otherwise a new
+    /// object of `core` is registered (weakly: the registry never keeps it alive).
+    pub(crate) fn alloc(
+        self: &Arc<Objects>,
+        core: &Arc<Core>,
+        handle: Option<&str>,
+        size: u64,
+    ) -> Object {
+        let mut reg = self.reg.lock();
+        if let Some(h) = handle
+            && let Some(inner) = reg.named.get(h).and_then(|w| w.upgrade())
+        {
+            return Object { inner };
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let inner = Arc::new(ObjectInner {
+            id,
+            handle: handle.map(str::to_owned),
+            size,
+            core: Arc::clone(core),
+            objects: Arc::clone(self),
+            st: StateLock::new(
+                ObjState::new(core.tun.checksum != Checksum::None),
+                Arc::clone(&core.meta_bytes),
+            ),
+            cond: Condvar::new(),
+        });
+        reg.all.insert(id, Arc::downgrade(&inner));
+        if let Some(h) = handle {
+            reg.named.insert(h.to_owned(), Arc::downgrade(&inner));
+        }
+        Object { inner }
+    }
+
+    /// `vm_pager_object_lookup`: an object being dropped is no longer found.
+    pub(crate) fn lookup(&self, handle: &str) -> Option<Object> {
+        let reg = self.reg.lock();
+        let inner = reg.named.get(handle)?.upgrade()?;
+        drop(reg);
+        Some(Object { inner })
+    }
+
+    /// Every live object, strongly held: for walks that must not hold the registry lock.
+    pub(crate) fn live(&self) -> Vec<Arc<ObjectInner>> {
+        let reg = self.reg.lock();
+        let objs: Vec<_> = reg.all.values().filter_map(|w| w.upgrade()).collect();
+        drop(reg);
+        objs
+    }
+
+    /// How many objects are listed, and how many of them are named.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        let reg = self.reg.lock();
+        (reg.all.len() as u64, reg.named.len() as u64)
+    }
+
+    /// A named `obj` can no longer be looked up (a `copy` that destroys its source).
+    pub(crate) fn unname(&self, obj: &ObjectInner) {
+        self.reg.lock().unname(obj);
     }
 }

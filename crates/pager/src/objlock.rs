@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use crate::object::ObjState;
+use crate::objstate::ObjState;
 
 /// `Mutex<ObjState>` whose guard accounts metadata bytes when it is released.
 #[derive(Debug)]

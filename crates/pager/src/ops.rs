@@ -1,64 +1,13 @@
 //! The small operations on an object's swap: `unswapped`, `freespace`, `reserve`, `copy`
 //! (`swap_pager_unswapped`, `swap_pager_freespace`, `swap_pager_reserve`,
-//! `swap_pager_copy`) and object allocation (`swap_pager_alloc`).
+//! `swap_pager_copy`).
 
-use std::sync::Arc;
-
-use parking_lot::Condvar;
-
-use crate::config::Checksum;
 use crate::core::Core;
 use crate::error::PagerError;
-use crate::object::{Lost, ObjState, Object, ObjectInner};
-use crate::objlock::StateLock;
+use crate::object::ObjectInner;
+use crate::objstate::{Lost, ObjState};
 
 impl Core {
-    /// `swap_pager_alloc`: a named object is found again by its handle; otherwise a new
-    /// object is registered (weakly: the registry never keeps it alive).
-    pub(crate) fn alloc_object(self: &Arc<Core>, handle: Option<&str>, size: u64) -> Object {
-        let mut reg = self.registry.lock();
-        if let Some(h) = handle
-            && let Some(inner) = reg.named.get(h).and_then(|w| w.upgrade())
-        {
-            return Object { inner };
-        }
-        let id = self
-            .next_object
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let inner = Arc::new(ObjectInner {
-            id,
-            handle: handle.map(str::to_owned),
-            size,
-            core: Arc::clone(self),
-            st: StateLock::new(
-                ObjState::new(self.tun.checksum != Checksum::None),
-                Arc::clone(&self.meta_bytes),
-            ),
-            cond: Condvar::new(),
-        });
-        reg.all.insert(id, Arc::downgrade(&inner));
-        if let Some(h) = handle {
-            reg.named.insert(h.to_owned(), Arc::downgrade(&inner));
-        }
-        Object { inner }
-    }
-
-    /// `vm_pager_object_lookup`: an object being dropped is no longer found.
-    pub(crate) fn lookup_object(&self, handle: &str) -> Option<Object> {
-        let reg = self.registry.lock();
-        let inner = reg.named.get(handle)?.upgrade()?;
-        drop(reg);
-        Some(Object { inner })
-    }
-
-    /// Every live object, strongly held: for walks that must not hold the registry lock.
-    pub(crate) fn objects(&self) -> Vec<Arc<ObjectInner>> {
-        let reg = self.registry.lock();
-        let objs: Vec<_> = reg.all.values().filter_map(|w| w.upgrade()).collect();
-        drop(reg);
-        objs
-    }
-
     /// `swap_pager_freespace` (and `unswapped` with `n = 1`): the blocks go back to the
     /// allocator (or wait for readers), writes in flight on the range are cancelled.
     pub(crate) fn freespace(&self, obj: &ObjectInner, start: u64, n: u64) {
@@ -127,16 +76,8 @@ impl Core {
         if src.id == dst.id {
             return;
         }
-        if destroy && let Some(h) = &src.handle {
-            let mut reg = self.registry.lock();
-            let me: *const ObjectInner = src;
-            if reg
-                .named
-                .get(h)
-                .is_some_and(|w| std::ptr::eq(w.as_ptr(), me))
-            {
-                reg.named.remove(h);
-            }
+        if destroy {
+            src.objects.unname(src);
         }
         let end = offset.saturating_add(dst.size);
         let busy = |s: &ObjState| {

@@ -19,7 +19,8 @@ use crate::config::{Checksum, DeviceId};
 use crate::core::{Core, bump};
 use crate::integrity;
 use crate::io::{AsyncCallback, AsyncDone, PageResult, PutMode};
-use crate::object::{Lost, ObjectInner, free_blocks};
+use crate::object::ObjectInner;
+use crate::objstate::{Lost, free_blocks};
 use crate::space::Run;
 
 /// One `putpages` call: the results of its pages and the clusters still in flight.

@@ -17,6 +17,7 @@ use device::units::format_uuid;
 
 use crate::config::DeviceId;
 use crate::core::Core;
+use crate::object::Objects;
 use crate::space::Area;
 use crate::stats::{
     DeviceState, DeviceStats, FragStats, LastError, PagerStats, PbufStats, Tunables,
@@ -127,17 +128,9 @@ impl AreaCopy {
             used_pages: self.used,
             free_pages: self.free,
             bad_pages: self.bad,
-            in_flight: io.in_flight,
-            reads: io.reads,
-            writes: io.writes,
-            pages_read: io.pages_read,
-            pages_written: io.pages_written,
-            read_errors: io.read_errors,
-            write_errors: io.write_errors,
+            io,
             corrupt: self.corrupt,
             last_error,
-            read_latency: io.read_latency,
-            write_latency: io.write_latency,
             frag: FragStats::default(),
         }
     }
@@ -146,17 +139,14 @@ impl AreaCopy {
 impl Core {
     /// The snapshot, with `frag` left empty: the space lock is held only to copy each
     /// area's counters; the registry lock (a leaf paging never takes) only to count.
-    pub(crate) fn stats(&self) -> PagerStats {
+    pub(crate) fn stats(&self, objects: &Objects) -> PagerStats {
         let (copies, hysteresis, free_pages) = {
             let space = self.space.lock();
             let copies: Vec<AreaCopy> = space.areas.iter().map(AreaCopy::of).collect();
             (copies, space.hyst, space.free_blocks())
         };
         let devices: Vec<DeviceStats> = copies.into_iter().map(AreaCopy::into_stats).collect();
-        let (object_count, named_objects) = {
-            let reg = self.registry.lock();
-            (reg.all.len() as u64, reg.named.len() as u64)
-        };
+        let (object_count, named_objects) = objects.counts();
         PagerStats {
             uptime_ms: self.started.elapsed().as_millis() as u64,
             page_size: device::PAGE_SIZE as u64,
@@ -192,8 +182,8 @@ impl Core {
 
     /// [`Core::stats`] with every area's `frag` filled in (each area's free list walked
     /// under its own hold of the space lock, so paging waits for one walk at a time).
-    pub(crate) fn stats_with_frag(&self) -> PagerStats {
-        let mut s = self.stats();
+    pub(crate) fn stats_with_frag(&self, objects: &Objects) -> PagerStats {
+        let mut s = self.stats(objects);
         for d in &mut s.devices {
             if let Some(f) = self.frag(DeviceId(d.id)) {
                 d.frag = f;

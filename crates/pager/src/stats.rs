@@ -172,7 +172,7 @@ pub struct DeviceStats {
     pub path: String,
     pub priority: i32,
     pub state: DeviceState,
-    /// "block" or "file".
+    /// "block", "file" or "nbd".
     pub kind: String,
     pub direct_io: bool,
     /// Added with discard (`swapon --discard`, `discard = true`): its data pages were
@@ -192,20 +192,15 @@ pub struct DeviceStats {
     pub free_pages: u64,
     /// Header bad pages plus blocks quarantined after write errors.
     pub bad_pages: u64,
-    pub in_flight: u64,
-    pub reads: u64,
-    pub writes: u64,
-    pub pages_read: u64,
-    pub pages_written: u64,
-    pub read_errors: u64,
-    pub write_errors: u64,
+    /// The area's I/O counters and latencies as the device keeps them (`SwapArea::stats`),
+    /// passed through whole: in JSON their fields sit beside this struct's own.
+    #[serde(flatten)]
+    pub io: device::AreaStats,
     /// Pages read from this area whose checksum did not match.
     pub corrupt: u64,
     /// Its last failed I/O or broken connection, with its cause and time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<LastError>,
-    pub read_latency: device::LatencySummary,
-    pub write_latency: device::LatencySummary,
     /// The device's free-space fragmentation (its blist `stats()`): filled only by
     /// `Pager::stats_with_frag` (empty in `Pager::stats`, which must stay cheap).
     pub frag: FragStats,

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use crate::config::DeviceId;
 use crate::core::Core;
-use crate::object::ObjectInner;
+use crate::object::{ObjectInner, Objects};
 use crate::objlock::StateGuard;
 
 /// What [`crate::Pager::verify`] found wrong: a bug in the pager, never in its input.
@@ -63,9 +63,9 @@ impl Core {
     /// Checks, per area, `avail + used + quarantined + filled == usable`; that every block
     /// in any object's metadata or parked list is allocated in its area's blist and held
     /// by one page only; and, when no I/O is in flight, that the blocks held equal `used`.
-    pub(crate) fn verify(&self) -> Result<(), VerifyError> {
+    pub(crate) fn verify(&self, registry: &Objects) -> Result<(), VerifyError> {
         let idle = *self.async_batches.lock() == 0;
-        let mut objects = self.objects();
+        let mut objects = registry.live();
         objects.sort_by_key(|o| o.id);
         let guards: Vec<_> = objects.iter().map(|o| (o, o.st.lock())).collect();
         let space = self.space.lock();
@@ -118,7 +118,7 @@ impl Core {
                 held[i] += 1;
             }
         }
-        self.verify_meta_bytes(&guards)?;
+        self.verify_meta_bytes(registry, &guards)?;
         if quiet {
             for (a, &h) in space.areas.iter().zip(&held) {
                 if h != a.used {
@@ -139,6 +139,7 @@ impl Core {
     /// are listed before they are used; otherwise it checks nothing.
     fn verify_meta_bytes(
         &self,
+        registry: &Objects,
         guards: &[(&Arc<ObjectInner>, StateGuard<'_>)],
     ) -> Result<(), VerifyError> {
         let mut held = 0;
@@ -152,7 +153,7 @@ impl Core {
             }
             held += bytes;
         }
-        let reg = self.registry.lock();
+        let reg = registry.lock();
         let same = reg.all.len() == guards.len()
             && guards.iter().all(|(o, _)| reg.all.contains_key(&o.id));
         let counted = self.meta_bytes.load(Ordering::Relaxed);

@@ -243,7 +243,7 @@ fn stats_describe_devices_pools_counters_and_objects() {
         (d.priority, d.total_pages, d.used_pages, d.bad_pages),
         (3, 64, 10, 0)
     );
-    assert_eq!((d.writes, d.pages_written), (2, 10));
+    assert_eq!((d.io.writes, d.io.pages_written), (2, 10));
     // Fragmentation walks the free list: only when asked for (#12).
     assert_eq!(
         d.frag,

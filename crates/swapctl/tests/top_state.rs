@@ -21,8 +21,11 @@ fn snapshot(uptime_ms: u64, pages_in: u64, pages_out: u64, reads: u64, writes: u
     s.devices.push(DeviceStats {
         id: 7,
         path: "/dev/loop7".to_string(),
-        reads,
-        writes,
+        io: device::AreaStats {
+            reads,
+            writes,
+            ..device::AreaStats::default()
+        },
         total_pages: 100,
         ..DeviceStats::default()
     });
@@ -97,7 +100,10 @@ fn a_new_device_has_zero_rates_until_its_second_snapshot() {
     let mut cur = snapshot(2_000, 0, 0, 10, 10);
     cur.devices.push(DeviceStats {
         id: 8,
-        reads: 1_000,
+        io: device::AreaStats {
+            reads: 1_000,
+            ..device::AreaStats::default()
+        },
         ..DeviceStats::default()
     });
     let rates = compute_rates(&prev, &cur);

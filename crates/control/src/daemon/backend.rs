@@ -1,9 +1,11 @@
-//! What the daemon serves: a [`Backend`] is the swap space behind the socket. The real one
-//! wraps a `pager::Pager` (see `pager_backend.rs`); [`MemoryBackend`] keeps pages in memory
-//! and is the reference model the protocol tests run against.
+//! What the daemon serves: a [`Backend`] is the swap space behind the socket, and its
+//! objects are [`BackendObject`]s, held by the daemon's one registry (`registry.rs`). The
+//! real one wraps a `pager::Pager` (see `pager_backend.rs`); [`MemoryBackend`] keeps pages
+//! in memory and is the reference model the protocol tests run against.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 
@@ -26,54 +28,67 @@ pub enum BackendError {
     Failed(String),
 }
 
-/// The swap space as the daemon sees it. Object ids are the backend's own; the daemon maps
-/// them to per-uid wire ids. Implementations are thread-safe: one thread serves each client.
+/// The swap space as the daemon sees it. Implementations are thread-safe: one thread
+/// serves each client.
 pub trait Backend: Send + Sync + 'static {
     fn stats(&self) -> PagerStats;
+
     /// The same with each device's fragmentation filled in (costs a free-list walk).
     fn stats_with_frag(&self) -> PagerStats {
         self.stats()
     }
+
     fn swapon(&self, path: &Path, priority: i32, discard: bool) -> Result<(), BackendError>;
+
     /// Move every page off `path`, then detach it. Blocks until done. `force` removes a
     /// failed device, dropping its pages. Returns how many pages were lost (dropped unread,
     /// or failing their checksum): 0 unless something could not be moved.
     fn swapoff(&self, path: &Path, force: bool) -> Result<u64, BackendError>;
+
     /// Set `swap_async_max`; returns the clamped value in force.
     fn set_swap_async_max(&self, n: u64) -> u64;
-    fn create(&self) -> Result<u64, BackendError>;
-    fn destroy(&self, object: u64);
-    /// Page out whole pages of `data` at `pindex`.
-    fn putpages(&self, object: u64, pindex: u64, data: &[u8], sync: bool) -> Vec<PutStatus>;
-    /// Page in `out.len() / PAGE_SIZE` pages at `pindex` into `out`.
-    fn getpages(&self, object: u64, pindex: u64, out: &mut [u8]) -> Vec<GetStatus>;
-    /// [`Backend::getpages`] with why each page that is `Error` failed (the protocol's
-    /// `errors`). The default knows no reasons.
-    fn getpages_explained(
-        &self,
-        object: u64,
-        pindex: u64,
-        out: &mut [u8],
-    ) -> (Vec<GetStatus>, Vec<PageError>) {
-        (self.getpages(object, pindex, out), Vec::new())
-    }
-    /// (has, contiguous before, contiguous after).
-    fn haspage(&self, object: u64, pindex: u64) -> (bool, u64, u64);
-    /// Drop the swap copies of `count` pages from `pindex`.
-    fn freespace(&self, object: u64, pindex: u64, count: u64);
-    /// Pages of `object` that hold swap (what its uid is charged against its quota).
-    fn swapped_pages(&self, object: u64) -> u64;
-    /// Wait for the async puts of `object` in flight, then take the pages whose async
-    /// writes failed on every area since the last `sync` (ascending, each once), at most as
-    /// many as form `max_runs` runs of consecutive pages; `true` if more wait for the next
-    /// call. Like `fsync`: each failure is reported once. The default suits a backend whose
-    /// writes never fail after they are acknowledged.
-    fn sync(&self, object: u64, max_runs: usize) -> (Vec<u64>, bool) {
-        let _ = (object, max_runs);
-        (Vec::new(), false)
-    }
+
+    /// A new object. The daemon's registry holds the only handle: dropping it frees the
+    /// object and its swap (the seed's `swap_pager_dealloc`).
+    fn create(&self) -> Result<Arc<dyn BackendObject>, BackendError>;
+
     /// Wait for async writes still in flight (called once at shutdown).
     fn flush(&self) {}
+}
+
+/// Called once the pages of one put are final (written or failed): before `putpages`
+/// returns for a sync put, from the write's completion for an async one. It must not
+/// block: it may run on an I/O completion thread.
+pub type Landed = Box<dyn FnOnce() + Send>;
+
+/// One object of a [`Backend`], as the daemon's registry holds it.
+pub trait BackendObject: Send + Sync {
+    /// The backend's own id of the object (for logs and tests).
+    fn id(&self) -> u64;
+
+    /// Page out whole pages of `data` at `pindex`; `landed` runs when they are final.
+    fn putpages(&self, pindex: u64, data: &[u8], sync: bool, landed: Landed) -> Vec<PutStatus>;
+
+    /// Page in `out.len() / PAGE_SIZE` pages at `pindex` into `out`, with why each page
+    /// that is `Error` failed (the protocol's `errors`; empty where the backend knows no
+    /// reasons).
+    fn getpages(&self, pindex: u64, out: &mut [u8]) -> (Vec<GetStatus>, Vec<PageError>);
+
+    /// (has, contiguous before, contiguous after).
+    fn haspage(&self, pindex: u64) -> (bool, u64, u64);
+
+    /// Drop the swap copies of `count` pages from `pindex`.
+    fn freespace(&self, pindex: u64, count: u64);
+
+    /// Pages that hold swap (what the owner's uid is charged against its quota once its
+    /// puts have landed).
+    fn swapped_pages(&self) -> u64;
+
+    /// Wait for the async puts in flight, then take the pages whose async writes failed
+    /// on every area since the last `sync` (ascending, each once), at most as many as form
+    /// `max_runs` runs of consecutive pages; `true` if more wait for the next call. Like
+    /// `fsync`: each failure is reported once.
+    fn sync(&self, max_runs: usize) -> (Vec<u64>, bool);
 }
 
 /// Take from `pages` (ascending) the prefix that forms at most `max_runs` runs of consecutive
@@ -98,7 +113,15 @@ pub fn take_runs(pages: &mut Vec<u64>, max_runs: usize) -> Vec<u64> {
 /// to test the daemon's protocol, permissions and lifetimes without block devices.
 #[derive(Debug)]
 pub struct MemoryBackend {
-    inner: Mutex<Memory>,
+    inner: Arc<Mutex<Memory>>,
+}
+
+/// An object of a [`MemoryBackend`]: its pages live in the backend's table until it is
+/// dropped.
+#[derive(Debug)]
+struct MemoryObject {
+    id: u64,
+    mem: Arc<Mutex<Memory>>,
 }
 
 #[derive(Debug, Default)]
@@ -115,11 +138,11 @@ struct Memory {
 impl MemoryBackend {
     pub fn new(capacity: u64) -> MemoryBackend {
         MemoryBackend {
-            inner: Mutex::new(Memory {
+            inner: Arc::new(Mutex::new(Memory {
                 capacity,
                 async_max: 4,
                 ..Default::default()
-            }),
+            })),
         }
     }
 }
@@ -203,26 +226,38 @@ impl Backend for MemoryBackend {
         m.async_max
     }
 
-    fn create(&self) -> Result<u64, BackendError> {
+    fn create(&self) -> Result<Arc<dyn BackendObject>, BackendError> {
         let mut m = self.inner.lock();
         m.next += 1;
         let id = m.next;
         m.objects.insert(id, HashMap::new());
-        Ok(id)
+        Ok(Arc::new(MemoryObject {
+            id,
+            mem: Arc::clone(&self.inner),
+        }))
+    }
+}
+
+impl Drop for MemoryObject {
+    fn drop(&mut self) {
+        let mut m = self.mem.lock();
+        m.objects.remove(&self.id);
+        m.lost.remove(&self.id);
+    }
+}
+
+impl BackendObject for MemoryObject {
+    fn id(&self) -> u64 {
+        self.id
     }
 
-    fn destroy(&self, object: u64) {
-        let mut m = self.inner.lock();
-        m.objects.remove(&object);
-        m.lost.remove(&object);
-    }
-
-    fn putpages(&self, object: u64, pindex: u64, data: &[u8], _sync: bool) -> Vec<PutStatus> {
-        let mut m = self.inner.lock();
+    /// Final at once: `landed` runs before it returns.
+    fn putpages(&self, pindex: u64, data: &[u8], _sync: bool, landed: Landed) -> Vec<PutStatus> {
+        let mut m = self.mem.lock();
         let mut out = Vec::new();
         for (i, page) in data.chunks(PAGE_SIZE).enumerate() {
             let full = m.used() >= m.capacity;
-            let Some(o) = m.objects.get_mut(&object) else {
+            let Some(o) = m.objects.get_mut(&self.id) else {
                 out.push(PutStatus::Error);
                 continue;
             };
@@ -234,17 +269,20 @@ impl Backend for MemoryBackend {
                 out.push(PutStatus::Ok);
             }
         }
+        drop(m);
+        landed();
         out
     }
 
-    fn getpages(&self, object: u64, pindex: u64, out: &mut [u8]) -> Vec<GetStatus> {
-        let m = self.inner.lock();
-        out.chunks_mut(PAGE_SIZE)
+    fn getpages(&self, pindex: u64, out: &mut [u8]) -> (Vec<GetStatus>, Vec<PageError>) {
+        let m = self.mem.lock();
+        let st = out
+            .chunks_mut(PAGE_SIZE)
             .enumerate()
             .map(|(i, page)| {
                 match m
                     .objects
-                    .get(&object)
+                    .get(&self.id)
                     .and_then(|o| o.get(&(pindex + i as u64)))
                 {
                     Some(p) if p.is_empty() => GetStatus::Error,
@@ -255,12 +293,13 @@ impl Backend for MemoryBackend {
                     None => GetStatus::Absent,
                 }
             })
-            .collect()
+            .collect();
+        (st, Vec::new())
     }
 
-    fn haspage(&self, object: u64, pindex: u64) -> (bool, u64, u64) {
-        let m = self.inner.lock();
-        let Some(o) = m.objects.get(&object) else {
+    fn haspage(&self, pindex: u64) -> (bool, u64, u64) {
+        let m = self.mem.lock();
+        let Some(o) = m.objects.get(&self.id) else {
             return (false, 0, 0);
         };
         if !o.contains_key(&pindex) {
@@ -273,9 +312,9 @@ impl Backend for MemoryBackend {
         (true, before, after)
     }
 
-    fn sync(&self, object: u64, max_runs: usize) -> (Vec<u64>, bool) {
-        let mut m = self.inner.lock();
-        let Some(lost) = m.lost.get_mut(&object) else {
+    fn sync(&self, max_runs: usize) -> (Vec<u64>, bool) {
+        let mut m = self.mem.lock();
+        let Some(lost) = m.lost.get_mut(&self.id) else {
             return (Vec::new(), false);
         };
         lost.sort_unstable();
@@ -284,16 +323,16 @@ impl Backend for MemoryBackend {
         (taken, !lost.is_empty())
     }
 
-    fn swapped_pages(&self, object: u64) -> u64 {
-        self.inner
+    fn swapped_pages(&self) -> u64 {
+        self.mem
             .lock()
             .objects
-            .get(&object)
+            .get(&self.id)
             .map_or(0, |o| o.len() as u64)
     }
 
-    fn freespace(&self, object: u64, pindex: u64, count: u64) {
-        if let Some(o) = self.inner.lock().objects.get_mut(&object) {
+    fn freespace(&self, pindex: u64, count: u64) {
+        if let Some(o) = self.mem.lock().objects.get_mut(&self.id) {
             o.retain(|p, _| !(pindex..pindex.saturating_add(count)).contains(p));
         }
     }

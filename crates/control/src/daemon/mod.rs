@@ -19,8 +19,12 @@ pub mod integrity;
 pub mod limits;
 pub mod log;
 pub mod pager_backend;
+pub mod peer;
+pub mod registry;
+mod requests;
 mod server;
 pub mod session;
+pub mod shared;
 mod signals;
 pub mod socket;
 mod timed;
@@ -38,10 +42,10 @@ use std::time::{Duration, Instant};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use parking_lot::Mutex;
 
-pub use backend::{Backend, BackendError, MemoryBackend};
+pub use backend::{Backend, BackendError, BackendObject, Landed, MemoryBackend};
 use log::{log_error, log_info, log_uid, log_warn};
 pub use server::Server;
-use session::Shared;
+use shared::Shared;
 
 use crate::config::Config;
 use crate::proto::{ErrorKind, Reply};
@@ -371,7 +375,7 @@ impl Acceptor {
     /// a clone of its stream so shutdown can close its read side.
     fn start_client(&mut self, stream: UnixStream, conn: u64) -> Option<JoinHandle<()>> {
         let shared = &self.shared;
-        let peer = match session::peer_of(&stream, conn) {
+        let peer = match peer::peer_of(&stream, conn) {
             Ok(p) => p,
             Err(e) => {
                 log_warn!("client {conn}: no peer credentials: {e}");
@@ -396,7 +400,7 @@ impl Acceptor {
             refuse(stream, &format!("too many clients ({open})"));
             return None;
         }
-        if let Err(why) = shared.uids.connect(peer.uid, admin, &limits) {
+        if let Err(why) = shared.registry.uids.connect(peer.uid, admin, &limits) {
             log_uid!(Warn, peer.uid, "client {conn}: refused: {why}");
             refuse(stream, &why);
             return None;
@@ -408,7 +412,7 @@ impl Acceptor {
             Ok(c) => c,
             Err(e) => {
                 log_warn!("client {conn}: {e}");
-                shared.uids.disconnect(peer.uid, &limits);
+                shared.registry.uids.disconnect(peer.uid, &limits);
                 return None;
             }
         };
@@ -427,7 +431,7 @@ impl Acceptor {
             Err(e) => {
                 log_error!("client {conn}: cannot start a thread: {e}");
                 self.clients.lock().remove(&conn);
-                self.shared.uids.disconnect(peer.uid, &limits);
+                self.shared.registry.uids.disconnect(peer.uid, &limits);
                 None
             }
         }
@@ -488,6 +492,8 @@ fn refuse(stream: UnixStream, why: &str) {
 
 #[cfg(test)]
 mod model_tests;
+#[cfg(test)]
+mod quota_tests;
 #[cfg(test)]
 mod sync_tests;
 #[cfg(test)]

@@ -9,7 +9,9 @@ use device::PAGE_SIZE;
 
 use super::backend::{Backend, MemoryBackend};
 use super::pager_backend::{PagerBackend, PagerSettings};
-use super::session::{self, Peer, Shared};
+use super::peer::Peer;
+use super::requests;
+use super::shared::Shared;
 use crate::config::Config;
 use crate::proto::{Reply, Request};
 
@@ -96,8 +98,8 @@ proptest! {
                 Op::Has { obj, pindex } => (Request::HasPage { object: id(obj), pindex }, vec![]),
                 Op::Free { obj, pindex, count } => (Request::FreeSpace { object: id(obj), pindex, count }, vec![]),
             };
-            let (r1, d1) = session::handle(&real, &peer, req.clone(), data.clone());
-            let (r2, d2) = session::handle(&model, &peer, req.clone(), data);
+            let (r1, d1) = requests::handle(&real, &peer, req.clone(), data.clone());
+            let (r2, d2) = requests::handle(&model, &peer, req.clone(), data);
             if let (Request::Destroy { object }, Reply::Ok) = (&req, &r1) {
                 objects.retain(|o| o != object);
             }
@@ -111,7 +113,7 @@ proptest! {
         }
         // Every object destroyed: no swap block may stay allocated.
         for o in objects {
-            let (r, _) = session::handle(&real, &peer, Request::Destroy { object: o }, vec![]);
+            let (r, _) = requests::handle(&real, &peer, Request::Destroy { object: o }, vec![]);
             prop_assert_eq!(r, Reply::Ok);
         }
         // An async write's completion lets go of its object a moment after `wait_async`
@@ -145,7 +147,7 @@ proptest! {
             let s = shared(b);
             // Objects 1 and 2 exist, so ids in requests sometimes hit.
             for _ in 0..2 {
-                session::handle(&s, &Peer { uid: 1000, pid: 1, conn: 1 }, Request::Create { handle: None }, vec![]);
+                requests::handle(&s, &Peer { uid: 1000, pid: 1, conn: 1 }, Request::Create { handle: None }, vec![]);
             }
             for (req, pages, stranger) in &reqs {
                 let mut req = req.clone();
@@ -173,7 +175,7 @@ proptest! {
                     _ => {}
                 }
                 let uid = if *stranger { 1001 } else { 1000 };
-                let _ = session::handle(&s, &Peer { uid, pid: 1, conn: 1 }, req, vec![0u8; pages * PAGE_SIZE]);
+                let _ = requests::handle(&s, &Peer { uid, pid: 1, conn: 1 }, req, vec![0u8; pages * PAGE_SIZE]);
             }
         }
     }

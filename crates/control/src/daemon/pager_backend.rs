@@ -1,25 +1,21 @@
 //! The real backend: a `pager::Pager` behind the socket.
 //!
-//! The daemon's object table maps wire ids to the ids handed out here; this file keeps the
-//! `pager::Object` handles alive (dropping the last one frees the object's swap, the seed's
-//! `swap_pager_dealloc`), with a count of each object's async puts in flight, so `sync` waits
-//! for that object's writes only (not for every client's, which under load may never all be
-//! idle at once).
+//! Each object served is a [`PagerObject`]: a `pager::Object` handle (the daemon's registry
+//! holds it; dropping it frees the object's swap, the seed's `swap_pager_dealloc`), with a
+//! count of its async puts in flight, so `sync` waits for that object's writes only (not
+//! for every client's, which under load may never all be idle at once).
 
-use std::collections::HashMap;
 use std::path::Path;
-
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
-use device::PAGE_SIZE;
 use pager::{
     DeviceId, Object, PageResult, Pager, PagerConfig, PagerError, PagerStats, PutMode,
     SwapoffOptions, SwaponOptions,
 };
 
-use super::backend::{Backend, BackendError, take_runs};
+use super::backend::{Backend, BackendError, BackendObject, Landed, take_runs};
 use super::integrity;
 use crate::proto::{GetStatus, PageError, PutStatus};
 
@@ -41,16 +37,16 @@ const OBJECT_PAGES: u64 = u32::MAX as u64;
 #[derive(Debug)]
 pub struct PagerBackend {
     pager: Pager,
-    objects: Mutex<HashMap<u64, Served>>,
 }
 
 /// One object served: its handle, its async puts in flight, and the failures `sync` took
 /// from the pager but has not reported yet (a reply carries at most so many).
-#[derive(Debug, Clone)]
-struct Served {
+#[derive(Debug)]
+struct PagerObject {
+    pager: Pager,
     obj: Object,
     inflight: Arc<Inflight>,
-    unreported: Arc<Mutex<Vec<u64>>>,
+    unreported: Mutex<Vec<u64>>,
 }
 
 /// Async puts of one object whose completion callback has not run yet.
@@ -116,10 +112,7 @@ impl PagerBackend {
     /// Its events and corrupt reads are logged from now on (`integrity`).
     pub fn new(pager: Pager) -> PagerBackend {
         integrity::watch(&pager);
-        PagerBackend {
-            pager,
-            objects: Mutex::default(),
-        }
+        PagerBackend { pager }
     }
 
     /// The area `path` names: the one swapped on by that path, else the one on the same
@@ -137,12 +130,14 @@ impl PagerBackend {
         })
     }
 
-    fn object(&self, id: u64) -> Option<Object> {
-        self.objects.lock().get(&id).map(|s| s.obj.clone())
-    }
-
-    fn served(&self, id: u64) -> Option<Served> {
-        self.objects.lock().get(&id).cloned()
+    /// A new object of the pager, served.
+    fn object(&self) -> PagerObject {
+        PagerObject {
+            pager: self.pager.clone(),
+            obj: self.pager.alloc_object(None, OBJECT_PAGES),
+            inflight: Arc::default(),
+            unreported: Mutex::default(),
+        }
     }
 }
 
@@ -181,67 +176,57 @@ impl Backend for PagerBackend {
         self.pager.set_swap_async_max(n)
     }
 
-    fn create(&self) -> Result<u64, BackendError> {
-        let o = self.pager.alloc_object(None, OBJECT_PAGES);
-        let id = o.id();
-        let served = Served {
-            obj: o,
-            inflight: Arc::default(),
-            unreported: Arc::default(),
-        };
-        self.objects.lock().insert(id, served);
-        Ok(id)
+    fn create(&self) -> Result<Arc<dyn BackendObject>, BackendError> {
+        Ok(Arc::new(self.object()))
     }
 
-    fn destroy(&self, object: u64) {
-        // Dropped outside the map's lock: freeing an object's swap takes the pager's locks.
-        let gone = self.objects.lock().remove(&object);
-        drop(gone);
+    fn flush(&self) {
+        self.pager.wait_async();
+    }
+}
+
+impl BackendObject for PagerObject {
+    fn id(&self) -> u64 {
+        self.obj.id()
     }
 
-    fn putpages(&self, object: u64, pindex: u64, data: &[u8], sync: bool) -> Vec<PutStatus> {
-        let Some(s) = self.served(object) else {
-            return vec![PutStatus::Error; data.len() / PAGE_SIZE];
-        };
-        let mode = if sync {
-            PutMode::Sync
+    fn putpages(&self, pindex: u64, data: &[u8], sync: bool, landed: Landed) -> Vec<PutStatus> {
+        let (mode, after) = if sync {
+            (PutMode::Sync, Some(landed))
         } else {
             // The batch's callback runs exactly once, when its last cluster is final.
-            s.inflight.start();
-            let inflight = Arc::clone(&s.inflight);
-            PutMode::Async(Some(Box::new(move |_| inflight.done())))
+            self.inflight.start();
+            let inflight = Arc::clone(&self.inflight);
+            let done = Box::new(move |_| {
+                inflight.done();
+                landed();
+            });
+            (PutMode::Async(Some(done)), None)
         };
-        self.pager
-            .putpages(&s.obj, pindex, data, mode)
+        let st = self
+            .pager
+            .putpages(&self.obj, pindex, data, mode)
             .into_iter()
             .map(|r| match r {
                 PageResult::Ok | PageResult::Pend => PutStatus::Ok,
                 PageResult::Fail => PutStatus::Fail,
                 PageResult::Error => PutStatus::Error,
             })
-            .collect()
-    }
-
-    fn getpages(&self, object: u64, pindex: u64, out: &mut [u8]) -> Vec<GetStatus> {
-        self.getpages_explained(object, pindex, out).0
+            .collect();
+        if let Some(landed) = after {
+            landed();
+        }
+        st
     }
 
     /// The pager's `getpages_each`: one read per run contiguous on swap, each page read
     /// once and a corrupt page counted once. A page that fails gets the pager's error line
     /// as its reason.
-    fn getpages_explained(
-        &self,
-        object: u64,
-        pindex: u64,
-        out: &mut [u8],
-    ) -> (Vec<GetStatus>, Vec<PageError>) {
+    fn getpages(&self, pindex: u64, out: &mut [u8]) -> (Vec<GetStatus>, Vec<PageError>) {
         let mut errors = Vec::new();
-        let Some(o) = self.object(object) else {
-            return (vec![GetStatus::Absent; out.len() / PAGE_SIZE], errors);
-        };
         let st = self
             .pager
-            .getpages_each(&o, pindex, out)
+            .getpages_each(&self.obj, pindex, out)
             .into_iter()
             .zip(pindex..)
             .map(|(r, p)| match r {
@@ -264,41 +249,29 @@ impl Backend for PagerBackend {
         (st, errors)
     }
 
-    fn haspage(&self, object: u64, pindex: u64) -> (bool, u64, u64) {
-        match self
-            .object(object)
-            .and_then(|o| self.pager.haspage(&o, pindex))
-        {
+    fn haspage(&self, pindex: u64) -> (bool, u64, u64) {
+        match self.pager.haspage(&self.obj, pindex) {
             Some((before, after)) => (true, before, after),
             None => (false, 0, 0),
         }
     }
 
-    fn freespace(&self, object: u64, pindex: u64, count: u64) {
-        if let Some(o) = self.object(object) {
-            self.pager.freespace(&o, pindex, count);
-        }
+    fn freespace(&self, pindex: u64, count: u64) {
+        self.pager.freespace(&self.obj, pindex, count);
     }
 
-    fn sync(&self, object: u64, max_runs: usize) -> (Vec<u64>, bool) {
-        let Some(s) = self.served(object) else {
-            return (Vec::new(), false);
-        };
-        s.inflight.wait_idle();
-        let mut pending = s.unreported.lock();
-        pending.extend(self.pager.take_async_failures(&s.obj));
+    fn sync(&self, max_runs: usize) -> (Vec<u64>, bool) {
+        self.inflight.wait_idle();
+        let mut pending = self.unreported.lock();
+        pending.extend(self.pager.take_async_failures(&self.obj));
         pending.sort_unstable();
         pending.dedup();
         let taken = take_runs(&mut pending, max_runs);
         (taken, !pending.is_empty())
     }
 
-    fn swapped_pages(&self, object: u64) -> u64 {
-        self.object(object).map_or(0, |o| o.swapped_pages())
-    }
-
-    fn flush(&self) {
-        self.pager.wait_async();
+    fn swapped_pages(&self) -> u64 {
+        self.obj.swapped_pages()
     }
 }
 
@@ -306,6 +279,7 @@ impl Backend for PagerBackend {
 mod tests {
     use super::*;
     use crate::config::EngineName;
+    use device::PAGE_SIZE;
 
     /// A refusal of the pager reaches the daemon as the pager's error, matchable down to the
     /// device's, not as a string; the client is told the same one line.
@@ -356,17 +330,16 @@ mod tests {
                 continue;
             };
             backend.swapon(&file, 0, false).unwrap();
-            let id = backend.create().unwrap();
+            let obj = backend.object();
             let data: Vec<u8> = (0..PAGES as usize * PAGE_SIZE)
                 .map(|i| (i / PAGE_SIZE) as u8 | 1)
                 .collect();
-            let st = backend.putpages(id, 0, &data, true);
+            let st = obj.putpages(0, &data, true, Box::new(|| {}));
             assert!(st.iter().all(|s| *s == PutStatus::Ok), "{st:?}");
-            let o = backend.object(id).unwrap();
             let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
             let bad: Vec<u64> = (0..PAGES).filter(|p| p % 4 == 1).collect();
             for &p in &bad {
-                let (_, at) = backend.pager.locate(&o, p).unwrap();
+                let (_, at) = backend.pager.locate(&obj.obj, p).unwrap();
                 f.write_all_at(&[0xee; PAGE_SIZE], at * PAGE_SIZE as u64)
                     .unwrap();
             }
@@ -375,7 +348,7 @@ mod tests {
             let mut errors = Vec::new();
             for first in (0..PAGES).step_by(64) {
                 let mut out = vec![0u8; 64 * PAGE_SIZE];
-                let (st, why) = backend.getpages_explained(id, first, &mut out);
+                let (st, why) = obj.getpages(first, &mut out);
                 for (k, s) in st.iter().enumerate() {
                     let p = first + k as u64;
                     let at = k * PAGE_SIZE..(k + 1) * PAGE_SIZE;
@@ -405,7 +378,7 @@ mod tests {
                 errors.iter().all(|e| e.error.contains("checksum mismatch")),
                 "{errors:?}"
             );
-            backend.destroy(id);
+            drop(obj);
         }
     }
 
@@ -446,8 +419,8 @@ mod tests {
             };
             backend.swapon(dev.path(), 10, false).unwrap();
             backend.swapon(&spare, 0, false).unwrap();
-            let id = backend.create().unwrap();
-            let st = backend.putpages(id, 0, &vec![5u8; 4 * PAGE_SIZE], true);
+            let obj = backend.create().unwrap();
+            let st = obj.putpages(0, &vec![5u8; 4 * PAGE_SIZE], true, Box::new(|| {}));
             assert!(st.iter().all(|s| *s == PutStatus::Ok), "{st:?}");
             assert!(matches!(
                 backend.swapoff(&other, false),
@@ -459,10 +432,10 @@ mod tests {
             assert_eq!(left.len(), 1);
             assert_eq!(left[0].path, spare.display().to_string());
             let mut back = vec![0u8; 4 * PAGE_SIZE];
-            let st = backend.getpages(id, 0, &mut back);
+            let (st, _) = obj.getpages(0, &mut back);
             assert!(st.iter().all(|s| *s == GetStatus::Ok), "{st:?}");
             assert!(back.iter().all(|b| *b == 5));
-            backend.destroy(id);
+            drop(obj);
             backend.swapoff(&spare, false).unwrap();
         }
         dev.detach().unwrap();

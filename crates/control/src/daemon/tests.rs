@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::session::{self, Peer, Shared};
+use super::peer::Peer;
+use super::requests;
+use super::shared::Shared;
 use super::*;
 use crate::client::{Client, ClientError};
 use crate::proto::{ErrorKind, MAGIC, PROTOCOL_VERSION, Reply, Request};
@@ -107,7 +109,7 @@ fn shared(backend: Arc<dyn Backend>) -> Shared {
 }
 
 fn call(s: &Shared, uid: u32, req: Request, data: Vec<u8>) -> Reply {
-    session::handle(
+    requests::handle(
         s,
         &Peer {
             uid,
@@ -262,26 +264,8 @@ impl Backend for SlowOff {
     fn set_swap_async_max(&self, n: u64) -> u64 {
         self.0.set_swap_async_max(n)
     }
-    fn create(&self) -> Result<u64, BackendError> {
+    fn create(&self) -> Result<Arc<dyn BackendObject>, BackendError> {
         self.0.create()
-    }
-    fn destroy(&self, o: u64) {
-        self.0.destroy(o)
-    }
-    fn putpages(&self, o: u64, p: u64, d: &[u8], s: bool) -> Vec<crate::proto::PutStatus> {
-        self.0.putpages(o, p, d, s)
-    }
-    fn getpages(&self, o: u64, p: u64, out: &mut [u8]) -> Vec<crate::proto::GetStatus> {
-        self.0.getpages(o, p, out)
-    }
-    fn haspage(&self, o: u64, p: u64) -> (bool, u64, u64) {
-        self.0.haspage(o, p)
-    }
-    fn freespace(&self, o: u64, p: u64, n: u64) {
-        self.0.freespace(o, p, n)
-    }
-    fn swapped_pages(&self, o: u64) -> u64 {
-        self.0.swapped_pages(o)
     }
 }
 

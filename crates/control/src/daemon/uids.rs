@@ -1,5 +1,5 @@
-//! Per-uid accounting: connections, objects and swap pages held against the quotas of
-//! [`Limits`], and the token bucket that paces each uid's control requests.
+//! Per-uid accounting: connections, objects and swap pages held or reserved against the
+//! quotas of [`Limits`], and the token bucket that paces each uid's control requests.
 //!
 //! Invariants: a count goes up only after its check passed under the same lock, so two
 //! connections of one uid racing cannot both take the last slot; every increment has exactly
@@ -105,12 +105,19 @@ impl Uids {
         });
     }
 
-    /// How many more swap pages `uid` may take (`u64::MAX`: no quota).
-    pub fn page_allowance(&self, uid: u32, limits: &Limits) -> u64 {
-        match limits.max_swap_pages_per_uid {
-            None => u64::MAX,
-            Some(max) => self.with(uid, limits, |u| max.saturating_sub(u.pages)),
-        }
+    /// Reserves up to `n` swap pages for a put by `uid`: as many as its
+    /// `max_swap_pages_per_uid` still allows (all `n` without one), checked and counted
+    /// under one hold of the lock, so racing puts of one uid cannot both take the last
+    /// pages. Returns how many; give them back with `pages_changed(uid, reserved, 0, ..)`.
+    pub fn reserve_pages(&self, uid: u32, n: u64, limits: &Limits) -> u64 {
+        self.with(uid, limits, |u| {
+            let allowed = match limits.max_swap_pages_per_uid {
+                None => n,
+                Some(max) => max.saturating_sub(u.pages).min(n),
+            };
+            u.pages += allowed;
+            allowed
+        })
     }
 
     /// An object of `uid` went from `before` to `after` swap pages.

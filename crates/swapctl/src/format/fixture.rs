@@ -35,13 +35,16 @@ pub fn two_devices() -> PagerStats {
         used_pages: 8192,
         free_pages: 8191,
         bad_pages: 0,
-        in_flight: 2,
-        reads: 40,
-        writes: 300,
-        pages_read: 1000,
-        pages_written: 8192,
-        read_latency: lat,
-        write_latency: lat,
+        io: device::AreaStats {
+            in_flight: 2,
+            reads: 40,
+            writes: 300,
+            pages_read: 1000,
+            pages_written: 8192,
+            read_latency: lat,
+            write_latency: lat,
+            ..Default::default()
+        },
         frag: frag.clone(),
         ..Default::default()
     };

@@ -127,11 +127,11 @@ pub fn status(s: &PagerStats) -> String {
             d.total_pages,
             d.bad_pages,
             d.corrupt,
-            d.in_flight,
-            d.reads,
-            d.writes,
-            p99(d.reads, d.read_latency.p99_us),
-            p99(d.writes, d.write_latency.p99_us)
+            d.io.in_flight,
+            d.io.reads,
+            d.io.writes,
+            p99(d.io.reads, d.io.read_latency.p99_us),
+            p99(d.io.writes, d.io.write_latency.p99_us)
         );
         if let Some(line) = last_error(d) {
             let _ = writeln!(out, "{line}");

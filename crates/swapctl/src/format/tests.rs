@@ -164,8 +164,8 @@ fn list_and_status_name_a_failing_area_and_its_corrupt_pages() {
 #[test]
 fn status_shows_a_dash_for_the_latency_of_a_device_without_io() {
     let mut stats = two_devices();
-    stats.devices[1].reads = 0;
-    stats.devices[1].writes = 0;
+    stats.devices[1].io.reads = 0;
+    stats.devices[1].io.writes = 0;
     let text = status(&stats);
     assert!(text.contains("read p99 -  write p99 -"), "status:\n{text}");
 }

@@ -4,7 +4,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use control::daemon::{Backend, BackendError, Daemon, DaemonOptions, MemoryBackend, Server};
+use control::daemon::{
+    Backend, BackendError, BackendObject, Daemon, DaemonOptions, Landed, MemoryBackend, Server,
+};
 
 /// A daemon on a socket in a temp dir, stopped on drop before the dir goes.
 struct Running {
@@ -26,7 +28,10 @@ fn start(backend: Arc<dyn Backend>) -> Running {
 }
 
 /// Flips one byte of the `nth` page it returns: a pager bug, as `load --verify` must see it.
-struct Corrupting(MemoryBackend, std::sync::atomic::AtomicU64);
+struct Corrupting(MemoryBackend, Arc<std::sync::atomic::AtomicU64>);
+
+/// An object of [`Corrupting`]: the countdown is the backend's, over all its objects.
+struct CorruptingObject(Arc<dyn BackendObject>, Arc<std::sync::atomic::AtomicU64>);
 
 impl Backend for Corrupting {
     fn stats(&self) -> pager::PagerStats {
@@ -41,17 +46,36 @@ impl Backend for Corrupting {
     fn set_swap_async_max(&self, n: u64) -> u64 {
         self.0.set_swap_async_max(n)
     }
-    fn create(&self) -> Result<u64, BackendError> {
-        self.0.create()
+    fn create(&self) -> Result<Arc<dyn BackendObject>, BackendError> {
+        Ok(Arc::new(CorruptingObject(
+            self.0.create()?,
+            Arc::clone(&self.1),
+        )))
     }
-    fn destroy(&self, o: u64) {
-        self.0.destroy(o)
+}
+
+impl BackendObject for CorruptingObject {
+    fn id(&self) -> u64 {
+        self.0.id()
     }
-    fn putpages(&self, o: u64, p: u64, d: &[u8], s: bool) -> Vec<control::proto::PutStatus> {
-        self.0.putpages(o, p, d, s)
+    fn putpages(
+        &self,
+        p: u64,
+        d: &[u8],
+        s: bool,
+        landed: Landed,
+    ) -> Vec<control::proto::PutStatus> {
+        self.0.putpages(p, d, s, landed)
     }
-    fn getpages(&self, o: u64, p: u64, out: &mut [u8]) -> Vec<control::proto::GetStatus> {
-        let st = self.0.getpages(o, p, out);
+    fn getpages(
+        &self,
+        p: u64,
+        out: &mut [u8],
+    ) -> (
+        Vec<control::proto::GetStatus>,
+        Vec<control::proto::PageError>,
+    ) {
+        let (st, why) = self.0.getpages(p, out);
         for (i, s) in st.iter().enumerate() {
             if *s == control::proto::GetStatus::Ok
                 && self.1.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1
@@ -59,16 +83,19 @@ impl Backend for Corrupting {
                 out[i * device::PAGE_SIZE + 100] ^= 0x40;
             }
         }
-        st
+        (st, why)
     }
-    fn haspage(&self, o: u64, p: u64) -> (bool, u64, u64) {
-        self.0.haspage(o, p)
+    fn haspage(&self, p: u64) -> (bool, u64, u64) {
+        self.0.haspage(p)
     }
-    fn freespace(&self, o: u64, p: u64, n: u64) {
-        self.0.freespace(o, p, n)
+    fn freespace(&self, p: u64, n: u64) {
+        self.0.freespace(p, n)
     }
-    fn swapped_pages(&self, o: u64) -> u64 {
-        self.0.swapped_pages(o)
+    fn swapped_pages(&self) -> u64 {
+        self.0.swapped_pages()
+    }
+    fn sync(&self, max_runs: usize) -> (Vec<u64>, bool) {
+        self.0.sync(max_runs)
     }
 }
 
@@ -98,7 +125,10 @@ fn load_args(socket: &Path, verify: bool) -> crate::cli::LoadArgs {
 
 #[test]
 fn load_verify_stops_at_the_first_corrupt_page_and_names_it() {
-    let d = start(Arc::new(Corrupting(MemoryBackend::new(1 << 20), 40.into())));
+    let d = start(Arc::new(Corrupting(
+        MemoryBackend::new(1 << 20),
+        Arc::new(40.into()),
+    )));
     let err = crate::load::run(&load_args(d.server.socket(), true)).unwrap_err();
     assert_eq!(err.code, crate::output::exit::EX_FAILURE);
     assert!(

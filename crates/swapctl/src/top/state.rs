@@ -352,8 +352,8 @@ pub fn compute_rates(prev: &PagerStats, cur: &PagerStats) -> Rates {
         .map(|d| {
             let rates = match prev.devices.iter().find(|p| p.id == d.id) {
                 Some(p) => DeviceRates {
-                    reads: per_sec(p.reads, d.reads),
-                    writes: per_sec(p.writes, d.writes),
+                    reads: per_sec(p.io.reads, d.io.reads),
+                    writes: per_sec(p.io.writes, d.io.writes),
                 },
                 None => DeviceRates::default(),
             };

@@ -166,7 +166,10 @@ fn total_row(buf: &mut Buffer, inner: Rect, state: &State, widths: &[u16], shape
         total_pages: stats.total_pages,
         used_pages: stats.used_pages,
         bad_pages: stats.bad_pages,
-        in_flight: stats.devices.iter().map(|d| d.in_flight).sum(),
+        io: device::AreaStats {
+            in_flight: stats.devices.iter().map(|d| d.io.in_flight).sum(),
+            ..device::AreaStats::default()
+        },
         ..DeviceStats::default()
     };
     let rates = DeviceRates {
@@ -251,8 +254,8 @@ fn device_row(
     } else {
         (
             right(d.priority.to_string()),
-            latency(&d.read_latency),
-            latency(&d.write_latency),
+            latency(&d.io.read_latency),
+            latency(&d.io.write_latency),
         )
     };
     // Bad pages (header list, quarantined blocks) and pages that failed their checksum:
@@ -270,7 +273,7 @@ fn device_row(
         right(format::bytes(d.used_pages * page)),
         bar,
         bad,
-        right(format::short_count(d.in_flight)),
+        right(format::short_count(d.io.in_flight)),
         r,
         w,
         read_p99,

@@ -131,8 +131,8 @@ fn latency(frame: &mut Frame, area: Rect, state: &State) {
             "p50", "p99", "p99.9"
         ))
         .bold(),
-        Line::from(row("read", &device.read_latency)),
-        Line::from(row("write", &device.write_latency)),
+        Line::from(row("read", &device.io.read_latency)),
+        Line::from(row("write", &device.io.write_latency)),
     ];
     frame.render_widget(Paragraph::new(lines), area);
 }
