@@ -287,13 +287,23 @@ impl Client {
     /// Swap `path` off; returns the pages a forced swapoff dropped (0 otherwise, and from
     /// a daemon that does not count them).
     pub fn swapoff(&mut self, path: &str, force: bool) -> Result<u64, ClientError> {
+        self.swapoff_report(path, force).map(|(lost, _)| lost)
+    }
+
+    /// As [`Client::swapoff`], with why pages were lost (the area's last error), when any
+    /// were.
+    pub fn swapoff_report(
+        &mut self,
+        path: &str,
+        force: bool,
+    ) -> Result<(u64, Option<String>), ClientError> {
         let request = Request::SwapOff {
             path: path.into(),
             force,
         };
         match self.call(&request, Vec::new())?.0 {
-            Reply::Ok => Ok(0),
-            Reply::Value { value } => Ok(value),
+            Reply::Ok => Ok((0, None)),
+            Reply::Value { value, why } => Ok((value, why)),
             r => Err(unexpected(r)),
         }
     }
@@ -310,7 +320,7 @@ impl Client {
             )?
             .0
         {
-            Reply::Value { value } => Ok(value),
+            Reply::Value { value, .. } => Ok(value),
             r => Err(unexpected(r)),
         }
     }

@@ -491,8 +491,12 @@ pub enum Reply {
     Config {
         devices: Vec<ConfigDevice>,
     },
+    /// A number: the tunable's value in force, or the pages a swapoff lost. `why`: what
+    /// lost them (the area's last error), on a swapoff that lost any.
     Value {
         value: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        why: Option<String>,
     },
     Object {
         object: u64,

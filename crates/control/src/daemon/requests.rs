@@ -233,15 +233,29 @@ fn swapon(
 fn swapoff(shared: &Shared, peer: &Peer, path: &str, force: bool) -> Answer {
     let forced = if force { " --force" } else { "" };
     log_info!("swapoff{forced} {path} (uid {}) started", peer.uid);
+    // What went wrong on the area, looked at before it goes: why pages are lost, if any are.
+    let why = shared
+        .backend
+        .stats()
+        .devices
+        .into_iter()
+        .find(|d| d.path == path)
+        .and_then(|d| d.last_error)
+        .map(|e| e.what);
     let result = shared.backend.swapoff(Path::new(path), force);
     shared.stats_changed();
     match result {
         Ok(lost) => {
-            log_info!("swapoff {path} done ({lost} pages lost)");
-            // A forced swapoff says how many pages it dropped; a plain one loses none
-            // (it fails instead), and answers `ok` as it always has.
-            ok(if force {
-                Reply::Value { value: lost }
+            let why = why.filter(|_| lost > 0);
+            match &why {
+                Some(w) => log_info!("swapoff {path} done ({lost} pages lost: {w})"),
+                None => log_info!("swapoff {path} done ({lost} pages lost)"),
+            }
+            // A swapoff that lost pages (a forced one, or one of an area cut short: only
+            // the pages past the cut are lost) says how many and why; one that lost none
+            // answers `ok` as it always has.
+            ok(if force || lost > 0 {
+                Reply::Value { value: lost, why }
             } else {
                 Reply::Ok
             })
@@ -263,7 +277,10 @@ fn set(shared: &Shared, peer: &Peer, name: &str, value: u64) -> Answer {
     let v = shared.backend.set_swap_async_max(value);
     shared.stats_changed();
     log_info!("swap_async_max = {v} (asked {value}, uid {})", peer.uid);
-    ok(Reply::Value { value: v })
+    ok(Reply::Value {
+        value: v,
+        why: None,
+    })
 }
 
 fn create(shared: &Shared, peer: &Peer, handle: Option<String>) -> Answer {

@@ -243,11 +243,17 @@ fn off_forced(
         }
         let done = Arc::new(AtomicBool::new(false));
         let shower = bar.then(|| progress(socket.to_owned(), path.clone(), Arc::clone(&done)));
-        let result = c.swapoff(path, force);
+        let result = c.swapoff_report(path, force);
         done.store(true, Ordering::Relaxed);
-        if let Ok(lost @ 1..) = result {
-            print(&format!("{path}: {lost} pages lost\n"));
+        match &result {
+            Ok((lost @ 1.., Some(why))) => {
+                let why = why.strip_prefix(&format!("{path}: ")).unwrap_or(why);
+                print(&format!("{path}: {lost} pages lost: {why}\n"))
+            }
+            Ok((lost @ 1.., None)) => print(&format!("{path}: {lost} pages lost\n")),
+            _ => {}
         }
+        let result = result.map(|(lost, _)| lost);
         if let Some(t) = shower {
             let _ = t.join();
         }
