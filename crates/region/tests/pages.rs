@@ -272,19 +272,24 @@ fn a_page_stored_to_after_its_read_comes_back_writable_and_only_a_few_times_if_u
             write_page(mem, p, 1);
         }
         // Read-modify-write rounds: after the first round's write-protect faults, the
-        // pages come back writable and the stores take none.
+        // pages come back writable and the stores take (almost) none. (A page evicted
+        // between its read and its store comes back by a store fault, with no write-protect
+        // fault and no mark: the counts are compared, not fixed.)
+        let mut wp = Vec::new();
         for round in 2..5 {
+            let before = monitor.stats().wp_faults;
             for p in 0..64 {
                 check_page(mem, p, round - 1);
                 write_page(mem, p, round);
             }
+            wp.push(monitor.stats().wp_faults - before);
         }
         let s = monitor.stats();
-        eprintln!("{engine:?} read-modify-write: {s:?}");
+        eprintln!("{engine:?} read-modify-write: write-protect faults per round {wp:?}, {s:?}");
         assert!(s.writable_on_read > 0, "{s:?}");
         assert!(
-            s.wp_faults < 64 + 32,
-            "stores to pages read back took a fault each round: {s:?}"
+            wp[1] + wp[2] < wp[0],
+            "stores to pages read back took a fault each round: {wp:?}"
         );
         // Then only reads: after the guess runs out, pages leave clean again.
         let clean_before = s.evictions_clean;
