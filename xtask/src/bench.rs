@@ -252,14 +252,7 @@ fn streaming(plan: &Plan, paths: &[PathBuf], sizes: &Sizes, r: &mut Report) -> R
     cancel::check()?;
     let qd = queue_depth();
     let rig = if streaming.iter().any(|w| plan.runs(*w)) {
-        let rig = Rig::new(paths, PagerConfig::default().interleave)?;
-        let st = rig.pager.stats();
-        r.setup.interleave = st.tunables.interleave;
-        r.setup.max_cluster = st.tunables.max_cluster;
-        r.setup.swap_async_max = st.tunables.swap_async_max;
-        r.setup.nswbuf = st.tunables.nswbuf;
-        let ds = DataSet::streaming(&rig, sizes);
-        Some((rig, ds))
+        Some(streaming_rig(paths, sizes, r)?)
     } else {
         None
     };
@@ -329,20 +322,42 @@ fn streaming(plan: &Plan, paths: &[PathBuf], sizes: &Sizes, r: &mut Report) -> R
     };
     r.setup.engine = rig.pager.stats().engine.clone();
     if plan.runs(Workload::Mixed) {
-        // mixed, mixed-reads, mixed-writes: each the median of its own repetitions; the CPU
-        // of the phase is charged to `mixed` alone.
-        let mut runs = Reps::default();
-        for _ in 0..sizes.repetitions.max(1) {
-            cancel::check()?;
-            let (figs, cpu) = crate::cpu::measure(|| random::mixed(&rig, &ds, 4, sizes.phase));
-            for (i, f) in figs?.into_iter().enumerate() {
-                runs.push(if i == 0 { f.with_cpu(cpu) } else { f });
-            }
+        mixed(&rig, &ds, sizes, r)?;
+    }
+    Ok(())
+}
+
+/// The pager and its data set for the streaming workloads; the pager's tunables go into
+/// the report's setup.
+fn streaming_rig(
+    paths: &[PathBuf],
+    sizes: &Sizes,
+    r: &mut Report,
+) -> Result<(Rig, DataSet), Error> {
+    let rig = Rig::new(paths, PagerConfig::default().interleave)?;
+    let st = rig.pager.stats();
+    r.setup.interleave = st.tunables.interleave;
+    r.setup.max_cluster = st.tunables.max_cluster;
+    r.setup.swap_async_max = st.tunables.swap_async_max;
+    r.setup.nswbuf = st.tunables.nswbuf;
+    let ds = DataSet::streaming(&rig, sizes);
+    Ok((rig, ds))
+}
+
+/// mixed, mixed-reads, mixed-writes on the streaming data set: each the median of its own
+/// repetitions; the CPU of the phase is charged to `mixed` alone.
+fn mixed(rig: &Rig, ds: &DataSet, sizes: &Sizes, r: &mut Report) -> Result<(), Error> {
+    let mut runs = Reps::default();
+    for _ in 0..sizes.repetitions.max(1) {
+        cancel::check()?;
+        let (figs, cpu) = crate::cpu::measure(|| random::mixed(rig, ds, 4, sizes.phase));
+        for (i, f) in figs?.into_iter().enumerate() {
+            runs.push(if i == 0 { f.with_cpu(cpu) } else { f });
         }
-        for f in runs.medians() {
-            crate::results::line(&f);
-            r.pager.push(f);
-        }
+    }
+    for f in runs.medians() {
+        crate::results::line(&f);
+        r.pager.push(f);
     }
     Ok(())
 }
@@ -513,6 +528,7 @@ fn best<'a>(candidates: impl Iterator<Item = &'a Figure>, metric: Metric) -> Opt
 /// Each pager figure beside the best at its own shape (our raw engine or fio), the
 /// device's best at any QD ≤ 32, fio's latency and CPU, and the kernel; then our raw
 /// engine against fio. With the targets.
+/// One piece: the table of comparisons reads top to bottom as the report prints it.
 fn comparisons(r: &Report) -> Vec<Comparison> {
     let fig = |id: &str| {
         r.pager
