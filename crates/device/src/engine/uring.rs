@@ -756,14 +756,8 @@ unsafe fn transfer(
             // The ring is idle between I/Os, so this cannot happen; nothing was queued.
             return Err(Failed::Io(io::Error::other("own ring full")));
         }
-        let mut spin = SPIN;
         let result = loop {
-            let entered = if spin.is_zero() {
-                ring.submit_and_wait(1)
-            } else {
-                spin_for_completion(ring, std::mem::take(&mut spin))
-            };
-            match entered {
+            match ring.submit_and_wait(1) {
                 Ok(_) => {
                     if let Some(c) = ring.completion().next() {
                         break c.result();
@@ -789,29 +783,3 @@ unsafe fn transfer(
     }
     Ok(())
 }
-
-/// How long a synchronous I/O polls its own ring for the completion before it sleeps
-/// (issue 24: a sleep and a wake-up per I/O was a third to a half of pagein's CPU).
-const SPIN: Duration = Duration::from_micros(60);
-
-/// Submits what is queued on `ring`, then runs its deferred completion work without
-/// waiting (`GETEVENTS` with no minimum) until a completion is there or `spin` has passed.
-/// `Ok` either way: the caller's loop reaps what came, or waits for it.
-fn spin_for_completion(ring: &mut IoUring, spin: Duration) -> io::Result<usize> {
-    let submitted = ring.submit()?;
-    let until = Instant::now() + spin;
-    loop {
-        // SAFETY: no argument; GETEVENTS with min_complete 0 only runs completion work.
-        unsafe {
-            ring.submitter()
-                .enter::<libc::sigset_t>(0, 0, ENTER_GETEVENTS, None)
-        }?;
-        if !ring.completion().is_empty() || Instant::now() >= until {
-            return Ok(submitted);
-        }
-        std::hint::spin_loop();
-    }
-}
-
-/// `IORING_ENTER_GETEVENTS` (not in `libc`).
-const ENTER_GETEVENTS: u32 = 1;
