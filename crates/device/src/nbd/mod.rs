@@ -28,6 +28,7 @@ mod conn;
 mod ffi;
 
 pub use ffi::LIB_ENV;
+#[cfg(feature = "test-servers")]
 pub mod server;
 pub mod uri;
 

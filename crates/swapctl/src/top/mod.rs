@@ -33,6 +33,7 @@
 //! ```
 
 mod daemon_source;
+#[cfg(any(test, feature = "fixtures"))]
 pub mod fixture;
 pub mod input;
 pub mod render;
