@@ -2,21 +2,18 @@
 //! does: within 2 s no daemon, load or `top` of the demo runs, no loop device of it stays
 //! attached and its temp dir is gone.
 //!
-//! The demo runs in a real pseudo-terminal (as its controlling terminal), on one small
-//! device, with the debug `swapctl` binary (`SWAPKIT_SWAPCTL`, built here first). Skips with
-//! a message where there is no pseudo-terminal or no root.
+//! The demo runs in a real pseudo-terminal (as its controlling terminal: `testkit::pty`, the
+//! driver the TUI's tests use too), on one small device, with the debug `swapctl` binary
+//! (`SWAPKIT_SWAPCTL`, built here first). Skips with a message where there is no
+//! pseudo-terminal or no root.
 
 #![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is the failure report.
 
-use std::fs::File;
-use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use nix::pty::{Winsize, openpty};
+use testkit::pty::PtyChild;
 
 /// The workspace's debug `swapctl`, built with the cargo that runs this test.
 fn swapctl() -> PathBuf {
@@ -62,24 +59,6 @@ fn closing_the_demos_terminal_tears_everything_down_within_two_seconds() {
         eprintln!("skipped: the demo needs root for its loop devices");
         return;
     }
-    let size = Winsize {
-        ws_row: 30,
-        ws_col: 100,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    let pty = match openpty(Some(&size), None) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("skipped: no pseudo-terminal here (openpty: {e})");
-            return;
-        }
-    };
-    nix::fcntl::fcntl(
-        &pty.master,
-        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-    )
-    .unwrap();
     let bin = swapctl();
     let parent = std::env::temp_dir().join(format!("swapkit-demo-test-{}", std::process::id()));
     std::fs::create_dir_all(&parent).unwrap();
@@ -87,67 +66,17 @@ fn closing_the_demos_terminal_tears_everything_down_within_two_seconds() {
     command
         .args(["demo", "--devices", "1", "--size", "16M", "--dir"])
         .arg(&parent)
-        .env("SWAPKIT_SWAPCTL", &bin)
-        .env("TERM", "xterm-256color")
-        .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
-        .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
-        .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
-    // SAFETY: between fork and exec only setsid and ioctl, both async-signal-safe: the pty
-    // becomes the demo's controlling terminal, as a shell would make it.
-    unsafe {
-        command.pre_exec(|| {
-            nix::unistd::setsid()?;
-            if libc::ioctl(0, libc::TIOCSCTTY, 0) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut demo = command.spawn().unwrap();
-    drop(pty.slave);
-    let mut master = File::from(pty.master);
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    // Read the screen until the TUI is up (its title shows the socket path).
-    let sink = Arc::clone(&seen);
-    let start = Instant::now();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let text = String::from_utf8_lossy(&sink.lock().unwrap()).into_owned();
-        if text.contains("swapctl.sock") && text.contains("\x1b[?1049h") {
-            break;
-        }
-        if let Some(status) = demo.try_wait().unwrap() {
-            let _ = std::fs::remove_dir_all(&parent);
-            panic!("the demo exited early ({status}): {text}");
-        }
-        assert!(start.elapsed() < Duration::from_secs(120), "no TUI: {text}");
-        let mut fds = [nix::poll::PollFd::new(
-            std::os::fd::AsFd::as_fd(&master),
-            nix::poll::PollFlags::POLLIN,
-        )];
-        if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16)).unwrap_or(0) > 0 {
-            match master.read(&mut chunk) {
-                Ok(n) if n > 0 => sink.lock().unwrap().extend_from_slice(&chunk[..n]),
-                _ => {}
-            }
-        }
-    }
+        .env("SWAPKIT_SWAPCTL", &bin);
+    let Some(mut demo) = PtyChild::spawn_sized(command, 30, 100) else {
+        let _ = std::fs::remove_dir_all(&parent);
+        return;
+    };
+    // The TUI is up once its title shows the socket path on the alternate screen.
+    demo.wait_for(&["swapctl.sock", "\x1b[?1049h"]);
     // Let the load and the TUI run a moment, then close the terminal.
     std::thread::sleep(Duration::from_millis(500));
-    let closed = Instant::now();
-    drop(master);
-    let mut exited = None;
-    while closed.elapsed() < Duration::from_secs(2) {
-        if let Some(s) = demo.try_wait().unwrap() {
-            exited = Some(s);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    if exited.is_none() {
-        let _ = demo.kill();
-        let _ = demo.wait();
-    }
+    demo.hang_up();
+    let exited = demo.exit_within(Duration::from_secs(2));
     let left = processes_with(&parent.display().to_string());
     // Whatever the outcome, nothing of ours stays running.
     for p in &left {

@@ -44,24 +44,23 @@ fn pty_child_runs_top_over_a_fixture() {
     top::run(source, opts).unwrap();
 }
 
-impl PtyChild {
-    fn top_over_fixture(mode: &str) -> Option<PtyChild> {
-        let mut command = Command::new(std::env::current_exe().unwrap());
-        command
-            .args([
-                "--exact",
-                "pty_child_runs_top_over_a_fixture",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_ENV, mode);
-        PtyChild::spawn(command)
-    }
+/// This test binary again in a pty, running `top` over fixture `mode`.
+fn top_over_fixture(mode: &str) -> Option<PtyChild> {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args([
+            "--exact",
+            "pty_child_runs_top_over_a_fixture",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, mode);
+    PtyChild::spawn(command)
 }
 
 #[test]
 fn q_quits_with_status_zero_and_restores_the_terminal() {
-    let Some(mut pty) = PtyChild::top_over_fixture("normal") else {
+    let Some(mut pty) = top_over_fixture("normal") else {
         return;
     };
     pty.wait_for(&["/dev/loop0", "pbufs", "async", "Devices"]);
@@ -77,7 +76,7 @@ fn q_quits_with_status_zero_and_restores_the_terminal() {
 
 #[test]
 fn sigterm_ends_it_with_status_zero_and_restores_the_terminal() {
-    let Some(mut pty) = PtyChild::top_over_fixture("normal") else {
+    let Some(mut pty) = top_over_fixture("normal") else {
         return;
     };
     pty.wait_for(&["/dev/loop0", "pbufs"]);
@@ -89,7 +88,7 @@ fn sigterm_ends_it_with_status_zero_and_restores_the_terminal() {
 
 #[test]
 fn a_panic_restores_the_terminal_before_the_message_is_printed() {
-    let Some(mut pty) = PtyChild::top_over_fixture("panic") else {
+    let Some(mut pty) = top_over_fixture("panic") else {
         return;
     };
     let status = pty.wait_exit();
@@ -113,7 +112,7 @@ fn a_panic_restores_the_terminal_before_the_message_is_printed() {
 #[test]
 fn closing_the_terminal_ends_it_within_two_seconds() {
     for mode in ["normal", "never_connected"] {
-        let Some(mut pty) = PtyChild::top_over_fixture(mode) else {
+        let Some(mut pty) = top_over_fixture(mode) else {
             return;
         };
         pty.wait_for(&["fixture"]);

@@ -4,7 +4,9 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-pub mod pty;
+/// The pseudo-terminal driver, shared with xtask's demo test.
+#[allow(unused_imports)] // not every test file drives a terminal
+pub use testkit::pty;
 pub mod users;
 
 use std::os::unix::fs::PermissionsExt;

@@ -1,7 +1,7 @@
 //! A program in a real pseudo-terminal: what it drew, keys sent to it, and whether it left
-//! the terminal as it found it. Shared by the `top` PTY tests.
+//! the terminal as it found it. Shared by the `top` PTY tests and the demo's.
 
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(clippy::unwrap_used)] // test support: a panic is the failure report
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -21,7 +21,9 @@ use nix::sys::termios::{LocalFlags, tcgetattr};
 /// How long to wait for the child before declaring it hung (not a speed assertion).
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
-/// A child TUI on the slave side of a fresh 80x24 pty, and everything it wrote.
+/// A child TUI on the slave side of a fresh pty (80x24 unless asked), and everything it
+/// wrote.
+#[derive(Debug)]
 pub struct PtyChild {
     pub child: Child,
     master: Option<File>,
@@ -35,10 +37,15 @@ pub struct PtyChild {
 impl PtyChild {
     /// Runs `command` on the slave side of a fresh 80x24 pty, as its controlling terminal.
     /// `None` (after saying why) where no pseudo-terminal can be had, as in some sandboxes.
-    pub fn spawn(mut command: Command) -> Option<Self> {
+    pub fn spawn(command: Command) -> Option<Self> {
+        PtyChild::spawn_sized(command, 24, 80)
+    }
+
+    /// As [`PtyChild::spawn`], on a pty of `rows` x `cols`.
+    pub fn spawn_sized(mut command: Command, rows: u16, cols: u16) -> Option<Self> {
         let size = Winsize {
-            ws_row: 24,
-            ws_col: 80,
+            ws_row: rows,
+            ws_col: cols,
             ws_xpixel: 0,
             ws_ypixel: 0,
         };
