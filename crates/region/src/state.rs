@@ -648,11 +648,16 @@ impl Table {
                 self.set(p, Page::Poisoned);
                 p += 1;
             }
-            let out = mem.uffd.poison(mem.addr(start), (p - start) * PAGE);
-            if out.error.is_some() && !mem.uffd.caps.poison {
-                for q in start..p {
-                    let _ = mem.map.forbid(q);
-                }
+            for q in poison_run(mem, start, p) {
+                // Mapped after all (a reader's copy landed before the poison): it keeps
+                // its bytes and is readable, as the table now says.
+                self.set(
+                    q,
+                    Page::Resident {
+                        dirty: true,
+                        referenced: true,
+                    },
+                );
             }
         }
         self.inactive.clear();
@@ -693,6 +698,32 @@ impl Table {
         self.retries = HashMap::new();
         self.resident = 0;
     }
+}
+
+/// Poisons the pages `start..end` with as few calls as the kernel allows, going on past a
+/// page that turns out mapped (`EEXIST`: a reader's copy landed first) and making the rest
+/// `PROT_NONE` where poison cannot be had (before 6.6, or a call that fails otherwise), so
+/// that no page of the run is left to a fault no one serves. Returns the pages found mapped.
+fn poison_run(mem: &Mem, start: u64, end: u64) -> Vec<u64> {
+    let mut mapped = Vec::new();
+    let mut at = start;
+    while at < end && mem.uffd.caps.poison {
+        let out = mem.uffd.poison(mem.addr(at), (end - at) * PAGE);
+        at += out.pages();
+        match out.error.as_ref().and_then(std::io::Error::raw_os_error) {
+            None if out.error.is_none() => return mapped,
+            Some(libc::EEXIST) => {
+                mapped.push(at);
+                at += 1;
+            }
+            _ => break,
+        }
+    }
+    for q in at..end {
+        let _ = mem.map.forbid(q);
+    }
+    let _ = mem.uffd.wake(mem.addr(start), (end - start) * PAGE);
+    mapped
 }
 
 /// Poisons page `p` (or, before 6.6, makes it `PROT_NONE` and wakes its waiters). Returns

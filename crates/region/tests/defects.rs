@@ -95,6 +95,7 @@ fn when_the_last_handler_dies_every_fault_ends_in_sigbus_never_a_hang() {
         assert!(status.success(), "{status:?}\n{stdout}");
         assert!(stdout.contains("toucher got SIGBUS"), "{stdout}");
         assert!(stdout.contains("dead: true"), "{stdout}");
+        assert!(stdout.contains("verified"), "{stdout}");
     }
 }
 
@@ -384,6 +385,14 @@ fn handlers_die(pager: &pager::Pager) {
         "dead: {}, handler errors {}",
         st.dead, st.handler_errors
     ));
+    // The dead region's table still agrees with the kernel: every page in memory is mapped
+    // and readable, every other one poisoned.
+    region.verify().unwrap();
+    let resident: Vec<u64> = (1..32).filter(|&p| region.is_resident(p)).collect();
+    for &p in &resident {
+        assert_eq!(mem[(p * 512) as usize].load(Ordering::Relaxed), 0xab00 + p);
+    }
+    say(&format!("verified, {} resident pages read", resident.len()));
     std::process::exit(0);
 }
 
