@@ -12,7 +12,6 @@ pub(crate) fn page_crc(page: &[u8]) -> u32 {
     crc32c::crc32c(page)
 }
 
-/// The checksums of the whole pages of `data`.
 /// A device error as the admin reads it, without the area's path (which the caller names):
 /// the operation, the page, and the cause with its errno's name (`read at page 12: EIO:
 /// Input/output error (os error 5)`).
@@ -31,6 +30,15 @@ pub(crate) fn describe(err: &device::DeviceError) -> String {
 
 #[cfg(test)]
 pub(crate) fn page_crcs(data: &[u8]) -> Vec<u32> {
+    crcs(data, true)
+}
+
+/// The checksum of each whole page of `data` (none when `crc` is false): those of a write
+/// straight from the caller's memory, computed over the very bytes written.
+pub(crate) fn crcs(data: &[u8], crc: bool) -> Vec<u32> {
+    if !crc {
+        return Vec::new();
+    }
     data.chunks_exact(PAGE_SIZE).map(page_crc).collect()
 }
 

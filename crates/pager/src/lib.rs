@@ -262,9 +262,11 @@ impl Pager {
     /// on failure, trimmed at stripe boundaries) and one write; a page's previous block is
     /// freed once the new one is written. A page whose previous write is still in flight
     /// waits for it first. A write that fails is retried at once on other areas. With
-    /// checksums, each page's CRC32C is computed here. The data is copied into pbufs, so
-    /// `data` is free again when this returns, even for `Async`. Per page: `Ok`, `Pend`,
-    /// `Fail`, `Error` (see [`PageResult`]).
+    /// checksums, each page's CRC32C is computed here. `data` is free again when this
+    /// returns, even for `Async`: an async put copies it into pbufs; a sync put from
+    /// page-aligned memory (whole pages, [`device::Engine::lendable`]) writes straight from
+    /// it, one cluster after the other on the caller's thread, and other memory is copied.
+    /// Per page: `Ok`, `Pend`, `Fail`, `Error` (see [`PageResult`]).
     ///
     /// # Panics
     /// If `data.len()` is not a multiple of `PAGE_SIZE` (a caller bug).

@@ -9,10 +9,19 @@
 //! the old block; a failed write quarantines its blocks and sends the pages at once to
 //! other areas from the pbuf, which it keeps until every page is resolved. Nothing is
 //! locked across an I/O, and no completion waits.
+//!
+//! A synchronous call whose data is whole, page-aligned pages (what a pager's client holds)
+//! takes no pbuf and copies nothing: the caller's memory is stable until the call returns,
+//! so each cluster is written straight from it on the caller's thread
+//! ([`device::Engine::write_from`]), its checksums computed over the caller's bytes, and
+//! its result (retries included, from the same memory) handled there by the same code as a
+//! completion, one cluster after the other, as the seed's sync pageout waits for each
+//! cluster (`bwait`) before the next. Async calls keep the pbuf: their caller may reuse
+//! its memory as soon as `putpages` returns.
 
 use std::sync::Arc;
 
-use device::{IoCompletion, IoOp, IoRequest, PAGE_SIZE, PageBuf};
+use device::{DeviceError, IoCompletion, IoOp, IoRequest, PAGE_SIZE, PageBuf};
 use parking_lot::{Condvar, Mutex};
 
 use crate::config::{Checksum, DeviceId};
@@ -76,7 +85,8 @@ struct Piece {
 
 impl Core {
     /// `swap_pager_putpages` (see [`crate::Pager::putpages`]). Per cluster: allocate (the
-    /// space lock only), take a pbuf (may block: counted), copy, mark the pages pending
+    /// space lock only), take a pbuf (may block: counted) and copy (neither for a sync call
+    /// from page-aligned memory, written from it by `write_direct`), mark the pages pending
     /// with a fresh sequence (the object lock only), submit with no lock held. The
     /// submitter holds one count of the batch until every cluster is out, so a batch
     /// cannot finish while clusters are still being submitted.
@@ -118,6 +128,9 @@ impl Core {
         } else {
             &self.sync_pool
         };
+        // The caller's memory is stable until a sync call returns: lend it to the writes.
+        let direct = !is_async && device::Engine::lendable(data);
+        let checksum = self.tun.checksum != Checksum::None;
         let mut i = 0;
         while i < n {
             let want = self.tun.max_cluster.min(n - i);
@@ -127,14 +140,15 @@ impl Core {
                 continue;
             };
             let len = run.len;
-            let mut buf = pool.acquire(len as usize);
             let bytes = (i as usize * PAGE_SIZE)..((i + len) as usize * PAGE_SIZE);
-            // One pass: each page's checksum while the page is hot from its copy.
-            let crcs = integrity::copy_crcs(
-                buf.as_mut_slice(),
-                &data[bytes],
-                self.tun.checksum != Checksum::None,
-            );
+            let (buf, crcs) = if direct {
+                (None, integrity::crcs(&data[bytes], checksum))
+            } else {
+                let mut buf = pool.acquire(len as usize);
+                // One pass: each page's checksum while the page is hot from its copy.
+                let crcs = integrity::copy_crcs(buf.as_mut_slice(), &data[bytes], checksum);
+                (Some(buf), crcs)
+            };
             let pindex = start + i;
             let seq = {
                 let mut st = obj.st.lock();
@@ -172,15 +186,15 @@ impl Core {
                     failed_on: Vec::new(),
                 }),
             });
-            self.submit_piece(
-                write,
-                Piece {
-                    k: 0,
-                    run,
-                    first: true,
-                },
-                buf,
-            );
+            let piece = Piece {
+                k: 0,
+                run,
+                first: true,
+            };
+            match buf {
+                Some(buf) => self.submit_piece(write, piece, buf),
+                None => self.write_direct(&write, piece, data),
+            }
             i += len;
         }
         self.batch_part_done(&batch, obj.id, start, is_async);
@@ -210,31 +224,81 @@ impl Core {
         self.submit(&area, req, move |c| core.piece_done(w, piece, c));
     }
 
-    /// The completion of one piece (`swp_pager_async_iodone` for writes), on an engine
-    /// thread. Written: each page whose newest write this is gets its new block (and
-    /// checksum), and its old block is freed. Failed: the blocks are quarantined and the
-    /// pages go out again at once to other areas from the source pbuf (§3 of issue #11);
-    /// only pages no area can take fail: a sync page keeps its previous copy, an async one
-    /// (already acknowledged with `Pend`) loses it and is marked so that reads of it are an
-    /// error. It never waits and submits with no lock held.
-    fn piece_done(self: &Arc<Core>, w: Arc<Write>, piece: Piece, c: IoCompletion) {
-        let ok = c.result.is_ok();
-        let dev = piece.run.dev;
-        if let Err(e) = &c.result {
-            self.io_error(dev, e, true);
+    /// Writes one piece of a synchronous cluster straight from the caller's `data` (the
+    /// whole call's pages) on the caller's thread, and handles its result as [`Self::piece_done`]
+    /// does a completion: the retries of a failed write go out the same way, from the same
+    /// memory, until every page of the piece is written or given up.
+    fn write_direct(self: &Arc<Core>, w: &Arc<Write>, piece: Piece, data: &[u8]) {
+        let mut todo = vec![piece];
+        while let Some(piece) = todo.pop() {
+            bump(&self.counters.swapout, 1);
+            bump(&self.counters.pages_out, piece.run.len);
+            let at = (w.offset + piece.k) as usize * PAGE_SIZE;
+            let bytes = &data[at..at + piece.run.len as usize * PAGE_SIZE];
+            let result = self
+                .engine()
+                .write_from(&piece.run.area, piece.run.page, bytes);
+            todo.extend(self.piece_result(w, piece, result));
         }
+    }
+
+    /// The completion of one piece from a pbuf (`swp_pager_async_iodone` for writes), on an
+    /// engine thread: the pbuf (which a write leaves intact) is kept as the source of any
+    /// retries, each of which goes out from a buffer of its own. It never waits and submits
+    /// with no lock held.
+    fn piece_done(self: &Arc<Core>, w: Arc<Write>, piece: Piece, c: IoCompletion) {
         if piece.first {
             w.st.lock().source = Some(c.buf);
         }
-        let (k, n) = (piece.k, piece.run.len);
-        if ok {
-            self.install_pieces(&w, k, n, &piece.run);
-            self.piece_resolved(w, k, n, PageResult::Ok);
+        let retries = self.piece_result(&w, piece, c.result);
+        if retries.is_empty() {
             return;
         }
+        let bufs: Vec<PageBuf> = {
+            let st = w.st.lock();
+            debug_assert!(st.source.is_some(), "a retry before the first write ended");
+            retries
+                .iter()
+                .map(|piece| {
+                    let mut buf = PageBuf::new(piece.run.len as usize);
+                    if let Some(src) = &st.source {
+                        let (at, n) = (piece.k as usize, piece.run.len as usize);
+                        let bytes = at * PAGE_SIZE..(at + n) * PAGE_SIZE;
+                        buf.as_mut_slice().copy_from_slice(&src.as_slice()[bytes]);
+                    }
+                    buf
+                })
+                .collect()
+        };
+        for (piece, buf) in retries.into_iter().zip(bufs) {
+            self.submit_piece(Arc::clone(&w), piece, buf);
+        }
+    }
+
+    /// The result of one piece's write, from either path. Written: each page whose newest
+    /// write this is gets its new block (and checksum), and its old block is freed. Failed:
+    /// the blocks are quarantined and the pages go out again at once to other areas (§3 of
+    /// issue #11): the retry pieces are returned for the caller to write from its source.
+    /// Only pages no area can take fail: a sync page keeps its previous copy, an async one
+    /// (already acknowledged with `Pend`) loses it and is marked so that reads of it are an
+    /// error.
+    fn piece_result(
+        &self,
+        w: &Arc<Write>,
+        piece: Piece,
+        result: Result<(), DeviceError>,
+    ) -> Vec<Piece> {
+        let dev = piece.run.dev;
+        let (k, n) = (piece.k, piece.run.len);
+        if let Err(e) = &result {
+            self.io_error(dev, e, true);
+        } else {
+            self.install_pieces(w, k, n, &piece.run);
+            self.piece_resolved(Arc::clone(w), k, n, PageResult::Ok);
+            return Vec::new();
+        }
         self.space.lock().quarantine(piece.run.blk, n);
-        // Retry pages k..k+n elsewhere. The buffers are built under the write's lock,
-        // the submissions made after it is let go.
+        // Retry pages k..k+n elsewhere, in runs of whatever length the other areas give.
         let mut retries = Vec::new();
         let mut given_up = None;
         {
@@ -249,32 +313,22 @@ impl Core {
                     given_up = Some(at);
                     break;
                 };
-                let mut buf = PageBuf::new(run.len as usize);
-                debug_assert!(st.source.is_some(), "a retry before the first write ended");
-                if let Some(src) = &st.source {
-                    let bytes = at as usize * PAGE_SIZE..(at + run.len) as usize * PAGE_SIZE;
-                    buf.as_mut_slice().copy_from_slice(&src.as_slice()[bytes]);
-                }
                 let len = run.len;
-                retries.push((
-                    Piece {
-                        k: at,
-                        run,
-                        first: false,
-                    },
-                    buf,
-                ));
+                retries.push(Piece {
+                    k: at,
+                    run,
+                    first: false,
+                });
                 at += len;
             }
         }
         bump(&self.counters.write_retries, retries.len() as u64);
-        for (piece, buf) in retries {
-            self.submit_piece(Arc::clone(&w), piece, buf);
-        }
         if let Some(at) = given_up {
-            self.give_up(&w, at, k + n - at);
-            self.piece_resolved(w, at, k + n - at, PageResult::Error);
+            // The retries' pages are still unresolved, so this cannot end the cluster.
+            self.give_up(w, at, k + n - at);
+            self.piece_resolved(Arc::clone(w), at, k + n - at, PageResult::Error);
         }
+        retries
     }
 
     /// Installs pages `k..k+n` of a cluster written on `run`: for each page whose newest

@@ -500,3 +500,71 @@ fn getpages_into_page_aligned_memory_checks_every_page_as_through_a_pbuf() {
         }
     }
 }
+
+#[test]
+fn a_sync_put_from_page_aligned_memory_stores_its_bytes_and_checksums_as_through_a_pbuf() {
+    for engine in ENGINES {
+        // At 0 the memory is lent to the writes; at 8 it goes through a pbuf: the same rules.
+        for off in [0, 8] {
+            let ctx = format!("{engine:?} {off}");
+            let dir = tempdir();
+            let p = pager_on(engine, 4);
+            let a = p
+                .swapon(&area(dir.path(), "a", 64), SwaponOptions::default())
+                .unwrap();
+            let b = p
+                .swapon(&area(dir.path(), "b", 64), SwaponOptions::default())
+                .unwrap();
+            let obj = p.alloc_object(None, 40);
+            let mut mem = device::PageBuf::new(41);
+            let src = &mut mem.as_mut_slice()[off..off + 40 * PAGE_SIZE];
+            assert_eq!(device::Engine::lendable(src), off == 0);
+            src.copy_from_slice(&pages(0, 40));
+            let put = |src: &[u8]| p.putpages(&obj, 0, src, PutMode::Sync);
+            assert_eq!(put(src), vec![PageResult::Ok; 40], "{ctx}");
+            let mut out = vec![0u8; PAGE_SIZE];
+            for i in 0..40 {
+                p.getpages(&obj, i, 0, 0, &mut out).unwrap();
+                assert!(out == page(i), "{ctx}: page {i}");
+            }
+            // The stored checksum is that of the bytes written: bytes changed under it read
+            // as corrupt.
+            scribble(&p, &obj, 7);
+            match p.getpages(&obj, 7, 0, 0, &mut out) {
+                Err(PagerError::Corrupt { pindex: 7, .. }) => {}
+                other => panic!("{ctx}: {other:?}"),
+            }
+            p.verify().unwrap();
+
+            // Writes failing on one area are retried on the other, from the same memory.
+            src.copy_from_slice(&pages(100, 40));
+            p.area(a).unwrap().faults().fail_writes(1..64);
+            assert_eq!(put(src), vec![PageResult::Ok; 40], "{ctx}");
+            let s = p.stats();
+            assert!(s.counters.write_errors >= 1, "{ctx}");
+            assert!(s.counters.write_retries >= 1, "{ctx}");
+            assert!(s.bad_pages >= 4, "{ctx}: the failed runs are quarantined");
+            for i in 0..40 {
+                assert_eq!(p.locate(&obj, i).unwrap().0, b, "{ctx}: page {i}");
+                p.getpages(&obj, i, 0, 0, &mut out).unwrap();
+                assert!(out == page(100 + i), "{ctx}: page {i}");
+            }
+            p.area(a).unwrap().faults().clear();
+
+            // Failing everywhere: the caller sees Error, the previous copy survives, the
+            // blocks written to are quarantined and never reused.
+            let bad_before = p.stats().bad_pages;
+            src[..PAGE_SIZE].copy_from_slice(&page(999));
+            p.area(a).unwrap().faults().fail_writes(1..64);
+            p.area(b).unwrap().faults().fail_writes(1..64);
+            assert_eq!(put(&src[..PAGE_SIZE]), vec![PageResult::Error], "{ctx}");
+            assert!(p.stats().bad_pages > bad_before, "{ctx}");
+            p.getpages(&obj, 0, 0, 0, &mut out).unwrap();
+            assert!(out == page(100), "{ctx}: the last good copy survives");
+            assert!(p.take_async_failures(&obj).is_empty());
+            p.area(a).unwrap().faults().clear();
+            p.area(b).unwrap().faults().clear();
+            p.verify().unwrap();
+        }
+    }
+}

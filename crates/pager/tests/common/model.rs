@@ -267,7 +267,15 @@ impl Harness {
                     } else {
                         PutMode::Sync
                     };
-                    let res = p.putpages(&self.objs[obj], start, &data, mode);
+                    // Sync puts alternate between page-aligned memory, written from
+                    // directly, and a `Vec`, copied through a pbuf: both paths, one model.
+                    let aligned = device::PageBuf::from_bytes(&data);
+                    let src = if !asynch && t.is_multiple_of(2) {
+                        aligned.as_slice()
+                    } else {
+                        &data[..]
+                    };
+                    let res = p.putpages(&self.objs[obj], start, src, mode);
                     if !self.faults {
                         prop_assert!(
                             !res.contains(&PageResult::Error),
