@@ -263,9 +263,10 @@ impl Pager {
     /// freed once the new one is written. A page whose previous write is still in flight
     /// waits for it first. A write that fails is retried at once on other areas. With
     /// checksums, each page's CRC32C is computed here. `data` is free again when this
-    /// returns, even for `Async`: an async put copies it into pbufs; a sync put from
-    /// page-aligned memory (whole pages, [`device::Engine::lendable`]) writes straight from
-    /// it, one cluster after the other on the caller's thread, and other memory is copied.
+    /// returns, even for `Async`: an async put copies it into pbufs; a sync put of at most
+    /// one cluster (`max_cluster` pages) from page-aligned memory (whole pages,
+    /// [`device::Engine::lendable`]) writes straight from it on the caller's thread, and
+    /// other memory, or a longer call (whose clusters go out together), is copied.
     /// Per page: `Ok`, `Pend`, `Fail`, `Error` (see [`PageResult`]).
     ///
     /// # Panics

@@ -129,7 +129,9 @@ impl Core {
             &self.sync_pool
         };
         // The caller's memory is stable until a sync call returns: lend it to the writes.
-        let direct = !is_async && device::Engine::lendable(data);
+        // Only for a call of at most one cluster: the direct writes go one after the other,
+        // where a longer call through pbufs keeps up to nswbuf/4 clusters in flight.
+        let direct = !is_async && n <= self.tun.max_cluster && device::Engine::lendable(data);
         let checksum = self.tun.checksum != Checksum::None;
         let mut i = 0;
         while i < n {

@@ -505,6 +505,8 @@ fn getpages_into_page_aligned_memory_checks_every_page_as_through_a_pbuf() {
 fn a_sync_put_from_page_aligned_memory_stores_its_bytes_and_checksums_as_through_a_pbuf() {
     for engine in ENGINES {
         // At 0 the memory is lent to the writes; at 8 it goes through a pbuf: the same rules.
+        // One call of one cluster (32 pages, the default max_cluster): a longer one goes
+        // through pbufs, which keep several clusters in flight.
         for off in [0, 8] {
             let ctx = format!("{engine:?} {off}");
             let dir = tempdir();
@@ -515,15 +517,15 @@ fn a_sync_put_from_page_aligned_memory_stores_its_bytes_and_checksums_as_through
             let b = p
                 .swapon(&area(dir.path(), "b", 64), SwaponOptions::default())
                 .unwrap();
-            let obj = p.alloc_object(None, 40);
-            let mut mem = device::PageBuf::new(41);
-            let src = &mut mem.as_mut_slice()[off..off + 40 * PAGE_SIZE];
+            let obj = p.alloc_object(None, 32);
+            let mut mem = device::PageBuf::new(33);
+            let src = &mut mem.as_mut_slice()[off..off + 32 * PAGE_SIZE];
             assert_eq!(device::Engine::lendable(src), off == 0);
-            src.copy_from_slice(&pages(0, 40));
+            src.copy_from_slice(&pages(0, 32));
             let put = |src: &[u8]| p.putpages(&obj, 0, src, PutMode::Sync);
-            assert_eq!(put(src), vec![PageResult::Ok; 40], "{ctx}");
+            assert_eq!(put(src), vec![PageResult::Ok; 32], "{ctx}");
             let mut out = vec![0u8; PAGE_SIZE];
-            for i in 0..40 {
+            for i in 0..32 {
                 p.getpages(&obj, i, 0, 0, &mut out).unwrap();
                 assert!(out == page(i), "{ctx}: page {i}");
             }
@@ -537,14 +539,14 @@ fn a_sync_put_from_page_aligned_memory_stores_its_bytes_and_checksums_as_through
             p.verify().unwrap();
 
             // Writes failing on one area are retried on the other, from the same memory.
-            src.copy_from_slice(&pages(100, 40));
+            src.copy_from_slice(&pages(100, 32));
             p.area(a).unwrap().faults().fail_writes(1..64);
-            assert_eq!(put(src), vec![PageResult::Ok; 40], "{ctx}");
+            assert_eq!(put(src), vec![PageResult::Ok; 32], "{ctx}");
             let s = p.stats();
             assert!(s.counters.write_errors >= 1, "{ctx}");
             assert!(s.counters.write_retries >= 1, "{ctx}");
             assert!(s.bad_pages >= 4, "{ctx}: the failed runs are quarantined");
-            for i in 0..40 {
+            for i in 0..32 {
                 assert_eq!(p.locate(&obj, i).unwrap().0, b, "{ctx}: page {i}");
                 p.getpages(&obj, i, 0, 0, &mut out).unwrap();
                 assert!(out == page(100 + i), "{ctx}: page {i}");
