@@ -275,15 +275,9 @@ fn touch_on_a_thread(mem: &'static [AtomicU64], w: usize) -> Option<u64> {
 /// The child's part: does nothing unless `REGION_DEFECT_CHILD` is `engine:mode`.
 #[test]
 fn child_runs_a_defect_scenario() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else {
+    let Some((engine, mode, dir)) = common::child_spec(CHILD_ENV, DIR_ENV) else {
         return;
     };
-    let (engine, mode) = spec.split_once(':').unwrap();
-    let engine = match engine {
-        "io_uring" => device::EngineKind::IoUring,
-        _ => device::EngineKind::ThreadPool,
-    };
-    let dir = std::path::PathBuf::from(std::env::var_os(DIR_ENV).unwrap());
     let swap_pages = if mode == "drop-waiting" || mode == "room-timeout" {
         16
     } else {
@@ -293,7 +287,7 @@ fn child_runs_a_defect_scenario() {
         say("SKIPPED");
         return;
     };
-    match mode {
+    match mode.as_str() {
         "fd-limit" => fd_limit(&pager),
         "handlers-die" => handlers_die(&pager),
         "drop-waiting" => drop_waiting(&pager),

@@ -75,15 +75,9 @@ fn a_failed_read_sends_sigbus_to_the_toucher_never_zeroes() {
 /// checks the region afterwards.
 #[test]
 fn child_touches_a_page_whose_read_fails() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else {
+    let Some((engine, mode, dir)) = common::child_spec(CHILD_ENV, DIR_ENV) else {
         return;
     };
-    let (engine, mode) = spec.split_once(':').unwrap();
-    let engine = match engine {
-        "io_uring" => device::EngineKind::IoUring,
-        _ => device::EngineKind::ThreadPool,
-    };
-    let dir = std::path::PathBuf::from(std::env::var_os(DIR_ENV).unwrap());
     let Some(pager) = common::pager(&dir, engine, 1, 128) else {
         println!("SKIPPED");
         return;

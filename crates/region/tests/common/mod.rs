@@ -215,3 +215,19 @@ pub fn touch(
         }
     }
 }
+
+/// A child scenario's `engine:mode` from `spec_env` and its directory from `dir_env`, or
+/// `None` outside a child (the test then does nothing).
+pub fn child_spec(
+    spec_env: &str,
+    dir_env: &str,
+) -> Option<(EngineKind, String, std::path::PathBuf)> {
+    let spec = std::env::var(spec_env).ok()?;
+    let (engine, mode) = spec.split_once(':').unwrap();
+    let engine = match engine {
+        "io_uring" => EngineKind::IoUring,
+        _ => EngineKind::ThreadPool,
+    };
+    let dir = std::path::PathBuf::from(std::env::var_os(dir_env).unwrap());
+    Some((engine, mode.to_owned(), dir))
+}
