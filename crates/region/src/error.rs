@@ -60,6 +60,11 @@ pub enum RegionError {
         state: String,
         present: bool,
     },
+    /// [`crate::Region::verify`] found the resident count disagreeing with the page states.
+    #[error(
+        "the region counts {counted} pages resident but {states} pages are in a resident state"
+    )]
+    Miscounted { counted: u64, states: u64 },
     /// A handler thread could not be started.
     #[error("starting a region thread: {0}")]
     Thread(#[source] std::io::Error),

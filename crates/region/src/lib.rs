@@ -411,9 +411,9 @@ impl Region {
         self.monitor().stats()
     }
 
-    /// Checks the region's page table against the kernel's (`mincore(2)`): every page it
-    /// holds mapped must be in memory, and every page it holds unmapped (absent, inactive,
-    /// being written, poisoned) must not be. Pages being brought in or deactivated at
+    /// Checks the region's page table against its resident count and against the kernel's
+    /// (`mincore(2)`): every page it holds mapped must be in memory, and every page it
+    /// holds unmapped (absent, inactive, being written, poisoned) must not be. Pages being brought in or deactivated at
     /// this moment are skipped. Like [`Pager::verify`], for tests and tools; it holds the
     /// table lock while it looks, so faults wait meanwhile.
     pub fn verify(&self) -> Result<(), RegionError> {
@@ -427,6 +427,13 @@ impl Region {
                 len: self.sh.mem.map.len,
                 source,
             })?;
+        let states = t.resident_states();
+        if states != t.resident {
+            return Err(RegionError::Miscounted {
+                counted: t.resident,
+                states,
+            });
+        }
         let bad = t.disagreements(&present);
         match bad.first() {
             None => Ok(()),
@@ -462,6 +469,14 @@ impl RegionMonitor {
     /// the answer may change as soon as it is returned. `false` once the region dropped.
     pub fn is_resident(&self, p: u64) -> bool {
         self.book.lock().page(p).is_resident()
+    }
+
+    /// The resident count and the pages in a resident state counted one by one, read
+    /// under one lock: the two are equal unless the bookkeeping is broken. For tests and
+    /// tools that cannot [`Region::verify`] while the region's memory is borrowed.
+    pub fn resident_counts(&self) -> (u64, u64) {
+        let t = self.book.lock();
+        (t.resident, t.resident_states())
     }
 
     /// A snapshot of the counters.

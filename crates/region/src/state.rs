@@ -686,6 +686,12 @@ impl Table {
         out
     }
 
+    /// The pages in a resident state, counted one by one: always equal to
+    /// [`Table::resident`], which the moves keep.
+    pub fn resident_states(&self) -> u64 {
+        self.pages.iter().filter(|p| p.is_resident()).count() as u64
+    }
+
     /// Forgets the pages (the region dropped): only counts are left for monitors.
     pub fn clear(&mut self) {
         self.pages = Vec::new();
