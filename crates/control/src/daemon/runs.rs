@@ -93,13 +93,15 @@ impl Runs {
             .map(|(c, r)| (*c, r.clone()))
             .collect();
         // The registry and the objects are read outside this table's lock.
+        let conns: HashMap<u64, u32> = runs.iter().map(|(c, r)| (*c, r.uid)).collect();
+        let mut objects = registry.of_connections(&conns);
         let mut out: Vec<ProcessUsage> = runs
             .into_iter()
             .map(|(conn, r)| {
-                let objects = registry.of_connection(r.uid, conn);
+                let objects = objects.remove(&conn).unwrap_or_default();
                 let swapped = objects
                     .iter()
-                    .map(|(_, o)| o.swapped_pages())
+                    .map(|o| o.swapped_pages())
                     .fold(0u64, u64::saturating_add);
                 let p = r.report;
                 ProcessUsage {

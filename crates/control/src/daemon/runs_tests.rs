@@ -162,7 +162,19 @@ fn a_uid_sees_its_own_runs_and_root_sees_every_one() {
         let (r, _) = requests::handle(&s, &peer, Request::Report(report("x", 1)), vec![]);
         assert_eq!(r, Reply::Ok);
     }
+    // Two objects made on the first run's connection, one by the same uid elsewhere.
+    for conn in [5, 5, 7] {
+        let peer = Peer {
+            uid: 1000,
+            pid: 77,
+            conn,
+        };
+        let (r, _) = requests::handle(&s, &peer, Request::Create { handle: None }, vec![]);
+        assert!(matches!(r, Reply::Object { .. }), "{r:?}");
+    }
     let pids = |v: Vec<ProcessUsage>| v.iter().map(|p| p.pid).collect::<Vec<_>>();
+    let objects = |v: Vec<ProcessUsage>| v.iter().map(|p| p.objects).collect::<Vec<_>>();
+    assert_eq!(objects(stats_of(&s, 0)), [2, 0]);
     assert_eq!(pids(stats_of(&s, 0)), [77, 88]);
     assert_eq!(pids(stats_of(&s, 1000)), [77]);
     assert_eq!(pids(stats_of(&s, 1001)), [88]);
