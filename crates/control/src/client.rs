@@ -17,9 +17,18 @@ use device::PAGE_SIZE;
 use pager::PagerStats;
 
 use crate::proto::{
-    ConfigDevice, ErrorKind, FailReason, Frame, GetStatus, LostRun, PageError, ProtoError,
-    PutStatus, Reply, Request, UidUsage,
+    ConfigDevice, ErrorKind, FailReason, Frame, GetStatus, LostRun, PageError, ProcessReport,
+    ProcessUsage, ProtoError, PutStatus, Reply, Request, UidUsage,
 };
+
+/// A `stats` answer whole: the pager's snapshot, the per-uid usage and the programs running
+/// on the swap space (`swapctl run`), as far as the daemon shows them to us.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    pub stats: PagerStats,
+    pub uids: Vec<UidUsage>,
+    pub processes: Vec<ProcessUsage>,
+}
 
 /// A `get_pages` answer: a status per page, the pages' data, and why each `error` page
 /// failed.
@@ -251,10 +260,31 @@ impl Client {
 
     /// The snapshot and the per-uid usage the daemon shows us (every uid's for root).
     pub fn stats_and_usage(&mut self) -> Result<(PagerStats, Vec<UidUsage>), ClientError> {
-        match self.call(&Request::Stats { frag: false }, Vec::new())?.0 {
-            Reply::Stats { stats, uids } => Ok((*stats, uids)),
+        self.snapshot(false).map(|s| (s.stats, s.uids))
+    }
+
+    /// The whole `stats` answer: snapshot (with each device's fragmentation when `frag`),
+    /// per-uid usage and the programs running on the swap space.
+    pub fn snapshot(&mut self, frag: bool) -> Result<Snapshot, ClientError> {
+        match self.call(&Request::Stats { frag }, Vec::new())?.0 {
+            Reply::Stats {
+                stats,
+                uids,
+                processes,
+            } => Ok(Snapshot {
+                stats: *stats,
+                uids,
+                processes,
+            }),
             r => Err(unexpected(r)),
         }
+    }
+
+    /// Say how the program on this connection is doing (`swapctl run`'s preload library,
+    /// about once a second): from then on the daemon shows this connection as a run, with
+    /// its objects, until it closes.
+    pub fn report(&mut self, report: &ProcessReport) -> Result<(), ClientError> {
+        self.expect_ok(Request::Report(report.clone()))
     }
 
     pub fn config(&mut self) -> Result<Vec<ConfigDevice>, ClientError> {

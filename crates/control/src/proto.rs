@@ -22,6 +22,9 @@ use serde::{Deserialize, Serialize};
 
 use device::PAGE_SIZE;
 
+mod process;
+pub use process::{MAX_COMMAND_LEN, ProcessReport, ProcessUsage, clean_command};
+
 pub const MAGIC: [u8; 4] = *b"SWPK";
 pub const PROTOCOL_VERSION: u16 = 1;
 pub const HEADER_LEN: usize = 16;
@@ -284,6 +287,11 @@ pub enum Request {
         #[serde(default)]
         object: Option<u64>,
     },
+    /// What a program run with `swapctl run` says about itself (its preload library sends
+    /// it about once a second on the connection that created its objects): the daemon
+    /// shows the connection as a run, with the peer's pid and uid, until it closes. Open to
+    /// everyone; the figures are shown, never trusted.
+    Report(ProcessReport),
 }
 
 impl Request {
@@ -323,6 +331,7 @@ impl Request {
             Request::HasPage { .. } => "has_page",
             Request::FreeSpace { .. } => "free_space",
             Request::Sync { .. } => "sync",
+            Request::Report(_) => "report",
         }
     }
 
@@ -367,6 +376,7 @@ const KNOWN_OPS: &[&str] = &[
     "has_page",
     "free_space",
     "sync",
+    "report",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -487,6 +497,10 @@ pub enum Reply {
         /// Per-uid usage: every uid's for root, the asker's own for anyone else.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         uids: Vec<UidUsage>,
+        /// The programs running on the swap space (`swapctl run`), by pid: every one for
+        /// root, the asker's own uid's for anyone else. Absent from older daemons.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        processes: Vec<ProcessUsage>,
     },
     Config {
         devices: Vec<ConfigDevice>,
@@ -596,6 +610,18 @@ pub(crate) mod tests {
             (any::<u64>(), any::<u64>())
                 .prop_map(|(object, pindex)| Request::HasPage { object, pindex }),
             any::<Option<u64>>().prop_map(|object| Request::Sync { object }),
+            (".{0,40}", any::<[u64; 7]>()).prop_map(|(command, n)| {
+                Request::Report(ProcessReport {
+                    command,
+                    resident_pages: n[0],
+                    limit_pages: n[1],
+                    faults: n[2],
+                    major_faults: n[3],
+                    pages_in: n[4],
+                    pages_out: n[5],
+                    read_errors: n[6],
+                })
+            }),
         ]
     }
 
@@ -728,12 +754,59 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_report_takes_missing_and_new_fields_and_refuses_wrong_types() {
+        let decode = |json: &str| {
+            Request::decode(&Frame::new(
+                FrameKind::Request,
+                json.as_bytes().to_vec(),
+                vec![],
+            ))
+        };
+        // An older preload leaves fields out, a newer one adds some: both are taken.
+        let r = decode(r#"{"op":"report","command":"sort big.txt","faults":3,"later":1}"#);
+        assert_eq!(
+            r.unwrap(),
+            Request::Report(ProcessReport {
+                command: "sort big.txt".into(),
+                faults: 3,
+                ..Default::default()
+            })
+        );
+        for bad in [
+            r#"{"op":"report","faults":"many"}"#,
+            r#"{"op":"report","faults":-1}"#,
+            r#"{"op":"report","command":7}"#,
+        ] {
+            let e = decode(bad).unwrap_err();
+            assert!(matches!(e, ProtoError::Malformed(_)), "{bad}: {e}");
+            assert_eq!(e.to_string().lines().count(), 1, "{e}");
+        }
+        // Without runs the reply is what an older daemon sends (no `processes`), and such a
+        // reply decodes with none.
+        let old = Reply::Stats {
+            stats: Box::default(),
+            uids: vec![],
+            processes: vec![],
+        };
+        let f = old.frame(vec![]);
+        assert!(!String::from_utf8_lossy(&f.meta).contains("processes"));
+        assert_eq!(Reply::decode(&f).unwrap(), old);
+    }
+
+    #[test]
     fn replies_round_trip() {
         let r = Reply::Stats {
             stats: Box::default(),
             uids: vec![UidUsage {
                 uid: 1000,
                 max_swap_pages: Some(3),
+                ..Default::default()
+            }],
+            processes: vec![ProcessUsage {
+                pid: 42,
+                uid: 1000,
+                command: "postgres -D /var/lib/db".into(),
+                swapped_pages: 7,
                 ..Default::default()
             }],
         };

@@ -162,6 +162,20 @@ pub enum Command {
     Load(LoadArgs),
     /// Live terminal view of the swap space
     Top(TopArgs),
+    /// Run a program with its large private memory paged to the swap space
+    #[command(
+        override_usage = "swapctl run [OPTIONS] [--] PROG [ARGS]...",
+        long_about = "Run PROG with ARGS, its large private anonymous mappings paged to the \
+    daemon's swap space by a preload library (libswapkit_preload.so): at most --limit of them \
+    stays in memory, the rest lives on swap. swapctl first makes sure the daemon answers and has \
+    swap on, then becomes the program (exec): its signals, terminal and exit status are its own. \
+    `swapctl status` and `swapctl top` show it while it runs; its swap is freed when it exits.",
+        after_help = "The preload library is $SWAPKIT_PRELOAD, else libswapkit_preload.so beside \
+    the swapctl executable, else ../lib/swapkit/ from there (build it with `cargo build -p \
+    preload`). Exit status: the program's own once it runs; before that 4 no swap is on, 8 no \
+    daemon, no preload library or a program that cannot be run, 16 usage; see `swapctl man run`."
+    )]
+    Run(RunArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
     /// Show a man page (roff when stdout is no terminal), or write them all with --dir
@@ -559,6 +573,29 @@ pub struct TopArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub help: HelpFlag,
+    #[command(flatten)]
+    pub socket: SocketArg,
+    /// The most of the program's paged memory kept in memory, e.g. 2G [default: a quarter of
+    /// this machine's memory]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub limit: Option<u64>,
+    /// The smallest private anonymous mapping that is paged; smaller ones stay the kernel's
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "1M")]
+    pub min_mapping: u64,
+    /// Refuse to run the program when paging cannot be set up inside it, instead of running
+    /// it unpaged with a warning
+    #[arg(long)]
+    pub strict: bool,
+    /// The program, found on $PATH as a shell would, and its arguments (after `--`, or after
+    /// the first word that is no option of run)
+    #[arg(value_name = "PROG", required = true, num_args = 1.., trailing_var_arg = true)]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
 pub struct CompletionsArgs {
     #[command(flatten)]
     pub help: HelpFlag,
@@ -610,6 +647,28 @@ mod tests {
         assert!(Cli::try_parse_from(["swapctl", "on", "/dev/loop0", "-p", "-2"]).is_err());
         assert!(Cli::try_parse_from(["swapctl", "on", "/dev/loop0", "-p", "32768"]).is_err());
         assert!(Cli::try_parse_from(["swapctl", "on", "/dev/loop0", "--discard=pages"]).is_ok());
+    }
+
+    #[test]
+    fn run_takes_the_program_and_its_options_after_its_own() {
+        let cli = Cli::try_parse_from([
+            "swapctl", "run", "--limit", "512M", "--", "sort", "-S", "4G",
+        ])
+        .unwrap();
+        let Some(Command::Run(a)) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(a.limit, Some(512 << 20));
+        assert_eq!(a.min_mapping, 1 << 20);
+        assert_eq!(a.command, ["sort", "-S", "4G"]);
+        let cli = Cli::try_parse_from(["swapctl", "run", "--strict", "ls", "-l"]).unwrap();
+        let Some(Command::Run(a)) = cli.command else {
+            panic!("not run")
+        };
+        assert!(a.strict && a.limit.is_none());
+        assert_eq!(a.command, ["ls", "-l"]);
+        assert!(Cli::try_parse_from(["swapctl", "run"]).is_err());
+        assert!(Cli::try_parse_from(["swapctl", "run", "--limit", "lots", "ls"]).is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-const COMMANDS: [&str; 14] = [
+const COMMANDS: [&str; 15] = [
     "mkswap",
     "loop",
     "daemon",
@@ -21,6 +21,7 @@ const COMMANDS: [&str; 14] = [
     "set",
     "load",
     "top",
+    "run",
     "completions",
     "man",
 ];
@@ -86,7 +87,7 @@ fn man_dir_of_a_section_puts_section_5_beside_it() {
     assert_eq!(
         common::stdout(&run),
         format!(
-            "16 pages written to {} and {}\n",
+            "17 pages written to {} and {}\n",
             man1.display(),
             dir.path().join("man5").display()
         )

@@ -61,6 +61,27 @@ fn frozen_sorted_and_selected_views_render() {
     snapshot("error_message_80x24", &render(&state, 80, 24));
 }
 
+/// Issue 25: the programs running on the swap space (`swapctl run`) get a panel under the
+/// devices, with their faults per second and their read errors in red; without any the
+/// layout is the one above.
+#[test]
+fn the_processes_panel_shows_each_program_run_on_swapkit() {
+    use ratatui::style::Color;
+    let state = fixture::state_with_processes(Fixture::Normal);
+    for (w, h) in [(80, 24), (120, 40)] {
+        snapshot(&format!("processes_{w}x{h}"), &render(&state, w, h));
+    }
+    let backend = render(&state, 120, 40);
+    find(&backend, "Processes (3)");
+    find(&backend, "postgres -D /var/lib/postgresql/16/main");
+    let (_, row) = find(&backend, "sort --buffer-size");
+    let (x, y) = find(&backend, "RdErr");
+    let errors = &backend.buffer()[(x + 4, row)];
+    assert_eq!((errors.symbol(), errors.fg), ("2", Color::Red), "row {y}");
+    let plain = render(&fixture::state(Fixture::Normal), 80, 24);
+    assert!(std::panic::catch_unwind(|| find(&plain, "Processes")).is_err());
+}
+
 #[test]
 fn a_tiny_terminal_asks_for_room_instead_of_drawing_garbage() {
     let state = fixture::state(Fixture::Normal);

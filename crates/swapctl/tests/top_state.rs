@@ -187,3 +187,33 @@ proptest! {
         }
     }
 }
+
+fn program(pid: i32, faults: u64) -> control::proto::ProcessUsage {
+    control::proto::ProcessUsage {
+        pid,
+        faults,
+        ..Default::default()
+    }
+}
+
+/// Issue 25: a program's faults per second come from the delta of its `faults` total between
+/// two polls, on the daemon's clock; a new program, a reused pid whose total went down and a
+/// restarted daemon read 0, never a spike.
+#[test]
+fn faults_per_second_are_the_delta_of_each_programs_total() {
+    let mut s = fresh();
+    s.apply_with_processes(snapshot(1_000, 0, 0, 0, 0), vec![program(10, 100)]);
+    assert_eq!(s.fault_rates.get(&10), None, "no rate from one poll");
+    s.apply_with_processes(
+        snapshot(3_000, 0, 0, 0, 0),
+        vec![program(10, 700), program(11, 5_000)],
+    );
+    assert_eq!(s.fault_rates[&10], 300.0);
+    assert_eq!(s.fault_rates[&11], 0.0, "new since the last poll");
+    s.apply_with_processes(snapshot(4_000, 0, 0, 0, 0), vec![program(10, 50)]);
+    assert_eq!(s.fault_rates[&10], 0.0, "a total that went down");
+    assert_eq!(s.fault_rates.get(&11), None, "gone with its program");
+    s.apply_with_processes(snapshot(500, 0, 0, 0, 0), vec![program(10, 90)]);
+    assert!(s.fault_rates.is_empty(), "a restarted daemon starts over");
+    assert_eq!(s.processes, vec![program(10, 90)]);
+}

@@ -22,6 +22,7 @@ pub mod pager_backend;
 pub mod peer;
 pub mod registry;
 mod requests;
+pub mod runs;
 mod server;
 pub mod session;
 pub mod shared;
@@ -494,6 +495,8 @@ fn refuse(stream: UnixStream, why: &str) {
 mod model_tests;
 #[cfg(test)]
 mod quota_tests;
+#[cfg(test)]
+mod runs_tests;
 #[cfg(test)]
 mod sync_tests;
 #[cfg(test)]

@@ -120,6 +120,22 @@ impl Registry {
         v
     }
 
+    /// The objects each of `conns` (connection -> its uid) created, in one pass over the
+    /// table (a `stats` joins every run with its objects: one pass, whatever their number).
+    pub fn of_connections(
+        &self,
+        conns: &HashMap<u64, u32>,
+    ) -> HashMap<u64, Vec<Arc<dyn BackendObject>>> {
+        let t = self.table.lock();
+        let mut out: HashMap<u64, Vec<Arc<dyn BackendObject>>> = HashMap::new();
+        for o in t.by_id.values() {
+            if conns.get(&o.conn) == Some(&o.uid) {
+                out.entry(o.conn).or_default().push(Arc::clone(&o.obj));
+            }
+        }
+        out
+    }
+
     /// Unlists `uid`'s object `id` and frees it (outside the lock: freeing takes the
     /// backend's locks).
     pub fn destroy(&self, uid: u32, id: u64, limits: &Limits) {

@@ -16,8 +16,8 @@ use super::log::{log_info, log_uid};
 use super::peer::Peer;
 use super::shared::Shared;
 use crate::proto::{
-    ConfigDevice, ErrorKind, FailReason, MAX_PAGES, MAX_PINDEX, MAX_SYNC_RUNS, PutStatus, Reply,
-    Request, lost_runs,
+    ConfigDevice, ErrorKind, FailReason, MAX_PAGES, MAX_PINDEX, MAX_SYNC_RUNS, ProcessReport,
+    PutStatus, Reply, Request, lost_runs,
 };
 
 fn backend_error(e: BackendError) -> Reply {
@@ -139,6 +139,7 @@ fn run(shared: &Shared, peer: &Peer, req: Request, data: Vec<u8>) -> Answer {
             ok(Reply::Ok)
         }
         Request::Sync { object } => sync(shared, peer, object),
+        Request::Report(r) => report(shared, peer, r),
     }
 }
 
@@ -183,10 +184,30 @@ fn stats(shared: &Shared, peer: &Peer, frag: bool) -> Answer {
         .registry
         .uids
         .usage(only, |u| shared.is_admin(u), &shared.limits());
+    let processes = shared.runs.usage(&shared.registry, only);
     ok(Reply::Stats {
         stats: Box::new(PagerStats::clone(&shared.stats(peer.uid, frag))),
         uids,
+        processes,
     })
+}
+
+/// `report`: a program run with `swapctl run` says how it is doing; its connection is shown
+/// as a run from now on. A report the daemon refuses (its command too long) changes
+/// nothing: a run keeps its last good report, a connection that was none stays none.
+fn report(shared: &Shared, peer: &Peer, report: ProcessReport) -> Answer {
+    if let Err(why) = report.check() {
+        log_uid!(
+            Warn,
+            peer.uid,
+            "client {} (uid {}): {why}",
+            peer.conn,
+            peer.uid
+        );
+        return Err(Reply::error(ErrorKind::Malformed, why));
+    }
+    shared.runs.report(peer, report);
+    ok(Reply::Ok)
 }
 
 fn config(shared: &Shared) -> Answer {

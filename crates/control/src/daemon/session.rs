@@ -2,7 +2,7 @@
 //! it run (`requests.rs`), write the reply against the write timeout.
 //!
 //! Invariants: a bad frame gets an error reply, never a panic or a silent close; when the
-//! connection ends, the anonymous objects it created are freed; no peer holds the thread
+//! connection ends, the anonymous objects it created are freed and its run forgotten; no peer holds the thread
 //! longer than the idle, read or write timeout of [`super::limits::Limits`].
 
 use std::os::unix::net::UnixStream;
@@ -155,8 +155,10 @@ fn pace(shared: &Shared, peer: &Peer, req: &Request, limits: &Limits) -> bool {
     true
 }
 
-/// Free the anonymous objects of a closed connection.
+/// Free the anonymous objects of a closed connection, and forget its run (`swapctl run`'s
+/// program exited or was killed: its objects go with it).
 fn release(shared: &Shared, peer: &Peer) {
+    shared.runs.remove(peer.conn);
     let n = shared.registry.release(peer.conn, &shared.limits());
     if n > 0 {
         log_debug!("client {}: freed {n} anonymous objects", peer.conn);

@@ -1,5 +1,5 @@
 //! What every session shares: the backend, the config as last loaded, the registry of the
-//! objects served (with the per-uid counts), the cached `stats` snapshots, shutdown.
+//! objects served (with the per-uid counts), the runs, the cached `stats` snapshots, shutdown.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,6 +12,7 @@ use super::Shutdown;
 use super::backend::Backend;
 use super::limits::Limits;
 use super::registry::Registry;
+use super::runs::Runs;
 use crate::config::Config;
 
 /// A snapshot and when it was taken.
@@ -24,6 +25,8 @@ pub struct Shared {
     pub config: RwLock<Arc<Config>>,
     /// The objects served and the per-uid counts: the one registry.
     pub registry: Arc<Registry>,
+    /// The programs running on the swap space (`swapctl run`): connections that reported.
+    pub runs: Runs,
     /// The daemon's effective uid: it may run privileged requests, as root may.
     pub daemon_uid: u32,
     /// The last `stats` snapshot without and with fragmentation, shared by non-root
@@ -46,6 +49,7 @@ impl Shared {
             backend,
             config: RwLock::new(Arc::new(config)),
             registry: Arc::default(),
+            runs: Runs::default(),
             daemon_uid,
             stats_cache: Mutex::new([None, None]),
             shutdown: Shutdown::default(),

@@ -334,25 +334,38 @@ pub fn summary(a: &SummaryArgs) -> Result<i32, CliError> {
     Ok(0)
 }
 
+/// `status`: the snapshot in words, then each uid's usage and the programs running on the
+/// swap space (`swapctl run`) when there are any; `--json` the same as one object.
 pub fn status(a: &StatusArgs) -> Result<i32, CliError> {
-    let mut c = connect(&a.socket.socket, "status")?;
-    let (mut stats, uids) = c.stats_and_usage().map_err(daemon_err("status"))?;
+    // With --json, the full snapshot: with each device's fragmentation, which the plain one
+    // leaves empty (it must stay cheap for monitors).
+    let snap = connect(&a.socket.socket, "status")?
+        .snapshot(a.json)
+        .map_err(daemon_err("status"))?;
     if a.json {
-        // The full snapshot: with each device's fragmentation, which the plain one leaves
-        // empty (it must stay cheap for monitors).
-        stats = c.stats_with_frag().map_err(daemon_err("status"))?;
-        // The snapshot as before, with the per-uid usage beside it when there is any.
-        let mut value = serde_json::to_value(&stats).map_err(|e| CliError::new("status", e))?;
-        if !uids.is_empty()
-            && let Some(map) = value.as_object_mut()
-        {
-            let u = serde_json::to_value(&uids).map_err(|e| CliError::new("status", e))?;
-            map.insert("uids".into(), u);
+        // The snapshot as before, with the per-uid usage and the processes beside it when
+        // there are any.
+        fn json(v: &impl serde::Serialize) -> Result<serde_json::Value, CliError> {
+            serde_json::to_value(v).map_err(|e| CliError::new("status", e))
+        }
+        let mut value = json(&snap.stats)?;
+        if let Some(map) = value.as_object_mut() {
+            if !snap.uids.is_empty() {
+                map.insert("uids".into(), json(&snap.uids)?);
+            }
+            if !snap.processes.is_empty() {
+                map.insert("processes".into(), json(&snap.processes)?);
+            }
         }
         let text = serde_json::to_string_pretty(&value).map_err(|e| CliError::new("status", e))?;
         print(&(text + "\n"));
     } else {
-        print(&(format::status(&stats) + &format::usage(&uids)));
+        let page_size = snap.stats.page_size.max(1);
+        print(
+            &(format::status(&snap.stats)
+                + &format::usage(&snap.uids)
+                + &format::processes(&snap.processes, page_size, format::user_name)),
+        );
     }
     Ok(0)
 }

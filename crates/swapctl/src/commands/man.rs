@@ -57,11 +57,31 @@ fn common_sections(name: &str) -> String {
     for (code, what) in TABLE {
         s.push_str(&format!(".TP\n{code}\n{}\n", roff(what)));
     }
+    if name == "run" {
+        s.push_str(
+            ".PP\nThat is until the program runs: \\fBrun\\fR replaces itself with it, and from \
+             then on the exit status is the program's own (one killed by a signal dies of it, \
+             which a shell shows as 128 + the signal). Before, 4 means no swap is on, and 8 no \
+             daemon, no preload library, or a program that cannot be run.\n",
+        );
+    }
     s.push_str(".SH ENVIRONMENT\n.TP\nSWAPKIT_SOCKET\n");
     s.push_str(&format!(
         "The daemon's control socket when \\fB\\-\\-socket\\fR is not given (default {}).\n",
         roff(DEFAULT_SOCKET)
     ));
+    if name == "run" {
+        s.push_str(
+            ".TP\nSWAPKIT_PRELOAD\nThe preload library; when unset, libswapkit_preload.so \
+             beside the swapctl executable, else in ../lib/swapkit from there.\n\
+             .TP\nLD_PRELOAD\nThe program gets the library first in it, before what was \
+             there.\n\
+             .TP\nSWAPKIT_LIMIT, SWAPKIT_MIN_MAPPING, SWAPKIT_STRICT\nThe program gets \
+             \\fB\\-\\-limit\\fR and \\fB\\-\\-min\\-mapping\\fR in bytes, \
+             SWAPKIT_STRICT=1 with \\fB\\-\\-strict\\fR (removed without), and \
+             SWAPKIT_SOCKET as an absolute path.\n",
+        );
+    }
     s.push_str(
         ".TP\nSWAPKIT_STATE_DIR\nWhere \\fBloop attach\\fR records the devices it attached, for \\fBloop detach \\-a\\fR (default /run/swapkit).\n",
     );

@@ -5,6 +5,7 @@ mod admin;
 mod bsd;
 mod devices;
 mod man;
+mod run;
 mod serve;
 
 use clap::CommandFactory;
@@ -62,6 +63,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Set(a) => admin::set(&a),
         Command::Load(a) => crate::load::run(&a),
         Command::Top(a) => admin::top(&a),
+        Command::Run(a) => run::run(&a),
         Command::Completions(a) => {
             let mut cmd = Cli::command();
             let mut buf = Vec::new();

@@ -136,3 +136,57 @@ pub fn one_device() -> PagerStats {
     s.used_pages = 8192;
     s
 }
+
+/// Three programs on the swap space: a database at its limit, a sort with a long command
+/// line, and one that reports absurd figures and a command with control characters.
+pub fn three_runs() -> Vec<control::proto::ProcessUsage> {
+    use control::proto::ProcessUsage;
+    vec![
+        ProcessUsage {
+            pid: 4121,
+            uid: 0,
+            command: "postgres -D /var/lib/postgresql/16/main".into(),
+            objects: 3,
+            swapped_pages: 180_224,
+            resident_pages: 65_536,
+            limit_pages: 65_536,
+            faults: 912_311,
+            major_faults: 401_100,
+            pages_in: 498_002,
+            pages_out: 612_000,
+            read_errors: 0,
+            since: 3_600,
+        },
+        ProcessUsage {
+            pid: 30_077,
+            uid: 1000,
+            command: "sort --buffer-size=6G --parallel=2 -o /var/tmp/sorted.txt /var/tmp/huge.txt"
+                .into(),
+            objects: 1,
+            swapped_pages: 12_800,
+            resident_pages: 4_100,
+            limit_pages: 262_144,
+            faults: 17_002,
+            major_faults: 300,
+            pages_in: 300,
+            pages_out: 12_900,
+            read_errors: 2,
+            since: 42,
+        },
+        ProcessUsage {
+            pid: 30_999,
+            uid: 65_534,
+            command: "evil\u{1b}[2J\nrm".into(),
+            objects: 0,
+            swapped_pages: 0,
+            resident_pages: u64::MAX,
+            limit_pages: 0,
+            faults: u64::MAX,
+            major_faults: 0,
+            pages_in: 0,
+            pages_out: 0,
+            read_errors: 0,
+            since: 1,
+        },
+    ]
+}

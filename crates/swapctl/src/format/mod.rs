@@ -1,8 +1,9 @@
 //! Output of `list`, `summary`, `status` and `frag`: pure functions from a
-//! [`pager::PagerStats`] snapshot (and `status`'s per-uid usage) to text or JSON, so every layout is snapshot-tested from
+//! [`pager::PagerStats`] snapshot (and `status`'s per-uid usage and processes) to text or JSON, so every layout is snapshot-tested from
 //! fixtures without a daemon.
 
 mod list;
+mod processes;
 mod status;
 pub mod table;
 mod usage;
@@ -11,6 +12,7 @@ pub use list::{
     ListOptions, ShowColumn, bsd_json, bsd_list, bsd_total, list_json, list_show, list_show_json,
     list_table, pretty, proc_swaps, total_json,
 };
+pub use processes::{COMMAND_WIDTH, command, processes, user_name};
 pub use status::{frag, frag_json, status};
 pub use usage::usage;
 

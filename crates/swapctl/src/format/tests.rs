@@ -1,6 +1,6 @@
 //! Snapshots of every output layout, rendered from the fixtures.
 
-use super::fixture::{one_device, two_devices};
+use super::fixture::{one_device, three_runs, two_devices};
 use super::*;
 use crate::units::SizeUnit;
 
@@ -131,6 +131,22 @@ fn show_json_has_only_the_columns_asked_for() {
 #[test]
 fn status_shows_every_aspect() {
     snap!("status", status(&two_devices()));
+}
+
+#[test]
+fn status_shows_the_programs_running_on_swapkit() {
+    let user = |uid: u32| match uid {
+        0 => "root".to_string(),
+        1000 => "alice".to_string(),
+        n => n.to_string(),
+    };
+    let text = processes(&three_runs(), 4096, user);
+    snap!("status_processes", text.clone());
+    assert!(
+        !text.contains('\u{1b}') && !text.contains("evil\n"),
+        "{text}"
+    );
+    assert_eq!(processes(&[], 4096, user), "");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use control::client::{Client, ClientError};
+use control::proto::ProcessUsage;
 use pager::PagerStats;
 
 use super::StatsSource;
@@ -46,6 +47,11 @@ impl StatsSource for DaemonSource {
     /// With fragmentation: the TUI shows it in its own panel.
     fn fetch(&mut self) -> Result<PagerStats, String> {
         self.with(Client::stats_with_frag)
+    }
+
+    /// The same, with the programs running on the swap space, in one request.
+    fn fetch_with_processes(&mut self) -> Result<(PagerStats, Vec<ProcessUsage>), String> {
+        self.with(|c| c.snapshot(true).map(|s| (s.stats, s.processes)))
     }
 
     fn set_swap_async_max(&mut self, n: u64) -> Result<u64, String> {

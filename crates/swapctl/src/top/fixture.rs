@@ -10,8 +10,10 @@ use pager::{
     Tunables,
 };
 
+use control::proto::ProcessUsage;
+
 use super::StatsSource;
-use super::state::{State, SystemMemory};
+use super::state::{State, SystemMemory, fault_rates};
 
 /// Which situation a fixture shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +156,74 @@ pub fn state(kind: Fixture) -> State {
             .poll_failed("read /run/swapkit/swapkit.sock: Connection reset by peer (os error 104)");
         state.poll_failed("connect /run/swapkit/swapkit.sock: Connection refused (os error 111)");
     }
+    state
+}
+
+/// Three programs running on the swap space (`swapctl run`) at second `t`: a database held
+/// at its limit and faulting steadily, a sort that met two unreadable pages, and a small
+/// tool that has not paged yet.
+pub fn processes_at(t: u64) -> Vec<ProcessUsage> {
+    let db_faults = 400_000 + t * 1_250 + wave(t, 30, 600);
+    vec![
+        ProcessUsage {
+            pid: 4121,
+            uid: 0,
+            command: "postgres -D /var/lib/postgresql/16/main".into(),
+            objects: 3,
+            swapped_pages: 180_224 + t * 10,
+            resident_pages: 65_536,
+            limit_pages: 65_536,
+            faults: db_faults,
+            major_faults: db_faults / 3,
+            pages_in: db_faults / 3,
+            pages_out: 200_000 + t * 40,
+            read_errors: 0,
+            since: 3_600 + t,
+        },
+        ProcessUsage {
+            pid: 30_077,
+            uid: 1000,
+            command: "sort --buffer-size=6G --parallel=2 -o /var/tmp/sorted.txt /var/tmp/huge.txt"
+                .into(),
+            objects: 1,
+            swapped_pages: 12_800,
+            resident_pages: 4_100,
+            limit_pages: 262_144,
+            faults: 17_000 + t * 3,
+            major_faults: 300,
+            pages_in: 300,
+            pages_out: 12_900,
+            read_errors: 2,
+            since: 42 + t,
+        },
+        ProcessUsage {
+            pid: 30_412,
+            uid: 1000,
+            command: "python3 train.py --epochs 3".into(),
+            objects: 1,
+            swapped_pages: 0,
+            resident_pages: 900,
+            limit_pages: 262_144,
+            faults: 900,
+            major_faults: 0,
+            pages_in: 0,
+            pages_out: 0,
+            read_errors: 0,
+            since: t.min(5),
+        },
+    ]
+}
+
+/// `kind`'s [`state`] with the three programs of [`processes_at`] running on the swap space,
+/// their faults per second over its last second, and their users' names.
+pub fn state_with_processes(kind: Fixture) -> State {
+    let mut state = state(kind);
+    state.processes = processes_at(SAMPLES);
+    state.fault_rates = fault_rates(&processes_at(SAMPLES - 1), &state.processes, 1.0);
+    state.users = [(0, "root"), (1000, "alice")]
+        .into_iter()
+        .map(|(uid, name)| (uid, name.to_string()))
+        .collect();
     state
 }
 

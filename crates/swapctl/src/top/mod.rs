@@ -3,7 +3,8 @@
 //! It polls a [`StatsSource`] (the daemon's socket, or anything else that can hand out
 //! [`pager::PagerStats`]) every refresh interval and draws: the swap totals and hysteresis
 //! state, one row per device with a usage bar, the selected device's free-range histogram,
-//! the pbuf pools, paging throughput and latency.
+//! the pbuf pools, paging throughput and latency, and the programs running on the swap space
+//! (`swapctl run`) when there are any.
 //!
 //! Three parts, as in ratatui's templates and `bottom`: [`state`] (plain data: what is shown),
 //! [`render`] (a pure function of the state into a frame, one function per panel) and [`input`]
@@ -45,6 +46,7 @@ pub use daemon_source::DaemonSource;
 use std::io;
 use std::time::{Duration, Instant};
 
+use control::proto::ProcessUsage;
 use crossbeam_channel::{Receiver, Sender};
 use crossterm::event;
 
@@ -55,6 +57,11 @@ use state::{Message, State, SystemMemory};
 pub trait StatsSource {
     /// One snapshot; `Err` says why none could be had (shown on screen, then retried).
     fn fetch(&mut self) -> Result<pager::PagerStats, String>;
+    /// One snapshot with the programs running on the swap space (`swapctl run`), what `top`
+    /// polls; a source that knows no programs has none (the default).
+    fn fetch_with_processes(&mut self) -> Result<(pager::PagerStats, Vec<ProcessUsage>), String> {
+        self.fetch().map(|stats| (stats, Vec::new()))
+    }
     /// Ask for `swap_async_max = n`; `Ok` carries the value now in force (the pager clamps).
     fn set_swap_async_max(&mut self, n: u64) -> Result<u64, String>;
 }
@@ -96,7 +103,7 @@ enum Ask {
 
 /// What the poller thread answers.
 enum Answer {
-    Fetched(Result<Box<pager::PagerStats>, String>),
+    Fetched(Result<Box<(pager::PagerStats, Vec<ProcessUsage>)>, String>),
     Set(u64, Result<u64, String>),
     /// The source panicked: the payload, re-raised on the TUI's thread once the terminal is
     /// restored.
@@ -146,7 +153,7 @@ fn start_poller<S: StatsSource + Send + 'static>(
         .spawn(move || {
             for ask in ask_rx {
                 let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match ask {
-                    Ask::Fetch => Answer::Fetched(source.fetch().map(Box::new)),
+                    Ask::Fetch => Answer::Fetched(source.fetch_with_processes().map(Box::new)),
                     Ask::SetAsyncMax(n) => Answer::Set(n, source.set_swap_async_max(n)),
                 }));
                 let answer = answer.unwrap_or_else(Answer::Panicked);
@@ -274,7 +281,16 @@ fn take_answer(
         Answer::Fetched(r) => {
             *fetching = false;
             match r {
-                Ok(stats) => state.apply(*stats),
+                Ok(answer) => {
+                    let (stats, processes) = *answer;
+                    for p in &processes {
+                        state
+                            .users
+                            .entry(p.uid)
+                            .or_insert_with(|| crate::format::user_name(p.uid));
+                    }
+                    state.apply_with_processes(stats, processes);
+                }
                 Err(err) => state.poll_failed(err),
             }
             if let Some(memory) = probe.sample() {

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
+use control::proto::ProcessUsage;
 use pager::{DeviceStats, PagerStats};
 
 /// The fastest refresh `+` or `-d` may ask for.
@@ -155,6 +156,13 @@ pub struct State {
     pub source: String,
     /// Whether `a` / `A` may change `swap_async_max`.
     pub allow_tuning: bool,
+    /// The programs running on the swap space (`swapctl run`), as the newest poll had them.
+    pub processes: Vec<ProcessUsage>,
+    /// Faults per second of each of them, by pid, from the last two polls.
+    pub fault_rates: BTreeMap<i32, f64>,
+    /// Login names of the uids shown, looked up by the poll step (render never asks the
+    /// system).
+    pub users: BTreeMap<u32, String>,
 }
 
 impl State {
@@ -173,7 +181,37 @@ impl State {
             system: None,
             source: source.into(),
             allow_tuning,
+            processes: Vec::new(),
+            fault_rates: BTreeMap::new(),
+            users: BTreeMap::new(),
         }
+    }
+
+    /// Take a new snapshot with the programs running on the swap space: their faults per
+    /// second against the previous poll (by the daemon's clock, as [`State::apply`]: a
+    /// restarted daemon starts the rates over, a poll at the same uptime changes only the
+    /// figures), then the snapshot itself.
+    pub fn apply_with_processes(&mut self, stats: PagerStats, processes: Vec<ProcessUsage>) {
+        match &self.stats {
+            Some(prev) if stats.uptime_ms < prev.uptime_ms => self.fault_rates.clear(),
+            Some(prev) if stats.uptime_ms > prev.uptime_ms => {
+                let secs = (stats.uptime_ms - prev.uptime_ms) as f64 / 1000.0;
+                self.fault_rates = fault_rates(&self.processes, &processes, secs);
+            }
+            _ => self
+                .fault_rates
+                .retain(|pid, _| processes.iter().any(|p| p.pid == *pid)),
+        }
+        self.processes = processes;
+        self.apply(stats);
+    }
+
+    /// The name to show for `uid`: its login name if the poll step found one, else the number.
+    pub fn user(&self, uid: u32) -> String {
+        self.users
+            .get(&uid)
+            .cloned()
+            .unwrap_or_else(|| uid.to_string())
     }
 
     /// Take a new snapshot: compute rates against the previous one and record them.
@@ -331,6 +369,21 @@ pub fn used_fraction(d: &DeviceStats) -> f64 {
     } else {
         d.used_pages as f64 / d.total_pages as f64
     }
+}
+
+/// Faults per second of each program in `cur` over `secs` seconds since `prev`, by pid. A
+/// program new since `prev`, or whose total went down (another program under a reused pid),
+/// reads 0; so does anything over zero seconds.
+pub fn fault_rates(prev: &[ProcessUsage], cur: &[ProcessUsage], secs: f64) -> BTreeMap<i32, f64> {
+    cur.iter()
+        .map(|p| {
+            let rate = match prev.iter().find(|q| q.pid == p.pid) {
+                Some(q) if secs > 0.0 => p.faults.saturating_sub(q.faults) as f64 / secs,
+                _ => 0.0,
+            };
+            (p.pid, rate)
+        })
+        .collect()
 }
 
 /// Per-second rates between two snapshots of the same daemon (`cur` strictly newer).

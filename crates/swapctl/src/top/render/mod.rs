@@ -2,7 +2,8 @@
 //!
 //! [`draw`] reads the state and writes cells; it never blocks, allocates beyond the frame's
 //! strings, or looks at the clock, so a fixture renders the same frame every time. Terminals of
-//! 80 columns or more get the full layout (header, devices, fragmentation, pbufs, I/O); narrower
+//! 80 columns or more get the full layout (header, devices, the programs running on the swap
+//! space when there are any, fragmentation, pbufs, I/O); narrower
 //! ones get a compact view; very small ones a note asking for more room.
 
 mod compact;
@@ -13,6 +14,7 @@ mod header;
 mod help;
 mod io;
 mod pbufs;
+mod processes;
 
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
@@ -67,7 +69,8 @@ pub fn draw(frame: &mut Frame, state: &State) {
     }
 }
 
-/// The layout of 80 columns and more: header, devices, then fragmentation beside pbufs and I/O.
+/// The layout of 80 columns and more: header, devices, the programs running on the swap
+/// space (only when there are any), then fragmentation beside pbufs and I/O.
 fn full(frame: &mut Frame, area: Rect, state: &State) {
     let device_rows = state.stats.as_ref().map_or(0, |s| s.devices.len()) as u16;
     // Table: borders, column header, rows, Total. The lower panels keep at least 12 rows.
@@ -75,14 +78,28 @@ fn full(frame: &mut Frame, area: Rect, state: &State) {
     let devices_height = (device_rows + 4)
         .min(area.height.saturating_sub(header::HEIGHT + lower_min))
         .max(5);
-    let [head, table, lower] = Layout::vertical([
+    // The processes panel takes what it needs of the lower panels' rows, leaving them 8
+    // (the pbufs and a little I/O), and at least its header and one program.
+    let processes_height = if state.processes.is_empty() {
+        0
+    } else {
+        let room = area
+            .height
+            .saturating_sub(header::HEIGHT + devices_height + 8);
+        processes::height(state.processes.len()).min(room.max(4))
+    };
+    let [head, table, programs, lower] = Layout::vertical([
         Constraint::Length(header::HEIGHT),
         Constraint::Length(devices_height),
+        Constraint::Length(processes_height),
         Constraint::Fill(1),
     ])
     .areas(area);
     header::draw(frame, head, state);
     devices::draw(frame, table, state, false);
+    if processes_height > 0 {
+        processes::draw(frame, programs, state);
+    }
     let [left, right] = Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(lower);
     frag::draw(frame, left, state);
     let [pbuf_area, io_area] =
