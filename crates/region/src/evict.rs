@@ -45,7 +45,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use device::PAGE_SIZE;
-use pager::{AsyncDone, PageResult, PutMode};
+use pager::{AsyncDone, PageResult};
 
 use crate::shared::Shared;
 use crate::state::{Page, Table};
@@ -182,7 +182,7 @@ fn deactivate(sh: &Shared, chosen: Vec<(u64, bool)>) {
     }
     for &(p, slot) in &copied.zero {
         if unmapped.contains(&p) {
-            sh.pager.freespace(&sh.obj, p, 1);
+            sh.store.freespace(p, 1);
             t.dropped_zero(&sh.mem, p, slot);
             bump(&sh.book.counters.evictions_zero, 1);
         } else {
@@ -307,8 +307,7 @@ fn write_out(
         let done = Box::new(move |d: AsyncDone| {
             let _ = tx.send(d);
         });
-        sh.pager
-            .putpages(&sh.obj, first, &data, PutMode::Async(Some(done)));
+        sh.store.putpages_async(first, data, done);
         in_flight += 1;
     }
     let mut full = false;

@@ -434,9 +434,7 @@ struct Read {
 /// ended, for prefetch, if the faulting page is now mapped.
 fn read_and_install(sh: &Shared, r: &Read, buf: &mut [u8]) -> Option<u64> {
     let (p, first, n) = (r.p, r.first, r.n);
-    let got = sh
-        .pager
-        .getpages(&sh.obj, p, p - first, first + n - 1 - p, buf);
+    let got = sh.store.getpages(p, p - first, first + n - 1 - p, buf);
     let Ok(range) = got else {
         let mut t = sh.lock();
         bump(&sh.book.counters.read_errors, 1);

@@ -110,6 +110,7 @@ mod prefetch;
 mod shared;
 mod state;
 mod stats;
+mod store;
 mod streams;
 mod temp;
 mod uffd;
@@ -133,6 +134,7 @@ pub use error::RegionError;
 pub use inject::UffdFaults;
 pub use state::WRITE_TURNS;
 pub use stats::RegionStats;
+pub use store::{LocalStore, PutDone, Store, StoreError};
 
 use book::Book;
 use shared::Shared;
@@ -152,6 +154,8 @@ pub const MAX_PREFETCH: u64 = 4096;
 #[derive(Debug)]
 pub struct Region {
     sh: Arc<Shared>,
+    /// The pager object behind the region, when it is a local one ([`Region::new`]).
+    local: Option<Arc<LocalStore>>,
     threads: Vec<JoinHandle<()>>,
     /// An eventfd made readable when the region drops: the handlers' stop signal.
     stop_fd: OwnedFd,
@@ -203,13 +207,15 @@ fn checked_sizes(cfg: &RegionConfig) -> Result<Sizes, RegionError> {
     })
 }
 
-/// Refuses a region whose pages beyond the limit the pager's free swap cannot hold.
-fn check_swap(pager: &Pager, cfg: &RegionConfig, sizes: &Sizes) -> Result<(), RegionError> {
+/// Refuses a region whose pages beyond the limit the store's free swap cannot hold.
+fn check_swap(free: Option<u64>, cfg: &RegionConfig, sizes: &Sizes) -> Result<(), RegionError> {
     if cfg.overcommit {
         return Ok(());
     }
     let need = sizes.pages - sizes.limit;
-    let free = pager.stats().free_pages;
+    let Some(free) = free else {
+        return Ok(());
+    };
     if need > free {
         return Err(RegionError::NotEnoughSwap { need, free });
     }
@@ -239,7 +245,14 @@ impl Region {
     /// `len - resident_limit` (unless `overcommit`), and when any part of the fault path
     /// cannot be set up: a region is never returned that would hang its first fault.
     pub fn new(pager: &Pager, cfg: RegionConfig) -> Result<Region, RegionError> {
-        Region::build(pager, cfg, None)
+        Region::local(pager, cfg, None)
+    }
+
+    /// As [`Region::new`], its pages kept in `store` (page `p` of the region is the
+    /// store's page `p`) instead of a new object of a local pager. The room check asks
+    /// [`Store::free_pages`].
+    pub fn with_store(store: Arc<dyn Store>, cfg: RegionConfig) -> Result<Region, RegionError> {
+        Region::build(store, None, cfg, None)
     }
 
     /// As [`Region::new`], with failures injected into its kernel calls (see
@@ -249,16 +262,30 @@ impl Region {
         cfg: RegionConfig,
         faults: Arc<UffdFaults>,
     ) -> Result<Region, RegionError> {
-        Region::build(pager, cfg, Some(faults))
+        Region::local(pager, cfg, Some(faults))
     }
 
-    fn build(
+    fn local(
         pager: &Pager,
         cfg: RegionConfig,
         faults: Option<Arc<UffdFaults>>,
     ) -> Result<Region, RegionError> {
         let sizes = checked_sizes(&cfg)?;
-        check_swap(pager, &cfg, &sizes)?;
+        // Checked before the object is made: a refused region leaves nothing behind.
+        check_swap(Some(pager.stats().free_pages), &cfg, &sizes)?;
+        let local = Arc::new(LocalStore::new(pager, sizes.pages));
+        let store: Arc<dyn Store> = local.clone();
+        Region::build(store, Some(local), cfg, faults)
+    }
+
+    fn build(
+        store: Arc<dyn Store>,
+        local: Option<Arc<LocalStore>>,
+        cfg: RegionConfig,
+        faults: Option<Arc<UffdFaults>>,
+    ) -> Result<Region, RegionError> {
+        let sizes = checked_sizes(&cfg)?;
+        check_swap(store.free_pages(), &cfg, &sizes)?;
         let pages = sizes.pages;
         let uffd = uffd::Uffd::open(faults.clone()).map_err(|source| RegionError::Userfaultfd {
             what: "open",
@@ -284,13 +311,11 @@ impl Region {
                     .map_err(|source| RegionError::Handler { index, source })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let obj = pager.alloc_object(None, pages);
         let (prefetch_tx, prefetch_rx) = crossbeam_channel::unbounded();
         let sh = Arc::new(Shared {
             book: Arc::new(Book::new(pages, sizes.limit, slots)),
             mem: state::Mem { uffd, map, cache },
-            pager: pager.clone(),
-            obj,
+            store,
             pages,
             limit: sizes.limit,
             streams: streams::Streams::new(prefetch_tx, sizes.read_around, sizes.prefetch, pages),
@@ -307,6 +332,7 @@ impl Region {
         });
         let mut region = Region {
             sh,
+            local,
             threads: Vec::new(),
             stop_fd,
         };
@@ -397,8 +423,14 @@ impl Region {
     }
 
     /// The object holding the region's pages on swap (for tools and tests).
+    ///
+    /// # Panics
+    /// If the region keeps its pages in a store of its caller ([`Region::with_store`]).
     pub fn object(&self) -> &pager::Object {
-        &self.sh.obj
+        match &self.local {
+            Some(local) => local.object(),
+            None => panic!("Region::object: the region's pages are in a store, not an object"),
+        }
     }
 
     /// Whether page `p` is in memory now (see [`RegionMonitor::is_resident`]).
@@ -520,7 +552,7 @@ impl Drop for Region {
             .mem
             .uffd
             .unregister(self.sh.mem.map.base, self.sh.mem.map.len);
-        self.sh.pager.freespace(&self.sh.obj, 0, self.sh.pages);
+        self.sh.store.freespace(0, self.sh.pages);
         // Monitors keep the book: only its counts stay.
         self.sh.lock().clear();
     }

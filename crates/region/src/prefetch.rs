@@ -58,7 +58,7 @@ fn fetch(sh: &Shared, job: Job, buf: &mut device::PageBuf) {
         t.begin_load(at, n);
         drop(t);
         let buf = &mut buf.as_mut_slice()[..(n * PAGE) as usize];
-        let got = sh.pager.getpages(&sh.obj, at, 0, n - 1, buf);
+        let got = sh.store.getpages(at, 0, n - 1, buf);
         let out = got
             .ok()
             .map(|range| (range.clone(), sh.mem.install(at, buf, range)));

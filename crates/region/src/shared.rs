@@ -6,18 +6,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use pager::{Object, Pager};
 use parking_lot::MutexGuard;
 
 use crate::book::Book;
 use crate::state::{Mem, Table};
+use crate::store::Store;
 use crate::streams::Streams;
 
 pub(crate) struct Shared {
     pub book: Arc<Book>,
     pub mem: Mem,
-    pub pager: Pager,
-    pub obj: Object,
+    pub store: Arc<dyn Store>,
     pub pages: u64,
     pub limit: u64,
     pub streams: Streams,
