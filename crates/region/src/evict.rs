@@ -57,6 +57,10 @@ const PAGE: u64 = PAGE_SIZE as u64;
 const BACKOFF: Duration = Duration::from_millis(10);
 
 pub(crate) fn run(sh: Arc<Shared>) {
+    // SAFETY: gettid(2) has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    sh.evictor_tid
+        .store(tid as u32, std::sync::atomic::Ordering::Release);
     let (tx, rx) = crossbeam_channel::unbounded();
     loop {
         let (want, chosen) = {
@@ -72,7 +76,7 @@ pub(crate) fn run(sh: Arc<Shared>) {
             let want = (t.resident - sh.watermark() + sh.headroom()).min(sh.evict_batch);
             // Refill the inactive list, as far as it has free slots.
             let room = t.free_slots().min(sh.evict_batch);
-            (want, choose(&sh, &mut t, room))
+            (want, choose(&mut t, room))
         };
         let refilled = !chosen.is_empty();
         deactivate(&sh, chosen);
@@ -104,12 +108,13 @@ pub(crate) fn run(sh: Arc<Shared>) {
 
 /// The clock sweep: up to `want` mapped pages to deactivate, in hand order, each moved to
 /// `Deactivating`. Returns `(page, dirty)`. At most two turns of the hand.
-fn choose(sh: &Shared, t: &mut Table, want: u64) -> Vec<(u64, bool)> {
+fn choose(t: &mut Table, want: u64) -> Vec<(u64, bool)> {
     let mut out = Vec::new();
     let mut steps = 0;
-    while (out.len() as u64) < want && steps < 2 * sh.pages {
-        let p = t.hand;
-        t.hand = (t.hand + 1) % sh.pages;
+    let len = t.len();
+    while (out.len() as u64) < want && steps < 2 * len {
+        let p = t.hand % len;
+        t.hand = (p + 1) % len;
         steps += 1;
         let Page::Resident { referenced, .. } = t.page(p) else {
             continue;
@@ -162,11 +167,16 @@ fn deactivate(sh: &Shared, chosen: Vec<(u64, bool)>) {
         .collect();
     all.sort_unstable();
     // One call for every run (one TLB flush where the kernel can); exactly the pages it
-    // dropped, run by run from the first, are unmapped.
-    let runs = runs(all);
-    let mut left = sh.mem.map.drop_runs(&runs);
+    // dropped, run by run from the first, are unmapped. A run is cut where its segment
+    // ends: the next index of another segment is not the next address.
+    let pieces: Vec<(u64, u64, u64)> = runs(all)
+        .into_iter()
+        .flat_map(|(first, len)| sh.mem.split(first, len))
+        .collect();
+    let by_addr: Vec<(u64, u64)> = pieces.iter().map(|&(_, n, a)| (a, n * PAGE)).collect();
+    let mut left = sh.mem.calls.drop_runs(&by_addr);
     let mut unmapped = std::collections::HashSet::new();
-    for (first, len) in runs {
+    for (first, len, _) in pieces {
         let n = len.min(left);
         unmapped.extend(first..first + n);
         left -= n;
@@ -201,13 +211,17 @@ fn protect(sh: &Shared, chosen: &[(u64, bool)]) -> (Vec<u64>, Vec<u64>) {
     let mut protected: Vec<u64> = chosen.iter().filter(|v| !v.1).map(|v| v.0).collect();
     let mut failed = Vec::new();
     for (first, len) in runs(chosen.iter().filter(|v| v.1).map(|v| v.0)) {
-        match sh
-            .mem
-            .uffd
-            .write_protect(sh.mem.addr(first), len * PAGE, true)
-        {
-            Ok(()) => protected.extend(first..first + len),
-            Err(_) => failed.extend(first..first + len),
+        let pieces = sh.mem.split(first, len);
+        if pieces.iter().map(|piece| piece.1).sum::<u64>() < len {
+            // Part of it left the space meanwhile: leave the run alone this time.
+            failed.extend(first..first + len);
+            continue;
+        }
+        for (first, len, addr) in pieces {
+            match sh.mem.uffd.write_protect(addr, len * PAGE, true) {
+                Ok(()) => protected.extend(first..first + len),
+                Err(_) => failed.extend(first..first + len),
+            }
         }
     }
     protected.sort_unstable();
@@ -245,15 +259,24 @@ fn copy_into_slots(
         slotted: Vec::with_capacity(taken.len()),
         zero: Vec::new(),
     };
+    let mut unread = Vec::new();
     for (p, slot) in taken {
-        // SAFETY: the slot is the evictor's (taken above); page `p` is mapped and
-        // write-protected (`Deactivating`, the evictor's), so no store changes it while it
-        // is copied, and the read goes through a raw pointer into our own mapping.
-        let zeroes = unsafe { sh.mem.cache.fill(slot, sh.mem.addr(p) as *const u8) };
+        // The slot is the evictor's (taken above); page `p` is mapped and write-protected
+        // (`Deactivating`, the evictor's), so no store changes it while it is copied.
+        let Some(zeroes) = sh.mem.fill_slot(slot, p) else {
+            unread.push((p, slot));
+            continue;
+        };
         if dirty.contains(&p) && zeroes {
             out.zero.push((p, slot));
         } else {
             out.slotted.push((p, slot));
+        }
+    }
+    if !unread.is_empty() {
+        let mut t = sh.lock();
+        for (p, slot) in unread {
+            t.keep(p, Some(slot));
         }
     }
     out

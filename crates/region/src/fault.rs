@@ -169,6 +169,10 @@ impl Epoll {
         Ok(Epoll { fd, stop_fd })
     }
 
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
     /// Waits up to a second for a fault or the stop signal; a timeout or an interrupted
     /// wait reads anyway (a read finds nothing or a fault no wake-up announced).
     fn wait(&self) -> std::io::Result<Wake> {
@@ -193,7 +197,10 @@ impl Epoll {
 
 fn serve(sh: &Shared, f: &Fault, buf: &mut device::PageBuf) {
     let start = Instant::now();
-    let Some(p) = sh.page_of(f.address) else {
+    let Some(p) = sh.mem.page_of(f.address) else {
+        // Not in the space (any more): the memory was unmapped or moved since the fault.
+        // The toucher retries and finds what is there now.
+        let _ = sh.mem.uffd.wake(f.address & !(PAGE - 1), PAGE);
         return;
     };
     if f.wp {
@@ -258,7 +265,7 @@ fn write_fault(sh: &Shared, p: u64, thread: u32) {
                 }
                 return;
             }
-            Page::Absent { .. } | Page::Poisoned | Page::Inactive { .. } => {
+            Page::Absent { .. } | Page::Poisoned | Page::Inactive { .. } | Page::Unused => {
                 // Unmapped meanwhile: the toucher retries and takes a missing fault.
                 drop(t);
                 sh.mem.wake(p);
@@ -323,8 +330,24 @@ fn until_absent_with_room(
     let mut waiting: Option<Instant> = None;
     loop {
         match t.page(p) {
-            Page::Resident { .. } | Page::Poisoned => {
+            Page::Resident { .. } => {
+                // Mapped, says the table: served already by another handler, or dropped
+                // by the program (`madvise`) before the space heard of it.
+                if t.refill_dropped(&sh.mem, p) {
+                    sh.store.freespace(p, 1);
+                    bump(&sh.book.counters.zero_fills, 1);
+                }
                 sh.mem.wake(p);
+                return None;
+            }
+            Page::Poisoned | Page::Unused => {
+                sh.mem.wake(p);
+                return None;
+            }
+            Page::Deactivating { .. } if thread != 0 && thread == sh.evictor_tid() => {
+                // The evictor reading the page to copy it out found it dropped by the
+                // program: it reads as zeroes now (see `Table::zero_owned`).
+                t.zero_owned(&sh.mem, p, &sh.zeros[..PAGE as usize]);
                 return None;
             }
             Page::Loading | Page::Deactivating { .. } | Page::WritingOut { .. } => {
@@ -341,7 +364,9 @@ fn until_absent_with_room(
                 return None;
             }
             Page::Absent { swap } => {
-                if t.resident < sh.limit {
+                // While a fork is being prepared the evictor stands still: faults go over
+                // the limit rather than wait for it.
+                if t.resident < sh.limit || sh.paused() {
                     return Some(swap);
                 }
                 let since = *waiting.get_or_insert_with(|| {
@@ -377,8 +402,9 @@ fn until_absent_with_room(
 fn fresh(sh: &Shared, t: &mut Table, p: u64, around: u64, thread: u32, write: bool) {
     let room = sh.limit.saturating_sub(t.resident);
     let never = |q: u64| t.page(q) == Page::Absent { swap: false };
+    let end = sh.mem.bounds(p).end;
     let mut n = 1;
-    while n <= around && n < room && p + n < sh.pages && never(p + n) {
+    while n <= around && n < room && p + n < end && never(p + n) {
         n += 1;
     }
     let zeros = write.then_some(&sh.zeros[..]);
@@ -473,14 +499,22 @@ fn read_and_install(sh: &Shared, r: &Read, buf: &mut [u8]) -> Option<u64> {
 /// ahead first, within `around` each side and the room left under the limit. The pager
 /// trims it further to what is contiguous on swap.
 fn plan(sh: &Shared, t: &Table, p: u64, around: u64) -> (u64, u64) {
-    let room = sh.limit.saturating_sub(t.resident);
+    // Over the limit while a fork is prepared: the faulting page alone.
+    let room = sh.limit.saturating_sub(t.resident).max(1);
     let absent = |q: u64| t.page(q) == Page::Absent { swap: true };
+    // Neighbours in the same segment only: the next index of another is not the next
+    // address.
+    let seg = sh.mem.bounds(p);
     let mut ahead = 0;
-    while ahead < around && ahead + 1 < room && p + ahead + 1 < sh.pages && absent(p + ahead + 1) {
+    while ahead < around && ahead + 1 < room && p + ahead + 1 < seg.end && absent(p + ahead + 1) {
         ahead += 1;
     }
     let mut behind = 0;
-    while behind < around && behind + ahead + 1 < room && behind < p && absent(p - behind - 1) {
+    while behind < around
+        && behind + ahead + 1 < room
+        && p - behind > seg.start
+        && absent(p - behind - 1)
+    {
         behind += 1;
     }
     (p - behind, behind + ahead + 1)

@@ -107,7 +107,9 @@ mod fault;
 pub mod inject;
 mod mapping;
 mod prefetch;
+mod segments;
 mod shared;
+mod space;
 mod state;
 mod stats;
 mod store;
@@ -115,10 +117,8 @@ mod streams;
 mod temp;
 mod uffd;
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use device::PAGE_SIZE;
 use pager::Pager;
@@ -129,15 +129,15 @@ use pager::Pager;
 pub use device;
 pub use pager;
 
-pub use config::RegionConfig;
+pub use config::{RegionConfig, SpaceConfig};
 pub use error::RegionError;
 pub use inject::UffdFaults;
+pub use space::Space;
 pub use state::WRITE_TURNS;
 pub use stats::RegionStats;
 pub use store::{LocalStore, PutDone, Store, StoreError};
 
 use book::Book;
-use shared::Shared;
 
 /// The largest region in pages: the pager's largest object (its blocks are 32-bit), and
 /// what keeps every page and slot count inside `u32`.
@@ -153,12 +153,11 @@ pub const MAX_PREFETCH: u64 = 4096;
 /// threads by reference (scoped threads) or through [`Region::as_atomic_u64s`].
 #[derive(Debug)]
 pub struct Region {
-    sh: Arc<Shared>,
+    /// Dropped first: it lets go of the mapping before the mapping goes.
+    space: Space,
+    map: mapping::Mapping,
     /// The pager object behind the region, when it is a local one ([`Region::new`]).
     local: Option<Arc<LocalStore>>,
-    threads: Vec<JoinHandle<()>>,
-    /// An eventfd made readable when the region drops: the handlers' stop signal.
-    stop_fd: OwnedFd,
 }
 
 fn pages_of(bytes: u64) -> u64 {
@@ -222,20 +221,6 @@ fn check_swap(free: Option<u64>, cfg: &RegionConfig, sizes: &Sizes) -> Result<()
     Ok(())
 }
 
-/// The eventfd that wakes the handler threads out of their epoll when the region stops.
-fn stop_eventfd() -> Result<OwnedFd, RegionError> {
-    // SAFETY: eventfd(2) with flags by value; returns a new fd or -1.
-    let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-    if efd < 0 {
-        return Err(RegionError::Userfaultfd {
-            what: "its stop eventfd",
-            source: std::io::Error::last_os_error(),
-        });
-    }
-    // SAFETY: a fresh descriptor nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(efd) })
-}
-
 impl Region {
     /// Maps `cfg.len` bytes (`MAP_NORESERVE`), backs them with a new anonymous object of
     /// `pager`, registers them with a userfaultfd for missing and write-protect faults and
@@ -286,88 +271,32 @@ impl Region {
     ) -> Result<Region, RegionError> {
         let sizes = checked_sizes(&cfg)?;
         check_swap(store.free_pages(), &cfg, &sizes)?;
-        let pages = sizes.pages;
-        let uffd = uffd::Uffd::open(faults.clone()).map_err(|source| RegionError::Userfaultfd {
-            what: "open",
-            source,
-        })?;
-        let len = pages * PAGE_SIZE as u64;
-        let map = mapping::Mapping::new(len, faults)
-            .map_err(|source| RegionError::Map { len, source })?;
-        uffd.register(map.base, map.len)
-            .map_err(|source| RegionError::Userfaultfd {
-                what: "register",
-                source,
-            })?;
-        let slots = Shared::inactive_slots(sizes.limit);
-        let cache = cache::SlotCache::new(slots).map_err(|source| RegionError::Map {
-            len: slots * PAGE_SIZE as u64,
-            source,
-        })?;
-        let stop_fd = stop_eventfd()?;
-        let epolls = (0..cfg.handlers)
-            .map(|index| {
-                fault::Epoll::new(uffd.raw(), stop_fd.as_raw_fd())
-                    .map_err(|source| RegionError::Handler { index, source })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let (prefetch_tx, prefetch_rx) = crossbeam_channel::unbounded();
-        let sh = Arc::new(Shared {
-            book: Arc::new(Book::new(pages, sizes.limit, slots)),
-            mem: state::Mem { uffd, map, cache },
-            store,
-            pages,
-            limit: sizes.limit,
-            streams: streams::Streams::new(prefetch_tx, sizes.read_around, sizes.prefetch, pages),
+        let space_cfg = SpaceConfig {
+            resident_limit: sizes.limit * PAGE_SIZE as u64,
+            read_around: sizes.read_around,
+            prefetch: sizes.prefetch,
+            handlers: cfg.handlers,
             evict_batch: sizes.evict_batch,
-            inactive_slots: slots,
-            zeros: vec![
-                0;
-                ((sizes.read_around + 1).min(shared::MAX_FRESH) * PAGE_SIZE as u64) as usize
-            ],
             room_wait: cfg.room_wait,
-            stop: AtomicBool::new(false),
-            handlers_alive: AtomicUsize::new(cfg.handlers),
-            room_logged: AtomicBool::new(false),
-        });
-        let mut region = Region {
-            sh,
-            local,
-            threads: Vec::new(),
-            stop_fd,
+            overcommit: cfg.overcommit,
         };
-        for (i, ep) in epolls.into_iter().enumerate() {
-            let name = format!("region-fault-{i}");
-            let label = name.clone();
-            region.spawn(name, move |sh| fault::run(sh, ep, label))?;
-        }
-        region.spawn("region-evict".into(), evict::run)?;
-        if sizes.prefetch > 0 {
-            region.spawn("region-prefetch".into(), move |sh| {
-                prefetch::run(sh, prefetch_rx)
-            })?;
-        }
-        Ok(region)
-    }
-
-    /// Starts one of the region's threads on its shared state; `Drop` stops and joins it.
-    fn spawn(
-        &mut self,
-        name: String,
-        body: impl FnOnce(Arc<Shared>) + Send + 'static,
-    ) -> Result<(), RegionError> {
-        let sh = Arc::clone(&self.sh);
-        let h = std::thread::Builder::new()
-            .name(name)
-            .spawn(move || body(sh))
-            .map_err(RegionError::Thread)?;
-        self.threads.push(h);
-        Ok(())
+        let space_sizes = space::Sizes {
+            limit: sizes.limit,
+            read_around: sizes.read_around,
+            prefetch: sizes.prefetch,
+            evict_batch: sizes.evict_batch,
+        };
+        let space = Space::build(store, &space_cfg, space_sizes, faults, false)?;
+        let len = sizes.pages * PAGE_SIZE as u64;
+        let map = mapping::Mapping::new(len).map_err(|source| RegionError::Map { len, source })?;
+        // The first memory of the space: its pages are indices 0..pages.
+        space.adopt_range(map.base, map.len, true)?;
+        Ok(Region { space, map, local })
     }
 
     /// Length in bytes (whole pages).
     pub fn len(&self) -> usize {
-        self.sh.mem.map.len as usize
+        self.map.len as usize
     }
 
     /// Never: a region has at least one page.
@@ -377,14 +306,14 @@ impl Region {
 
     /// Pages in the region.
     pub fn pages(&self) -> u64 {
-        self.sh.pages
+        self.map.len / PAGE_SIZE as u64
     }
 
     /// The first byte. Valid for [`Region::len`] bytes while the region lives; any thread
     /// may load and store through it (data races between the program's own threads are
     /// the program's business, as with any memory).
     pub fn as_ptr(&self) -> *mut u8 {
-        self.sh.mem.map.base as *mut u8
+        self.map.base as *mut u8
     }
 
     /// The region as bytes.
@@ -419,7 +348,7 @@ impl Region {
     /// Whether faults the kernel takes for the program (syscalls writing into the region)
     /// are served; `false` in `UFFD_USER_MODE_ONLY` mode (see the crate doc).
     pub fn serves_kernel_faults(&self) -> bool {
-        self.sh.mem.uffd.caps.kernel_faults
+        self.space.serves_kernel_faults()
     }
 
     /// The object holding the region's pages on swap (for tools and tests).
@@ -445,45 +374,22 @@ impl Region {
 
     /// Checks the region's page table against its resident count and against the kernel's
     /// (`mincore(2)`): every page it holds mapped must be in memory, and every page it
-    /// holds unmapped (absent, inactive, being written, poisoned) must not be. Pages being brought in or deactivated at
-    /// this moment are skipped. Like [`Pager::verify`], for tests and tools; it holds the
-    /// table lock while it looks, so faults wait meanwhile.
+    /// holds unmapped (absent, inactive, being written, poisoned) must not be. Pages being
+    /// brought in or deactivated at this moment are skipped. Like [`Pager::verify`], for
+    /// tests and tools; it holds the table lock while it looks, so faults wait meanwhile.
     pub fn verify(&self) -> Result<(), RegionError> {
-        let t = self.sh.lock();
-        let present = self
-            .sh
-            .mem
-            .map
-            .present()
-            .map_err(|source| RegionError::Map {
-                len: self.sh.mem.map.len,
-                source,
-            })?;
-        let states = t.resident_states();
-        if states != t.resident {
-            return Err(RegionError::Miscounted {
-                counted: t.resident,
-                states,
-            });
-        }
-        let bad = t.disagreements(&present);
-        match bad.first() {
-            None => Ok(()),
-            Some(&(page, state)) => Err(RegionError::Disagrees {
-                pages: bad.len() as u64,
-                page,
-                state: format!("{state:?}"),
-                present: present[page as usize],
-            }),
-        }
+        self.space.verify()
     }
 
     /// A handle that reads the region's counters and page states without borrowing the
     /// region, so they can be read while its memory is borrowed (even mutably).
     pub fn monitor(&self) -> RegionMonitor {
-        RegionMonitor {
-            book: Arc::clone(&self.sh.book),
-        }
+        self.space.monitor()
+    }
+
+    /// The space under the region (its one segment is the region's memory).
+    pub fn space(&self) -> &Space {
+        &self.space
     }
 }
 
@@ -492,7 +398,7 @@ impl Region {
 /// never the memory, the inactive cache, the userfaultfd or the swap.
 #[derive(Debug, Clone)]
 pub struct RegionMonitor {
-    book: Arc<Book>,
+    pub(crate) book: Arc<Book>,
 }
 
 impl RegionMonitor {
@@ -518,7 +424,7 @@ impl RegionMonitor {
             (t.resident, t.is_failed())
         };
         let mut s = RegionStats {
-            pages: self.book.pages,
+            pages: self.book.pages.load(Ordering::Relaxed),
             resident_limit: self.book.limit,
             resident,
             dead,
@@ -530,40 +436,13 @@ impl RegionMonitor {
     }
 }
 
-impl Drop for Region {
-    /// Stops the evictor (after its writes in flight complete) and the handlers, then
-    /// unmaps the memory and frees every block of the object. Every wait of the region's
-    /// threads checks the stop flag, so this never waits on a fault.
-    fn drop(&mut self) {
-        self.sh.stop.store(true, Ordering::Release);
-        {
-            let _t = self.sh.lock();
-            self.sh.book.need_room.notify_all();
-            self.sh.book.changed.notify_all();
-        }
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from `one` to our eventfd.
-        unsafe { libc::write(self.stop_fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
-        for h in self.threads.drain(..) {
-            let _ = h.join();
-        }
-        let _ = self
-            .sh
-            .mem
-            .uffd
-            .unregister(self.sh.mem.map.base, self.sh.mem.map.len);
-        self.sh.store.freespace(0, self.sh.pages);
-        // Monitors keep the book: only its counts stay.
-        self.sh.lock().clear();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn a_region_and_its_monitor_can_be_shared_between_threads() {
         fn shared<T: Send + Sync>() {}
         shared::<super::Region>();
+        shared::<super::Space>();
         shared::<super::RegionMonitor>();
     }
 }

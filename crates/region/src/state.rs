@@ -52,8 +52,11 @@ use std::ops::Range;
 
 use device::PAGE_SIZE;
 
+use parking_lot::RwLock;
+
 use crate::cache::SlotCache;
-use crate::mapping::Mapping;
+use crate::mapping::Calls;
+use crate::segments::{Segment, Segments};
 use crate::uffd::{Outcome, Uffd};
 
 const PAGE: u64 = PAGE_SIZE as u64;
@@ -92,12 +95,15 @@ pub(crate) enum Page {
     WritingOut { slot: u32 },
     /// Its read failed (or the region died): every access gets `SIGBUS`.
     Poisoned,
+    /// An index no segment uses (its memory left the space, or no memory came yet): every
+    /// walker of the table skips it.
+    Unused,
 }
 
 impl Page {
     /// Whether the page counts as resident (in memory, mapped or held by the region).
     pub fn is_resident(self) -> bool {
-        !matches!(self, Page::Absent { .. } | Page::Poisoned)
+        !matches!(self, Page::Absent { .. } | Page::Poisoned | Page::Unused)
     }
 
     /// Whether the kernel has a page table entry for it.
@@ -106,17 +112,41 @@ impl Page {
     }
 }
 
-/// The kernel side of the moves: the descriptor, the memory and the inactive cache.
+/// The kernel side of the moves: the descriptor, the segments (which address each page
+/// index stands for), the other calls on the memory and the inactive cache.
 #[derive(Debug)]
 pub(crate) struct Mem {
     pub uffd: Uffd,
-    pub map: Mapping,
+    pub segs: RwLock<Segments>,
+    pub calls: Calls,
     pub cache: SlotCache,
 }
 
+/// The address of a page in no segment (it left the space while its owner held it): above
+/// every user address space, so each call on it fails (`EINVAL`, `ENOMEM`, `EFAULT`)
+/// without touching memory.
+pub(crate) const GONE: u64 = 1 << 63;
+
 impl Mem {
+    /// The address of page `p` now ([`GONE`] if it is in no segment).
     pub fn addr(&self, p: u64) -> u64 {
-        self.map.page_addr(p)
+        self.segs.read().addr(p).unwrap_or(GONE)
+    }
+
+    /// The index of the page holding `addr`, if it is in the space.
+    pub fn page_of(&self, addr: u64) -> Option<u64> {
+        self.segs.read().page_of(addr)
+    }
+
+    /// The indices of page `p`'s segment (empty if it has none): no run of one kernel call
+    /// may leave it.
+    pub fn bounds(&self, p: u64) -> Range<u64> {
+        self.segs.read().bounds(p)
+    }
+
+    /// `first..first + len` cut into pieces of contiguous addresses `(first, len, addr)`.
+    pub fn split(&self, first: u64, len: u64) -> Vec<(u64, u64, u64)> {
+        self.segs.read().split(first, len)
     }
 
     /// Wakes the threads waiting on a fault at page `p`: they retry the access.
@@ -124,18 +154,50 @@ impl Mem {
         let _ = self.uffd.wake(self.addr(p), PAGE);
     }
 
+    /// Drops pages `p..p + n` (one segment): the next access is a missing fault.
+    pub fn drop_pages(&self, p: u64, n: u64) -> std::io::Result<()> {
+        self.calls.drop_pages(self.addr(p), n * PAGE)
+    }
+
+    /// Makes page `p` inaccessible (the poison fallback before 6.6).
+    pub fn forbid(&self, p: u64) -> std::io::Result<()> {
+        self.calls.forbid(self.addr(p))
+    }
+
+    /// Copies page `p` (mapped and write-protected: the evictor's) into `slot`. Returns
+    /// whether it was all zeroes, or `None` if it could not be read (the program unmapped
+    /// or moved it meanwhile). A region's own memory is read with plain loads; adopted
+    /// memory, which the program may unmap at any moment, with `process_vm_readv(2)`.
+    pub fn fill_slot(&self, slot: u32, p: u64) -> Option<bool> {
+        let (addr, owned) = {
+            let segs = self.segs.read();
+            (segs.addr(p)?, segs.owned(p))
+        };
+        if owned {
+            // SAFETY: the slot is the caller's; page `p` is mapped and write-protected in
+            // memory the space mapped itself (no store changes it while it is copied).
+            return Some(unsafe { self.cache.fill(slot, addr as *const u8) });
+        }
+        if !crate::mapping::read_page(addr, self.cache.slot(slot)) {
+            return None;
+        }
+        // SAFETY: the slot is the caller's, just written.
+        Some(unsafe { self.cache.bytes(slot) }.iter().all(|&b| b == 0))
+    }
+
     /// Maps `range` from `buf` (which starts at page `first`) write-protected with one
     /// `UFFDIO_COPY` (retried from where it stopped on `EAGAIN`), waking their waiters.
     /// Reports exactly what was mapped; the caller settles the states with
     /// [`Table::loaded`] under the lock.
     ///
-    /// The pages must be the caller's (`Loading`), so no one else maps them meanwhile.
+    /// The pages must be the caller's (`Loading`), so no one else maps them meanwhile, and
+    /// in one segment.
     pub fn install(&self, first: u64, buf: &[u8], range: Range<u64>) -> Outcome {
         let off = ((range.start - first) * PAGE) as usize;
         let len = (range.end - range.start) * PAGE;
         assert!(off + len as usize <= buf.len());
         // SAFETY: `buf[off..off+len]` holds the pages read (checked above); the destination
-        // pages are Loading, owned by the caller, inside the registered mapping.
+        // pages are Loading, owned by the caller, in one segment of registered memory.
         unsafe {
             self.uffd
                 .copy(self.addr(range.start), buf[off..].as_ptr(), len, true)
@@ -185,19 +247,17 @@ pub(crate) struct Table {
 }
 
 impl Table {
-    /// The table of a region of `pages` pages with `slots` inactive cache slots, every
-    /// page absent and never written.
-    pub fn new(pages: u64, slots: u64) -> Table {
-        let n = pages as usize;
+    /// An empty table with `slots` inactive cache slots (see [`Table::grow`]).
+    pub fn new(slots: u64) -> Table {
         Table {
-            pages: vec![Page::Absent { swap: false }; n],
+            pages: Vec::new(),
             resident: 0,
             hand: 0,
-            prefetched: vec![false; n],
-            written: vec![0; n],
+            prefetched: Vec::new(),
+            written: Vec::new(),
             evictions: 0,
-            evicted_at: vec![0; n],
-            chances: vec![0; n],
+            evicted_at: Vec::new(),
+            chances: Vec::new(),
             free_slots: (0..slots as u32).rev().collect(),
             inactive: VecDeque::new(),
             retries: HashMap::new(),
@@ -206,12 +266,58 @@ impl Table {
         }
     }
 
-    /// The state of page `p` (`Absent` past the end, as after the region dropped).
+    /// The state of page `p` (`Unused` past the end, as after the space dropped).
     pub fn page(&self, p: u64) -> Page {
-        self.pages
-            .get(p as usize)
-            .copied()
-            .unwrap_or(Page::Absent { swap: false })
+        self.pages.get(p as usize).copied().unwrap_or(Page::Unused)
+    }
+
+    /// Indices in the table (used or not).
+    pub fn len(&self) -> u64 {
+        self.pages.len() as u64
+    }
+
+    /// Makes room for indices below `end`; the new ones are `Unused`.
+    pub fn grow(&mut self, end: u64) {
+        let n = end as usize;
+        if n <= self.pages.len() {
+            return;
+        }
+        self.pages.resize(n, Page::Unused);
+        self.prefetched.resize(n, false);
+        self.written.resize(n, 0);
+        self.evicted_at.resize(n, 0);
+        self.chances.resize(n, 0);
+    }
+
+    /// `Unused` pages `first..` come into use, one state per page: `true` (the kernel has
+    /// data for it) `Resident{dirty}`, `false` `Absent{swap: false}`. The caller holds
+    /// the lock from before the memory is registered, so no fault sees them unused.
+    pub fn adopt(&mut self, first: u64, has_data: &[bool]) {
+        for (k, &data) in has_data.iter().enumerate() {
+            let p = first + k as u64;
+            debug_assert_eq!(self.page(p), Page::Unused);
+            let to = if data {
+                Page::Resident {
+                    dirty: true,
+                    referenced: false,
+                }
+            } else {
+                Page::Absent { swap: false }
+            };
+            self.set(p, to);
+            let i = p as usize;
+            self.prefetched[i] = false;
+            self.written[i] = 0;
+            self.evicted_at[i] = 0;
+            self.chances[i] = 0;
+        }
+    }
+
+    /// Takes prefetched page `q`'s mark (whether it was still marked).
+    pub fn take_prefetched(&mut self, q: u64) -> bool {
+        self.prefetched
+            .get_mut(q as usize)
+            .is_some_and(std::mem::take)
     }
 
     pub fn is_failed(&self) -> bool {
@@ -282,7 +388,7 @@ impl Table {
             .as_ref()
             .is_some_and(|e| e.raw_os_error() == Some(libc::EEXIST));
         if eexist {
-            let _ = mem.map.drop_pages(p, 1);
+            let _ = mem.drop_pages(p, 1);
         }
     }
 
@@ -336,6 +442,46 @@ impl Table {
             self.zap(mem, mapped.end, &out);
         }
         mapped
+    }
+
+    /// A missing fault on page `p`, which the table holds `Resident`: either another
+    /// handler served it already, or the program dropped it (`madvise(MADV_DONTNEED)`,
+    /// `MADV_FREE`: the kernel drops it and tells the space after, if at all) and it reads
+    /// as zeroes now. The zero page is mapped there: `EEXIST` says it was mapped (nothing
+    /// changes); otherwise the page holds zeroes, dirty, and its swap copy is stale.
+    /// Returns whether it was mapped here (the caller frees its swap).
+    pub fn refill_dropped(&mut self, mem: &Mem, p: u64) -> bool {
+        let Page::Resident { referenced, .. } = self.page(p) else {
+            return false;
+        };
+        if mem.uffd.zeropage(mem.addr(p), PAGE).pages() != 1 {
+            return false;
+        }
+        self.set(
+            p,
+            Page::Resident {
+                dirty: true,
+                referenced,
+            },
+        );
+        self.served(p);
+        true
+    }
+
+    /// The evictor faulted reading `Deactivating` page `p` (its own): the program dropped
+    /// the page since it was chosen, so it reads as zeroes. Zeroes are mapped there
+    /// write-protected (a store by the program waits in its write-protect fault until the
+    /// evictor is done, as for any page it moves), the evictor's read goes on; the state
+    /// stays the evictor's to settle.
+    pub fn zero_owned(&mut self, mem: &Mem, p: u64, zeros: &[u8]) {
+        if !matches!(self.page(p), Page::Deactivating { .. }) {
+            return;
+        }
+        assert!(zeros.len() >= PAGE_SIZE);
+        // SAFETY: `zeros` is one page; page `p` is in registered memory, unmapped (the
+        // fault says so) and held by the evictor, which waits in that fault.
+        let _ = unsafe { mem.uffd.copy(mem.addr(p), zeros.as_ptr(), PAGE, true) };
+        mem.wake(p);
     }
 
     /// `Absent{swap: true}` pages `first..first + n` → `Loading`: taken by the caller to
@@ -636,43 +782,51 @@ impl Table {
     /// that becomes unmapped is poisoned too ([`Table::unmapped`]).
     pub fn fail(&mut self, mem: &Mem) {
         self.failed = true;
-        let mut p = 0;
-        let n = self.pages.len() as u64;
-        while p < n {
-            if self.page(p).is_mapped() || self.page(p) == Page::Poisoned {
-                p += 1;
-                continue;
-            }
-            let start = p;
-            while p < n && !self.page(p).is_mapped() && self.page(p) != Page::Poisoned {
-                self.set(p, Page::Poisoned);
-                p += 1;
-            }
-            for q in poison_run(mem, start, p) {
-                // Mapped after all (a reader's copy landed before the poison): it keeps
-                // its bytes and is readable, as the table now says.
-                self.set(
-                    q,
-                    Page::Resident {
-                        dirty: true,
-                        referenced: true,
-                    },
-                );
+        let segs: Vec<Segment> = mem.segs.read().iter().copied().collect();
+        for seg in &segs {
+            let mut p = seg.index;
+            let n = seg.index + seg.pages;
+            while p < n {
+                if self.page(p).is_mapped() || self.page(p) == Page::Poisoned {
+                    p += 1;
+                    continue;
+                }
+                let start = p;
+                while p < n && !self.page(p).is_mapped() && self.page(p) != Page::Poisoned {
+                    self.set(p, Page::Poisoned);
+                    p += 1;
+                }
+                for q in poison_run(mem, start, p) {
+                    // Mapped after all (a reader's copy landed before the poison): it keeps
+                    // its bytes and is readable, as the table now says.
+                    self.set(
+                        q,
+                        Page::Resident {
+                            dirty: true,
+                            referenced: true,
+                        },
+                    );
+                }
             }
         }
         self.inactive.clear();
-        let _ = mem.uffd.write_protect(mem.map.base, mem.map.len, false);
-        let _ = mem.uffd.wake(mem.map.base, mem.map.len);
+        for seg in &segs {
+            let _ = mem.uffd.write_protect(seg.addr, seg.pages * PAGE, false);
+            let _ = mem.uffd.wake(seg.addr, seg.pages * PAGE);
+        }
     }
 
     /// The pages whose state says mapped where the kernel has no page, or unmapped where it
-    /// has one (`present`: the kernel's view, from `mincore`). Pages in an owned state
-    /// (`Loading`, `Deactivating`) are between the two by design and are not compared.
-    pub fn disagreements(&self, present: &[bool]) -> Vec<(u64, Page)> {
+    /// has one (`present`: the kernel's view, from `mincore`, of the pages from `first`).
+    /// Pages in an owned state (`Loading`, `Deactivating`) are between the two by design and
+    /// are not compared.
+    pub fn disagreements(&self, first: u64, present: &[bool]) -> Vec<(u64, Page)> {
         let mut out = Vec::new();
-        for (p, (&page, &there)) in self.pages.iter().zip(present).enumerate() {
+        for (k, &there) in present.iter().enumerate() {
+            let p = first + k as u64;
+            let page = self.page(p);
             let mapped = match page {
-                Page::Loading | Page::Deactivating { .. } => continue,
+                Page::Loading | Page::Deactivating { .. } | Page::Unused => continue,
                 Page::Resident { .. } => true,
                 Page::Absent { .. }
                 | Page::Inactive { .. }
@@ -680,7 +834,7 @@ impl Table {
                 | Page::Poisoned => false,
             };
             if mapped != there {
-                out.push((p as u64, page));
+                out.push((p, page));
             }
         }
         out
@@ -726,7 +880,7 @@ fn poison_run(mem: &Mem, start: u64, end: u64) -> Vec<u64> {
         }
     }
     for q in at..end {
-        let _ = mem.map.forbid(q);
+        let _ = mem.forbid(q);
     }
     let _ = mem.uffd.wake(mem.addr(start), (end - start) * PAGE);
     mapped
@@ -738,7 +892,7 @@ fn poison_page(mem: &Mem, p: u64) -> bool {
     if mem.uffd.caps.poison {
         return mem.uffd.poison(mem.addr(p), PAGE).pages() == 1;
     }
-    let ok = mem.map.forbid(p).is_ok();
+    let ok = mem.forbid(p).is_ok();
     mem.wake(p);
     ok
 }
@@ -748,7 +902,10 @@ mod tests {
     use super::*;
 
     fn table(pages: u64) -> Table {
-        Table::new(pages, 1)
+        let mut t = Table::new(1);
+        t.grow(pages);
+        t.adopt(0, &vec![false; pages as usize]);
+        t
     }
 
     #[test]

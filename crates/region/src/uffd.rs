@@ -29,6 +29,12 @@ const WRITEPROTECT_MODE_WP: u64 = 1;
 
 /// `UFFD_FEATURE_PAGEFAULT_FLAG_WP`: write-protect faults on anonymous memory (5.7).
 const FEATURE_WP: u64 = 1 << 0;
+/// `UFFD_FEATURE_EVENT_REMAP`: `mremap(2)` of registered memory is told (4.11).
+const FEATURE_EVENT_REMAP: u64 = 1 << 2;
+/// `UFFD_FEATURE_EVENT_REMOVE`: `madvise(MADV_DONTNEED, MADV_FREE, MADV_REMOVE)` (4.11).
+const FEATURE_EVENT_REMOVE: u64 = 1 << 3;
+/// `UFFD_FEATURE_EVENT_UNMAP`: `munmap(2)` (4.11).
+const FEATURE_EVENT_UNMAP: u64 = 1 << 6;
 /// `UFFD_FEATURE_THREAD_ID`: the faulting thread's id in each message (4.14).
 const FEATURE_THREAD_ID: u64 = 1 << 8;
 /// `UFFD_FEATURE_POISON`: `UFFDIO_POISON` (6.6).
@@ -203,7 +209,7 @@ impl Uffd {
     /// Opens a descriptor with write-protect faults (required) and poison (if offered).
     /// The handshake is done on a probe descriptor first: a descriptor takes `UFFDIO_API`
     /// only once, and the features must be asked for in that one call.
-    pub fn open(faults: Option<Arc<UffdFaults>>) -> io::Result<Uffd> {
+    pub fn open(faults: Option<Arc<UffdFaults>>, events: bool) -> io::Result<Uffd> {
         let (probe, _) = open_raw()?;
         let offered = api(&probe, 0)?.features;
         drop(probe);
@@ -214,7 +220,17 @@ impl Uffd {
             ));
         }
         let (fd, kernel_faults) = open_raw()?;
-        let want = FEATURE_WP | (offered & (FEATURE_POISON | FEATURE_THREAD_ID));
+        let mut want = FEATURE_WP | (offered & (FEATURE_POISON | FEATURE_THREAD_ID));
+        if events {
+            let need = FEATURE_EVENT_REMAP | FEATURE_EVENT_REMOVE | FEATURE_EVENT_UNMAP;
+            if offered & need != need {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "the kernel has no userfaultfd events for munmap, mremap and madvise",
+                ));
+            }
+            want |= need;
+        }
         api(&fd, want)?;
         Ok(Uffd {
             fd,
