@@ -41,6 +41,7 @@
 //!    losing the page).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -55,6 +56,9 @@ const PAGE: u64 = PAGE_SIZE as u64;
 
 /// How long the evictor backs off when swap is full or nothing could be chosen.
 const BACKOFF: Duration = Duration::from_millis(10);
+/// How long the evictor waits for the handlers to take the `REMOVE` events of its own
+/// drop (they read them within microseconds; a drop that failed part way raised fewer).
+const OWN_EVENTS_WAIT: Duration = Duration::from_millis(100);
 
 pub(crate) fn run(sh: Arc<Shared>) {
     // SAFETY: gettid(2) has no preconditions.
@@ -149,11 +153,19 @@ fn deactivate(sh: &Shared, chosen: Vec<(u64, bool)>) {
     if chosen.is_empty() {
         return;
     }
+    if sh.mem.events {
+        // From here the evictor may wait on a read of the descriptor: a fault of its own
+        // (a page the program dropped, read to copy it out) and the `REMOVE` events of its
+        // drop. Handlers waiting on the table read messages while this is up.
+        let _t = sh.lock();
+        sh.dropping.fetch_add(1, Ordering::AcqRel);
+        sh.book.changed.notify_all();
+    }
     let (protected, failed) = protect(sh, &chosen);
     if !failed.is_empty() {
         let mut t = sh.lock();
         for p in failed {
-            t.keep(p, None);
+            t.keep(&sh.mem, p, None);
         }
     }
     let dirty: std::collections::HashSet<u64> =
@@ -169,11 +181,16 @@ fn deactivate(sh: &Shared, chosen: Vec<(u64, bool)>) {
     // One call for every run (one TLB flush where the kernel can); exactly the pages it
     // dropped, run by run from the first, are unmapped. A run is cut where its segment
     // ends: the next index of another segment is not the next address.
-    let pieces: Vec<(u64, u64, u64)> = runs(all)
+    let pieces: Vec<(u64, u64, u64)> = runs(all.iter().copied())
         .into_iter()
         .flat_map(|(first, len)| sh.mem.split(first, len))
         .collect();
     let by_addr: Vec<(u64, u64)> = pieces.iter().map(|&(_, n, a)| (a, n * PAGE)).collect();
+    if sh.mem.events {
+        // Each page dropped raises a `REMOVE` event, and the drop waits until a handler
+        // reads it: they are told apart from the program's by being expected.
+        sh.lock().expect_removes(&all);
+    }
     let mut left = sh.mem.calls.drop_runs(&by_addr);
     let mut unmapped = std::collections::HashSet::new();
     for (first, len, _) in pieces {
@@ -182,12 +199,28 @@ fn deactivate(sh: &Shared, chosen: Vec<(u64, bool)>) {
         left -= n;
     }
     let mut t = sh.lock();
+    if sh.mem.events {
+        // The drop returned once its events were read; settle only after they were
+        // handled too, or a late one would find the page settled and take it for the
+        // program's. A drop that failed part way raised fewer: bounded.
+        let dropped: Vec<u64> = all
+            .iter()
+            .copied()
+            .filter(|p| unmapped.contains(p))
+            .collect();
+        let until = std::time::Instant::now() + OWN_EVENTS_WAIT;
+        while t.expecting(&dropped) && std::time::Instant::now() < until && !sh.stopping() {
+            sh.book.changed.wait_for(&mut t, Duration::from_millis(1));
+        }
+        t.forget_expected(&all);
+        sh.dropping.fetch_sub(1, Ordering::AcqRel);
+    }
     for &(p, slot) in &copied.slotted {
         if unmapped.contains(&p) {
             t.deactivated(&sh.mem, p, slot);
             bump(&sh.book.counters.deactivations, 1);
         } else {
-            t.keep(p, Some(slot));
+            t.keep(&sh.mem, p, Some(slot));
         }
     }
     for &(p, slot) in &copied.zero {
@@ -196,7 +229,7 @@ fn deactivate(sh: &Shared, chosen: Vec<(u64, bool)>) {
             t.dropped_zero(&sh.mem, p, slot);
             bump(&sh.book.counters.evictions_zero, 1);
         } else {
-            t.keep(p, Some(slot));
+            t.keep(&sh.mem, p, Some(slot));
         }
     }
     drop(t);
@@ -251,7 +284,7 @@ fn copy_into_slots(
         for &p in protected {
             match t.take_slot() {
                 Some(slot) => taken.push((p, slot)),
-                None => t.keep(p, None),
+                None => t.keep(&sh.mem, p, None),
             }
         }
     }
@@ -276,7 +309,7 @@ fn copy_into_slots(
     if !unread.is_empty() {
         let mut t = sh.lock();
         for (p, slot) in unread {
-            t.keep(p, Some(slot));
+            t.keep(&sh.mem, p, Some(slot));
         }
     }
     out
@@ -345,7 +378,7 @@ fn write_out(
             }
             match r {
                 PageResult::Ok | PageResult::Pend => {
-                    t.written(p, true);
+                    t.written(&sh.mem, p, true);
                     bump(&sh.book.counters.evictions_dirty, 1);
                 }
                 PageResult::Fail | PageResult::Error => {
@@ -354,7 +387,7 @@ fn write_out(
                     } else {
                         bump(&sh.book.counters.write_errors, 1);
                     }
-                    t.written(p, false);
+                    t.written(&sh.mem, p, false);
                 }
             }
         }

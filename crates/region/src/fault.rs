@@ -29,10 +29,11 @@ use std::time::{Duration, Instant};
 use device::PAGE_SIZE;
 use parking_lot::MutexGuard;
 
+use crate::events;
 use crate::shared::Shared;
 use crate::state::{Page, Retry, Table};
 use crate::stats::bump;
-use crate::uffd::Fault;
+use crate::uffd::{Fault, Message};
 
 const PAGE: u64 = PAGE_SIZE as u64;
 
@@ -41,6 +42,8 @@ const PAGE: u64 = PAGE_SIZE as u64;
 const MAX_HANDLER_ERRORS: u32 = 20;
 /// Longest sleep of a wait on the page table: waits re-check the stop flag this often.
 const WAIT_SLICE: Duration = Duration::from_millis(100);
+/// The wait slice while the evictor's drop waits for its events to be read.
+const DRAIN_SLICE: Duration = Duration::from_millis(1);
 /// A wait for room this long is logged (once per region).
 const ROOM_WAIT_LOGGED: Duration = Duration::from_secs(1);
 
@@ -55,11 +58,17 @@ const ROOM_WAIT_LOGGED: Duration = Duration::from_secs(1);
 /// The wait times out once a second and reads anyway, so a fault queued while a sibling
 /// handler stopped is never left unread.
 pub(crate) fn run(sh: Arc<Shared>, ep: Epoll, name: String) {
-    let mut faults = Vec::new();
+    let mut msgs = Vec::new();
     // Page-aligned, so the pager reads into it with no copy of its own.
     let mut buf = device::PageBuf::new((2 * sh.streams.read_around + 1) as usize);
     let mut errors = 0;
     loop {
+        // Faults a sibling read while it waited on the table come first.
+        let waiting = sh.backlog.lock().pop_front();
+        if let Some(f) = waiting {
+            serve(&sh, &f, &mut buf);
+            continue;
+        }
         // After an error the back-off was the wait: read again at once. (Spinning for the
         // next fault before sleeping was tried: on 2 cores it took the CPU the faulting
         // threads, the prefetch thread and the pager need; mem-rand-1t lost a fifth.)
@@ -78,16 +87,51 @@ pub(crate) fn run(sh: Arc<Shared>, ep: Epoll, name: String) {
                 return stopped(&sh, &name);
             }
         }
-        faults.clear();
-        if let Err(e) = sh.mem.uffd.read_faults(&mut faults, 1) {
+        msgs.clear();
+        if let Err(e) = read(&sh, &mut msgs) {
             if ride_out(&sh, &name, "reading faults", &e, &mut errors) {
                 continue;
             }
             return stopped(&sh, &name);
         }
         errors = 0;
-        for f in &faults {
-            serve(&sh, f, &mut buf);
+        for m in &msgs {
+            if let Message::Fault(f) = m {
+                serve(&sh, f, &mut buf);
+            }
+        }
+    }
+}
+
+/// Reads one message; an event is handled at once, under the reader lock (see
+/// `events.rs`), before any fault read after it can be served.
+fn read(sh: &Shared, msgs: &mut Vec<Message>) -> std::io::Result<()> {
+    if !sh.mem.events {
+        return sh.mem.uffd.read_messages(msgs, 1);
+    }
+    let _reader = sh.reader.lock();
+    sh.mem.uffd.read_messages(msgs, 1)?;
+    for m in msgs.iter() {
+        events::handle(sh, m);
+    }
+    Ok(())
+}
+
+/// While the evictor drops pages, a handler waiting on the table reads a message now and
+/// then: the drop waits for its events to be read, and every handler may be waiting on
+/// the evictor. An event is handled; a fault goes to the backlog for the next free handler.
+fn drain(sh: &Shared) {
+    let Some(_reader) = sh.reader.try_lock() else {
+        return;
+    };
+    let mut msgs = Vec::new();
+    if sh.mem.uffd.read_messages(&mut msgs, 1).is_err() {
+        return;
+    }
+    for m in &msgs {
+        match m {
+            Message::Fault(f) => sh.backlog.lock().push_back(*f),
+            _ => events::handle(sh, m),
         }
     }
 }
@@ -198,9 +242,7 @@ impl Epoll {
 fn serve(sh: &Shared, f: &Fault, buf: &mut device::PageBuf) {
     let start = Instant::now();
     let Some(p) = sh.mem.page_of(f.address) else {
-        // Not in the space (any more): the memory was unmapped or moved since the fault.
-        // The toucher retries and finds what is there now.
-        let _ = sh.mem.uffd.wake(f.address & !(PAGE - 1), PAGE);
+        events::stray(sh, f.address);
         return;
     };
     if f.wp {
@@ -217,7 +259,12 @@ fn wait(sh: &Shared, t: &mut MutexGuard<'_, Table>, slice: Duration) -> bool {
     if sh.stopping() {
         return false;
     }
-    sh.book.changed.wait_for(t, slice.min(WAIT_SLICE));
+    if sh.mem.events && sh.dropping.load(Ordering::Acquire) > 0 {
+        MutexGuard::unlocked(t, || drain(sh));
+        sh.book.changed.wait_for(t, slice.min(DRAIN_SLICE));
+    } else {
+        sh.book.changed.wait_for(t, slice.min(WAIT_SLICE));
+    }
     !sh.stopping()
 }
 
@@ -467,6 +514,11 @@ fn read_and_install(sh: &Shared, r: &Read, buf: &mut [u8]) -> Option<u64> {
         t.poison(&sh.mem, p, r.thread);
         t.loaded(&sh.mem, first, n, first, None, None);
         return None;
+    };
+    let range = if sh.mem.events {
+        sh.lock().trim_discarded(range)
+    } else {
+        range
     };
     let out = sh.mem.install(first, buf, range.clone());
     let mut t = sh.lock();

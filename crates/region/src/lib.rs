@@ -102,6 +102,7 @@ mod book;
 mod cache;
 mod config;
 mod error;
+mod events;
 mod evict;
 mod fault;
 pub mod inject;

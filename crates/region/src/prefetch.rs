@@ -61,6 +61,10 @@ fn fetch(sh: &Shared, job: Job, buf: &mut device::PageBuf) {
         drop(t);
         let buf = &mut buf.as_mut_slice()[..(n * PAGE) as usize];
         let got = sh.store.getpages(at, 0, n - 1, buf);
+        let got = match got {
+            Ok(range) if sh.mem.events => Ok(sh.lock().trim_discarded(range)),
+            got => got,
+        };
         let out = got
             .ok()
             .map(|range| (range.clone(), sh.mem.install(at, buf, range)));

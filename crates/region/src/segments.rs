@@ -104,6 +104,20 @@ impl Segments {
         out
     }
 
+    /// The index runs of `start..end` that segments cover, as `(first, len)`.
+    pub fn indices_in(&self, start: u64, end: u64) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        let from = self.at_addr(start).map_or(start, |s| s.addr);
+        for seg in self.by_addr.range(from..end).map(|(_, s)| s) {
+            let a = seg.addr.max(start);
+            let b = seg.end().min(end);
+            if a < b {
+                out.push((seg.index + (a - seg.addr) / PAGE, (b - a) / PAGE));
+            }
+        }
+        out
+    }
+
     /// The segments, by address.
     pub fn iter(&self) -> impl Iterator<Item = &Segment> {
         self.by_addr.values()

@@ -6,12 +6,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use parking_lot::MutexGuard;
+use std::collections::VecDeque;
+
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::book::Book;
 use crate::state::{Mem, Table};
 use crate::store::Store;
 use crate::streams::Streams;
+use crate::uffd::Fault;
 
 pub(crate) struct Shared {
     pub book: Arc<Book>,
@@ -40,6 +43,16 @@ pub(crate) struct Shared {
     pub paused: AtomicBool,
     /// Don't refuse room to a page of adopted memory beyond what the store has free.
     pub overcommit: bool,
+    /// Drops of the evictor in progress whose `REMOVE` events must be read: while it is
+    /// above 0, handlers that wait on the table read messages meanwhile (`fault.rs`).
+    pub dropping: AtomicUsize,
+    /// Taken to read a message, and held while an event read is handled: a fault read
+    /// after an event is served after it (the program goes on once the event is read).
+    pub reader: Mutex<()>,
+    /// Faults read by a handler while it waited on the table, for the next free handler.
+    pub backlog: Mutex<VecDeque<Fault>>,
+    /// The last address a fault came from that is in no segment, and how often in a row.
+    pub stray: Mutex<(u64, u32)>,
 }
 
 /// The most never-written pages one fault maps at once.

@@ -156,6 +156,8 @@ impl Space {
                 segs: Default::default(),
                 calls: mapping::Calls::new(faults),
                 cache,
+                store: Arc::clone(&store),
+                events,
             },
             store,
             limit: sizes.limit,
@@ -175,6 +177,10 @@ impl Space {
             evictor_tid: AtomicU32::new(0),
             paused: AtomicBool::new(false),
             overcommit: cfg.overcommit,
+            dropping: AtomicUsize::new(0),
+            reader: Default::default(),
+            backlog: Default::default(),
+            stray: Default::default(),
         });
         let mut space = Space {
             sh,

@@ -52,11 +52,14 @@ use std::ops::Range;
 
 use device::PAGE_SIZE;
 
+use std::sync::Arc;
+
 use parking_lot::RwLock;
 
 use crate::cache::SlotCache;
 use crate::mapping::Calls;
 use crate::segments::{Segment, Segments};
+use crate::store::Store;
 use crate::uffd::{Outcome, Uffd};
 
 const PAGE: u64 = PAGE_SIZE as u64;
@@ -120,6 +123,12 @@ pub(crate) struct Mem {
     pub segs: RwLock<Segments>,
     pub calls: Calls,
     pub cache: SlotCache,
+    /// Where the pages live off memory: the moves that let go of a page's swap free it.
+    pub store: Arc<dyn Store>,
+    /// The descriptor has the memory events (a space's, not a region's): then a
+    /// `madvise(MADV_DONTNEED)` by one of the space's threads blocks until a handler reads
+    /// the event it raises, so none is ever made under the table lock.
+    pub events: bool,
 }
 
 /// The address of a page in no segment (it left the space while its owner held it): above
@@ -242,6 +251,11 @@ pub(crate) struct Table {
     retries: HashMap<u64, u8>,
     /// The region is dead (its handlers are gone): every unmapped page is poisoned.
     failed: bool,
+    /// Pages the program dropped (`false`) or unmapped (`true`) while their owner (a
+    /// reader, the evictor) held them: the owner settles them ([`Table::take_discarded`]).
+    discarded: HashMap<u64, bool>,
+    /// `REMOVE` events the evictor's own drops raise, not yet read, per page.
+    expected: HashMap<u64, u32>,
     /// Inactive cache slots in all.
     slots: u64,
 }
@@ -262,6 +276,8 @@ impl Table {
             inactive: VecDeque::new(),
             retries: HashMap::new(),
             failed: false,
+            discarded: HashMap::new(),
+            expected: HashMap::new(),
             slots,
         }
     }
@@ -383,6 +399,11 @@ impl Table {
     /// A page the kernel reported mapped (`EEXIST`) where the table has it unmapped: zap it
     /// so the two agree. Under the lock, on a page whose state the caller holds.
     fn zap(&self, mem: &Mem, p: u64, outcome: &Outcome) {
+        if mem.events {
+            // Not under the table lock (see `Mem::events`): the page stays as the kernel
+            // has it, and `verify` would say so.
+            return;
+        }
         let eexist = outcome
             .error
             .as_ref()
@@ -400,6 +421,138 @@ impl Table {
             let _ = poison_page(mem, p);
         } else {
             self.set(p, to);
+        }
+    }
+
+    // ---- memory events -------------------------------------------------------------
+
+    /// Page `q` lost its data (the program dropped it: `gone` false) or left the space
+    /// (`gone`). Its swap copy and inactive slot are freed; a page no one holds becomes
+    /// `Absent{swap: false}` at once (it reads as zeroes, as without the space) or
+    /// `Unused` with its index given back; a `Resident` page stays mapped, dirty (the kernel
+    /// drops it, before or after this, and a fault on it then maps zeroes:
+    /// [`Table::refill_dropped`]); a page a reader or the evictor holds is marked, and its
+    /// owner settles it so ([`Table::take_discarded`]). Returns whether it was in use.
+    pub fn discard(&mut self, mem: &Mem, q: u64, gone: bool) -> bool {
+        match self.page(q) {
+            Page::Unused => return false,
+            Page::Loading | Page::Deactivating { .. } | Page::WritingOut { .. } => {
+                *self.discarded.entry(q).or_insert(false) |= gone;
+                return true;
+            }
+            Page::Inactive { slot, .. } => self.free_slots.push(slot),
+            Page::Resident { referenced, .. } if !gone => {
+                mem.store.freespace(q, 1);
+                self.set(
+                    q,
+                    Page::Resident {
+                        dirty: true,
+                        referenced,
+                    },
+                );
+                return true;
+            }
+            Page::Resident { .. } | Page::Absent { .. } | Page::Poisoned => {}
+        }
+        mem.store.freespace(q, 1);
+        self.leave(mem, q, gone);
+        true
+    }
+
+    /// Page `q`, unmapped and no one's, holds zeroes from now (`Absent{swap: false}`), or
+    /// leaves the space (`gone`: `Unused`, its index free for reuse).
+    fn leave(&mut self, mem: &Mem, q: u64, gone: bool) {
+        let i = q as usize;
+        self.written[i] = 0;
+        self.evicted_at[i] = 0;
+        self.chances[i] = 0;
+        self.prefetched[i] = false;
+        self.retries.remove(&q);
+        if gone {
+            self.set(q, Page::Unused);
+            mem.segs.write().release(q, 1);
+        } else {
+            self.set(q, Page::Absent { swap: false });
+        }
+    }
+
+    /// Whether page `q` was discarded while its owner held it (and whether it left the
+    /// space), taking the mark: the owner settles it.
+    pub fn take_discarded(&mut self, q: u64) -> Option<bool> {
+        if self.discarded.is_empty() {
+            return None;
+        }
+        self.discarded.remove(&q)
+    }
+
+    /// `range` (pages a reader holds, just read) up to its first page discarded meanwhile:
+    /// only those are mapped, so no discarded page comes back with its old bytes.
+    pub fn trim_discarded(&self, range: Range<u64>) -> Range<u64> {
+        if self.discarded.is_empty() {
+            return range;
+        }
+        let end = range
+            .clone()
+            .find(|q| self.discarded.contains_key(q))
+            .unwrap_or(range.end);
+        range.start..end
+    }
+
+    /// An owned page that was discarded goes where the discard meant: its swap and
+    /// `slot` freed, `Unused` (gone) or `Absent{swap: false}` (unmapped by its owner), or
+    /// `Resident{dirty}` (`mapped`: still mapped; the program's drop unmaps it).
+    fn settle_discarded(&mut self, mem: &Mem, q: u64, gone: bool, mapped: bool, slot: Option<u32>) {
+        if let Some(slot) = slot {
+            self.free_slots.push(slot);
+        }
+        mem.store.freespace(q, 1);
+        if mapped && !gone {
+            self.set(
+                q,
+                Page::Resident {
+                    dirty: true,
+                    referenced: true,
+                },
+            );
+        } else {
+            self.leave(mem, q, gone);
+        }
+    }
+
+    /// The evictor is about to drop `pages`: each raises one `REMOVE` event of its own.
+    pub fn expect_removes(&mut self, pages: &[u64]) {
+        for &q in pages {
+            *self.expected.entry(q).or_insert(0) += 1;
+        }
+    }
+
+    /// A `REMOVE` event covers page `q`: whether it was one the evictor raised (taken).
+    pub fn consume_expected(&mut self, q: u64) -> bool {
+        match self.expected.get_mut(&q) {
+            None => false,
+            Some(n) => {
+                *n -= 1;
+                if *n == 0 {
+                    self.expected.remove(&q);
+                }
+                true
+            }
+        }
+    }
+
+    /// Whether any of `pages` still waits for its own `REMOVE` event to be read.
+    pub fn expecting(&self, pages: &[u64]) -> bool {
+        !self.expected.is_empty() && pages.iter().any(|q| self.expected.contains_key(q))
+    }
+
+    /// Forgets what is left of the evictor's expectations for `pages` (events its failed
+    /// drops never raised).
+    pub fn forget_expected(&mut self, pages: &[u64]) {
+        if self.expected.is_empty() {
+            return;
+        }
+        for q in pages {
+            self.expected.remove(q);
         }
     }
 
@@ -512,6 +665,11 @@ impl Table {
             if self.page(q) != Page::Loading {
                 continue;
             }
+            if let Some(gone) = self.take_discarded(q) {
+                let mapped = (mapped_from..mapped_end).contains(&q);
+                self.settle_discarded(mem, q, gone, mapped, None);
+                continue;
+            }
             if (mapped_from..mapped_end).contains(&q) {
                 self.set(
                     q,
@@ -567,7 +725,8 @@ impl Table {
     /// again) and the toucher, `thread`, is sent `SIGBUS` directly. Returns whether the
     /// page was poisoned.
     pub fn poison(&mut self, mem: &Mem, p: u64, thread: u32) -> bool {
-        if self.page(p) != Page::Loading {
+        if self.page(p) != Page::Loading || self.discarded.contains_key(&p) {
+            // A page the program dropped meanwhile reads as zeroes: `loaded` settles it.
             return false;
         }
         if poison_page(mem, p) {
@@ -687,7 +846,13 @@ impl Table {
 
     /// `Deactivating` → `Resident`: page `p` could not be moved (its protect, copy or unmap
     /// failed); it stays in memory, referenced. Its slot, if it took one, comes back.
-    pub fn keep(&mut self, p: u64, slot: Option<u32>) {
+    pub fn keep(&mut self, mem: &Mem, p: u64, slot: Option<u32>) {
+        if let Page::Deactivating { .. } = self.page(p)
+            && let Some(gone) = self.take_discarded(p)
+        {
+            self.settle_discarded(mem, p, gone, true, slot);
+            return;
+        }
         if let Page::Deactivating { dirty } = self.page(p) {
             self.set(
                 p,
@@ -713,6 +878,10 @@ impl Table {
         let Page::Deactivating { dirty } = self.page(p) else {
             return;
         };
+        if let Some(gone) = self.take_discarded(p) {
+            self.settle_discarded(mem, p, gone, false, Some(slot));
+            return;
+        }
         if self.failed {
             self.unmapped(mem, p, Page::Poisoned);
             self.free_slots.push(slot);
@@ -727,6 +896,10 @@ impl Table {
     /// swap copy.
     pub fn dropped_zero(&mut self, mem: &Mem, p: u64, slot: u32) {
         if !matches!(self.page(p), Page::Deactivating { .. }) {
+            return;
+        }
+        if let Some(gone) = self.take_discarded(p) {
+            self.settle_discarded(mem, p, gone, false, Some(slot));
             return;
         }
         self.unmapped(mem, p, Page::Absent { swap: false });
@@ -759,10 +932,15 @@ impl Table {
 
     /// `WritingOut` → `Absent{swap: true}` (`written`) or back to `Inactive{dirty}` at the
     /// end of the list (its write failed or found no swap; its bytes are still in the slot).
-    pub fn written(&mut self, p: u64, written: bool) {
+    pub fn written(&mut self, mem: &Mem, p: u64, written: bool) {
         let Page::WritingOut { slot } = self.page(p) else {
             return;
         };
+        if let Some(gone) = self.take_discarded(p) {
+            // Its new copy (if the write took) is stale too.
+            self.settle_discarded(mem, p, gone, false, Some(slot));
+            return;
+        }
         if written {
             self.set(p, Page::Absent { swap: true });
             self.free_slots.push(slot);

@@ -71,6 +71,16 @@ pub struct RegionStats {
     /// Pages a space took over from the program ([`crate::Space::adopt`]).
     #[serde(default)]
     pub adopted_pages: u64,
+    /// Pages of a space the program dropped (`madvise(MADV_DONTNEED, MADV_FREE,
+    /// MADV_REMOVE)`): their swap freed, they read as zeroes.
+    #[serde(default)]
+    pub removed_pages: u64,
+    /// Pages of a space the program unmapped: they left it, their swap freed.
+    #[serde(default)]
+    pub unmapped_pages: u64,
+    /// Moves of a space's memory by `mremap(2)` (its swap follows).
+    #[serde(default)]
+    pub remaps: u64,
     /// The region is dead: its last fault handler stopped, and every touch of a page not
     /// in memory gets `SIGBUS`.
     #[serde(default)]
@@ -166,6 +176,9 @@ pub(crate) struct Counters {
     pub fault_errors: AtomicU64,
     pub handler_errors: AtomicU64,
     pub adopted_pages: AtomicU64,
+    pub removed_pages: AtomicU64,
+    pub unmapped_pages: AtomicU64,
+    pub remaps: AtomicU64,
 }
 
 pub(crate) fn bump(c: &AtomicU64, n: u64) {
@@ -197,5 +210,8 @@ impl Counters {
         s.fault_errors = get(&self.fault_errors);
         s.handler_errors = get(&self.handler_errors);
         s.adopted_pages = get(&self.adopted_pages);
+        s.removed_pages = get(&self.removed_pages);
+        s.unmapped_pages = get(&self.unmapped_pages);
+        s.remaps = get(&self.remaps);
     }
 }

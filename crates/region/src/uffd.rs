@@ -45,6 +45,9 @@ const IOCTL_ZEROPAGE: u64 = 1 << 4;
 const IOCTL_WRITEPROTECT: u64 = 1 << 6;
 
 const EVENT_PAGEFAULT: u8 = 0x12;
+const EVENT_REMAP: u8 = 0x14;
+const EVENT_REMOVE: u8 = 0x15;
+const EVENT_UNMAP: u8 = 0x16;
 const PAGEFAULT_FLAG_WRITE: u64 = 1;
 const PAGEFAULT_FLAG_WP: u64 = 2;
 
@@ -92,7 +95,9 @@ struct WriteProtect {
     mode: u64,
 }
 
-/// One `uffd_msg` (32 bytes); only page faults are enabled.
+/// One `uffd_msg` (32 bytes): the event and its three words of arguments (a page fault:
+/// flags, address, and the faulting thread's id in the low half of the third; `REMAP`:
+/// from, to, len; `REMOVE` and `UNMAP`: start, end).
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct Msg {
@@ -100,11 +105,31 @@ struct Msg {
     _reserved1: u8,
     _reserved2: u16,
     _reserved3: u32,
-    flags: u64,
-    address: u64,
-    /// The faulting thread's id (with `UFFD_FEATURE_THREAD_ID`), then padding.
-    ptid: u32,
-    _pad: u32,
+    args: [u64; 3],
+}
+
+/// A message read from the descriptor: a fault, or one of the memory events a space asks
+/// for (each names the range as the program passed it, page aligned by the kernel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Message {
+    Fault(Fault),
+    /// `madvise(MADV_DONTNEED, MADV_FREE, MADV_REMOVE)` on `start..end` (by any thread of
+    /// the process, the space's own evictor included).
+    Remove {
+        start: u64,
+        end: u64,
+    },
+    /// `munmap(2)` (or a mapping over it) of `start..end`.
+    Unmap {
+        start: u64,
+        end: u64,
+    },
+    /// `mremap(2)` moved `len` bytes from `from` to `to`.
+    Remap {
+        from: u64,
+        to: u64,
+        len: u64,
+    },
 }
 
 /// A page fault read from the descriptor.
@@ -277,8 +302,8 @@ impl Uffd {
         Ok(())
     }
 
-    /// Reads up to `max` (at most 16) of the faults waiting now (none if there are none).
-    pub fn read_faults(&self, out: &mut Vec<Fault>, max: usize) -> io::Result<()> {
+    /// Reads up to `max` (at most 16) of the messages waiting now (none if there are none).
+    pub fn read_messages(&self, out: &mut Vec<Message>, max: usize) -> io::Result<()> {
         if self.faults.as_ref().is_some_and(|f| f.read_fails()) {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
@@ -287,10 +312,7 @@ impl Uffd {
             _reserved1: 0,
             _reserved2: 0,
             _reserved3: 0,
-            flags: 0,
-            address: 0,
-            ptid: 0,
-            _pad: 0,
+            args: [0; 3],
         }; 16];
         let size = std::mem::size_of::<Msg>() * max.clamp(1, msgs.len());
         // SAFETY: the kernel writes whole `uffd_msg`s, at most `size` bytes (no more than
@@ -308,14 +330,23 @@ impl Uffd {
         }
         let count = n as usize / std::mem::size_of::<Msg>();
         for m in &msgs[..count] {
-            if m.event == EVENT_PAGEFAULT {
-                out.push(Fault {
-                    address: m.address,
-                    wp: m.flags & PAGEFAULT_FLAG_WP != 0,
-                    write: m.flags & PAGEFAULT_FLAG_WRITE != 0,
-                    thread: m.ptid,
-                });
-            }
+            let [a, b, c] = m.args;
+            out.push(match m.event {
+                EVENT_PAGEFAULT => Message::Fault(Fault {
+                    address: b,
+                    wp: a & PAGEFAULT_FLAG_WP != 0,
+                    write: a & PAGEFAULT_FLAG_WRITE != 0,
+                    thread: c as u32,
+                }),
+                EVENT_REMAP => Message::Remap {
+                    from: a,
+                    to: b,
+                    len: c,
+                },
+                EVENT_REMOVE => Message::Remove { start: a, end: b },
+                EVENT_UNMAP => Message::Unmap { start: a, end: b },
+                _ => continue,
+            });
         }
         Ok(())
     }
