@@ -29,10 +29,11 @@ use std::time::{Duration, Instant};
 use device::PAGE_SIZE;
 use parking_lot::MutexGuard;
 
+use crate::events;
 use crate::shared::Shared;
 use crate::state::{Page, Retry, Table};
 use crate::stats::bump;
-use crate::uffd::Fault;
+use crate::uffd::{Fault, Message};
 
 const PAGE: u64 = PAGE_SIZE as u64;
 
@@ -41,6 +42,8 @@ const PAGE: u64 = PAGE_SIZE as u64;
 const MAX_HANDLER_ERRORS: u32 = 20;
 /// Longest sleep of a wait on the page table: waits re-check the stop flag this often.
 const WAIT_SLICE: Duration = Duration::from_millis(100);
+/// The wait slice while the evictor's drop waits for its events to be read.
+const DRAIN_SLICE: Duration = Duration::from_millis(1);
 /// A wait for room this long is logged (once per region).
 const ROOM_WAIT_LOGGED: Duration = Duration::from_secs(1);
 
@@ -55,11 +58,17 @@ const ROOM_WAIT_LOGGED: Duration = Duration::from_secs(1);
 /// The wait times out once a second and reads anyway, so a fault queued while a sibling
 /// handler stopped is never left unread.
 pub(crate) fn run(sh: Arc<Shared>, ep: Epoll, name: String) {
-    let mut faults = Vec::new();
+    let mut msgs = Vec::new();
     // Page-aligned, so the pager reads into it with no copy of its own.
     let mut buf = device::PageBuf::new((2 * sh.streams.read_around + 1) as usize);
     let mut errors = 0;
     loop {
+        // Faults a sibling read while it waited on the table come first.
+        let waiting = sh.backlog.lock().pop_front();
+        if let Some(f) = waiting {
+            serve(&sh, &f, &mut buf);
+            continue;
+        }
         // After an error the back-off was the wait: read again at once. (Spinning for the
         // next fault before sleeping was tried: on 2 cores it took the CPU the faulting
         // threads, the prefetch thread and the pager need; mem-rand-1t lost a fifth.)
@@ -78,16 +87,51 @@ pub(crate) fn run(sh: Arc<Shared>, ep: Epoll, name: String) {
                 return stopped(&sh, &name);
             }
         }
-        faults.clear();
-        if let Err(e) = sh.mem.uffd.read_faults(&mut faults, 1) {
+        msgs.clear();
+        if let Err(e) = read(&sh, &mut msgs) {
             if ride_out(&sh, &name, "reading faults", &e, &mut errors) {
                 continue;
             }
             return stopped(&sh, &name);
         }
         errors = 0;
-        for f in &faults {
-            serve(&sh, f, &mut buf);
+        for m in &msgs {
+            if let Message::Fault(f) = m {
+                serve(&sh, f, &mut buf);
+            }
+        }
+    }
+}
+
+/// Reads one message; an event is handled at once, under the reader lock (see
+/// `events.rs`), before any fault read after it can be served.
+fn read(sh: &Shared, msgs: &mut Vec<Message>) -> std::io::Result<()> {
+    if !sh.mem.events {
+        return sh.mem.uffd.read_messages(msgs, 1);
+    }
+    let _reader = sh.reader.lock();
+    sh.mem.uffd.read_messages(msgs, 1)?;
+    for m in msgs.iter() {
+        events::handle(sh, m);
+    }
+    Ok(())
+}
+
+/// While the evictor drops pages, a handler waiting on the table reads a message now and
+/// then: the drop waits for its events to be read, and every handler may be waiting on
+/// the evictor. An event is handled; a fault goes to the backlog for the next free handler.
+fn drain(sh: &Shared) {
+    let Some(_reader) = sh.reader.try_lock() else {
+        return;
+    };
+    let mut msgs = Vec::new();
+    if sh.mem.uffd.read_messages(&mut msgs, 1).is_err() {
+        return;
+    }
+    for m in &msgs {
+        match m {
+            Message::Fault(f) => sh.backlog.lock().push_back(*f),
+            _ => events::handle(sh, m),
         }
     }
 }
@@ -169,6 +213,10 @@ impl Epoll {
         Ok(Epoll { fd, stop_fd })
     }
 
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
     /// Waits up to a second for a fault or the stop signal; a timeout or an interrupted
     /// wait reads anyway (a read finds nothing or a fault no wake-up announced).
     fn wait(&self) -> std::io::Result<Wake> {
@@ -193,7 +241,8 @@ impl Epoll {
 
 fn serve(sh: &Shared, f: &Fault, buf: &mut device::PageBuf) {
     let start = Instant::now();
-    let Some(p) = sh.page_of(f.address) else {
+    let Some(p) = sh.mem.page_of(f.address) else {
+        events::stray(sh, f.address);
         return;
     };
     if f.wp {
@@ -210,7 +259,12 @@ fn wait(sh: &Shared, t: &mut MutexGuard<'_, Table>, slice: Duration) -> bool {
     if sh.stopping() {
         return false;
     }
-    sh.book.changed.wait_for(t, slice.min(WAIT_SLICE));
+    if sh.mem.events && sh.dropping.load(Ordering::Acquire) > 0 {
+        MutexGuard::unlocked(t, || drain(sh));
+        sh.book.changed.wait_for(t, slice.min(DRAIN_SLICE));
+    } else {
+        sh.book.changed.wait_for(t, slice.min(WAIT_SLICE));
+    }
     !sh.stopping()
 }
 
@@ -258,7 +312,7 @@ fn write_fault(sh: &Shared, p: u64, thread: u32) {
                 }
                 return;
             }
-            Page::Absent { .. } | Page::Poisoned | Page::Inactive { .. } => {
+            Page::Absent { .. } | Page::Poisoned | Page::Inactive { .. } | Page::Unused => {
                 // Unmapped meanwhile: the toucher retries and takes a missing fault.
                 drop(t);
                 sh.mem.wake(p);
@@ -323,8 +377,24 @@ fn until_absent_with_room(
     let mut waiting: Option<Instant> = None;
     loop {
         match t.page(p) {
-            Page::Resident { .. } | Page::Poisoned => {
+            Page::Resident { .. } => {
+                // Mapped, says the table: served already by another handler, or dropped
+                // by the program (`madvise`) before the space heard of it.
+                if t.refill_dropped(&sh.mem, p) {
+                    sh.store.freespace(p, 1);
+                    bump(&sh.book.counters.zero_fills, 1);
+                }
                 sh.mem.wake(p);
+                return None;
+            }
+            Page::Poisoned | Page::Unused => {
+                sh.mem.wake(p);
+                return None;
+            }
+            Page::Deactivating { .. } if thread != 0 && thread == sh.evictor_tid() => {
+                // The evictor reading the page to copy it out found it dropped by the
+                // program: it reads as zeroes now (see `Table::zero_owned`).
+                t.zero_owned(&sh.mem, p, &sh.zeros[..PAGE as usize]);
                 return None;
             }
             Page::Loading | Page::Deactivating { .. } | Page::WritingOut { .. } => {
@@ -341,7 +411,9 @@ fn until_absent_with_room(
                 return None;
             }
             Page::Absent { swap } => {
-                if t.resident < sh.limit {
+                // While a fork is being prepared the evictor stands still: faults go over
+                // the limit rather than wait for it.
+                if t.resident < sh.limit || sh.paused() {
                     return Some(swap);
                 }
                 let since = *waiting.get_or_insert_with(|| {
@@ -377,8 +449,9 @@ fn until_absent_with_room(
 fn fresh(sh: &Shared, t: &mut Table, p: u64, around: u64, thread: u32, write: bool) {
     let room = sh.limit.saturating_sub(t.resident);
     let never = |q: u64| t.page(q) == Page::Absent { swap: false };
+    let end = sh.mem.bounds(p).end;
     let mut n = 1;
-    while n <= around && n < room && p + n < sh.pages && never(p + n) {
+    while n <= around && n < room && p + n < end && never(p + n) {
         n += 1;
     }
     let zeros = write.then_some(&sh.zeros[..]);
@@ -434,15 +507,18 @@ struct Read {
 /// ended, for prefetch, if the faulting page is now mapped.
 fn read_and_install(sh: &Shared, r: &Read, buf: &mut [u8]) -> Option<u64> {
     let (p, first, n) = (r.p, r.first, r.n);
-    let got = sh
-        .pager
-        .getpages(&sh.obj, p, p - first, first + n - 1 - p, buf);
+    let got = sh.store.getpages(p, p - first, first + n - 1 - p, buf);
     let Ok(range) = got else {
         let mut t = sh.lock();
         bump(&sh.book.counters.read_errors, 1);
         t.poison(&sh.mem, p, r.thread);
         t.loaded(&sh.mem, first, n, first, None, None);
         return None;
+    };
+    let range = if sh.mem.events {
+        sh.lock().trim_discarded(range)
+    } else {
+        range
     };
     let out = sh.mem.install(first, buf, range.clone());
     let mut t = sh.lock();
@@ -475,14 +551,22 @@ fn read_and_install(sh: &Shared, r: &Read, buf: &mut [u8]) -> Option<u64> {
 /// ahead first, within `around` each side and the room left under the limit. The pager
 /// trims it further to what is contiguous on swap.
 fn plan(sh: &Shared, t: &Table, p: u64, around: u64) -> (u64, u64) {
-    let room = sh.limit.saturating_sub(t.resident);
+    // Over the limit while a fork is prepared: the faulting page alone.
+    let room = sh.limit.saturating_sub(t.resident).max(1);
     let absent = |q: u64| t.page(q) == Page::Absent { swap: true };
+    // Neighbours in the same segment only: the next index of another is not the next
+    // address.
+    let seg = sh.mem.bounds(p);
     let mut ahead = 0;
-    while ahead < around && ahead + 1 < room && p + ahead + 1 < sh.pages && absent(p + ahead + 1) {
+    while ahead < around && ahead + 1 < room && p + ahead + 1 < seg.end && absent(p + ahead + 1) {
         ahead += 1;
     }
     let mut behind = 0;
-    while behind < around && behind + ahead + 1 < room && behind < p && absent(p - behind - 1) {
+    while behind < around
+        && behind + ahead + 1 < room
+        && p - behind > seg.start
+        && absent(p - behind - 1)
+    {
         behind += 1;
     }
     (p - behind, behind + ahead + 1)

@@ -29,6 +29,12 @@ const WRITEPROTECT_MODE_WP: u64 = 1;
 
 /// `UFFD_FEATURE_PAGEFAULT_FLAG_WP`: write-protect faults on anonymous memory (5.7).
 const FEATURE_WP: u64 = 1 << 0;
+/// `UFFD_FEATURE_EVENT_REMAP`: `mremap(2)` of registered memory is told (4.11).
+const FEATURE_EVENT_REMAP: u64 = 1 << 2;
+/// `UFFD_FEATURE_EVENT_REMOVE`: `madvise(MADV_DONTNEED, MADV_FREE, MADV_REMOVE)` (4.11).
+const FEATURE_EVENT_REMOVE: u64 = 1 << 3;
+/// `UFFD_FEATURE_EVENT_UNMAP`: `munmap(2)` (4.11).
+const FEATURE_EVENT_UNMAP: u64 = 1 << 6;
 /// `UFFD_FEATURE_THREAD_ID`: the faulting thread's id in each message (4.14).
 const FEATURE_THREAD_ID: u64 = 1 << 8;
 /// `UFFD_FEATURE_POISON`: `UFFDIO_POISON` (6.6).
@@ -39,6 +45,9 @@ const IOCTL_ZEROPAGE: u64 = 1 << 4;
 const IOCTL_WRITEPROTECT: u64 = 1 << 6;
 
 const EVENT_PAGEFAULT: u8 = 0x12;
+const EVENT_REMAP: u8 = 0x14;
+const EVENT_REMOVE: u8 = 0x15;
+const EVENT_UNMAP: u8 = 0x16;
 const PAGEFAULT_FLAG_WRITE: u64 = 1;
 const PAGEFAULT_FLAG_WP: u64 = 2;
 
@@ -86,7 +95,9 @@ struct WriteProtect {
     mode: u64,
 }
 
-/// One `uffd_msg` (32 bytes); only page faults are enabled.
+/// One `uffd_msg` (32 bytes): the event and its three words of arguments (a page fault:
+/// flags, address, and the faulting thread's id in the low half of the third; `REMAP`:
+/// from, to, len; `REMOVE` and `UNMAP`: start, end).
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct Msg {
@@ -94,11 +105,31 @@ struct Msg {
     _reserved1: u8,
     _reserved2: u16,
     _reserved3: u32,
-    flags: u64,
-    address: u64,
-    /// The faulting thread's id (with `UFFD_FEATURE_THREAD_ID`), then padding.
-    ptid: u32,
-    _pad: u32,
+    args: [u64; 3],
+}
+
+/// A message read from the descriptor: a fault, or one of the memory events a space asks
+/// for (each names the range as the program passed it, page aligned by the kernel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Message {
+    Fault(Fault),
+    /// `madvise(MADV_DONTNEED, MADV_FREE, MADV_REMOVE)` on `start..end` (by any thread of
+    /// the process, the space's own evictor included).
+    Remove {
+        start: u64,
+        end: u64,
+    },
+    /// `munmap(2)` (or a mapping over it) of `start..end`.
+    Unmap {
+        start: u64,
+        end: u64,
+    },
+    /// `mremap(2)` moved `len` bytes from `from` to `to`.
+    Remap {
+        from: u64,
+        to: u64,
+        len: u64,
+    },
 }
 
 /// A page fault read from the descriptor.
@@ -203,7 +234,7 @@ impl Uffd {
     /// Opens a descriptor with write-protect faults (required) and poison (if offered).
     /// The handshake is done on a probe descriptor first: a descriptor takes `UFFDIO_API`
     /// only once, and the features must be asked for in that one call.
-    pub fn open(faults: Option<Arc<UffdFaults>>) -> io::Result<Uffd> {
+    pub fn open(faults: Option<Arc<UffdFaults>>, events: bool) -> io::Result<Uffd> {
         let (probe, _) = open_raw()?;
         let offered = api(&probe, 0)?.features;
         drop(probe);
@@ -214,7 +245,17 @@ impl Uffd {
             ));
         }
         let (fd, kernel_faults) = open_raw()?;
-        let want = FEATURE_WP | (offered & (FEATURE_POISON | FEATURE_THREAD_ID));
+        let mut want = FEATURE_WP | (offered & (FEATURE_POISON | FEATURE_THREAD_ID));
+        if events {
+            let need = FEATURE_EVENT_REMAP | FEATURE_EVENT_REMOVE | FEATURE_EVENT_UNMAP;
+            if offered & need != need {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "the kernel has no userfaultfd events for munmap, mremap and madvise",
+                ));
+            }
+            want |= need;
+        }
         api(&fd, want)?;
         Ok(Uffd {
             fd,
@@ -261,8 +302,8 @@ impl Uffd {
         Ok(())
     }
 
-    /// Reads up to `max` (at most 16) of the faults waiting now (none if there are none).
-    pub fn read_faults(&self, out: &mut Vec<Fault>, max: usize) -> io::Result<()> {
+    /// Reads up to `max` (at most 16) of the messages waiting now (none if there are none).
+    pub fn read_messages(&self, out: &mut Vec<Message>, max: usize) -> io::Result<()> {
         if self.faults.as_ref().is_some_and(|f| f.read_fails()) {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
@@ -271,10 +312,7 @@ impl Uffd {
             _reserved1: 0,
             _reserved2: 0,
             _reserved3: 0,
-            flags: 0,
-            address: 0,
-            ptid: 0,
-            _pad: 0,
+            args: [0; 3],
         }; 16];
         let size = std::mem::size_of::<Msg>() * max.clamp(1, msgs.len());
         // SAFETY: the kernel writes whole `uffd_msg`s, at most `size` bytes (no more than
@@ -292,14 +330,23 @@ impl Uffd {
         }
         let count = n as usize / std::mem::size_of::<Msg>();
         for m in &msgs[..count] {
-            if m.event == EVENT_PAGEFAULT {
-                out.push(Fault {
-                    address: m.address,
-                    wp: m.flags & PAGEFAULT_FLAG_WP != 0,
-                    write: m.flags & PAGEFAULT_FLAG_WRITE != 0,
-                    thread: m.ptid,
-                });
-            }
+            let [a, b, c] = m.args;
+            out.push(match m.event {
+                EVENT_PAGEFAULT => Message::Fault(Fault {
+                    address: b,
+                    wp: a & PAGEFAULT_FLAG_WP != 0,
+                    write: a & PAGEFAULT_FLAG_WRITE != 0,
+                    thread: c as u32,
+                }),
+                EVENT_REMAP => Message::Remap {
+                    from: a,
+                    to: b,
+                    len: c,
+                },
+                EVENT_REMOVE => Message::Remove { start: a, end: b },
+                EVENT_UNMAP => Message::Unmap { start: a, end: b },
+                _ => continue,
+            });
         }
         Ok(())
     }
