@@ -79,3 +79,16 @@ pub enum RegionError {
     #[error("starting a region thread: {0}")]
     Thread(#[source] std::io::Error),
 }
+
+/// Pages [`crate::Space::prepare_fork`] could not bring in: a child forked now reads them
+/// as zeroes (or the other bytes its memory has there), not as the parent's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{} pages could not be read in before fork (the first at {:#x}): a child would not see them",
+    addrs.len(),
+    addrs.first().copied().unwrap_or(0)
+)]
+pub struct ForkError {
+    /// The pages' addresses.
+    pub addrs: Vec<u64>,
+}

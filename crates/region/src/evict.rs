@@ -69,7 +69,22 @@ pub(crate) fn run(sh: Arc<Shared>) {
     loop {
         let (want, chosen) = {
             let mut t = sh.lock();
-            while !sh.stopping() && !t.is_failed() && t.resident <= sh.watermark() {
+            loop {
+                if sh.paused() && !sh.stopping() {
+                    // A fork is being prepared: stand still until it is done, and say so.
+                    t.evictor_parked = true;
+                    sh.book.changed.notify_all();
+                    while sh.paused() && !sh.stopping() {
+                        sh.book
+                            .need_room
+                            .wait_for(&mut t, Duration::from_millis(100));
+                    }
+                    t.evictor_parked = false;
+                    continue;
+                }
+                if sh.stopping() || t.is_failed() || t.resident > sh.watermark() {
+                    break;
+                }
                 sh.book
                     .need_room
                     .wait_for(&mut t, Duration::from_millis(100));

@@ -251,6 +251,30 @@ fn serve(sh: &Shared, f: &Fault, buf: &mut device::PageBuf) {
         missing(sh, p, f.thread, f.write, buf);
     }
     device::latency::record(&mut sh.book.latency.lock(), start.elapsed());
+    if sh.mem.events && sh.drain_wanted.swap(false, Ordering::AcqRel) {
+        drain_all(sh);
+    }
+}
+
+/// Reads every message waiting now (at most a few hundred): events are handled, faults
+/// go to the backlog. The kernel hands out faults before events, so a fault that keeps
+/// failing because an event is not read yet (`EAGAIN` while the memory changes) would
+/// otherwise be read again and again ahead of it.
+fn drain_all(sh: &Shared) {
+    let mut msgs = Vec::new();
+    for _ in 0..256 {
+        msgs.clear();
+        let _reader = sh.reader.lock();
+        if sh.mem.uffd.read_messages(&mut msgs, 1).is_err() || msgs.is_empty() {
+            return;
+        }
+        for m in &msgs {
+            match m {
+                Message::Fault(f) => sh.backlog.lock().push_back(*f),
+                _ => events::handle(sh, m),
+            }
+        }
+    }
 }
 
 /// Waits for a change of the page table (at most a slice). Returns false when the region
@@ -288,6 +312,11 @@ fn failed(sh: &Shared, t: &mut Table, p: u64, thread: u32) {
             }
             crate::uffd::sigbus_thread(thread);
         }
+    }
+    if sh.mem.events {
+        // Most likely an event not read yet: every userfaultfd call fails with `EAGAIN`
+        // until it is, and the toucher's next fault would be read before it.
+        sh.drain_wanted.store(true, Ordering::Release);
     }
     sh.mem.wake(p);
 }
@@ -335,7 +364,12 @@ fn missing(sh: &Shared, p: u64, thread: u32, write: bool, buf: &mut device::Page
         return;
     };
     if !swap {
-        fresh(sh, &mut t, p, around, thread, write);
+        let mapped = fresh(sh, &mut t, p, around, thread, write);
+        // After the table lock (lock order: streams, then table).
+        drop(t);
+        if let Some(end) = mapped {
+            sh.streams.note(thread, p, end);
+        }
         return;
     }
     let active = t.refault(p, sh.limit);
@@ -445,8 +479,16 @@ fn until_absent_with_room(
 /// A fault on memory never written: maps it fresh, and when the fault is near the same
 /// thread's last one (a program filling its memory front to back), the never-written
 /// pages ahead of it too, up to `around` and the room under the limit, in one call. A
-/// store gets them writable and zeroed, a load the zero page.
-fn fresh(sh: &Shared, t: &mut Table, p: u64, around: u64, thread: u32, write: bool) {
+/// store gets them writable and zeroed, a load the zero page. Returns where the pages
+/// mapped end, for the caller to note in the thread's stream once the table is unlocked.
+fn fresh(
+    sh: &Shared,
+    t: &mut Table,
+    p: u64,
+    around: u64,
+    thread: u32,
+    write: bool,
+) -> Option<u64> {
     let room = sh.limit.saturating_sub(t.resident);
     let never = |q: u64| t.page(q) == Page::Absent { swap: false };
     let end = sh.mem.bounds(p).end;
@@ -463,13 +505,13 @@ fn fresh(sh: &Shared, t: &mut Table, p: u64, around: u64, thread: u32, write: bo
     let mapped = t.zero_fill(&sh.mem, p, n, zeros);
     if !mapped.contains(&p) {
         failed(sh, t, p, thread);
-        return;
+        return None;
     }
     bump(&sh.book.counters.zero_fills, mapped.end - mapped.start);
     if t.resident > sh.watermark() {
         sh.book.need_room.notify_one();
     }
-    sh.streams.note(thread, p, mapped.end);
+    Some(mapped.end)
 }
 
 /// A fault that waited `waited` for room in vain ends in `SIGBUS`.

@@ -105,6 +105,7 @@ mod error;
 mod events;
 mod evict;
 mod fault;
+mod fork;
 pub mod inject;
 mod mapping;
 mod prefetch;
@@ -131,7 +132,8 @@ pub use device;
 pub use pager;
 
 pub use config::{RegionConfig, SpaceConfig};
-pub use error::RegionError;
+pub use error::{ForkError, RegionError};
+pub use fork::ForkGuard;
 pub use inject::UffdFaults;
 pub use space::Space;
 pub use state::WRITE_TURNS;

@@ -62,6 +62,9 @@ pub(crate) struct Calls {
     /// A pidfd of this process, for `process_madvise(2)` on ourselves ([`Calls::drop_runs`]);
     /// `None` where the kernel has none or refuses `MADV_DONTNEED` through it.
     pidfd: std::sync::Mutex<Option<std::os::fd::OwnedFd>>,
+    /// The pidfd's number as opened (for closing it in a fork child, where no lock may be
+    /// taken).
+    pidfd_raw: Option<std::os::fd::RawFd>,
 }
 
 /// Most ranges one `process_madvise(2)` takes (`IOV_MAX`).
@@ -69,17 +72,18 @@ const IOV_MAX: usize = 1024;
 
 impl Calls {
     pub fn new(faults: Option<Arc<UffdFaults>>) -> Calls {
+        use std::os::fd::AsRawFd;
+        let pidfd = own_pidfd();
         Calls {
             faults,
-            pidfd: std::sync::Mutex::new(own_pidfd()),
+            pidfd_raw: pidfd.as_ref().map(|fd| fd.as_raw_fd()),
+            pidfd: std::sync::Mutex::new(pidfd),
         }
     }
 
-    /// The pidfd's number, if there is one (for closing it in a fork child).
+    /// The pidfd's number as opened, if one was (for closing it in a fork child).
     pub fn pidfd_raw(&self) -> Option<std::os::fd::RawFd> {
-        use std::os::fd::AsRawFd;
-        let guard = self.pidfd.lock().unwrap_or_else(|e| e.into_inner());
-        guard.as_ref().map(|fd| fd.as_raw_fd())
+        self.pidfd_raw
     }
 
     fn injected(&self, which: Whole) -> io::Result<()> {

@@ -38,9 +38,9 @@ pub(crate) struct Shared {
     /// The evictor's thread id (0 until it runs): a missing fault of the evictor on a page
     /// it is moving is the program having dropped the page (see `fault.rs`).
     pub evictor_tid: AtomicU32,
-    /// A fork is being prepared ([`crate::Space::prepare_fork`]): the evictor and
-    /// prefetch stand still, faults do not wait for room.
-    pub paused: AtomicBool,
+    /// Forks being prepared ([`crate::Space::prepare_fork`]): while above 0 the evictor
+    /// and prefetch stand still and faults do not wait for room.
+    pub paused: AtomicUsize,
     /// Don't refuse room to a page of adopted memory beyond what the store has free.
     pub overcommit: bool,
     /// Drops of the evictor in progress whose `REMOVE` events must be read: while it is
@@ -51,6 +51,9 @@ pub(crate) struct Shared {
     pub reader: Mutex<()>,
     /// Faults read by a handler while it waited on the table, for the next free handler.
     pub backlog: Mutex<VecDeque<Fault>>,
+    /// A fault failed: the handler reads every waiting message before it goes on (see
+    /// `fault.rs`, `drain_all`).
+    pub drain_wanted: AtomicBool,
     /// The last address a fault came from that is in no segment, and how often in a row.
     pub stray: Mutex<(u64, u32)>,
 }
@@ -95,7 +98,7 @@ impl Shared {
     }
 
     pub fn paused(&self) -> bool {
-        self.paused.load(Ordering::Acquire)
+        self.paused.load(Ordering::Acquire) > 0
     }
 
     /// Wakes whoever waits on a change of the page table.

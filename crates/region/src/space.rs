@@ -18,6 +18,7 @@ use crate::shared::{self, Shared};
 use crate::stats::{RegionStats, bump};
 use crate::store::Store;
 use crate::{MAX_PAGES, MAX_PREFETCH, MAX_READ_AROUND, evict, prefetch};
+use crate::fork::ForkGuard;
 use crate::{RegionMonitor, cache, fault, mapping, state, streams, uffd};
 
 const PAGE: u64 = PAGE_SIZE as u64;
@@ -175,11 +176,12 @@ impl Space {
             handlers_alive: AtomicUsize::new(cfg.handlers),
             room_logged: AtomicBool::new(false),
             evictor_tid: AtomicU32::new(0),
-            paused: AtomicBool::new(false),
+            paused: AtomicUsize::new(0),
             overcommit: cfg.overcommit,
             dropping: AtomicUsize::new(0),
             reader: Default::default(),
             backlog: Default::default(),
+            drain_wanted: AtomicBool::new(false),
             stray: Default::default(),
         });
         let mut space = Space {
@@ -395,8 +397,33 @@ impl Space {
         }
     }
 
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.sh
+    /// For the preload's `pthread_atfork` prepare handler: stops eviction and prefetch,
+    /// then brings every page that has data but is not mapped (on swap, inactive, being
+    /// written) back into memory, so a child forked now sees exactly the parent's bytes
+    /// (the kernel drops the registrations in the child: a hole there reads as zeroes).
+    /// Pages that never had data stay holes. Eviction stays stopped, and the resident
+    /// limit exceeded, until the guard drops (in the parent, after `fork`); faults
+    /// meanwhile do not wait for room. Pages that could not be brought in are reported by
+    /// [`ForkGuard::check`]: a child forked anyway would not see them.
+    pub fn prepare_fork(&self) -> ForkGuard {
+        crate::fork::prepare(&self.sh)
+    }
+
+    /// In the child after `fork` (where only the forking thread exists): closes the
+    /// space's descriptors (the userfaultfd, the handlers' epolls and stop eventfd, the
+    /// pidfd) without unregistering, freeing swap, joining threads or calling the store,
+    /// all of which the parent owns, and leaks the rest. Takes no lock (a parent thread
+    /// may have held one at the fork) and allocates nothing.
+    pub fn forget_in_child(self) {
+        let own = [self.sh.mem.uffd.raw(), self.stop_fd.as_raw_fd()];
+        let pidfd = self.sh.mem.calls.pidfd_raw();
+        let fds = own.iter().chain(&self.epoll_fds).chain(pidfd.as_ref());
+        for &fd in fds {
+            // SAFETY: descriptors this space opened, inherited by the child; their owners
+            // are leaked below, so nothing closes them again.
+            unsafe { libc::close(fd) };
+        }
+        std::mem::forget(self);
     }
 
     /// Stops the threads: the evictor after its writes in flight complete, the handlers

@@ -256,6 +256,8 @@ pub(crate) struct Table {
     discarded: HashMap<u64, bool>,
     /// `REMOVE` events the evictor's own drops raise, not yet read, per page.
     expected: HashMap<u64, u32>,
+    /// The evictor stands still while a fork is prepared (and says so here).
+    pub evictor_parked: bool,
     /// Inactive cache slots in all.
     slots: u64,
 }
@@ -278,6 +280,7 @@ impl Table {
             failed: false,
             discarded: HashMap::new(),
             expected: HashMap::new(),
+            evictor_parked: false,
             slots,
         }
     }

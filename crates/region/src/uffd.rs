@@ -470,7 +470,12 @@ impl Uffd {
                 None => io::Error::last_os_error(),
             };
             match e.raw_os_error() {
-                Some(libc::EAGAIN | libc::EINTR) if retries < MAX_RETRIES => retries += 1,
+                Some(libc::EAGAIN | libc::EINTR) if retries < MAX_RETRIES => {
+                // `EAGAIN`: the memory is changing (an event not read yet); let the
+                // reader of it run.
+                retries += 1;
+                std::thread::yield_now();
+            }
                 _ => return Err(e),
             }
         }
@@ -498,7 +503,12 @@ fn ranged(len: u64, mut once: impl FnMut(u64) -> (u64, Option<io::Error>)) -> Ou
         done += did;
         let Some(e) = error else { continue };
         match e.raw_os_error() {
-            Some(libc::EAGAIN | libc::EINTR) if retries < MAX_RETRIES => retries += 1,
+            Some(libc::EAGAIN | libc::EINTR) if retries < MAX_RETRIES => {
+                // `EAGAIN`: the memory is changing (an event not read yet); let the
+                // reader of it run.
+                retries += 1;
+                std::thread::yield_now();
+            }
             _ => {
                 return Outcome {
                     done,
