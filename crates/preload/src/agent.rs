@@ -141,6 +141,7 @@ fn scan(a: &Agent) {
     };
     let mut own: Vec<(u64, u64)> = ARENA.range().into_iter().collect();
     own.extend(a.space.own_memory());
+    own.extend(threads::dtv_ranges());
     let mut points = threads::stack_points();
     points.extend(a.space.thread_stack_points());
     for v in maps::candidates(&text, a.settings.min_mapping, &own, &points) {
@@ -169,12 +170,13 @@ static FORK_GUARD: AtomicPtr<region::ForkGuard> = AtomicPtr::new(std::ptr::null_
 pub extern "C" fn before_fork() {
     if let Some(a) = agent() {
         a.paused.store(true, Ordering::Release);
-        match a.space.prepare_fork() {
-            Ok(g) => FORK_GUARD.store(Box::into_raw(Box::new(g)), Ordering::Release),
-            Err(e) => say(&format!(
-                "swapkit: fork: {e}; the child may read those pages as zeroes"
-            )),
+        let g = a.space.prepare_fork();
+        if let Err(e) = g.check() {
+            say(&format!(
+                "swapkit: fork: {e}; the child cannot read those pages (SIGSEGV there)"
+            ));
         }
+        FORK_GUARD.store(Box::into_raw(Box::new(g)), Ordering::Release);
     }
     ARENA.hold();
 }
@@ -192,13 +194,33 @@ pub extern "C" fn after_fork_parent() {
     }
 }
 
-/// `pthread_atfork` child: the parent's agent is forgotten (its threads do not exist
-/// here, its connections and userfaultfd are the parent's: closed, not used), and the
-/// child gets an agent of its own, its memory all resident.
+/// `pthread_atfork` child: the parent's agent is let go of (its threads do not exist
+/// here; its connections and userfaultfd are the parent's: this process's copies are
+/// closed, nothing is sent), and the child runs unpaged, its memory all in (the prepare
+/// handler brought every page back) until it `exec`s, when the library loads afresh.
+///
+/// The child gets no agent of its own because the locks of the libraries the agent uses
+/// (parking_lot's global table of parked threads among them) are copied in whatever
+/// state the parent's threads held them at the fork: a new agent's threads could wait
+/// for ever on a lock held by a thread that does not exist here. Most children `exec`
+/// at once (shells, `subprocess`); one that does not keeps its inherited memory resident.
 pub extern "C" fn after_fork_child() {
     ARENA.release();
     threads::forget_stacks();
-    FORK_GUARD.store(std::ptr::null_mut(), Ordering::Release);
+    let g = FORK_GUARD.swap(std::ptr::null_mut(), Ordering::AcqRel);
+    if !g.is_null() {
+        // SAFETY: the parent's guard, copied into the child's memory; read, then leaked
+        // (its drop would restart an evictor that does not exist here).
+        let g = unsafe { &*g };
+        if let Err(e) = g.check() {
+            // Pages the parent could not bring in would read as zeroes here: they fault
+            // instead, never passing zeroes off as the program's data.
+            for &addr in &e.addrs {
+                // SAFETY: one page of this process's memory, made inaccessible.
+                unsafe { libc::mprotect(addr as *mut libc::c_void, 4096, libc::PROT_NONE) };
+            }
+        }
+    }
     let old = AGENT.swap(std::ptr::null_mut(), Ordering::AcqRel);
     if !old.is_null() {
         // SAFETY: the leaked agent of the parent; no other thread exists in the child.
@@ -209,15 +231,12 @@ pub extern "C" fn after_fork_child() {
         // Taken apart without locking: the lock may have been held by a thread of the
         // parent's when it forked.
         let main = main.into_inner().unwrap_or_else(|e| e.into_inner());
-        // SAFETY: closes this process's copies of the parent's sockets (the parent's
-        // connections stay open through its own descriptors).
+        // SAFETY: closes this process's copy of the parent's main connection (the
+        // parent's stays open through its own descriptor).
         unsafe { libc::close(main.as_raw_fd()) };
         std::mem::forget(main);
         remote.close_in_child();
         std::mem::forget(remote);
         space.forget_in_child();
-    }
-    if let Err((strict, why)) = start() {
-        crate::failed(strict, &why);
     }
 }

@@ -11,9 +11,10 @@
 //! ([`maps`]): the region's handler threads serve its faults, write its cold pages to the
 //! daemon and read them back, keeping at most the limit resident. `munmap`, `mremap` and
 //! `madvise` reach the region as userfaultfd events; a `fork` brings every page back in
-//! first (the kernel gives the child the memory without the region); `exec` starts
-//! afresh (the variables stay set), and the old image's connections close with it, which
-//! frees its swap.
+//! first (the kernel gives the child the memory without the region), and the child runs
+//! unpaged until it `exec`s ([`agent::after_fork_child`] says why); `exec` starts afresh
+//! (the variables stay set), and the old image's connections close with it, which frees
+//! its swap.
 //!
 //! # Never a danger to its host
 //! - The library's Rust code allocates from its own reservation ([`arena`]), never with

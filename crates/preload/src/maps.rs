@@ -8,6 +8,8 @@
 //! cache) and the main thread's stack (`[stack]` grows down; a userfaultfd does not serve
 //! the growth).
 
+const PAGE: u64 = 4096;
+
 /// One mapping worth paging.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Vma {
@@ -15,20 +17,45 @@ pub struct Vma {
     pub end: u64,
 }
 
-/// The mappings of `maps` (the text of `/proc/self/maps`) to page: private anonymous,
-/// `rw`, at least `min_len` bytes, not the stack, overlapping none of `own` (half-open
-/// address ranges of the library's own memory) and containing none of `own_points`
-/// (addresses on the library's threads' stacks).
+/// The memory of `maps` (the text of `/proc/self/maps`) to page: the mappings that are
+/// private anonymous, `rw`, at least `min_len` bytes, not the stack, and contain none of
+/// `own_points` (addresses on the library's threads' stacks), less the parts `own` covers
+/// (half-open ranges of the library's own memory, rounded out to pages: its allocator, the
+/// region's cache, its threads' DTVs in the heap). A mapping cut by `own` gives its pieces.
 pub fn candidates(maps: &str, min_len: u64, own: &[(u64, u64)], own_points: &[u64]) -> Vec<Vma> {
+    let mut own: Vec<(u64, u64)> = own
+        .iter()
+        .map(|&(lo, hi)| (lo / PAGE * PAGE, hi.div_ceil(PAGE) * PAGE))
+        .collect();
+    own.sort_unstable();
     maps.lines()
         .filter_map(parse)
         .filter(|(v, perms, anon_name)| {
             perms.starts_with("rw") && perms.ends_with('p') && *anon_name && v.end - v.start >= min_len
         })
         .map(|(v, _, _)| v)
-        .filter(|v| !own.iter().any(|&(lo, hi)| lo < v.end && v.start < hi))
         .filter(|v| !own_points.iter().any(|&a| v.start <= a && a < v.end))
+        .flat_map(|v| without(v, &own))
         .collect()
+}
+
+/// `v` less the sorted ranges `own`: the pieces left, in order.
+fn without(v: Vma, own: &[(u64, u64)]) -> Vec<Vma> {
+    let mut out = Vec::new();
+    let mut at = v.start;
+    for &(lo, hi) in own {
+        if hi <= at || lo >= v.end {
+            continue;
+        }
+        if lo > at {
+            out.push(Vma { start: at, end: lo });
+        }
+        at = at.max(hi);
+    }
+    if at < v.end {
+        out.push(Vma { start: at, end: v.end });
+    }
+    out
 }
 
 /// A line's range, permissions, and whether it is anonymous memory a program allocated
@@ -82,11 +109,25 @@ mod tests {
 
     #[test]
     fn leaves_the_librarys_own_memory_alone() {
-        let own = [(0x7f0000b00000, 0x7f0000b00000 + 4096)];
+        // A whole mapping, two pieces of the heap (a DTV inside, rounded out to its page),
+        // and a thread's stack.
+        let own = [
+            (0x7f0000b00000, 0x7f0000d00000),
+            (0x55d0c1000010, 0x55d0c1000020),
+            (0x55d0c1100000, 0x55d0c1101000),
+        ];
         let points = [0x7f0000d00000 + 0x1234];
         let got = candidates(MAPS, 1 << 20, &own, &points);
-        assert!(got.iter().all(|v| v.start != 0x7f0000b00000 && v.start != 0x7f0000d00000));
-        assert_eq!(got.len(), 3);
+        let v = |start, end| Vma { start, end };
+        assert_eq!(
+            got,
+            [
+                v(0x55d0c1001000, 0x55d0c1100000),
+                v(0x55d0c1101000, 0x55d0c1400000),
+                v(0x7f0000000000, 0x7f0000200000),
+                v(0x7f0000900000, 0x7f0000b00000),
+            ]
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The library's own threads: started with every signal blocked (a signal the program
 //! sends itself is the program's, and must land on one of its own threads), and each
-//! noting an address on its stack, so the scanner never hands a stack the library runs on
-//! to the region (a handler faulting on its own stack would wait for itself).
+//! noting an address on its stack and where its DTV is (glibc keeps it in the program's
+//! heap), so the scanner never hands memory the library runs on to the region (a thread
+//! faulting on it would wait for the handlers, which may be waiting for it).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -11,6 +12,30 @@ const MOST: usize = 64;
 /// Addresses on the library's threads' stacks; 0 = free slot. Fixed and lock-free: noted
 /// from the threads themselves, read by the scanner.
 static STACK_POINTS: [AtomicU64; MOST] = [const { AtomicU64::new(0) }; MOST];
+
+/// The library's threads' DTVs (`region::tls`): glibc keeps them in the program's heap.
+static DTVS: [(AtomicU64, AtomicU64); MOST] = [const { (AtomicU64::new(0), AtomicU64::new(0)) }; MOST];
+
+/// Notes the calling thread's DTV range.
+pub fn note_dtv() {
+    let Some((lo, hi)) = region::tls::thread_dtv_range() else {
+        return;
+    };
+    for (a, b) in &DTVS {
+        if a.compare_exchange(0, lo, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            b.store(hi, Ordering::Release);
+            return;
+        }
+    }
+}
+
+/// The DTV ranges noted so far.
+pub fn dtv_ranges() -> Vec<(u64, u64)> {
+    DTVS.iter()
+        .map(|(a, b)| (a.load(Ordering::Acquire), b.load(Ordering::Acquire)))
+        .filter(|&(a, b)| a != 0 && b > a)
+        .collect()
+}
 
 /// Notes an address on the calling thread's stack.
 pub fn note_stack() {
@@ -35,10 +60,14 @@ pub fn stack_points() -> Vec<u64> {
         .collect()
 }
 
-/// Forgets every noted stack (in a fork child: those threads do not exist there).
+/// Forgets every noted stack and DTV (in a fork child: those threads do not exist there).
 pub fn forget_stacks() {
     for s in &STACK_POINTS {
         s.store(0, Ordering::Release);
+    }
+    for (a, b) in &DTVS {
+        a.store(0, Ordering::Release);
+        b.store(0, Ordering::Release);
     }
 }
 
@@ -65,6 +94,7 @@ pub fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<(
             .name(name.to_owned())
             .spawn(move || {
                 note_stack();
+                note_dtv();
                 f()
             })
             .map(drop)

@@ -117,6 +117,7 @@ mod stats;
 mod store;
 mod streams;
 mod temp;
+pub mod tls;
 mod uffd;
 
 use std::sync::Arc;

@@ -34,6 +34,11 @@ pub struct Space {
     /// The handlers' epoll descriptors (their threads own them), closed by
     /// [`Space::forget_in_child`].
     epoll_fds: Vec<RawFd>,
+    /// An address on each thread's stack, noted by the thread as it starts: see
+    /// [`Space::thread_stack_points`].
+    stacks: Arc<parking_lot::Mutex<Vec<u64>>>,
+    /// The threads' DTVs (glibc's, in the program's heap): see [`crate::tls`].
+    dtvs: Arc<parking_lot::Mutex<Vec<(u64, u64)>>>,
 }
 
 /// The settings of a space in pages, checked and clamped.
@@ -189,6 +194,8 @@ impl Space {
             threads: Vec::new(),
             stop_fd,
             epoll_fds,
+            stacks: Default::default(),
+            dtvs: Default::default(),
         };
         for (i, ep) in epolls.into_iter().enumerate() {
             let name = format!("region-fault-{i}");
@@ -211,7 +218,18 @@ impl Space {
         body: impl FnOnce(Arc<Shared>) + Send + 'static,
     ) -> Result<(), RegionError> {
         let sh = Arc::clone(&self.sh);
-        let h = spawn_quiet(name, move || body(sh)).map_err(RegionError::Thread)?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let h = spawn_quiet(name, move || {
+            let here = 0u8;
+            let _ = tx.send((std::ptr::addr_of!(here) as u64, crate::tls::thread_dtv_range()));
+            body(sh)
+        })
+        .map_err(RegionError::Thread)?;
+        // Noted before `new` returns, so a scanner never sees the thread without them.
+        if let Ok((point, dtv)) = rx.recv() {
+            self.stacks.lock().push(point);
+            self.dtvs.lock().extend(dtv);
+        }
         self.threads.push(h);
         Ok(())
     }
@@ -395,6 +413,25 @@ impl Space {
                 present: !matches!(state, state::Page::Resident { .. }),
             }),
         }
+    }
+
+    /// The memory the space itself works in, as `(start, end)` address ranges: its
+    /// inactive cache, and the pages holding its threads' DTVs (glibc allocates those in
+    /// the program's heap: see [`crate::tls`]). Whoever adopts memory by looking at the
+    /// process's mappings (the preload's scanner) must leave these alone: a handler
+    /// faulting on them would wait for itself.
+    pub fn own_memory(&self) -> Vec<(u64, u64)> {
+        let mut v = vec![self.sh.mem.cache.range()];
+        v.extend(self.dtvs.lock().iter().copied());
+        v
+    }
+
+    /// An address on the stack of each of the space's threads (handlers, evictor,
+    /// prefetch), for the same reason as [`Space::own_memory`]: a mapping holding one is a
+    /// thread stack the space runs on, never to be adopted. Each thread tells its point
+    /// before [`Space::new`] returns.
+    pub fn thread_stack_points(&self) -> Vec<u64> {
+        self.stacks.lock().clone()
     }
 
     /// For the preload's `pthread_atfork` prepare handler: stops eviction and prefetch,

@@ -249,9 +249,9 @@ fn sort_sorts_a_generated_file_the_same() {
     }
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("lines.txt");
-    let gen = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/lines.py");
+    let generator = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/lines.py");
     let made = Command::new("python3")
-        .arg(&gen)
+        .arg(&generator)
         .arg(&input)
         .arg("200")
         .status()
