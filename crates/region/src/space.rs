@@ -69,7 +69,8 @@ impl Sizes {
     }
 }
 
-/// The eventfd that wakes the handler threads out of their epoll when the space stops.
+/// An eventfd that wakes the handler threads out of their epoll: when the space stops,
+/// and when a fault goes to the backlog.
 fn stop_eventfd() -> Result<OwnedFd, RegionError> {
     // SAFETY: eventfd(2) with flags by value; returns a new fd or -1.
     let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
@@ -142,9 +143,10 @@ impl Space {
             source,
         })?;
         let stop_fd = stop_eventfd()?;
+        let backlog_fd = stop_eventfd()?;
         let epolls = (0..cfg.handlers)
             .map(|index| {
-                fault::Epoll::new(uffd.raw(), stop_fd.as_raw_fd())
+                fault::Epoll::new(uffd.raw(), stop_fd.as_raw_fd(), backlog_fd.as_raw_fd())
                     .map_err(|source| RegionError::Handler { index, source })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -181,6 +183,7 @@ impl Space {
             dropping: AtomicUsize::new(0),
             reader: Default::default(),
             backlog: Default::default(),
+            backlog_fd,
             drain_wanted: AtomicBool::new(false),
             stray: Default::default(),
         });
@@ -415,7 +418,11 @@ impl Space {
     /// all of which the parent owns, and leaks the rest. Takes no lock (a parent thread
     /// may have held one at the fork) and allocates nothing.
     pub fn forget_in_child(self) {
-        let own = [self.sh.mem.uffd.raw(), self.stop_fd.as_raw_fd()];
+        let own = [
+            self.sh.mem.uffd.raw(),
+            self.stop_fd.as_raw_fd(),
+            self.sh.backlog_fd.as_raw_fd(),
+        ];
         let pidfd = self.sh.mem.calls.pidfd_raw();
         let fds = own.iter().chain(&self.epoll_fds).chain(pidfd.as_ref());
         for &fd in fds {

@@ -450,6 +450,7 @@ fn threads_touching_pages_the_program_drops_meanwhile_see_every_store() {
         let flat: Vec<u64> = model.iter().map(|m| *m.lock()).collect();
         assert_eq!(wrong(words, &flat), Vec::<u64>::new(), "{engine:?}");
         let s = rig.space.stats();
+        eprintln!("{engine:?}: {s}");
         assert!(s.removed_pages > 0 && s.evictions_dirty > 0, "{engine:?}: {s}");
         rig.space.verify().unwrap();
     }
