@@ -131,7 +131,6 @@ fn drain(sh: &Shared) {
 /// was moved out) are served once the reading is done. Nothing is woken while it reads:
 /// the kernel hands out faults before events, so a toucher woken to retry would be read
 /// again and again ahead of an event that fails its every call with `EAGAIN` until read.
-/// Returns how many events it handled.
 fn drain_all(sh: &Shared) -> usize {
     drain_locked(sh, sh.reader.lock())
 }
@@ -165,8 +164,7 @@ fn drain_locked(sh: &Shared, reader: parking_lot::MutexGuard<'_, ()>) -> usize {
     drop(reader);
     for f in evictor {
         if let Some(p) = sh.mem.page_of(f.address) {
-            sh.lock()
-                .zero_owned(&sh.mem, p, &sh.zeros[..PAGE as usize]);
+            sh.lock().zero_owned(&sh.mem, p, &sh.zeros[..PAGE as usize]);
         }
         let _ = sh.mem.uffd.wake(f.address & !(PAGE - 1), PAGE);
     }
@@ -307,13 +305,8 @@ fn serve(sh: &Shared, f: &Fault, buf: &mut device::PageBuf) {
     }
     device::latency::record(&mut sh.book.latency.lock(), start.elapsed());
     let busy = sh.mem.uffd.busy.seen.swap(false, Ordering::AcqRel);
-    if sh.mem.events
-        && (sh.drain_wanted.swap(false, Ordering::AcqRel) | busy)
-        && drain_all(sh) > 0
-    {
-        // An event was in the way (`EAGAIN` while the memory changed): not the page's
-        // failure, and no step towards giving up on it.
-        sh.lock().forgive(p);
+    if sh.mem.events && (sh.drain_wanted.swap(false, Ordering::AcqRel) | busy) {
+        drain_all(sh);
     }
 }
 
@@ -335,6 +328,14 @@ fn wait(sh: &Shared, t: &mut MutexGuard<'_, Table>, slice: Duration) -> bool {
 /// A fault on page `p` could not be served this time: the toucher tries again, or, after
 /// too many failures in a row, gets `SIGBUS` (logged once per region).
 fn failed(sh: &Shared, t: &mut Table, p: u64, thread: u32) {
+    if sh.mem.events && sh.mem.uffd.busy.seen.load(Ordering::Acquire) {
+        // `EAGAIN`: the memory is changing (an event is pending, or its thread has not
+        // run since it was read). Not the page's failure: the toucher retries, as the
+        // kernel asks, however often.
+        bump(&sh.book.counters.fault_retries, 1);
+        sh.mem.wake(p);
+        return;
+    }
     match t.retry(p) {
         Retry::Again => bump(&sh.book.counters.fault_retries, 1),
         Retry::GiveUp => {
@@ -521,14 +522,7 @@ fn until_absent_with_room(
 /// pages ahead of it too, up to `around` and the room under the limit, in one call. A
 /// store gets them writable and zeroed, a load the zero page. Returns where the pages
 /// mapped end, for the caller to note in the thread's stream once the table is unlocked.
-fn fresh(
-    sh: &Shared,
-    t: &mut Table,
-    p: u64,
-    around: u64,
-    thread: u32,
-    write: bool,
-) -> Option<u64> {
+fn fresh(sh: &Shared, t: &mut Table, p: u64, around: u64, thread: u32, write: bool) -> Option<u64> {
     let room = sh.limit.saturating_sub(t.resident);
     let never = |q: u64| t.page(q) == Page::Absent { swap: false };
     let end = sh.mem.bounds(p).end;
@@ -590,12 +584,15 @@ struct Read {
 fn read_and_install(sh: &Shared, r: &Read, buf: &mut [u8]) -> Option<u64> {
     let (p, first, n) = (r.p, r.first, r.n);
     let got = sh.store.getpages(p, p - first, first + n - 1 - p, buf);
-    let Ok(range) = got else {
-        let mut t = sh.lock();
-        bump(&sh.book.counters.read_errors, 1);
-        t.poison(&sh.mem, p, r.thread);
-        t.loaded(&sh.mem, first, n, first, None, None);
-        return None;
+    let range = match got {
+        Ok(range) => range,
+        Err(_) => {
+            let mut t = sh.lock();
+            bump(&sh.book.counters.read_errors, 1);
+            t.poison(&sh.mem, p, r.thread);
+            t.loaded(&sh.mem, first, n, first, None, None);
+            return None;
+        }
     };
     let range = if sh.mem.events {
         sh.lock().trim_discarded(range)

@@ -12,13 +12,13 @@ use device::PAGE_SIZE;
 use crate::book::Book;
 use crate::config::SpaceConfig;
 use crate::error::RegionError;
+use crate::fork::ForkGuard;
 use crate::inject::UffdFaults;
 use crate::segments::Segment;
 use crate::shared::{self, Shared};
 use crate::stats::{RegionStats, bump};
 use crate::store::Store;
 use crate::{MAX_PAGES, MAX_PREFETCH, MAX_READ_AROUND, evict, prefetch};
-use crate::fork::ForkGuard;
 use crate::{RegionMonitor, cache, fault, mapping, state, streams, uffd};
 
 const PAGE: u64 = PAGE_SIZE as u64;

@@ -392,14 +392,6 @@ impl Table {
         }
     }
 
-    /// A fault on page `p` failed for a reason not its own (an event in the way): the
-    /// failure is not counted.
-    pub fn forgive(&mut self, p: u64) {
-        if let Some(n) = self.retries.get_mut(&p) {
-            *n = n.saturating_sub(1);
-        }
-    }
-
     /// A fault on page `p` was served: its failures in a row start again from zero.
     fn served(&mut self, p: u64) {
         if !self.retries.is_empty() {

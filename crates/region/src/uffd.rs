@@ -527,11 +527,7 @@ impl Uffd {
 /// Drives a ranged call over `len` bytes: `once(done)` does what it can from `done` on and
 /// says how much it did and why it stopped; `EAGAIN` and `EINTR` are retried from there (at
 /// most [`MAX_RETRIES`] times), any other error ends it. Reports exactly what was done.
-fn ranged(
-    len: u64,
-    busy: &Busy,
-    mut once: impl FnMut(u64) -> (u64, Option<io::Error>),
-) -> Outcome {
+fn ranged(len: u64, busy: &Busy, mut once: impl FnMut(u64) -> (u64, Option<io::Error>)) -> Outcome {
     let mut done = 0;
     let mut retries = 0;
     while done < len {
