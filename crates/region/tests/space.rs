@@ -257,10 +257,8 @@ fn unmapping_the_middle_of_a_segment_keeps_its_ends_paging() {
         };
         let before = used(&rig.pager);
         // SAFETY: the middle of our own mapping.
-        assert_eq!(
-            unsafe { libc::munmap(mem.addr(32) as *mut libc::c_void, (32 * PAGE) as usize) },
-            0
-        );
+        let rc = unsafe { libc::munmap(mem.addr(32) as *mut libc::c_void, (32 * PAGE) as usize) };
+        assert_eq!(rc, 0);
         until(&rig.space, "unmapped", |s| s.unmapped_pages >= 32);
         assert_eq!(rig.space.stats().pages, 64);
         assert!(
