@@ -3,9 +3,10 @@
 //! the inactive cache, the userfaultfd and the pager object belong to the region's
 //! threads and go when the region drops.
 //!
-//! Lock order: the table, then the pager's locks (a pager call may be made under the table
-//! lock; a pager callback never takes it). Page table changes are announced on `changed`;
-//! the evictor sleeps on `need_room`.
+//! Lock order: the reader lock (`Shared::reader`), then the table, then the segment table
+//! and the store's (the pager's) locks (a store call may be made under the table lock; a
+//! store callback never takes it); streams before the table. Page table changes are
+//! announced on `changed`; the evictor sleeps on `need_room`.
 
 use std::sync::atomic::AtomicU64;
 

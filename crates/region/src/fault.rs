@@ -117,23 +117,63 @@ fn read(sh: &Shared, msgs: &mut Vec<Message>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// While the evictor drops pages, a handler waiting on the table reads a message now and
-/// then: the drop waits for its events to be read, and every handler may be waiting on
-/// the evictor. An event is handled; a fault goes to the backlog for the next free handler.
+/// While the evictor moves pages out, a handler waiting on the table reads the messages
+/// waiting now and then: the evictor may wait on a read (its drop's events, a fault of its
+/// own), and every handler may be waiting on the evictor.
 fn drain(sh: &Shared) {
-    let Some(_reader) = sh.reader.try_lock() else {
-        return;
-    };
-    let mut msgs = Vec::new();
-    if sh.mem.uffd.read_messages(&mut msgs, 1).is_err() {
-        return;
+    if let Some(reader) = sh.reader.try_lock() {
+        drain_locked(sh, reader);
     }
-    for m in &msgs {
-        match m {
-            Message::Fault(f) => sh.backlog.lock().push_back(*f),
-            _ => events::handle(sh, m),
+}
+
+/// Reads every message waiting now (at most a few hundred): events are handled, faults
+/// go to the backlog, and the evictor's own faults (a page the program dropped while it
+/// was moved out) are served once the reading is done. Nothing is woken while it reads:
+/// the kernel hands out faults before events, so a toucher woken to retry would be read
+/// again and again ahead of an event that fails its every call with `EAGAIN` until read.
+fn drain_all(sh: &Shared) -> usize {
+    drain_locked(sh, sh.reader.lock())
+}
+
+fn drain_locked(sh: &Shared, reader: parking_lot::MutexGuard<'_, ()>) -> usize {
+    let mut msgs = Vec::new();
+    let mut events = 0;
+    let mut evictor = Vec::new();
+    let mut backlogged = false;
+    for _ in 0..512 {
+        msgs.clear();
+        if sh.mem.uffd.read_messages(&mut msgs, 1).is_err() || msgs.is_empty() {
+            break;
+        }
+        for m in &msgs {
+            match m {
+                Message::Fault(f) if f.thread != 0 && f.thread == sh.evictor_tid() => {
+                    evictor.push(*f);
+                }
+                Message::Fault(f) => {
+                    sh.backlog.lock().push_back(*f);
+                    backlogged = true;
+                }
+                _ => {
+                    events += 1;
+                    events::handle(sh, m);
+                }
+            }
         }
     }
+    drop(reader);
+    for f in evictor {
+        if let Some(p) = sh.mem.page_of(f.address) {
+            sh.lock().zero_owned(&sh.mem, p, &sh.zeros[..PAGE as usize]);
+        }
+        let _ = sh.mem.uffd.wake(f.address & !(PAGE - 1), PAGE);
+    }
+    if backlogged {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from `one` to our eventfd: an idle handler wakes for it.
+        unsafe { libc::write(sh.backlog_fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+    events
 }
 
 /// A descriptor error: logged the first time, counted, slept off. Returns whether the
@@ -184,10 +224,12 @@ pub(crate) enum Wake {
 pub(crate) struct Epoll {
     fd: OwnedFd,
     stop_fd: RawFd,
+    /// Written when a fault goes to the backlog (`Shared::backlog_fd`).
+    backlog_fd: RawFd,
 }
 
 impl Epoll {
-    pub fn new(uffd: RawFd, stop_fd: RawFd) -> std::io::Result<Epoll> {
+    pub fn new(uffd: RawFd, stop_fd: RawFd, backlog_fd: RawFd) -> std::io::Result<Epoll> {
         // SAFETY: epoll_create1 with a flag by value; returns a new fd or -1.
         let raw = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if raw < 0 {
@@ -198,6 +240,7 @@ impl Epoll {
         for (target, flags) in [
             (uffd, (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32),
             (stop_fd, libc::EPOLLIN as u32),
+            (backlog_fd, (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32),
         ] {
             let mut ev = libc::epoll_event {
                 events: flags,
@@ -210,7 +253,11 @@ impl Epoll {
                 return Err(std::io::Error::last_os_error());
             }
         }
-        Ok(Epoll { fd, stop_fd })
+        Ok(Epoll {
+            fd,
+            stop_fd,
+            backlog_fd,
+        })
     }
 
     pub fn raw(&self) -> RawFd {
@@ -220,9 +267,9 @@ impl Epoll {
     /// Waits up to a second for a fault or the stop signal; a timeout or an interrupted
     /// wait reads anyway (a read finds nothing or a fault no wake-up announced).
     fn wait(&self) -> std::io::Result<Wake> {
-        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 2];
-        // SAFETY: `evs` has room for the 2 events asked for and outlives the call.
-        let n = unsafe { libc::epoll_wait(self.fd.as_raw_fd(), evs.as_mut_ptr(), 2, 1000) };
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 3];
+        // SAFETY: `evs` has room for the 3 events asked for and outlives the call.
+        let n = unsafe { libc::epoll_wait(self.fd.as_raw_fd(), evs.as_mut_ptr(), 3, 1000) };
         if n < 0 {
             let e = std::io::Error::last_os_error();
             if e.kind() == std::io::ErrorKind::Interrupted {
@@ -231,6 +278,12 @@ impl Epoll {
             return Err(e);
         }
         let ready = &evs[..n as usize];
+        if ready.iter().any(|e| e.u64 == self.backlog_fd as u64) {
+            let mut count = 0u64;
+            // SAFETY: reads the 8-byte counter of our non-blocking eventfd into `count`
+            // (resetting it); the loop then takes the backlog.
+            unsafe { libc::read(self.backlog_fd, (&mut count as *mut u64).cast(), 8) };
+        }
         if ready.iter().any(|e| e.u64 == self.stop_fd as u64) {
             Ok(Wake::Stop)
         } else {
@@ -251,29 +304,9 @@ fn serve(sh: &Shared, f: &Fault, buf: &mut device::PageBuf) {
         missing(sh, p, f.thread, f.write, buf);
     }
     device::latency::record(&mut sh.book.latency.lock(), start.elapsed());
-    if sh.mem.events && sh.drain_wanted.swap(false, Ordering::AcqRel) {
+    let busy = sh.mem.uffd.busy.seen.swap(false, Ordering::AcqRel);
+    if sh.mem.events && (sh.drain_wanted.swap(false, Ordering::AcqRel) | busy) {
         drain_all(sh);
-    }
-}
-
-/// Reads every message waiting now (at most a few hundred): events are handled, faults
-/// go to the backlog. The kernel hands out faults before events, so a fault that keeps
-/// failing because an event is not read yet (`EAGAIN` while the memory changes) would
-/// otherwise be read again and again ahead of it.
-fn drain_all(sh: &Shared) {
-    let mut msgs = Vec::new();
-    for _ in 0..256 {
-        msgs.clear();
-        let _reader = sh.reader.lock();
-        if sh.mem.uffd.read_messages(&mut msgs, 1).is_err() || msgs.is_empty() {
-            return;
-        }
-        for m in &msgs {
-            match m {
-                Message::Fault(f) => sh.backlog.lock().push_back(*f),
-                _ => events::handle(sh, m),
-            }
-        }
     }
 }
 
@@ -295,6 +328,14 @@ fn wait(sh: &Shared, t: &mut MutexGuard<'_, Table>, slice: Duration) -> bool {
 /// A fault on page `p` could not be served this time: the toucher tries again, or, after
 /// too many failures in a row, gets `SIGBUS` (logged once per region).
 fn failed(sh: &Shared, t: &mut Table, p: u64, thread: u32) {
+    if sh.mem.events && sh.mem.uffd.busy.seen.load(Ordering::Acquire) {
+        // `EAGAIN`: the memory is changing (an event is pending, or its thread has not
+        // run since it was read). Not the page's failure: the toucher retries, as the
+        // kernel asks, however often.
+        bump(&sh.book.counters.fault_retries, 1);
+        sh.mem.wake(p);
+        return;
+    }
     match t.retry(p) {
         Retry::Again => bump(&sh.book.counters.fault_retries, 1),
         Retry::GiveUp => {
@@ -481,14 +522,7 @@ fn until_absent_with_room(
 /// pages ahead of it too, up to `around` and the room under the limit, in one call. A
 /// store gets them writable and zeroed, a load the zero page. Returns where the pages
 /// mapped end, for the caller to note in the thread's stream once the table is unlocked.
-fn fresh(
-    sh: &Shared,
-    t: &mut Table,
-    p: u64,
-    around: u64,
-    thread: u32,
-    write: bool,
-) -> Option<u64> {
+fn fresh(sh: &Shared, t: &mut Table, p: u64, around: u64, thread: u32, write: bool) -> Option<u64> {
     let room = sh.limit.saturating_sub(t.resident);
     let never = |q: u64| t.page(q) == Page::Absent { swap: false };
     let end = sh.mem.bounds(p).end;
@@ -550,12 +584,15 @@ struct Read {
 fn read_and_install(sh: &Shared, r: &Read, buf: &mut [u8]) -> Option<u64> {
     let (p, first, n) = (r.p, r.first, r.n);
     let got = sh.store.getpages(p, p - first, first + n - 1 - p, buf);
-    let Ok(range) = got else {
-        let mut t = sh.lock();
-        bump(&sh.book.counters.read_errors, 1);
-        t.poison(&sh.mem, p, r.thread);
-        t.loaded(&sh.mem, first, n, first, None, None);
-        return None;
+    let range = match got {
+        Ok(range) => range,
+        Err(_) => {
+            let mut t = sh.lock();
+            bump(&sh.book.counters.read_errors, 1);
+            t.poison(&sh.mem, p, r.thread);
+            t.loaded(&sh.mem, first, n, first, None, None);
+            return None;
+        }
     };
     let range = if sh.mem.events {
         sh.lock().trim_discarded(range)

@@ -33,6 +33,7 @@
 //! walk goes on.
 //!
 //! # Invariants
+//! (Of a region and of a [`Space`], but where the Space section says otherwise.)
 //! - **The page table never disagrees with the kernel.** Every kernel call reports exactly
 //!   which pages it changed (a copy can stop part way), and only those change state;
 //!   [`Region::verify`] checks it against `mincore(2)`.
@@ -79,6 +80,50 @@
 //! - The toucher of a poisoned page dies of `SIGBUS` unless it handles the signal.
 //! - Reads of mapped pages are invisible (no accessed bits): the clock learns of them only
 //!   when a page is touched on the inactive list (a hint fault, a few µs) or refaults.
+//!
+//! # Space: paging memory the program already has
+//! A [`Space`] is the same machinery (handlers, evictor, prefetch, page table, one
+//! resident limit, one [`Store`]) without memory of its own: `swapctl run`'s preload hands
+//! it an unmodified program's large private anonymous mappings. A [`Region`] is a space
+//! plus one mapping of its own, adopted when it is made (a region's descriptor asks for no
+//! memory events: its memory is its own).
+//! - **Adopting** ([`Space::adopt`]) registers a page-aligned range of this process's
+//!   private anonymous memory for missing and write-protect faults, huge pages off. Its
+//!   pages the kernel holds data for (`/proc/self/pagemap`: present or on the kernel's own
+//!   swap) become resident and dirty, the others read as zeroes as before; pages over the
+//!   limit are evicted as usual. Parts already under the space are left alone (the preload
+//!   rescans). The page table is one linear index space (a page's index is its `pindex`
+//!   in the store): each adopted range is a segment (`segments.rs`), indices of segments
+//!   that go are reused, and no run of a kernel call crosses a segment boundary.
+//! - **Events.** The descriptor has `UFFD_FEATURE_EVENT_REMOVE`, `_UNMAP` and `_REMAP`
+//!   (not `_FORK`); the handlers read them with the faults and handle each at once
+//!   (`events.rs`): `madvise(MADV_DONTNEED, MADV_FREE, MADV_REMOVE)` frees the pages'
+//!   swap and they read as zeroes, `munmap` takes them out of the space, `mremap` moves
+//!   their segment with their swap. Counted in `removed_pages`, `unmapped_pages`, `remaps`.
+//!   The program's thread goes on once the event is read, before or after the table hears
+//!   of it; a fault read after an event is served after it (the reader lock).
+//! - **Fork** ([`Space::prepare_fork`], [`Space::forget_in_child`]): without
+//!   `EVENT_FORK` the child gets the memory with the registrations dropped, so before the
+//!   fork every page with data is brought into memory, eviction stopped until the
+//!   [`ForkGuard`] drops: the resident limit is exceeded meanwhile. In the child the space
+//!   closes its descriptors and leaks the rest; the parent owns swap, threads and store.
+//! - **Limits of a space.** The evictor's own `madvise(MADV_DONTNEED)` raises a `REMOVE`
+//!   event too and waits until a handler reads it (it announces its pages first, and
+//!   handlers waiting on the table read messages meanwhile): an eviction costs a round
+//!   trip per run more than a region's. While an event is unread (or its thread has not
+//!   run since), every userfaultfd call fails with `EAGAIN` and faults retry. The evictor
+//!   reads adopted pages with `process_vm_readv(2)` (the program may unmap them under it);
+//!   it still acts on a page's address after that check, so a program that unmaps or moves
+//!   memory in one thread while another maps new memory at the same address, inside one
+//!   eviction's microseconds, could see the new memory's page dropped. A page the program
+//!   drops while a read of it is in flight is not mapped by the reader, but one dropped
+//!   between that check and the copy shows its old bytes until the program writes it. A
+//!   mapping grown in place by `mremap` faults on its new part before the next adopt: after
+//!   64 faults in a row at one address such a page is mapped as zeroes.
+//!   Dropping a space leaves the pages that were not in memory as zeroes: drop it when the
+//!   memory is done with (at exit). The space's threads start with every signal blocked and
+//!   call no code of the program's (Rust allocation only: the preload brings its own
+//!   allocator).
 //!
 //! # Example
 //! ```no_run

@@ -2,6 +2,7 @@
 //! handle share: the bookkeeping ([`Book`], which monitors keep too), the memory and its
 //! userfaultfd ([`Mem`]), the store, the settings and the stop flags.
 
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -51,6 +52,8 @@ pub(crate) struct Shared {
     pub reader: Mutex<()>,
     /// Faults read by a handler while it waited on the table, for the next free handler.
     pub backlog: Mutex<VecDeque<Fault>>,
+    /// An eventfd in every handler's epoll, written when a fault goes to the backlog.
+    pub backlog_fd: OwnedFd,
     /// A fault failed: the handler reads every waiting message before it goes on (see
     /// `fault.rs`, `drain_all`).
     pub drain_wanted: AtomicBool,

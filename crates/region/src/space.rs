@@ -12,13 +12,13 @@ use device::PAGE_SIZE;
 use crate::book::Book;
 use crate::config::SpaceConfig;
 use crate::error::RegionError;
+use crate::fork::ForkGuard;
 use crate::inject::UffdFaults;
 use crate::segments::Segment;
 use crate::shared::{self, Shared};
 use crate::stats::{RegionStats, bump};
 use crate::store::Store;
 use crate::{MAX_PAGES, MAX_PREFETCH, MAX_READ_AROUND, evict, prefetch};
-use crate::fork::ForkGuard;
 use crate::{RegionMonitor, cache, fault, mapping, state, streams, uffd};
 
 const PAGE: u64 = PAGE_SIZE as u64;
@@ -74,7 +74,8 @@ impl Sizes {
     }
 }
 
-/// The eventfd that wakes the handler threads out of their epoll when the space stops.
+/// An eventfd that wakes the handler threads out of their epoll: when the space stops,
+/// and when a fault goes to the backlog.
 fn stop_eventfd() -> Result<OwnedFd, RegionError> {
     // SAFETY: eventfd(2) with flags by value; returns a new fd or -1.
     let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
@@ -147,9 +148,10 @@ impl Space {
             source,
         })?;
         let stop_fd = stop_eventfd()?;
+        let backlog_fd = stop_eventfd()?;
         let epolls = (0..cfg.handlers)
             .map(|index| {
-                fault::Epoll::new(uffd.raw(), stop_fd.as_raw_fd())
+                fault::Epoll::new(uffd.raw(), stop_fd.as_raw_fd(), backlog_fd.as_raw_fd())
                     .map_err(|source| RegionError::Handler { index, source })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -186,6 +188,7 @@ impl Space {
             dropping: AtomicUsize::new(0),
             reader: Default::default(),
             backlog: Default::default(),
+            backlog_fd,
             drain_wanted: AtomicBool::new(false),
             stray: Default::default(),
         });
@@ -452,7 +455,11 @@ impl Space {
     /// all of which the parent owns, and leaks the rest. Takes no lock (a parent thread
     /// may have held one at the fork) and allocates nothing.
     pub fn forget_in_child(self) {
-        let own = [self.sh.mem.uffd.raw(), self.stop_fd.as_raw_fd()];
+        let own = [
+            self.sh.mem.uffd.raw(),
+            self.stop_fd.as_raw_fd(),
+            self.sh.backlog_fd.as_raw_fd(),
+        ];
         let pidfd = self.sh.mem.calls.pidfd_raw();
         let fds = own.iter().chain(&self.epoll_fds).chain(pidfd.as_ref());
         for &fd in fds {

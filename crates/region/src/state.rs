@@ -1,5 +1,5 @@
-//! The page states: one state per page of the region, every move between them, and every
-//! kernel call that changes a page's mapping. Nothing else in the crate writes a page's
+//! The page states: one state per page of the region (or space), every move between them,
+//! and every kernel call that changes a page's mapping. Nothing else in the crate writes a page's
 //! state or calls userfaultfd on the region's memory; the fault handlers (`fault.rs`), the
 //! prefetch thread (`prefetch.rs`) and the evictor (`evict.rs`) choose *which* pages move,
 //! and ask this module to move them.
@@ -38,6 +38,18 @@
 //! | `WritingOut` | `Absent{swap: true}` | evictor | — (`putpages` done) |
 //! | `WritingOut` | `Inactive{dirty}` | evictor | — (`putpages` failed) |
 //! | any unmapped | `Poisoned` | [`Table::fail`] | `UFFDIO_POISON`: the region is dead |
+//! | `Unused` | `Resident{dirty}`, `Absent{swap: false}` | [`Table::adopt`] | — (registered under the lock) |
+//! | `Resident` (missing fault) | `Resident{dirty}` | handler | `UFFDIO_ZEROPAGE` (the program dropped it) |
+//! | unmapped, no one's | `Absent{swap: false}`, `Unused` | [`Table::discard`] (event) | — (swap, slot freed) |
+//! | `Resident` | `Resident{dirty}`, `Unused` | [`Table::discard`] (event) | — (the kernel drops it) |
+//! | `Loading`, `Deactivating`, `WritingOut` | marked | [`Table::discard`] (event) | — (the owner settles it as above) |
+//!
+//! In a space (see the crate doc) pages come from adopted memory and leave it: an index in
+//! no segment is `Unused`, and every walker skips it. A page the program drops or unmaps
+//! while its owner holds it is only marked; the owner's settling move sees the mark and
+//! puts the page where the event meant, freeing its swap and slot. With the memory events
+//! on, no `madvise` is made under the table lock (it would wait for a handler to read its
+//! event): a page found mapped where the table says not (`EEXIST`) is left so.
 //!
 //! A fault on a page in an owned state waits on `changed` until its owner settles it.
 //!

@@ -153,11 +153,36 @@ pub(crate) struct Caps {
     pub kernel_faults: bool,
 }
 
+/// `EAGAIN` from the kernel while the memory is changing: with the memory events, an event
+/// that is not read yet, which no retry of the call gets past (see `fault.rs`,
+/// `drain_all`). Calls that met one say so here; a handler reads its messages then.
+#[derive(Debug, Default)]
+pub(crate) struct Busy {
+    events: bool,
+    pub seen: std::sync::atomic::AtomicBool,
+}
+
+impl Busy {
+    /// Retries of `EAGAIN` or `EINTR` in one call: few with events (waiting does not
+    /// help, reading does), more without (injected failures, a signal).
+    fn max_retries(&self) -> u32 {
+        if self.events { 4 } else { MAX_RETRIES }
+    }
+
+    fn saw(&self, e: &io::Error) {
+        if e.raw_os_error() == Some(libc::EAGAIN) {
+            self.seen.store(true, std::sync::atomic::Ordering::Release);
+            std::thread::yield_now();
+        }
+    }
+}
+
 /// A userfaultfd: non-blocking, close-on-exec.
 #[derive(Debug)]
 pub(crate) struct Uffd {
     fd: OwnedFd,
     pub caps: Caps,
+    pub busy: Busy,
     /// Failures to inject, for tests (see `inject.rs`).
     faults: Option<Arc<UffdFaults>>,
 }
@@ -263,6 +288,10 @@ impl Uffd {
                 poison: want & FEATURE_POISON != 0,
                 kernel_faults,
             },
+            busy: Busy {
+                events,
+                ..Busy::default()
+            },
             faults,
         })
     }
@@ -361,7 +390,7 @@ impl Uffd {
     /// `src` must be readable for `len` bytes; `dst..dst+len` must be inside the registered
     /// range and page aligned.
     pub unsafe fn copy(&self, dst: u64, src: *const u8, len: u64, wp: bool) -> Outcome {
-        ranged(len, |done| {
+        ranged(len, &self.busy, |done| {
             let want = len - done;
             let injected = match &self.faults {
                 Some(f) => f.copy(want / PAGE),
@@ -422,7 +451,7 @@ impl Uffd {
     }
 
     fn fill(&self, op: libc::c_ulong, which: Whole, start: u64, len: u64) -> Outcome {
-        ranged(len, |done| {
+        ranged(len, &self.busy, |done| {
             match self.faults.as_ref().and_then(|f| f.whole(which)) {
                 Some(errno) => (0, Some(io::Error::from_raw_os_error(errno))),
                 None => self.fill_once(op, start + done, len - done),
@@ -470,13 +499,16 @@ impl Uffd {
                 None => io::Error::last_os_error(),
             };
             match e.raw_os_error() {
-                Some(libc::EAGAIN | libc::EINTR) if retries < MAX_RETRIES => {
-                // `EAGAIN`: the memory is changing (an event not read yet); let the
-                // reader of it run.
-                retries += 1;
-                std::thread::yield_now();
-            }
-                _ => return Err(e),
+                Some(libc::EAGAIN | libc::EINTR) if retries < self.busy.max_retries() => {
+                    retries += 1;
+                    self.busy.saw(&e);
+                }
+                _ => {
+                    if e.raw_os_error() == Some(libc::EAGAIN) {
+                        self.busy.saw(&e);
+                    }
+                    return Err(e);
+                }
             }
         }
     }
@@ -495,7 +527,7 @@ impl Uffd {
 /// Drives a ranged call over `len` bytes: `once(done)` does what it can from `done` on and
 /// says how much it did and why it stopped; `EAGAIN` and `EINTR` are retried from there (at
 /// most [`MAX_RETRIES`] times), any other error ends it. Reports exactly what was done.
-fn ranged(len: u64, mut once: impl FnMut(u64) -> (u64, Option<io::Error>)) -> Outcome {
+fn ranged(len: u64, busy: &Busy, mut once: impl FnMut(u64) -> (u64, Option<io::Error>)) -> Outcome {
     let mut done = 0;
     let mut retries = 0;
     while done < len {
@@ -503,13 +535,12 @@ fn ranged(len: u64, mut once: impl FnMut(u64) -> (u64, Option<io::Error>)) -> Ou
         done += did;
         let Some(e) = error else { continue };
         match e.raw_os_error() {
-            Some(libc::EAGAIN | libc::EINTR) if retries < MAX_RETRIES => {
-                // `EAGAIN`: the memory is changing (an event not read yet); let the
-                // reader of it run.
+            Some(libc::EAGAIN | libc::EINTR) if retries < busy.max_retries() => {
                 retries += 1;
-                std::thread::yield_now();
+                busy.saw(&e);
             }
             _ => {
+                busy.saw(&e);
                 return Outcome {
                     done,
                     error: Some(e),
