@@ -6,8 +6,8 @@
 //! exit, SIGKILL or `exec`), the store and the region's [`Space`].
 
 use std::os::fd::AsRawFd;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use control::client::Client;
@@ -37,8 +37,12 @@ pub struct Agent {
     space: Space,
     /// Set while a fork is being prepared: the scanner adopts nothing.
     paused: AtomicBool,
-    /// Mappings the region refused (logged once).
+    /// Mappings the region refused (the first one logged).
     pub refused: AtomicU64,
+    /// The piece whose adoption failed at the last scan: a failure counts only when the
+    /// same piece fails again at the next (the program may have unmapped or shrunk it
+    /// between the scan and the adoption: the heap shrinks under `free`).
+    failed_last: Mutex<Option<(u64, u64)>>,
 }
 
 /// The running agent, or null (not set up, or set up failed: the program runs unpaged).
@@ -67,8 +71,8 @@ pub fn start() -> Result<bool, (bool, String)> {
 
 fn set_up(settings: Settings) -> Result<Agent, String> {
     let socket = &settings.socket;
-    let mut main = Client::connect(socket)
-        .map_err(|e| format!("no daemon at {}: {e}", socket.display()))?;
+    let mut main =
+        Client::connect(socket).map_err(|e| format!("no daemon at {}: {e}", socket.display()))?;
     let object = main
         .create(None)
         .map_err(|e| format!("creating the program's object: {e}"))?;
@@ -88,6 +92,7 @@ fn set_up(settings: Settings) -> Result<Agent, String> {
         space,
         paused: AtomicBool::new(false),
         refused: AtomicU64::new(0),
+        failed_last: Mutex::new(None),
     })
 }
 
@@ -144,21 +149,25 @@ fn scan(a: &Agent) {
     own.extend(threads::dtv_ranges());
     let mut points = threads::stack_points();
     points.extend(a.space.thread_stack_points());
+    let mut failed = None;
     for v in maps::candidates(&text, a.settings.min_mapping, &own, &points) {
         if a.space.covered(v.start, v.end - v.start) {
             continue;
         }
-        if let Err(e) = a.space.adopt(v.start, v.end - v.start) {
-            // The program may have unmapped it since the scan: only a mapping still
-            // there counts as refused.
-            if a.refused.fetch_add(1, Ordering::Relaxed) == 0 {
-                say(&format!(
-                    "swapkit: not paging {:#x}-{:#x}: {e}",
-                    v.start, v.end
-                ));
-            }
+        let Err(e) = a.space.adopt(v.start, v.end - v.start) else {
+            continue;
+        };
+        let piece = (v.start, v.end);
+        let again = *a.failed_last.lock().unwrap_or_else(|e| e.into_inner()) == Some(piece);
+        if again && a.refused.fetch_add(1, Ordering::Relaxed) == 0 {
+            say(&format!(
+                "swapkit: not paging {:#x}-{:#x}: {e}",
+                v.start, v.end
+            ));
         }
+        failed.get_or_insert(piece);
     }
+    *a.failed_last.lock().unwrap_or_else(|e| e.into_inner()) = failed;
 }
 
 /// The fork guard between the prepare handler and the parent's (the child forgets it).
@@ -226,7 +235,10 @@ pub extern "C" fn after_fork_child() {
         // SAFETY: the leaked agent of the parent; no other thread exists in the child.
         let old = unsafe { Box::from_raw(old) };
         let Agent {
-            main, remote, space, ..
+            main,
+            remote,
+            space,
+            ..
         } = *old;
         // Taken apart without locking: the lock may have been held by a thread of the
         // parent's when it forked.

@@ -217,6 +217,7 @@ unsafe impl GlobalAlloc for Arena {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -31,7 +31,10 @@ pub fn candidates(maps: &str, min_len: u64, own: &[(u64, u64)], own_points: &[u6
     maps.lines()
         .filter_map(parse)
         .filter(|(v, perms, anon_name)| {
-            perms.starts_with("rw") && perms.ends_with('p') && *anon_name && v.end - v.start >= min_len
+            perms.starts_with("rw")
+                && perms.ends_with('p')
+                && *anon_name
+                && v.end - v.start >= min_len
         })
         .map(|(v, _, _)| v)
         .filter(|v| !own_points.iter().any(|&a| v.start <= a && a < v.end))
@@ -53,7 +56,10 @@ fn without(v: Vma, own: &[(u64, u64)]) -> Vec<Vma> {
         at = at.max(hi);
     }
     if at < v.end {
-        out.push(Vma { start: at, end: v.end });
+        out.push(Vma {
+            start: at,
+            end: v.end,
+        });
     }
     out
 }
@@ -80,6 +86,7 @@ fn parse(line: &str) -> Option<(Vma, &str, bool)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -103,7 +110,13 @@ mod tests {
         let starts: Vec<u64> = got.iter().map(|v| v.start).collect();
         assert_eq!(
             starts,
-            [0x55d0c1000000, 0x7f0000000000, 0x7f0000900000, 0x7f0000b00000, 0x7f0000d00000]
+            [
+                0x55d0c1000000,
+                0x7f0000000000,
+                0x7f0000900000,
+                0x7f0000b00000,
+                0x7f0000d00000
+            ]
         );
     }
 

@@ -15,13 +15,13 @@
 //! reading them is an error, never zeroes).
 
 use std::ops::Range;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
-use control::proto::{GetStatus, MAX_PAGES, PutStatus};
 use control::client::{Client, ClientError};
+use control::proto::{GetStatus, MAX_PAGES, PutStatus};
 use crossbeam_channel::{Receiver, Sender};
 use region::pager::{AsyncDone, PageResult};
 use region::{Store, StoreError};
@@ -204,7 +204,10 @@ impl Store for Remote {
         }
         let ok = |k: usize| pages[k] == GetStatus::Ok;
         let lo = (0..=me).rev().take_while(|&k| ok(k)).last().unwrap_or(me);
-        let hi = (me..pages.len()).take_while(|&k| ok(k)).last().unwrap_or(me);
+        let hi = (me..pages.len())
+            .take_while(|&k| ok(k))
+            .last()
+            .unwrap_or(me);
         // `out` starts at pindex - max_behind; the run starts at first + lo.
         let skip = (max_behind - behind) as usize + lo;
         out[skip * PAGE..(skip + hi - lo + 1) * PAGE]
@@ -212,12 +215,7 @@ impl Store for Remote {
         Ok(first + lo as u64..first + hi as u64 + 1)
     }
 
-    fn putpages_async(
-        &self,
-        start: u64,
-        data: Vec<u8>,
-        done: Box<dyn FnOnce(AsyncDone) + Send>,
-    ) {
+    fn putpages_async(&self, start: u64, data: Vec<u8>, done: Box<dyn FnOnce(AsyncDone) + Send>) {
         if let Err(crossbeam_channel::SendError((start, data, done))) =
             self.puts.send((start, data, done))
         {

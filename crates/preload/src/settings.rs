@@ -64,6 +64,7 @@ impl Settings {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
@@ -83,9 +84,13 @@ mod tests {
 
     #[test]
     fn sizes_are_whole_pages() {
-        let s = read(&[(SOCKET, "/run/s"), (LIMIT, "1000000"), (MIN_MAPPING, "5000")])
-            .unwrap()
-            .unwrap();
+        let s = read(&[
+            (SOCKET, "/run/s"),
+            (LIMIT, "1000000"),
+            (MIN_MAPPING, "5000"),
+        ])
+        .unwrap()
+        .unwrap();
         assert_eq!(s.limit, 999_424);
         assert_eq!(s.min_mapping, 8192);
         assert!(!s.strict);
@@ -101,6 +106,10 @@ mod tests {
         let e = read(&[(SOCKET, "/run/s"), (LIMIT, "1G")]).unwrap_err();
         assert_eq!(e, "SWAPKIT_LIMIT=\"1G\" is not a number of bytes");
         assert!(read(&[(SOCKET, "/s")]).unwrap_err().contains("not set"));
-        assert!(read(&[(SOCKET, "/s"), (LIMIT, "4096")]).unwrap_err().contains("64 KiB"));
+        assert!(
+            read(&[(SOCKET, "/s"), (LIMIT, "4096")])
+                .unwrap_err()
+                .contains("64 KiB")
+        );
     }
 }

@@ -14,7 +14,8 @@ const MOST: usize = 64;
 static STACK_POINTS: [AtomicU64; MOST] = [const { AtomicU64::new(0) }; MOST];
 
 /// The library's threads' DTVs (`region::tls`): glibc keeps them in the program's heap.
-static DTVS: [(AtomicU64, AtomicU64); MOST] = [const { (AtomicU64::new(0), AtomicU64::new(0)) }; MOST];
+static DTVS: [(AtomicU64, AtomicU64); MOST] =
+    [const { (AtomicU64::new(0), AtomicU64::new(0)) }; MOST];
 
 /// Notes the calling thread's DTV range.
 pub fn note_dtv() {
@@ -22,7 +23,9 @@ pub fn note_dtv() {
         return;
     };
     for (a, b) in &DTVS {
-        if a.compare_exchange(0, lo, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+        if a.compare_exchange(0, lo, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
             b.store(hi, Ordering::Release);
             return;
         }
@@ -102,6 +105,7 @@ pub fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -224,7 +224,10 @@ impl Space {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let h = spawn_quiet(name, move || {
             let here = 0u8;
-            let _ = tx.send((std::ptr::addr_of!(here) as u64, crate::tls::thread_dtv_range()));
+            let _ = tx.send((
+                std::ptr::addr_of!(here) as u64,
+                crate::tls::thread_dtv_range(),
+            ));
             body(sh)
         })
         .map_err(RegionError::Thread)?;

@@ -22,7 +22,7 @@ pub fn thread_dtv_range() -> Option<(u64, u64)> {
         unsafe {
             std::arch::asm!("mov {}, qword ptr fs:[8]", out(reg) dtv, options(nostack, readonly, preserves_flags));
         }
-        if dtv < 16 || dtv % 8 != 0 {
+        if dtv < 16 || !dtv.is_multiple_of(8) {
             return None;
         }
         // SAFETY: `dtv` points one entry into glibc's live DTV allocation, whose first
@@ -43,6 +43,7 @@ pub fn thread_dtv_range() -> Option<(u64, u64)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     #[test]
     fn a_threads_dtv_is_found_and_is_not_its_stack() {
