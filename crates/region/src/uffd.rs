@@ -159,7 +159,11 @@ pub(crate) struct Caps {
 #[derive(Debug, Default)]
 pub(crate) struct Busy {
     events: bool,
-    pub seen: std::sync::atomic::AtomicBool,
+}
+
+thread_local! {
+    /// This thread met `EAGAIN` since it last asked ([`Busy::take`]).
+    static SAW_EAGAIN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 impl Busy {
@@ -171,9 +175,20 @@ impl Busy {
 
     fn saw(&self, e: &io::Error) {
         if e.raw_os_error() == Some(libc::EAGAIN) {
-            self.seen.store(true, std::sync::atomic::Ordering::Release);
+            SAW_EAGAIN.with(|s| s.set(true));
             std::thread::yield_now();
         }
+    }
+
+    /// Whether this thread met `EAGAIN` since it last asked (per thread: a handler asks
+    /// about its own calls).
+    pub fn take(&self) -> bool {
+        SAW_EAGAIN.with(|s| s.replace(false))
+    }
+
+    /// As [`Busy::take`], leaving the answer for the next asker.
+    pub fn peek(&self) -> bool {
+        SAW_EAGAIN.with(|s| s.get())
     }
 }
 
