@@ -156,7 +156,7 @@ pub(crate) struct Caps {
 /// `EAGAIN` from the kernel while the memory is changing: with the memory events, an event
 /// that is not read yet, which no retry of the call gets past (see `fault.rs`,
 /// `drain_all`). Calls that met one say so here; a handler reads its messages then.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Busy {
     events: bool,
 }
@@ -303,10 +303,7 @@ impl Uffd {
                 poison: want & FEATURE_POISON != 0,
                 kernel_faults,
             },
-            busy: Busy {
-                events,
-                ..Busy::default()
-            },
+            busy: Busy { events },
             faults,
         })
     }
