@@ -304,7 +304,7 @@ fn serve(sh: &Shared, f: &Fault, buf: &mut device::PageBuf) {
         missing(sh, p, f.thread, f.write, buf);
     }
     device::latency::record(&mut sh.book.latency.lock(), start.elapsed());
-    let busy = sh.mem.uffd.busy.seen.swap(false, Ordering::AcqRel);
+    let busy = sh.mem.uffd.busy.take();
     if sh.mem.events && (sh.drain_wanted.swap(false, Ordering::AcqRel) | busy) {
         drain_all(sh);
     }
@@ -328,7 +328,7 @@ fn wait(sh: &Shared, t: &mut MutexGuard<'_, Table>, slice: Duration) -> bool {
 /// A fault on page `p` could not be served this time: the toucher tries again, or, after
 /// too many failures in a row, gets `SIGBUS` (logged once per region).
 fn failed(sh: &Shared, t: &mut Table, p: u64, thread: u32) {
-    if sh.mem.events && sh.mem.uffd.busy.seen.load(Ordering::Acquire) {
+    if sh.mem.events && sh.mem.uffd.busy.peek() {
         // `EAGAIN`: the memory is changing (an event is pending, or its thread has not
         // run since it was read). Not the page's failure: the toucher retries, as the
         // kernel asks, however often.

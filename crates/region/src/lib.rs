@@ -120,8 +120,10 @@
 //!   between that check and the copy shows its old bytes until the program writes it. A
 //!   mapping grown in place by `mremap` faults on its new part before the next adopt: after
 //!   64 faults in a row at one address such a page is mapped as zeroes.
-//!   Dropping a space leaves the pages that were not in memory as zeroes: drop it when the
-//!   memory is done with (at exit). The space's threads start with every signal blocked and
+//!   **Not yet right:** `mremap` moving memory back and forth while other threads fault
+//!   and the evictor runs (a test that does so hangs or ends in `SIGBUS`/`SIGSEGV`; the
+//!   moves alone, and `madvise` under load, pass). Dropping a space leaves the pages that
+//!   were not in memory as zeroes: drop it when the memory is done with (at exit). The space's threads start with every signal blocked and
 //!   call no code of the program's (Rust allocation only: the preload brings its own
 //!   allocator).
 //!

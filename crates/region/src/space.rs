@@ -39,6 +39,8 @@ pub struct Space {
     stacks: Arc<parking_lot::Mutex<Vec<u64>>>,
     /// The threads' DTVs (glibc's, in the program's heap): see [`crate::tls`].
     dtvs: Arc<parking_lot::Mutex<Vec<(u64, u64)>>>,
+    /// The first `handlers` of `threads` are the fault handlers.
+    handlers: usize,
 }
 
 /// The settings of a space in pages, checked and clamped.
@@ -199,6 +201,7 @@ impl Space {
             epoll_fds,
             stacks: Default::default(),
             dtvs: Default::default(),
+            handlers: cfg.handlers,
         };
         for (i, ep) in epolls.into_iter().enumerate() {
             let name = format!("region-fault-{i}");
@@ -473,14 +476,19 @@ impl Space {
         std::mem::forget(self);
     }
 
-    /// Stops the threads: the evictor after its writes in flight complete, the handlers
-    /// at once (every wait of theirs checks the stop flag: this never waits on a fault).
+    /// Stops the threads: the evictor after its writes in flight complete, then the
+    /// handlers (every wait of theirs checks the stop flag: this never waits on a fault).
     fn stop_threads(&mut self) {
         self.sh.stop.store(true, Ordering::Release);
         {
             let _t = self.sh.lock();
             self.sh.book.need_room.notify_all();
             self.sh.book.changed.notify_all();
+        }
+        // The evictor and prefetch first, while the handlers still read messages: the
+        // evictor's drop waits until a handler reads its `REMOVE` events.
+        for h in self.threads.drain(self.handlers.min(self.threads.len())..) {
+            let _ = h.join();
         }
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from `one` to our eventfd.

@@ -156,10 +156,14 @@ pub(crate) struct Caps {
 /// `EAGAIN` from the kernel while the memory is changing: with the memory events, an event
 /// that is not read yet, which no retry of the call gets past (see `fault.rs`,
 /// `drain_all`). Calls that met one say so here; a handler reads its messages then.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Busy {
     events: bool,
-    pub seen: std::sync::atomic::AtomicBool,
+}
+
+thread_local! {
+    /// This thread met `EAGAIN` since it last asked ([`Busy::take`]).
+    static SAW_EAGAIN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 impl Busy {
@@ -171,9 +175,20 @@ impl Busy {
 
     fn saw(&self, e: &io::Error) {
         if e.raw_os_error() == Some(libc::EAGAIN) {
-            self.seen.store(true, std::sync::atomic::Ordering::Release);
+            SAW_EAGAIN.with(|s| s.set(true));
             std::thread::yield_now();
         }
+    }
+
+    /// Whether this thread met `EAGAIN` since it last asked (per thread: a handler asks
+    /// about its own calls).
+    pub fn take(&self) -> bool {
+        SAW_EAGAIN.with(|s| s.replace(false))
+    }
+
+    /// As [`Busy::take`], leaving the answer for the next asker.
+    pub fn peek(&self) -> bool {
+        SAW_EAGAIN.with(|s| s.get())
     }
 }
 
@@ -288,10 +303,7 @@ impl Uffd {
                 poison: want & FEATURE_POISON != 0,
                 kernel_faults,
             },
-            busy: Busy {
-                events,
-                ..Busy::default()
-            },
+            busy: Busy { events },
             faults,
         })
     }
