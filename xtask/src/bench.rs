@@ -166,6 +166,9 @@ fn measure(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> 
     if plan.runs(Workload::Region) {
         crate::membench::run(plan, paths, r)?;
     }
+    if plan.runs(Workload::Run) {
+        crate::runbench::run(plan, paths, r)?;
+    }
     if plan.kernel_baseline {
         kernel_baseline(plan, paths, r)?;
     }
@@ -174,6 +177,7 @@ fn measure(plan: &Plan, paths: &[PathBuf], r: &mut Report) -> Result<(), Error> 
     }
     r.comparisons = comparisons(r);
     r.comparisons.extend(crate::membench::comparisons(r));
+    r.comparisons.extend(crate::runbench::comparisons(r));
     Ok(())
 }
 

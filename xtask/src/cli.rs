@@ -103,6 +103,10 @@ pub enum Workload {
     Micro,
     /// The region bench: a `region::Region` against the kernel's swap in a memory cgroup.
     Region,
+    /// `swapctl run` of python3 against the kernel's swap in a memory cgroup (issue 25);
+    /// only with `--only run`: it builds the release swapctl and preload library and takes
+    /// minutes.
+    Run,
 }
 
 impl Workload {

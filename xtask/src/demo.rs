@@ -164,10 +164,19 @@ fn missing(what: &str) -> Error {
 
 /// How the demo builds swapctl: with the versions of `Cargo.lock` (the tested ones), and
 /// not `--quiet`, so a first build of minutes shows cargo's progress instead of silence.
-const BUILD_ARGS: [&str; 5] = ["build", "--release", "--locked", "-p", "swapctl"];
+/// swapctl, and the preload library `swapctl run` loads (the run bench runs programs on it).
+const BUILD_ARGS: [&str; 7] = [
+    "build",
+    "--release",
+    "--locked",
+    "-p",
+    "swapctl",
+    "-p",
+    "preload",
+];
 
 /// Build swapctl with the cargo that runs us and return the binary's path.
-fn build_swapctl() -> Result<PathBuf, Error> {
+pub(crate) fn build_swapctl() -> Result<PathBuf, Error> {
     if let Some(bin) = std::env::var_os("SWAPKIT_SWAPCTL") {
         return Ok(PathBuf::from(bin));
     }
@@ -208,7 +217,11 @@ fn build_swapctl() -> Result<PathBuf, Error> {
 }
 
 /// The daemon is ready when its socket exists; give up (with its log) if it exits first.
-fn wait_for_socket(socket: &Path, daemon: &mut ChildGuard, log: &Path) -> Result<(), Error> {
+pub(crate) fn wait_for_socket(
+    socket: &Path,
+    daemon: &mut ChildGuard,
+    log: &Path,
+) -> Result<(), Error> {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(15) {
         cancel::check()?;

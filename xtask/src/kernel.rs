@@ -305,6 +305,11 @@ impl Cgroup {
             .unwrap_or(0)
     }
 
+    /// The cgroup's `cgroup.procs`: a process writing its pid there joins it.
+    pub(crate) fn procs_file(&self) -> PathBuf {
+        self.dir.join("cgroup.procs")
+    }
+
     pub(crate) fn add(&self, pid: u32) -> Result<(), Error> {
         self.write("cgroup.procs", &pid.to_string())
     }

@@ -31,6 +31,7 @@ mod progress;
 mod raw;
 mod report;
 mod results;
+mod runbench;
 mod setup;
 mod workloads;
 

@@ -169,6 +169,14 @@ pub struct Client {
     timeout: Option<Duration>,
 }
 
+/// The connection's descriptor: for a process that forks and must close its child's copy
+/// (`swapctl run`'s preload library).
+impl std::os::fd::AsRawFd for Client {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.stream)
+    }
+}
+
 fn unexpected(r: Reply) -> ClientError {
     ClientError::Unexpected(format!("{r:?}").chars().take(200).collect())
 }

@@ -3,9 +3,12 @@
 //! the inactive cache, the userfaultfd and the pager object belong to the region's
 //! threads and go when the region drops.
 //!
-//! Lock order: the table, then the pager's locks (a pager call may be made under the table
-//! lock; a pager callback never takes it). Page table changes are announced on `changed`;
-//! the evictor sleeps on `need_room`.
+//! Lock order: the reader lock (`Shared::reader`), then the table, then the segment table
+//! and the store's (the pager's) locks (a store call may be made under the table lock; a
+//! store callback never takes it); streams before the table. Page table changes are
+//! announced on `changed`; the evictor sleeps on `need_room`.
+
+use std::sync::atomic::AtomicU64;
 
 use hdrhistogram::Histogram;
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -15,8 +18,8 @@ use crate::stats::Counters;
 
 #[derive(Debug)]
 pub(crate) struct Book {
-    /// Pages in the region.
-    pub pages: u64,
+    /// Pages in the space's segments (a region's: its pages).
+    pub pages: AtomicU64,
     /// The resident limit in pages (at most `pages`).
     pub limit: u64,
     pub table: Mutex<Table>,
@@ -27,11 +30,11 @@ pub(crate) struct Book {
 }
 
 impl Book {
-    pub fn new(pages: u64, limit: u64, slots: u64) -> Book {
+    pub fn new(limit: u64, slots: u64) -> Book {
         Book {
-            pages,
+            pages: AtomicU64::new(0),
             limit,
-            table: Mutex::new(Table::new(pages, slots)),
+            table: Mutex::new(Table::new(slots)),
             changed: Condvar::new(),
             need_room: Condvar::new(),
             counters: Counters::default(),

@@ -36,6 +36,12 @@ impl SlotCache {
         })
     }
 
+    /// The cache's address range, `(start, end)`.
+    pub fn range(&self) -> (u64, u64) {
+        let start = self.base as u64;
+        (start, start + self.slots * PAGE_SIZE as u64)
+    }
+
     /// The first byte of slot `slot` (one page).
     pub fn slot(&self, slot: u32) -> *mut u8 {
         assert!(u64::from(slot) < self.slots, "slot {slot} out of the cache");

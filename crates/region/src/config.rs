@@ -56,3 +56,46 @@ impl Default for RegionConfig {
         }
     }
 }
+
+/// The settings of [`crate::Space::new`]: as [`RegionConfig`], without a length (a space
+/// pages the memory it is given, [`crate::Space::adopt`]). Sizes are bytes, rounded up to
+/// whole pages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SpaceConfig {
+    /// At most this much of the adopted memory is resident at once (at least two pages),
+    /// but while a fork is prepared ([`crate::Space::prepare_fork`]). Memory adopted over
+    /// the limit is evicted down to it.
+    pub resident_limit: u64,
+    /// As [`RegionConfig::read_around`] (at most [`crate::MAX_READ_AROUND`]); a read
+    /// never crosses from one adopted range into another.
+    pub read_around: u64,
+    /// As [`RegionConfig::prefetch`] (at most [`crate::MAX_PREFETCH`]).
+    pub prefetch: u64,
+    /// As [`RegionConfig::handlers`]; the handlers also read the space's memory events
+    /// (`madvise`, `munmap`, `mremap`).
+    pub handlers: usize,
+    /// As [`RegionConfig::evict_batch`].
+    pub evict_batch: u64,
+    /// As [`RegionConfig::room_wait`].
+    pub room_wait: Duration,
+    /// Adopt memory even if the store's free swap cannot hold what of it does not fit
+    /// under the limit; off, [`crate::Space::adopt`] refuses it
+    /// ([`crate::RegionError::NotEnoughSwap`]).
+    pub overcommit: bool,
+}
+
+impl Default for SpaceConfig {
+    fn default() -> SpaceConfig {
+        let r = RegionConfig::default();
+        SpaceConfig {
+            resident_limit: 0,
+            read_around: r.read_around,
+            prefetch: r.prefetch,
+            handlers: r.handlers,
+            evict_batch: r.evict_batch,
+            room_wait: r.room_wait,
+            overcommit: r.overcommit,
+        }
+    }
+}

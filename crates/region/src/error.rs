@@ -1,6 +1,6 @@
 //! What can go wrong when a region is made.
 
-/// The errors of [`crate::Region::new`].
+/// The errors of [`crate::Region::new`] and of a [`crate::Space`].
 #[derive(Debug, thiserror::Error)]
 pub enum RegionError {
     /// The configuration cannot work (zero length, a limit below two pages, ...).
@@ -65,7 +65,30 @@ pub enum RegionError {
         "the region counts {counted} pages resident but {states} pages are in a resident state"
     )]
     Miscounted { counted: u64, states: u64 },
+    /// Memory could not be adopted by a space ([`crate::Space::adopt`]): not page aligned,
+    /// not this process's memory, or a call on it failed.
+    #[error("adopting {len} bytes at {addr:#x}: {what}: {source}")]
+    Adopt {
+        addr: u64,
+        len: u64,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     /// A handler thread could not be started.
     #[error("starting a region thread: {0}")]
     Thread(#[source] std::io::Error),
+}
+
+/// Pages [`crate::Space::prepare_fork`] could not bring in: a child forked now reads them
+/// as zeroes (or the other bytes its memory has there), not as the parent's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{} pages could not be read in before fork (the first at {:#x}): a child would not see them",
+    addrs.len(),
+    addrs.first().copied().unwrap_or(0)
+)]
+pub struct ForkError {
+    /// The pages' addresses.
+    pub addrs: Vec<u64>,
 }

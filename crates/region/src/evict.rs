@@ -41,11 +41,12 @@
 //!    losing the page).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use device::PAGE_SIZE;
-use pager::{AsyncDone, PageResult, PutMode};
+use pager::{AsyncDone, PageResult};
 
 use crate::shared::Shared;
 use crate::state::{Page, Table};
@@ -55,13 +56,35 @@ const PAGE: u64 = PAGE_SIZE as u64;
 
 /// How long the evictor backs off when swap is full or nothing could be chosen.
 const BACKOFF: Duration = Duration::from_millis(10);
+/// How long the evictor waits for the handlers to take the `REMOVE` events of its own
+/// drop (they read them within microseconds; a drop that failed part way raised fewer).
+const OWN_EVENTS_WAIT: Duration = Duration::from_millis(100);
 
 pub(crate) fn run(sh: Arc<Shared>) {
+    // SAFETY: gettid(2) has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    sh.evictor_tid
+        .store(tid as u32, std::sync::atomic::Ordering::Release);
     let (tx, rx) = crossbeam_channel::unbounded();
     loop {
         let (want, chosen) = {
             let mut t = sh.lock();
-            while !sh.stopping() && !t.is_failed() && t.resident <= sh.watermark() {
+            loop {
+                if sh.paused() && !sh.stopping() {
+                    // A fork is being prepared: stand still until it is done, and say so.
+                    t.evictor_parked = true;
+                    sh.book.changed.notify_all();
+                    while sh.paused() && !sh.stopping() {
+                        sh.book
+                            .need_room
+                            .wait_for(&mut t, Duration::from_millis(100));
+                    }
+                    t.evictor_parked = false;
+                    continue;
+                }
+                if sh.stopping() || t.is_failed() || t.resident > sh.watermark() {
+                    break;
+                }
                 sh.book
                     .need_room
                     .wait_for(&mut t, Duration::from_millis(100));
@@ -72,7 +95,7 @@ pub(crate) fn run(sh: Arc<Shared>) {
             let want = (t.resident - sh.watermark() + sh.headroom()).min(sh.evict_batch);
             // Refill the inactive list, as far as it has free slots.
             let room = t.free_slots().min(sh.evict_batch);
-            (want, choose(&sh, &mut t, room))
+            (want, choose(&mut t, room))
         };
         let refilled = !chosen.is_empty();
         deactivate(&sh, chosen);
@@ -104,12 +127,13 @@ pub(crate) fn run(sh: Arc<Shared>) {
 
 /// The clock sweep: up to `want` mapped pages to deactivate, in hand order, each moved to
 /// `Deactivating`. Returns `(page, dirty)`. At most two turns of the hand.
-fn choose(sh: &Shared, t: &mut Table, want: u64) -> Vec<(u64, bool)> {
+fn choose(t: &mut Table, want: u64) -> Vec<(u64, bool)> {
     let mut out = Vec::new();
     let mut steps = 0;
-    while (out.len() as u64) < want && steps < 2 * sh.pages {
-        let p = t.hand;
-        t.hand = (t.hand + 1) % sh.pages;
+    let len = t.len();
+    while (out.len() as u64) < want && steps < 2 * len {
+        let p = t.hand % len;
+        t.hand = (p + 1) % len;
         steps += 1;
         let Page::Resident { referenced, .. } = t.page(p) else {
             continue;
@@ -144,11 +168,19 @@ fn deactivate(sh: &Shared, chosen: Vec<(u64, bool)>) {
     if chosen.is_empty() {
         return;
     }
+    if sh.mem.events {
+        // From here the evictor may wait on a read of the descriptor: a fault of its own
+        // (a page the program dropped, read to copy it out) and the `REMOVE` events of its
+        // drop. Handlers waiting on the table read messages while this is up.
+        let _t = sh.lock();
+        sh.dropping.fetch_add(1, Ordering::AcqRel);
+        sh.book.changed.notify_all();
+    }
     let (protected, failed) = protect(sh, &chosen);
     if !failed.is_empty() {
         let mut t = sh.lock();
         for p in failed {
-            t.keep(p, None);
+            t.keep(&sh.mem, p, None);
         }
     }
     let dirty: std::collections::HashSet<u64> =
@@ -162,31 +194,65 @@ fn deactivate(sh: &Shared, chosen: Vec<(u64, bool)>) {
         .collect();
     all.sort_unstable();
     // One call for every run (one TLB flush where the kernel can); exactly the pages it
-    // dropped, run by run from the first, are unmapped.
-    let runs = runs(all);
-    let mut left = sh.mem.map.drop_runs(&runs);
+    // dropped, run by run from the first, are unmapped. A run is cut where its segment
+    // ends: the next index of another segment is not the next address.
+    let pieces: Vec<(u64, u64, u64)> = runs(all.iter().copied())
+        .into_iter()
+        .flat_map(|(first, len)| sh.mem.split(first, len))
+        .collect();
+    let by_addr: Vec<(u64, u64)> = pieces.iter().map(|&(_, n, a)| (a, n * PAGE)).collect();
+    if sh.mem.events {
+        // Each page dropped raises a `REMOVE` event, and the drop waits until a handler
+        // reads it: they are told apart from the program's by being expected.
+        sh.lock().expect_removes(&all);
+    }
+    let mut left = sh.mem.calls.drop_runs(&by_addr);
     let mut unmapped = std::collections::HashSet::new();
-    for (first, len) in runs {
+    for (first, len, _) in pieces {
         let n = len.min(left);
         unmapped.extend(first..first + n);
         left -= n;
     }
     let mut t = sh.lock();
+    if sh.mem.events {
+        // The drop returned once its events were read; settle only after they were
+        // handled too, or a late one would find the page settled and take it for the
+        // program's. A drop that failed part way raised fewer: bounded.
+        let dropped: Vec<u64> = all
+            .iter()
+            .copied()
+            .filter(|p| unmapped.contains(p))
+            .collect();
+        let until = std::time::Instant::now() + OWN_EVENTS_WAIT;
+        while t.expecting(&dropped) && std::time::Instant::now() < until && !sh.stopping() {
+            sh.book.changed.wait_for(&mut t, Duration::from_millis(1));
+        }
+        // A page whose event never came was not dropped where the space has it: the
+        // program moved (or unmapped) its memory between the address lookup and the
+        // drop, which hit the old place. It is still mapped where it went: kept.
+        for &p in &dropped {
+            if t.expecting(&[p]) {
+                unmapped.remove(&p);
+            }
+        }
+        t.forget_expected(&all);
+        sh.dropping.fetch_sub(1, Ordering::AcqRel);
+    }
     for &(p, slot) in &copied.slotted {
         if unmapped.contains(&p) {
             t.deactivated(&sh.mem, p, slot);
             bump(&sh.book.counters.deactivations, 1);
         } else {
-            t.keep(p, Some(slot));
+            t.keep(&sh.mem, p, Some(slot));
         }
     }
     for &(p, slot) in &copied.zero {
         if unmapped.contains(&p) {
-            sh.pager.freespace(&sh.obj, p, 1);
+            sh.store.freespace(p, 1);
             t.dropped_zero(&sh.mem, p, slot);
             bump(&sh.book.counters.evictions_zero, 1);
         } else {
-            t.keep(p, Some(slot));
+            t.keep(&sh.mem, p, Some(slot));
         }
     }
     drop(t);
@@ -201,13 +267,17 @@ fn protect(sh: &Shared, chosen: &[(u64, bool)]) -> (Vec<u64>, Vec<u64>) {
     let mut protected: Vec<u64> = chosen.iter().filter(|v| !v.1).map(|v| v.0).collect();
     let mut failed = Vec::new();
     for (first, len) in runs(chosen.iter().filter(|v| v.1).map(|v| v.0)) {
-        match sh
-            .mem
-            .uffd
-            .write_protect(sh.mem.addr(first), len * PAGE, true)
-        {
-            Ok(()) => protected.extend(first..first + len),
-            Err(_) => failed.extend(first..first + len),
+        let pieces = sh.mem.split(first, len);
+        if pieces.iter().map(|piece| piece.1).sum::<u64>() < len {
+            // Part of it left the space meanwhile: leave the run alone this time.
+            failed.extend(first..first + len);
+            continue;
+        }
+        for (first, len, addr) in pieces {
+            match sh.mem.uffd.write_protect(addr, len * PAGE, true) {
+                Ok(()) => protected.extend(first..first + len),
+                Err(_) => failed.extend(first..first + len),
+            }
         }
     }
     protected.sort_unstable();
@@ -237,7 +307,7 @@ fn copy_into_slots(
         for &p in protected {
             match t.take_slot() {
                 Some(slot) => taken.push((p, slot)),
-                None => t.keep(p, None),
+                None => t.keep(&sh.mem, p, None),
             }
         }
     }
@@ -245,15 +315,24 @@ fn copy_into_slots(
         slotted: Vec::with_capacity(taken.len()),
         zero: Vec::new(),
     };
+    let mut unread = Vec::new();
     for (p, slot) in taken {
-        // SAFETY: the slot is the evictor's (taken above); page `p` is mapped and
-        // write-protected (`Deactivating`, the evictor's), so no store changes it while it
-        // is copied, and the read goes through a raw pointer into our own mapping.
-        let zeroes = unsafe { sh.mem.cache.fill(slot, sh.mem.addr(p) as *const u8) };
+        // The slot is the evictor's (taken above); page `p` is mapped and write-protected
+        // (`Deactivating`, the evictor's), so no store changes it while it is copied.
+        let Some(zeroes) = sh.mem.fill_slot(slot, p) else {
+            unread.push((p, slot));
+            continue;
+        };
         if dirty.contains(&p) && zeroes {
             out.zero.push((p, slot));
         } else {
             out.slotted.push((p, slot));
+        }
+    }
+    if !unread.is_empty() {
+        let mut t = sh.lock();
+        for (p, slot) in unread {
+            t.keep(&sh.mem, p, Some(slot));
         }
     }
     out
@@ -307,8 +386,7 @@ fn write_out(
         let done = Box::new(move |d: AsyncDone| {
             let _ = tx.send(d);
         });
-        sh.pager
-            .putpages(&sh.obj, first, &data, PutMode::Async(Some(done)));
+        sh.store.putpages_async(first, data, done);
         in_flight += 1;
     }
     let mut full = false;
@@ -323,7 +401,7 @@ fn write_out(
             }
             match r {
                 PageResult::Ok | PageResult::Pend => {
-                    t.written(p, true);
+                    t.written(&sh.mem, p, true);
                     bump(&sh.book.counters.evictions_dirty, 1);
                 }
                 PageResult::Fail | PageResult::Error => {
@@ -332,7 +410,7 @@ fn write_out(
                     } else {
                         bump(&sh.book.counters.write_errors, 1);
                     }
-                    t.written(p, false);
+                    t.written(&sh.mem, p, false);
                 }
             }
         }

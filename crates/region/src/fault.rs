@@ -29,10 +29,11 @@ use std::time::{Duration, Instant};
 use device::PAGE_SIZE;
 use parking_lot::MutexGuard;
 
+use crate::events;
 use crate::shared::Shared;
 use crate::state::{Page, Retry, Table};
 use crate::stats::bump;
-use crate::uffd::Fault;
+use crate::uffd::{Fault, Message};
 
 const PAGE: u64 = PAGE_SIZE as u64;
 
@@ -41,6 +42,8 @@ const PAGE: u64 = PAGE_SIZE as u64;
 const MAX_HANDLER_ERRORS: u32 = 20;
 /// Longest sleep of a wait on the page table: waits re-check the stop flag this often.
 const WAIT_SLICE: Duration = Duration::from_millis(100);
+/// The wait slice while the evictor's drop waits for its events to be read.
+const DRAIN_SLICE: Duration = Duration::from_millis(1);
 /// A wait for room this long is logged (once per region).
 const ROOM_WAIT_LOGGED: Duration = Duration::from_secs(1);
 
@@ -55,11 +58,17 @@ const ROOM_WAIT_LOGGED: Duration = Duration::from_secs(1);
 /// The wait times out once a second and reads anyway, so a fault queued while a sibling
 /// handler stopped is never left unread.
 pub(crate) fn run(sh: Arc<Shared>, ep: Epoll, name: String) {
-    let mut faults = Vec::new();
+    let mut msgs = Vec::new();
     // Page-aligned, so the pager reads into it with no copy of its own.
     let mut buf = device::PageBuf::new((2 * sh.streams.read_around + 1) as usize);
     let mut errors = 0;
     loop {
+        // Faults a sibling read while it waited on the table come first.
+        let waiting = sh.backlog.lock().pop_front();
+        if let Some(f) = waiting {
+            serve(&sh, &f, &mut buf);
+            continue;
+        }
         // After an error the back-off was the wait: read again at once. (Spinning for the
         // next fault before sleeping was tried: on 2 cores it took the CPU the faulting
         // threads, the prefetch thread and the pager need; mem-rand-1t lost a fifth.)
@@ -78,18 +87,93 @@ pub(crate) fn run(sh: Arc<Shared>, ep: Epoll, name: String) {
                 return stopped(&sh, &name);
             }
         }
-        faults.clear();
-        if let Err(e) = sh.mem.uffd.read_faults(&mut faults, 1) {
+        msgs.clear();
+        if let Err(e) = read(&sh, &mut msgs) {
             if ride_out(&sh, &name, "reading faults", &e, &mut errors) {
                 continue;
             }
             return stopped(&sh, &name);
         }
         errors = 0;
-        for f in &faults {
-            serve(&sh, f, &mut buf);
+        for m in &msgs {
+            if let Message::Fault(f) = m {
+                serve(&sh, f, &mut buf);
+            }
         }
     }
+}
+
+/// Reads one message; an event is handled at once, under the reader lock (see
+/// `events.rs`), before any fault read after it can be served.
+fn read(sh: &Shared, msgs: &mut Vec<Message>) -> std::io::Result<()> {
+    if !sh.mem.events {
+        return sh.mem.uffd.read_messages(msgs, 1);
+    }
+    let _reader = sh.reader.lock();
+    sh.mem.uffd.read_messages(msgs, 1)?;
+    for m in msgs.iter() {
+        events::handle(sh, m);
+    }
+    Ok(())
+}
+
+/// While the evictor moves pages out, a handler waiting on the table reads the messages
+/// waiting now and then: the evictor may wait on a read (its drop's events, a fault of its
+/// own), and every handler may be waiting on the evictor.
+fn drain(sh: &Shared) {
+    if let Some(reader) = sh.reader.try_lock() {
+        drain_locked(sh, reader);
+    }
+}
+
+/// Reads every message waiting now (at most a few hundred): events are handled, faults
+/// go to the backlog, and the evictor's own faults (a page the program dropped while it
+/// was moved out) are served once the reading is done. Nothing is woken while it reads:
+/// the kernel hands out faults before events, so a toucher woken to retry would be read
+/// again and again ahead of an event that fails its every call with `EAGAIN` until read.
+fn drain_all(sh: &Shared) -> usize {
+    drain_locked(sh, sh.reader.lock())
+}
+
+fn drain_locked(sh: &Shared, reader: parking_lot::MutexGuard<'_, ()>) -> usize {
+    let mut msgs = Vec::new();
+    let mut events = 0;
+    let mut evictor = Vec::new();
+    let mut backlogged = false;
+    for _ in 0..512 {
+        msgs.clear();
+        if sh.mem.uffd.read_messages(&mut msgs, 1).is_err() || msgs.is_empty() {
+            break;
+        }
+        for m in &msgs {
+            match m {
+                Message::Fault(f) if f.thread != 0 && f.thread == sh.evictor_tid() => {
+                    evictor.push(*f);
+                }
+                Message::Fault(f) => {
+                    sh.backlog.lock().push_back(*f);
+                    backlogged = true;
+                }
+                _ => {
+                    events += 1;
+                    events::handle(sh, m);
+                }
+            }
+        }
+    }
+    drop(reader);
+    for f in evictor {
+        if let Some(p) = sh.mem.page_of(f.address) {
+            sh.lock().zero_owned(&sh.mem, p, &sh.zeros[..PAGE as usize]);
+        }
+        let _ = sh.mem.uffd.wake(f.address & !(PAGE - 1), PAGE);
+    }
+    if backlogged {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from `one` to our eventfd: an idle handler wakes for it.
+        unsafe { libc::write(sh.backlog_fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+    events
 }
 
 /// A descriptor error: logged the first time, counted, slept off. Returns whether the
@@ -140,10 +224,12 @@ pub(crate) enum Wake {
 pub(crate) struct Epoll {
     fd: OwnedFd,
     stop_fd: RawFd,
+    /// Written when a fault goes to the backlog (`Shared::backlog_fd`).
+    backlog_fd: RawFd,
 }
 
 impl Epoll {
-    pub fn new(uffd: RawFd, stop_fd: RawFd) -> std::io::Result<Epoll> {
+    pub fn new(uffd: RawFd, stop_fd: RawFd, backlog_fd: RawFd) -> std::io::Result<Epoll> {
         // SAFETY: epoll_create1 with a flag by value; returns a new fd or -1.
         let raw = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if raw < 0 {
@@ -154,6 +240,7 @@ impl Epoll {
         for (target, flags) in [
             (uffd, (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32),
             (stop_fd, libc::EPOLLIN as u32),
+            (backlog_fd, (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32),
         ] {
             let mut ev = libc::epoll_event {
                 events: flags,
@@ -166,15 +253,23 @@ impl Epoll {
                 return Err(std::io::Error::last_os_error());
             }
         }
-        Ok(Epoll { fd, stop_fd })
+        Ok(Epoll {
+            fd,
+            stop_fd,
+            backlog_fd,
+        })
+    }
+
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
     }
 
     /// Waits up to a second for a fault or the stop signal; a timeout or an interrupted
     /// wait reads anyway (a read finds nothing or a fault no wake-up announced).
     fn wait(&self) -> std::io::Result<Wake> {
-        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 2];
-        // SAFETY: `evs` has room for the 2 events asked for and outlives the call.
-        let n = unsafe { libc::epoll_wait(self.fd.as_raw_fd(), evs.as_mut_ptr(), 2, 1000) };
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 3];
+        // SAFETY: `evs` has room for the 3 events asked for and outlives the call.
+        let n = unsafe { libc::epoll_wait(self.fd.as_raw_fd(), evs.as_mut_ptr(), 3, 1000) };
         if n < 0 {
             let e = std::io::Error::last_os_error();
             if e.kind() == std::io::ErrorKind::Interrupted {
@@ -183,6 +278,12 @@ impl Epoll {
             return Err(e);
         }
         let ready = &evs[..n as usize];
+        if ready.iter().any(|e| e.u64 == self.backlog_fd as u64) {
+            let mut count = 0u64;
+            // SAFETY: reads the 8-byte counter of our non-blocking eventfd into `count`
+            // (resetting it); the loop then takes the backlog.
+            unsafe { libc::read(self.backlog_fd, (&mut count as *mut u64).cast(), 8) };
+        }
         if ready.iter().any(|e| e.u64 == self.stop_fd as u64) {
             Ok(Wake::Stop)
         } else {
@@ -193,7 +294,8 @@ impl Epoll {
 
 fn serve(sh: &Shared, f: &Fault, buf: &mut device::PageBuf) {
     let start = Instant::now();
-    let Some(p) = sh.page_of(f.address) else {
+    let Some(p) = sh.mem.page_of(f.address) else {
+        events::stray(sh, f.address);
         return;
     };
     if f.wp {
@@ -202,6 +304,10 @@ fn serve(sh: &Shared, f: &Fault, buf: &mut device::PageBuf) {
         missing(sh, p, f.thread, f.write, buf);
     }
     device::latency::record(&mut sh.book.latency.lock(), start.elapsed());
+    let busy = sh.mem.uffd.busy.take();
+    if sh.mem.events && (sh.drain_wanted.swap(false, Ordering::AcqRel) | busy) {
+        drain_all(sh);
+    }
 }
 
 /// Waits for a change of the page table (at most a slice). Returns false when the region
@@ -210,13 +316,26 @@ fn wait(sh: &Shared, t: &mut MutexGuard<'_, Table>, slice: Duration) -> bool {
     if sh.stopping() {
         return false;
     }
-    sh.book.changed.wait_for(t, slice.min(WAIT_SLICE));
+    if sh.mem.events && sh.dropping.load(Ordering::Acquire) > 0 {
+        MutexGuard::unlocked(t, || drain(sh));
+        sh.book.changed.wait_for(t, slice.min(DRAIN_SLICE));
+    } else {
+        sh.book.changed.wait_for(t, slice.min(WAIT_SLICE));
+    }
     !sh.stopping()
 }
 
 /// A fault on page `p` could not be served this time: the toucher tries again, or, after
 /// too many failures in a row, gets `SIGBUS` (logged once per region).
 fn failed(sh: &Shared, t: &mut Table, p: u64, thread: u32) {
+    if sh.mem.events && sh.mem.uffd.busy.peek() {
+        // `EAGAIN`: the memory is changing (an event is pending, or its thread has not
+        // run since it was read). Not the page's failure: the toucher retries, as the
+        // kernel asks, however often.
+        bump(&sh.book.counters.fault_retries, 1);
+        sh.mem.wake(p);
+        return;
+    }
     match t.retry(p) {
         Retry::Again => bump(&sh.book.counters.fault_retries, 1),
         Retry::GiveUp => {
@@ -234,6 +353,11 @@ fn failed(sh: &Shared, t: &mut Table, p: u64, thread: u32) {
             }
             crate::uffd::sigbus_thread(thread);
         }
+    }
+    if sh.mem.events {
+        // Most likely an event not read yet: every userfaultfd call fails with `EAGAIN`
+        // until it is, and the toucher's next fault would be read before it.
+        sh.drain_wanted.store(true, Ordering::Release);
     }
     sh.mem.wake(p);
 }
@@ -258,7 +382,7 @@ fn write_fault(sh: &Shared, p: u64, thread: u32) {
                 }
                 return;
             }
-            Page::Absent { .. } | Page::Poisoned | Page::Inactive { .. } => {
+            Page::Absent { .. } | Page::Poisoned | Page::Inactive { .. } | Page::Unused => {
                 // Unmapped meanwhile: the toucher retries and takes a missing fault.
                 drop(t);
                 sh.mem.wake(p);
@@ -281,7 +405,12 @@ fn missing(sh: &Shared, p: u64, thread: u32, write: bool, buf: &mut device::Page
         return;
     };
     if !swap {
-        fresh(sh, &mut t, p, around, thread, write);
+        let mapped = fresh(sh, &mut t, p, around, thread, write);
+        // After the table lock (lock order: streams, then table).
+        drop(t);
+        if let Some(end) = mapped {
+            sh.streams.note(thread, p, end);
+        }
         return;
     }
     let active = t.refault(p, sh.limit);
@@ -323,8 +452,24 @@ fn until_absent_with_room(
     let mut waiting: Option<Instant> = None;
     loop {
         match t.page(p) {
-            Page::Resident { .. } | Page::Poisoned => {
+            Page::Resident { .. } => {
+                // Mapped, says the table: served already by another handler, or dropped
+                // by the program (`madvise`) before the space heard of it.
+                if t.refill_dropped(&sh.mem, p) {
+                    sh.store.freespace(p, 1);
+                    bump(&sh.book.counters.zero_fills, 1);
+                }
                 sh.mem.wake(p);
+                return None;
+            }
+            Page::Poisoned | Page::Unused => {
+                sh.mem.wake(p);
+                return None;
+            }
+            Page::Deactivating { .. } if thread != 0 && thread == sh.evictor_tid() => {
+                // The evictor reading the page to copy it out found it dropped by the
+                // program: it reads as zeroes now (see `Table::zero_owned`).
+                t.zero_owned(&sh.mem, p, &sh.zeros[..PAGE as usize]);
                 return None;
             }
             Page::Loading | Page::Deactivating { .. } | Page::WritingOut { .. } => {
@@ -341,7 +486,9 @@ fn until_absent_with_room(
                 return None;
             }
             Page::Absent { swap } => {
-                if t.resident < sh.limit {
+                // While a fork is being prepared the evictor stands still: faults go over
+                // the limit rather than wait for it.
+                if t.resident < sh.limit || sh.paused() {
                     return Some(swap);
                 }
                 let since = *waiting.get_or_insert_with(|| {
@@ -373,12 +520,14 @@ fn until_absent_with_room(
 /// A fault on memory never written: maps it fresh, and when the fault is near the same
 /// thread's last one (a program filling its memory front to back), the never-written
 /// pages ahead of it too, up to `around` and the room under the limit, in one call. A
-/// store gets them writable and zeroed, a load the zero page.
-fn fresh(sh: &Shared, t: &mut Table, p: u64, around: u64, thread: u32, write: bool) {
+/// store gets them writable and zeroed, a load the zero page. Returns where the pages
+/// mapped end, for the caller to note in the thread's stream once the table is unlocked.
+fn fresh(sh: &Shared, t: &mut Table, p: u64, around: u64, thread: u32, write: bool) -> Option<u64> {
     let room = sh.limit.saturating_sub(t.resident);
     let never = |q: u64| t.page(q) == Page::Absent { swap: false };
+    let end = sh.mem.bounds(p).end;
     let mut n = 1;
-    while n <= around && n < room && p + n < sh.pages && never(p + n) {
+    while n <= around && n < room && p + n < end && never(p + n) {
         n += 1;
     }
     let zeros = write.then_some(&sh.zeros[..]);
@@ -390,13 +539,13 @@ fn fresh(sh: &Shared, t: &mut Table, p: u64, around: u64, thread: u32, write: bo
     let mapped = t.zero_fill(&sh.mem, p, n, zeros);
     if !mapped.contains(&p) {
         failed(sh, t, p, thread);
-        return;
+        return None;
     }
     bump(&sh.book.counters.zero_fills, mapped.end - mapped.start);
     if t.resident > sh.watermark() {
         sh.book.need_room.notify_one();
     }
-    sh.streams.note(thread, p, mapped.end);
+    Some(mapped.end)
 }
 
 /// A fault that waited `waited` for room in vain ends in `SIGBUS`.
@@ -434,15 +583,21 @@ struct Read {
 /// ended, for prefetch, if the faulting page is now mapped.
 fn read_and_install(sh: &Shared, r: &Read, buf: &mut [u8]) -> Option<u64> {
     let (p, first, n) = (r.p, r.first, r.n);
-    let got = sh
-        .pager
-        .getpages(&sh.obj, p, p - first, first + n - 1 - p, buf);
-    let Ok(range) = got else {
-        let mut t = sh.lock();
-        bump(&sh.book.counters.read_errors, 1);
-        t.poison(&sh.mem, p, r.thread);
-        t.loaded(&sh.mem, first, n, first, None, None);
-        return None;
+    let got = sh.store.getpages(p, p - first, first + n - 1 - p, buf);
+    let range = match got {
+        Ok(range) => range,
+        Err(_) => {
+            let mut t = sh.lock();
+            bump(&sh.book.counters.read_errors, 1);
+            t.poison(&sh.mem, p, r.thread);
+            t.loaded(&sh.mem, first, n, first, None, None);
+            return None;
+        }
+    };
+    let range = if sh.mem.events {
+        sh.lock().trim_discarded(range)
+    } else {
+        range
     };
     let out = sh.mem.install(first, buf, range.clone());
     let mut t = sh.lock();
@@ -475,14 +630,22 @@ fn read_and_install(sh: &Shared, r: &Read, buf: &mut [u8]) -> Option<u64> {
 /// ahead first, within `around` each side and the room left under the limit. The pager
 /// trims it further to what is contiguous on swap.
 fn plan(sh: &Shared, t: &Table, p: u64, around: u64) -> (u64, u64) {
-    let room = sh.limit.saturating_sub(t.resident);
+    // Over the limit while a fork is prepared: the faulting page alone.
+    let room = sh.limit.saturating_sub(t.resident).max(1);
     let absent = |q: u64| t.page(q) == Page::Absent { swap: true };
+    // Neighbours in the same segment only: the next index of another is not the next
+    // address.
+    let seg = sh.mem.bounds(p);
     let mut ahead = 0;
-    while ahead < around && ahead + 1 < room && p + ahead + 1 < sh.pages && absent(p + ahead + 1) {
+    while ahead < around && ahead + 1 < room && p + ahead + 1 < seg.end && absent(p + ahead + 1) {
         ahead += 1;
     }
     let mut behind = 0;
-    while behind < around && behind + ahead + 1 < room && behind < p && absent(p - behind - 1) {
+    while behind < around
+        && behind + ahead + 1 < room
+        && p - behind > seg.start
+        && absent(p - behind - 1)
+    {
         behind += 1;
     }
     (p - behind, behind + ahead + 1)

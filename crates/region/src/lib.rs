@@ -33,6 +33,7 @@
 //! walk goes on.
 //!
 //! # Invariants
+//! (Of a region and of a [`Space`], but where the Space section says otherwise.)
 //! - **The page table never disagrees with the kernel.** Every kernel call reports exactly
 //!   which pages it changed (a copy can stop part way), and only those change state;
 //!   [`Region::verify`] checks it against `mincore(2)`.
@@ -80,6 +81,52 @@
 //! - Reads of mapped pages are invisible (no accessed bits): the clock learns of them only
 //!   when a page is touched on the inactive list (a hint fault, a few µs) or refaults.
 //!
+//! # Space: paging memory the program already has
+//! A [`Space`] is the same machinery (handlers, evictor, prefetch, page table, one
+//! resident limit, one [`Store`]) without memory of its own: `swapctl run`'s preload hands
+//! it an unmodified program's large private anonymous mappings. A [`Region`] is a space
+//! plus one mapping of its own, adopted when it is made (a region's descriptor asks for no
+//! memory events: its memory is its own).
+//! - **Adopting** ([`Space::adopt`]) registers a page-aligned range of this process's
+//!   private anonymous memory for missing and write-protect faults, huge pages off. Its
+//!   pages the kernel holds data for (`/proc/self/pagemap`: present or on the kernel's own
+//!   swap) become resident and dirty, the others read as zeroes as before; pages over the
+//!   limit are evicted as usual. Parts already under the space are left alone (the preload
+//!   rescans). The page table is one linear index space (a page's index is its `pindex`
+//!   in the store): each adopted range is a segment (`segments.rs`), indices of segments
+//!   that go are reused, and no run of a kernel call crosses a segment boundary.
+//! - **Events.** The descriptor has `UFFD_FEATURE_EVENT_REMOVE`, `_UNMAP` and `_REMAP`
+//!   (not `_FORK`); the handlers read them with the faults and handle each at once
+//!   (`events.rs`): `madvise(MADV_DONTNEED, MADV_FREE, MADV_REMOVE)` frees the pages'
+//!   swap and they read as zeroes, `munmap` takes them out of the space, `mremap` moves
+//!   their segment with their swap. Counted in `removed_pages`, `unmapped_pages`, `remaps`.
+//!   The program's thread goes on once the event is read, before or after the table hears
+//!   of it; a fault read after an event is served after it (the reader lock).
+//! - **Fork** ([`Space::prepare_fork`], [`Space::forget_in_child`]): without
+//!   `EVENT_FORK` the child gets the memory with the registrations dropped, so before the
+//!   fork every page with data is brought into memory, eviction stopped until the
+//!   [`ForkGuard`] drops: the resident limit is exceeded meanwhile. In the child the space
+//!   closes its descriptors and leaks the rest; the parent owns swap, threads and store.
+//! - **Limits of a space.** The evictor's own `madvise(MADV_DONTNEED)` raises a `REMOVE`
+//!   event too and waits until a handler reads it (it announces its pages first, and
+//!   handlers waiting on the table read messages meanwhile): an eviction costs a round
+//!   trip per run more than a region's. While an event is unread (or its thread has not
+//!   run since), every userfaultfd call fails with `EAGAIN` and faults retry. The evictor
+//!   reads adopted pages with `process_vm_readv(2)` (the program may unmap them under it);
+//!   it still acts on a page's address after that check, so a program that unmaps or moves
+//!   memory in one thread while another maps new memory at the same address, inside one
+//!   eviction's microseconds, could see the new memory's page dropped. A page the program
+//!   drops while a read of it is in flight is not mapped by the reader, but one dropped
+//!   between that check and the copy shows its old bytes until the program writes it. A
+//!   mapping grown in place by `mremap` faults on its new part before the next adopt: after
+//!   64 faults in a row at one address such a page is mapped as zeroes.
+//!   **Not yet right:** `mremap` moving memory back and forth while other threads fault
+//!   and the evictor runs (a test that does so hangs or ends in `SIGBUS`/`SIGSEGV`; the
+//!   moves alone, and `madvise` under load, pass). Dropping a space leaves the pages that
+//!   were not in memory as zeroes: drop it when the memory is done with (at exit). The space's threads start with every signal blocked and
+//!   call no code of the program's (Rust allocation only: the preload brings its own
+//!   allocator).
+//!
 //! # Example
 //! ```no_run
 //! use pager::{Pager, PagerConfig, SwaponOptions};
@@ -102,22 +149,26 @@ mod book;
 mod cache;
 mod config;
 mod error;
+mod events;
 mod evict;
 mod fault;
+mod fork;
 pub mod inject;
 mod mapping;
 mod prefetch;
+mod segments;
 mod shared;
+mod space;
 mod state;
 mod stats;
+mod store;
 mod streams;
 mod temp;
+pub mod tls;
 mod uffd;
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use device::PAGE_SIZE;
 use pager::Pager;
@@ -128,14 +179,16 @@ use pager::Pager;
 pub use device;
 pub use pager;
 
-pub use config::RegionConfig;
-pub use error::RegionError;
+pub use config::{RegionConfig, SpaceConfig};
+pub use error::{ForkError, RegionError};
+pub use fork::ForkGuard;
 pub use inject::UffdFaults;
+pub use space::Space;
 pub use state::WRITE_TURNS;
 pub use stats::RegionStats;
+pub use store::{LocalStore, PutDone, Store, StoreError};
 
 use book::Book;
-use shared::Shared;
 
 /// The largest region in pages: the pager's largest object (its blocks are 32-bit), and
 /// what keeps every page and slot count inside `u32`.
@@ -151,10 +204,11 @@ pub const MAX_PREFETCH: u64 = 4096;
 /// threads by reference (scoped threads) or through [`Region::as_atomic_u64s`].
 #[derive(Debug)]
 pub struct Region {
-    sh: Arc<Shared>,
-    threads: Vec<JoinHandle<()>>,
-    /// An eventfd made readable when the region drops: the handlers' stop signal.
-    stop_fd: OwnedFd,
+    /// Dropped first: it lets go of the mapping before the mapping goes.
+    space: Space,
+    map: mapping::Mapping,
+    /// The pager object behind the region, when it is a local one ([`Region::new`]).
+    local: Option<Arc<LocalStore>>,
 }
 
 fn pages_of(bytes: u64) -> u64 {
@@ -203,31 +257,19 @@ fn checked_sizes(cfg: &RegionConfig) -> Result<Sizes, RegionError> {
     })
 }
 
-/// Refuses a region whose pages beyond the limit the pager's free swap cannot hold.
-fn check_swap(pager: &Pager, cfg: &RegionConfig, sizes: &Sizes) -> Result<(), RegionError> {
+/// Refuses a region whose pages beyond the limit the store's free swap cannot hold.
+fn check_swap(free: Option<u64>, cfg: &RegionConfig, sizes: &Sizes) -> Result<(), RegionError> {
     if cfg.overcommit {
         return Ok(());
     }
     let need = sizes.pages - sizes.limit;
-    let free = pager.stats().free_pages;
+    let Some(free) = free else {
+        return Ok(());
+    };
     if need > free {
         return Err(RegionError::NotEnoughSwap { need, free });
     }
     Ok(())
-}
-
-/// The eventfd that wakes the handler threads out of their epoll when the region stops.
-fn stop_eventfd() -> Result<OwnedFd, RegionError> {
-    // SAFETY: eventfd(2) with flags by value; returns a new fd or -1.
-    let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-    if efd < 0 {
-        return Err(RegionError::Userfaultfd {
-            what: "its stop eventfd",
-            source: std::io::Error::last_os_error(),
-        });
-    }
-    // SAFETY: a fresh descriptor nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(efd) })
 }
 
 impl Region {
@@ -239,7 +281,14 @@ impl Region {
     /// `len - resident_limit` (unless `overcommit`), and when any part of the fault path
     /// cannot be set up: a region is never returned that would hang its first fault.
     pub fn new(pager: &Pager, cfg: RegionConfig) -> Result<Region, RegionError> {
-        Region::build(pager, cfg, None)
+        Region::local(pager, cfg, None)
+    }
+
+    /// As [`Region::new`], its pages kept in `store` (page `p` of the region is the
+    /// store's page `p`) instead of a new object of a local pager. The room check asks
+    /// [`Store::free_pages`].
+    pub fn with_store(store: Arc<dyn Store>, cfg: RegionConfig) -> Result<Region, RegionError> {
+        Region::build(store, None, cfg, None)
     }
 
     /// As [`Region::new`], with failures injected into its kernel calls (see
@@ -249,99 +298,56 @@ impl Region {
         cfg: RegionConfig,
         faults: Arc<UffdFaults>,
     ) -> Result<Region, RegionError> {
-        Region::build(pager, cfg, Some(faults))
+        Region::local(pager, cfg, Some(faults))
     }
 
-    fn build(
+    fn local(
         pager: &Pager,
         cfg: RegionConfig,
         faults: Option<Arc<UffdFaults>>,
     ) -> Result<Region, RegionError> {
         let sizes = checked_sizes(&cfg)?;
-        check_swap(pager, &cfg, &sizes)?;
-        let pages = sizes.pages;
-        let uffd = uffd::Uffd::open(faults.clone()).map_err(|source| RegionError::Userfaultfd {
-            what: "open",
-            source,
-        })?;
-        let len = pages * PAGE_SIZE as u64;
-        let map = mapping::Mapping::new(len, faults)
-            .map_err(|source| RegionError::Map { len, source })?;
-        uffd.register(map.base, map.len)
-            .map_err(|source| RegionError::Userfaultfd {
-                what: "register",
-                source,
-            })?;
-        let slots = Shared::inactive_slots(sizes.limit);
-        let cache = cache::SlotCache::new(slots).map_err(|source| RegionError::Map {
-            len: slots * PAGE_SIZE as u64,
-            source,
-        })?;
-        let stop_fd = stop_eventfd()?;
-        let epolls = (0..cfg.handlers)
-            .map(|index| {
-                fault::Epoll::new(uffd.raw(), stop_fd.as_raw_fd())
-                    .map_err(|source| RegionError::Handler { index, source })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let obj = pager.alloc_object(None, pages);
-        let (prefetch_tx, prefetch_rx) = crossbeam_channel::unbounded();
-        let sh = Arc::new(Shared {
-            book: Arc::new(Book::new(pages, sizes.limit, slots)),
-            mem: state::Mem { uffd, map, cache },
-            pager: pager.clone(),
-            obj,
-            pages,
-            limit: sizes.limit,
-            streams: streams::Streams::new(prefetch_tx, sizes.read_around, sizes.prefetch, pages),
-            evict_batch: sizes.evict_batch,
-            inactive_slots: slots,
-            zeros: vec![
-                0;
-                ((sizes.read_around + 1).min(shared::MAX_FRESH) * PAGE_SIZE as u64) as usize
-            ],
-            room_wait: cfg.room_wait,
-            stop: AtomicBool::new(false),
-            handlers_alive: AtomicUsize::new(cfg.handlers),
-            room_logged: AtomicBool::new(false),
-        });
-        let mut region = Region {
-            sh,
-            threads: Vec::new(),
-            stop_fd,
-        };
-        for (i, ep) in epolls.into_iter().enumerate() {
-            let name = format!("region-fault-{i}");
-            let label = name.clone();
-            region.spawn(name, move |sh| fault::run(sh, ep, label))?;
-        }
-        region.spawn("region-evict".into(), evict::run)?;
-        if sizes.prefetch > 0 {
-            region.spawn("region-prefetch".into(), move |sh| {
-                prefetch::run(sh, prefetch_rx)
-            })?;
-        }
-        Ok(region)
+        // Checked before the object is made: a refused region leaves nothing behind.
+        check_swap(Some(pager.stats().free_pages), &cfg, &sizes)?;
+        let local = Arc::new(LocalStore::new(pager, sizes.pages));
+        let store: Arc<dyn Store> = local.clone();
+        Region::build(store, Some(local), cfg, faults)
     }
 
-    /// Starts one of the region's threads on its shared state; `Drop` stops and joins it.
-    fn spawn(
-        &mut self,
-        name: String,
-        body: impl FnOnce(Arc<Shared>) + Send + 'static,
-    ) -> Result<(), RegionError> {
-        let sh = Arc::clone(&self.sh);
-        let h = std::thread::Builder::new()
-            .name(name)
-            .spawn(move || body(sh))
-            .map_err(RegionError::Thread)?;
-        self.threads.push(h);
-        Ok(())
+    fn build(
+        store: Arc<dyn Store>,
+        local: Option<Arc<LocalStore>>,
+        cfg: RegionConfig,
+        faults: Option<Arc<UffdFaults>>,
+    ) -> Result<Region, RegionError> {
+        let sizes = checked_sizes(&cfg)?;
+        check_swap(store.free_pages(), &cfg, &sizes)?;
+        let space_cfg = SpaceConfig {
+            resident_limit: sizes.limit * PAGE_SIZE as u64,
+            read_around: sizes.read_around,
+            prefetch: sizes.prefetch,
+            handlers: cfg.handlers,
+            evict_batch: sizes.evict_batch,
+            room_wait: cfg.room_wait,
+            overcommit: cfg.overcommit,
+        };
+        let space_sizes = space::Sizes {
+            limit: sizes.limit,
+            read_around: sizes.read_around,
+            prefetch: sizes.prefetch,
+            evict_batch: sizes.evict_batch,
+        };
+        let space = Space::build(store, &space_cfg, space_sizes, faults, false)?;
+        let len = sizes.pages * PAGE_SIZE as u64;
+        let map = mapping::Mapping::new(len).map_err(|source| RegionError::Map { len, source })?;
+        // The first memory of the space: its pages are indices 0..pages.
+        space.adopt_range(map.base, map.len, true)?;
+        Ok(Region { space, map, local })
     }
 
     /// Length in bytes (whole pages).
     pub fn len(&self) -> usize {
-        self.sh.mem.map.len as usize
+        self.map.len as usize
     }
 
     /// Never: a region has at least one page.
@@ -351,14 +357,14 @@ impl Region {
 
     /// Pages in the region.
     pub fn pages(&self) -> u64 {
-        self.sh.pages
+        self.map.len / PAGE_SIZE as u64
     }
 
     /// The first byte. Valid for [`Region::len`] bytes while the region lives; any thread
     /// may load and store through it (data races between the program's own threads are
     /// the program's business, as with any memory).
     pub fn as_ptr(&self) -> *mut u8 {
-        self.sh.mem.map.base as *mut u8
+        self.map.base as *mut u8
     }
 
     /// The region as bytes.
@@ -393,12 +399,18 @@ impl Region {
     /// Whether faults the kernel takes for the program (syscalls writing into the region)
     /// are served; `false` in `UFFD_USER_MODE_ONLY` mode (see the crate doc).
     pub fn serves_kernel_faults(&self) -> bool {
-        self.sh.mem.uffd.caps.kernel_faults
+        self.space.serves_kernel_faults()
     }
 
     /// The object holding the region's pages on swap (for tools and tests).
+    ///
+    /// # Panics
+    /// If the region keeps its pages in a store of its caller ([`Region::with_store`]).
     pub fn object(&self) -> &pager::Object {
-        &self.sh.obj
+        match &self.local {
+            Some(local) => local.object(),
+            None => panic!("Region::object: the region's pages are in a store, not an object"),
+        }
     }
 
     /// Whether page `p` is in memory now (see [`RegionMonitor::is_resident`]).
@@ -413,45 +425,22 @@ impl Region {
 
     /// Checks the region's page table against its resident count and against the kernel's
     /// (`mincore(2)`): every page it holds mapped must be in memory, and every page it
-    /// holds unmapped (absent, inactive, being written, poisoned) must not be. Pages being brought in or deactivated at
-    /// this moment are skipped. Like [`Pager::verify`], for tests and tools; it holds the
-    /// table lock while it looks, so faults wait meanwhile.
+    /// holds unmapped (absent, inactive, being written, poisoned) must not be. Pages being
+    /// brought in or deactivated at this moment are skipped. Like [`Pager::verify`], for
+    /// tests and tools; it holds the table lock while it looks, so faults wait meanwhile.
     pub fn verify(&self) -> Result<(), RegionError> {
-        let t = self.sh.lock();
-        let present = self
-            .sh
-            .mem
-            .map
-            .present()
-            .map_err(|source| RegionError::Map {
-                len: self.sh.mem.map.len,
-                source,
-            })?;
-        let states = t.resident_states();
-        if states != t.resident {
-            return Err(RegionError::Miscounted {
-                counted: t.resident,
-                states,
-            });
-        }
-        let bad = t.disagreements(&present);
-        match bad.first() {
-            None => Ok(()),
-            Some(&(page, state)) => Err(RegionError::Disagrees {
-                pages: bad.len() as u64,
-                page,
-                state: format!("{state:?}"),
-                present: present[page as usize],
-            }),
-        }
+        self.space.verify()
     }
 
     /// A handle that reads the region's counters and page states without borrowing the
     /// region, so they can be read while its memory is borrowed (even mutably).
     pub fn monitor(&self) -> RegionMonitor {
-        RegionMonitor {
-            book: Arc::clone(&self.sh.book),
-        }
+        self.space.monitor()
+    }
+
+    /// The space under the region (its one segment is the region's memory).
+    pub fn space(&self) -> &Space {
+        &self.space
     }
 }
 
@@ -460,7 +449,7 @@ impl Region {
 /// never the memory, the inactive cache, the userfaultfd or the swap.
 #[derive(Debug, Clone)]
 pub struct RegionMonitor {
-    book: Arc<Book>,
+    pub(crate) book: Arc<Book>,
 }
 
 impl RegionMonitor {
@@ -486,7 +475,7 @@ impl RegionMonitor {
             (t.resident, t.is_failed())
         };
         let mut s = RegionStats {
-            pages: self.book.pages,
+            pages: self.book.pages.load(Ordering::Relaxed),
             resident_limit: self.book.limit,
             resident,
             dead,
@@ -498,40 +487,13 @@ impl RegionMonitor {
     }
 }
 
-impl Drop for Region {
-    /// Stops the evictor (after its writes in flight complete) and the handlers, then
-    /// unmaps the memory and frees every block of the object. Every wait of the region's
-    /// threads checks the stop flag, so this never waits on a fault.
-    fn drop(&mut self) {
-        self.sh.stop.store(true, Ordering::Release);
-        {
-            let _t = self.sh.lock();
-            self.sh.book.need_room.notify_all();
-            self.sh.book.changed.notify_all();
-        }
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from `one` to our eventfd.
-        unsafe { libc::write(self.stop_fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
-        for h in self.threads.drain(..) {
-            let _ = h.join();
-        }
-        let _ = self
-            .sh
-            .mem
-            .uffd
-            .unregister(self.sh.mem.map.base, self.sh.mem.map.len);
-        self.sh.pager.freespace(&self.sh.obj, 0, self.sh.pages);
-        // Monitors keep the book: only its counts stay.
-        self.sh.lock().clear();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn a_region_and_its_monitor_can_be_shared_between_threads() {
         fn shared<T: Send + Sync>() {}
         shared::<super::Region>();
+        shared::<super::Space>();
         shared::<super::RegionMonitor>();
     }
 }

@@ -36,9 +36,11 @@ pub(crate) fn run(sh: Arc<Shared>, rx: Receiver<Job>) {
 /// and maps them clean and without the clock's second chance (untouched read-ahead goes
 /// first).
 fn fetch(sh: &Shared, job: Job, buf: &mut device::PageBuf) {
-    let end = job.first + job.n;
+    // Within the segment of its first page: the next index of another is not the next
+    // address.
+    let end = (job.first + job.n).min(sh.mem.bounds(job.first).end);
     let mut at = job.first;
-    while at < end && !sh.stopping() {
+    while at < end && !sh.stopping() && !sh.paused() {
         let mut t = sh.lock();
         if t.is_failed() {
             return;
@@ -58,7 +60,11 @@ fn fetch(sh: &Shared, job: Job, buf: &mut device::PageBuf) {
         t.begin_load(at, n);
         drop(t);
         let buf = &mut buf.as_mut_slice()[..(n * PAGE) as usize];
-        let got = sh.pager.getpages(&sh.obj, at, 0, n - 1, buf);
+        let got = sh.store.getpages(at, 0, n - 1, buf);
+        let got = match got {
+            Ok(range) if sh.mem.events => Ok(sh.lock().trim_discarded(range)),
+            got => got,
+        };
         let out = got
             .ok()
             .map(|range| (range.clone(), sh.mem.install(at, buf, range)));

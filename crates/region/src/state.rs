@@ -1,5 +1,5 @@
-//! The page states: one state per page of the region, every move between them, and every
-//! kernel call that changes a page's mapping. Nothing else in the crate writes a page's
+//! The page states: one state per page of the region (or space), every move between them,
+//! and every kernel call that changes a page's mapping. Nothing else in the crate writes a page's
 //! state or calls userfaultfd on the region's memory; the fault handlers (`fault.rs`), the
 //! prefetch thread (`prefetch.rs`) and the evictor (`evict.rs`) choose *which* pages move,
 //! and ask this module to move them.
@@ -38,6 +38,18 @@
 //! | `WritingOut` | `Absent{swap: true}` | evictor | — (`putpages` done) |
 //! | `WritingOut` | `Inactive{dirty}` | evictor | — (`putpages` failed) |
 //! | any unmapped | `Poisoned` | [`Table::fail`] | `UFFDIO_POISON`: the region is dead |
+//! | `Unused` | `Resident{dirty}`, `Absent{swap: false}` | [`Table::adopt`] | — (registered under the lock) |
+//! | `Resident` (missing fault) | `Resident{dirty}` | handler | `UFFDIO_ZEROPAGE` (the program dropped it) |
+//! | unmapped, no one's | `Absent{swap: false}`, `Unused` | [`Table::discard`] (event) | — (swap, slot freed) |
+//! | `Resident` | `Resident{dirty}`, `Unused` | [`Table::discard`] (event) | — (the kernel drops it) |
+//! | `Loading`, `Deactivating`, `WritingOut` | marked | [`Table::discard`] (event) | — (the owner settles it as above) |
+//!
+//! In a space (see the crate doc) pages come from adopted memory and leave it: an index in
+//! no segment is `Unused`, and every walker skips it. A page the program drops or unmaps
+//! while its owner holds it is only marked; the owner's settling move sees the mark and
+//! puts the page where the event meant, freeing its swap and slot. With the memory events
+//! on, no `madvise` is made under the table lock (it would wait for a handler to read its
+//! event): a page found mapped where the table says not (`EEXIST`) is left so.
 //!
 //! A fault on a page in an owned state waits on `changed` until its owner settles it.
 //!
@@ -52,8 +64,14 @@ use std::ops::Range;
 
 use device::PAGE_SIZE;
 
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
 use crate::cache::SlotCache;
-use crate::mapping::Mapping;
+use crate::mapping::Calls;
+use crate::segments::{Segment, Segments};
+use crate::store::Store;
 use crate::uffd::{Outcome, Uffd};
 
 const PAGE: u64 = PAGE_SIZE as u64;
@@ -92,12 +110,15 @@ pub(crate) enum Page {
     WritingOut { slot: u32 },
     /// Its read failed (or the region died): every access gets `SIGBUS`.
     Poisoned,
+    /// An index no segment uses (its memory left the space, or no memory came yet): every
+    /// walker of the table skips it.
+    Unused,
 }
 
 impl Page {
     /// Whether the page counts as resident (in memory, mapped or held by the region).
     pub fn is_resident(self) -> bool {
-        !matches!(self, Page::Absent { .. } | Page::Poisoned)
+        !matches!(self, Page::Absent { .. } | Page::Poisoned | Page::Unused)
     }
 
     /// Whether the kernel has a page table entry for it.
@@ -106,17 +127,47 @@ impl Page {
     }
 }
 
-/// The kernel side of the moves: the descriptor, the memory and the inactive cache.
+/// The kernel side of the moves: the descriptor, the segments (which address each page
+/// index stands for), the other calls on the memory and the inactive cache.
 #[derive(Debug)]
 pub(crate) struct Mem {
     pub uffd: Uffd,
-    pub map: Mapping,
+    pub segs: RwLock<Segments>,
+    pub calls: Calls,
     pub cache: SlotCache,
+    /// Where the pages live off memory: the moves that let go of a page's swap free it.
+    pub store: Arc<dyn Store>,
+    /// The descriptor has the memory events (a space's, not a region's): then a
+    /// `madvise(MADV_DONTNEED)` by one of the space's threads blocks until a handler reads
+    /// the event it raises, so none is ever made under the table lock.
+    pub events: bool,
 }
 
+/// The address of a page in no segment (it left the space while its owner held it): above
+/// every user address space, so each call on it fails (`EINVAL`, `ENOMEM`, `EFAULT`)
+/// without touching memory.
+pub(crate) const GONE: u64 = 1 << 63;
+
 impl Mem {
+    /// The address of page `p` now ([`GONE`] if it is in no segment).
     pub fn addr(&self, p: u64) -> u64 {
-        self.map.page_addr(p)
+        self.segs.read().addr(p).unwrap_or(GONE)
+    }
+
+    /// The index of the page holding `addr`, if it is in the space.
+    pub fn page_of(&self, addr: u64) -> Option<u64> {
+        self.segs.read().page_of(addr)
+    }
+
+    /// The indices of page `p`'s segment (empty if it has none): no run of one kernel call
+    /// may leave it.
+    pub fn bounds(&self, p: u64) -> Range<u64> {
+        self.segs.read().bounds(p)
+    }
+
+    /// `first..first + len` cut into pieces of contiguous addresses `(first, len, addr)`.
+    pub fn split(&self, first: u64, len: u64) -> Vec<(u64, u64, u64)> {
+        self.segs.read().split(first, len)
     }
 
     /// Wakes the threads waiting on a fault at page `p`: they retry the access.
@@ -124,18 +175,50 @@ impl Mem {
         let _ = self.uffd.wake(self.addr(p), PAGE);
     }
 
+    /// Drops pages `p..p + n` (one segment): the next access is a missing fault.
+    pub fn drop_pages(&self, p: u64, n: u64) -> std::io::Result<()> {
+        self.calls.drop_pages(self.addr(p), n * PAGE)
+    }
+
+    /// Makes page `p` inaccessible (the poison fallback before 6.6).
+    pub fn forbid(&self, p: u64) -> std::io::Result<()> {
+        self.calls.forbid(self.addr(p))
+    }
+
+    /// Copies page `p` (mapped and write-protected: the evictor's) into `slot`. Returns
+    /// whether it was all zeroes, or `None` if it could not be read (the program unmapped
+    /// or moved it meanwhile). A region's own memory is read with plain loads; adopted
+    /// memory, which the program may unmap at any moment, with `process_vm_readv(2)`.
+    pub fn fill_slot(&self, slot: u32, p: u64) -> Option<bool> {
+        let (addr, owned) = {
+            let segs = self.segs.read();
+            (segs.addr(p)?, segs.owned(p))
+        };
+        if owned {
+            // SAFETY: the slot is the caller's; page `p` is mapped and write-protected in
+            // memory the space mapped itself (no store changes it while it is copied).
+            return Some(unsafe { self.cache.fill(slot, addr as *const u8) });
+        }
+        if !crate::mapping::read_page(addr, self.cache.slot(slot)) {
+            return None;
+        }
+        // SAFETY: the slot is the caller's, just written.
+        Some(unsafe { self.cache.bytes(slot) }.iter().all(|&b| b == 0))
+    }
+
     /// Maps `range` from `buf` (which starts at page `first`) write-protected with one
     /// `UFFDIO_COPY` (retried from where it stopped on `EAGAIN`), waking their waiters.
     /// Reports exactly what was mapped; the caller settles the states with
     /// [`Table::loaded`] under the lock.
     ///
-    /// The pages must be the caller's (`Loading`), so no one else maps them meanwhile.
+    /// The pages must be the caller's (`Loading`), so no one else maps them meanwhile, and
+    /// in one segment.
     pub fn install(&self, first: u64, buf: &[u8], range: Range<u64>) -> Outcome {
         let off = ((range.start - first) * PAGE) as usize;
         let len = (range.end - range.start) * PAGE;
         assert!(off + len as usize <= buf.len());
         // SAFETY: `buf[off..off+len]` holds the pages read (checked above); the destination
-        // pages are Loading, owned by the caller, inside the registered mapping.
+        // pages are Loading, owned by the caller, in one segment of registered memory.
         unsafe {
             self.uffd
                 .copy(self.addr(range.start), buf[off..].as_ptr(), len, true)
@@ -180,38 +263,92 @@ pub(crate) struct Table {
     retries: HashMap<u64, u8>,
     /// The region is dead (its handlers are gone): every unmapped page is poisoned.
     failed: bool,
+    /// Pages the program dropped (`false`) or unmapped (`true`) while their owner (a
+    /// reader, the evictor) held them: the owner settles them ([`Table::take_discarded`]).
+    discarded: HashMap<u64, bool>,
+    /// `REMOVE` events the evictor's own drops raise, not yet read, per page.
+    expected: HashMap<u64, u32>,
+    /// The evictor stands still while a fork is prepared (and says so here).
+    pub evictor_parked: bool,
     /// Inactive cache slots in all.
     slots: u64,
 }
 
 impl Table {
-    /// The table of a region of `pages` pages with `slots` inactive cache slots, every
-    /// page absent and never written.
-    pub fn new(pages: u64, slots: u64) -> Table {
-        let n = pages as usize;
+    /// An empty table with `slots` inactive cache slots (see [`Table::grow`]).
+    pub fn new(slots: u64) -> Table {
         Table {
-            pages: vec![Page::Absent { swap: false }; n],
+            pages: Vec::new(),
             resident: 0,
             hand: 0,
-            prefetched: vec![false; n],
-            written: vec![0; n],
+            prefetched: Vec::new(),
+            written: Vec::new(),
             evictions: 0,
-            evicted_at: vec![0; n],
-            chances: vec![0; n],
+            evicted_at: Vec::new(),
+            chances: Vec::new(),
             free_slots: (0..slots as u32).rev().collect(),
             inactive: VecDeque::new(),
             retries: HashMap::new(),
             failed: false,
+            discarded: HashMap::new(),
+            expected: HashMap::new(),
+            evictor_parked: false,
             slots,
         }
     }
 
-    /// The state of page `p` (`Absent` past the end, as after the region dropped).
+    /// The state of page `p` (`Unused` past the end, as after the space dropped).
     pub fn page(&self, p: u64) -> Page {
-        self.pages
-            .get(p as usize)
-            .copied()
-            .unwrap_or(Page::Absent { swap: false })
+        self.pages.get(p as usize).copied().unwrap_or(Page::Unused)
+    }
+
+    /// Indices in the table (used or not).
+    pub fn len(&self) -> u64 {
+        self.pages.len() as u64
+    }
+
+    /// Makes room for indices below `end`; the new ones are `Unused`.
+    pub fn grow(&mut self, end: u64) {
+        let n = end as usize;
+        if n <= self.pages.len() {
+            return;
+        }
+        self.pages.resize(n, Page::Unused);
+        self.prefetched.resize(n, false);
+        self.written.resize(n, 0);
+        self.evicted_at.resize(n, 0);
+        self.chances.resize(n, 0);
+    }
+
+    /// `Unused` pages `first..` come into use, one state per page: `true` (the kernel has
+    /// data for it) `Resident{dirty}`, `false` `Absent{swap: false}`. The caller holds
+    /// the lock from before the memory is registered, so no fault sees them unused.
+    pub fn adopt(&mut self, first: u64, has_data: &[bool]) {
+        for (k, &data) in has_data.iter().enumerate() {
+            let p = first + k as u64;
+            debug_assert_eq!(self.page(p), Page::Unused);
+            let to = if data {
+                Page::Resident {
+                    dirty: true,
+                    referenced: false,
+                }
+            } else {
+                Page::Absent { swap: false }
+            };
+            self.set(p, to);
+            let i = p as usize;
+            self.prefetched[i] = false;
+            self.written[i] = 0;
+            self.evicted_at[i] = 0;
+            self.chances[i] = 0;
+        }
+    }
+
+    /// Takes prefetched page `q`'s mark (whether it was still marked).
+    pub fn take_prefetched(&mut self, q: u64) -> bool {
+        self.prefetched
+            .get_mut(q as usize)
+            .is_some_and(std::mem::take)
     }
 
     pub fn is_failed(&self) -> bool {
@@ -277,12 +414,17 @@ impl Table {
     /// A page the kernel reported mapped (`EEXIST`) where the table has it unmapped: zap it
     /// so the two agree. Under the lock, on a page whose state the caller holds.
     fn zap(&self, mem: &Mem, p: u64, outcome: &Outcome) {
+        if mem.events {
+            // Not under the table lock (see `Mem::events`): the page stays as the kernel
+            // has it, and `verify` would say so.
+            return;
+        }
         let eexist = outcome
             .error
             .as_ref()
             .is_some_and(|e| e.raw_os_error() == Some(libc::EEXIST));
         if eexist {
-            let _ = mem.map.drop_pages(p, 1);
+            let _ = mem.drop_pages(p, 1);
         }
     }
 
@@ -294,6 +436,138 @@ impl Table {
             let _ = poison_page(mem, p);
         } else {
             self.set(p, to);
+        }
+    }
+
+    // ---- memory events -------------------------------------------------------------
+
+    /// Page `q` lost its data (the program dropped it: `gone` false) or left the space
+    /// (`gone`). Its swap copy and inactive slot are freed; a page no one holds becomes
+    /// `Absent{swap: false}` at once (it reads as zeroes, as without the space) or
+    /// `Unused` with its index given back; a `Resident` page stays mapped, dirty (the kernel
+    /// drops it, before or after this, and a fault on it then maps zeroes:
+    /// [`Table::refill_dropped`]); a page a reader or the evictor holds is marked, and its
+    /// owner settles it so ([`Table::take_discarded`]). Returns whether it was in use.
+    pub fn discard(&mut self, mem: &Mem, q: u64, gone: bool) -> bool {
+        match self.page(q) {
+            Page::Unused => return false,
+            Page::Loading | Page::Deactivating { .. } | Page::WritingOut { .. } => {
+                *self.discarded.entry(q).or_insert(false) |= gone;
+                return true;
+            }
+            Page::Inactive { slot, .. } => self.free_slots.push(slot),
+            Page::Resident { referenced, .. } if !gone => {
+                mem.store.freespace(q, 1);
+                self.set(
+                    q,
+                    Page::Resident {
+                        dirty: true,
+                        referenced,
+                    },
+                );
+                return true;
+            }
+            Page::Resident { .. } | Page::Absent { .. } | Page::Poisoned => {}
+        }
+        mem.store.freespace(q, 1);
+        self.leave(mem, q, gone);
+        true
+    }
+
+    /// Page `q`, unmapped and no one's, holds zeroes from now (`Absent{swap: false}`), or
+    /// leaves the space (`gone`: `Unused`, its index free for reuse).
+    fn leave(&mut self, mem: &Mem, q: u64, gone: bool) {
+        let i = q as usize;
+        self.written[i] = 0;
+        self.evicted_at[i] = 0;
+        self.chances[i] = 0;
+        self.prefetched[i] = false;
+        self.retries.remove(&q);
+        if gone {
+            self.set(q, Page::Unused);
+            mem.segs.write().release(q, 1);
+        } else {
+            self.set(q, Page::Absent { swap: false });
+        }
+    }
+
+    /// Whether page `q` was discarded while its owner held it (and whether it left the
+    /// space), taking the mark: the owner settles it.
+    pub fn take_discarded(&mut self, q: u64) -> Option<bool> {
+        if self.discarded.is_empty() {
+            return None;
+        }
+        self.discarded.remove(&q)
+    }
+
+    /// `range` (pages a reader holds, just read) up to its first page discarded meanwhile:
+    /// only those are mapped, so no discarded page comes back with its old bytes.
+    pub fn trim_discarded(&self, range: Range<u64>) -> Range<u64> {
+        if self.discarded.is_empty() {
+            return range;
+        }
+        let end = range
+            .clone()
+            .find(|q| self.discarded.contains_key(q))
+            .unwrap_or(range.end);
+        range.start..end
+    }
+
+    /// An owned page that was discarded goes where the discard meant: its swap and
+    /// `slot` freed, `Unused` (gone) or `Absent{swap: false}` (unmapped by its owner), or
+    /// `Resident{dirty}` (`mapped`: still mapped; the program's drop unmaps it).
+    fn settle_discarded(&mut self, mem: &Mem, q: u64, gone: bool, mapped: bool, slot: Option<u32>) {
+        if let Some(slot) = slot {
+            self.free_slots.push(slot);
+        }
+        mem.store.freespace(q, 1);
+        if mapped && !gone {
+            self.set(
+                q,
+                Page::Resident {
+                    dirty: true,
+                    referenced: true,
+                },
+            );
+        } else {
+            self.leave(mem, q, gone);
+        }
+    }
+
+    /// The evictor is about to drop `pages`: each raises one `REMOVE` event of its own.
+    pub fn expect_removes(&mut self, pages: &[u64]) {
+        for &q in pages {
+            *self.expected.entry(q).or_insert(0) += 1;
+        }
+    }
+
+    /// A `REMOVE` event covers page `q`: whether it was one the evictor raised (taken).
+    pub fn consume_expected(&mut self, q: u64) -> bool {
+        match self.expected.get_mut(&q) {
+            None => false,
+            Some(n) => {
+                *n -= 1;
+                if *n == 0 {
+                    self.expected.remove(&q);
+                }
+                true
+            }
+        }
+    }
+
+    /// Whether any of `pages` still waits for its own `REMOVE` event to be read.
+    pub fn expecting(&self, pages: &[u64]) -> bool {
+        !self.expected.is_empty() && pages.iter().any(|q| self.expected.contains_key(q))
+    }
+
+    /// Forgets what is left of the evictor's expectations for `pages` (events its failed
+    /// drops never raised).
+    pub fn forget_expected(&mut self, pages: &[u64]) {
+        if self.expected.is_empty() {
+            return;
+        }
+        for q in pages {
+            self.expected.remove(q);
         }
     }
 
@@ -338,6 +612,46 @@ impl Table {
         mapped
     }
 
+    /// A missing fault on page `p`, which the table holds `Resident`: either another
+    /// handler served it already, or the program dropped it (`madvise(MADV_DONTNEED)`,
+    /// `MADV_FREE`: the kernel drops it and tells the space after, if at all) and it reads
+    /// as zeroes now. The zero page is mapped there: `EEXIST` says it was mapped (nothing
+    /// changes); otherwise the page holds zeroes, dirty, and its swap copy is stale.
+    /// Returns whether it was mapped here (the caller frees its swap).
+    pub fn refill_dropped(&mut self, mem: &Mem, p: u64) -> bool {
+        let Page::Resident { referenced, .. } = self.page(p) else {
+            return false;
+        };
+        if mem.uffd.zeropage(mem.addr(p), PAGE).pages() != 1 {
+            return false;
+        }
+        self.set(
+            p,
+            Page::Resident {
+                dirty: true,
+                referenced,
+            },
+        );
+        self.served(p);
+        true
+    }
+
+    /// The evictor faulted reading `Deactivating` page `p` (its own): the program dropped
+    /// the page since it was chosen, so it reads as zeroes. Zeroes are mapped there
+    /// write-protected (a store by the program waits in its write-protect fault until the
+    /// evictor is done, as for any page it moves), the evictor's read goes on; the state
+    /// stays the evictor's to settle.
+    pub fn zero_owned(&mut self, mem: &Mem, p: u64, zeros: &[u8]) {
+        if !matches!(self.page(p), Page::Deactivating { .. }) {
+            return;
+        }
+        assert!(zeros.len() >= PAGE_SIZE);
+        // SAFETY: `zeros` is one page; page `p` is in registered memory, unmapped (the
+        // fault says so) and held by the evictor, which waits in that fault.
+        let _ = unsafe { mem.uffd.copy(mem.addr(p), zeros.as_ptr(), PAGE, true) };
+        mem.wake(p);
+    }
+
     /// `Absent{swap: true}` pages `first..first + n` → `Loading`: taken by the caller to
     /// read.
     pub fn begin_load(&mut self, first: u64, n: u64) {
@@ -364,6 +678,11 @@ impl Table {
         let mapped_end = mapped_from + out.map_or(0, Outcome::pages);
         for q in first..first + n {
             if self.page(q) != Page::Loading {
+                continue;
+            }
+            if let Some(gone) = self.take_discarded(q) {
+                let mapped = (mapped_from..mapped_end).contains(&q);
+                self.settle_discarded(mem, q, gone, mapped, None);
                 continue;
             }
             if (mapped_from..mapped_end).contains(&q) {
@@ -421,7 +740,8 @@ impl Table {
     /// again) and the toucher, `thread`, is sent `SIGBUS` directly. Returns whether the
     /// page was poisoned.
     pub fn poison(&mut self, mem: &Mem, p: u64, thread: u32) -> bool {
-        if self.page(p) != Page::Loading {
+        if self.page(p) != Page::Loading || self.discarded.contains_key(&p) {
+            // A page the program dropped meanwhile reads as zeroes: `loaded` settles it.
             return false;
         }
         if poison_page(mem, p) {
@@ -541,7 +861,13 @@ impl Table {
 
     /// `Deactivating` → `Resident`: page `p` could not be moved (its protect, copy or unmap
     /// failed); it stays in memory, referenced. Its slot, if it took one, comes back.
-    pub fn keep(&mut self, p: u64, slot: Option<u32>) {
+    pub fn keep(&mut self, mem: &Mem, p: u64, slot: Option<u32>) {
+        if let Page::Deactivating { .. } = self.page(p)
+            && let Some(gone) = self.take_discarded(p)
+        {
+            self.settle_discarded(mem, p, gone, true, slot);
+            return;
+        }
         if let Page::Deactivating { dirty } = self.page(p) {
             self.set(
                 p,
@@ -567,6 +893,10 @@ impl Table {
         let Page::Deactivating { dirty } = self.page(p) else {
             return;
         };
+        if let Some(gone) = self.take_discarded(p) {
+            self.settle_discarded(mem, p, gone, false, Some(slot));
+            return;
+        }
         if self.failed {
             self.unmapped(mem, p, Page::Poisoned);
             self.free_slots.push(slot);
@@ -581,6 +911,10 @@ impl Table {
     /// swap copy.
     pub fn dropped_zero(&mut self, mem: &Mem, p: u64, slot: u32) {
         if !matches!(self.page(p), Page::Deactivating { .. }) {
+            return;
+        }
+        if let Some(gone) = self.take_discarded(p) {
+            self.settle_discarded(mem, p, gone, false, Some(slot));
             return;
         }
         self.unmapped(mem, p, Page::Absent { swap: false });
@@ -613,10 +947,15 @@ impl Table {
 
     /// `WritingOut` → `Absent{swap: true}` (`written`) or back to `Inactive{dirty}` at the
     /// end of the list (its write failed or found no swap; its bytes are still in the slot).
-    pub fn written(&mut self, p: u64, written: bool) {
+    pub fn written(&mut self, mem: &Mem, p: u64, written: bool) {
         let Page::WritingOut { slot } = self.page(p) else {
             return;
         };
+        if let Some(gone) = self.take_discarded(p) {
+            // Its new copy (if the write took) is stale too.
+            self.settle_discarded(mem, p, gone, false, Some(slot));
+            return;
+        }
         if written {
             self.set(p, Page::Absent { swap: true });
             self.free_slots.push(slot);
@@ -636,43 +975,51 @@ impl Table {
     /// that becomes unmapped is poisoned too ([`Table::unmapped`]).
     pub fn fail(&mut self, mem: &Mem) {
         self.failed = true;
-        let mut p = 0;
-        let n = self.pages.len() as u64;
-        while p < n {
-            if self.page(p).is_mapped() || self.page(p) == Page::Poisoned {
-                p += 1;
-                continue;
-            }
-            let start = p;
-            while p < n && !self.page(p).is_mapped() && self.page(p) != Page::Poisoned {
-                self.set(p, Page::Poisoned);
-                p += 1;
-            }
-            for q in poison_run(mem, start, p) {
-                // Mapped after all (a reader's copy landed before the poison): it keeps
-                // its bytes and is readable, as the table now says.
-                self.set(
-                    q,
-                    Page::Resident {
-                        dirty: true,
-                        referenced: true,
-                    },
-                );
+        let segs: Vec<Segment> = mem.segs.read().iter().copied().collect();
+        for seg in &segs {
+            let mut p = seg.index;
+            let n = seg.index + seg.pages;
+            while p < n {
+                if self.page(p).is_mapped() || self.page(p) == Page::Poisoned {
+                    p += 1;
+                    continue;
+                }
+                let start = p;
+                while p < n && !self.page(p).is_mapped() && self.page(p) != Page::Poisoned {
+                    self.set(p, Page::Poisoned);
+                    p += 1;
+                }
+                for q in poison_run(mem, start, p) {
+                    // Mapped after all (a reader's copy landed before the poison): it keeps
+                    // its bytes and is readable, as the table now says.
+                    self.set(
+                        q,
+                        Page::Resident {
+                            dirty: true,
+                            referenced: true,
+                        },
+                    );
+                }
             }
         }
         self.inactive.clear();
-        let _ = mem.uffd.write_protect(mem.map.base, mem.map.len, false);
-        let _ = mem.uffd.wake(mem.map.base, mem.map.len);
+        for seg in &segs {
+            let _ = mem.uffd.write_protect(seg.addr, seg.pages * PAGE, false);
+            let _ = mem.uffd.wake(seg.addr, seg.pages * PAGE);
+        }
     }
 
     /// The pages whose state says mapped where the kernel has no page, or unmapped where it
-    /// has one (`present`: the kernel's view, from `mincore`). Pages in an owned state
-    /// (`Loading`, `Deactivating`) are between the two by design and are not compared.
-    pub fn disagreements(&self, present: &[bool]) -> Vec<(u64, Page)> {
+    /// has one (`present`: the kernel's view, from `mincore`, of the pages from `first`).
+    /// Pages in an owned state (`Loading`, `Deactivating`) are between the two by design and
+    /// are not compared.
+    pub fn disagreements(&self, first: u64, present: &[bool]) -> Vec<(u64, Page)> {
         let mut out = Vec::new();
-        for (p, (&page, &there)) in self.pages.iter().zip(present).enumerate() {
+        for (k, &there) in present.iter().enumerate() {
+            let p = first + k as u64;
+            let page = self.page(p);
             let mapped = match page {
-                Page::Loading | Page::Deactivating { .. } => continue,
+                Page::Loading | Page::Deactivating { .. } | Page::Unused => continue,
                 Page::Resident { .. } => true,
                 Page::Absent { .. }
                 | Page::Inactive { .. }
@@ -680,7 +1027,7 @@ impl Table {
                 | Page::Poisoned => false,
             };
             if mapped != there {
-                out.push((p as u64, page));
+                out.push((p, page));
             }
         }
         out
@@ -726,7 +1073,7 @@ fn poison_run(mem: &Mem, start: u64, end: u64) -> Vec<u64> {
         }
     }
     for q in at..end {
-        let _ = mem.map.forbid(q);
+        let _ = mem.forbid(q);
     }
     let _ = mem.uffd.wake(mem.addr(start), (end - start) * PAGE);
     mapped
@@ -738,7 +1085,7 @@ fn poison_page(mem: &Mem, p: u64) -> bool {
     if mem.uffd.caps.poison {
         return mem.uffd.poison(mem.addr(p), PAGE).pages() == 1;
     }
-    let ok = mem.map.forbid(p).is_ok();
+    let ok = mem.forbid(p).is_ok();
     mem.wake(p);
     ok
 }
@@ -748,7 +1095,10 @@ mod tests {
     use super::*;
 
     fn table(pages: u64) -> Table {
-        Table::new(pages, 1)
+        let mut t = Table::new(1);
+        t.grow(pages);
+        t.adopt(0, &vec![false; pages as usize]);
+        t
     }
 
     #[test]

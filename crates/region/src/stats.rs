@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// Everything a region counts, as of one moment. Counters only grow.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RegionStats {
-    /// Pages in the region.
+    /// Pages in the region (in a space: in its segments now).
     pub pages: u64,
     /// The resident limit, in pages.
     pub resident_limit: u64,
@@ -68,6 +68,19 @@ pub struct RegionStats {
     /// Errors of the fault handlers' own descriptor (reading faults, waiting for them).
     #[serde(default)]
     pub handler_errors: u64,
+    /// Pages a space took over from the program ([`crate::Space::adopt`]).
+    #[serde(default)]
+    pub adopted_pages: u64,
+    /// Pages of a space the program dropped (`madvise(MADV_DONTNEED, MADV_FREE,
+    /// MADV_REMOVE)`): their swap freed, they read as zeroes.
+    #[serde(default)]
+    pub removed_pages: u64,
+    /// Pages of a space the program unmapped: they left it, their swap freed.
+    #[serde(default)]
+    pub unmapped_pages: u64,
+    /// Moves of a space's memory by `mremap(2)` (its swap follows).
+    #[serde(default)]
+    pub remaps: u64,
     /// The region is dead: its last fault handler stopped, and every touch of a page not
     /// in memory gets `SIGBUS`.
     #[serde(default)]
@@ -162,6 +175,10 @@ pub(crate) struct Counters {
     pub fault_retries: AtomicU64,
     pub fault_errors: AtomicU64,
     pub handler_errors: AtomicU64,
+    pub adopted_pages: AtomicU64,
+    pub removed_pages: AtomicU64,
+    pub unmapped_pages: AtomicU64,
+    pub remaps: AtomicU64,
 }
 
 pub(crate) fn bump(c: &AtomicU64, n: u64) {
@@ -192,5 +209,9 @@ impl Counters {
         s.fault_retries = get(&self.fault_retries);
         s.fault_errors = get(&self.fault_errors);
         s.handler_errors = get(&self.handler_errors);
+        s.adopted_pages = get(&self.adopted_pages);
+        s.removed_pages = get(&self.removed_pages);
+        s.unmapped_pages = get(&self.unmapped_pages);
+        s.remaps = get(&self.remaps);
     }
 }

@@ -111,7 +111,7 @@ impl Streams {
             let mut t = book.lock();
             let mut hits = 0;
             for q in s.pf_first..p.min(s.pf_end) {
-                if std::mem::take(&mut t.prefetched[q as usize]) {
+                if t.take_prefetched(q) {
                     hits += 1;
                 }
             }

@@ -29,6 +29,12 @@ const WRITEPROTECT_MODE_WP: u64 = 1;
 
 /// `UFFD_FEATURE_PAGEFAULT_FLAG_WP`: write-protect faults on anonymous memory (5.7).
 const FEATURE_WP: u64 = 1 << 0;
+/// `UFFD_FEATURE_EVENT_REMAP`: `mremap(2)` of registered memory is told (4.11).
+const FEATURE_EVENT_REMAP: u64 = 1 << 2;
+/// `UFFD_FEATURE_EVENT_REMOVE`: `madvise(MADV_DONTNEED, MADV_FREE, MADV_REMOVE)` (4.11).
+const FEATURE_EVENT_REMOVE: u64 = 1 << 3;
+/// `UFFD_FEATURE_EVENT_UNMAP`: `munmap(2)` (4.11).
+const FEATURE_EVENT_UNMAP: u64 = 1 << 6;
 /// `UFFD_FEATURE_THREAD_ID`: the faulting thread's id in each message (4.14).
 const FEATURE_THREAD_ID: u64 = 1 << 8;
 /// `UFFD_FEATURE_POISON`: `UFFDIO_POISON` (6.6).
@@ -39,6 +45,9 @@ const IOCTL_ZEROPAGE: u64 = 1 << 4;
 const IOCTL_WRITEPROTECT: u64 = 1 << 6;
 
 const EVENT_PAGEFAULT: u8 = 0x12;
+const EVENT_REMAP: u8 = 0x14;
+const EVENT_REMOVE: u8 = 0x15;
+const EVENT_UNMAP: u8 = 0x16;
 const PAGEFAULT_FLAG_WRITE: u64 = 1;
 const PAGEFAULT_FLAG_WP: u64 = 2;
 
@@ -86,7 +95,9 @@ struct WriteProtect {
     mode: u64,
 }
 
-/// One `uffd_msg` (32 bytes); only page faults are enabled.
+/// One `uffd_msg` (32 bytes): the event and its three words of arguments (a page fault:
+/// flags, address, and the faulting thread's id in the low half of the third; `REMAP`:
+/// from, to, len; `REMOVE` and `UNMAP`: start, end).
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct Msg {
@@ -94,11 +105,31 @@ struct Msg {
     _reserved1: u8,
     _reserved2: u16,
     _reserved3: u32,
-    flags: u64,
-    address: u64,
-    /// The faulting thread's id (with `UFFD_FEATURE_THREAD_ID`), then padding.
-    ptid: u32,
-    _pad: u32,
+    args: [u64; 3],
+}
+
+/// A message read from the descriptor: a fault, or one of the memory events a space asks
+/// for (each names the range as the program passed it, page aligned by the kernel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Message {
+    Fault(Fault),
+    /// `madvise(MADV_DONTNEED, MADV_FREE, MADV_REMOVE)` on `start..end` (by any thread of
+    /// the process, the space's own evictor included).
+    Remove {
+        start: u64,
+        end: u64,
+    },
+    /// `munmap(2)` (or a mapping over it) of `start..end`.
+    Unmap {
+        start: u64,
+        end: u64,
+    },
+    /// `mremap(2)` moved `len` bytes from `from` to `to`.
+    Remap {
+        from: u64,
+        to: u64,
+        len: u64,
+    },
 }
 
 /// A page fault read from the descriptor.
@@ -122,11 +153,51 @@ pub(crate) struct Caps {
     pub kernel_faults: bool,
 }
 
+/// `EAGAIN` from the kernel while the memory is changing: with the memory events, an event
+/// that is not read yet, which no retry of the call gets past (see `fault.rs`,
+/// `drain_all`). Calls that met one say so here; a handler reads its messages then.
+#[derive(Debug)]
+pub(crate) struct Busy {
+    events: bool,
+}
+
+thread_local! {
+    /// This thread met `EAGAIN` since it last asked ([`Busy::take`]).
+    static SAW_EAGAIN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+impl Busy {
+    /// Retries of `EAGAIN` or `EINTR` in one call: few with events (waiting does not
+    /// help, reading does), more without (injected failures, a signal).
+    fn max_retries(&self) -> u32 {
+        if self.events { 4 } else { MAX_RETRIES }
+    }
+
+    fn saw(&self, e: &io::Error) {
+        if e.raw_os_error() == Some(libc::EAGAIN) {
+            SAW_EAGAIN.with(|s| s.set(true));
+            std::thread::yield_now();
+        }
+    }
+
+    /// Whether this thread met `EAGAIN` since it last asked (per thread: a handler asks
+    /// about its own calls).
+    pub fn take(&self) -> bool {
+        SAW_EAGAIN.with(|s| s.replace(false))
+    }
+
+    /// As [`Busy::take`], leaving the answer for the next asker.
+    pub fn peek(&self) -> bool {
+        SAW_EAGAIN.with(|s| s.get())
+    }
+}
+
 /// A userfaultfd: non-blocking, close-on-exec.
 #[derive(Debug)]
 pub(crate) struct Uffd {
     fd: OwnedFd,
     pub caps: Caps,
+    pub busy: Busy,
     /// Failures to inject, for tests (see `inject.rs`).
     faults: Option<Arc<UffdFaults>>,
 }
@@ -203,7 +274,7 @@ impl Uffd {
     /// Opens a descriptor with write-protect faults (required) and poison (if offered).
     /// The handshake is done on a probe descriptor first: a descriptor takes `UFFDIO_API`
     /// only once, and the features must be asked for in that one call.
-    pub fn open(faults: Option<Arc<UffdFaults>>) -> io::Result<Uffd> {
+    pub fn open(faults: Option<Arc<UffdFaults>>, events: bool) -> io::Result<Uffd> {
         let (probe, _) = open_raw()?;
         let offered = api(&probe, 0)?.features;
         drop(probe);
@@ -214,7 +285,17 @@ impl Uffd {
             ));
         }
         let (fd, kernel_faults) = open_raw()?;
-        let want = FEATURE_WP | (offered & (FEATURE_POISON | FEATURE_THREAD_ID));
+        let mut want = FEATURE_WP | (offered & (FEATURE_POISON | FEATURE_THREAD_ID));
+        if events {
+            let need = FEATURE_EVENT_REMAP | FEATURE_EVENT_REMOVE | FEATURE_EVENT_UNMAP;
+            if offered & need != need {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "the kernel has no userfaultfd events for munmap, mremap and madvise",
+                ));
+            }
+            want |= need;
+        }
         api(&fd, want)?;
         Ok(Uffd {
             fd,
@@ -222,6 +303,7 @@ impl Uffd {
                 poison: want & FEATURE_POISON != 0,
                 kernel_faults,
             },
+            busy: Busy { events },
             faults,
         })
     }
@@ -261,8 +343,8 @@ impl Uffd {
         Ok(())
     }
 
-    /// Reads up to `max` (at most 16) of the faults waiting now (none if there are none).
-    pub fn read_faults(&self, out: &mut Vec<Fault>, max: usize) -> io::Result<()> {
+    /// Reads up to `max` (at most 16) of the messages waiting now (none if there are none).
+    pub fn read_messages(&self, out: &mut Vec<Message>, max: usize) -> io::Result<()> {
         if self.faults.as_ref().is_some_and(|f| f.read_fails()) {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
@@ -271,10 +353,7 @@ impl Uffd {
             _reserved1: 0,
             _reserved2: 0,
             _reserved3: 0,
-            flags: 0,
-            address: 0,
-            ptid: 0,
-            _pad: 0,
+            args: [0; 3],
         }; 16];
         let size = std::mem::size_of::<Msg>() * max.clamp(1, msgs.len());
         // SAFETY: the kernel writes whole `uffd_msg`s, at most `size` bytes (no more than
@@ -292,14 +371,23 @@ impl Uffd {
         }
         let count = n as usize / std::mem::size_of::<Msg>();
         for m in &msgs[..count] {
-            if m.event == EVENT_PAGEFAULT {
-                out.push(Fault {
-                    address: m.address,
-                    wp: m.flags & PAGEFAULT_FLAG_WP != 0,
-                    write: m.flags & PAGEFAULT_FLAG_WRITE != 0,
-                    thread: m.ptid,
-                });
-            }
+            let [a, b, c] = m.args;
+            out.push(match m.event {
+                EVENT_PAGEFAULT => Message::Fault(Fault {
+                    address: b,
+                    wp: a & PAGEFAULT_FLAG_WP != 0,
+                    write: a & PAGEFAULT_FLAG_WRITE != 0,
+                    thread: c as u32,
+                }),
+                EVENT_REMAP => Message::Remap {
+                    from: a,
+                    to: b,
+                    len: c,
+                },
+                EVENT_REMOVE => Message::Remove { start: a, end: b },
+                EVENT_UNMAP => Message::Unmap { start: a, end: b },
+                _ => continue,
+            });
         }
         Ok(())
     }
@@ -314,7 +402,7 @@ impl Uffd {
     /// `src` must be readable for `len` bytes; `dst..dst+len` must be inside the registered
     /// range and page aligned.
     pub unsafe fn copy(&self, dst: u64, src: *const u8, len: u64, wp: bool) -> Outcome {
-        ranged(len, |done| {
+        ranged(len, &self.busy, |done| {
             let want = len - done;
             let injected = match &self.faults {
                 Some(f) => f.copy(want / PAGE),
@@ -375,7 +463,7 @@ impl Uffd {
     }
 
     fn fill(&self, op: libc::c_ulong, which: Whole, start: u64, len: u64) -> Outcome {
-        ranged(len, |done| {
+        ranged(len, &self.busy, |done| {
             match self.faults.as_ref().and_then(|f| f.whole(which)) {
                 Some(errno) => (0, Some(io::Error::from_raw_os_error(errno))),
                 None => self.fill_once(op, start + done, len - done),
@@ -423,8 +511,16 @@ impl Uffd {
                 None => io::Error::last_os_error(),
             };
             match e.raw_os_error() {
-                Some(libc::EAGAIN | libc::EINTR) if retries < MAX_RETRIES => retries += 1,
-                _ => return Err(e),
+                Some(libc::EAGAIN | libc::EINTR) if retries < self.busy.max_retries() => {
+                    retries += 1;
+                    self.busy.saw(&e);
+                }
+                _ => {
+                    if e.raw_os_error() == Some(libc::EAGAIN) {
+                        self.busy.saw(&e);
+                    }
+                    return Err(e);
+                }
             }
         }
     }
@@ -443,7 +539,7 @@ impl Uffd {
 /// Drives a ranged call over `len` bytes: `once(done)` does what it can from `done` on and
 /// says how much it did and why it stopped; `EAGAIN` and `EINTR` are retried from there (at
 /// most [`MAX_RETRIES`] times), any other error ends it. Reports exactly what was done.
-fn ranged(len: u64, mut once: impl FnMut(u64) -> (u64, Option<io::Error>)) -> Outcome {
+fn ranged(len: u64, busy: &Busy, mut once: impl FnMut(u64) -> (u64, Option<io::Error>)) -> Outcome {
     let mut done = 0;
     let mut retries = 0;
     while done < len {
@@ -451,8 +547,12 @@ fn ranged(len: u64, mut once: impl FnMut(u64) -> (u64, Option<io::Error>)) -> Ou
         done += did;
         let Some(e) = error else { continue };
         match e.raw_os_error() {
-            Some(libc::EAGAIN | libc::EINTR) if retries < MAX_RETRIES => retries += 1,
+            Some(libc::EAGAIN | libc::EINTR) if retries < busy.max_retries() => {
+                retries += 1;
+                busy.saw(&e);
+            }
             _ => {
+                busy.saw(&e);
                 return Outcome {
                     done,
                     error: Some(e),
