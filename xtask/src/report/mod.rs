@@ -163,6 +163,7 @@ fn memory(r: &Report) -> Table {
         .iter()
         .filter_map(|f| {
             f.id.strip_prefix("region-")
+                .or(f.id.strip_prefix("swapkit-"))
                 .or(f.id.strip_prefix("kernel-"))
         })
         .collect();
@@ -170,7 +171,8 @@ fn memory(r: &Report) -> Table {
     let mut seen = std::collections::HashSet::new();
     ids.retain(|id| seen.insert(*id));
     for id in ids {
-        for side in ["region", "kernel"] {
+        // `swapkit-` is a program under `swapctl run` (the run bench).
+        for side in ["region", "swapkit", "kernel"] {
             let Some(f) = r.memory.iter().find(|f| f.id == format!("{side}-{id}")) else {
                 continue;
             };
