@@ -76,31 +76,46 @@ impl Remote {
     }
 
     /// Runs `f` on a pooled connection (connecting one if none is idle); a connection that
-    /// failed is not put back.
+    /// failed is not put back. A pooled connection that fails other than by the daemon's
+    /// answer may just have been closed by the daemon while it idled (its idle timeout):
+    /// `f` runs once more on a new one. Every call here may be repeated (a get, a put of
+    /// the same bytes, a free).
     fn with_client<T>(
         &self,
-        f: impl FnOnce(&mut Client) -> Result<T, ClientError>,
+        f: impl Fn(&mut Client) -> Result<T, ClientError>,
     ) -> Result<T, ClientError> {
         let pooled = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let mut c = match pooled {
-            Some(c) => c,
-            None => {
-                let c = Client::connect(&self.socket).inspect_err(|_| {
-                    self.lost_calls.fetch_add(1, Ordering::Relaxed);
-                })?;
-                self.note_fd(c.as_raw_fd(), true);
-                c
+        if let Some(c) = pooled {
+            match self.call_on(c, &f) {
+                Err(e) if !matches!(e, ClientError::Daemon { .. }) => {}
+                done => return done,
             }
-        };
+        }
+        let c = Client::connect(&self.socket).inspect_err(|_| {
+            self.lost_calls.fetch_add(1, Ordering::Relaxed);
+        })?;
+        self.note_fd(c.as_raw_fd(), true);
+        let r = self.call_on(c, &f);
+        if r.as_ref()
+            .is_err_and(|e| !matches!(e, ClientError::Daemon { .. }))
+        {
+            self.lost_calls.fetch_add(1, Ordering::Relaxed);
+        }
+        r
+    }
+
+    /// Runs `f` on `c`; puts `c` back in the pool unless it failed.
+    fn call_on<T>(
+        &self,
+        mut c: Client,
+        f: &impl Fn(&mut Client) -> Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
         let r = f(&mut c);
         match &r {
             Ok(_) | Err(ClientError::Daemon { .. }) => {
                 self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(c)
             }
-            Err(_) => {
-                self.lost_calls.fetch_add(1, Ordering::Relaxed);
-                self.note_fd(c.as_raw_fd(), false);
-            }
+            Err(_) => self.note_fd(c.as_raw_fd(), false),
         }
         r
     }

@@ -40,8 +40,13 @@ fn preload() -> PathBuf {
 
 /// A daemon on `engine` with swap on two loop devices of `mib_each` MiB.
 fn daemon(engine: &str, mib_each: u64) -> (Devices, Daemon) {
+    daemon_with(engine, mib_each, "")
+}
+
+/// [`daemon`] with more of a config file (`[limits]` and below).
+fn daemon_with(engine: &str, mib_each: u64, more: &str) -> (Devices, Daemon) {
     let devs = Devices::new(&[mib_each * MIB, mib_each * MIB]);
-    let d = Daemon::start_with_config(&format!("[daemon]\nengine = \"{engine}\"\n"), &[]);
+    let d = Daemon::start_with_config(&format!("[daemon]\nengine = \"{engine}\"\n{more}"), &[]);
     for i in 0..2 {
         d.ok(&["mkswap", devs.path(i)]);
     }
@@ -290,5 +295,27 @@ fn a_killed_program_leaves_no_object_behind() {
     assert!(swapped_out > 0, "nothing of the program went to swap");
     child.kill().unwrap();
     child.wait().unwrap();
+    wait_empty(&d);
+}
+
+#[test]
+fn a_program_idle_past_the_daemons_idle_timeout_reads_its_pages_back() {
+    if !have("python3") {
+        return;
+    }
+    // The daemon closes connections idle for a second; the program's pages are on swap
+    // while it sleeps three, then read back through connections the daemon closed.
+    let (_devs, d) = daemon_with("threads", 256, "[limits]\nidle_timeout_ms = 1000\n");
+    let code = "import hashlib, time\n\
+                b = bytearray(64 << 20)\n\
+                for i in range(0, len(b), 4096): b[i:i + 8] = i.to_bytes(8, 'little')\n\
+                h1 = hashlib.sha256(b).hexdigest()\n\
+                time.sleep(3)\n\
+                print(h1 == hashlib.sha256(b).hexdigest(), h1)\n";
+    let alone = run(bare(&["python3", "-c", code]));
+    let paged = run(under_run(&d, 8 * MIB, &["python3", "-c", code]));
+    assert!(paged.status.success(), "{paged:?}");
+    assert_eq!(paged.stdout, alone.stdout, "{}", paged.stderr);
+    assert!(paged.stdout.starts_with("True "), "{}", paged.stdout);
     wait_empty(&d);
 }

@@ -154,6 +154,15 @@ impl Registry {
         }
     }
 
+    /// Whether connection `conn` holds anonymous objects (its closing frees them).
+    pub fn holds_anonymous(&self, conn: u64) -> bool {
+        self.table
+            .lock()
+            .by_id
+            .values()
+            .any(|o| o.conn == conn && o.handle.is_none())
+    }
+
     /// Frees the anonymous objects of closed connection `conn`; returns how many.
     pub fn release(&self, conn: u64, limits: &Limits) -> usize {
         let gone: Vec<Owned> = {

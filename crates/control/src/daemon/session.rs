@@ -61,6 +61,9 @@ fn serve_frames(shared: &Shared, stream: &UnixStream, peer: &Peer) -> Option<Str
         let limits = shared.limits();
         match timed::wait_readable(stream, limits.idle_timeout()) {
             Ok(Ready::Readable) => {}
+            // Closing it would free its anonymous objects, the data of a program that may
+            // just be sleeping (`swapctl run`): such a connection is never idle.
+            Ok(Ready::Idle) if shared.registry.holds_anonymous(peer.conn) => {}
             Ok(Ready::Idle) => {
                 return Some(format!(
                     "idle for {} s",

@@ -371,6 +371,26 @@ fn idle_and_half_sent_connections_are_closed_after_their_timeouts() {
     assert!(busy.stats().is_ok(), "a connection in use is never idle");
 }
 
+/// Issue #25: a connection holding anonymous objects outlives the idle timeout, and so do
+/// its objects (closing it would free them: a program under `swapctl run` may sleep).
+#[test]
+fn a_connection_holding_anonymous_objects_is_never_idle() {
+    let mut config = Config::default();
+    config.limits.idle_timeout_ms = 200;
+    let d = start_with(Arc::new(MemoryBackend::new(10)), config);
+    let mut holder = Client::connect(&d.socket).unwrap();
+    let o = holder.create(None).unwrap();
+    let page = vec![7u8; device::PAGE_SIZE];
+    holder.putpages(o, 0, page.clone(), true).unwrap();
+    let mut plain = Client::connect(&d.socket).unwrap();
+    plain.stats().unwrap();
+    std::thread::sleep(Duration::from_millis(900));
+    assert!(plain.stats().is_err(), "an idle connection is closed");
+    let (st, data) = holder.getpages(o, 0, 1).unwrap();
+    assert_eq!(st, [crate::proto::GetStatus::Ok]);
+    assert_eq!(data, page);
+}
+
 /// Issue #12: a reload (SIGHUP) applies the file's limits and devices.
 #[test]
 fn a_reload_applies_the_new_limits_and_devices() {
