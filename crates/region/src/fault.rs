@@ -327,7 +327,8 @@ fn wait(sh: &Shared, t: &mut MutexGuard<'_, Table>, slice: Duration) -> bool {
 
 /// A fault on page `p` could not be served this time: the toucher tries again, or, after
 /// too many failures in a row, gets `SIGBUS` (logged once per region).
-fn failed(sh: &Shared, t: &mut Table, p: u64, thread: u32) {
+/// `what`: the kernel call that failed, for the one line logged when the fault is given up.
+fn failed(sh: &Shared, t: &mut Table, p: u64, thread: u32, what: &str) {
     if sh.mem.events && sh.mem.uffd.busy.peek() {
         // `EAGAIN`: the memory is changing (an event is pending, or its thread has not
         // run since it was read). Not the page's failure: the toucher retries, as the
@@ -347,7 +348,7 @@ fn failed(sh: &Shared, t: &mut Table, p: u64, thread: u32) {
                 == 0
             {
                 eprintln!(
-                    "region: a fault at page {p} failed {} times in a row: SIGBUS",
+                    "region: a fault at page {p} failed {} times in a row ({what}): SIGBUS",
                     crate::state::MAX_FAULT_RETRIES
                 );
             }
@@ -378,7 +379,7 @@ fn write_fault(sh: &Shared, p: u64, thread: u32) {
                 if t.write_fault(&sh.mem, p) {
                     bump(&sh.book.counters.wp_faults, 1);
                 } else {
-                    failed(sh, &mut t, p, thread);
+                    failed(sh, &mut t, p, thread, "lifting write-protection");
                 }
                 return;
             }
@@ -481,7 +482,7 @@ fn until_absent_with_room(
                 if t.map_back(&sh.mem, p) {
                     bump(&sh.book.counters.hint_faults, 1);
                 } else {
-                    failed(sh, t, p, thread);
+                    failed(sh, t, p, thread, "mapping it back from the inactive cache");
                 }
                 return None;
             }
@@ -538,7 +539,7 @@ fn fresh(sh: &Shared, t: &mut Table, p: u64, around: u64, thread: u32, write: bo
     };
     let mapped = t.zero_fill(&sh.mem, p, n, zeros);
     if !mapped.contains(&p) {
-        failed(sh, t, p, thread);
+        failed(sh, t, p, thread, "zero-filling");
         return None;
     }
     bump(&sh.book.counters.zero_fills, mapped.end - mapped.start);
@@ -614,7 +615,7 @@ fn read_and_install(sh: &Shared, r: &Read, buf: &mut [u8]) -> Option<u64> {
     bump(&sh.book.counters.writable_on_read, writable);
     if !mapped.contains(&p) {
         // The kernel would not map it (no memory, say): its bytes are still on swap.
-        failed(sh, &mut t, p, r.thread);
+        failed(sh, &mut t, p, r.thread, "copying it in after its read");
         return None;
     }
     if r.write {
