@@ -82,8 +82,8 @@ fn set_up(settings: Settings) -> Result<Agent, String> {
         ..SpaceConfig::default()
     };
     let store: Arc<dyn region::Store> = remote.clone();
-    let space = threads::with_signals_blocked(|| Space::new(store, cfg))
-        .map_err(|e| format!("userfaultfd: {e}"))?;
+    // The space's threads block every signal themselves (`region::tls::spawn_quiet`).
+    let space = Space::new(store, cfg).map_err(|e| format!("userfaultfd: {e}"))?;
     Ok(Agent {
         settings,
         main: Mutex::new(main),
@@ -111,15 +111,32 @@ fn scan_loop() {
     }
 }
 
-/// `/proc/self/cmdline`, its arguments joined by spaces.
+/// The most bytes of the command line a report carries: the daemon refuses a report whose
+/// command passes [`control::proto::MAX_COMMAND_LEN`], and shows about this much.
+const COMMAND_MOST: usize = 200;
+
+/// `/proc/self/cmdline`, its arguments joined by spaces, cut to [`COMMAND_MOST`] bytes.
 fn command_line() -> String {
-    let raw = std::fs::read("/proc/self/cmdline").unwrap_or_default();
+    joined(&std::fs::read("/proc/self/cmdline").unwrap_or_default())
+}
+
+/// The NUL-separated arguments of `raw` joined by spaces, cut to [`COMMAND_MOST`] bytes at
+/// a character boundary.
+fn joined(raw: &[u8]) -> String {
     let words: Vec<String> = raw
         .split(|&b| b == 0)
         .filter(|w| !w.is_empty())
         .map(|w| String::from_utf8_lossy(w).into_owned())
         .collect();
-    words.join(" ")
+    let mut line = words.join(" ");
+    if line.len() > COMMAND_MOST {
+        let mut cut = COMMAND_MOST;
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        line.truncate(cut);
+    }
+    line
 }
 
 /// Tells the daemon the program's counters. A report that fails is not retried: the next
@@ -250,5 +267,29 @@ pub extern "C" fn after_fork_child() {
         remote.close_in_child();
         std::mem::forget(remote);
         space.forget_in_child();
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_line_is_joined_and_cut_to_what_the_daemon_takes() {
+        assert_eq!(joined(b"python3\0-c\0print(1)\0"), "python3 -c print(1)");
+        // A long script, with a two-byte character across the cut.
+        let mut raw = b"python3\0-c\0".to_vec();
+        raw.extend(std::iter::repeat_n(b'x', COMMAND_MOST - 12));
+        raw.extend("ééé".as_bytes());
+        raw.extend(std::iter::repeat_n(b'y', 4000));
+        let line = joined(&raw);
+        assert!(
+            line.len() <= COMMAND_MOST && line.len() >= COMMAND_MOST - 1,
+            "{}",
+            line.len()
+        );
+        assert!(line.len() <= control::proto::MAX_COMMAND_LEN);
+        assert!(line.ends_with('é') || line.ends_with('x'));
     }
 }

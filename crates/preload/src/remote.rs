@@ -18,7 +18,7 @@ use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use control::client::{Client, ClientError};
 use control::proto::{GetStatus, MAX_PAGES, PutStatus};
@@ -48,8 +48,6 @@ pub struct Remote {
     object: u64,
     idle: Mutex<Vec<Client>>,
     puts: Sender<Put>,
-    /// Requests that failed for want of a daemon (connect or a broken connection).
-    pub lost_calls: AtomicU64,
     /// The descriptors of the open connections (0: free slot), for a fork child to close
     /// its copies of them; lock-free, since the child cannot take a lock a thread of the
     /// parent held.
@@ -65,7 +63,6 @@ impl Remote {
             object,
             idle: Mutex::new(Vec::new()),
             puts: tx,
-            lost_calls: AtomicU64::new(0),
             fds: [const { AtomicI32::new(0) }; MOST_CONNECTIONS],
         });
         for i in 0..WRITERS {
@@ -91,17 +88,9 @@ impl Remote {
                 done => return done,
             }
         }
-        let c = Client::connect(&self.socket).inspect_err(|_| {
-            self.lost_calls.fetch_add(1, Ordering::Relaxed);
-        })?;
+        let c = Client::connect(&self.socket)?;
         self.note_fd(c.as_raw_fd(), true);
-        let r = self.call_on(c, &f);
-        if r.as_ref()
-            .is_err_and(|e| !matches!(e, ClientError::Daemon { .. }))
-        {
-            self.lost_calls.fetch_add(1, Ordering::Relaxed);
-        }
-        r
+        self.call_on(c, &f)
     }
 
     /// Runs `f` on `c`; puts `c` back in the pool unless it failed.

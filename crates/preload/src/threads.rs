@@ -74,34 +74,14 @@ pub fn forget_stacks() {
     }
 }
 
-/// Runs `f` with every signal blocked on the calling thread, then restores its mask; a
-/// thread started inside inherits the blocked mask.
-pub fn with_signals_blocked<T>(f: impl FnOnce() -> T) -> T {
-    // SAFETY: sigset_t is plain data; sigfillset and pthread_sigmask only write the sets
-    // given, which live on this stack.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-        let r = f();
-        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-        r
-    }
-}
-
 /// Starts a library thread named `name` running `f`: signals blocked, stack noted.
 pub fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
-    with_signals_blocked(|| {
-        std::thread::Builder::new()
-            .name(name.to_owned())
-            .spawn(move || {
-                note_stack();
-                note_dtv();
-                f()
-            })
-            .map(drop)
+    region::tls::spawn_quiet(name.to_owned(), move || {
+        note_stack();
+        note_dtv();
+        f()
     })
+    .map(drop)
 }
 
 #[cfg(test)]

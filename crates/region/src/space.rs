@@ -18,6 +18,7 @@ use crate::segments::Segment;
 use crate::shared::{self, Shared};
 use crate::stats::{RegionStats, bump};
 use crate::store::Store;
+use crate::tls::spawn_quiet;
 use crate::{MAX_PAGES, MAX_PREFETCH, MAX_READ_AROUND, evict, prefetch};
 use crate::{RegionMonitor, cache, fault, mapping, state, streams, uffd};
 
@@ -89,26 +90,6 @@ fn stop_eventfd() -> Result<OwnedFd, RegionError> {
     }
     // SAFETY: a fresh descriptor nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(efd) })
-}
-
-/// Starts a thread with every signal blocked (the caller's mask is put back after): a
-/// signal of the program must never be delivered to one of ours, whose code it does not
-/// know about. Faults the kernel raises synchronously (a bad access) still come through.
-fn spawn_quiet(
-    name: String,
-    body: impl FnOnce() + Send + 'static,
-) -> std::io::Result<JoinHandle<()>> {
-    // SAFETY: sigset_t is plain data, filled by sigfillset before use; pthread_sigmask
-    // reads `all` and writes the old mask into `old`, which outlives the calls.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-        let h = std::thread::Builder::new().name(name).spawn(body);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-        h
-    }
 }
 
 impl Space {

@@ -10,6 +10,8 @@
 //! pointer (`%fs` base) points at the TCB, whose second word is the DTV pointer; the DTV
 //! was `calloc(len + 2, 16)` and the pointer is to its second entry, the first holding
 //! `len`. Only x86_64 is read; elsewhere nothing is noted (documented as a limit).
+//!
+//! Also here: [`spawn_quiet`], how a space's threads (and the preload's) start.
 
 /// The page-rounded address range `(start, end)` of the calling thread's DTV allocation,
 /// when it can be read here.
@@ -39,6 +41,27 @@ pub fn thread_dtv_range() -> Option<(u64, u64)> {
     #[cfg(not(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu")))]
     {
         None
+    }
+}
+
+/// Starts a thread with every signal blocked (the caller's mask is put back after): a
+/// signal of the program must never be delivered to one of ours, whose code it does not
+/// know about. Faults the kernel raises synchronously (a bad access) still come through.
+/// The space's threads start this way, and so do the preload's own.
+pub fn spawn_quiet(
+    name: String,
+    body: impl FnOnce() + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    // SAFETY: sigset_t is plain data, filled by sigfillset before use; pthread_sigmask
+    // reads `all` and writes the old mask into `old`, which outlives the calls.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        let h = std::thread::Builder::new().name(name).spawn(body);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        h
     }
 }
 

@@ -2,9 +2,9 @@
 //! madvises and reads into paged-out buffers from several threads; python3 building and
 //! hashing a large structure; `sort -S` of a generated file. Each runs bare and under
 //! `swapctl run` with `--limit` a quarter of its bare peak RSS, through a real daemon on
-//! loop devices (files where loop devices are unavailable), and must print exactly the
-//! same; the daemon's counters show its pages really went to swap and came back, and no
-//! object is left once it exits or is killed.
+//! loop devices (files where loop devices are unavailable), on both engines of the daemon,
+//! and must print exactly the same; the daemon's counters show its pages really went to
+//! swap and came back, and no object is left once it exits or is killed.
 //!
 //! The tests skip, with one line, where the program or a C compiler is missing.
 
@@ -21,6 +21,8 @@ use common::{BIN, Daemon, Devices};
 use control::client::Client;
 
 const MIB: u64 = 1 << 20;
+/// The daemon's engines: every program runs on both (one hides deadlocks the other shows).
+const ENGINES: [&str; 2] = ["threads", "io_uring"];
 
 /// The preload library cargo built for this test run (a dev-dependency: the cdylib lands
 /// beside the test binary, in `deps/`).
@@ -229,7 +231,7 @@ fn the_c_program_forks_remaps_madvises_and_reads_the_same_on_both_engines() {
         return;
     };
     let bin = bin.to_str().unwrap();
-    for engine in ["threads", "io_uring"] {
+    for engine in ENGINES {
         same_under_run(engine, &[bin, "128", "4"], 16 * 1024, dir.path());
     }
 }
@@ -241,12 +243,14 @@ fn python_builds_and_hashes_a_large_structure_the_same() {
     }
     let dir = tempfile::tempdir().unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hashbuild.py");
-    same_under_run(
-        "io_uring",
-        &["python3", script.to_str().unwrap(), "1024"],
-        128 * 1024,
-        dir.path(),
-    );
+    for engine in ENGINES {
+        same_under_run(
+            engine,
+            &["python3", script.to_str().unwrap(), "1024"],
+            128 * 1024,
+            dir.path(),
+        );
+    }
 }
 
 #[test]
@@ -267,7 +271,9 @@ fn sort_sorts_a_generated_file_the_same() {
     let input = input.to_str().unwrap();
     // Every run has LC_ALL=C: the same order whatever the machine's locale.
     let sort = ["sort", "-S", "512M", "-o", "{out}", input];
-    same_under_run("threads", &sort, 1024, dir.path());
+    for engine in ENGINES {
+        same_under_run(engine, &sort, 1024, dir.path());
+    }
 }
 
 #[test]
@@ -275,7 +281,13 @@ fn a_killed_program_leaves_no_object_behind() {
     if !have("python3") {
         return;
     }
-    let (_devs, d) = daemon("io_uring", 256);
+    for engine in ENGINES {
+        killed_on(engine);
+    }
+}
+
+fn killed_on(engine: &str) {
+    let (_devs, d) = daemon(engine, 256);
     // 200 MiB touched under a 32 MiB limit, then it waits to be killed.
     let code = "b = bytearray(200 << 20)\n\
                 for i in range(0, len(b), 4096): b[i] = 1\n\
@@ -305,7 +317,13 @@ fn a_program_idle_past_the_daemons_idle_timeout_reads_its_pages_back() {
     }
     // The daemon closes connections idle for a second; the program's pages are on swap
     // while it sleeps three, then read back through connections the daemon closed.
-    let (_devs, d) = daemon_with("threads", 256, "[limits]\nidle_timeout_ms = 1000\n");
+    for engine in ENGINES {
+        idle_on(engine);
+    }
+}
+
+fn idle_on(engine: &str) {
+    let (_devs, d) = daemon_with(engine, 256, "[limits]\nidle_timeout_ms = 1000\n");
     let code = "import hashlib, time\n\
                 b = bytearray(64 << 20)\n\
                 for i in range(0, len(b), 4096): b[i:i + 8] = i.to_bytes(8, 'little')\n\
